@@ -1,0 +1,159 @@
+#!/usr/bin/env node
+// sluice's command line: argv -> config -> command. The only file that touches process.* (argv, env,
+// signals, exit codes, stdout/stderr).
+
+import { parseArgs } from 'node:util';
+import type { Command, OptionSpecs, OptionValues } from './commands/command.js';
+import { doctorCommand } from './commands/doctor.js';
+import { migrateCommand } from './commands/migrate.js';
+import { servicesCommand } from './commands/services.js';
+import { defaults } from './core/config.js';
+import { loadConfig, type ConfigFlags } from './core/config-load.js';
+import { validateConfig } from './core/config-validate.js';
+import { ConfigError, DatabaseError, KafkaError, MigrationError, SluiceError, UsageError } from './core/errors.js';
+import { createLogger } from './core/logger.js';
+import { Shutdown } from './core/shutdown.js';
+
+const COMMANDS: Command[] = [servicesCommand, migrateCommand, doctorCommand];
+
+/** Commands that do not read sluice's configuration (they must work while it is broken). */
+const CONFIG_FREE = new Set(['services']);
+
+const GLOBAL_OPTIONS: OptionSpecs = {
+  config: { type: 'string', short: 'c' },
+  'database-url': { type: 'string' },
+  brokers: { type: 'string' },
+  'log-level': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+const GLOBAL_HELP: Record<string, string> = {
+  config: 'config file (default: sluice.config.ts; env SLUICE_CONFIG)',
+  'database-url': 'overrides DATABASE_URL',
+  brokers: 'Kafka brokers host:port,... (overrides SLUICE_KAFKA_BROKERS)',
+  'log-level': 'fatal|error|warn|info|debug|trace|silent (overrides SLUICE_LOG_LEVEL)',
+  help: 'show help',
+};
+
+export const EXIT = { ok: 0, failed: 1, usage: 2, unavailable: 3, migrations: 4, interrupted: 130 } as const;
+
+function optionLines(specs: OptionSpecs, help: Record<string, string>): string[] {
+  return Object.entries(specs).map(([name, spec]) => {
+    const flag = `${spec.short === undefined ? '    ' : `-${spec.short}, `}--${name}${spec.type === 'string' ? ' <value>' : ''}`;
+    return `  ${flag.padEnd(30)} ${help[name] ?? ''}`;
+  });
+}
+
+function mainHelp(): string {
+  return [
+    'sluice: get a large, failure-prone batch job done fast and completely.',
+    '',
+    'Usage: sluice <command> [options]       (npm run <command> -- [options])',
+    '',
+    'Commands:',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`),
+    '',
+    'Global options:',
+    ...optionLines(GLOBAL_OPTIONS, GLOBAL_HELP),
+    '',
+    "Run 'sluice <command> --help' for a command's options.",
+  ].join('\n');
+}
+
+function commandHelp(c: Command): string {
+  return [
+    `Usage: sluice ${c.name} ${c.usage}`.trimEnd(),
+    '',
+    c.summary,
+    ...(c.details === undefined ? [] : ['', ...c.details.map((d) => `  ${d}`)]),
+    ...(Object.keys(c.options).length === 0 ? [] : ['', 'Options:', ...optionLines(c.options, c.optionHelp)]),
+    '',
+    'Global options:',
+    ...optionLines(GLOBAL_OPTIONS, GLOBAL_HELP),
+  ].join('\n');
+}
+
+function exitCodeFor(err: SluiceError): number {
+  if (err instanceof UsageError || err instanceof ConfigError || err.code === 'UNKNOWN_PIPELINE') return EXIT.usage;
+  if (err instanceof MigrationError) return EXIT.migrations;
+  if (err instanceof DatabaseError || err instanceof KafkaError) return EXIT.unavailable;
+  return EXIT.failed;
+}
+
+function parse(c: Command, argv: string[]): { values: OptionValues; positionals: string[] } {
+  try {
+    const r = parseArgs({ args: argv, options: { ...GLOBAL_OPTIONS, ...c.options }, allowPositionals: true, strict: true });
+    return { values: r.values as OptionValues, positionals: r.positionals };
+  } catch (err) {
+    const msg = err instanceof Error ? err.message.split('\n')[0] ?? '' : String(err);
+    throw new UsageError(msg.replace(/^Unknown option/, 'unknown option'), `see: sluice ${c.name} --help`);
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(`${mainHelp()}\n`);
+    return name === undefined ? EXIT.usage : EXIT.ok;
+  }
+  const command = COMMANDS.find((c) => c.name === name);
+  if (command === undefined) {
+    throw new UsageError(`unknown command '${name}' (commands: ${COMMANDS.map((c) => c.name).join(', ')})`, 'see: sluice --help');
+  }
+  const { values, positionals } = parse(command, rest);
+  if (values.help === true) {
+    process.stdout.write(`${commandHelp(command)}\n`);
+    return EXIT.ok;
+  }
+  const flags: ConfigFlags = {
+    config: values.config as string | undefined,
+    databaseUrl: values['database-url'] as string | undefined,
+    brokers: values.brokers as string | undefined,
+    logLevel: values['log-level'] as string | undefined,
+  };
+  const { config, file } = CONFIG_FREE.has(command.name)
+    ? { config: validateConfig(structuredClone(defaults)), file: null }
+    : await loadConfig({ cwd: process.cwd(), env: process.env, flags });
+  const log = createLogger({ ...config.log, isTTY: process.stderr.isTTY === true });
+  const shutdown = new Shutdown();
+  const onSignal = (sig: NodeJS.Signals): void => {
+    const state = shutdown.requestStop(sig);
+    log.warn({ signal: sig, state }, state === 'forced' ? 'second signal: forcing stop' : 'signal received: draining');
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    return await command.run({
+      config,
+      configFile: file,
+      log: log.child({ command: command.name }),
+      out: (line) => process.stdout.write(`${line}\n`),
+      env: process.env,
+      cwd: process.cwd(),
+      shutdown,
+      values,
+      positionals,
+    });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    log.flush();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof SluiceError) {
+      const hint = err.hint === undefined ? '' : ` (${err.hint})`;
+      process.stderr.write(`sluice: ${err.message}${hint}\n`);
+      process.exitCode = exitCodeFor(err);
+    } else {
+      // A bug, not a condition we know: show the stack so it can be reported.
+      process.stderr.write(`sluice: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exitCode = EXIT.failed;
+    }
+  },
+);

@@ -1,0 +1,127 @@
+// Builds the configuration from its layers: defaults < config file < environment < CLI flags.
+// Nothing here reads process.* directly: cli.ts passes the environment, the working directory and flags.
+
+import { existsSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { DEFAULT_CONFIG_FILE, defaults, mergeLayers, type SluiceConfig } from './config.js';
+import { validateConfig } from './config-validate.js';
+import { ConfigError } from './errors.js';
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** Settings that CLI flags may override (each command declares which flags it accepts). */
+export interface ConfigFlags {
+  config?: string;
+  databaseUrl?: string;
+  brokers?: string;
+  clientId?: string;
+  logLevel?: string;
+  spoolDir?: string;
+}
+
+export interface LoadedConfig {
+  config: SluiceConfig;
+  /** Absolute path of the config file used, or null when none was found at the default path. */
+  file: string | null;
+}
+
+type EnvParser = (raw: string, name: string) => unknown;
+
+const text: EnvParser = (raw) => raw;
+const list: EnvParser = (raw) => raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+const int: EnvParser = (raw, name) => {
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError([`${name}: must be a whole number, got ${JSON.stringify(raw)}`], 'environment');
+  return Number(raw);
+};
+const bool: EnvParser = (raw, name) => {
+  const v = raw.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off', ''].includes(v)) return false;
+  throw new ConfigError([`${name}: must be true or false, got ${JSON.stringify(raw)}`], 'environment');
+};
+
+/** Environment variable -> config path. Documented in the README's configuration table. */
+export const ENV_VARS: ReadonlyArray<readonly [string, string, EnvParser]> = [
+  ['DATABASE_URL', 'database.url', text],
+  ['SLUICE_DB_POOL_SIZE', 'database.poolSize', int],
+  ['SLUICE_DB_CONNECT_TIMEOUT_MS', 'database.connectTimeoutMs', int],
+  ['SLUICE_KAFKA_BROKERS', 'kafka.brokers', list],
+  ['SLUICE_KAFKA_CLIENT_ID', 'kafka.clientId', text],
+  ['SLUICE_KAFKA_SSL', 'kafka.ssl', bool],
+  ['SLUICE_KAFKA_SASL_MECHANISM', 'kafka.sasl.mechanism', text],
+  ['SLUICE_KAFKA_SASL_USERNAME', 'kafka.sasl.username', text],
+  ['SLUICE_KAFKA_SASL_PASSWORD', 'kafka.sasl.password', text],
+  ['SLUICE_KAFKA_CONNECTION_TIMEOUT_MS', 'kafka.connectionTimeoutMs', int],
+  ['SLUICE_LOG_LEVEL', 'log.level', text],
+  ['SLUICE_LOG_PRETTY', 'log.pretty', bool],
+  ['SLUICE_SPOOL_DIR', 'spool.dir', text],
+];
+
+function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
+  const keys = path.split('.');
+  let node = target;
+  for (const k of keys.slice(0, -1)) {
+    node[k] ??= {};
+    node = node[k] as Record<string, unknown>;
+  }
+  node[keys[keys.length - 1] as string] = value;
+}
+
+export function envLayer(env: Env): Record<string, unknown> {
+  const layer: Record<string, unknown> = {};
+  for (const [name, path, parse] of ENV_VARS) {
+    const raw = env[name];
+    if (raw !== undefined && raw !== '') setPath(layer, path, parse(raw, name));
+  }
+  return layer;
+}
+
+export function flagsLayer(flags: ConfigFlags): Record<string, unknown> {
+  const layer: Record<string, unknown> = {};
+  if (flags.databaseUrl !== undefined) setPath(layer, 'database.url', flags.databaseUrl);
+  if (flags.brokers !== undefined) setPath(layer, 'kafka.brokers', list(flags.brokers, '--brokers'));
+  if (flags.clientId !== undefined) setPath(layer, 'kafka.clientId', flags.clientId);
+  if (flags.logLevel !== undefined) setPath(layer, 'log.level', flags.logLevel);
+  if (flags.spoolDir !== undefined) setPath(layer, 'spool.dir', flags.spoolDir);
+  return layer;
+}
+
+async function importConfigFile(file: string): Promise<unknown> {
+  let mod: { default?: unknown };
+  try {
+    mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
+  } catch (err) {
+    const msg = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    throw new ConfigError([`cannot load ${file}: ${msg}`]);
+  }
+  const value = mod.default;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ConfigError([`${file} must \`export default defineConfig({ ... })\``]);
+  }
+  return value;
+}
+
+/**
+ * Loads and validates the configuration. An explicit --config / SLUICE_CONFIG that does not exist is an
+ * error; a missing default sluice.config.ts is not (database and Kafka settings can come from env and flags).
+ */
+export async function loadConfig(opts: { cwd: string; env: Env; flags?: ConfigFlags }): Promise<LoadedConfig> {
+  const flags = opts.flags ?? {};
+  const explicit = flags.config ?? (opts.env.SLUICE_CONFIG || undefined);
+  const candidate = resolve(opts.cwd, explicit ?? DEFAULT_CONFIG_FILE);
+  let file: string | null = null;
+  let fileLayer: unknown = {};
+  if (existsSync(candidate)) {
+    file = candidate;
+    fileLayer = await importConfigFile(candidate);
+  } else if (explicit !== undefined) {
+    const shown = isAbsolute(explicit) ? explicit : `${explicit} (in ${opts.cwd})`;
+    throw new ConfigError([`config file not found: ${shown}`]);
+  }
+  const merged = [fileLayer, envLayer(opts.env), flagsLayer(flags)].reduce<unknown>(
+    (acc, layer) => mergeLayers(acc, layer),
+    structuredClone(defaults),
+  );
+  return { config: validateConfig(merged, file ?? undefined), file };
+}

@@ -1,0 +1,161 @@
+// Sluice's configuration: one defaults object, then layers that override it in this order:
+//   defaults < config file (sluice.config.ts) < environment < CLI flags.
+// The merged result is validated once, at start-up (config-validate.ts); everything after that may trust it.
+
+import type { LevelWithSilent } from 'pino';
+
+export type LogLevel = LevelWithSilent;
+
+export interface DatabaseConfig {
+  /** mysql://user:password@host:port/database. @defaultValue mysql://root@127.0.0.1:3306/sluice */
+  url: string;
+  /** Connections per process for the hot paths (mysql2). @defaultValue 10 */
+  poolSize: number;
+  /** Give up connecting after this long, so a dead server is reported in seconds. @defaultValue 3000 */
+  connectTimeoutMs: number;
+}
+
+export interface KafkaSaslConfig {
+  mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512';
+  username: string;
+  password: string;
+}
+
+export interface KafkaTlsConfig {
+  ca?: string;
+  cert?: string;
+  key?: string;
+  rejectUnauthorized?: boolean;
+}
+
+export interface KafkaConfig {
+  /** host:port of one or more brokers. @defaultValue ['127.0.0.1:9092'] */
+  brokers: string[];
+  /** @defaultValue 'sluice' */
+  clientId: string;
+  /** true, or TLS options (PEM strings). @defaultValue false */
+  ssl: boolean | KafkaTlsConfig;
+  sasl?: KafkaSaslConfig;
+  /** @defaultValue 3000 */
+  connectionTimeoutMs: number;
+  /** @defaultValue 30000 */
+  requestTimeoutMs: number;
+}
+
+export interface LogConfig {
+  /** @defaultValue 'info' */
+  level: LogLevel;
+  /** Human-readable lines instead of JSON; 'auto' means when stderr is a terminal. @defaultValue 'auto' */
+  pretty: boolean | 'auto';
+}
+
+export interface SourceConfig {
+  /** The table holding one row per task (`table` or `database.table`). */
+  table: string;
+  /** Its unique key column: integers or strings of at most 512 characters. */
+  key: string;
+  /** Columns copied into each task's payload. */
+  columns: string[];
+}
+
+/**
+ * One stage of a pipeline. The worker issue gives stage functions typed inputs and outputs; here the
+ * configuration only needs their names and limits to validate them.
+ */
+export interface StageConfig {
+  name: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- stage signatures are typed by definePipeline
+  run: (input: any, ctx: any) => unknown;
+  /** Calls in flight at once in one worker process. @defaultValue 8 */
+  concurrency?: number;
+  /** Calls started per second, at most. @defaultValue unlimited */
+  ratePerSecond?: number;
+  /** @defaultValue 60000 */
+  timeoutMs?: number;
+  retry?: { maxAttempts?: number; initialDelayMs?: number; maxDelayMs?: number };
+}
+
+export interface PipelineConfig {
+  /** @defaultValue `sluice.<pipeline name>` */
+  topic: string;
+  /** Used when sluice creates the topic. @defaultValue 6 */
+  partitions: number;
+  source: SourceConfig;
+  stages: StageConfig[];
+}
+
+export interface SpoolConfig {
+  /** Each pipeline spools into `<dir>/<pipeline>`. @defaultValue './spool' */
+  dir: string;
+}
+
+export interface SluiceConfig {
+  database: DatabaseConfig;
+  kafka: KafkaConfig;
+  log: LogConfig;
+  spool: SpoolConfig;
+  pipelines: Record<string, PipelineConfig>;
+}
+
+type DeepPartial<T> = T extends (...args: never[]) => unknown
+  ? T
+  : T extends readonly (infer U)[]
+    ? U[]
+    : T extends object
+      ? { [K in keyof T]?: DeepPartial<T[K]> }
+      : T;
+
+export type PipelineInput = Omit<PipelineConfig, 'topic' | 'partitions' | 'stages'> & {
+  topic?: string;
+  partitions?: number;
+  stages?: StageConfig[];
+};
+
+/** What a config file (or a test) provides: any subset of the settings. */
+export type SluiceConfigInput = DeepPartial<Omit<SluiceConfig, 'pipelines'>> & {
+  pipelines?: Record<string, PipelineInput>;
+};
+
+/** Identity function that gives sluice.config.ts its types. */
+export function defineConfig(config: SluiceConfigInput): SluiceConfigInput {
+  return config;
+}
+
+export const defaults = {
+  database: {
+    url: 'mysql://root@127.0.0.1:3306/sluice',
+    poolSize: 10,
+    connectTimeoutMs: 3000,
+  },
+  kafka: {
+    brokers: ['127.0.0.1:9092'],
+    clientId: 'sluice',
+    ssl: false,
+    connectionTimeoutMs: 3000,
+    requestTimeoutMs: 30000,
+  },
+  log: { level: 'info', pretty: 'auto' },
+  spool: { dir: './spool' },
+  pipelines: {},
+} satisfies SluiceConfig;
+
+export const pipelineDefaults = {
+  partitions: 6,
+} satisfies Partial<PipelineConfig>;
+
+export const DEFAULT_CONFIG_FILE = 'sluice.config.ts';
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
+}
+
+/** Deep merge of plain objects; arrays, functions and scalars from `over` replace; `undefined` is skipped. */
+export function mergeLayers(base: unknown, over: unknown): unknown {
+  if (over === undefined) return base;
+  if (!isPlainObject(base) || !isPlainObject(over)) return over;
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    out[k] = mergeLayers(base[k], v);
+  }
+  return out;
+}

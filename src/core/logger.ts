@@ -1,0 +1,64 @@
+// Logging: one root pino logger, made in cli.ts; every component takes a `child({ stage })` of it.
+// Messages are fixed strings with fields beside them (grep-able), errors go under `err`, and anything that
+// could hold a secret is redacted. Logs go to stderr so stdout stays clean for command output (--json).
+
+import { pino, type Logger } from 'pino';
+import type { LogConfig } from './config.js';
+
+export type { Logger };
+
+const REDACT = [
+  'password',
+  '*.password',
+  '*.*.password',
+  'sasl',
+  '*.sasl',
+  'url',
+  '*.url',
+  'databaseUrl',
+  '*.databaseUrl',
+  'authorization',
+  '*.authorization',
+];
+
+export interface LoggerOptions extends LogConfig {
+  /** Whether stderr is a terminal (decides 'auto' pretty printing). */
+  isTTY: boolean;
+}
+
+export function createLogger(opts: LoggerOptions): Logger {
+  const pretty = opts.pretty === 'auto' ? opts.isTTY : opts.pretty;
+  const base = {
+    level: opts.level,
+    base: { pid: process.pid },
+    redact: { paths: REDACT, censor: '[redacted]' },
+    serializers: { err: pino.stdSerializers.err },
+  };
+  if (pretty) {
+    return pino({
+      ...base,
+      transport: {
+        target: 'pino-pretty',
+        options: { destination: 2, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' },
+      },
+    });
+  }
+  // Synchronous writes: a CLI that exits right after an error must not lose its last line.
+  return pino(base, pino.destination({ fd: 2, sync: true }));
+}
+
+/** A logger that drops everything (tests, library use without a logger). */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}
+
+/** mysql://user:secret@host/db -> mysql://user:***@host/db, for messages that must name a server. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== '') u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}

@@ -1,0 +1,33 @@
+// sluice's public API: configuration helpers, errors, and the building blocks behind the CLI.
+export { defineConfig, defaults } from './core/config.js';
+export type {
+  DatabaseConfig,
+  KafkaConfig,
+  LogConfig,
+  PipelineConfig,
+  PipelineInput,
+  SluiceConfig,
+  SluiceConfigInput,
+  SourceConfig,
+  StageConfig,
+} from './core/config.js';
+export { loadConfig, type ConfigFlags, type Env } from './core/config-load.js';
+export { validateConfig } from './core/config-validate.js';
+export {
+  ConfigError,
+  DatabaseError,
+  KafkaError,
+  MigrationError,
+  NonRetriableError,
+  SluiceError,
+  UnknownPipelineError,
+  coerceError,
+  isBug,
+  isRetriable,
+} from './core/errors.js';
+export { createLogger, silentLogger, type Logger } from './core/logger.js';
+export { Shutdown, type ShutdownState } from './core/shutdown.js';
+export { migrate, migrationState, assertMigrated, readMigrations } from './db/migrate.js';
+export { openPool } from './db/pool.js';
+export { createPrisma } from './db/prisma.js';
+export { checkKafka, createKafka } from './kafka/client.js';
