@@ -86,7 +86,8 @@ function parse(c: Command, argv: string[]): { values: OptionValues; positionals:
     return { values: r.values as OptionValues, positionals: r.positionals };
   } catch (err) {
     const msg = err instanceof Error ? err.message.split('\n')[0] ?? '' : String(err);
-    throw new UsageError(msg.replace(/^Unknown option/, 'unknown option'), `see: sluice ${c.name} --help`);
+    const short = msg.replace(/^Unknown option/, 'unknown option').replace(/\. To specify a positional.*$/, '');
+    throw new UsageError(short, `see: sluice ${c.name} --help`);
   }
 }
 
@@ -147,7 +148,7 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     if (err instanceof SluiceError) {
-      const hint = err.hint === undefined ? '' : ` (${err.hint})`;
+      const hint = err.hint === undefined ? '' : ` — ${err.hint}`;
       process.stderr.write(`sluice: ${err.message}${hint}\n`);
       process.exitCode = exitCodeFor(err);
     } else {

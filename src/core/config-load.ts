@@ -123,5 +123,5 @@ export async function loadConfig(opts: { cwd: string; env: Env; flags?: ConfigFl
     (acc, layer) => mergeLayers(acc, layer),
     structuredClone(defaults),
   );
-  return { config: validateConfig(merged, file ?? undefined), file };
+  return { config: validateConfig(merged), file };
 }

@@ -49,7 +49,7 @@ export function toDatabaseError(err: unknown, c: ConnectionOptions, timeoutMs: n
     case 'ECONNREFUSED':
       return new DatabaseError('DB_UNREACHABLE', `database unreachable at ${at} (connection refused)`, {
         retriable: true,
-        hint: 'start it with: npm run services (or check the host and port in DATABASE_URL)',
+        hint: 'start it with: npm run services, or check the host and port in DATABASE_URL',
         cause: err,
       });
     case 'ETIMEDOUT':
@@ -81,7 +81,7 @@ export function toDatabaseError(err: unknown, c: ConnectionOptions, timeoutMs: n
       });
     case 'ER_BAD_DB_ERROR':
       return new DatabaseError('DB_MISSING', `database '${c.database}' does not exist at ${at}`, {
-        hint: 'run: npm run db:migrate (it creates the database)',
+        hint: 'run: npm run db:migrate, which creates it',
         cause: err,
       });
     case 'PROTOCOL_CONNECTION_LOST':

@@ -44,13 +44,13 @@ function describeKafkaFailure(err: unknown, brokers: string): KafkaError {
   const msg = err instanceof Error ? err.message : String(err);
   if (name === 'KafkaJSSASLAuthenticationError' || /SASL/i.test(msg)) {
     return new KafkaError('KAFKA_AUTH', `Kafka at ${brokers} rejected the SASL credentials`, {
-      hint: 'check SLUICE_KAFKA_SASL_USERNAME / SLUICE_KAFKA_SASL_PASSWORD (or kafka.sasl in sluice.config.ts)',
+      hint: 'check SLUICE_KAFKA_SASL_USERNAME and SLUICE_KAFKA_SASL_PASSWORD, or kafka.sasl in sluice.config.ts',
       cause: err,
     });
   }
   return new KafkaError('KAFKA_UNREACHABLE', `Kafka unreachable at ${brokers}`, {
     retriable: true,
-    hint: 'start it with: npm run services (or check SLUICE_KAFKA_BROKERS)',
+    hint: 'start it with: npm run services, or check SLUICE_KAFKA_BROKERS',
     cause: err,
   });
 }
