@@ -1,12 +1,10 @@
 #!/usr/bin/env node
 // Entry point for `npx sluice` / an installed bin: runs the TypeScript CLI through tsx.
 import { spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const require = createRequire(import.meta.url);
 const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli.ts');
-const tsx = require.resolve('tsx');
+const tsx = import.meta.resolve('tsx');
 const r = spawnSync(process.execPath, ['--import', tsx, cli, ...process.argv.slice(2)], { stdio: 'inherit' });
 process.exit(r.status ?? 1);
