@@ -96,7 +96,7 @@ describe('schema.prisma and the migrations', () => {
   after(async () => dropDatabase?.());
 
   before(async () => {
-    const url = await testDatabase({ after: (fn) => (dropDatabase = fn) });
+    const url = await testDatabase({ after: (fn: () => Promise<void>) => (dropDatabase = fn) });
     await migrate(dbConfig(url), silentLogger());
     const conn = await mysql.createConnection(url);
     try {

@@ -2,7 +2,7 @@
 // Messages are fixed strings with fields beside them (grep-able), errors go under `err`, and anything that
 // could hold a secret is redacted. Logs go to stderr so stdout stays clean for command output (--json).
 
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 import type { LogConfig } from './config.js';
 
 export type { Logger };
@@ -24,6 +24,8 @@ const REDACT = [
 export interface LoggerOptions extends LogConfig {
   /** Whether stderr is a terminal (decides 'auto' pretty printing). */
   isTTY: boolean;
+  /** Where JSON lines go instead of stderr (tests). */
+  destination?: DestinationStream;
 }
 
 export function createLogger(opts: LoggerOptions): Logger {
@@ -34,6 +36,7 @@ export function createLogger(opts: LoggerOptions): Logger {
     redact: { paths: REDACT, censor: '[redacted]' },
     serializers: { err: pino.stdSerializers.err },
   };
+  if (opts.destination !== undefined) return pino(base, opts.destination);
   if (pretty) {
     return pino({
       ...base,

@@ -1,0 +1,53 @@
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { describe, it } from 'node:test';
+import { coerceError, isRetriable, NonRetriableError, SluiceError } from '../src/core/errors.js';
+import { createLogger, redactUrl } from '../src/core/logger.js';
+import { Shutdown } from '../src/core/shutdown.js';
+
+describe('logging', () => {
+  it('redacts passwords, URLs and SASL settings wherever they appear in fields', () => {
+    const lines: string[] = [];
+    const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) });
+    const log = createLogger({ level: 'info', pretty: false, isTTY: false, destination: sink });
+    log.info({ password: 'p1', url: 'mysql://u:p2@h/db', kafka: { sasl: { mechanism: 'plain', username: 'u', password: 'p3' } }, database: { url: 'mysql://u:p4@h/db' } }, 'connecting');
+    const out = lines.join('');
+    for (const secret of ['p1', 'p2', 'p3', 'p4']) assert.doesNotMatch(out, new RegExp(secret));
+    assert.match(out, /"msg":"connecting"/);
+    assert.match(out, /\[redacted\]/);
+  });
+
+  it('redactUrl keeps the server visible and hides the password', () => {
+    assert.equal(redactUrl('mysql://root:hunter2@db.example:3306/sluice'), 'mysql://root:***@db.example:3306/sluice');
+    assert.equal(redactUrl('mysql://root@db:3306/sluice'), 'mysql://root@db:3306/sluice');
+  });
+});
+
+describe('errors', () => {
+  it('never retries a bug, retries what says so, and retries unknown errors', () => {
+    assert.equal(isRetriable(new TypeError('x is undefined')), false);
+    assert.equal(isRetriable(new NonRetriableError('bad input')), false);
+    assert.equal(isRetriable(new SluiceError('X', 'flaky', { retriable: true })), true);
+    assert.equal(isRetriable(Object.assign(new Error('kafkajs'), { retriable: false })), false);
+    assert.equal(isRetriable(new Error('connection reset by peer')), true);
+  });
+
+  it('coerces anything thrown into an Error', () => {
+    assert.equal(coerceError('boom').message, 'boom');
+    assert.match(coerceError({ a: 1 }).message, /\{"a":1\}/);
+    assert.match(coerceError(undefined).message, /non-error thrown/);
+  });
+});
+
+describe('shutdown', () => {
+  it('drains on the first request and forces on the second', () => {
+    const s = new Shutdown();
+    assert.equal(s.state, 'running');
+    assert.equal(s.requestStop('SIGINT'), 'draining');
+    assert.equal(s.stopping.aborted, true);
+    assert.equal(s.signal.aborted, false, 'handlers keep running while draining');
+    assert.equal(s.requestStop('SIGINT'), 'forced');
+    assert.equal(s.signal.aborted, true);
+    assert.equal(s.reason, 'SIGINT');
+  });
+});
