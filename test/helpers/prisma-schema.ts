@@ -24,7 +24,7 @@ export interface ExpectedTable {
   indexes: ExpectedIndex[];
 }
 
-const SCALARS = new Set(['String', 'Int', 'BigInt', 'Boolean', 'DateTime', 'Json', 'Float']);
+const SCALARS = new Set(['String', 'Int', 'BigInt', 'Boolean', 'DateTime', 'Json', 'Float', 'Bytes']);
 const FIELD_ATTRS = /^@(id|unique|updatedAt|default\(.*\)|map\("[^"]+"\)|db\.\w+(\([^)]*\))?)$/;
 
 function columnType(model: string, field: string, type: string, db: string | undefined): string {
@@ -50,6 +50,8 @@ function columnType(model: string, field: string, type: string, db: string | und
       return 'json';
     case 'Float':
       return 'double';
+    case 'Bytes':
+      return 'longblob';
     default:
       throw new Error(`${model}.${field}: type ${type} is not supported by the drift check`);
   }

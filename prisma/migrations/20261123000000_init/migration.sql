@@ -1,10 +1,10 @@
--- Sluice's ledger tables. Task keys use utf8mb4_bin so that keys differing only in case, accents or
--- trailing spaces stay distinct (the schema language cannot express a column collation).
+-- Sluice's ledger tables. Task keys are the UTF-8 bytes of the key (VARBINARY), so keys differing only in
+-- case, accents or trailing spaces stay distinct.
 
 -- CreateTable
 CREATE TABLE `sluice_results` (
     `pipeline` VARCHAR(64) NOT NULL,
-    `task_key` VARCHAR(512) COLLATE utf8mb4_bin NOT NULL,
+    `task_key` VARBINARY(2048) NOT NULL,
     `output` JSON NULL,
     `attempts` INTEGER NOT NULL DEFAULT 1,
     `worker_id` VARCHAR(128) NULL,
@@ -21,7 +21,7 @@ CREATE TABLE `sluice_results` (
 -- CreateTable
 CREATE TABLE `sluice_milestones` (
     `pipeline` VARCHAR(64) NOT NULL,
-    `task_key` VARCHAR(512) COLLATE utf8mb4_bin NOT NULL,
+    `task_key` VARBINARY(2048) NOT NULL,
     `stage` VARCHAR(64) NOT NULL,
     `output` JSON NULL,
     `duration_ms` INTEGER NOT NULL,
@@ -36,7 +36,7 @@ CREATE TABLE `sluice_milestones` (
 CREATE TABLE `sluice_attempts` (
     `id` BIGINT NOT NULL AUTO_INCREMENT,
     `pipeline` VARCHAR(64) NOT NULL,
-    `task_key` VARCHAR(512) COLLATE utf8mb4_bin NOT NULL,
+    `task_key` VARBINARY(2048) NOT NULL,
     `stage` VARCHAR(64) NOT NULL,
     `attempt` INTEGER NOT NULL,
     `error_class` VARCHAR(128) NOT NULL,
@@ -53,7 +53,7 @@ CREATE TABLE `sluice_attempts` (
 -- CreateTable
 CREATE TABLE `sluice_dispatches` (
     `pipeline` VARCHAR(64) NOT NULL,
-    `task_key` VARCHAR(512) COLLATE utf8mb4_bin NOT NULL,
+    `task_key` VARBINARY(2048) NOT NULL,
     `run_id` VARCHAR(36) NOT NULL,
     `topic` VARCHAR(249) NOT NULL,
     `dispatches` INTEGER NOT NULL DEFAULT 1,
@@ -67,7 +67,7 @@ CREATE TABLE `sluice_dispatches` (
 -- CreateTable
 CREATE TABLE `sluice_dead_tasks` (
     `pipeline` VARCHAR(64) NOT NULL,
-    `task_key` VARCHAR(512) COLLATE utf8mb4_bin NOT NULL,
+    `task_key` VARBINARY(2048) NOT NULL,
     `stage` VARCHAR(64) NULL,
     `error_class` VARCHAR(128) NOT NULL,
     `error_message` TEXT NOT NULL,
