@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import type { Command, OptionSpecs, OptionValues } from './commands/command.js';
 import { doctorCommand } from './commands/doctor.js';
 import { migrateCommand } from './commands/migrate.js';
+import { produceCommand } from './commands/produce.js';
 import { servicesCommand } from './commands/services.js';
 import { defaults } from './core/config.js';
 import { loadConfig, type ConfigFlags } from './core/config-load.js';
@@ -14,7 +15,7 @@ import { ConfigError, DatabaseError, KafkaError, MigrationError, SluiceError, Us
 import { createLogger } from './core/logger.js';
 import { Shutdown } from './core/shutdown.js';
 
-const COMMANDS: Command[] = [servicesCommand, migrateCommand, doctorCommand];
+const COMMANDS: Command[] = [servicesCommand, migrateCommand, doctorCommand, produceCommand];
 
 /** Commands that do not read sluice's configuration (they must work while it is broken). */
 const CONFIG_FREE = new Set(['services']);
@@ -120,6 +121,11 @@ async function main(argv: string[]): Promise<number> {
   const onSignal = (sig: NodeJS.Signals): void => {
     const state = shutdown.requestStop(sig);
     log.warn({ signal: sig, state }, state === 'forced' ? 'second signal: forcing stop' : 'signal received: draining');
+    if (state === 'forced') {
+      // Handlers got the abort; whatever still runs after a moment is abandoned. Every stage is written so
+      // that this loses nothing (offsets and dispatch records trail the work they describe).
+      setTimeout(() => process.exit(EXIT.interrupted), 1000).unref();
+    }
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -129,6 +135,7 @@ async function main(argv: string[]): Promise<number> {
       configFile: file,
       log: log.child({ command: command.name }),
       out: (line) => process.stdout.write(`${line}\n`),
+      progress: { tty: process.stderr.isTTY === true, write: (text) => process.stderr.write(text) },
       env: process.env,
       cwd: process.cwd(),
       shutdown,

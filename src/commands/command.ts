@@ -6,6 +6,7 @@ import type { SluiceConfig } from '../core/config.js';
 import type { Env } from '../core/config-load.js';
 import type { Logger } from '../core/logger.js';
 import type { Shutdown } from '../core/shutdown.js';
+import type { ProgressSink } from '../producer/progress.js';
 
 export type OptionSpecs = NonNullable<ParseArgsConfig['options']>;
 export type OptionValues = Record<string, string | boolean | string[] | boolean[] | undefined>;
@@ -16,6 +17,8 @@ export interface CommandContext {
   log: Logger;
   /** Writes one line of command output to stdout. */
   out: (line: string) => void;
+  /** Where progress bars go (stderr); `tty` says whether it is a terminal. */
+  progress: ProgressSink;
   env: Env;
   cwd: string;
   shutdown: Shutdown;

@@ -1,40 +1,13 @@
 // `sluice doctor`: checks, in the order a new user trips over them, that configuration, database,
 // migrations and Kafka are ready, and that a pipeline's source table has the configured columns.
 
-import type { RowDataPacket } from 'mysql2/promise';
-import type { PipelineConfig, SluiceConfig } from '../core/config.js';
-import { DatabaseError, UnknownPipelineError } from '../core/errors.js';
+import { getPipeline } from '../core/config.js';
 import { redactUrl } from '../core/logger.js';
 import { assertMigrated } from '../db/migrate.js';
-import { openPool, type Pool } from '../db/pool.js';
+import { openPool } from '../db/pool.js';
+import { inspectSource } from '../db/source.js';
 import { checkKafka } from '../kafka/client.js';
 import type { Command } from './command.js';
-
-export function pipelineOrThrow(config: SluiceConfig, name: string): PipelineConfig {
-  const p = config.pipelines[name];
-  if (p === undefined) throw new UnknownPipelineError(name, Object.keys(config.pipelines));
-  return p;
-}
-
-async function checkSource(pool: Pool, p: PipelineConfig): Promise<void> {
-  const [schema, table] = p.source.table.includes('.') ? p.source.table.split('.') : [null, p.source.table];
-  const [rows] = await pool.query<RowDataPacket[]>(
-    'SELECT column_name AS name FROM information_schema.columns WHERE table_schema = COALESCE(?, DATABASE()) AND table_name = ?',
-    [schema, table],
-  );
-  const have = new Set(rows.map((r) => String(r.name).toLowerCase()));
-  if (have.size === 0) {
-    throw new DatabaseError('SOURCE_MISSING', `source table '${p.source.table}' does not exist`, {
-      hint: 'check source.table in sluice.config.ts',
-    });
-  }
-  const missing = [p.source.key, ...p.source.columns].filter((c) => !have.has(c.toLowerCase()));
-  if (missing.length > 0) {
-    throw new DatabaseError('SOURCE_COLUMNS', `source table '${p.source.table}' has no column(s) ${missing.join(', ')}`, {
-      hint: 'check source.key and source.columns in sluice.config.ts',
-    });
-  }
-}
 
 export const doctorCommand: Command = {
   name: 'doctor',
@@ -44,7 +17,7 @@ export const doctorCommand: Command = {
   optionHelp: { pipeline: 'also check this pipeline: it exists and its source table has the configured columns' },
   async run({ config, configFile, log, out, values }) {
     const name = typeof values.pipeline === 'string' ? values.pipeline : undefined;
-    const pipeline = name === undefined ? undefined : pipelineOrThrow(config, name);
+    const pipeline = name === undefined ? undefined : getPipeline(config, name);
     out(`ok  config      ${configFile ?? '(no config file: defaults and environment)'}`);
     const pool = await openPool(config.database, { poolSize: 1 });
     try {
@@ -52,8 +25,8 @@ export const doctorCommand: Command = {
       await assertMigrated(pool);
       out('ok  migrations  all applied');
       if (pipeline !== undefined) {
-        await checkSource(pool, pipeline);
-        out(`ok  pipeline    ${name}: source ${pipeline.source.table}, topic ${pipeline.topic}`);
+        const src = await inspectSource(pool, pipeline.source);
+        out(`ok  pipeline    ${name}: source ${pipeline.source.table} (${src.keyKind} key ${src.key}), topic ${pipeline.topic}`);
       }
     } finally {
       await pool.end();

@@ -13,14 +13,15 @@ const TOPIC_NAME = /^[A-Za-z0-9._-]{1,249}$/;
 const BROKER = /^[^\s:/]+:\d{1,5}$/;
 
 const KNOWN_KEYS: Record<string, readonly string[]> = {
-  '': ['database', 'kafka', 'log', 'spool', 'pipelines'],
+  '': ['database', 'kafka', 'log', 'producer', 'spool', 'pipelines'],
   database: ['url', 'poolSize', 'connectTimeoutMs'],
-  kafka: ['brokers', 'clientId', 'ssl', 'sasl', 'connectionTimeoutMs', 'requestTimeoutMs'],
+  kafka: ['brokers', 'clientId', 'ssl', 'sasl', 'connectionTimeoutMs', 'requestTimeoutMs', 'retries'],
+  producer: ['batchBytes', 'flushMs', 'pageSize', 'compression', 'staleAfterMs', 'progressIntervalMs'],
   'kafka.sasl': ['mechanism', 'username', 'password'],
   log: ['level', 'pretty'],
   spool: ['dir'],
   pipeline: ['topic', 'partitions', 'source', 'stages'],
-  source: ['table', 'key', 'columns'],
+  source: ['table', 'key', 'columns', 'payload'],
   stage: ['name', 'run', 'concurrency', 'ratePerSecond', 'timeoutMs', 'retry'],
   retry: ['maxAttempts', 'initialDelayMs', 'maxDelayMs'],
 };
@@ -127,6 +128,9 @@ function checkPipeline(p: Problems, name: string, pl: unknown): PipelineConfig |
     } else {
       src.columns.forEach((c, i) => p.identifier(`${key}.source.columns[${i}]`, c));
     }
+    if (src.payload !== undefined && typeof src.payload !== 'function') {
+      p.add(`${key}.source.payload`, 'must be a function (row) => payload', src.payload);
+    }
   }
   const stages = pl.stages ?? [];
   if (!Array.isArray(stages)) {
@@ -148,7 +152,7 @@ export function validateConfig(input: unknown, source?: string): SluiceConfig {
   const p = new Problems();
   if (!p.object('(config)', input)) throw new ConfigError(p.list, source);
   p.unknownKeys('', input, '');
-  const { database, kafka, log, spool, pipelines } = input;
+  const { database, kafka, log, producer, spool, pipelines } = input;
 
   if (p.object('database', database)) {
     p.unknownKeys('database', database, 'database');
@@ -177,6 +181,18 @@ export function validateConfig(input: unknown, source?: string): SluiceConfig {
     }
     p.int('kafka.connectionTimeoutMs', kafka.connectionTimeoutMs, 100, 600_000);
     p.int('kafka.requestTimeoutMs', kafka.requestTimeoutMs, 100, 600_000);
+    p.int('kafka.retries', kafka.retries, 0, 100);
+  }
+  if (p.object('producer', producer)) {
+    p.unknownKeys('producer', producer, 'producer');
+    p.int('producer.batchBytes', producer.batchBytes, 1024, 64 * 1024 * 1024);
+    p.int('producer.flushMs', producer.flushMs, 1, 600_000);
+    p.int('producer.pageSize', producer.pageSize, 1, 1_000_000);
+    if (producer.compression !== 'none' && producer.compression !== 'gzip') {
+      p.add('producer.compression', "must be 'none' or 'gzip'", producer.compression);
+    }
+    p.int('producer.staleAfterMs', producer.staleAfterMs, 0);
+    p.int('producer.progressIntervalMs', producer.progressIntervalMs, 100);
   }
   if (p.object('log', log)) {
     p.unknownKeys('log', log, 'log');

@@ -3,6 +3,7 @@
 // The merged result is validated once, at start-up (config-validate.ts); everything after that may trust it.
 
 import type { LevelWithSilent } from 'pino';
+import { UnknownPipelineError } from './errors.js';
 
 export type LogLevel = LevelWithSilent;
 
@@ -40,6 +41,8 @@ export interface KafkaConfig {
   connectionTimeoutMs: number;
   /** @defaultValue 30000 */
   requestTimeoutMs: number;
+  /** Retries of a failed request (with backoff) before the run reports the broker as down. @defaultValue 5 */
+  retries: number;
 }
 
 export interface LogConfig {
@@ -56,6 +59,11 @@ export interface SourceConfig {
   key: string;
   /** Columns copied into each task's payload. */
   columns: string[];
+  /**
+   * Shapes a row into the task payload (default: the row's `columns`). A row for which it throws, or whose
+   * result cannot be serialised to JSON, is reported with its key and skipped.
+   */
+  payload?: (row: Record<string, unknown>) => unknown;
 }
 
 /**
@@ -84,6 +92,21 @@ export interface PipelineConfig {
   stages: StageConfig[];
 }
 
+export interface ProducerConfig {
+  /** Flush a batch to Kafka when it reaches this many bytes (capped under the topic's max.message.bytes). @defaultValue 1048576 */
+  batchBytes: number;
+  /** ...or when its first message has waited this long. @defaultValue 200 */
+  flushMs: number;
+  /** Rows per anti-join page. @defaultValue 5000 */
+  pageSize: number;
+  /** @defaultValue 'none' */
+  compression: 'none' | 'gzip';
+  /** A task dispatched longer ago than this without a result counts as lost and is published again. @defaultValue 3600000 (1 h) */
+  staleAfterMs: number;
+  /** Progress log line interval when stderr is not a terminal. @defaultValue 5000 */
+  progressIntervalMs: number;
+}
+
 export interface SpoolConfig {
   /** Each pipeline spools into `<dir>/<pipeline>`. @defaultValue './spool' */
   dir: string;
@@ -93,6 +116,7 @@ export interface SluiceConfig {
   database: DatabaseConfig;
   kafka: KafkaConfig;
   log: LogConfig;
+  producer: ProducerConfig;
   spool: SpoolConfig;
   pipelines: Record<string, PipelineConfig>;
 }
@@ -133,8 +157,17 @@ export const defaults = {
     ssl: false,
     connectionTimeoutMs: 3000,
     requestTimeoutMs: 30000,
+    retries: 5,
   },
   log: { level: 'info', pretty: 'auto' },
+  producer: {
+    batchBytes: 1024 * 1024,
+    flushMs: 200,
+    pageSize: 5000,
+    compression: 'none',
+    staleAfterMs: 60 * 60 * 1000,
+    progressIntervalMs: 5000,
+  },
   spool: { dir: './spool' },
   pipelines: {},
 } satisfies SluiceConfig;
@@ -144,6 +177,13 @@ export const pipelineDefaults = {
 } satisfies Partial<PipelineConfig>;
 
 export const DEFAULT_CONFIG_FILE = 'sluice.config.ts';
+
+/** The named pipeline, or an UnknownPipelineError listing the configured ones. */
+export function getPipeline(config: SluiceConfig, name: string): PipelineConfig {
+  const p = config.pipelines[name];
+  if (p === undefined) throw new UnknownPipelineError(name, Object.keys(config.pipelines));
+  return p;
+}
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;

@@ -14,6 +14,8 @@ export interface OpenPoolOptions {
   /** Allow several statements per query (migration scripts only). */
   multipleStatements?: boolean;
   poolSize?: number;
+  /** DATE/DATETIME as their text ('2026-01-02 03:04:05'): payloads keep zero dates and have no time zone drift. */
+  dateStrings?: boolean;
 }
 
 export function poolOptions(db: DatabaseConfig, opts: OpenPoolOptions = {}): PoolOptions {
@@ -32,6 +34,7 @@ export function poolOptions(db: DatabaseConfig, opts: OpenPoolOptions = {}): Poo
     supportBigNumbers: true,
     bigNumberStrings: true,
     enableKeepAlive: true,
+    dateStrings: opts.dateStrings ?? false,
   };
 }
 
@@ -103,6 +106,10 @@ export function toDatabaseError(err: unknown, c: ConnectionOptions, timeoutMs: n
 export async function openPool(db: DatabaseConfig, opts: OpenPoolOptions = {}): Promise<Pool> {
   const options = poolOptions(db, opts);
   const pool = mysql.createPool(options);
+  // NOW(3) must mean the same instant in every session: sluice compares timestamps it wrote with NOW(3).
+  pool.on('connection', (conn) => {
+    conn.query("SET time_zone = '+00:00'");
+  });
   try {
     await pool.query('SELECT 1');
     return pool;

@@ -12,13 +12,22 @@ function saslOptions(cfg: KafkaConfig): SASLOptions | undefined {
   return { mechanism, username, password } as SASLOptions;
 }
 
-/** kafkajs INFO is chatty (every group join); it lands at debug. */
+/** Known kafkajs lines that are expected here: sluice bounds the idempotent producer's retries on purpose. */
+const EXPECTED = /^Limiting retries for the idempotent producer/;
+
+/**
+ * kafkajs INFO is chatty (every group join): it lands at debug. A failed response on one connection is
+ * logged by kafkajs as ERROR even when the request is retried and succeeds; the operation's own outcome
+ * is what sluice reports, so those land at warn.
+ */
 function logCreator(log: Logger): KafkaJsConfig['logCreator'] {
   return () =>
     ({ namespace, level, log: entry }) => {
       const { message, timestamp: _t, logger: _l, ...fields } = entry;
       const f = { kafkajs: namespace, ...fields };
-      if (level === KafkaLogLevel.ERROR) log.error(f, message);
+      if (EXPECTED.test(message)) log.debug(f, message);
+      else if (level === KafkaLogLevel.ERROR && namespace === 'Connection') log.warn(f, message);
+      else if (level === KafkaLogLevel.ERROR) log.error(f, message);
       else if (level === KafkaLogLevel.WARN) log.warn(f, message);
       else if (level === KafkaLogLevel.INFO) log.debug(f, message);
       else log.trace(f, message);

@@ -1,0 +1,108 @@
+// `sluice produce --pipeline <name>` (npm run produce): publish every task that has no result yet.
+
+import { parseDuration } from '../core/duration.js';
+import { UsageError } from '../core/errors.js';
+import { produce, type ProduceSummary } from '../producer/producer.js';
+import type { Command, CommandContext } from './command.js';
+
+/** Exit code when the run finished but skipped tasks (too large, unserialisable): they need attention. */
+export const EXIT_SKIPPED = 5;
+export const EXIT_INTERRUPTED = 130;
+
+function positiveInt(name: string, v: unknown): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name} must be a whole number, got '${String(v)}'`);
+  return n;
+}
+
+function report(s: ProduceSummary, out: (l: string) => void): void {
+  const c = s.counts;
+  out(`pipeline ${s.pipeline} -> topic ${s.topic} (run ${s.runId})`);
+  if (c !== null) {
+    out(`  pending found       ${c.pending}  (missing ${c.missing}, in flight ${c.inFlight}, quarantined ${c.dead})`);
+  }
+  if (s.dryRun) {
+    out('  dry run: nothing published');
+    return;
+  }
+  out(`  published           ${s.published}  (recorded ${s.recorded}, ${s.batches} batch(es) of at most ${s.batchLimitBytes} bytes)`);
+  out(`  skipped as in flight ${c === null ? 'not counted (--no-count)' : c.inFlight}`);
+  if (s.requeuedDead > 0) out(`  requeued from quarantine ${s.requeuedDead}`);
+  const skipped = s.skipped.tooLarge + s.skipped.unserialisable;
+  if (skipped > 0) {
+    out(`  SKIPPED             ${skipped}  (too large ${s.skipped.tooLarge}, unserialisable ${s.skipped.unserialisable})`);
+    for (const t of s.skippedTasks.slice(0, 10)) out(`    key ${JSON.stringify(t.key)}: ${t.reason}`);
+  }
+  out(`  time                ${s.seconds.toFixed(1)} s, ${Math.round(s.rate)} tasks/s${s.interrupted ? '  (interrupted: rerun to continue)' : ''}`);
+}
+
+export const produceCommand: Command = {
+  name: 'produce',
+  summary: 'publish every source row without a result (and not in flight) to the pipeline topic',
+  usage: '--pipeline <name> [options]',
+  details: [
+    'Rerun it at any time: it publishes only what is still missing. Ctrl-C stops after the batch in hand.',
+    `Exit codes: 0 done, ${EXIT_SKIPPED} done but some tasks were skipped (listed), 3 Kafka or database unavailable, ${EXIT_INTERRUPTED} interrupted.`,
+  ],
+  options: {
+    pipeline: { type: 'string', short: 'p' },
+    'stale-after': { type: 'string' },
+    all: { type: 'boolean' },
+    'retry-dead': { type: 'boolean' },
+    'dry-run': { type: 'boolean' },
+    limit: { type: 'string' },
+    'no-count': { type: 'boolean' },
+    'batch-bytes': { type: 'string' },
+    'flush-ms': { type: 'string' },
+    'page-size': { type: 'string' },
+    json: { type: 'boolean' },
+  },
+  optionHelp: {
+    pipeline: 'the pipeline to produce (required)',
+    'stale-after': 'republish tasks dispatched longer ago than this without a result (default 1h; e.g. 30m, 0)',
+    all: 'publish tasks still in flight too (ignore dispatch records)',
+    'retry-dead': 'publish quarantined tasks too, taking them out of quarantine',
+    'dry-run': 'count pending, in-flight and quarantined tasks; publish nothing',
+    limit: 'publish at most this many tasks',
+    'no-count': 'skip the count query (no total, no ETA) on very large tables',
+    'batch-bytes': 'flush a batch at this many bytes (default producer.batchBytes, 1 MiB)',
+    'flush-ms': 'flush a batch this long after its first message (default 200)',
+    'page-size': 'rows per database page (default 5000)',
+    json: 'print the summary as one JSON object',
+  },
+  async run(ctx: CommandContext) {
+    const { values, config } = ctx;
+    const pipeline = values.pipeline;
+    if (typeof pipeline !== 'string') throw new UsageError('--pipeline is required', 'see: sluice produce --help');
+    let staleAfterMs: number | undefined;
+    if (typeof values['stale-after'] === 'string') {
+      const d = parseDuration(values['stale-after']);
+      if (d === null) throw new UsageError(`--stale-after must be a duration like 90s, 30m or 1h, got '${values['stale-after']}'`);
+      staleAfterMs = d;
+    }
+    const producerCfg = { ...config.producer };
+    producerCfg.batchBytes = positiveInt('batch-bytes', values['batch-bytes']) ?? producerCfg.batchBytes;
+    producerCfg.flushMs = positiveInt('flush-ms', values['flush-ms']) ?? producerCfg.flushMs;
+    producerCfg.pageSize = positiveInt('page-size', values['page-size']) ?? producerCfg.pageSize;
+    if (producerCfg.batchBytes < 1024) throw new UsageError('--batch-bytes must be at least 1024');
+    if (producerCfg.pageSize < 1) throw new UsageError('--page-size must be at least 1');
+    const summary = await produce({
+      config: { ...config, producer: producerCfg },
+      pipeline,
+      log: ctx.log,
+      shutdown: ctx.shutdown,
+      staleAfterMs,
+      all: values.all === true,
+      retryDead: values['retry-dead'] === true,
+      dryRun: values['dry-run'] === true,
+      limit: positiveInt('limit', values.limit),
+      count: values['no-count'] !== true,
+      progress: ctx.progress,
+    });
+    if (values.json === true) ctx.out(JSON.stringify(summary));
+    else report(summary, ctx.out);
+    if (summary.interrupted) return EXIT_INTERRUPTED;
+    return summary.skipped.tooLarge + summary.skipped.unserialisable > 0 ? EXIT_SKIPPED : 0;
+  },
+};

@@ -1,0 +1,128 @@
+// The reconcile query: source keys with no result, minus tasks still in flight, minus quarantined ones,
+// read in keyset pages (WHERE key > :last ORDER BY key LIMIT :n) so a page costs the same wherever it is.
+//
+// LEFT JOIN ... IS NULL rather than NOT EXISTS: on MariaDB 10.11 both probe the results primary key
+// (eq_ref), but the join gets the "Not exists" early-out while NOT EXISTS runs as a dependent subquery;
+// a full pass over 200k rows took 0.28 s against 0.72 s (and NOT IN 0.61 s).
+//
+// Task keys are stored as their UTF-8 bytes; CONVERT(key USING utf8mb4) gives the same bytes for text keys
+// and the decimal form of integer keys, and still lets MariaDB/MySQL use the primary key of the ledger.
+
+import type { RowDataPacket } from 'mysql2/promise';
+import { quoteIdentifier } from '../core/identifiers.js';
+import type { Pool } from './pool.js';
+import type { SourceInfo } from './source.js';
+
+export interface PendingFilter {
+  pipeline: string;
+  /** Skip tasks dispatched less than this long ago (still in flight); null publishes them again (--all). */
+  staleAfterMs: number | null;
+  /** Include quarantined tasks (--retry-dead). */
+  includeDead: boolean;
+}
+
+export interface PendingRow {
+  /** The key as the envelope carries it: a number for safe integers, otherwise a string. */
+  key: string | number;
+  /** The key as stored in the ledger and sent as the Kafka message key. */
+  keyText: string;
+  /** How many times it was published before (from sluice_dispatches). */
+  previousDispatches: number;
+  dead: boolean;
+  row: Record<string, unknown>;
+}
+
+const K = '__sluice_key';
+const N = '__sluice_dispatches';
+const D = '__sluice_dead';
+
+function joins(src: SourceInfo): string {
+  const k = `CONVERT(s.${quoteIdentifier(src.key)} USING utf8mb4)`;
+  return `FROM ${quoteIdentifier(src.table)} s
+  LEFT JOIN sluice_results r ON r.pipeline = ? AND r.task_key = ${k}
+  LEFT JOIN sluice_dispatches d ON d.pipeline = ? AND d.task_key = ${k}
+  LEFT JOIN sluice_dead_tasks x ON x.pipeline = ? AND x.task_key = ${k}`;
+}
+
+function filters(f: PendingFilter, params: unknown[]): string {
+  let where = 'WHERE r.task_key IS NULL';
+  if (f.staleAfterMs !== null) {
+    where += ' AND (d.task_key IS NULL OR d.dispatched_at <= NOW(3) - INTERVAL ? MICROSECOND)';
+    params.push(f.staleAfterMs * 1000);
+  }
+  if (!f.includeDead) where += ' AND x.task_key IS NULL';
+  return where;
+}
+
+/** An integer cursor goes into the SQL as a literal, so the range is on the integer key, not on a string. */
+function cursorCondition(src: SourceInfo, after: string | undefined, params: unknown[]): string {
+  if (after === undefined) return '';
+  const col = `s.${quoteIdentifier(src.key)}`;
+  if (src.keyKind === 'int') {
+    if (!/^-?\d{1,20}$/.test(after)) throw new TypeError(`integer cursor expected, got ${JSON.stringify(after)}`);
+    return ` AND ${col} > ${after}`;
+  }
+  params.push(after);
+  return ` AND ${col} > ?`;
+}
+
+export function keyFromRow(src: SourceInfo, raw: unknown): { key: string | number; keyText: string } {
+  if (src.keyKind === 'int') {
+    const keyText = String(raw);
+    const n = Number(keyText);
+    return { key: Number.isSafeInteger(n) ? n : keyText, keyText };
+  }
+  const keyText = Buffer.isBuffer(raw) ? raw.toString('utf8') : String(raw);
+  return { key: keyText, keyText };
+}
+
+/** One page of pending tasks after `after` (a key's text form), in key order. */
+export async function fetchPendingPage(pool: Pool, src: SourceInfo, f: PendingFilter, after: string | undefined, limit: number): Promise<PendingRow[]> {
+  const params: unknown[] = [f.pipeline, f.pipeline, f.pipeline];
+  const cols = src.columns.map((c) => `s.${quoteIdentifier(c)}`);
+  const where = filters(f, params) + cursorCondition(src, after, params);
+  params.push(limit);
+  const sql = `SELECT s.${quoteIdentifier(src.key)} AS ${K}, COALESCE(d.dispatches, 0) AS ${N}, x.task_key IS NOT NULL AS ${D}${
+    cols.length > 0 ? `, ${cols.join(', ')}` : ''
+  }
+  ${joins(src)}
+  ${where}
+  ORDER BY s.${quoteIdentifier(src.key)}
+  LIMIT ?`;
+  const [rows] = await pool.query<RowDataPacket[]>(sql, params);
+  return rows.map((r) => {
+    const { [K]: rawKey, [N]: n, [D]: dead, ...rest } = r;
+    const row: Record<string, unknown> = {};
+    for (const c of src.columns) row[c] = rest[c];
+    return { ...keyFromRow(src, rawKey), previousDispatches: Number(n), dead: Number(dead) === 1, row };
+  });
+}
+
+export interface PendingCounts {
+  /** Source rows without a result. */
+  missing: number;
+  /** ...of which dispatched less than staleAfter ago (skipped as in flight). */
+  inFlight: number;
+  /** ...of which quarantined (skipped unless --retry-dead). */
+  dead: number;
+  /** What this run would publish. */
+  pending: number;
+}
+
+export async function countPending(pool: Pool, src: SourceInfo, f: PendingFilter): Promise<PendingCounts> {
+  const params: unknown[] = [];
+  const inFlight =
+    f.staleAfterMs === null ? '0' : `COALESCE(SUM(d.task_key IS NOT NULL AND d.dispatched_at > NOW(3) - INTERVAL ? MICROSECOND AND x.task_key IS NULL), 0)`;
+  if (f.staleAfterMs !== null) params.push(f.staleAfterMs * 1000);
+  params.push(f.pipeline, f.pipeline, f.pipeline);
+  const [[row]] = await pool.query<RowDataPacket[]>(
+    `SELECT COUNT(*) AS missing, ${inFlight} AS in_flight, COALESCE(SUM(x.task_key IS NOT NULL), 0) AS dead
+     ${joins(src)}
+     WHERE r.task_key IS NULL`,
+    params,
+  );
+  const missing = Number(row?.missing ?? 0);
+  const inFlightN = Number(row?.in_flight ?? 0);
+  const dead = Number(row?.dead ?? 0);
+  return { missing, inFlight: inFlightN, dead, pending: missing - inFlightN - (f.includeDead ? 0 : dead) };
+}

@@ -1,0 +1,309 @@
+// `produce`: page every pending task out of the database and publish it to Kafka, then record the dispatch.
+//
+// Flow: count (optional) -> ensure topic -> [page N+1 is fetched while page N is encoded and sent] ->
+// batches of at most `batchBytes` -> send (acks=all, idempotent) -> dispatch rows for the acknowledged batch.
+// The database is never told about a task before Kafka has it, so a crash anywhere leaves at worst
+// a duplicate for the next run, never a task marked in flight that was not sent.
+
+import { randomUUID } from 'node:crypto';
+import { CompressionTypes, Partitioners, type Producer } from 'kafkajs';
+import { getPipeline, type SluiceConfig } from '../core/config.js';
+import { DatabaseError, KafkaError, coerceError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { Shutdown } from '../core/shutdown.js';
+import { recordDispatches, releaseDead } from '../db/dispatches.js';
+import { assertMigrated } from '../db/migrate.js';
+import { countPending, fetchPendingPage, type PendingCounts, type PendingFilter, type PendingRow } from '../db/pending.js';
+import { openPool, toDatabaseError, type Pool } from '../db/pool.js';
+import { parseDatabaseUrl } from '../db/database-url.js';
+import { inspectSource, type SourceInfo } from '../db/source.js';
+import { checkKafka, createKafka } from '../kafka/client.js';
+import { ensureTopic, topicMaxMessageBytes } from '../kafka/topics.js';
+import { BatchSender, messageSize, type OutgoingMessage } from './batch-sender.js';
+import { encodeEnvelope, ENVELOPE_VERSION, payloadFromRow } from './envelope.js';
+import { Progress, type ProgressSink } from './progress.js';
+
+/** Record-batch header (61 bytes) plus slack: the batch limit must stay under the topic's max.message.bytes. */
+const BATCH_HEADROOM = 128;
+const MAX_KEY_BYTES = 2048;
+const KEPT_SKIPS = 100;
+
+export interface ProduceOptions {
+  config: SluiceConfig;
+  pipeline: string;
+  log: Logger;
+  shutdown?: Shutdown;
+  /** Overrides producer.staleAfterMs. */
+  staleAfterMs?: number;
+  /** Publish tasks in flight too (ignore dispatch records). */
+  all?: boolean;
+  /** Publish quarantined tasks too, and take them out of quarantine. */
+  retryDead?: boolean;
+  /** Count only; publish nothing. */
+  dryRun?: boolean;
+  /** Publish at most this many tasks. */
+  limit?: number;
+  /** Run the count query for totals, in-flight and ETA (default true). */
+  count?: boolean;
+  progress?: ProgressSink;
+  /** Called after each batch Kafka acknowledged. */
+  onBatch?: (batch: { messages: number; bytes: number }) => void;
+}
+
+export interface SkippedTask {
+  key: string;
+  reason: string;
+}
+
+export interface ProduceSummary {
+  runId: string;
+  pipeline: string;
+  topic: string;
+  counts: PendingCounts | null;
+  published: number;
+  recorded: number;
+  requeuedDead: number;
+  skipped: { tooLarge: number; unserialisable: number };
+  /** The first skipped tasks with their reasons (all of them are also logged). */
+  skippedTasks: SkippedTask[];
+  batches: number;
+  batchLimitBytes: number;
+  seconds: number;
+  rate: number;
+  interrupted: boolean;
+  dryRun: boolean;
+}
+
+async function withDbRetry<T>(what: string, pool: Pool, fn: () => Promise<T>, log: Logger, url: string, timeoutMs: number): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const e = toDatabaseError(err, parseDatabaseUrl(url), timeoutMs);
+      if (!e.retriable || attempt >= 4) throw e.code === 'DB_ERROR' ? new DatabaseError('DB_ERROR', `${what}: ${e.message}`, { cause: err }) : e;
+      log.warn({ err: e, attempt, what }, 'database call failed; retrying');
+      await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
+    }
+  }
+}
+
+export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
+  const { config, log: rootLog } = opts;
+  const pipeline = getPipeline(config, opts.pipeline);
+  const log = rootLog.child({ stage: 'producer', pipeline: opts.pipeline });
+  const runId = randomUUID();
+  const started = performance.now();
+  const summary: ProduceSummary = {
+    runId,
+    pipeline: opts.pipeline,
+    topic: pipeline.topic,
+    counts: null,
+    published: 0,
+    recorded: 0,
+    requeuedDead: 0,
+    skipped: { tooLarge: 0, unserialisable: 0 },
+    skippedTasks: [],
+    batches: 0,
+    batchLimitBytes: 0,
+    seconds: 0,
+    rate: 0,
+    interrupted: false,
+    dryRun: opts.dryRun === true,
+  };
+  const finish = (): ProduceSummary => {
+    summary.seconds = (performance.now() - started) / 1000;
+    summary.rate = summary.seconds > 0 ? summary.published / summary.seconds : 0;
+    return summary;
+  };
+
+  const pool = await openPool(config.database, { dateStrings: true, poolSize: 3 });
+  try {
+    await assertMigrated(pool);
+    const source = await inspectSource(pool, pipeline.source);
+    const filter: PendingFilter = {
+      pipeline: opts.pipeline,
+      staleAfterMs: opts.all === true ? null : (opts.staleAfterMs ?? config.producer.staleAfterMs),
+      includeDead: opts.retryDead === true,
+    };
+    if (opts.count !== false || opts.dryRun === true) {
+      summary.counts = await countPending(pool, source, filter);
+      log.info({ runId, ...summary.counts }, 'pending tasks counted');
+    }
+    if (opts.dryRun === true) return finish();
+
+    await checkKafka(config.kafka, log);
+    const kafka = createKafka(config.kafka, rootLog.child({ stage: 'kafka', pipeline: opts.pipeline }));
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      await ensureTopic(admin, pipeline.topic, pipeline.partitions, log);
+      summary.batchLimitBytes = Math.min(config.producer.batchBytes, (await topicMaxMessageBytes(admin, pipeline.topic)) - BATCH_HEADROOM);
+    } finally {
+      await admin.disconnect();
+    }
+    const producer = kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner,
+      retry: { retries: Math.max(1, config.kafka.retries), initialRetryTime: 300, maxRetryTime: 5000 },
+    });
+    await producer.connect();
+    try {
+      await publishAll({ opts, log, pool, source, filter, producer, summary });
+    } finally {
+      await producer.disconnect().catch((err: unknown) => log.warn({ err }, 'producer disconnect failed'));
+    }
+    return finish();
+  } finally {
+    finish();
+    log.info(
+      {
+        runId,
+        published: summary.published,
+        recorded: summary.recorded,
+        requeuedDead: summary.requeuedDead,
+        skippedTooLarge: summary.skipped.tooLarge,
+        skippedUnserialisable: summary.skipped.unserialisable,
+        inFlight: summary.counts?.inFlight ?? null,
+        seconds: Number(summary.seconds.toFixed(3)),
+        rate: Math.round(summary.rate),
+        interrupted: summary.interrupted,
+      },
+      'produce finished',
+    );
+    await pool.end();
+  }
+}
+
+interface RunState {
+  opts: ProduceOptions;
+  log: Logger;
+  pool: Pool;
+  source: SourceInfo;
+  filter: PendingFilter;
+  producer: Producer;
+  summary: ProduceSummary;
+}
+
+async function* pages(s: RunState): AsyncGenerator<PendingRow[]> {
+  const { config } = s.opts;
+  const size = config.producer.pageSize;
+  const fetchPage = (after: string | undefined): Promise<PendingRow[]> =>
+    withDbRetry('reading pending tasks', s.pool, () => fetchPendingPage(s.pool, s.source, s.filter, after, size), s.log, config.database.url, config.database.connectTimeoutMs);
+  let next: Promise<PendingRow[]> | null = fetchPage(undefined);
+  while (next !== null) {
+    const rows: PendingRow[] = await next;
+    if (rows.length === 0) return;
+    // Read ahead: the database works on the next page while this one is encoded and sent.
+    next = rows.length < size ? null : fetchPage(rows[rows.length - 1]!.keyText);
+    next?.catch(() => {});
+    yield rows;
+  }
+}
+
+function skip(s: RunState, key: string, kind: 'tooLarge' | 'unserialisable', reason: string): void {
+  s.summary.skipped[kind]++;
+  if (s.summary.skippedTasks.length < KEPT_SKIPS) s.summary.skippedTasks.push({ key, reason });
+  s.log.error({ key, reason }, 'task skipped');
+}
+
+function encode(s: RunState, row: PendingRow): OutgoingMessage | null {
+  const { opts, summary } = s;
+  const keyBytes = Buffer.byteLength(row.keyText);
+  if (keyBytes > MAX_KEY_BYTES) {
+    skip(s, row.keyText.slice(0, 200), 'unserialisable', `key is ${keyBytes} bytes of UTF-8; the most sluice stores is ${MAX_KEY_BYTES}`);
+    return null;
+  }
+  let value: string;
+  try {
+    const shape = getPipeline(opts.config, opts.pipeline).source.payload;
+    const payload = shape === undefined ? payloadFromRow(row.row) : shape(row.row);
+    value = encodeEnvelope({
+      v: ENVELOPE_VERSION,
+      pipeline: opts.pipeline,
+      key: row.key,
+      payload,
+      attempt: row.previousDispatches + 1,
+      runId: summary.runId,
+      producedAt: new Date().toISOString(),
+    });
+  } catch (err) {
+    skip(s, row.keyText, 'unserialisable', `payload cannot be serialised: ${coerceError(err).message}`);
+    return null;
+  }
+  const size = messageSize(row.keyText, value);
+  if (size > summary.batchLimitBytes) {
+    skip(s, row.keyText, 'tooLarge', `message is ${size} bytes; the limit is ${summary.batchLimitBytes} (producer.batchBytes / the topic's max.message.bytes)`);
+    return null;
+  }
+  return { key: row.keyText, value, size, keyText: row.keyText, dead: row.dead };
+}
+
+async function publishAll(s: RunState): Promise<void> {
+  const { opts, summary, log, pool, producer } = s;
+  const { config } = opts;
+  const compression = config.producer.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
+  const progress = new Progress({ total: summary.counts?.pending ?? null, sink: opts.progress, log, intervalMs: config.producer.progressIntervalMs });
+  let recording: Promise<void> = Promise.resolve();
+
+  const send = async (batch: OutgoingMessage[], bytes: number): Promise<void> => {
+    try {
+      await producer.send({ topic: summary.topic, acks: -1, compression, messages: batch.map((m) => ({ key: m.key, value: m.value })) });
+    } catch (err) {
+      const cause = coerceError(err);
+      throw new KafkaError(
+        'KAFKA_PUBLISH_FAILED',
+        `publishing to ${summary.topic} failed after retries (${cause.message}); ${summary.published} task(s) were published and ${summary.recorded} recorded before the failure`,
+        { retriable: true, hint: `check the broker (npm run services -- status), then rerun: npm run produce -- --pipeline ${opts.pipeline}`, cause: err },
+      );
+    }
+    summary.published += batch.length;
+    summary.batches++;
+    progress.add(batch.length);
+    opts.onBatch?.({ messages: batch.length, bytes });
+    log.debug({ messages: batch.length, bytes }, 'batch published');
+    // At most one dispatch write in flight, overlapping the next Kafka send.
+    await recording;
+    const keys = batch.map((m) => m.keyText);
+    const dead = batch.filter((m) => m.dead).map((m) => m.keyText);
+    recording = (async () => {
+      await withDbRetry('recording dispatches', pool, () => recordDispatches(pool, opts.pipeline, summary.runId, summary.topic, keys), log, config.database.url, config.database.connectTimeoutMs);
+      if (dead.length > 0) {
+        await withDbRetry('releasing quarantined tasks', pool, () => releaseDead(pool, opts.pipeline, dead), log, config.database.url, config.database.connectTimeoutMs);
+        summary.requeuedDead += dead.length;
+      }
+      summary.recorded += keys.length;
+    })();
+    recording.catch(() => {});
+  };
+
+  const sender = new BatchSender({ maxBytes: summary.batchLimitBytes, flushMs: config.producer.flushMs, send });
+  const limit = opts.limit ?? Number.POSITIVE_INFINITY;
+  let accepted = 0;
+  try {
+    outer: for await (const page of pages(s)) {
+      for (const row of page) {
+        if (opts.shutdown?.stopping.aborted === true || accepted >= limit) break outer;
+        const msg = encode(s, row);
+        if (msg === null) continue;
+        accepted++;
+        const closed = sender.add(msg);
+        if (closed !== undefined) await closed;
+      }
+    }
+    if (opts.shutdown?.signal.aborted === true) {
+      const dropped = sender.discard();
+      log.warn({ dropped }, 'forced stop: unsent batch dropped (the next run publishes it)');
+    }
+    await sender.flush();
+    await recording;
+  } catch (err) {
+    sender.discard();
+    await recording.catch(() => {});
+    throw err;
+  } finally {
+    progress.stop();
+  }
+  summary.interrupted = opts.shutdown?.stopping.aborted === true;
+}
