@@ -29,3 +29,53 @@ export async function closedPort(): Promise<number> {
     });
   });
 }
+
+export interface PrivateBroker {
+  brokers: string[];
+  /** kill -9 the broker. */
+  kill(): void;
+  stop(): Promise<void>;
+}
+
+/**
+ * A broker of the test's own (own ports, own data folder) for tests that kill or restart it.
+ * The jars of the project's broker are reused when present.
+ */
+export async function startPrivateBroker(): Promise<PrivateBroker> {
+  const { mkdtempSync, mkdirSync, existsSync, symlinkSync, readFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-broker-'));
+  const port = await closedPort();
+  let controller = await closedPort();
+  while (controller === port) controller = await closedPort();
+  const shared = join(ROOT, '.services', 'kafka', 'libs');
+  if (existsSync(join(shared, '.pom-sha256'))) {
+    mkdirSync(join(dir, 'kafka'), { recursive: true });
+    symlinkSync(shared, join(dir, 'kafka', 'libs'));
+  }
+  const env = {
+    ...process.env,
+    SLUICE_SERVICES_DIR: dir,
+    SLUICE_KAFKA_PORT: String(port),
+    SLUICE_KAFKA_CONTROLLER_PORT: String(controller),
+    SLUICE_KAFKA_HEAP: '-Xms128m -Xmx256m',
+    SLUICE_SKIP_MYSQL: '1',
+  };
+  const run = (action: string) => promisify(execFile)('bash', ['scripts/services.sh', action], { cwd: ROOT, env });
+  await run('up');
+  return {
+    brokers: [`127.0.0.1:${port}`],
+    kill: () => {
+      try {
+        process.kill(Number(readFileSync(join(dir, 'kafka', 'kafka.pid'), 'utf8').trim()), 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    },
+    stop: async () => {
+      await run('down').catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
