@@ -28,6 +28,40 @@ describe('BatchSender', () => {
     assert.deepEqual(sent, [['a', 'b'], ['c']]);
   });
 
+  it('lets the caller build the next batch while one is sending, but not two ahead', async () => {
+    const started: string[] = [];
+    const finish: Array<() => void> = [];
+    const sender = new BatchSender({
+      maxBytes: 200,
+      flushMs: 60_000,
+      send: (b) => {
+        started.push(b[0]!.key);
+        return new Promise<void>((r) => finish.push(r));
+      },
+    });
+    assert.equal(sender.add(msg('k0', 150)), undefined);
+    const first = sender.add(msg('k1', 150));
+    assert.ok(first !== undefined, 'closing batch k0 returns the (empty) chain before it');
+    await first;
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(started, ['k0']);
+    const second = sender.add(msg('k2', 150));
+    let secondDone = false;
+    void second!.then(() => (secondDone = true));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(secondDone, false, 'k1 is queued behind k0: the caller must wait for k0');
+    finish[0]!();
+    await second;
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(started, ['k0', 'k1']);
+    finish[1]!();
+    const last = sender.flush();
+    await new Promise((r) => setImmediate(r));
+    finish[2]!();
+    await last;
+    assert.deepEqual(started, ['k0', 'k1', 'k2']);
+  });
+
   it('sends one batch at a time, in order', async () => {
     let inFlight = 0;
     let most = 0;
@@ -52,9 +86,10 @@ describe('BatchSender', () => {
     const sender = new BatchSender({ maxBytes: 200, flushMs: 60_000, send: async (b) => { if (b[0]!.key === 'k1') throw new Error('broker gone'); } });
     sender.add(msg('k0', 150));
     sender.add(msg('k1', 150));
-    const closed = sender.add(msg('k2', 150));
+    sender.add(msg('k2', 150));
+    const closed = sender.add(msg('k3', 150));
     await assert.rejects(closed!, /broker gone/);
-    sender.add(msg('k3', 150));
+    sender.add(msg('k4', 150));
     await assert.rejects(sender.flush(), /broker gone/);
   });
 });

@@ -19,13 +19,12 @@ function positiveInt(name: string, v: unknown): number | undefined {
 function report(s: ProduceSummary, out: (l: string) => void): void {
   const c = s.counts;
   out(`pipeline ${s.pipeline} -> topic ${s.topic} (run ${s.runId})`);
-  if (c !== null) {
-    out(`  pending found       ${c.pending}  (missing ${c.missing}, in flight ${c.inFlight}, quarantined ${c.dead})`);
-  }
   if (s.dryRun) {
+    if (c !== null) out(`  pending             ${c.pending}  (no result ${c.missing}, in flight ${c.inFlight}, quarantined ${c.dead})`);
     out('  dry run: nothing published');
     return;
   }
+  out(`  pending found       ${s.found}`);
   out(`  published           ${s.published}  (recorded ${s.recorded}, ${s.batches} batch(es) of at most ${s.batchLimitBytes} bytes)`);
   out(`  skipped as in flight ${c === null ? 'not counted (--no-count)' : c.inFlight}`);
   if (s.requeuedDead > 0) out(`  requeued from quarantine ${s.requeuedDead}`);

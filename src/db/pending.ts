@@ -79,22 +79,24 @@ export function keyFromRow(src: SourceInfo, raw: unknown): { key: string | numbe
 /** One page of pending tasks after `after` (a key's text form), in key order. */
 export async function fetchPendingPage(pool: Pool, src: SourceInfo, f: PendingFilter, after: string | undefined, limit: number): Promise<PendingRow[]> {
   const params: unknown[] = [f.pipeline, f.pipeline, f.pipeline];
-  const cols = src.columns.map((c) => `s.${quoteIdentifier(c)}`);
+  const selected = src.columns.map((c) => `s.${quoteIdentifier(c)}`);
   const where = filters(f, params) + cursorCondition(src, after, params);
   params.push(limit);
   const sql = `SELECT s.${quoteIdentifier(src.key)} AS ${K}, COALESCE(d.dispatches, 0) AS ${N}, x.task_key IS NOT NULL AS ${D}${
-    cols.length > 0 ? `, ${cols.join(', ')}` : ''
+    selected.length > 0 ? `, ${selected.join(', ')}` : ''
   }
   ${joins(src)}
   ${where}
   ORDER BY s.${quoteIdentifier(src.key)}
   LIMIT ?`;
-  const [rows] = await pool.query<RowDataPacket[]>(sql, params);
+  // Arrays, not objects: one object per row (the payload) instead of three on the producer's hot path.
+  const [rows] = await pool.query<RowDataPacket[][]>({ sql, rowsAsArray: true }, params);
+  const cols = src.columns;
   return rows.map((r) => {
-    const { [K]: rawKey, [N]: n, [D]: dead, ...rest } = r;
     const row: Record<string, unknown> = {};
-    for (const c of src.columns) row[c] = rest[c];
-    return { ...keyFromRow(src, rawKey), previousDispatches: Number(n), dead: Number(dead) === 1, row };
+    for (let i = 0; i < cols.length; i++) row[cols[i]!] = r[3 + i];
+    const { key, keyText } = keyFromRow(src, r[0]);
+    return { key, keyText, previousDispatches: Number(r[1]), dead: Number(r[2]) === 1, row };
   });
 }
 
@@ -109,6 +111,10 @@ export interface PendingCounts {
   pending: number;
 }
 
+/**
+ * Exact counts by the same anti-join the pages use: a full pass over the source, as costly as reading
+ * every pending task (2.4 s for 1M rows here). Used by --dry-run, whose whole point is the numbers.
+ */
 export async function countPending(pool: Pool, src: SourceInfo, f: PendingFilter): Promise<PendingCounts> {
   const params: unknown[] = [];
   const inFlight =
@@ -125,4 +131,35 @@ export async function countPending(pool: Pool, src: SourceInfo, f: PendingFilter
   const inFlightN = Number(row?.in_flight ?? 0);
   const dead = Number(row?.dead ?? 0);
   return { missing, inFlight: inFlightN, dead, pending: missing - inFlightN - (f.includeDead ? 0 : dead) };
+}
+
+/**
+ * Counts from the ledger side, for the progress total and the summary of a normal run: source rows minus
+ * results, and in-flight and quarantined tasks from their own tables. Index-only and about ten times
+ * cheaper than the anti-join; exact unless results or dispatch records exist for keys deleted from the
+ * source since (then `pending` is an estimate; the run itself publishes exactly the pending set).
+ */
+export async function estimatePending(pool: Pool, src: SourceInfo, f: PendingFilter): Promise<PendingCounts> {
+  const [[total]] = await pool.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${quoteIdentifier(src.table)}`);
+  const [[done]] = await pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM sluice_results WHERE pipeline = ?', [f.pipeline]);
+  const [[dead]] = await pool.query<RowDataPacket[]>(
+    `SELECT COUNT(*) AS n FROM sluice_dead_tasks x
+     LEFT JOIN sluice_results r ON r.pipeline = x.pipeline AND r.task_key = x.task_key
+     WHERE x.pipeline = ? AND r.task_key IS NULL`,
+    [f.pipeline],
+  );
+  let inFlight = 0;
+  if (f.staleAfterMs !== null) {
+    const [[row]] = await pool.query<RowDataPacket[]>(
+      `SELECT COUNT(*) AS n FROM sluice_dispatches d
+       LEFT JOIN sluice_results r ON r.pipeline = d.pipeline AND r.task_key = d.task_key
+       LEFT JOIN sluice_dead_tasks x ON x.pipeline = d.pipeline AND x.task_key = d.task_key
+       WHERE d.pipeline = ? AND r.task_key IS NULL AND x.task_key IS NULL AND d.dispatched_at > NOW(3) - INTERVAL ? MICROSECOND`,
+      [f.pipeline, f.staleAfterMs * 1000],
+    );
+    inFlight = Number(row?.n ?? 0);
+  }
+  const missing = Math.max(0, Number(total?.n ?? 0) - Number(done?.n ?? 0));
+  const deadN = Number(dead?.n ?? 0);
+  return { missing, inFlight, dead: deadN, pending: Math.max(0, missing - inFlight - (f.includeDead ? 0 : deadN)) };
 }

@@ -1,7 +1,8 @@
 // Collects encoded messages into batches and hands each full batch to `send`, like a chunk executor:
 // a batch is flushed when the next message would take it past `maxBytes`, or `flushMs` after its first
-// message, whichever comes first. Batches are sent one after another (never two in flight), and `add`
-// returns the pending send when it closed a batch, so the caller's `await` is the backpressure.
+// message, whichever comes first. Batches are sent one after another (never two in flight). When `add`
+// closes a batch it returns the send of the batch *before* it: the caller builds batch N+1 while batch N
+// is on the wire, and its `await` is the backpressure (at most one batch sending, one waiting).
 //
 // States of a batch: open (collecting) -> taken (swapped out, queued on the chain) -> sent | failed.
 // After a failure every later flush rejects with the same error: the run stops at the first lost batch.
@@ -41,10 +42,13 @@ export class BatchSender {
     return this.#maxBytes;
   }
 
-  /** Adds a message (its size must be <= maxBytes). Returns the send of the batch it closed, if any. */
+  /** Adds a message (its size must be <= maxBytes). When it closes a batch, returns the send before that one. */
   add(msg: OutgoingMessage): Promise<void> | undefined {
     let closed: Promise<void> | undefined;
-    if (this.#open.length > 0 && this.#bytes + msg.size > this.#maxBytes) closed = this.flush();
+    if (this.#open.length > 0 && this.#bytes + msg.size > this.#maxBytes) {
+      closed = this.#chain;
+      this.flush().catch(() => {});
+    }
     this.#open.push(msg);
     this.#bytes += msg.size;
     if (this.#open.length === 1) {

@@ -13,7 +13,7 @@ import type { Logger } from '../core/logger.js';
 import type { Shutdown } from '../core/shutdown.js';
 import { recordDispatches, releaseDead } from '../db/dispatches.js';
 import { assertMigrated } from '../db/migrate.js';
-import { countPending, fetchPendingPage, type PendingCounts, type PendingFilter, type PendingRow } from '../db/pending.js';
+import { countPending, estimatePending, fetchPendingPage, type PendingCounts, type PendingFilter, type PendingRow } from '../db/pending.js';
 import { openPool, toDatabaseError, type Pool } from '../db/pool.js';
 import { parseDatabaseUrl } from '../db/database-url.js';
 import { inspectSource, type SourceInfo } from '../db/source.js';
@@ -60,6 +60,10 @@ export interface ProduceSummary {
   pipeline: string;
   topic: string;
   counts: PendingCounts | null;
+  /** Whether `counts` come from the anti-join (--dry-run) or from the ledger tables (see estimatePending). */
+  countsExact: boolean;
+  /** Tasks this run found pending: published + skipped. */
+  found: number;
   published: number;
   recorded: number;
   requeuedDead: number;
@@ -98,6 +102,8 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
     pipeline: opts.pipeline,
     topic: pipeline.topic,
     counts: null,
+    countsExact: false,
+    found: 0,
     published: 0,
     recorded: 0,
     requeuedDead: 0,
@@ -125,10 +131,13 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
       staleAfterMs: opts.all === true ? null : (opts.staleAfterMs ?? config.producer.staleAfterMs),
       includeDead: opts.retryDead === true,
     };
-    if (opts.count !== false || opts.dryRun === true) {
+    if (opts.dryRun === true) {
       summary.counts = await countPending(pool, source, filter);
-      log.info({ runId, ...summary.counts }, 'pending tasks counted');
+      summary.countsExact = true;
+    } else if (opts.count !== false) {
+      summary.counts = await estimatePending(pool, source, filter);
     }
+    if (summary.counts !== null) log.info({ runId, ...summary.counts, exact: summary.countsExact }, 'pending tasks counted');
     if (opts.dryRun === true) return finish();
 
     await checkKafka(config.kafka, log);
@@ -208,7 +217,7 @@ function skip(s: RunState, key: string, kind: 'tooLarge' | 'unserialisable', rea
   s.log.error({ key, reason }, 'task skipped');
 }
 
-function encode(s: RunState, row: PendingRow): OutgoingMessage | null {
+function encode(s: RunState, row: PendingRow, producedAt: string): OutgoingMessage | null {
   const { opts, summary } = s;
   const keyBytes = Buffer.byteLength(row.keyText);
   if (keyBytes > MAX_KEY_BYTES) {
@@ -226,7 +235,7 @@ function encode(s: RunState, row: PendingRow): OutgoingMessage | null {
       payload,
       attempt: row.previousDispatches + 1,
       runId: summary.runId,
-      producedAt: new Date().toISOString(),
+      producedAt,
     });
   } catch (err) {
     skip(s, row.keyText, 'unserialisable', `payload cannot be serialised: ${coerceError(err).message}`);
@@ -245,9 +254,22 @@ async function publishAll(s: RunState): Promise<void> {
   const { config } = opts;
   const compression = config.producer.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
   const progress = new Progress({ total: summary.counts?.pending ?? null, sink: opts.progress, log, intervalMs: config.producer.progressIntervalMs });
+  // Dispatch writes trail the broker by at most two batches: they overlap the next sends, and the first
+  // one that fails (after its retries) stops the run.
   let recording: Promise<void> = Promise.resolve();
+  let recordsQueued = 0;
+  let recordError: unknown = null;
+  const record = async (keys: string[], dead: string[]): Promise<void> => {
+    await withDbRetry('recording dispatches', pool, () => recordDispatches(pool, opts.pipeline, summary.runId, summary.topic, keys), log, config.database.url, config.database.connectTimeoutMs);
+    if (dead.length > 0) {
+      await withDbRetry('releasing quarantined tasks', pool, () => releaseDead(pool, opts.pipeline, dead), log, config.database.url, config.database.connectTimeoutMs);
+      summary.requeuedDead += dead.length;
+    }
+    summary.recorded += keys.length;
+  };
 
   const send = async (batch: OutgoingMessage[], bytes: number): Promise<void> => {
+    if (recordError !== null) throw recordError;
     try {
       await producer.send({ topic: summary.topic, acks: -1, compression, messages: batch.map((m) => ({ key: m.key, value: m.value })) });
     } catch (err) {
@@ -263,19 +285,22 @@ async function publishAll(s: RunState): Promise<void> {
     progress.add(batch.length);
     opts.onBatch?.({ messages: batch.length, bytes });
     log.debug({ messages: batch.length, bytes }, 'batch published');
-    // At most one dispatch write in flight, overlapping the next Kafka send.
-    await recording;
     const keys = batch.map((m) => m.keyText);
     const dead = batch.filter((m) => m.dead).map((m) => m.keyText);
-    recording = (async () => {
-      await withDbRetry('recording dispatches', pool, () => recordDispatches(pool, opts.pipeline, summary.runId, summary.topic, keys), log, config.database.url, config.database.connectTimeoutMs);
-      if (dead.length > 0) {
-        await withDbRetry('releasing quarantined tasks', pool, () => releaseDead(pool, opts.pipeline, dead), log, config.database.url, config.database.connectTimeoutMs);
-        summary.requeuedDead += dead.length;
+    const previous = recording;
+    recordsQueued++;
+    recording = previous.then(async () => {
+      try {
+        await record(keys, dead);
+      } catch (err) {
+        recordError = err;
+        throw err;
+      } finally {
+        recordsQueued--;
       }
-      summary.recorded += keys.length;
-    })();
+    });
     recording.catch(() => {});
+    if (recordsQueued > 2) await previous;
   };
 
   const sender = new BatchSender({ maxBytes: summary.batchLimitBytes, flushMs: config.producer.flushMs, send });
@@ -283,9 +308,11 @@ async function publishAll(s: RunState): Promise<void> {
   let accepted = 0;
   try {
     outer: for await (const page of pages(s)) {
+      const producedAt = new Date().toISOString();
       for (const row of page) {
         if (opts.shutdown?.stopping.aborted === true || accepted >= limit) break outer;
-        const msg = encode(s, row);
+        summary.found++;
+        const msg = encode(s, row, producedAt);
         if (msg === null) continue;
         accepted++;
         const closed = sender.add(msg);

@@ -59,8 +59,6 @@ CREATE TABLE `sluice_dispatches` (
     `dispatches` INTEGER NOT NULL DEFAULT 1,
     `dispatched_at` DATETIME(3) NOT NULL,
 
-    INDEX `sluice_dispatches_pipeline_dispatched_at_idx`(`pipeline`, `dispatched_at`),
-    INDEX `sluice_dispatches_run_id_idx`(`run_id`),
     PRIMARY KEY (`pipeline`, `task_key`)
 ) DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
 
