@@ -15,6 +15,9 @@ import type { SourceInfo } from './source.js';
 
 export interface PendingFilter {
   pipeline: string;
+  /** Whether the pipeline has dispatch records / quarantined tasks at all: joins that cannot match are left out. */
+  hasDispatches?: boolean;
+  hasDead?: boolean;
   /** Skip tasks dispatched less than this long ago (still in flight); null publishes them again (--all). */
   staleAfterMs: number | null;
   /** Include quarantined tasks (--retry-dead). */
@@ -36,22 +39,50 @@ const K = '__sluice_key';
 const N = '__sluice_dispatches';
 const D = '__sluice_dead';
 
-function joins(src: SourceInfo): string {
+// A join that cannot match (no dispatch records or no quarantined tasks for the pipeline, as on a first
+// run) is left out and its columns become constants: each source row then costs one probe instead of
+// three. (A derived one-row stand-in instead of leaving it out made MariaDB sort every page: 100x slower.)
+interface From {
+  sql: string;
+  dispatches: string;
+  dead: string;
+}
+
+function joins(src: SourceInfo, f: PendingFilter, params: unknown[]): From {
   const k = `CONVERT(s.${quoteIdentifier(src.key)} USING utf8mb4)`;
-  return `FROM ${quoteIdentifier(src.table)} s
-  LEFT JOIN sluice_results r ON r.pipeline = ? AND r.task_key = ${k}
-  LEFT JOIN sluice_dispatches d ON d.pipeline = ? AND d.task_key = ${k}
-  LEFT JOIN sluice_dead_tasks x ON x.pipeline = ? AND x.task_key = ${k}`;
+  params.push(f.pipeline);
+  let sql = `FROM ${quoteIdentifier(src.table)} s
+  LEFT JOIN sluice_results r ON r.pipeline = ? AND r.task_key = ${k}`;
+  if (f.hasDispatches !== false) {
+    sql += `\n  LEFT JOIN sluice_dispatches d ON d.pipeline = ? AND d.task_key = ${k}`;
+    params.push(f.pipeline);
+  }
+  if (f.hasDead !== false) {
+    sql += `\n  LEFT JOIN sluice_dead_tasks x ON x.pipeline = ? AND x.task_key = ${k}`;
+    params.push(f.pipeline);
+  }
+  return {
+    sql,
+    dispatches: f.hasDispatches === false ? '0' : 'COALESCE(d.dispatches, 0)',
+    dead: f.hasDead === false ? '0' : 'x.task_key IS NOT NULL',
+  };
 }
 
 function filters(f: PendingFilter, params: unknown[]): string {
   let where = 'WHERE r.task_key IS NULL';
-  if (f.staleAfterMs !== null) {
+  if (f.staleAfterMs !== null && f.hasDispatches !== false) {
     where += ' AND (d.task_key IS NULL OR d.dispatched_at <= NOW(3) - INTERVAL ? MICROSECOND)';
     params.push(f.staleAfterMs * 1000);
   }
-  if (!f.includeDead) where += ' AND x.task_key IS NULL';
+  if (!f.includeDead && f.hasDead !== false) where += ' AND x.task_key IS NULL';
   return where;
+}
+
+/** Fills `hasDispatches` / `hasDead` so page queries can leave out joins that cannot match. */
+export async function probeLedger(pool: Pool, f: PendingFilter): Promise<PendingFilter> {
+  const [d] = await pool.query<RowDataPacket[]>('SELECT 1 FROM sluice_dispatches WHERE pipeline = ? LIMIT 1', [f.pipeline]);
+  const [x] = await pool.query<RowDataPacket[]>('SELECT 1 FROM sluice_dead_tasks WHERE pipeline = ? LIMIT 1', [f.pipeline]);
+  return { ...f, hasDispatches: d.length > 0, hasDead: x.length > 0 };
 }
 
 /** An integer cursor goes into the SQL as a literal, so the range is on the integer key, not on a string. */
@@ -78,14 +109,15 @@ export function keyFromRow(src: SourceInfo, raw: unknown): { key: string | numbe
 
 /** One page of pending tasks after `after` (a key's text form), in key order. */
 export async function fetchPendingPage(pool: Pool, src: SourceInfo, f: PendingFilter, after: string | undefined, limit: number): Promise<PendingRow[]> {
-  const params: unknown[] = [f.pipeline, f.pipeline, f.pipeline];
+  const params: unknown[] = [];
   const selected = src.columns.map((c) => `s.${quoteIdentifier(c)}`);
+  const from = joins(src, f, params);
   const where = filters(f, params) + cursorCondition(src, after, params);
   params.push(limit);
-  const sql = `SELECT s.${quoteIdentifier(src.key)} AS ${K}, COALESCE(d.dispatches, 0) AS ${N}, x.task_key IS NOT NULL AS ${D}${
+  const sql = `SELECT s.${quoteIdentifier(src.key)} AS ${K}, ${from.dispatches} AS ${N}, ${from.dead} AS ${D}${
     selected.length > 0 ? `, ${selected.join(', ')}` : ''
   }
-  ${joins(src)}
+  ${from.sql}
   ${where}
   ORDER BY s.${quoteIdentifier(src.key)}
   LIMIT ?`;
@@ -120,10 +152,11 @@ export async function countPending(pool: Pool, src: SourceInfo, f: PendingFilter
   const inFlight =
     f.staleAfterMs === null ? '0' : `COALESCE(SUM(d.task_key IS NOT NULL AND d.dispatched_at > NOW(3) - INTERVAL ? MICROSECOND AND x.task_key IS NULL), 0)`;
   if (f.staleAfterMs !== null) params.push(f.staleAfterMs * 1000);
-  params.push(f.pipeline, f.pipeline, f.pipeline);
+  const all = { ...f, hasDispatches: undefined, hasDead: undefined };
+  const from = joins(src, all, params);
   const [[row]] = await pool.query<RowDataPacket[]>(
     `SELECT COUNT(*) AS missing, ${inFlight} AS in_flight, COALESCE(SUM(x.task_key IS NOT NULL), 0) AS dead
-     ${joins(src)}
+     ${from.sql}
      WHERE r.task_key IS NULL`,
     params,
   );

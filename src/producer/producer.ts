@@ -13,7 +13,7 @@ import type { Logger } from '../core/logger.js';
 import type { Shutdown } from '../core/shutdown.js';
 import { recordDispatches, releaseDead } from '../db/dispatches.js';
 import { assertMigrated } from '../db/migrate.js';
-import { countPending, estimatePending, fetchPendingPage, type PendingCounts, type PendingFilter, type PendingRow } from '../db/pending.js';
+import { countPending, estimatePending, fetchPendingPage, probeLedger, type PendingCounts, type PendingFilter, type PendingRow } from '../db/pending.js';
 import { openPool, toDatabaseError, type Pool } from '../db/pool.js';
 import { parseDatabaseUrl } from '../db/database-url.js';
 import { inspectSource, type SourceInfo } from '../db/source.js';
@@ -126,11 +126,11 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
   try {
     await assertMigrated(pool);
     const source = await inspectSource(pool, pipeline.source);
-    const filter: PendingFilter = {
+    const filter: PendingFilter = await probeLedger(pool, {
       pipeline: opts.pipeline,
       staleAfterMs: opts.all === true ? null : (opts.staleAfterMs ?? config.producer.staleAfterMs),
       includeDead: opts.retryDead === true,
-    };
+    });
     if (opts.dryRun === true) {
       summary.counts = await countPending(pool, source, filter);
       summary.countsExact = true;
@@ -271,7 +271,8 @@ async function publishAll(s: RunState): Promise<void> {
   const send = async (batch: OutgoingMessage[], bytes: number): Promise<void> => {
     if (recordError !== null) throw recordError;
     try {
-      await producer.send({ topic: summary.topic, acks: -1, compression, messages: batch.map((m) => ({ key: m.key, value: m.value })) });
+      // The batch's messages go as they are: kafkajs reads key and value and ignores the bookkeeping fields.
+      await producer.send({ topic: summary.topic, acks: -1, compression, messages: batch });
     } catch (err) {
       const cause = coerceError(err);
       throw new KafkaError(
