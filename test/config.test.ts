@@ -94,7 +94,7 @@ describe('configuration', () => {
       database: { ...defaults.database, poolSize: 0 },
       kafka: { ...defaults.kafka, brokers: ['no-port'], sasl: { mechanism: 'md5', username: 'u', password: 'p' } },
       log: { level: 'loud', pretty: 'auto' },
-      spool: { dir: '' },
+      spool: { ...defaults.spool, dir: '' },
       extra: true,
     });
     const keys = problems.map((p) => p.split(':')[0]);

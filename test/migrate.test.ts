@@ -70,7 +70,8 @@ describe('npm run db:migrate', () => {
     const url = await testDatabase(t);
     const first = await runCli(['migrate'], { env: { DATABASE_URL: url } });
     assert.equal(first.code, 0, first.stderr);
-    assert.match(first.stdout, /applied 1 migration\(s\): 20261123000000_init/);
+    const names = readMigrations().map((m) => m.name);
+    assert.ok(first.stdout.includes(`applied ${names.length} migration(s): ${names.join(', ')}`), first.stdout);
     const second = await runCli(['migrate'], { env: { DATABASE_URL: url } });
     assert.equal(second.code, 0, second.stderr);
     assert.match(second.stdout, /is up to date/);
@@ -84,7 +85,7 @@ describe('npm run db:migrate', () => {
     writeFileSync(join(dir, '20991231000000_extra', 'migration.sql'), 'CREATE TABLE `extra_t` (`id` INTEGER NOT NULL, PRIMARY KEY (`id`));\n');
     const r = await migrate(dbConfig(url), log, dir);
     assert.deepEqual(r.newlyApplied, ['20991231000000_extra']);
-    assert.equal((await rows(url)).length, 2);
+    assert.equal((await rows(url)).length, readMigrations().length + 1);
   });
 
   it('reports an applied migration whose file changed, and applies nothing', async (t) => {
@@ -121,8 +122,9 @@ describe('npm run db:migrate', () => {
   it('lets two concurrent runs finish without applying anything twice', async (t) => {
     const url = await testDatabase(t);
     const [a, b] = await Promise.all([migrate(dbConfig(url), log), migrate(dbConfig(url), log)]);
-    assert.equal(a.newlyApplied.length + b.newlyApplied.length, 1);
-    assert.equal((await rows(url)).length, 1);
+    const n = readMigrations().length;
+    assert.equal(a.newlyApplied.length + b.newlyApplied.length, n);
+    assert.equal((await rows(url)).length, n);
   });
 
   it('assertMigrated names the command to run when migrations are pending', async (t) => {

@@ -61,6 +61,11 @@ export const ENV_VARS: ReadonlyArray<readonly [string, string, EnvParser]> = [
   ['SLUICE_LOG_LEVEL', 'log.level', text],
   ['SLUICE_LOG_PRETTY', 'log.pretty', bool],
   ['SLUICE_SPOOL_DIR', 'spool.dir', text],
+  ['SLUICE_SPOOL_HIGH_WATER_ITEMS', 'spool.highWaterItems', int],
+  ['SLUICE_SPOOL_LOW_WATER_ITEMS', 'spool.lowWaterItems', int],
+  ['SLUICE_SPOOL_HIGH_WATER_BYTES', 'spool.highWaterBytes', int],
+  ['SLUICE_SPOOL_LOW_WATER_BYTES', 'spool.lowWaterBytes', int],
+  ['SLUICE_FETCH_GROUP_ID', 'fetcher.groupId', text],
 ];
 
 function setPath(target: Record<string, unknown>, path: string, value: unknown): void {

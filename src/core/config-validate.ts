@@ -13,13 +13,14 @@ const TOPIC_NAME = /^[A-Za-z0-9._-]{1,249}$/;
 const BROKER = /^[^\s:/]+:\d{1,5}$/;
 
 const KNOWN_KEYS: Record<string, readonly string[]> = {
-  '': ['database', 'kafka', 'log', 'producer', 'spool', 'pipelines'],
+  '': ['database', 'kafka', 'log', 'producer', 'fetcher', 'spool', 'pipelines'],
   database: ['url', 'poolSize', 'connectTimeoutMs'],
   kafka: ['brokers', 'clientId', 'ssl', 'sasl', 'connectionTimeoutMs', 'requestTimeoutMs', 'retries'],
   producer: ['batchBytes', 'flushMs', 'pageSize', 'compression', 'staleAfterMs', 'progressIntervalMs'],
   'kafka.sasl': ['mechanism', 'username', 'password'],
   log: ['level', 'pretty'],
-  spool: ['dir'],
+  spool: ['dir', 'maxSegmentItems', 'maxItemBytes', 'highWaterItems', 'lowWaterItems', 'highWaterBytes', 'lowWaterBytes', 'leaseMs'],
+  fetcher: ['groupId', 'maxBytesPerPartition', 'maxBytes', 'sessionTimeoutMs', 'statsIntervalMs', 'maxRestarts'],
   pipeline: ['topic', 'partitions', 'source', 'stages'],
   source: ['table', 'key', 'columns', 'payload'],
   stage: ['name', 'run', 'concurrency', 'ratePerSecond', 'timeoutMs', 'retry'],
@@ -152,7 +153,7 @@ export function validateConfig(input: unknown, source?: string): SluiceConfig {
   const p = new Problems();
   if (!p.object('(config)', input)) throw new ConfigError(p.list, source);
   p.unknownKeys('', input, '');
-  const { database, kafka, log, producer, spool, pipelines } = input;
+  const { database, kafka, log, producer, fetcher, spool, pipelines } = input;
 
   if (p.object('database', database)) {
     p.unknownKeys('database', database, 'database');
@@ -204,6 +205,24 @@ export function validateConfig(input: unknown, source?: string): SluiceConfig {
   if (p.object('spool', spool)) {
     p.unknownKeys('spool', spool, 'spool');
     p.string('spool.dir', spool.dir);
+    p.int('spool.maxSegmentItems', spool.maxSegmentItems, 1, 1_000_000);
+    p.int('spool.maxItemBytes', spool.maxItemBytes, 1024, 256 * 1024 * 1024);
+    const hi = p.int('spool.highWaterItems', spool.highWaterItems, 1);
+    const lo = p.int('spool.lowWaterItems', spool.lowWaterItems, 0);
+    if (hi && lo && (spool.lowWaterItems as number) > (spool.highWaterItems as number)) p.add('spool.lowWaterItems', 'must not be above spool.highWaterItems', spool.lowWaterItems);
+    const hb = p.int('spool.highWaterBytes', spool.highWaterBytes, 1024);
+    const lb = p.int('spool.lowWaterBytes', spool.lowWaterBytes, 0);
+    if (hb && lb && (spool.lowWaterBytes as number) > (spool.highWaterBytes as number)) p.add('spool.lowWaterBytes', 'must not be above spool.highWaterBytes', spool.lowWaterBytes);
+    p.int('spool.leaseMs', spool.leaseMs, 100);
+  }
+  if (p.object('fetcher', fetcher)) {
+    p.unknownKeys('fetcher', fetcher, 'fetcher');
+    if (fetcher.groupId !== undefined) p.string('fetcher.groupId', fetcher.groupId);
+    p.int('fetcher.maxBytesPerPartition', fetcher.maxBytesPerPartition, 1024);
+    p.int('fetcher.maxBytes', fetcher.maxBytes, 1024);
+    p.int('fetcher.sessionTimeoutMs', fetcher.sessionTimeoutMs, 6000, 600_000);
+    p.int('fetcher.statsIntervalMs', fetcher.statsIntervalMs, 100);
+    p.int('fetcher.maxRestarts', fetcher.maxRestarts, 0, 1000);
   }
   const resolved: Record<string, PipelineConfig> = {};
   if (p.object('pipelines', pipelines)) {

@@ -110,6 +110,35 @@ export interface ProducerConfig {
 export interface SpoolConfig {
   /** Each pipeline spools into `<dir>/<pipeline>`. @defaultValue './spool' */
   dir: string;
+  /** Items per segment file (the unit workers claim). @defaultValue 500 */
+  maxSegmentItems: number;
+  /** A message larger than this is quarantined instead of spooled. @defaultValue 1048576 */
+  maxItemBytes: number;
+  /** Pause fetching above this many spooled items... @defaultValue 100000 */
+  highWaterItems: number;
+  /** ...and resume below this many. @defaultValue 50000 */
+  lowWaterItems: number;
+  /** Pause fetching above this many spooled bytes... @defaultValue 268435456 (256 MiB) */
+  highWaterBytes: number;
+  /** ...and resume below this many. @defaultValue 134217728 (128 MiB) */
+  lowWaterBytes: number;
+  /** How long a worker's claim on a segment lasts unless renewed. @defaultValue 60000 */
+  leaseMs: number;
+}
+
+export interface FetcherConfig {
+  /** Consumer group; every fetcher of a pipeline joins the same one. @defaultValue `sluice.<pipeline>` */
+  groupId?: string;
+  /** @defaultValue 1048576 */
+  maxBytesPerPartition: number;
+  /** Upper bound of one fetch, so memory stays bounded whatever the backlog. @defaultValue 8388608 */
+  maxBytes: number;
+  /** @defaultValue 30000 */
+  sessionTimeoutMs: number;
+  /** Interval of the `fetch stats` log line. @defaultValue 10000 */
+  statsIntervalMs: number;
+  /** Restarts of a crashed consumer before the fetcher gives up and exits. @defaultValue 10 */
+  maxRestarts: number;
 }
 
 export interface SluiceConfig {
@@ -117,6 +146,7 @@ export interface SluiceConfig {
   kafka: KafkaConfig;
   log: LogConfig;
   producer: ProducerConfig;
+  fetcher: FetcherConfig;
   spool: SpoolConfig;
   pipelines: Record<string, PipelineConfig>;
 }
@@ -168,7 +198,23 @@ export const defaults = {
     staleAfterMs: 60 * 60 * 1000,
     progressIntervalMs: 5000,
   },
-  spool: { dir: './spool' },
+  fetcher: {
+    maxBytesPerPartition: 1024 * 1024,
+    maxBytes: 8 * 1024 * 1024,
+    sessionTimeoutMs: 30_000,
+    statsIntervalMs: 10_000,
+    maxRestarts: 10,
+  },
+  spool: {
+    dir: './spool',
+    maxSegmentItems: 500,
+    maxItemBytes: 1024 * 1024,
+    highWaterItems: 100_000,
+    lowWaterItems: 50_000,
+    highWaterBytes: 256 * 1024 * 1024,
+    lowWaterBytes: 128 * 1024 * 1024,
+    leaseMs: 60_000,
+  },
   pipelines: {},
 } satisfies SluiceConfig;
 
