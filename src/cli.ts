@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import type { Command, OptionSpecs, OptionValues } from './commands/command.js';
 import { doctorCommand } from './commands/doctor.js';
+import { fetchCommand } from './commands/fetch.js';
 import { migrateCommand } from './commands/migrate.js';
 import { produceCommand } from './commands/produce.js';
 import { servicesCommand } from './commands/services.js';
@@ -15,7 +16,7 @@ import { ConfigError, DatabaseError, KafkaError, MigrationError, SluiceError, Us
 import { createLogger } from './core/logger.js';
 import { Shutdown } from './core/shutdown.js';
 
-const COMMANDS: Command[] = [servicesCommand, migrateCommand, doctorCommand, produceCommand];
+const COMMANDS: Command[] = [servicesCommand, migrateCommand, doctorCommand, produceCommand, fetchCommand];
 
 /** Commands that do not read sluice's configuration (they must work while it is broken). */
 const CONFIG_FREE = new Set(['services']);

@@ -1,0 +1,55 @@
+// Decides, per Kafka message, whether it becomes a spool item or goes to quarantine, and why.
+
+import type { KafkaMessage } from 'kafkajs';
+import { ENVELOPE_VERSION, type TaskEnvelope } from '../producer/envelope.js';
+import type { SpoolItem } from '../spool/segment.js';
+
+export type BadReason = 'empty' | 'too-large' | 'binary' | 'not-json' | 'bad-envelope' | 'unknown-version' | 'other-pipeline';
+
+export type Verdict = { ok: true; item: SpoolItem } | { ok: false; reason: BadReason; detail: string };
+
+const MAX_KEY_BYTES = 2048;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+const bad = (reason: BadReason, detail: string): Verdict => ({ ok: false, reason, detail });
+
+export function classify(message: KafkaMessage, partition: number, pipeline: string, maxItemBytes: number): Verdict {
+  const value = message.value;
+  if (value === null || value.length === 0) return bad('empty', 'message has no value');
+  if (value.length > maxItemBytes) return bad('too-large', `value is ${value.length} bytes; spool.maxItemBytes is ${maxItemBytes}`);
+  let text: string;
+  try {
+    text = utf8.decode(value);
+  } catch {
+    return bad('binary', 'value is not UTF-8 text');
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    return bad('not-json', `value is not JSON: ${(err as Error).message}`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return bad('bad-envelope', 'value is JSON but not an object');
+  const e = parsed as Partial<TaskEnvelope> & Record<string, unknown>;
+  if (e.v !== ENVELOPE_VERSION) {
+    return e.v === undefined ? bad('bad-envelope', 'no envelope version "v"') : bad('unknown-version', `envelope version ${JSON.stringify(e.v)}; this fetcher reads ${ENVELOPE_VERSION}`);
+  }
+  if (e.pipeline !== pipeline) return bad('other-pipeline', `message is for pipeline ${JSON.stringify(e.pipeline)}, not ${JSON.stringify(pipeline)}`);
+  const key = e.key;
+  if (!((typeof key === 'string' && key.length > 0) || (typeof key === 'number' && Number.isSafeInteger(key)))) {
+    return bad('bad-envelope', 'key must be a non-empty string or a safe integer');
+  }
+  if (typeof key === 'string' && Buffer.byteLength(key) > MAX_KEY_BYTES) return bad('bad-envelope', `key is longer than ${MAX_KEY_BYTES} bytes`);
+  if (!('payload' in e)) return bad('bad-envelope', 'no payload');
+  if (typeof e.attempt !== 'number' || !Number.isInteger(e.attempt) || e.attempt < 1) return bad('bad-envelope', 'attempt must be a positive integer');
+  const task: TaskEnvelope = {
+    v: ENVELOPE_VERSION,
+    pipeline,
+    key,
+    payload: e.payload,
+    attempt: e.attempt,
+    runId: typeof e.runId === 'string' ? e.runId : '',
+    producedAt: typeof e.producedAt === 'string' ? e.producedAt : '',
+  };
+  return { ok: true, item: { partition, offset: message.offset, task } };
+}

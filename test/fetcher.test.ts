@@ -1,0 +1,274 @@
+// The fetcher against the real Kafka broker and real files: every offset lands in the spool, offsets are
+// committed only behind durable items, backpressure pauses and resumes, bad messages are quarantined,
+// hostile keys stay out of file names, and two fetchers in one group share the work.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import mysql, { type RowDataPacket } from 'mysql2/promise';
+import { defaults, mergeLayers, type SluiceConfig } from '../src/core/config.js';
+import { validateConfig } from '../src/core/config-validate.js';
+import { silentLogger } from '../src/core/logger.js';
+import { migrate } from '../src/db/migrate.js';
+import { startFetcher, type FetcherHandle } from '../src/fetcher/fetcher.js';
+import { SpoolClaimer } from '../src/spool/claim.js';
+import { ROOT } from './helpers/cli.js';
+import { dbConfig, randomName, testDatabase } from './helpers/db.js';
+import { BROKERS, ensureKafka } from './helpers/kafka.js';
+import { committedOffsets, createTopic, envelope, highWatermarks, offsetKey, publishRaw, spooledItems, tasks, waitFor } from './helpers/spool.js';
+
+const log = silentLogger();
+let url: string;
+let dropDatabase: (() => Promise<void>) | undefined;
+const dirs: string[] = [];
+const fetchers: FetcherHandle[] = [];
+
+before(async () => {
+  await ensureKafka();
+  url = await testDatabase({ after: (fn: () => Promise<void>) => (dropDatabase = fn) });
+  await migrate(dbConfig(url), log);
+});
+after(async () => {
+  for (const f of fetchers) await f.stop();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  await dropDatabase?.();
+});
+
+interface Setup {
+  pipeline: string;
+  topic: string;
+  groupId: string;
+  config: (spoolDir?: string) => SluiceConfig;
+  start: (spoolDir?: string) => Promise<FetcherHandle>;
+  spoolDir: string;
+}
+
+function tempDir(prefix: string): string {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(d);
+  return d;
+}
+
+async function setup(partitions: number, overrides: Record<string, unknown> = {}): Promise<Setup> {
+  const pipeline = randomName('f');
+  const topic = randomName('sluice-fetch');
+  const groupId = randomName('sluice-group');
+  const spoolDir = tempDir('sluice-spool-');
+  await createTopic(topic, partitions);
+  const config = (dir = spoolDir): SluiceConfig =>
+    validateConfig(
+      mergeLayers(structuredClone(defaults), {
+        database: { url },
+        kafka: { brokers: BROKERS },
+        fetcher: { groupId, statsIntervalMs: 60_000, ...((overrides.fetcher as object) ?? {}) },
+        spool: { dir, ...((overrides.spool as object) ?? {}) },
+        pipelines: { [pipeline]: { topic, partitions, source: { table: 'unused', key: 'id', columns: [] } } },
+      }),
+    );
+  const start = async (dir = spoolDir): Promise<FetcherHandle> => {
+    const f = await startFetcher({ config: config(dir), pipeline, log });
+    fetchers.push(f);
+    return f;
+  };
+  return { pipeline, topic, groupId, config, start, spoolDir };
+}
+
+async function describeGroup(groupId: string): Promise<{ members: number; state: string }> {
+  const { Kafka, logLevel } = await import('kafkajs');
+  const admin = new Kafka({ clientId: 'sluice-test', brokers: BROKERS, logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    const { groups } = await admin.describeGroups([groupId]);
+    return { members: groups[0]?.members.length ?? 0, state: groups[0]?.state ?? 'Unknown' };
+  } finally {
+    await admin.disconnect();
+  }
+}
+const groupMembers = async (g: string): Promise<number> => (await describeGroup(g)).members;
+const groupState = async (g: string): Promise<string> => (await describeGroup(g)).state;
+
+describe('fetch', () => {
+  it('spools every offset exactly once and commits up to the high watermark', async () => {
+    const s = await setup(3);
+    await publishRaw(s.topic, tasks(s.pipeline, 3000));
+    const f = await s.start();
+    await waitFor('3000 spooled', () => f.stats().spooled >= 3000);
+    await f.stop();
+    const items = spooledItems(f.paths.root);
+    const keys = items.map(offsetKey);
+    assert.equal(keys.length, 3000);
+    assert.equal(new Set(keys).size, 3000, 'no offset twice');
+    assert.deepEqual(new Set(items.map((i) => i.task.key)), new Set(Array.from({ length: 3000 }, (_, i) => i + 1)));
+    assert.deepEqual(await committedOffsets(s.groupId, s.topic), await highWatermarks(s.topic));
+    for (const i of items) assert.equal(i.task.pipeline, s.pipeline);
+  });
+
+  it('pauses above the high-water mark and resumes below the low-water mark', async () => {
+    const s = await setup(2, { spool: { highWaterItems: 200, lowWaterItems: 100, maxSegmentItems: 50 }, fetcher: { maxBytesPerPartition: 8192 } });
+    await publishRaw(s.topic, tasks(s.pipeline, 1500));
+    const f = await s.start();
+    await waitFor('paused', () => f.stats().paused);
+    // Batches kafkajs fetched before the pause still arrive; after that, nothing more while paused.
+    await new Promise((r) => setTimeout(r, 1000));
+    const held = f.stats().spooled;
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.ok(f.stats().paused);
+    assert.equal(f.stats().spooled, held, 'no fetching while paused');
+    assert.ok(held < 1500, `spooled ${held} of 1500 while paused`);
+    // Workers drain the spool: fetching resumes, and everything arrives in the end.
+    const worker = new SpoolClaimer(f.paths, 'test-worker', 60_000);
+    let drained = 0;
+    let resumed = false;
+    await waitFor('all 1500 through the spool', async () => {
+      if (!f.stats().paused) resumed = true;
+      for (let c = await worker.claim(); c !== null; c = await worker.claim()) {
+        drained += (await worker.read(c)).length;
+        await worker.complete(c);
+      }
+      return drained >= 1500;
+    });
+    assert.ok(resumed);
+    assert.equal(drained, 1500);
+  });
+
+  it('quarantines each kind of bad message with its reason, commits past it, and spools the rest', async () => {
+    const s = await setup(1, { spool: { maxItemBytes: 2048 } });
+    const good = tasks(s.pipeline, 5);
+    await publishRaw(s.topic, [
+      good[0]!,
+      { key: 'nj', value: 'this is not json' },
+      good[1]!,
+      { key: 'bin', value: Buffer.from([0xff, 0xfe, 0x00, 0x81, 0xc3]) },
+      { key: 'empty', value: null },
+      { key: 'zero', value: Buffer.alloc(0) },
+      { key: 'v9', value: JSON.stringify({ v: 9, pipeline: s.pipeline, key: 1, payload: {}, attempt: 1 }) },
+      { key: 'other', value: envelope('another-pipeline', 7) },
+      { key: 'big', value: envelope(s.pipeline, 'big', 'x'.repeat(5000)) },
+      { key: 'arr', value: '[1,2,3]' },
+      { key: 'nokey', value: JSON.stringify({ v: 1, pipeline: s.pipeline, payload: {}, attempt: 1 }) },
+      good[2]!,
+      good[3]!,
+      good[4]!,
+    ]);
+    const f = await s.start();
+    await waitFor('14 handled', () => f.stats().spooled + f.stats().quarantined >= 14);
+    await f.stop();
+    assert.equal(f.stats().spooled, 5);
+    assert.deepEqual(spooledItems(f.paths.root).map((i) => i.task.key).sort(), [1, 2, 3, 4, 5]);
+    const entries = readdirSync(f.paths.quarantine).map((n) => JSON.parse(readFileSync(join(f.paths.quarantine, n), 'utf8')) as { reason: string; offset: string; partition: number; key: string | null });
+    const byKey = Object.fromEntries(entries.map((e) => [Buffer.from(e.key ?? '', 'base64').toString(), e.reason]));
+    assert.deepEqual(byKey, {
+      nj: 'not-json',
+      bin: 'binary',
+      empty: 'empty',
+      zero: 'empty',
+      v9: 'unknown-version',
+      other: 'other-pipeline',
+      big: 'too-large',
+      arr: 'bad-envelope',
+      nokey: 'bad-envelope',
+    });
+    for (const e of entries) assert.equal(e.partition, 0);
+    assert.deepEqual(await committedOffsets(s.groupId, s.topic), await highWatermarks(s.topic));
+    const conn = await mysql.createConnection(url);
+    try {
+      await waitFor('bad messages recorded', async () => {
+        const [rows] = await conn.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM sluice_bad_messages WHERE pipeline = ?', [s.pipeline]);
+        return Number(rows[0]?.n) === 9;
+      }, 10_000);
+      const [rows] = await conn.query<RowDataPacket[]>('SELECT reason, kafka_offset, spool_file FROM sluice_bad_messages WHERE pipeline = ? ORDER BY kafka_offset', [s.pipeline]);
+      assert.deepEqual(rows.map((r) => r.reason), ['not-json', 'binary', 'empty', 'empty', 'unknown-version', 'other-pipeline', 'too-large', 'bad-envelope', 'bad-envelope']);
+      assert.equal(String(rows[0]?.kafka_offset), '1');
+      for (const r of rows) assert.ok(readdirSync(f.paths.quarantine).includes(String(r.spool_file)));
+    } finally {
+      await conn.end();
+    }
+  });
+
+  it('keeps hostile keys out of file names: nothing is written outside the spool folder', async () => {
+    const s = await setup(1);
+    const hostile = ['../../../../tmp/escaped', '/etc/passwd', 'a\u0000b', '..', '.', 'C:\\windows', 'x'.repeat(2000), 'ü/ö/ä'];
+    await publishRaw(s.topic, hostile.map((k) => ({ key: k, value: envelope(s.pipeline, k) })));
+    const f = await s.start();
+    await waitFor('all spooled', () => f.stats().spooled >= hostile.length);
+    await f.stop();
+    assert.deepEqual(spooledItems(f.paths.root).map((i) => i.task.key).sort(), [...hostile].sort());
+    const walk = (d: string): string[] => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : [join(d, e.name)]));
+    const files = walk(s.spoolDir).map((p) => relative(s.spoolDir, p));
+    for (const p of files) {
+      assert.ok(!p.startsWith('..'), p);
+      assert.match(p, /^[a-z0-9_]+\/(ready|claimed|quarantine|tmp)\/[0-9a-z~.-]+$/, p);
+    }
+    assert.ok(!readdirSync(tmpdir()).includes('escaped'));
+  });
+
+  it('two fetchers in one group on two spool folders (two machines) split the partitions and cover every message', async () => {
+    const s = await setup(4, { fetcher: { maxBytesPerPartition: 16_384 } });
+    const a = await s.start(tempDir('sluice-machine-a-'));
+    const b = await s.start(tempDir('sluice-machine-b-'));
+    await waitFor('both fetchers in the group', async () => (await groupMembers(s.groupId)) === 2 && (await groupState(s.groupId)) === 'Stable');
+    await publishRaw(s.topic, tasks(s.pipeline, 4000));
+    await waitFor('every offset in one of the spools', () => {
+      const all = new Set([...spooledItems(a.paths.root), ...spooledItems(b.paths.root)].map(offsetKey));
+      return all.size >= 4000;
+    });
+    await Promise.all([a.stop(), b.stop()]);
+    const inA = spooledItems(a.paths.root);
+    const inB = spooledItems(b.paths.root);
+    assert.equal(new Set([...inA, ...inB].map(offsetKey)).size, 4000);
+    assert.ok(inA.length > 0 && inB.length > 0, `split: ${inA.length} / ${inB.length}`);
+    assert.deepEqual(await committedOffsets(s.groupId, s.topic), await highWatermarks(s.topic));
+  });
+});
+
+describe('fetch under kill -9', () => {
+  let child: ChildProcess | null = null;
+  after(() => {
+    child?.kill('SIGKILL');
+  });
+
+  it('loses nothing: committed offsets never pass a durable item, and a restart fills in the rest', async () => {
+    // A killed member keeps its partitions until its session times out: use the broker's minimum, 6 s.
+    const s = await setup(3, { fetcher: { maxBytesPerPartition: 8192, sessionTimeoutMs: 6000 } });
+    const total = 20_000;
+    await publishRaw(s.topic, tasks(s.pipeline, total));
+    const cfgDir = tempDir('sluice-kill-cfg-');
+    const cfgFile = join(cfgDir, 'sluice.config.ts');
+    writeFileSync(
+      cfgFile,
+      `export default ${JSON.stringify({
+        fetcher: { groupId: s.groupId, maxBytesPerPartition: 8192, sessionTimeoutMs: 6000 },
+        spool: { dir: s.spoolDir },
+        pipelines: { [s.pipeline]: { topic: s.topic, partitions: 3, source: { table: 'unused', key: 'id', columns: [] } } },
+      })};\n`,
+    );
+    const root = join(s.spoolDir, s.pipeline);
+    const env = { ...process.env, DATABASE_URL: url, SLUICE_KAFKA_BROKERS: BROKERS.join(','), SLUICE_CONFIG: cfgFile, SLUICE_LOG_LEVEL: 'warn', SLUICE_LOG_PRETTY: 'false' };
+    const run = (): ChildProcess => spawn(process.execPath, ['--import', import.meta.resolve('tsx'), join(ROOT, 'src/cli.ts'), 'fetch', '--pipeline', s.pipeline], { env, stdio: 'ignore' });
+
+    for (let round = 0; round < 3; round++) {
+      child = run();
+      const before = spooledItems(root).length;
+      await waitFor('progress before the kill', () => spooledItems(root).length >= before + 1500, 60_000);
+      child.kill('SIGKILL');
+      await new Promise((r) => child!.once('exit', r));
+      // Every offset below the committed one must be on disk.
+      const committed = await committedOffsets(s.groupId, s.topic);
+      const durable = new Set(spooledItems(root).map(offsetKey));
+      for (const [partition, next] of committed) {
+        for (let o = 0n; o < next; o++) assert.ok(durable.has(`${partition}:${o}`), `offset ${partition}:${o} committed but not in the spool`);
+      }
+    }
+    child = run();
+    await waitFor('every offset spooled', () => new Set(spooledItems(root).map(offsetKey)).size >= total, 90_000);
+    child.kill('SIGTERM');
+    const code = await new Promise((r) => child!.once('exit', (c) => r(c)));
+    child = null;
+    assert.equal(code, 0, 'SIGTERM: graceful stop, exit 0');
+    const keys = new Set(spooledItems(root).map((i) => i.task.key));
+    assert.equal(keys.size, total, 'every task present (duplicates allowed)');
+    assert.deepEqual(await committedOffsets(s.groupId, s.topic), await highWatermarks(s.topic));
+  });
+});
