@@ -16,7 +16,10 @@ import { startFetcher, type FetcherHandle } from '../src/fetcher/fetcher.js';
 import { SpoolClaimer } from '../src/spool/claim.js';
 import { ROOT } from './helpers/cli.js';
 import { dbConfig, randomName, testDatabase } from './helpers/db.js';
-import { BROKERS, ensureKafka } from './helpers/kafka.js';
+import { Writable } from 'node:stream';
+import { createLogger } from '../src/core/logger.js';
+import { KafkaError } from '../src/core/errors.js';
+import { BROKERS, ensureKafka, startPrivateBroker } from './helpers/kafka.js';
 import { committedOffsets, createTopic, envelope, highWatermarks, offsetKey, publishRaw, spooledItems, tasks, waitFor } from './helpers/spool.js';
 
 const log = silentLogger();
@@ -41,7 +44,7 @@ interface Setup {
   topic: string;
   groupId: string;
   config: (spoolDir?: string) => SluiceConfig;
-  start: (spoolDir?: string) => Promise<FetcherHandle>;
+  start: (spoolDir?: string, logger?: typeof log) => Promise<FetcherHandle>;
   spoolDir: string;
 }
 
@@ -51,24 +54,24 @@ function tempDir(prefix: string): string {
   return d;
 }
 
-async function setup(partitions: number, overrides: Record<string, unknown> = {}): Promise<Setup> {
+async function setup(partitions: number, overrides: Record<string, unknown> = {}, brokers = BROKERS, create = true): Promise<Setup> {
   const pipeline = randomName('f');
   const topic = randomName('sluice-fetch');
   const groupId = randomName('sluice-group');
   const spoolDir = tempDir('sluice-spool-');
-  await createTopic(topic, partitions);
+  if (create) await createTopic(topic, partitions, brokers);
   const config = (dir = spoolDir): SluiceConfig =>
     validateConfig(
       mergeLayers(structuredClone(defaults), {
         database: { url },
-        kafka: { brokers: BROKERS },
+        kafka: { brokers, ...((overrides.kafka as object) ?? {}) },
         fetcher: { groupId, statsIntervalMs: 60_000, ...((overrides.fetcher as object) ?? {}) },
         spool: { dir, ...((overrides.spool as object) ?? {}) },
         pipelines: { [pipeline]: { topic, partitions, source: { table: 'unused', key: 'id', columns: [] } } },
       }),
     );
-  const start = async (dir = spoolDir): Promise<FetcherHandle> => {
-    const f = await startFetcher({ config: config(dir), pipeline, log });
+  const start = async (dir = spoolDir, logger = log): Promise<FetcherHandle> => {
+    const f = await startFetcher({ config: config(dir), pipeline, log: logger });
     fetchers.push(f);
     return f;
   };
@@ -220,6 +223,65 @@ describe('fetch', () => {
     assert.equal(new Set([...inA, ...inB].map(offsetKey)).size, 4000);
     assert.ok(inA.length > 0 && inB.length > 0, `split: ${inA.length} / ${inB.length}`);
     assert.deepEqual(await committedOffsets(s.groupId, s.topic), await highWatermarks(s.topic));
+  });
+});
+
+describe('fetch: group life and visibility', () => {
+  it('creates a missing topic with the pipeline partition count', async () => {
+    const s = await setup(5, {}, BROKERS, false);
+    const f = await s.start();
+    await publishRaw(s.topic, tasks(s.pipeline, 50));
+    await waitFor('50 spooled', () => f.stats().spooled >= 50);
+    await f.stop();
+    assert.equal((await highWatermarks(s.topic)).size, 5);
+  });
+
+  it('logs a periodic fetch stats line: items/s, spool depth, lag per partition, paused', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({ write: (c, _e, done) => (lines.push(String(c)), done()) });
+    const logger = createLogger({ level: 'info', pretty: false, isTTY: false, destination: sink });
+    const s = await setup(2, { fetcher: { statsIntervalMs: 200 } });
+    await publishRaw(s.topic, tasks(s.pipeline, 100));
+    const f = await s.start(undefined, logger);
+    await waitFor('a stats line after the items', () => lines.some((l) => l.includes('"msg":"fetch stats"') && l.includes('"spooled":100')));
+    await f.stop();
+    const stat = JSON.parse(lines.find((l) => l.includes('"msg":"fetch stats"') && l.includes('"spooled":100'))!) as Record<string, unknown>;
+    assert.equal(stat.stage, 'fetcher');
+    assert.equal(typeof stat.itemsPerSec, 'number');
+    assert.equal(stat.depthItems, 100);
+    assert.equal(stat.paused, false);
+    assert.deepEqual(Object.keys(stat.lag as object).sort(), ['0', '1']);
+  });
+
+  it('rides out a broker restart (restarting with backoff), and fails with a clear error when the broker stays away', async () => {
+    const broker = await startPrivateBroker();
+    try {
+      const kafka = { retries: 2, connectionTimeoutMs: 1000, requestTimeoutMs: 5000 };
+      const s = await setup(2, { kafka, fetcher: { sessionTimeoutMs: 6000, maxRestarts: 10, restartBackoffMs: 500 } }, broker.brokers);
+      await publishRaw(s.topic, tasks(s.pipeline, 100), broker.brokers);
+      const f = await s.start();
+      await waitFor('first 100', () => f.stats().spooled >= 100);
+      broker.kill();
+      await new Promise((r) => setTimeout(r, 2000));
+      await broker.restart();
+      await publishRaw(s.topic, tasks(s.pipeline, 100).map((m, i) => ({ ...m, value: envelope(s.pipeline, 1000 + i) })), broker.brokers);
+      await waitFor('the next 100 after the restart', () => new Set(spooledItems(f.paths.root).map((i) => i.task.key)).size >= 200, 90_000);
+      assert.ok(f.stats().restarts >= 1);
+      await f.stop();
+
+      const impatient = await setup(2, { kafka, fetcher: { sessionTimeoutMs: 6000, maxRestarts: 2, restartBackoffMs: 100 } }, broker.brokers);
+      const g = await impatient.start();
+      broker.kill();
+      await assert.rejects(g.done, (err: unknown) => {
+        assert.ok(err instanceof KafkaError, String(err));
+        assert.equal(err.code, 'KAFKA_CONSUMER_FAILED');
+        assert.match(err.message, /^the Kafka consumer failed for good after 2 restart\(s\) in a row: /);
+        assert.match(err.hint ?? '', /nothing was lost/);
+        return true;
+      });
+    } finally {
+      await broker.stop();
+    }
   });
 });
 

@@ -20,7 +20,7 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
   'kafka.sasl': ['mechanism', 'username', 'password'],
   log: ['level', 'pretty'],
   spool: ['dir', 'maxSegmentItems', 'maxItemBytes', 'highWaterItems', 'lowWaterItems', 'highWaterBytes', 'lowWaterBytes', 'leaseMs'],
-  fetcher: ['groupId', 'maxBytesPerPartition', 'maxBytes', 'sessionTimeoutMs', 'statsIntervalMs', 'maxRestarts'],
+  fetcher: ['groupId', 'maxBytesPerPartition', 'maxBytes', 'sessionTimeoutMs', 'statsIntervalMs', 'maxRestarts', 'restartBackoffMs'],
   pipeline: ['topic', 'partitions', 'source', 'stages'],
   source: ['table', 'key', 'columns', 'payload'],
   stage: ['name', 'run', 'concurrency', 'ratePerSecond', 'timeoutMs', 'retry'],
@@ -223,6 +223,7 @@ export function validateConfig(input: unknown, source?: string): SluiceConfig {
     p.int('fetcher.sessionTimeoutMs', fetcher.sessionTimeoutMs, 6000, 600_000);
     p.int('fetcher.statsIntervalMs', fetcher.statsIntervalMs, 100);
     p.int('fetcher.maxRestarts', fetcher.maxRestarts, 0, 1000);
+    p.int('fetcher.restartBackoffMs', fetcher.restartBackoffMs, 10, 600_000);
   }
   const resolved: Record<string, PipelineConfig> = {};
   if (p.object('pipelines', pipelines)) {

@@ -137,8 +137,10 @@ export interface FetcherConfig {
   sessionTimeoutMs: number;
   /** Interval of the `fetch stats` log line. @defaultValue 10000 */
   statsIntervalMs: number;
-  /** Restarts of a crashed consumer before the fetcher gives up and exits. @defaultValue 10 */
+  /** Consecutive restarts of a crashed consumer before the fetcher gives up and exits. @defaultValue 10 */
   maxRestarts: number;
+  /** First restart delay; doubles per consecutive restart, up to 30 s (10 restarts: about 3.5 min). @defaultValue 1000 */
+  restartBackoffMs: number;
 }
 
 export interface SluiceConfig {
@@ -204,6 +206,7 @@ export const defaults = {
     sessionTimeoutMs: 30_000,
     statsIntervalMs: 10_000,
     maxRestarts: 10,
+    restartBackoffMs: 1000,
   },
   spool: {
     dir: './spool',

@@ -98,6 +98,7 @@ export async function startFetcher(opts: FetchOptions): Promise<FetcherHandle> {
   });
   done.catch(() => {});
 
+  let consecutiveRestarts = 0;
   const consumer: Consumer = kafka.consumer({
     groupId: config.fetcher.groupId ?? `sluice.${opts.pipeline}`,
     sessionTimeout: config.fetcher.sessionTimeoutMs,
@@ -109,10 +110,16 @@ export async function startFetcher(opts: FetchOptions): Promise<FetcherHandle> {
       retries: config.kafka.retries,
       initialRetryTime: 300,
       maxRetryTime: 10_000,
+      // kafkajs restarts a crashed consumer within a second; a broker that takes longer to come back would
+      // use up every restart at once. So each consecutive restart waits twice as long (up to 30 s), and a
+      // batch that goes through resets the count.
       restartOnFailure: async (err) => {
+        consecutiveRestarts++;
         stats.restarts++;
-        const again = stats.restarts <= config.fetcher.maxRestarts;
-        log.error({ err, restarts: stats.restarts, restarting: again }, 'consumer crashed');
+        const again = consecutiveRestarts <= config.fetcher.maxRestarts;
+        const delayMs = Math.min(30_000, config.fetcher.restartBackoffMs * 2 ** (consecutiveRestarts - 1));
+        log.error({ err, restarts: consecutiveRestarts, restarting: again, delayMs: again ? delayMs : null }, 'consumer crashed');
+        if (again) await new Promise((r) => setTimeout(r, delayMs));
         return again;
       },
     },
@@ -185,6 +192,7 @@ export async function startFetcher(opts: FetchOptions): Promise<FetcherHandle> {
     resolveOffset(last);
     await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
     await heartbeat();
+    consecutiveRestarts = 0;
     stats.batches++;
     stats.spooled += items.length;
     stats.quarantined += rejected.length;
@@ -198,7 +206,7 @@ export async function startFetcher(opts: FetchOptions): Promise<FetcherHandle> {
   consumer.on(consumer.events.CRASH, ({ payload }) => {
     if (!payload.restart) {
       const cause = coerceError(payload.error);
-      fail(new KafkaError('KAFKA_CONSUMER_FAILED', `the Kafka consumer failed for good after ${stats.restarts} restart(s): ${cause.message}`, { retriable: true, hint: 'check the broker (npm run services -- status) and run fetch again; nothing was lost', cause }));
+      fail(new KafkaError('KAFKA_CONSUMER_FAILED', `the Kafka consumer failed for good after ${consecutiveRestarts - 1} restart(s) in a row: ${cause.message}`, { retriable: true, hint: 'check the broker (npm run services -- status) and run fetch again; nothing was lost', cause }));
     }
   });
 

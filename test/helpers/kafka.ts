@@ -34,6 +34,8 @@ export interface PrivateBroker {
   brokers: string[];
   /** kill -9 the broker. */
   kill(): void;
+  /** Starts it again (same ports, same data). */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -72,6 +74,9 @@ export async function startPrivateBroker(): Promise<PrivateBroker> {
       } catch {
         // already gone
       }
+    },
+    restart: async () => {
+      await run('up');
     },
     stop: async () => {
       await run('down').catch(() => {});
