@@ -1,9 +1,10 @@
 // The fetcher: moves a pipeline's messages from Kafka into the local spool, at least once.
 //
 // Per fetched batch (one partition, offsets in order): classify each message -> write the good ones as
-// durable segments and the bad ones to quarantine -> only then commit (last offset + 1) -> heartbeat.
-// Offsets are therefore committed contiguously per partition and never past an item that is not on disk:
-// a kill -9 at any point loses nothing, at worst the batch in hand is fetched and spooled again.
+// durable segments and the bad ones to quarantine -> only then resolve the batch's last offset. kafkajs
+// commits resolved offsets (every second, on rebalance and on stop), so a committed offset is always
+// contiguous per partition and never past an item that is not on disk: a kill -9 at any point loses
+// nothing; at worst the batches since the last commit are fetched and spooled again.
 //
 // States: starting -> running <-> paused (spool above its high-water mark; heartbeats go on)
 //         -> stopping (finish the batch in hand, commit, leave the group) -> stopped
@@ -27,6 +28,10 @@ import { classify } from './validate.js';
 
 const QUARANTINED_VALUE_BYTES = 64 * 1024;
 const BACKPRESSURE_CHECK_MS = 500;
+/** kafkajs commits the offsets resolved so far at most this often (and when the fetcher stops or loses partitions). */
+const COMMIT_INTERVAL_MS = 1000;
+/** Partitions whose batches are written at the same time (their fsyncs overlap). */
+const CONCURRENT_PARTITIONS = 3;
 
 export interface FetchOptions {
   config: SluiceConfig;
@@ -34,8 +39,8 @@ export interface FetchOptions {
   log: Logger;
   /** Shown in quarantine records; default <hostname>-<pid>. */
   fetcherId?: string;
-  /** Called after a batch is durable and committed (tests, metrics). */
-  onBatch?: (b: { partition: number; segments: string[]; quarantined: number; committed: string }) => void;
+  /** Called after a batch is durable; `resolved` is the offset kafkajs will commit for its partition (tests, metrics). */
+  onBatch?: (b: { partition: number; segments: string[]; quarantined: number; resolved: string }) => void;
 }
 
 export interface FetchStats {
@@ -127,8 +132,9 @@ export async function startFetcher(opts: FetchOptions): Promise<FetcherHandle> {
 
   // Backpressure: pause the topic above the high-water mark, resume below the low-water mark.
   const { spool } = config;
-  const checkDepth = async (): Promise<void> => {
-    const d = await spoolDepth(paths);
+  // The directory is scanned every BACKPRESSURE_CHECK_MS; between scans, written items are added to the
+  // last count, so a batch never waits on a listing of the whole spool.
+  const applyDepth = (d: SpoolDepth): void => {
     stats.depth = d;
     if (!stats.paused && (d.items >= spool.highWaterItems || d.bytes >= spool.highWaterBytes)) {
       stats.paused = true;
@@ -140,6 +146,7 @@ export async function startFetcher(opts: FetchOptions): Promise<FetcherHandle> {
       log.info({ items: d.items, bytes: d.bytes }, 'spool below low-water mark: fetching resumed');
     }
   };
+  const checkDepth = async (): Promise<void> => applyDepth(await spoolDepth(paths));
   const depthTimer = setInterval(() => void checkDepth().catch((err: unknown) => log.warn({ err }, 'spool depth check failed')), BACKPRESSURE_CHECK_MS);
 
   let lastSpooled = 0;
@@ -158,14 +165,17 @@ export async function startFetcher(opts: FetchOptions): Promise<FetcherHandle> {
   const eachBatch = async ({ batch, resolveOffset, heartbeat, isStale }: EachBatchPayload): Promise<void> => {
     if (batch.messages.length === 0 || isStale()) return;
     const items: SpoolItem[] = [];
+    const lines: string[] = [];
     const badRows: BadMessageRow[] = [];
     const rejected: Array<{ m: (typeof batch.messages)[number]; reason: string; detail: string }> = [];
     for (const m of batch.messages) {
       const v = classify(m, batch.partition, opts.pipeline, spool.maxItemBytes);
-      if (v.ok) items.push(v.item);
-      else rejected.push({ m, reason: v.reason, detail: v.detail });
+      if (v.ok) {
+        items.push(v.item);
+        lines.push(v.line);
+      } else rejected.push({ m, reason: v.reason, detail: v.detail });
     }
-    const segments = await writer.writeItems(batch.partition, items);
+    const { names: segments, bytes } = await writer.writeItems(batch.partition, items, lines);
     for (const { m, reason, detail } of rejected) {
       const file = await writer.quarantine({
         reason,
@@ -190,7 +200,6 @@ export async function startFetcher(opts: FetchOptions): Promise<FetcherHandle> {
     const last = batch.messages[batch.messages.length - 1]!.offset;
     const next = (BigInt(last) + 1n).toString();
     resolveOffset(last);
-    await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
     await heartbeat();
     consecutiveRestarts = 0;
     stats.batches++;
@@ -199,8 +208,8 @@ export async function startFetcher(opts: FetchOptions): Promise<FetcherHandle> {
     stats.segments += segments.length;
     stats.lag[String(batch.partition)] = Number(batch.offsetLag());
     log.debug({ partition: batch.partition, items: items.length, segments: segments.length, committed: next }, 'batch spooled');
-    opts.onBatch?.({ partition: batch.partition, segments, quarantined: rejected.length, committed: next });
-    await checkDepth();
+    opts.onBatch?.({ partition: batch.partition, segments, quarantined: rejected.length, resolved: next });
+    applyDepth({ ...stats.depth, items: stats.depth.items + items.length, bytes: stats.depth.bytes + bytes, readySegments: stats.depth.readySegments + segments.length });
   };
 
   consumer.on(consumer.events.CRASH, ({ payload }) => {
@@ -221,7 +230,13 @@ export async function startFetcher(opts: FetchOptions): Promise<FetcherHandle> {
 
   await consumer.connect();
   await consumer.subscribe({ topic: pipeline.topic, fromBeginning: true });
-  await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch });
+  await consumer.run({
+    autoCommit: true,
+    autoCommitInterval: COMMIT_INTERVAL_MS,
+    eachBatchAutoResolve: false,
+    partitionsConsumedConcurrently: Math.min(CONCURRENT_PARTITIONS, pipeline.partitions),
+    eachBatch,
+  });
   log.info({ topic: pipeline.topic, spool: paths.root, fetcherId }, 'fetcher started');
 
   return {

@@ -2,11 +2,12 @@
 
 import type { KafkaMessage } from 'kafkajs';
 import { ENVELOPE_VERSION, type TaskEnvelope } from '../producer/envelope.js';
-import type { SpoolItem } from '../spool/segment.js';
+import { encodeItem, type SpoolItem } from '../spool/segment.js';
 
 export type BadReason = 'empty' | 'too-large' | 'binary' | 'not-json' | 'bad-envelope' | 'unknown-version' | 'other-pipeline';
 
-export type Verdict = { ok: true; item: SpoolItem } | { ok: false; reason: BadReason; detail: string };
+/** A good message: its spool item, and the item's segment line. */
+export type Verdict = { ok: true; item: SpoolItem; line: string } | { ok: false; reason: BadReason; detail: string };
 
 const MAX_KEY_BYTES = 2048;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -42,14 +43,9 @@ export function classify(message: KafkaMessage, partition: number, pipeline: str
   if (typeof key === 'string' && Buffer.byteLength(key) > MAX_KEY_BYTES) return bad('bad-envelope', `key is longer than ${MAX_KEY_BYTES} bytes`);
   if (!('payload' in e)) return bad('bad-envelope', 'no payload');
   if (typeof e.attempt !== 'number' || !Number.isInteger(e.attempt) || e.attempt < 1) return bad('bad-envelope', 'attempt must be a positive integer');
-  const task: TaskEnvelope = {
-    v: ENVELOPE_VERSION,
-    pipeline,
-    key,
-    payload: e.payload,
-    attempt: e.attempt,
-    runId: typeof e.runId === 'string' ? e.runId : '',
-    producedAt: typeof e.producedAt === 'string' ? e.producedAt : '',
-  };
-  return { ok: true, item: { partition, offset: message.offset, task } };
+  const task = e as TaskEnvelope;
+  const item: SpoolItem = { partition, offset: message.offset, task };
+  // The validated text goes into the segment as it is (no second serialisation), unless it holds a raw
+  // newline (JSON whitespace), which would break the one-item-per-line format.
+  return { ok: true, item, line: encodeItem(item, text.includes('\n') ? JSON.stringify(task) : text) };
 }

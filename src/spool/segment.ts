@@ -11,9 +11,13 @@ export interface SpoolItem {
   task: TaskEnvelope;
 }
 
+export function encodeItem(i: SpoolItem, taskJson = JSON.stringify(i.task)): string {
+  return `{"partition":${i.partition},"offset":"${i.offset}","task":${taskJson}}\n`;
+}
+
 export function encodeItems(items: readonly SpoolItem[]): string {
   let out = '';
-  for (const i of items) out += `{"partition":${i.partition},"offset":"${i.offset}","task":${JSON.stringify(i.task)}}\n`;
+  for (const i of items) out += encodeItem(i);
   return out;
 }
 
