@@ -332,5 +332,23 @@ describe('fetch under kill -9', () => {
     const keys = new Set(spooledItems(root).map((i) => i.task.key));
     assert.equal(keys.size, total, 'every task present (duplicates allowed)');
     assert.deepEqual(await committedOffsets(s.groupId, s.topic), await highWatermarks(s.topic));
+
+    // A second signal exits at once, still without committing past what is on disk.
+    await publishRaw(s.topic, tasks(s.pipeline, 5000).map((m, i) => ({ ...m, value: envelope(s.pipeline, total + i + 1) })));
+    child = run();
+    const before = spooledItems(root).length;
+    await waitFor('fetching again', () => spooledItems(root).length > before, 60_000);
+    const t0 = Date.now();
+    child.kill('SIGINT');
+    child.kill('SIGINT');
+    const forced = await new Promise((r) => child!.once('exit', (c) => r(c)));
+    child = null;
+    assert.ok(forced === 130 || forced === 0, `exit code ${String(forced)}`);
+    assert.ok(Date.now() - t0 < 5000, 'exits at once');
+    const committed = await committedOffsets(s.groupId, s.topic);
+    const durable = new Set(spooledItems(root).map(offsetKey));
+    for (const [partition, next] of committed) {
+      for (let o = 0n; o < next; o++) assert.ok(durable.has(`${partition}:${o}`), `offset ${partition}:${o} committed but not in the spool`);
+    }
   });
 });
