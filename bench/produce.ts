@@ -1,54 +1,20 @@
 // npm run bench:produce — sluice's producer against the naive method it replaces and against the raw limits
 // of its two halves. Source: 1,000,000 rows (key + ~300-byte payload), 500,000 of them already done.
 // Every variant runs in its own process; peak RSS is that process's.
-import { execFile } from 'node:child_process';
-import { writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { promisify } from 'node:util';
 import mysql from 'mysql2/promise';
 import { silentLogger } from '../src/core/logger.js';
 import { defaults } from '../src/core/config.js';
 import { withDatabase } from '../src/db/database-url.js';
 import { migrate } from '../src/db/migrate.js';
+import { median, report, REPEATS, variant, type Result } from './lib.js';
 
-const run = promisify(execFile);
 const url = process.env.BENCH_DATABASE_URL ?? 'mysql://root@127.0.0.1:3306/sluice_bench';
 const BIG = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const SMALL = Math.round(BIG / 10);
 const NAIVE_SAMPLES = Number(process.env.BENCH_NAIVE_SAMPLES ?? 12);
-/** Runs per variant for sluice and raw Kafka: on 2 shared cores single runs vary by +-20%; the median is reported. */
-const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
 
-interface Result {
-  mode: string;
-  tasks: number;
-  seconds: number;
-  rate: number;
-  peakRssMb: number;
-  [k: string]: unknown;
-}
-
-async function variant(...args: string[]): Promise<Result> {
-  const { stdout } = await run(process.execPath, ['--import', 'tsx', 'bench/produce-worker.ts', ...args], {
-    env: { ...process.env, BENCH_DATABASE_URL: url },
-    maxBuffer: 1 << 20,
-  });
-  const line = stdout.trim().split('\n').pop()!;
-  const r = JSON.parse(line) as Result;
-  console.error(`  ${args[0]}: ${r.tasks} tasks in ${r.seconds.toFixed(2)} s = ${Math.round(r.rate)}/s, peak RSS ${r.peakRssMb} MB`);
-  return r;
-}
-
-async function median(runs: number, reset: () => Promise<void>, ...args: string[]): Promise<Result> {
-  const results: Result[] = [];
-  for (let i = 0; i < runs; i++) {
-    await reset();
-    results.push(await variant(...args));
-  }
-  results.sort((x, y) => x.rate - y.rate);
-  const mid = results[Math.floor(results.length / 2)]!;
-  return { ...mid, peakRssMb: Math.max(...results.map((r) => r.peakRssMb)), runs: results.map((r) => Math.round(r.rate)) };
-}
+const produceVariant = (...args: string[]): Promise<Result> => variant('bench/produce-worker.ts', args, { ...process.env, BENCH_DATABASE_URL: url });
 
 async function seed(conn: mysql.Connection, table: string, rows: number, pipeline: string): Promise<void> {
   const t0 = performance.now();
@@ -81,45 +47,33 @@ async function main(): Promise<void> {
   await conn.query('CREATE TABLE naive_results (task_key BIGINT PRIMARY KEY) SELECT id AS task_key FROM bench_big WHERE id % 2 = 0');
   // Each sluice run starts from "nothing in flight", as a first run does.
   const reset = async (): Promise<void> => void (await conn.query('DELETE FROM sluice_dispatches'));
-  const none = async (): Promise<void> => {};
 
-  const antijoin = await variant('antijoin', 'bench_big', 'bench_big');
-  const kafka = await median(REPEATS, none, 'kafka', String(BIG / 2), '330');
-  const small = await median(REPEATS, reset, 'sluice', 'bench_small', 'bench_small');
-  const big = await median(REPEATS, reset, 'sluice', 'bench_big', 'bench_big');
-  const naive = await variant('naive', 'bench_big', String(NAIVE_SAMPLES));
+  const antijoin = await produceVariant('antijoin', 'bench_big', 'bench_big');
+  const kafka = await median(REPEATS, () => produceVariant('kafka', String(BIG / 2), '330'));
+  const small = await median(REPEATS, () => produceVariant('sluice', 'bench_small', 'bench_small'), reset);
+  const big = await median(REPEATS, () => produceVariant('sluice', 'bench_big', 'bench_big'), reset);
+  const naive = await produceVariant('naive', 'bench_big', String(NAIVE_SAMPLES));
   await conn.end();
 
   const slowerRaw = Math.min(antijoin.rate, kafka.rate);
   const checks = [
-    { target: 'sluice >= 20x naive (a)', value: big.rate / naive.rate, pass: big.rate / naive.rate >= 20, show: `${(big.rate / naive.rate).toFixed(1)}x` },
-    { target: 'sluice >= 70% of the slower raw limit (b)', value: big.rate / slowerRaw, pass: big.rate / slowerRaw >= 0.7, show: `${Math.round((100 * big.rate) / slowerRaw)}%` },
-    { target: `peak RSS flat from ${SMALL / 1000}k to ${BIG / 1000}k rows`, value: big.peakRssMb / small.peakRssMb, pass: big.peakRssMb <= small.peakRssMb * 1.25, show: `${small.peakRssMb} MB -> ${big.peakRssMb} MB` },
+    { target: 'sluice >= 20x naive (a)', pass: big.rate / naive.rate >= 20, show: `${(big.rate / naive.rate).toFixed(1)}x` },
+    { target: 'sluice >= 70% of the slower raw limit (b)', pass: big.rate / slowerRaw >= 0.7, show: `${Math.round((100 * big.rate) / slowerRaw)}%` },
+    { target: `peak RSS flat from ${SMALL / 1000}k to ${BIG / 1000}k rows`, pass: big.peakRssMb <= small.peakRssMb * 1.25, show: `${small.peakRssMb} MB -> ${big.peakRssMb} MB` },
   ];
-  const rows = [
-    ['sluice produce, 1M source / 500k pending', big],
-    [`sluice produce, ${SMALL / 1000}k source / ${SMALL / 2000}k pending`, small],
-    [`(a) naive OFFSET + NOT IN, 1000/page (extrapolated from ${naive.pagesMeasured} of ${naive.pages} pages)`, naive],
-    ['(b) anti-join streamed alone, no Kafka', antijoin],
-    ['(b) kafkajs pre-built 1 MiB batches alone, no database', kafka],
-  ] as const;
-  const md = [
-    `### produce (${new Date().toISOString().slice(0, 10)}, ${cpus().length} cores, node ${process.version})`,
-    '',
+  report(
+    'produce',
     `Median of ${REPEATS} runs where a variant shows several (all runs' tasks/s in brackets); peak RSS is the highest of them.`,
-    '',
-    '| variant | tasks | seconds | tasks/s | peak RSS MB |',
-    '| --- | ---: | ---: | ---: | ---: |',
-    ...rows.map(([name, r]) => `| ${name} | ${r.tasks} | ${r.seconds.toFixed(2)} | ${Math.round(r.rate)}${Array.isArray(r.runs) ? ` [${(r.runs as number[]).join(', ')}]` : ''} | ${r.peakRssMb} |`),
-    '',
-    '| target | result | met |',
-    '| --- | --- | --- |',
-    ...checks.map((c) => `| ${c.target} | ${c.show} | ${c.pass ? 'yes' : 'NO'} |`),
-  ].join('\n');
-  console.log(md);
-  mkdirSync('bench/results', { recursive: true });
-  writeFileSync('bench/results/produce.json', JSON.stringify({ date: new Date().toISOString(), rows: rows.map(([name, r]) => ({ name, ...r })), checks }, null, 2));
-  writeFileSync('bench/results/produce.md', `${md}\n`);
+    'tasks',
+    [
+      ['sluice produce, 1M source / 500k pending', big],
+      [`sluice produce, ${SMALL / 1000}k source / ${SMALL / 2000}k pending`, small],
+      [`(a) naive OFFSET + NOT IN, 1000/page (extrapolated from ${String(naive.pagesMeasured)} of ${String(naive.pages)} pages)`, naive],
+      ['(b) anti-join streamed alone, no Kafka', antijoin],
+      ['(b) kafkajs pre-built 1 MiB batches alone, no database', kafka],
+    ],
+    checks,
+  );
 }
 
 await main();
