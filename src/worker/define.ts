@@ -1,0 +1,60 @@
+// Typed pipeline definitions: each stage receives the previous stage's output (the first one the task
+// payload), and `ctx.outputs` holds every earlier stage's output by name.
+//
+//   const stages = pipeline<{ body: string }>()
+//     .stage('ner', async (doc, ctx) => findEntities(doc.body, ctx.signal), { concurrency: 2, timeoutMs: 5000 })
+//     .stage('lookup', async (entities) => lookUp(entities), { concurrency: 16 })
+//     .build();
+
+import type { StageConfig } from '../core/config.js';
+import type { Logger } from '../core/logger.js';
+
+export interface TaskInfo {
+  key: string | number;
+  payload: unknown;
+  /** How many times the task was published (the envelope's attempt). */
+  attempt: number;
+}
+
+export interface StageContext<Outputs> {
+  task: TaskInfo;
+  /** Outputs of the stages before this one, by stage name. */
+  outputs: Outputs;
+  /** This stage's attempt for this task, from 1 (counted across crashes from the attempt history). */
+  attempt: number;
+  /** Fires on the stage's timeout and on a forced shutdown: stop and throw. */
+  signal: AbortSignal;
+  log: Logger;
+}
+
+export interface StageOptions {
+  concurrency?: number;
+  ratePerSecond?: number;
+  timeoutMs?: number;
+  retry?: { maxAttempts?: number; initialDelayMs?: number; maxDelayMs?: number };
+}
+
+export class PipelineBuilder<In, Outputs extends Record<string, unknown>> {
+  readonly #stages: StageConfig[];
+
+  constructor(stages: StageConfig[] = []) {
+    this.#stages = stages;
+  }
+
+  stage<Name extends string, Out>(
+    name: Name,
+    run: (input: In, ctx: StageContext<Outputs>) => Promise<Out> | Out,
+    options: StageOptions = {},
+  ): PipelineBuilder<Out, Outputs & Record<Name, Out>> {
+    return new PipelineBuilder<Out, Outputs & Record<Name, Out>>([...this.#stages, { name, run, ...options }]);
+  }
+
+  build(): StageConfig[] {
+    return [...this.#stages];
+  }
+}
+
+/** Starts a typed list of stages for tasks whose payload is `Payload`. */
+export function pipeline<Payload>(): PipelineBuilder<Payload, Record<never, never>> {
+  return new PipelineBuilder<Payload, Record<never, never>>();
+}

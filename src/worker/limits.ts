@@ -1,0 +1,50 @@
+// Per-stage limits: a concurrency limit (p-limit) and a rate limit (calls started per second).
+
+import pLimit, { type LimitFunction } from 'p-limit';
+
+/** Spaces call starts at least 1/rate seconds apart; waiters are served in order. */
+export class RateLimiter {
+  readonly #intervalMs: number;
+  #next = 0;
+
+  constructor(ratePerSecond: number) {
+    this.#intervalMs = 1000 / ratePerSecond;
+  }
+
+  /** Resolves at the caller's start slot; rejects if `signal` aborts first. */
+  async acquire(signal?: AbortSignal): Promise<void> {
+    const now = performance.now();
+    const slot = Math.max(now, this.#next);
+    this.#next = slot + this.#intervalMs;
+    if (slot > now) await sleep(slot - now, signal);
+  }
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted === true) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(t);
+      reject(signal!.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Exponential backoff with full jitter: a random delay in [0, min(max, initial * 2^(attempt-1))]. */
+export function backoffMs(attempt: number, initialMs: number, maxMs: number, random: () => number = Math.random): number {
+  return Math.round(random() * Math.min(maxMs, initialMs * 2 ** (attempt - 1)));
+}
+
+export interface StageLimits {
+  limit: LimitFunction;
+  rate: RateLimiter | null;
+}
+
+export function stageLimits(concurrency: number, ratePerSecond: number | undefined): StageLimits {
+  return { limit: pLimit(concurrency), rate: ratePerSecond === undefined ? null : new RateLimiter(ratePerSecond) };
+}
