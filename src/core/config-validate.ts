@@ -13,7 +13,8 @@ const TOPIC_NAME = /^[A-Za-z0-9._-]{1,249}$/;
 const BROKER = /^[^\s:/]+:\d{1,5}$/;
 
 const KNOWN_KEYS: Record<string, readonly string[]> = {
-  '': ['database', 'kafka', 'log', 'producer', 'fetcher', 'spool', 'pipelines'],
+  '': ['database', 'kafka', 'log', 'producer', 'fetcher', 'worker', 'spool', 'pipelines'],
+  worker: ['maxInFlight', 'shutdownGraceMs', 'pollMs', 'ledgerBatch', 'ledgerFlushMs'],
   database: ['url', 'poolSize', 'connectTimeoutMs'],
   kafka: ['brokers', 'clientId', 'ssl', 'sasl', 'connectionTimeoutMs', 'requestTimeoutMs', 'retries'],
   producer: ['batchBytes', 'flushMs', 'pageSize', 'compression', 'staleAfterMs', 'progressIntervalMs'],
@@ -153,7 +154,7 @@ export function validateConfig(input: unknown, source?: string): SluiceConfig {
   const p = new Problems();
   if (!p.object('(config)', input)) throw new ConfigError(p.list, source);
   p.unknownKeys('', input, '');
-  const { database, kafka, log, producer, fetcher, spool, pipelines } = input;
+  const { database, kafka, log, producer, fetcher, worker, spool, pipelines } = input;
 
   if (p.object('database', database)) {
     p.unknownKeys('database', database, 'database');
@@ -214,6 +215,14 @@ export function validateConfig(input: unknown, source?: string): SluiceConfig {
     const lb = p.int('spool.lowWaterBytes', spool.lowWaterBytes, 0);
     if (hb && lb && (spool.lowWaterBytes as number) > (spool.highWaterBytes as number)) p.add('spool.lowWaterBytes', 'must not be above spool.highWaterBytes', spool.lowWaterBytes);
     p.int('spool.leaseMs', spool.leaseMs, 100);
+  }
+  if (p.object('worker', worker)) {
+    p.unknownKeys('worker', worker, 'worker');
+    p.int('worker.maxInFlight', worker.maxInFlight, 1, 100_000);
+    p.int('worker.shutdownGraceMs', worker.shutdownGraceMs, 0, 3_600_000);
+    p.int('worker.pollMs', worker.pollMs, 1, 60_000);
+    p.int('worker.ledgerBatch', worker.ledgerBatch, 1, 100_000);
+    p.int('worker.ledgerFlushMs', worker.ledgerFlushMs, 0, 60_000);
   }
   if (p.object('fetcher', fetcher)) {
     p.unknownKeys('fetcher', fetcher, 'fetcher');

@@ -143,12 +143,32 @@ export interface FetcherConfig {
   restartBackoffMs: number;
 }
 
+export interface WorkerConfig {
+  /** Tasks in progress at once in one worker process, all stages together. @defaultValue 256 */
+  maxInFlight: number;
+  /** On shutdown, how long running stages may finish before they are aborted. @defaultValue 10000 */
+  shutdownGraceMs: number;
+  /** How often an idle worker looks for new segments. @defaultValue 200 */
+  pollMs: number;
+  /** Ledger writes per batch, and how long a batch waits to fill. @defaultValue 500, 5 */
+  ledgerBatch: number;
+  ledgerFlushMs: number;
+}
+
+/** Limits of a stage that does not set its own. */
+export const stageDefaults = {
+  concurrency: 8,
+  timeoutMs: 60_000,
+  retry: { maxAttempts: 3, initialDelayMs: 500, maxDelayMs: 30_000 },
+} satisfies Required<Pick<StageConfig, 'concurrency' | 'timeoutMs'>> & { retry: Required<NonNullable<StageConfig['retry']>> };
+
 export interface SluiceConfig {
   database: DatabaseConfig;
   kafka: KafkaConfig;
   log: LogConfig;
   producer: ProducerConfig;
   fetcher: FetcherConfig;
+  worker: WorkerConfig;
   spool: SpoolConfig;
   pipelines: Record<string, PipelineConfig>;
 }
@@ -207,6 +227,13 @@ export const defaults = {
     statsIntervalMs: 10_000,
     maxRestarts: 10,
     restartBackoffMs: 1000,
+  },
+  worker: {
+    maxInFlight: 256,
+    shutdownGraceMs: 10_000,
+    pollMs: 200,
+    ledgerBatch: 500,
+    ledgerFlushMs: 5,
   },
   spool: {
     dir: './spool',

@@ -1,0 +1,220 @@
+// A worker process: claims spool segments and runs their tasks through the pipeline's stages.
+//
+// States: running (claim segments while fewer than maxInFlight tasks are queued or running)
+//         -> draining (first stop: no new claims; running stages may finish for shutdownGraceMs)
+//         -> aborting (grace over, or a second stop: stages are aborted through their signal)
+//         -> stopped (unfinished items written back to ready/, ledger flushed, pool closed).
+// Leases of held segments are renewed every leaseMs/3. A segment whose lease was lost (the worker stalled
+// past it and another worker took it back) is left alone: its tasks are redone elsewhere, idempotently.
+
+import { hostname } from 'node:os';
+import { resolve as resolvePath } from 'node:path';
+import pLimit from 'p-limit';
+import { getPipeline, type SluiceConfig } from '../core/config.js';
+import { coerceError, UsageError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { LedgerWriter } from '../db/ledger.js';
+import { assertMigrated } from '../db/migrate.js';
+import { openPool } from '../db/pool.js';
+import { loadTaskState } from '../db/task-state.js';
+import { SpoolClaimer, type Claim } from '../spool/claim.js';
+import { ensureSpool, safeWorkerId, spoolPaths, type SpoolPaths } from '../spool/layout.js';
+import type { SpoolItem } from '../spool/segment.js';
+import { SpoolWriter } from '../spool/writer.js';
+import { sleep } from './limits.js';
+import { buildLimits, runTask, type TaskOutcome } from './run-task.js';
+
+export interface WorkOptions {
+  config: SluiceConfig;
+  pipeline: string;
+  log: Logger;
+  workerId?: string;
+  /** Stop by itself once the spool is empty (tests, batch use); default: keep polling until stopped. */
+  exitWhenIdle?: boolean;
+}
+
+export interface WorkStats {
+  done: number;
+  dead: number;
+  skipped: number;
+  returned: number;
+  segments: number;
+  inFlight: number;
+  seconds: number;
+}
+
+export interface WorkerHandle {
+  readonly paths: SpoolPaths;
+  stats(): WorkStats;
+  /** First call drains (then aborts after the grace period); a second call aborts at once. */
+  stop(): Promise<WorkStats>;
+  readonly done: Promise<WorkStats>;
+}
+
+interface Held {
+  claim: Claim;
+  items: SpoolItem[];
+  settled: Set<number>;
+  lost: boolean;
+}
+
+export async function startWorker(opts: WorkOptions): Promise<WorkerHandle> {
+  const { config } = opts;
+  const pipeline = getPipeline(config, opts.pipeline);
+  if (pipeline.stages.length === 0) {
+    throw new UsageError(`pipeline '${opts.pipeline}' has no stages`, 'add stages to the pipeline in sluice.config.ts');
+  }
+  const workerId = safeWorkerId(opts.workerId ?? `${hostname()}-${process.pid}`);
+  const log = opts.log.child({ stage: 'worker', pipeline: opts.pipeline, workerId });
+  const paths = spoolPaths(resolvePath(config.spool.dir), opts.pipeline);
+  await ensureSpool(paths);
+  const pool = await openPool(config.database, { poolSize: 4 });
+  await assertMigrated(pool);
+  const ledger = new LedgerWriter(pool, log, { maxBatch: config.worker.ledgerBatch, flushMs: config.worker.ledgerFlushMs, databaseUrl: config.database.url });
+  const claimer = new SpoolClaimer(paths, workerId, config.spool.leaseMs);
+  const quarantine = new SpoolWriter(paths, config.spool.maxSegmentItems);
+  const abort = new AbortController();
+  const slots = pLimit(config.worker.maxInFlight);
+  const limits = buildLimits(pipeline);
+  const held = new Set<Held>();
+  const started = performance.now();
+  const stats: WorkStats = { done: 0, dead: 0, skipped: 0, returned: 0, segments: 0, inFlight: 0, seconds: 0 };
+  let draining = false;
+
+  const rc = {
+    pipelineName: opts.pipeline,
+    pipeline,
+    ledger,
+    workerId,
+    log,
+    abort: abort.signal,
+    limits,
+    onDead: async (item: SpoolItem, stage: string, err: Error, attempts: number): Promise<void> => {
+      await quarantine.quarantine({
+        reason: 'task-failed',
+        detail: `stage ${stage} failed ${attempts} time(s): ${err.name}: ${err.message}`,
+        topic: pipeline.topic,
+        partition: item.partition,
+        offset: item.offset,
+        key: Buffer.from(String(item.task.key)).toString('base64'),
+        value: Buffer.from(JSON.stringify(item.task)).toString('base64'),
+        size: 0,
+        source: 'worker',
+        at: new Date().toISOString(),
+      });
+    },
+  };
+
+  const finishSegment = async (h: Held): Promise<void> => {
+    held.delete(h);
+    if (h.lost) return;
+    if (h.settled.size === h.items.length) {
+      await claimer.complete(h.claim);
+      stats.segments++;
+    } else {
+      const unfinished = h.items.filter((_, i) => !h.settled.has(i));
+      await claimer.release(h.claim, unfinished);
+      stats.returned += unfinished.length;
+      log.info({ segment: h.claim.segment, returned: unfinished.length }, 'unfinished items returned to the spool');
+    }
+  };
+
+  const processSegment = async (h: Held): Promise<void> => {
+    const state = await loadTaskState(pool, opts.pipeline, h.items.map((i) => String(i.task.key)));
+    await Promise.all(
+      h.items.map((item, index) =>
+        slots(async () => {
+          // Not started yet when the stop came: it goes back to the spool untouched.
+          if (draining || abort.signal.aborted || h.lost) return;
+          stats.inFlight++;
+          let outcome: TaskOutcome;
+          try {
+            outcome = await runTask(item, state, rc);
+          } catch (err) {
+            // A ledger write that failed for good: the item stays unfinished and goes back to the spool.
+            log.error({ err: coerceError(err), key: item.task.key }, 'task could not be recorded; returning it to the spool');
+            outcome = 'aborted';
+          } finally {
+            stats.inFlight--;
+          }
+          if (outcome !== 'aborted') {
+            h.settled.add(index);
+            stats[outcome]++;
+          }
+        }),
+      ),
+    );
+    await ledger.flush();
+    await finishSegment(h);
+  };
+
+  const renewTimer = setInterval(() => {
+    for (const h of held) {
+      claimer.renew(h.claim).then(
+        (ok) => {
+          if (!ok && !h.lost) {
+            h.lost = true;
+            log.warn({ segment: h.claim.segment }, 'lease lost: another worker took the segment back');
+          }
+        },
+        (err: unknown) => log.warn({ err }, 'lease renewal failed'),
+      );
+    }
+  }, Math.max(100, Math.floor(config.spool.leaseMs / 3)));
+
+  const running = new Set<Promise<void>>();
+  const loop = async (): Promise<void> => {
+    while (!draining) {
+      if (slots.pendingCount > 0) {
+        await sleep(10);
+        continue;
+      }
+      await claimer.recoverExpired();
+      const claim = await claimer.claim();
+      if (claim === null) {
+        if (opts.exitWhenIdle === true && running.size === 0) break;
+        await sleep(config.worker.pollMs);
+        continue;
+      }
+      const h: Held = { claim, items: await claimer.read(claim), settled: new Set(), lost: false };
+      held.add(h);
+      const p = processSegment(h).catch((err: unknown) => log.error({ err, segment: claim.segment }, 'segment failed'));
+      running.add(p);
+      void p.finally(() => running.delete(p));
+    }
+    await Promise.all(running);
+  };
+
+  let stopping: Promise<WorkStats> | null = null;
+  let graceTimer: NodeJS.Timeout | undefined;
+  const loopDone = loop();
+  const done = (async () => {
+    await loopDone;
+    clearTimeout(graceTimer);
+    clearInterval(renewTimer);
+    await ledger.close();
+    await pool.end();
+    const s = { ...stats, seconds: (performance.now() - started) / 1000 };
+    log.info({ done: s.done, dead: s.dead, skipped: s.skipped, returned: s.returned, seconds: Number(s.seconds.toFixed(1)) }, 'worker stopped');
+    return s;
+  })();
+  done.catch(() => {});
+  log.info({ spool: paths.root, stages: pipeline.stages.map((s) => s.name) }, 'worker started');
+
+  return {
+    paths,
+    stats: () => ({ ...stats, seconds: (performance.now() - started) / 1000 }),
+    stop: () => {
+      if (stopping !== null) {
+        abort.abort(new Error('forced stop'));
+        return stopping;
+      }
+      draining = true;
+      log.info({ graceMs: config.worker.shutdownGraceMs, inFlight: stats.inFlight }, 'worker draining');
+      graceTimer = setTimeout(() => abort.abort(new Error('shutdown grace period over')), config.worker.shutdownGraceMs);
+      stopping = done;
+      return stopping;
+    },
+    done,
+  };
+}
