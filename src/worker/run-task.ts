@@ -29,7 +29,9 @@ export interface RunnerContext {
   ledger: LedgerWriter;
   workerId: string;
   log: Logger;
-  /** Fires when running stages must give up (forced shutdown). */
+  /** Fires on the first stop: no stage starts after it (running ones may finish). */
+  stopping: AbortSignal;
+  /** Fires when running stages must give up (grace period over, or a forced stop). */
   abort: AbortSignal;
   limits: Map<string, StageLimits>;
   /** Called when a task is quarantined, to move it to the spool's quarantine folder. */
@@ -42,12 +44,17 @@ export function buildLimits(pipeline: PipelineConfig): Map<string, StageLimits> 
 
 const taskKey = (k: string | number): string => String(k);
 
+/** Thrown inside a stage's queue slot when the worker is stopping: the stage is not started. */
+class NotStarted extends Error {}
+
 /** Runs `fn` with a signal that fires on `timeoutMs` or when `outer` aborts; a handler that ignores it is abandoned. */
 async function withTimeout<T>(stage: string, timeoutMs: number, outer: AbortSignal, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const ctl = new AbortController();
   const timer = setTimeout(() => ctl.abort(new StageTimeoutError(stage, timeoutMs)), timeoutMs);
   const onOuter = (): void => ctl.abort(outer.reason);
-  outer.addEventListener('abort', onOuter, { once: true });
+  // An 'abort' listener added to a signal that already fired is never called.
+  if (outer.aborted) ctl.abort(outer.reason);
+  else outer.addEventListener('abort', onOuter, { once: true });
   try {
     return await Promise.race([
       fn(ctl.signal),
@@ -85,11 +92,12 @@ export async function runTask(item: SpoolItem, state: TaskState, rc: RunnerConte
     const limits = rc.limits.get(stage.name)!;
     let attempt = (state.failures.get(`${key}\u0000${stage.name}`) ?? 0) + 1;
     for (;;) {
-      if (rc.abort.aborted) return 'aborted';
+      if (rc.abort.aborted || rc.stopping.aborted) return 'aborted';
       const s0 = performance.now();
       try {
         const stageInput = input;
         const output = await limits.limit(async () => {
+          if (rc.stopping.aborted || rc.abort.aborted) throw new NotStarted();
           await limits.rate?.acquire(rc.abort);
           return withTimeout(stage.name, timeoutMs, rc.abort, (signal) =>
             Promise.resolve(stage.run(stageInput, { task: { key: item.task.key, payload: item.task.payload, attempt: item.task.attempt }, outputs: { ...outputs }, attempt, signal, log: log.child({ stage: stage.name }) })),
@@ -103,7 +111,7 @@ export async function runTask(item: SpoolItem, state: TaskState, rc: RunnerConte
         totalAttempts = Math.max(totalAttempts, attempt);
         break;
       } catch (thrown) {
-        if (rc.abort.aborted) return 'aborted';
+        if (thrown instanceof NotStarted || rc.abort.aborted) return 'aborted';
         const err = coerceError(thrown);
         const retriable = !isBug(err) && isRetriable(err);
         await rc.ledger.write({ kind: 'attempt', pipeline: rc.pipelineName, key, stage: stage.name, attempt, errorClass: err.name, errorMessage: err.message, retriable, workerId: rc.workerId });

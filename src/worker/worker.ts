@@ -74,6 +74,7 @@ export async function startWorker(opts: WorkOptions): Promise<WorkerHandle> {
   const claimer = new SpoolClaimer(paths, workerId, config.spool.leaseMs);
   const quarantine = new SpoolWriter(paths, config.spool.maxSegmentItems);
   const abort = new AbortController();
+  const stopping = new AbortController();
   const slots = pLimit(config.worker.maxInFlight);
   const limits = buildLimits(pipeline);
   const held = new Set<Held>();
@@ -87,6 +88,7 @@ export async function startWorker(opts: WorkOptions): Promise<WorkerHandle> {
     ledger,
     workerId,
     log,
+    stopping: stopping.signal,
     abort: abort.signal,
     limits,
     onDead: async (item: SpoolItem, stage: string, err: Error, attempts: number): Promise<void> => {
@@ -185,7 +187,7 @@ export async function startWorker(opts: WorkOptions): Promise<WorkerHandle> {
     await Promise.all(running);
   };
 
-  let stopping: Promise<WorkStats> | null = null;
+  let stopped: Promise<WorkStats> | null = null;
   let graceTimer: NodeJS.Timeout | undefined;
   const loopDone = loop();
   const done = (async () => {
@@ -205,15 +207,16 @@ export async function startWorker(opts: WorkOptions): Promise<WorkerHandle> {
     paths,
     stats: () => ({ ...stats, seconds: (performance.now() - started) / 1000 }),
     stop: () => {
-      if (stopping !== null) {
+      if (stopped !== null) {
         abort.abort(new Error('forced stop'));
-        return stopping;
+        return stopped;
       }
       draining = true;
+      stopping.abort(new Error('stopping'));
       log.info({ graceMs: config.worker.shutdownGraceMs, inFlight: stats.inFlight }, 'worker draining');
       graceTimer = setTimeout(() => abort.abort(new Error('shutdown grace period over')), config.worker.shutdownGraceMs);
-      stopping = done;
-      return stopping;
+      stopped = done;
+      return stopped;
     },
     done,
   };

@@ -1,0 +1,263 @@
+// Workers against the real MariaDB and real spool files: stages run within their limits, milestones let a
+// retry skip finished stages, failures retry or quarantine as documented, duplicates yield one result,
+// and a graceful stop returns what is unfinished.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
+import { defaults, mergeLayers, type SluiceConfig, type StageConfig } from '../src/core/config.js';
+import { validateConfig } from '../src/core/config-validate.js';
+import { NonRetriableError, SluiceError } from '../src/core/errors.js';
+import { silentLogger } from '../src/core/logger.js';
+import { migrate } from '../src/db/migrate.js';
+import { spoolDepth } from '../src/spool/depth.js';
+import { spoolPaths } from '../src/spool/layout.js';
+import type { SpoolItem } from '../src/spool/segment.js';
+import { SpoolWriter } from '../src/spool/writer.js';
+import { pipeline as definePipeline } from '../src/worker/define.js';
+import { startWorker, type WorkerHandle } from '../src/worker/worker.js';
+import { dbConfig, randomName, testDatabase } from './helpers/db.js';
+import { spooledItems } from './helpers/spool.js';
+
+const log = silentLogger();
+let url: string;
+let db: Connection;
+let dropDatabase: (() => Promise<void>) | undefined;
+const dirs: string[] = [];
+const workers: WorkerHandle[] = [];
+
+before(async () => {
+  url = await testDatabase({ after: (fn: () => Promise<void>) => (dropDatabase = fn) });
+  await migrate(dbConfig(url), log);
+  db = await mysql.createConnection(url);
+});
+after(async () => {
+  for (const w of workers) await w.stop();
+  await db?.end();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  await dropDatabase?.();
+});
+
+interface Setup {
+  name: string;
+  config: SluiceConfig;
+  spool: (keys: Array<string | number>, perSegment?: number) => Promise<void>;
+  start: (exitWhenIdle?: boolean) => Promise<WorkerHandle>;
+  count: (table: string) => Promise<number>;
+}
+
+async function setup(stages: StageConfig[], worker: Partial<SluiceConfig['worker']> = {}, spool: Partial<SluiceConfig['spool']> = {}): Promise<Setup> {
+  const name = randomName('w');
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-work-'));
+  dirs.push(dir);
+  const config = validateConfig(
+    mergeLayers(structuredClone(defaults), {
+      database: { url },
+      worker: { pollMs: 20, ...worker },
+      spool: { dir, ...spool },
+      pipelines: { [name]: { topic: `t-${name}`, source: { table: 'unused', key: 'id', columns: [] }, stages } },
+    }),
+  );
+  return {
+    name,
+    config,
+    spool: async (keys, perSegment = 10) => {
+      const writer = new SpoolWriter(spoolPaths(dir, name), perSegment);
+      await writer.open();
+      const items: SpoolItem[] = keys.map((key, i) => ({ partition: 0, offset: String(i), task: { v: 1, pipeline: name, key, payload: { n: key }, attempt: 1, runId: 'r', producedAt: '' } }));
+      await writer.writeItems(0, items);
+    },
+    start: async (exitWhenIdle = true) => {
+      const w = await startWorker({ config, pipeline: name, log, exitWhenIdle });
+      workers.push(w);
+      return w;
+    },
+    count: async (table) => {
+      const [rows] = await db.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${table} WHERE pipeline = ?`, [name]);
+      return Number(rows[0]?.n);
+    },
+  };
+}
+
+const keys = (n: number): number[] => Array.from({ length: n }, (_, i) => i + 1);
+
+describe('work', () => {
+  it('runs every task through every stage, writing a milestone per stage and one result per task', async () => {
+    const stages = definePipeline<{ n: number }>()
+      .stage('double', async (p) => p.n * 2)
+      .stage('describe', async (d, ctx) => ({ doubled: d, from: ctx.outputs.double, key: ctx.task.key }))
+      .build();
+    const s = await setup(stages);
+    await s.spool(keys(100));
+    const w = await s.start();
+    const stats = await w.done;
+    assert.equal(stats.done, 100);
+    assert.equal(await s.count('sluice_results'), 100);
+    assert.equal(await s.count('sluice_milestones'), 200);
+    const [rows] = await db.query<RowDataPacket[]>('SELECT output FROM sluice_results WHERE pipeline = ? AND task_key = ?', [s.name, '7']);
+    assert.deepEqual(typeof rows[0]?.output === 'string' ? JSON.parse(rows[0].output) : rows[0]?.output, { doubled: 14, from: 14, key: 7 });
+    assert.equal((await spoolDepth(w.paths)).items, 0, 'finished segments leave the spool');
+  });
+
+  it('skips stages that have a milestone and reuses their stored output', async () => {
+    let firstCalls = 0;
+    const seen: unknown[] = [];
+    const stages = definePipeline<{ n: number }>()
+      .stage('slow', async (p) => {
+        firstCalls++;
+        return { v: p.n };
+      })
+      .stage('after', async (x) => {
+        seen.push(x);
+        return x;
+      })
+      .build();
+    const s = await setup(stages);
+    await db.query('INSERT INTO sluice_milestones (pipeline, task_key, stage, output, duration_ms) VALUES ?', [keys(5).map((k) => [s.name, String(k), 'slow', JSON.stringify({ v: k * 100 }), 1])]);
+    await s.spool(keys(10));
+    await (await s.start()).done;
+    assert.equal(firstCalls, 5, 'only the tasks without a milestone ran the first stage');
+    assert.deepEqual(seen.filter((x) => (x as { v: number }).v >= 100).length, 5, 'the stored outputs were passed on');
+    assert.equal(await s.count('sluice_results'), 10);
+  });
+
+  it('never runs more than a stage’s concurrency at once, and runs that many in parallel', async () => {
+    let now = 0;
+    let most = 0;
+    const stages: StageConfig[] = [
+      {
+        name: 'narrow',
+        concurrency: 3,
+        run: async () => {
+          most = Math.max(most, ++now);
+          await new Promise((r) => setTimeout(r, 15));
+          now--;
+        },
+      },
+    ];
+    const s = await setup(stages, { maxInFlight: 64 });
+    await s.spool(keys(60));
+    await (await s.start()).done;
+    assert.equal(most, 3);
+  });
+
+  it('holds a stage’s rate limit', async () => {
+    const starts: number[] = [];
+    const s = await setup([{ name: 'paced', concurrency: 10, ratePerSecond: 20, run: async () => void starts.push(performance.now()) }]);
+    await s.spool(keys(21));
+    await (await s.start()).done;
+    starts.sort((a, b) => a - b);
+    const span = starts[starts.length - 1]! - starts[0]!;
+    assert.ok(span >= 950, `21 calls at 20/s span ${Math.round(span)} ms (>= 1000 expected)`);
+    for (let i = 1; i < starts.length; i++) assert.ok(starts[i]! - starts[i - 1]! >= 45, `gap ${Math.round(starts[i]! - starts[i - 1]!)} ms`);
+  });
+
+  it('aborts a hanging stage at its timeout through its signal, counting it as a retriable failure', async () => {
+    let aborted = 0;
+    const hang: StageConfig = {
+      name: 'hang',
+      timeoutMs: 100,
+      retry: { maxAttempts: 2, initialDelayMs: 1, maxDelayMs: 5 },
+      run: (_input: unknown, ctx: { signal: AbortSignal }) =>
+        new Promise((_, reject) => ctx.signal.addEventListener('abort', () => (aborted++, reject(ctx.signal.reason)), { once: true })),
+    };
+    const s = await setup([hang]);
+    await s.spool(['stuck']);
+    const stats = await (await s.start()).done;
+    assert.equal(stats.dead, 1);
+    assert.equal(aborted, 2, 'the signal fired on each attempt');
+    const [rows] = await db.query<RowDataPacket[]>('SELECT error_class, retriable FROM sluice_attempts WHERE pipeline = ? ORDER BY attempt', [s.name]);
+    assert.deepEqual(rows.map((r) => [r.error_class, Number(r.retriable)]), [['StageTimeoutError', 1], ['StageTimeoutError', 1]]);
+  });
+
+  it('retries a retriable error after backoff; quarantines a NonRetriableError and a bug at once, with attempt history', async () => {
+    const calls = new Map<string, number>();
+    const stages: StageConfig[] = [
+      {
+        name: 'flaky',
+        retry: { maxAttempts: 5, initialDelayMs: 5, maxDelayMs: 20 },
+        run: async (p: { n: string }) => {
+          const n = (calls.get(p.n) ?? 0) + 1;
+          calls.set(p.n, n);
+          if (p.n === 'flaky' && n <= 2) throw new SluiceError('RESET', 'connection reset by peer', { retriable: true });
+          if (p.n === 'refused') throw new NonRetriableError('document is empty');
+          if (p.n === 'bug') return (undefined as unknown as { x: number }).x;
+          return 'ok';
+        },
+      },
+    ];
+    const s = await setup(stages);
+    await s.spool(['flaky', 'refused', 'bug', 'fine']);
+    const w = await s.start();
+    const stats = await w.done;
+    assert.deepEqual({ done: stats.done, dead: stats.dead }, { done: 2, dead: 2 });
+    assert.deepEqual(Object.fromEntries(calls), { flaky: 3, refused: 1, bug: 1, fine: 1 });
+    const [attempts] = await db.query<RowDataPacket[]>('SELECT task_key, attempt, error_class, retriable FROM sluice_attempts WHERE pipeline = ? ORDER BY task_key, attempt', [s.name]);
+    assert.deepEqual(
+      attempts.map((r) => [Buffer.from(r.task_key).toString(), r.attempt, r.error_class, Number(r.retriable)]),
+      [['bug', 1, 'TypeError', 0], ['flaky', 1, 'SluiceError', 1], ['flaky', 2, 'SluiceError', 1], ['refused', 1, 'NonRetriableError', 0]],
+    );
+    const [dead] = await db.query<RowDataPacket[]>('SELECT task_key, stage, error_class, attempts FROM sluice_dead_tasks WHERE pipeline = ? ORDER BY task_key', [s.name]);
+    assert.deepEqual(dead.map((r) => [Buffer.from(r.task_key).toString(), r.stage, r.error_class, r.attempts]), [['bug', 'flaky', 'TypeError', 1], ['refused', 'flaky', 'NonRetriableError', 1]]);
+    const q = readdirSync(w.paths.quarantine).map((f) => JSON.parse(readFileSync(join(w.paths.quarantine, f), 'utf8')) as { source: string; reason: string });
+    assert.equal(q.length, 2);
+    for (const e of q) assert.deepEqual([e.source, e.reason], ['worker', 'task-failed']);
+    assert.equal(await s.count('sluice_results'), 2);
+  });
+
+  it('a duplicate delivery yields exactly one result and runs the stages once', async () => {
+    let calls = 0;
+    const s = await setup([{ name: 'once', concurrency: 1, run: async () => ++calls }]);
+    await s.spool([1, 2, 3]);
+    await (await s.start()).done;
+    await s.spool([1, 2, 3, 1]);
+    await (await s.start()).done;
+    assert.equal(calls, 3);
+    assert.equal(await s.count('sluice_results'), 3);
+  });
+
+  it('two workers on one spool never run the same task, and together run all of them', async () => {
+    const runs = new Map<number, number>();
+    const s = await setup([{ name: 'count', concurrency: 4, run: async (p: { n: number }) => (runs.set(p.n, (runs.get(p.n) ?? 0) + 1), await new Promise((r) => setTimeout(r, 2))) }]);
+    await s.spool(keys(400), 20);
+    const [a, b] = await Promise.all([s.start(), s.start()]);
+    const [sa, sb] = await Promise.all([a.done, b.done]);
+    assert.equal(sa.done + sb.done, 400);
+    assert.ok(sa.done > 0 && sb.done > 0, `shared: ${sa.done}/${sb.done}`);
+    assert.equal(runs.size, 400);
+    assert.deepEqual([...new Set(runs.values())], [1]);
+  });
+
+  it('a graceful stop lets running stages finish within the grace period, aborts the rest, and returns unfinished items', async () => {
+    let finished = 0;
+    const s = await setup(
+      [
+        {
+          name: 'slow',
+          concurrency: 2,
+          run: (_p: unknown, ctx: { signal: AbortSignal; task: { key: unknown } }) =>
+            new Promise((resolve, reject) => {
+              const t = setTimeout(() => (finished++, resolve('ok')), ctx.task.key === 1 || ctx.task.key === 2 ? 50 : 10_000);
+              ctx.signal.addEventListener('abort', () => (clearTimeout(t), reject(ctx.signal.reason)), { once: true });
+            }),
+        },
+      ],
+      { shutdownGraceMs: 300 },
+    );
+    await s.spool(keys(20), 20);
+    const w = await s.start(false);
+    await new Promise((r) => setTimeout(r, 200));
+    const t0 = performance.now();
+    const stats = await w.stop();
+    assert.ok(performance.now() - t0 < 2000, 'stops within the grace period');
+    assert.equal(stats.done, finished);
+    assert.equal(stats.done + stats.returned, 20);
+    assert.ok(stats.returned >= 16, `returned ${stats.returned}`);
+    const back = spooledItems(w.paths.root).map((i) => i.task.key);
+    assert.equal(back.length, stats.returned, 'the unfinished items are back in ready/');
+    assert.equal(await s.count('sluice_results'), stats.done);
+    assert.equal(await s.count('sluice_attempts'), 0, 'an abort by shutdown is not a failure of the task');
+  });
+});
