@@ -31,3 +31,7 @@ export { migrate, migrationState, assertMigrated, readMigrations } from './db/mi
 export { openPool } from './db/pool.js';
 export { createPrisma } from './db/prisma.js';
 export { checkKafka, createKafka } from './kafka/client.js';
+export { pipeline, PipelineBuilder, type StageContext, type StageOptions, type TaskInfo } from './worker/define.js';
+export { startWorker, type WorkerHandle, type WorkStats } from './worker/worker.js';
+export { startFetcher, type FetcherHandle, type FetchStats } from './fetcher/fetcher.js';
+export { produce, type ProduceSummary } from './producer/producer.js';

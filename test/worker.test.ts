@@ -261,3 +261,64 @@ describe('work', () => {
     assert.equal(await s.count('sluice_attempts'), 0, 'an abort by shutdown is not a failure of the task');
   });
 });
+
+describe('npm run work (separate processes)', () => {
+  it('kill -9 mid-stage, then restart: the items complete once the lease expires; SIGTERM drains and exits 0', async () => {
+    const { spawn } = await import('node:child_process');
+    const { writeFileSync, readFileSync: read, existsSync } = await import('node:fs');
+    const { ROOT } = await import('./helpers/cli.js');
+    const name = randomName('k');
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-work-kill-'));
+    dirs.push(dir);
+    const started = join(dir, 'started.log');
+    writeFileSync(
+      join(dir, 'sluice.config.ts'),
+      `import { appendFileSync } from 'node:fs';
+export default {
+  spool: { dir: ${JSON.stringify(join(dir, 'spool'))}, leaseMs: 1500 },
+  worker: { pollMs: 50, shutdownGraceMs: 500 },
+  pipelines: { ${name}: { topic: 't', source: { table: 'unused', key: 'id', columns: [] }, stages: [
+    { name: 'slow', concurrency: 4, run: async (p, ctx) => {
+        appendFileSync(${JSON.stringify(started)}, ctx.task.key + '\\n');
+        await new Promise((r, j) => { const t = setTimeout(r, Number(process.env.STAGE_MS)); ctx.signal.addEventListener('abort', () => { clearTimeout(t); j(ctx.signal.reason); }); });
+        return { ok: ctx.task.key };
+    } },
+  ] } },
+};
+`,
+    );
+    const writer = new SpoolWriter(spoolPaths(join(dir, 'spool'), name), 100);
+    await writer.open();
+    await writer.writeItems(0, keys(20).map((key, i) => ({ partition: 0, offset: String(i), task: { v: 1, pipeline: name, key, payload: {}, attempt: 1, runId: 'r', producedAt: '' } })));
+    const env = { ...process.env, DATABASE_URL: url, SLUICE_CONFIG: join(dir, 'sluice.config.ts'), SLUICE_LOG_LEVEL: 'warn', SLUICE_LOG_PRETTY: 'false' };
+    const work = (stageMs: number, ...extra: string[]) =>
+      spawn(process.execPath, ['--import', import.meta.resolve('tsx'), join(ROOT, 'src/cli.ts'), 'work', '--pipeline', name, ...extra], { env: { ...env, STAGE_MS: String(stageMs) }, stdio: 'ignore' });
+    const exitOf = (c: ReturnType<typeof work>) => new Promise<number | null>((r) => c.once('exit', (code) => r(code)));
+    const waitLines = async (n: number) => {
+      for (let i = 0; i < 300 && !(existsSync(started) && read(started, 'utf8').trim().split('\n').length >= n); i++) await new Promise((r) => setTimeout(r, 50));
+    };
+
+    const first = work(60_000);
+    await waitLines(4);
+    first.kill('SIGKILL');
+    await exitOf(first);
+    const paths = spoolPaths(join(dir, 'spool'), name);
+    assert.equal(readdirSync(paths.claimed).length, 1, 'the dead worker still holds its segment');
+
+    const second = work(20, '--exit-when-idle');
+    assert.equal(await exitOf(second), 0);
+    const [rows] = await db.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM sluice_results WHERE pipeline = ?', [name]);
+    assert.equal(Number(rows[0]?.n), 20, 'every item completed once the lease expired');
+    assert.equal((await spoolDepth(paths)).items, 0);
+
+    // Graceful: SIGTERM while stages run long -> exit 0, unfinished items back in ready/.
+    await writer.writeItems(0, keys(10).map((k, i) => ({ partition: 0, offset: String(100 + i), task: { v: 1, pipeline: name, key: 1000 + k, payload: {}, attempt: 1, runId: 'r', producedAt: '' } })));
+    const third = work(60_000);
+    const before = read(started, 'utf8').trim().split('\n').length;
+    await waitLines(before + 4);
+    third.kill('SIGTERM');
+    assert.equal(await exitOf(third), 0);
+    assert.equal(readdirSync(paths.claimed).length, 0);
+    assert.equal(spooledItems(paths.root).length, 10, 'all 10 unfinished items are back in ready/');
+  });
+});

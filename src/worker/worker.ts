@@ -18,6 +18,7 @@ import { assertMigrated } from '../db/migrate.js';
 import { openPool } from '../db/pool.js';
 import { loadTaskState } from '../db/task-state.js';
 import { SpoolClaimer, type Claim } from '../spool/claim.js';
+import { spoolDepth } from '../spool/depth.js';
 import { ensureSpool, safeWorkerId, spoolPaths, type SpoolPaths } from '../spool/layout.js';
 import type { SpoolItem } from '../spool/segment.js';
 import { SpoolWriter } from '../spool/writer.js';
@@ -174,7 +175,8 @@ export async function startWorker(opts: WorkOptions): Promise<WorkerHandle> {
       await claimer.recoverExpired();
       const claim = await claimer.claim();
       if (claim === null) {
-        if (opts.exitWhenIdle === true && running.size === 0) break;
+        // Idle means nothing ready and nothing claimed: a dead worker's segment comes back when its lease ends.
+        if (opts.exitWhenIdle === true && running.size === 0 && (await spoolDepth(paths)).items === 0) break;
         await sleep(config.worker.pollMs);
         continue;
       }

@@ -1,0 +1,67 @@
+// `sluice work --pipeline <name>` (npm run work) and `sluice run --pipeline <name>` (npm run run: fetcher
+// and workers in one process, for small setups).
+
+import { UsageError } from '../core/errors.js';
+import type { SluiceConfig } from '../core/config.js';
+import { startFetcher } from '../fetcher/fetcher.js';
+import { startWorker } from '../worker/worker.js';
+import type { Command, CommandContext, OptionValues } from './command.js';
+
+function options(values: OptionValues, config: SluiceConfig, name: string): { pipeline: string; config: SluiceConfig } {
+  const pipeline = values.pipeline;
+  if (typeof pipeline !== 'string') throw new UsageError('--pipeline is required', `see: sluice ${name} --help`);
+  const spoolDir = values['spool-dir'];
+  return { pipeline, config: typeof spoolDir === 'string' ? { ...config, spool: { ...config.spool, dir: spoolDir } } : config };
+}
+
+const common = {
+  options: { pipeline: { type: 'string', short: 'p' }, 'spool-dir': { type: 'string' }, 'exit-when-idle': { type: 'boolean' } },
+  optionHelp: {
+    pipeline: 'the pipeline to work on (required)',
+    'spool-dir': 'spool folder (default spool.dir, ./spool)',
+    'exit-when-idle': 'stop once the spool is empty instead of waiting for more',
+  },
+} as const;
+
+export const workCommand: Command = {
+  name: 'work',
+  summary: "run the pipeline's stages on this machine's spooled tasks (per-stage limits, milestones, retries)",
+  usage: '--pipeline <name> [--spool-dir <dir>] [--exit-when-idle]',
+  details: [
+    'Start as many worker processes per machine as you like: they never run the same task at once.',
+    'Ctrl-C / SIGTERM: no new stages start, running ones get worker.shutdownGraceMs (10 s), the rest go back to the spool.',
+  ],
+  ...common,
+  async run(ctx: CommandContext) {
+    const { pipeline, config } = options(ctx.values, ctx.config, 'work');
+    const worker = await startWorker({ config, pipeline, log: ctx.log, exitWhenIdle: ctx.values['exit-when-idle'] === true });
+    const onStop = (): void => void worker.stop();
+    ctx.shutdown.stopping.addEventListener('abort', onStop, { once: true });
+    ctx.shutdown.signal.addEventListener('abort', onStop, { once: true });
+    const s = await worker.done;
+    ctx.out(`work ${pipeline}: done ${s.done}, quarantined ${s.dead}, skipped (already done) ${s.skipped}, returned to the spool ${s.returned}, ${s.seconds.toFixed(1)} s`);
+    return 0;
+  },
+};
+
+export const runCommand: Command = {
+  name: 'run',
+  summary: 'fetch and work in one process (small setups: one machine, one process)',
+  usage: '--pipeline <name> [--spool-dir <dir>] [--exit-when-idle]',
+  ...common,
+  async run(ctx: CommandContext) {
+    const { pipeline, config } = options(ctx.values, ctx.config, 'run');
+    const fetcher = await startFetcher({ config, pipeline, log: ctx.log });
+    const worker = await startWorker({ config, pipeline, log: ctx.log, exitWhenIdle: ctx.values['exit-when-idle'] === true });
+    const stopAll = (): void => {
+      void worker.stop();
+      void fetcher.stop();
+    };
+    ctx.shutdown.stopping.addEventListener('abort', stopAll, { once: true });
+    ctx.shutdown.signal.addEventListener('abort', () => void worker.stop(), { once: true });
+    const w = await worker.done;
+    const f = await fetcher.stop();
+    ctx.out(`run ${pipeline}: spooled ${f.spooled}, done ${w.done}, quarantined ${w.dead + f.quarantined}, returned ${w.returned}, ${w.seconds.toFixed(1)} s`);
+    return 0;
+  },
+};
