@@ -4,6 +4,7 @@
 
 import { parseArgs } from 'node:util';
 import type { Command, OptionSpecs, OptionValues } from './commands/command.js';
+import { demoCommand } from './commands/demo.js';
 import { doctorCommand } from './commands/doctor.js';
 import { fetchCommand } from './commands/fetch.js';
 import { migrateCommand } from './commands/migrate.js';
@@ -17,7 +18,7 @@ import { ConfigError, DatabaseError, KafkaError, MigrationError, SluiceError, Us
 import { createLogger } from './core/logger.js';
 import { Shutdown } from './core/shutdown.js';
 
-const COMMANDS: Command[] = [servicesCommand, migrateCommand, doctorCommand, produceCommand, fetchCommand, workCommand, runCommand];
+const COMMANDS: Command[] = [servicesCommand, migrateCommand, doctorCommand, produceCommand, fetchCommand, workCommand, runCommand, demoCommand];
 
 /** Commands that do not read sluice's configuration (they must work while it is broken). */
 const CONFIG_FREE = new Set(['services']);
@@ -153,7 +154,9 @@ async function main(argv: string[]): Promise<number> {
 
 main(process.argv.slice(2)).then(
   (code) => {
+    // Exit once stdout is flushed, even if user stage code left a handle open (a pool, a timer).
     process.exitCode = code;
+    process.stdout.write('', () => process.exit(code));
   },
   (err: unknown) => {
     if (err instanceof SluiceError) {

@@ -100,12 +100,12 @@ export async function runTask(item: SpoolItem, state: TaskState, rc: RunnerConte
           if (rc.stopping.aborted || rc.abort.aborted) throw new NotStarted();
           await limits.rate?.acquire(rc.abort);
           return withTimeout(stage.name, timeoutMs, rc.abort, (signal) =>
-            Promise.resolve(stage.run(stageInput, { task: { key: item.task.key, payload: item.task.payload, attempt: item.task.attempt }, outputs: { ...outputs }, attempt, signal, log: log.child({ stage: stage.name }) })),
+            Promise.resolve(stage.run(stageInput, { task: { key: item.task.key, payload: item.task.payload, attempt: item.task.attempt }, outputs: { ...outputs }, attempt, signal, log: log.child({ taskStage: stage.name }) })),
           );
         });
         const json = JSON.stringify(output) ?? 'null';
         await rc.ledger.write({ kind: 'milestone', pipeline: rc.pipelineName, key, stage: stage.name, output: json, durationMs: Math.round(performance.now() - s0), attempt });
-        log.debug({ stage: stage.name, attempt, ms: Math.round(performance.now() - s0) }, 'stage done');
+        log.debug({ taskStage: stage.name, attempt, ms: Math.round(performance.now() - s0) }, 'stage done');
         outputs[stage.name] = output;
         input = output;
         totalAttempts = Math.max(totalAttempts, attempt);
@@ -117,13 +117,13 @@ export async function runTask(item: SpoolItem, state: TaskState, rc: RunnerConte
         await rc.ledger.write({ kind: 'attempt', pipeline: rc.pipelineName, key, stage: stage.name, attempt, errorClass: err.name, errorMessage: err.message, retriable, workerId: rc.workerId });
         if (!retriable || attempt >= retry.maxAttempts) {
           const why = !retriable ? (isBug(err) ? 'bug' : 'non-retriable') : 'attempts exhausted';
-          log.error({ stage: stage.name, attempt, why, err }, 'task quarantined');
+          log.error({ taskStage: stage.name, attempt, why, err }, 'task quarantined');
           await rc.ledger.write({ kind: 'dead', pipeline: rc.pipelineName, key, stage: stage.name, errorClass: err.name, errorMessage: err.message, attempts: attempt, payload: JSON.stringify(item.task.payload) ?? 'null', workerId: rc.workerId });
           await rc.onDead(item, stage.name, err, attempt);
           return 'dead';
         }
         const delay = backoffMs(attempt, retry.initialDelayMs, retry.maxDelayMs);
-        log.warn({ stage: stage.name, attempt, delayMs: delay, err }, 'stage failed; retrying');
+        log.warn({ taskStage: stage.name, attempt, delayMs: delay, err }, 'stage failed; retrying');
         try {
           await sleep(delay, rc.abort);
         } catch {

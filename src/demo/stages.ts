@@ -1,0 +1,68 @@
+// The demo pipeline: ner (the flaky shared service) -> lookup (the entity table in MySQL) -> match.
+// The per-stage limits are the point: ner runs at most `nerConcurrency` calls at once (the service
+// resets anything wider), lookup and match run wide.
+
+import mysql, { type Pool, type RowDataPacket } from 'mysql2/promise';
+import type { StageConfig } from '../core/config.js';
+import { SluiceError } from '../core/errors.js';
+import { pipeline } from '../worker/define.js';
+
+export interface DemoStageOptions {
+  databaseUrl: string;
+  nerUrl: string;
+  /** Calls to the entity-recognition service at once, per worker process. @defaultValue 6 */
+  nerConcurrency?: number;
+}
+
+interface Doc {
+  title: string;
+  body: string;
+  lang: string;
+}
+
+/** The stages, and `close` for the connection pool the lookup stage opens on first use. */
+export function demoPipeline(opts: DemoStageOptions): { stages: StageConfig[]; close: () => Promise<void> } {
+  let pool: Pool | undefined;
+  const db = (): Pool => (pool ??= mysql.createPool({ uri: opts.databaseUrl, connectionLimit: 4 }));
+  const stages = pipeline<Doc>()
+    .stage(
+      'ner',
+      async (doc, ctx) => {
+        let res: Response;
+        try {
+          res = await fetch(opts.nerUrl, { method: 'POST', body: JSON.stringify({ text: `${doc.title}. ${doc.body}` }), signal: ctx.signal, headers: { 'content-type': 'application/json' } });
+        } catch (err) {
+          // fetch reports a reset connection as a TypeError, which sluice would treat as a bug: say what it is.
+          if (ctx.signal.aborted) throw err;
+          throw new SluiceError('NER_UNAVAILABLE', `entity recognition call failed: ${(err as Error).message}`, { retriable: true, cause: err });
+        }
+        if (!res.ok) throw new SluiceError('NER_HTTP', `entity recognition answered ${res.status}`, { retriable: res.status >= 500 });
+        return ((await res.json()) as { entities: string[] }).entities;
+      },
+      { concurrency: opts.nerConcurrency ?? 6, timeoutMs: 5000, retry: { maxAttempts: 8, initialDelayMs: 50, maxDelayMs: 2000 } },
+    )
+    .stage(
+      'lookup',
+      async (names) => {
+        if (names.length === 0) return [];
+        const [rows] = await db().query<RowDataPacket[]>('SELECT id, name, kind FROM sluice_demo_entities WHERE name IN (?)', [names]);
+        return rows.map((r) => ({ id: Number(r.id), name: String(r.name), kind: String(r.kind) }));
+      },
+      { concurrency: 16, timeoutMs: 5000 },
+    )
+    .stage(
+      'match',
+      async (known, ctx) => {
+        const found = ctx.outputs.ner;
+        const matched = new Set(known.map((k) => k.name));
+        return { entities: known, unmatched: found.filter((n) => !matched.has(n)), score: found.length === 0 ? 0 : known.length / found.length };
+      },
+      { concurrency: 32 },
+    )
+    .build();
+  return { stages, close: async () => void (await pool?.end()) };
+}
+
+export function demoStages(opts: DemoStageOptions): StageConfig[] {
+  return demoPipeline(opts).stages;
+}
