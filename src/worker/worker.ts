@@ -7,6 +7,7 @@
 // Leases of held segments are renewed every leaseMs/3. A segment whose lease was lost (the worker stalled
 // past it and another worker took it back) is left alone: its tasks are redone elsewhere, idempotently.
 
+import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import pLimit from 'p-limit';
@@ -76,6 +77,8 @@ export async function startWorker(opts: WorkOptions): Promise<WorkerHandle> {
   const quarantine = new SpoolWriter(paths, config.spool.maxSegmentItems);
   const abort = new AbortController();
   const stopping = new AbortController();
+  // Every running stage listens on these two signals: hundreds of listeners are expected, not a leak.
+  setMaxListeners(0, abort.signal, stopping.signal);
   const slots = pLimit(config.worker.maxInFlight);
   const limits = buildLimits(pipeline);
   const held = new Set<Held>();
