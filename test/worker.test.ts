@@ -230,6 +230,15 @@ describe('work', () => {
     assert.deepEqual([...new Set(runs.values())], [1]);
   });
 
+  it('renews the lease while a stage runs longer than it, so no other worker takes the segment back', async () => {
+    const runs = new Map<number, number>();
+    const s = await setup([{ name: 'long', concurrency: 4, run: async (p: { n: number }) => (runs.set(p.n, (runs.get(p.n) ?? 0) + 1), await new Promise((r) => setTimeout(r, 900))) }], {}, { leaseMs: 300 });
+    await s.spool(keys(4), 4);
+    const [a, b] = await Promise.all([s.start(), s.start()]);
+    await Promise.all([a.done, b.done]);
+    assert.deepEqual([...runs.values()], [1, 1, 1, 1], 'each task ran once although the stage outlived three leases');
+  });
+
   it('a graceful stop lets running stages finish within the grace period, aborts the rest, and returns unfinished items', async () => {
     let finished = 0;
     const s = await setup(
@@ -310,6 +319,15 @@ export default {
     const [rows] = await db.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM sluice_results WHERE pipeline = ?', [name]);
     assert.equal(Number(rows[0]?.n), 20, 'every item completed once the lease expired');
     assert.equal((await spoolDepth(paths)).items, 0);
+
+    // Two worker processes on one spool: every task runs once.
+    await writer.writeItems(0, keys(200).map((k, i) => ({ partition: 0, offset: String(500 + i), task: { v: 1, pipeline: name, key: 5000 + k, payload: {}, attempt: 1, runId: 'r', producedAt: '' } })));
+    const lines = read(started, 'utf8').trim().split('\n').length;
+    const [p1, p2] = [work(5, '--exit-when-idle'), work(5, '--exit-when-idle')];
+    assert.deepEqual(await Promise.all([exitOf(p1), exitOf(p2)]), [0, 0]);
+    const ran = read(started, 'utf8').trim().split('\n').slice(lines).filter((k) => Number(k) > 5000);
+    assert.equal(ran.length, 200, 'every task ran');
+    assert.equal(new Set(ran).size, 200, 'no task ran twice');
 
     // Graceful: SIGTERM while stages run long -> exit 0, unfinished items back in ready/.
     await writer.writeItems(0, keys(10).map((k, i) => ({ partition: 0, offset: String(100 + i), task: { v: 1, pipeline: name, key: 1000 + k, payload: {}, attempt: 1, runId: 'r', producedAt: '' } })));

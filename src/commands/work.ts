@@ -46,13 +46,14 @@ export const workCommand: Command = {
 
 export const runCommand: Command = {
   name: 'run',
-  summary: 'fetch and work in one process (small setups: one machine, one process)',
-  usage: '--pipeline <name> [--spool-dir <dir>] [--exit-when-idle]',
-  ...common,
+  summary: 'fetch and work in one process until stopped (small setups: one machine, one process)',
+  usage: '--pipeline <name> [--spool-dir <dir>]',
+  options: { pipeline: common.options.pipeline, 'spool-dir': common.options['spool-dir'] },
+  optionHelp: { pipeline: common.optionHelp.pipeline, 'spool-dir': common.optionHelp['spool-dir'] },
   async run(ctx: CommandContext) {
     const { pipeline, config } = options(ctx.values, ctx.config, 'run');
     const fetcher = await startFetcher({ config, pipeline, log: ctx.log });
-    const worker = await startWorker({ config, pipeline, log: ctx.log, exitWhenIdle: ctx.values['exit-when-idle'] === true });
+    const worker = await startWorker({ config, pipeline, log: ctx.log });
     const stopAll = (): void => {
       void worker.stop();
       void fetcher.stop();
