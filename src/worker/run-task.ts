@@ -123,7 +123,8 @@ export async function runTask(item: SpoolItem, state: TaskState, rc: RunnerConte
           return 'dead';
         }
         const delay = backoffMs(attempt, retry.initialDelayMs, retry.maxDelayMs);
-        log.warn({ taskStage: stage.name, attempt, delayMs: delay, err }, 'stage failed; retrying');
+        // Expected on a flaky service: one line without the stack; the final failure is logged in full.
+        log.info({ taskStage: stage.name, attempt, delayMs: delay, errorClass: err.name, error: err.message }, 'stage failed; retrying');
         try {
           await sleep(delay, rc.abort);
         } catch {
