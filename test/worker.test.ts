@@ -340,3 +340,39 @@ export default {
     assert.equal(spooledItems(paths.root).length, 10, 'all 10 unfinished items are back in ready/');
   });
 });
+
+describe('npm run run (fetch and work in one process)', () => {
+  it('takes tasks from Kafka to result rows, and exits 0 on SIGTERM', async () => {
+    const { spawn } = await import('node:child_process');
+    const { writeFileSync } = await import('node:fs');
+    const { ROOT } = await import('./helpers/cli.js');
+    const { BROKERS, ensureKafka } = await import('./helpers/kafka.js');
+    const { createTopic, publishRaw, tasks, waitFor } = await import('./helpers/spool.js');
+    await ensureKafka();
+    const name = randomName('r');
+    const topic = randomName('sluice-run');
+    await createTopic(topic, 2);
+    await publishRaw(topic, tasks(name, 150));
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-run-'));
+    dirs.push(dir);
+    writeFileSync(
+      join(dir, 'sluice.config.ts'),
+      `export default { fetcher: { groupId: ${JSON.stringify(randomName('g'))} }, spool: { dir: ${JSON.stringify(join(dir, 'spool'))} }, worker: { pollMs: 20 },
+  pipelines: { ${name}: { topic: ${JSON.stringify(topic)}, partitions: 2, source: { table: 'unused', key: 'id', columns: [] },
+    stages: [{ name: 'echo', run: async (p) => p }] } } };\n`,
+    );
+    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), join(ROOT, 'src/cli.ts'), 'run', '--pipeline', name], {
+      env: { ...process.env, DATABASE_URL: url, SLUICE_KAFKA_BROKERS: BROKERS.join(','), SLUICE_CONFIG: join(dir, 'sluice.config.ts'), SLUICE_LOG_LEVEL: 'warn' },
+      stdio: 'ignore',
+    });
+    try {
+      await waitFor('150 results', async () => {
+        const [rows] = await db.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM sluice_results WHERE pipeline = ?', [name]);
+        return Number(rows[0]?.n) === 150;
+      }, 60_000);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    assert.equal(await new Promise((r) => child.once('exit', (c) => r(c))), 0);
+  });
+});
