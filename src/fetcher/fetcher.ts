@@ -21,7 +21,8 @@ import { openPool, type Pool } from '../db/pool.js';
 import { checkKafka, createKafka } from '../kafka/client.js';
 import { ensureTopic } from '../kafka/topics.js';
 import { spoolDepth, type SpoolDepth } from '../spool/depth.js';
-import { safeWorkerId, spoolPaths, type SpoolPaths } from '../spool/layout.js';
+import type { SpoolComponentHandle } from '../spool/handle.js';
+import { safeWorkerId, spoolPaths } from '../spool/layout.js';
 import type { SpoolItem } from '../spool/segment.js';
 import { SpoolWriter } from '../spool/writer.js';
 import { classify } from './validate.js';
@@ -56,14 +57,8 @@ export interface FetchStats {
   seconds: number;
 }
 
-export interface FetcherHandle {
-  readonly paths: SpoolPaths;
-  stats(): FetchStats;
-  /** Finishes the batch in hand, commits, leaves the group. Idempotent. */
-  stop(): Promise<FetchStats>;
-  /** Settles when the fetcher stops: resolves after stop(), rejects when the consumer fails for good. */
-  readonly done: Promise<FetchStats>;
-}
+/** stop() finishes the batch in hand, commits and leaves the group; done rejects when the consumer fails for good. */
+export type FetcherHandle = SpoolComponentHandle<FetchStats>;
 
 export async function startFetcher(opts: FetchOptions): Promise<FetcherHandle> {
   const { config } = opts;

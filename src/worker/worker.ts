@@ -20,7 +20,8 @@ import { openPool } from '../db/pool.js';
 import { loadTaskState } from '../db/task-state.js';
 import { SpoolClaimer, type Claim } from '../spool/claim.js';
 import { spoolDepth } from '../spool/depth.js';
-import { ensureSpool, safeWorkerId, spoolPaths, type SpoolPaths } from '../spool/layout.js';
+import type { SpoolComponentHandle } from '../spool/handle.js';
+import { ensureSpool, safeWorkerId, spoolPaths } from '../spool/layout.js';
 import type { SpoolItem } from '../spool/segment.js';
 import { SpoolWriter } from '../spool/writer.js';
 import { sleep } from './limits.js';
@@ -45,13 +46,8 @@ export interface WorkStats {
   seconds: number;
 }
 
-export interface WorkerHandle {
-  readonly paths: SpoolPaths;
-  stats(): WorkStats;
-  /** First call drains (then aborts after the grace period); a second call aborts at once. */
-  stop(): Promise<WorkStats>;
-  readonly done: Promise<WorkStats>;
-}
+/** stop(): the first call drains (then aborts after the grace period), a second call aborts at once. */
+export type WorkerHandle = SpoolComponentHandle<WorkStats>;
 
 interface Held {
   claim: Claim;
