@@ -48,8 +48,18 @@ async function sluice(stage: StageConfig): Promise<void> {
   }
 }
 
+interface BullMq {
+  Queue: new (name: string, opts: { connection: object }) => {
+    addBulk(jobs: Array<{ name: string; data: unknown; opts?: object }>): Promise<unknown>;
+    obliterate(o: { force: boolean }): Promise<void>;
+    close(): Promise<void>;
+  };
+  Worker: new (name: string, run: (job: { data: { key: number } }) => Promise<void>, opts: { connection: object; concurrency: number }) => { on(event: string, f: () => void): void };
+}
+
 async function bullmq(): Promise<void> {
-  const { Queue, Worker } = await import('bullmq');
+  // Installed on demand by bench/work.ts (not a dependency: see ensureBullmq there); typed here by hand.
+  const { Queue, Worker } = (await import('bullmq' as string)) as BullMq;
   const connection = { host: '127.0.0.1', port: 6379 };
   const name = `bench-${randomUUID().slice(0, 8)}`;
   const pipeline = `bq${randomUUID().slice(0, 8)}`;

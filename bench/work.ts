@@ -1,7 +1,9 @@
 // npm run bench:work — workers from a pre-filled spool to result rows: (a) no-op stage, (b) one stage
 // awaiting 20 ms at concurrency 64 against Little's law (64 / 0.020 s = 3,200/s), (c) BullMQ doing the
 // same no-op job at the same concurrency, writing the same result rows to MySQL.
+import { execFile } from 'node:child_process';
 import { cpus } from 'node:os';
+import { promisify } from 'node:util';
 import mysql from 'mysql2/promise';
 import { defaults } from '../src/core/config.js';
 import { silentLogger } from '../src/core/logger.js';
@@ -16,8 +18,22 @@ const BOUND = 64 / 0.02;
 
 const workVariant = (...args: string[]): Promise<Result> => variant('bench/work-worker.ts', args, { ...process.env, BENCH_DATABASE_URL: url });
 
+/**
+ * BullMQ is only needed here, and with it in package.json this machine's npm writes a lockfile its own
+ * `npm ci` rejects (msgpackr-extract's optional platform packages), so it is installed on demand.
+ */
+async function ensureBullmq(): Promise<void> {
+  try {
+    import.meta.resolve('bullmq');
+  } catch {
+    console.error('  installing bullmq@5 for the comparison (npm install --no-save)');
+    await promisify(execFile)('npm', ['install', '--no-save', '--no-audit', '--no-fund', 'bullmq@5'], { maxBuffer: 1 << 24 });
+  }
+}
+
 async function main(): Promise<void> {
   console.error(`bench:work on ${cpus().length} cores, node ${process.version}`);
+  await ensureBullmq();
   const server = await mysql.createConnection(withDatabase(url, 'mysql'));
   await server.query(`DROP DATABASE IF EXISTS \`${new URL(url).pathname.slice(1)}\``);
   await server.end();
