@@ -10,6 +10,7 @@ import { fetchCommand } from './commands/fetch.js';
 import { migrateCommand } from './commands/migrate.js';
 import { produceCommand } from './commands/produce.js';
 import { servicesCommand } from './commands/services.js';
+import { statusCommand } from './commands/status.js';
 import { runCommand, workCommand } from './commands/work.js';
 import { defaults } from './core/config.js';
 import { loadConfig, type ConfigFlags } from './core/config-load.js';
@@ -18,7 +19,7 @@ import { ConfigError, DatabaseError, KafkaError, MigrationError, SluiceError, Us
 import { createLogger } from './core/logger.js';
 import { Shutdown } from './core/shutdown.js';
 
-const COMMANDS: Command[] = [servicesCommand, migrateCommand, doctorCommand, produceCommand, fetchCommand, workCommand, runCommand, demoCommand];
+const COMMANDS: Command[] = [servicesCommand, migrateCommand, doctorCommand, produceCommand, fetchCommand, workCommand, runCommand, statusCommand, demoCommand];
 
 /** Commands that do not read sluice's configuration (they must work while it is broken). */
 const CONFIG_FREE = new Set(['services']);

@@ -1,0 +1,94 @@
+// `sluice status --pipeline <name>` (npm run status): what is done, pending, in flight and quarantined,
+// per-stage progress, recent errors, consumer lag and this machine's spool, at a glance.
+
+import { resolve } from 'node:path';
+import { getPipeline } from '../core/config.js';
+import { UsageError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { assertMigrated } from '../db/migrate.js';
+import { openPool } from '../db/pool.js';
+import { inspectSource } from '../db/source.js';
+import { ledgerStatus } from '../db/status.js';
+import { checkKafka, createKafka } from '../kafka/client.js';
+import { spoolDepth } from '../spool/depth.js';
+import { spoolPaths } from '../spool/layout.js';
+import type { Command } from './command.js';
+import type { KafkaConfig } from '../core/config.js';
+
+/** Messages not yet committed by the pipeline's consumer group, per partition; null when Kafka cannot be asked. */
+async function consumerLag(kafka: KafkaConfig, topic: string, groupId: string, log: Logger): Promise<Record<string, number> | null> {
+  try {
+    await checkKafka(kafka, log, 3000);
+    const admin = createKafka(kafka, log.child({ stage: 'kafka' }), { retry: { retries: 0 } }).admin();
+    await admin.connect();
+    try {
+      if (!(await admin.listTopics()).includes(topic)) return {};
+      const high = await admin.fetchTopicOffsets(topic);
+      const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
+      const at = new Map((committed?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
+      const lag: Record<string, number> = {};
+      for (const p of high) {
+        const c = at.get(p.partition) ?? -1n;
+        lag[String(p.partition)] = Number(BigInt(p.high) - (c < 0n ? BigInt(p.low) : c));
+      }
+      return lag;
+    } finally {
+      await admin.disconnect();
+    }
+  } catch {
+    return null;
+  }
+}
+
+const bar = (frac: number, width = 30): string => `[${'#'.repeat(Math.round(frac * width)).padEnd(width, '-')}] ${(frac * 100).toFixed(1)}%`;
+
+export const statusCommand: Command = {
+  name: 'status',
+  summary: 'done, pending, in flight and quarantined tasks, stage progress, errors, consumer lag, spool depth',
+  usage: '--pipeline <name> [--json] [--check]',
+  details: ['--check exits 1 while anything is not done (pending, in flight or quarantined): a gate for cron or CI.'],
+  options: { pipeline: { type: 'string', short: 'p' }, json: { type: 'boolean' }, check: { type: 'boolean' } },
+  optionHelp: { pipeline: 'the pipeline (required)', json: 'print one JSON object', check: 'exit 1 unless every source row has a result' },
+  async run({ values, config, log, out }) {
+    const name = values.pipeline;
+    if (typeof name !== 'string') throw new UsageError('--pipeline is required', 'see: sluice status --help');
+    const pipeline = getPipeline(config, name);
+    const pool = await openPool(config.database, { poolSize: 2 });
+    let ledger;
+    try {
+      await assertMigrated(pool);
+      ledger = await ledgerStatus(pool, await inspectSource(pool, pipeline.source), name, config.producer.staleAfterMs);
+    } finally {
+      await pool.end();
+    }
+    const lag = await consumerLag(config.kafka, pipeline.topic, config.fetcher.groupId ?? `sluice.${name}`, log);
+    const paths = spoolPaths(resolve(config.spool.dir), name);
+    const spool = { dir: paths.root, ...(await spoolDepth(paths)) };
+    const c = ledger.counts;
+    const report = {
+      pipeline: name,
+      source: ledger.source,
+      done: ledger.done,
+      pending: c.pending,
+      inFlight: c.inFlight,
+      dead: c.dead,
+      stages: ledger.stages,
+      throughput: { resultsPerSecond: ledger.doneLastMinute / 60 },
+      errors: ledger.errors,
+      badMessages: ledger.badMessages,
+      lag,
+      spool,
+    };
+    if (values.json === true) out(JSON.stringify(report));
+    else {
+      out(`pipeline ${name}  (topic ${pipeline.topic}, source ${pipeline.source.table})`);
+      out(`  ${bar(report.source === 0 ? 1 : report.done / report.source)}  ${report.done} of ${report.source} done, ${report.throughput.resultsPerSecond.toFixed(1)}/s over the last minute`);
+      out(`  pending ${report.pending}   in flight ${report.inFlight}   quarantined ${report.dead}   bad messages ${report.badMessages}`);
+      for (const s of report.stages) out(`  stage ${s.stage.padEnd(16)} ${String(s.milestones).padStart(10)} done   ${s.perSecond.toFixed(1)}/s`);
+      for (const e of report.errors) out(`  error ${e.errorClass.padEnd(20)} x${e.count}  last ${e.lastAt}  e.g. ${e.example}`);
+      out(`  consumer lag ${lag === null ? 'unknown (Kafka unreachable)' : Object.entries(lag).map(([p, n]) => `p${p}:${n}`).join(' ') || 'none'}`);
+      out(`  spool on this machine: ${spool.items} item(s) in ${spool.readySegments} ready + ${spool.claimedSegments} claimed segment(s), ${spool.dir}`);
+    }
+    return values.check === true && report.done < report.source ? 1 : 0;
+  },
+};

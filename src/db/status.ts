@@ -1,0 +1,61 @@
+// The numbers behind `status`: all from the ledger tables and their indexes, cheap on large pipelines.
+
+import type { RowDataPacket } from 'mysql2/promise';
+import { estimatePending, type PendingCounts } from './pending.js';
+import type { Pool } from './pool.js';
+import type { SourceInfo } from './source.js';
+
+export interface StageCount {
+  stage: string;
+  milestones: number;
+  /** Milestones written in the last minute, per second. */
+  perSecond: number;
+}
+
+export interface ErrorGroup {
+  errorClass: string;
+  count: number;
+  lastAt: string;
+  example: string;
+}
+
+export interface LedgerStatus {
+  counts: PendingCounts;
+  source: number;
+  done: number;
+  doneLastMinute: number;
+  stages: StageCount[];
+  errors: ErrorGroup[];
+  badMessages: number;
+}
+
+const RECENT_S = 60;
+
+export async function ledgerStatus(pool: Pool, src: SourceInfo, pipeline: string, staleAfterMs: number): Promise<LedgerStatus> {
+  const counts = await estimatePending(pool, src, { pipeline, staleAfterMs, includeDead: false });
+  const [[d]] = await pool.query<RowDataPacket[]>(
+    `SELECT COUNT(*) AS n, COALESCE(SUM(finished_at > NOW(3) - INTERVAL ${RECENT_S} SECOND), 0) AS recent FROM sluice_results WHERE pipeline = ?`,
+    [pipeline],
+  );
+  const [stages] = await pool.query<RowDataPacket[]>(
+    `SELECT stage, COUNT(*) AS n, COALESCE(SUM(created_at > NOW(3) - INTERVAL ${RECENT_S} SECOND), 0) AS recent
+     FROM sluice_milestones WHERE pipeline = ? GROUP BY stage`,
+    [pipeline],
+  );
+  const [errors] = await pool.query<RowDataPacket[]>(
+    `SELECT error_class, COUNT(*) AS n, MAX(created_at) AS last_at, MAX(error_message) AS example
+     FROM sluice_attempts WHERE pipeline = ? AND created_at > NOW(3) - INTERVAL 1 DAY
+     GROUP BY error_class ORDER BY n DESC LIMIT 10`,
+    [pipeline],
+  );
+  const [[bad]] = await pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM sluice_bad_messages WHERE pipeline = ?', [pipeline]);
+  return {
+    counts,
+    source: counts.missing + Number(d?.n ?? 0),
+    done: Number(d?.n ?? 0),
+    doneLastMinute: Number(d?.recent ?? 0),
+    stages: stages.map((r) => ({ stage: String(r.stage), milestones: Number(r.n), perSecond: Number(r.recent) / RECENT_S })),
+    errors: errors.map((r) => ({ errorClass: String(r.error_class), count: Number(r.n), lastAt: new Date(r.last_at as Date).toISOString(), example: String(r.example).slice(0, 200) })),
+    badMessages: Number(bad?.n ?? 0),
+  };
+}
