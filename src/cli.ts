@@ -116,6 +116,7 @@ async function main(argv: string[]): Promise<number> {
     databaseUrl: values['database-url'] as string | undefined,
     brokers: values.brokers as string | undefined,
     logLevel: values['log-level'] as string | undefined,
+    metricsPort: values['metrics-port'] as string | undefined,
   };
   const { config, file } = CONFIG_FREE.has(command.name)
     ? { config: validateConfig(structuredClone(defaults)), file: null }

@@ -4,25 +4,36 @@
 import { UsageError } from '../core/errors.js';
 import { startFetcher } from '../fetcher/fetcher.js';
 import type { Command } from './command.js';
+import { startMetricsEndpoint } from './metrics-endpoint.js';
 
 export const fetchCommand: Command = {
   name: 'fetch',
   summary: "pull the pipeline's messages from Kafka into this machine's spool, durably, with backpressure",
-  usage: '--pipeline <name> [--spool-dir <dir>]',
+  usage: '--pipeline <name> [--spool-dir <dir>] [--metrics-port <port>]',
   details: [
     'Run one per worker machine; every fetcher of a pipeline joins the same consumer group.',
     'Offsets are committed only after the spool write is on disk: a crash loses nothing.',
   ],
-  options: { pipeline: { type: 'string', short: 'p' }, 'spool-dir': { type: 'string' } },
-  optionHelp: { pipeline: 'the pipeline to fetch (required)', 'spool-dir': 'spool folder (default spool.dir, ./spool)' },
+  options: { pipeline: { type: 'string', short: 'p' }, 'spool-dir': { type: 'string' }, 'metrics-port': { type: 'string' } },
+  optionHelp: {
+    pipeline: 'the pipeline to fetch (required)',
+    'spool-dir': 'spool folder (default spool.dir, ./spool)',
+    'metrics-port': 'serve Prometheus metrics on this port at /metrics (default metrics.port: off)',
+  },
   async run({ values, config, log, shutdown, out }) {
     const pipeline = values.pipeline;
     if (typeof pipeline !== 'string') throw new UsageError('--pipeline is required', 'see: sluice fetch --help');
     const cfg = typeof values['spool-dir'] === 'string' ? { ...config, spool: { ...config.spool, dir: values['spool-dir'] } } : config;
-    const fetcher = await startFetcher({ config: cfg, pipeline, log });
-    shutdown.stopping.addEventListener('abort', () => void fetcher.stop(), { once: true });
-    const s = await fetcher.done;
-    out(`fetch ${pipeline}: spooled ${s.spooled} item(s) in ${s.segments} segment(s), quarantined ${s.quarantined}, ${s.seconds.toFixed(1)} s; spool ${fetcher.paths.root} holds ${s.depth.items} item(s)`);
-    return 0;
+    const metrics = await startMetricsEndpoint(cfg.metrics, log);
+    try {
+      const fetcher = await startFetcher({ config: cfg, pipeline, log });
+      metrics?.watch({ pipeline, fetcher });
+      shutdown.stopping.addEventListener('abort', () => void fetcher.stop(), { once: true });
+      const s = await fetcher.done;
+      out(`fetch ${pipeline}: spooled ${s.spooled} item(s) in ${s.segments} segment(s), quarantined ${s.quarantined}, ${s.seconds.toFixed(1)} s; spool ${fetcher.paths.root} holds ${s.depth.items} item(s)`);
+      return 0;
+    } finally {
+      await metrics?.close();
+    }
   },
 };

@@ -6,6 +6,7 @@ import type { SluiceConfig } from '../core/config.js';
 import { startFetcher } from '../fetcher/fetcher.js';
 import { startWorker } from '../worker/worker.js';
 import type { Command, CommandContext, OptionValues } from './command.js';
+import { startMetricsEndpoint } from './metrics-endpoint.js';
 
 function options(values: OptionValues, config: SluiceConfig, name: string): { pipeline: string; config: SluiceConfig } {
   const pipeline = values.pipeline;
@@ -15,10 +16,11 @@ function options(values: OptionValues, config: SluiceConfig, name: string): { pi
 }
 
 const common = {
-  options: { pipeline: { type: 'string', short: 'p' }, 'spool-dir': { type: 'string' }, 'exit-when-idle': { type: 'boolean' } },
+  options: { pipeline: { type: 'string', short: 'p' }, 'spool-dir': { type: 'string' }, 'metrics-port': { type: 'string' }, 'exit-when-idle': { type: 'boolean' } },
   optionHelp: {
     pipeline: 'the pipeline to work on (required)',
     'spool-dir': 'spool folder (default spool.dir, ./spool)',
+    'metrics-port': 'serve Prometheus metrics on this port at /metrics (default metrics.port: off)',
     'exit-when-idle': 'stop once the spool is empty instead of waiting for more',
   },
 } as const;
@@ -26,7 +28,7 @@ const common = {
 export const workCommand: Command = {
   name: 'work',
   summary: "run the pipeline's stages on this machine's spooled tasks (per-stage limits, milestones, retries)",
-  usage: '--pipeline <name> [--spool-dir <dir>] [--exit-when-idle]',
+  usage: '--pipeline <name> [--spool-dir <dir>] [--metrics-port <port>] [--exit-when-idle]',
   details: [
     'Start as many worker processes per machine as you like: they never run the same task at once.',
     'Ctrl-C / SIGTERM: no new stages start, running ones get worker.shutdownGraceMs (10 s), the rest go back to the spool.',
@@ -34,35 +36,47 @@ export const workCommand: Command = {
   ...common,
   async run(ctx: CommandContext) {
     const { pipeline, config } = options(ctx.values, ctx.config, 'work');
-    const worker = await startWorker({ config, pipeline, log: ctx.log, exitWhenIdle: ctx.values['exit-when-idle'] === true });
-    const onStop = (): void => void worker.stop();
-    ctx.shutdown.stopping.addEventListener('abort', onStop, { once: true });
-    ctx.shutdown.signal.addEventListener('abort', onStop, { once: true });
-    const s = await worker.done;
-    ctx.out(`work ${pipeline}: done ${s.done}, quarantined ${s.dead}, skipped (already done) ${s.skipped}, returned to the spool ${s.returned}, ${s.seconds.toFixed(1)} s`);
-    return 0;
+    const metrics = await startMetricsEndpoint(config.metrics, ctx.log);
+    try {
+      const worker = await startWorker({ config, pipeline, log: ctx.log, exitWhenIdle: ctx.values['exit-when-idle'] === true, metrics: metrics?.stages });
+      metrics?.watch({ pipeline, worker });
+      const onStop = (): void => void worker.stop();
+      ctx.shutdown.stopping.addEventListener('abort', onStop, { once: true });
+      ctx.shutdown.signal.addEventListener('abort', onStop, { once: true });
+      const s = await worker.done;
+      ctx.out(`work ${pipeline}: done ${s.done}, quarantined ${s.dead}, skipped (already done) ${s.skipped}, returned to the spool ${s.returned}, ${s.seconds.toFixed(1)} s`);
+      return 0;
+    } finally {
+      await metrics?.close();
+    }
   },
 };
 
 export const runCommand: Command = {
   name: 'run',
   summary: 'fetch and work in one process until stopped (small setups: one machine, one process)',
-  usage: '--pipeline <name> [--spool-dir <dir>]',
-  options: { pipeline: common.options.pipeline, 'spool-dir': common.options['spool-dir'] },
-  optionHelp: { pipeline: common.optionHelp.pipeline, 'spool-dir': common.optionHelp['spool-dir'] },
+  usage: '--pipeline <name> [--spool-dir <dir>] [--metrics-port <port>]',
+  options: { pipeline: common.options.pipeline, 'spool-dir': common.options['spool-dir'], 'metrics-port': common.options['metrics-port'] },
+  optionHelp: { pipeline: common.optionHelp.pipeline, 'spool-dir': common.optionHelp['spool-dir'], 'metrics-port': common.optionHelp['metrics-port'] },
   async run(ctx: CommandContext) {
     const { pipeline, config } = options(ctx.values, ctx.config, 'run');
-    const fetcher = await startFetcher({ config, pipeline, log: ctx.log });
-    const worker = await startWorker({ config, pipeline, log: ctx.log });
-    const stopAll = (): void => {
-      void worker.stop();
-      void fetcher.stop();
-    };
-    ctx.shutdown.stopping.addEventListener('abort', stopAll, { once: true });
-    ctx.shutdown.signal.addEventListener('abort', () => void worker.stop(), { once: true });
-    const w = await worker.done;
-    const f = await fetcher.stop();
-    ctx.out(`run ${pipeline}: spooled ${f.spooled}, done ${w.done}, quarantined ${w.dead + f.quarantined}, returned ${w.returned}, ${w.seconds.toFixed(1)} s`);
-    return 0;
+    const metrics = await startMetricsEndpoint(config.metrics, ctx.log);
+    try {
+      const fetcher = await startFetcher({ config, pipeline, log: ctx.log });
+      const worker = await startWorker({ config, pipeline, log: ctx.log, metrics: metrics?.stages });
+      metrics?.watch({ pipeline, fetcher, worker });
+      const stopAll = (): void => {
+        void worker.stop();
+        void fetcher.stop();
+      };
+      ctx.shutdown.stopping.addEventListener('abort', stopAll, { once: true });
+      ctx.shutdown.signal.addEventListener('abort', () => void worker.stop(), { once: true });
+      const w = await worker.done;
+      const f = await fetcher.stop();
+      ctx.out(`run ${pipeline}: spooled ${f.spooled}, done ${w.done}, quarantined ${w.dead + f.quarantined}, returned ${w.returned}, ${w.seconds.toFixed(1)} s`);
+      return 0;
+    } finally {
+      await metrics?.close();
+    }
   },
 };

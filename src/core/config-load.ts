@@ -18,6 +18,7 @@ export interface ConfigFlags {
   clientId?: string;
   logLevel?: string;
   spoolDir?: string;
+  metricsPort?: string;
 }
 
 export interface LoadedConfig {
@@ -31,7 +32,7 @@ type EnvParser = (raw: string, name: string) => unknown;
 const text: EnvParser = (raw) => raw;
 const list: EnvParser = (raw) => raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
 const int: EnvParser = (raw, name) => {
-  if (!/^\d+$/.test(raw.trim())) throw new ConfigError([`${name}: must be a whole number, got ${JSON.stringify(raw)}`], 'environment');
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError([`${name}: must be a whole number, got ${JSON.stringify(raw)}`], name.startsWith('--') ? 'flags' : 'environment');
   return Number(raw);
 };
 const bool: EnvParser = (raw, name) => {
@@ -66,6 +67,8 @@ export const ENV_VARS: ReadonlyArray<readonly [string, string, EnvParser]> = [
   ['SLUICE_SPOOL_HIGH_WATER_BYTES', 'spool.highWaterBytes', int],
   ['SLUICE_SPOOL_LOW_WATER_BYTES', 'spool.lowWaterBytes', int],
   ['SLUICE_FETCH_GROUP_ID', 'fetcher.groupId', text],
+  ['SLUICE_METRICS_PORT', 'metrics.port', int],
+  ['SLUICE_METRICS_HOST', 'metrics.host', text],
 ];
 
 function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
@@ -94,6 +97,7 @@ export function flagsLayer(flags: ConfigFlags): Record<string, unknown> {
   if (flags.clientId !== undefined) setPath(layer, 'kafka.clientId', flags.clientId);
   if (flags.logLevel !== undefined) setPath(layer, 'log.level', flags.logLevel);
   if (flags.spoolDir !== undefined) setPath(layer, 'spool.dir', flags.spoolDir);
+  if (flags.metricsPort !== undefined) setPath(layer, 'metrics.port', int(flags.metricsPort, '--metrics-port'));
   return layer;
 }
 

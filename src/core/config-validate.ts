@@ -13,7 +13,8 @@ const TOPIC_NAME = /^[A-Za-z0-9._-]{1,249}$/;
 const BROKER = /^[^\s:/]+:\d{1,5}$/;
 
 const KNOWN_KEYS: Record<string, readonly string[]> = {
-  '': ['database', 'kafka', 'log', 'producer', 'fetcher', 'worker', 'spool', 'pipelines'],
+  '': ['database', 'kafka', 'log', 'producer', 'fetcher', 'worker', 'spool', 'metrics', 'pipelines'],
+  metrics: ['port', 'host'],
   worker: ['maxInFlight', 'shutdownGraceMs', 'pollMs', 'ledgerBatch', 'ledgerFlushMs'],
   database: ['url', 'poolSize', 'connectTimeoutMs'],
   kafka: ['brokers', 'clientId', 'ssl', 'sasl', 'connectionTimeoutMs', 'requestTimeoutMs', 'retries'],
@@ -154,7 +155,7 @@ export function validateConfig(input: unknown, source?: string): SluiceConfig {
   const p = new Problems();
   if (!p.object('(config)', input)) throw new ConfigError(p.list, source);
   p.unknownKeys('', input, '');
-  const { database, kafka, log, producer, fetcher, worker, spool, pipelines } = input;
+  const { database, kafka, log, producer, fetcher, worker, spool, metrics, pipelines } = input;
 
   if (p.object('database', database)) {
     p.unknownKeys('database', database, 'database');
@@ -233,6 +234,11 @@ export function validateConfig(input: unknown, source?: string): SluiceConfig {
     p.int('fetcher.statsIntervalMs', fetcher.statsIntervalMs, 100);
     p.int('fetcher.maxRestarts', fetcher.maxRestarts, 0, 1000);
     p.int('fetcher.restartBackoffMs', fetcher.restartBackoffMs, 10, 600_000);
+  }
+  if (p.object('metrics', metrics)) {
+    p.unknownKeys('metrics', metrics, 'metrics');
+    p.int('metrics.port', metrics.port, 0, 65535);
+    p.string('metrics.host', metrics.host);
   }
   const resolved: Record<string, PipelineConfig> = {};
   if (p.object('pipelines', pipelines)) {

@@ -155,6 +155,13 @@ export interface WorkerConfig {
   ledgerFlushMs: number;
 }
 
+export interface MetricsConfig {
+  /** Serve Prometheus metrics on this port from fetch, work and run; 0 turns the endpoint off. @defaultValue 0 */
+  port: number;
+  /** Address the endpoint listens on (0.0.0.0 to let a Prometheus on another machine scrape it). @defaultValue '127.0.0.1' */
+  host: string;
+}
+
 /** Limits of a stage that does not set its own. */
 export const stageDefaults = {
   concurrency: 8,
@@ -170,6 +177,7 @@ export interface SluiceConfig {
   fetcher: FetcherConfig;
   worker: WorkerConfig;
   spool: SpoolConfig;
+  metrics: MetricsConfig;
   pipelines: Record<string, PipelineConfig>;
 }
 
@@ -245,6 +253,7 @@ export const defaults = {
     lowWaterBytes: 128 * 1024 * 1024,
     leaseMs: 60_000,
   },
+  metrics: { port: 0, host: '127.0.0.1' },
   pipelines: {},
 } satisfies SluiceConfig;
 

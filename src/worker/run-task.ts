@@ -10,6 +10,7 @@ import type { PipelineConfig } from '../core/config.js';
 import { stageDefaults } from '../core/config.js';
 import { coerceError, isBug, isRetriable, SluiceError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import type { StageMetrics } from '../core/metrics.js';
 import type { LedgerWriter } from '../db/ledger.js';
 import type { TaskState } from '../db/task-state.js';
 import type { SpoolItem } from '../spool/segment.js';
@@ -34,6 +35,8 @@ export interface RunnerContext {
   /** Fires when running stages must give up (grace period over, or a forced stop). */
   abort: AbortSignal;
   limits: Map<string, StageLimits>;
+  /** Prometheus counters and histograms, when the metrics endpoint is on. */
+  metrics?: StageMetrics;
   /** Called when a task is quarantined, to move it to the spool's quarantine folder. */
   onDead: (item: SpoolItem, stage: string, err: Error, attempts: number) => Promise<void>;
 }
@@ -67,6 +70,13 @@ async function withTimeout<T>(stage: string, timeoutMs: number, outer: AbortSign
     clearTimeout(timer);
     outer.removeEventListener('abort', onOuter);
   }
+}
+
+function observe(rc: RunnerContext, stage: string, outcome: 'processed' | 'failed', since: number): void {
+  if (rc.metrics === undefined) return;
+  const labels = { pipeline: rc.pipelineName, stage };
+  rc.metrics[outcome].inc(labels);
+  rc.metrics.duration.observe(labels, (performance.now() - since) / 1000);
 }
 
 export async function runTask(item: SpoolItem, state: TaskState, rc: RunnerContext): Promise<TaskOutcome> {
@@ -103,6 +113,7 @@ export async function runTask(item: SpoolItem, state: TaskState, rc: RunnerConte
             Promise.resolve(stage.run(stageInput, { task: { key: item.task.key, payload: item.task.payload, attempt: item.task.attempt }, outputs: { ...outputs }, attempt, signal, log: log.child({ taskStage: stage.name }) })),
           );
         });
+        observe(rc, stage.name, 'processed', s0);
         const json = JSON.stringify(output) ?? 'null';
         await rc.ledger.write({ kind: 'milestone', pipeline: rc.pipelineName, key, stage: stage.name, output: json, durationMs: Math.round(performance.now() - s0), attempt });
         log.debug({ taskStage: stage.name, attempt, ms: Math.round(performance.now() - s0) }, 'stage done');
@@ -114,6 +125,7 @@ export async function runTask(item: SpoolItem, state: TaskState, rc: RunnerConte
         if (thrown instanceof NotStarted || rc.abort.aborted) return 'aborted';
         const err = coerceError(thrown);
         const retriable = !isBug(err) && isRetriable(err);
+        observe(rc, stage.name, 'failed', s0);
         await rc.ledger.write({ kind: 'attempt', pipeline: rc.pipelineName, key, stage: stage.name, attempt, errorClass: err.name, errorMessage: err.message, retriable, workerId: rc.workerId });
         if (!retriable || attempt >= retry.maxAttempts) {
           const why = !retriable ? (isBug(err) ? 'bug' : 'non-retriable') : 'attempts exhausted';
@@ -122,6 +134,7 @@ export async function runTask(item: SpoolItem, state: TaskState, rc: RunnerConte
           await rc.onDead(item, stage.name, err, attempt);
           return 'dead';
         }
+        rc.metrics?.retried.inc({ pipeline: rc.pipelineName, stage: stage.name });
         const delay = backoffMs(attempt, retry.initialDelayMs, retry.maxDelayMs);
         // Expected on a flaky service: one line without the stack; the final failure is logged in full.
         log.info({ taskStage: stage.name, attempt, delayMs: delay, errorClass: err.name, error: err.message }, 'stage failed; retrying');

@@ -14,6 +14,7 @@ import pLimit from 'p-limit';
 import { getPipeline, type SluiceConfig } from '../core/config.js';
 import { coerceError, UsageError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import type { StageMetrics } from '../core/metrics.js';
 import { LedgerWriter } from '../db/ledger.js';
 import { assertMigrated } from '../db/migrate.js';
 import { openPool } from '../db/pool.js';
@@ -34,6 +35,8 @@ export interface WorkOptions {
   workerId?: string;
   /** Stop by itself once the spool is empty (tests, batch use); default: keep polling until stopped. */
   exitWhenIdle?: boolean;
+  /** Stage counters and histograms for the metrics endpoint. */
+  metrics?: StageMetrics;
 }
 
 export interface WorkStats {
@@ -91,6 +94,7 @@ export async function startWorker(opts: WorkOptions): Promise<WorkerHandle> {
     stopping: stopping.signal,
     abort: abort.signal,
     limits,
+    metrics: opts.metrics,
     onDead: async (item: SpoolItem, stage: string, err: Error, attempts: number): Promise<void> => {
       await quarantine.quarantine({
         reason: 'task-failed',
@@ -142,6 +146,7 @@ export async function startWorker(opts: WorkOptions): Promise<WorkerHandle> {
           if (outcome !== 'aborted') {
             h.settled.add(index);
             stats[outcome]++;
+            opts.metrics?.tasks.inc({ pipeline: opts.pipeline, outcome });
           }
         }),
       ),

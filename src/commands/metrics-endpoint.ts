@@ -1,0 +1,90 @@
+// The opt-in Prometheus endpoint of `fetch`, `work` and `run` (metrics.port / --metrics-port): GET /metrics.
+//
+// Stage counters and histograms are pushed by the worker as stages finish; everything that mirrors a
+// component's state (spool depth, lag, paused, in flight) is read from its handle at scrape time.
+
+import { createServer, type Server } from 'node:http';
+import type { FetcherHandle } from '../fetcher/fetcher.js';
+import { spoolDepth } from '../spool/depth.js';
+import type { WorkerHandle } from '../worker/worker.js';
+import type { MetricsConfig } from '../core/config.js';
+import { ConfigError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { Gauge, Registry, stageMetrics, type StageMetrics } from '../core/metrics.js';
+
+export interface MetricsEndpoint {
+  readonly registry: Registry;
+  /** Hand to startWorker so stage runs are counted. */
+  readonly stages: StageMetrics;
+  /** http://host:port/metrics */
+  readonly url: string;
+  /** Exposes the live state of the components this process runs. */
+  watch(c: { pipeline: string; fetcher?: FetcherHandle; worker?: WorkerHandle }): void;
+  close(): Promise<void>;
+}
+
+/** Starts the endpoint when `cfg.port` is set; null when metrics are off. */
+export async function startMetricsEndpoint(cfg: MetricsConfig, log: Logger): Promise<MetricsEndpoint | null> {
+  if (cfg.port === 0) return null;
+  const registry = new Registry();
+  const stages = stageMetrics(registry);
+  const server: Server = createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '/').split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('see /metrics\n');
+      return;
+    }
+    registry.render().then(
+      (body) => res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(body),
+      (err: unknown) => {
+        log.warn({ err }, 'metrics scrape failed');
+        res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics unavailable\n');
+      },
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      reject(
+        err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL'
+          ? new ConfigError([`metrics.port: cannot listen on ${cfg.host}:${cfg.port} (${err.code}); choose another --metrics-port`])
+          : err,
+      );
+    });
+    server.listen(cfg.port, cfg.host, () => resolve());
+  });
+  // Scrapes keep connections alive; they must not keep the process from exiting.
+  server.unref();
+  const url = `http://${cfg.host}:${cfg.port}/metrics`;
+  log.info({ url }, 'metrics endpoint listening');
+
+  return {
+    registry,
+    stages,
+    url,
+    watch({ pipeline, fetcher, worker }) {
+      const p = { pipeline };
+      const paths = (fetcher ?? worker)?.paths;
+      if (paths !== undefined) {
+        // From the file names at scrape time: the fetcher's own figure lags behind what workers finish.
+        const depth = () => spoolDepth(paths);
+        registry.register(new Gauge('sluice_spool_depth_items', 'Items in this machine\'s spool (ready and claimed).', async (set) => set(p, (await depth()).items)));
+        registry.register(new Gauge('sluice_spool_depth_bytes', 'Bytes in this machine\'s spool.', async (set) => set(p, (await depth()).bytes)));
+      }
+      if (fetcher !== undefined) {
+        registry.register(new Gauge('sluice_consumer_lag', 'Messages behind the end of each partition, as of the last fetched batch.', (set) => {
+          for (const [partition, lag] of Object.entries(fetcher.stats().lag)) set({ pipeline, partition }, lag);
+        }));
+        registry.register(new Gauge('sluice_fetcher_paused', '1 while fetching is paused because the spool is above its high-water mark.', (set) => set(p, fetcher.stats().paused ? 1 : 0)));
+        registry.register(new Gauge('sluice_fetcher_spooled_total', 'Messages written to the spool durably.', (set) => set(p, fetcher.stats().spooled), 'counter'));
+        registry.register(new Gauge('sluice_fetcher_quarantined_total', 'Messages quarantined as bad input.', (set) => set(p, fetcher.stats().quarantined), 'counter'));
+        registry.register(new Gauge('sluice_fetcher_restarts_total', 'Restarts of a crashed Kafka consumer.', (set) => set(p, fetcher.stats().restarts), 'counter'));
+      }
+      if (worker !== undefined) {
+        registry.register(new Gauge('sluice_worker_in_flight', 'Tasks running in this worker process.', (set) => set(p, worker.stats().inFlight)));
+      }
+    },
+    close: () => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}

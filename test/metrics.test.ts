@@ -1,0 +1,135 @@
+// The opt-in Prometheus endpoint: the exposition format itself, and `run --metrics-port` counting stage
+// runs, failures, retries and durations per stage while exposing spool depth, lag, paused and in-flight.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
+import { silentLogger } from '../src/core/logger.js';
+import { Counter, Gauge, Histogram, Registry } from '../src/core/metrics.js';
+import { migrate } from '../src/db/migrate.js';
+import { ROOT, runCli } from './helpers/cli.js';
+import { dbConfig, randomName, testDatabase } from './helpers/db.js';
+import { BROKERS, closedPort, ensureKafka } from './helpers/kafka.js';
+import { createTopic, publishRaw, tasks, waitFor } from './helpers/spool.js';
+
+let url: string;
+let db: Connection;
+let dropDatabase: (() => Promise<void>) | undefined;
+const dirs: string[] = [];
+
+before(async () => {
+  url = await testDatabase({ after: (fn: () => Promise<void>) => (dropDatabase = fn) });
+  await migrate(dbConfig(url), silentLogger());
+  db = await mysql.createConnection(url);
+});
+after(async () => {
+  await db?.end();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  await dropDatabase?.();
+});
+
+/** The value of one sample line (`name{labels} value`) in a scrape, or undefined. */
+function sample(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+describe('metrics registry', () => {
+  it('renders counters, gauges and histograms in the Prometheus text format with escaped labels', async () => {
+    const r = new Registry();
+    const c = r.register(new Counter('t_total', 'A counter.'));
+    const g = r.register(new Gauge('t_depth', 'A gauge read at scrape time.', (set) => set({ pipeline: 'a' }, 7)));
+    const h = r.register(new Histogram('t_seconds', 'A histogram.', [0.1, 1]));
+    c.inc({ stage: 'say "hi"\n' }, 2);
+    h.observe({ stage: 's' }, 0.05);
+    h.observe({ stage: 's' }, 0.5);
+    h.observe({ stage: 's' }, 5);
+    void g;
+    const text = await r.render();
+    assert.match(text, /^# HELP t_total A counter\.\n# TYPE t_total counter\n/);
+    assert.equal(sample(text, 't_total{stage="say \\"hi\\"\\n"}'), 2);
+    assert.equal(sample(text, 't_depth{pipeline="a"}'), 7);
+    assert.match(text, /# TYPE t_seconds histogram/);
+    assert.equal(sample(text, 't_seconds_bucket{stage="s",le="0.1"}'), 1);
+    assert.equal(sample(text, 't_seconds_bucket{stage="s",le="1"}'), 2);
+    assert.equal(sample(text, 't_seconds_bucket{stage="s",le="+Inf"}'), 3);
+    assert.equal(sample(text, 't_seconds_count{stage="s"}'), 3);
+    assert.equal(sample(text, 't_seconds_sum{stage="s"}'), 5.55);
+  });
+});
+
+describe('npm run run -- --metrics-port', () => {
+  it('serves per-stage counters and histograms, spool depth, lag, paused and in-flight while it works', async () => {
+    await ensureKafka();
+    const name = randomName('m');
+    const topic = randomName('sluice-metrics');
+    await createTopic(topic, 2);
+    await publishRaw(topic, tasks(name, 60));
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-metrics-'));
+    dirs.push(dir);
+    // Every 5th task fails its first attempt of `check`: 12 failures, 12 retries, 60 successes per stage.
+    writeFileSync(
+      join(dir, 'sluice.config.ts'),
+      `export default { fetcher: { groupId: ${JSON.stringify(randomName('g'))} }, spool: { dir: ${JSON.stringify(join(dir, 'spool'))} }, worker: { pollMs: 20 },
+  pipelines: { ${name}: { topic: ${JSON.stringify(topic)}, partitions: 2, source: { table: 'unused', key: 'id', columns: [] },
+    stages: [
+      { name: 'check', retry: { initialDelayMs: 1, maxDelayMs: 5 }, run: async (p, ctx) => { if (p.n % 5 === 0 && ctx.attempt === 1) throw new Error('flaky'); return p; } },
+      { name: 'echo', run: async (p) => p },
+    ] } } };\n`,
+    );
+    const port = await closedPort();
+    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), join(ROOT, 'src/cli.ts'), 'run', '--pipeline', name, '--metrics-port', String(port)], {
+      env: { ...process.env, DATABASE_URL: url, SLUICE_KAFKA_BROKERS: BROKERS.join(','), SLUICE_CONFIG: join(dir, 'sluice.config.ts'), SLUICE_LOG_LEVEL: 'warn' },
+      stdio: 'ignore',
+    });
+    const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    let text = '';
+    try {
+      await waitFor('60 results', async () => {
+        const [rows] = await db.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM sluice_results WHERE pipeline = ?', [name]);
+        return Number(rows[0]?.n) === 60;
+      }, 60_000);
+      await waitFor('the counters to reach 60', async () => {
+        text = await scrape().catch(() => '');
+        return sample(text, `sluice_tasks_total{pipeline="${name}",outcome="done"}`) === 60;
+      }, 10_000);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    assert.equal(await exited, 0);
+    const p = `pipeline="${name}"`;
+    assert.equal(sample(text, `sluice_stage_processed_total{${p},stage="check"}`), 60);
+    assert.equal(sample(text, `sluice_stage_processed_total{${p},stage="echo"}`), 60);
+    assert.equal(sample(text, `sluice_stage_failed_total{${p},stage="check"}`), 12);
+    assert.equal(sample(text, `sluice_stage_retried_total{${p},stage="check"}`), 12);
+    assert.equal(sample(text, `sluice_stage_duration_seconds_count{${p},stage="check"}`), 72, 'successes and failures are timed');
+    assert.equal(sample(text, `sluice_stage_duration_seconds_bucket{${p},stage="echo",le="+Inf"}`), 60);
+    assert.equal(sample(text, `sluice_spool_depth_items{${p}}`), 0);
+    assert.equal(sample(text, `sluice_fetcher_paused{${p}}`), 0);
+    assert.equal(sample(text, `sluice_fetcher_spooled_total{${p}}`), 60);
+    assert.equal(sample(text, `sluice_worker_in_flight{${p}}`), 0);
+    assert.match(text, new RegExp(`sluice_consumer_lag\\{${p},partition="[01]"\\} 0`));
+  });
+
+  it('refuses a port that is taken, naming the setting, and a port that is not a number', async () => {
+    const srv = createServer();
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+    const port = (srv.address() as { port: number }).port;
+    try {
+      const env = { DATABASE_URL: url, SLUICE_KAFKA_BROKERS: BROKERS.join(','), SLUICE_CONFIG: join(ROOT, 'sluice.config.ts') };
+      const taken = await runCli(['fetch', '--pipeline', 'demo', '--metrics-port', String(port)], { env });
+      assert.equal(taken.code, 2, taken.stderr);
+      assert.match(taken.stderr, /metrics\.port: cannot listen on 127\.0\.0\.1:\d+ \(EADDRINUSE\)/);
+      const bad = await runCli(['work', '--pipeline', 'demo', '--metrics-port', 'nine'], { env });
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /--metrics-port: must be a whole number, got "nine"/);
+    } finally {
+      srv.close();
+    }
+  });
+});
