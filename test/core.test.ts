@@ -50,4 +50,17 @@ describe('shutdown', () => {
     assert.equal(s.signal.aborted, true);
     assert.equal(s.reason, 'SIGINT');
   });
+
+  it('tells a component that subscribes after the signal came (a stop during start-up is not lost)', async () => {
+    const s = new Shutdown();
+    const seen: string[] = [];
+    s.onStop(() => seen.push('early stop'));
+    s.requestStop('SIGTERM');
+    s.onStop(() => seen.push('late stop'));
+    s.onForce(() => seen.push('force'));
+    s.requestStop('SIGTERM');
+    s.onForce(() => seen.push('late force'));
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(seen.sort(), ['early stop', 'force', 'late force', 'late stop']);
+  });
 });

@@ -28,7 +28,7 @@ export const fetchCommand: Command = {
     try {
       const fetcher = await startFetcher({ config: cfg, pipeline, log });
       metrics?.watch({ pipeline, fetcher });
-      shutdown.stopping.addEventListener('abort', () => void fetcher.stop(), { once: true });
+      shutdown.onStop(() => void fetcher.stop());
       const s = await fetcher.done;
       out(`fetch ${pipeline}: spooled ${s.spooled} item(s) in ${s.segments} segment(s), quarantined ${s.quarantined}, ${s.seconds.toFixed(1)} s; spool ${fetcher.paths.root} holds ${s.depth.items} item(s)`);
       return 0;

@@ -41,8 +41,8 @@ export const workCommand: Command = {
       const worker = await startWorker({ config, pipeline, log: ctx.log, exitWhenIdle: ctx.values['exit-when-idle'] === true, metrics: metrics?.stages });
       metrics?.watch({ pipeline, worker });
       const onStop = (): void => void worker.stop();
-      ctx.shutdown.stopping.addEventListener('abort', onStop, { once: true });
-      ctx.shutdown.signal.addEventListener('abort', onStop, { once: true });
+      ctx.shutdown.onStop(onStop);
+      ctx.shutdown.onForce(onStop);
       const s = await worker.done;
       ctx.out(`work ${pipeline}: done ${s.done}, quarantined ${s.dead}, skipped (already done) ${s.skipped}, returned to the spool ${s.returned}, ${s.seconds.toFixed(1)} s`);
       return 0;
@@ -69,8 +69,8 @@ export const runCommand: Command = {
         void worker.stop();
         void fetcher.stop();
       };
-      ctx.shutdown.stopping.addEventListener('abort', stopAll, { once: true });
-      ctx.shutdown.signal.addEventListener('abort', () => void worker.stop(), { once: true });
+      ctx.shutdown.onStop(stopAll);
+      ctx.shutdown.onForce(() => void worker.stop());
       const w = await worker.done;
       const f = await fetcher.stop();
       ctx.out(`run ${pipeline}: spooled ${f.spooled}, done ${w.done}, quarantined ${w.dead + f.quarantined}, returned ${w.returned}, ${w.seconds.toFixed(1)} s`);

@@ -41,6 +41,19 @@ export class Shutdown {
     return this.#state;
   }
 
+  /**
+   * Runs `fn` on the first stop request, at once if it already came: a component that finished starting
+   * after a signal arrived must still see it (a listener added to a fired AbortSignal never runs).
+   */
+  onStop(fn: () => void): void {
+    whenAborted(this.#drain.signal, fn);
+  }
+
+  /** Runs `fn` when the stop is forced, at once if it already was. */
+  onForce(fn: () => void): void {
+    whenAborted(this.#force.signal, fn);
+  }
+
   force(reason: string): void {
     if (this.#state === 'forced') return;
     if (this.#state === 'running') this.#drain.abort(new Error(`stopping: ${reason}`));
@@ -48,4 +61,9 @@ export class Shutdown {
     this.#reason ||= reason;
     this.#force.abort(new Error(`forced stop: ${reason}`));
   }
+}
+
+function whenAborted(signal: AbortSignal, fn: () => void): void {
+  if (signal.aborted) queueMicrotask(fn);
+  else signal.addEventListener('abort', fn, { once: true });
 }

@@ -71,7 +71,9 @@ function joins(src: SourceInfo, f: PendingFilter, params: unknown[]): From {
 function filters(f: PendingFilter, params: unknown[]): string {
   let where = 'WHERE r.task_key IS NULL';
   if (f.staleAfterMs !== null && f.hasDispatches !== false) {
-    where += ' AND (d.task_key IS NULL OR d.dispatched_at <= NOW(3) - INTERVAL ? MICROSECOND)';
+    // A quarantined task is finished, not in flight, however recently it was dispatched (as the counts say).
+    const dead = f.includeDead && f.hasDead !== false ? ' OR x.task_key IS NOT NULL' : '';
+    where += ` AND (d.task_key IS NULL OR d.dispatched_at <= NOW(3) - INTERVAL ? MICROSECOND${dead})`;
     params.push(f.staleAfterMs * 1000);
   }
   if (!f.includeDead && f.hasDead !== false) where += ' AND x.task_key IS NULL';

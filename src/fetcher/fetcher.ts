@@ -125,6 +125,11 @@ export async function startFetcher(opts: FetchOptions): Promise<FetcherHandle> {
     },
   });
 
+  // Which partitions this machine got: the line to grep when one fetcher seems idle.
+  consumer.on(consumer.events.GROUP_JOIN, (e) => {
+    log.info({ memberId: e.payload.memberId, leader: e.payload.isLeader, partitions: e.payload.memberAssignment[pipeline.topic] ?? [] }, 'joined consumer group');
+  });
+
   // Backpressure: pause the topic above the high-water mark, resume below the low-water mark.
   const { spool } = config;
   // The directory is scanned every BACKPRESSURE_CHECK_MS; between scans, written items are added to the
