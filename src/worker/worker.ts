@@ -18,7 +18,9 @@ import type { StageMetrics } from '../core/metrics.js';
 import { LedgerWriter } from '../db/ledger.js';
 import { assertMigrated } from '../db/migrate.js';
 import { openPool } from '../db/pool.js';
-import { loadTaskState } from '../db/task-state.js';
+import { parseDatabaseUrl } from '../db/database-url.js';
+import { toDatabaseError } from '../db/pool.js';
+import { loadTaskState, type TaskState } from '../db/task-state.js';
 import { SpoolClaimer, type Claim } from '../spool/claim.js';
 import { spoolDepth } from '../spool/depth.js';
 import type { SpoolComponentHandle } from '../spool/handle.js';
@@ -125,8 +127,36 @@ export async function startWorker(opts: WorkOptions): Promise<WorkerHandle> {
     }
   };
 
+  // A database outage while reading what the ledger knows is waited out, like ledger writes are; a stop
+  // meanwhile gives the segment back untouched (null).
+  const loadState = async (h: Held): Promise<TaskState | null> => {
+    const keys = h.items.map((i) => String(i.task.key));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await loadTaskState(pool, opts.pipeline, keys);
+      } catch (err) {
+        const e = toDatabaseError(err, parseDatabaseUrl(config.database.url), 0);
+        if (!e.retriable) throw e;
+        if (draining || abort.signal.aborted || h.lost) return null;
+        const delayMs = Math.min(10_000, 200 * 2 ** Math.min(attempt, 6));
+        log.warn({ err: e, attempt, delayMs, segment: h.claim.segment }, 'reading task state failed; retrying');
+        await sleep(delayMs, stopping.signal).catch(() => {});
+      }
+    }
+  };
+
   const processSegment = async (h: Held): Promise<void> => {
-    const state = await loadTaskState(pool, opts.pipeline, h.items.map((i) => String(i.task.key)));
+    try {
+      await runSegment(h);
+    } finally {
+      // Whatever happened, the segment leaves this worker: finished items are done, the rest go back.
+      await finishSegment(h);
+    }
+  };
+
+  const runSegment = async (h: Held): Promise<void> => {
+    const state = await loadState(h);
+    if (state === null) return;
     await Promise.all(
       h.items.map((item, index) =>
         slots(async () => {
@@ -152,7 +182,6 @@ export async function startWorker(opts: WorkOptions): Promise<WorkerHandle> {
       ),
     );
     await ledger.flush();
-    await finishSegment(h);
   };
 
   const renewTimer = setInterval(() => {

@@ -41,6 +41,8 @@ export interface E2E {
   counts(): Promise<Counts>;
   /** Source keys without a result, and results whose key is not in the source (both must end empty). */
   mismatches(): Promise<{ missing: number; extra: number }>;
+  /** A new connection for the test's own queries (after the test restarted the database). */
+  reconnect(): Promise<void>;
   /** SIGTERM every process still running and wait for them; returns their exit codes. */
   stopAll(): Promise<Array<number | null>>;
   close(): Promise<void>;
@@ -108,11 +110,11 @@ export default { ...base, pipelines: { ${name}: { topic: ${JSON.stringify(topic)
   };
 
   const count = async (sql: string): Promise<number> => {
-    const [rows] = await db.query<RowDataPacket[]>(sql, [name]);
+    const [rows] = await api.db.query<RowDataPacket[]>(sql, [name]);
     return Number(rows[0]?.n ?? 0);
   };
 
-  return {
+  const api: E2E = {
     name,
     topic,
     dir,
@@ -136,10 +138,15 @@ export default { ...base, pipelines: { ${name}: { topic: ${JSON.stringify(topic)
       for (const p of running) p.child.kill('SIGTERM');
       return Promise.all(running.map((p) => p.exited));
     },
+    reconnect: async () => {
+      await api.db.end().catch(() => {});
+      api.db = await mysql.createConnection(opts.url);
+    },
     close: async () => {
       for (const p of procs) p.child.kill('SIGKILL');
-      await db.end().catch(() => {});
+      await api.db.end().catch(() => {});
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  return api;
 }
