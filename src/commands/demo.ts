@@ -6,6 +6,7 @@ import { UsageError } from '../core/errors.js';
 import { migrate } from '../db/migrate.js';
 import { runDemo } from '../demo/run-demo.js';
 import type { Command } from './command.js';
+import { collectStatus, renderStatus } from './status.js';
 
 const SERVICES = fileURLToPath(new URL('../../scripts/services.sh', import.meta.url));
 
@@ -43,6 +44,8 @@ export const demoCommand: Command = {
     out(`  published ${s.published} task(s); milestones per stage: ${Object.entries(s.milestones).map(([k, v]) => `${k} ${v}`).join(', ')}`);
     out(`  entity recognition: ${s.ner.requests} calls, ${s.ner.served} served, ${s.ner.resetsOverLimit} reset for going over ${s.nerMaxConcurrent} at once, ${s.ner.resetsRandom} reset at random; at most ${s.ner.mostAtOnce} at once (stage limit ${s.nerConcurrency})`);
     out(`  failed attempts retried or recorded: ${s.retries}`);
+    out('');
+    renderStatus(await collectStatus(config, 'demo', log), out);
     return s.completed ? 0 : 1;
   },
 };

@@ -13,7 +13,7 @@ import { checkKafka, createKafka } from '../kafka/client.js';
 import { spoolDepth } from '../spool/depth.js';
 import { spoolPaths } from '../spool/layout.js';
 import type { Command } from './command.js';
-import type { KafkaConfig } from '../core/config.js';
+import type { KafkaConfig, SluiceConfig } from '../core/config.js';
 
 /** Messages not yet committed by the pipeline's consumer group, per partition; null when Kafka cannot be asked. */
 async function consumerLag(kafka: KafkaConfig, topic: string, groupId: string, log: Logger): Promise<Record<string, number> | null> {
@@ -42,6 +42,54 @@ async function consumerLag(kafka: KafkaConfig, topic: string, groupId: string, l
 
 const bar = (frac: number, width = 30): string => `[${'#'.repeat(Math.round(frac * width)).padEnd(width, '-')}] ${(frac * 100).toFixed(1)}%`;
 
+export type StatusReport = Awaited<ReturnType<typeof collectStatus>>;
+
+/** Everything `status` shows, from the ledger, the consumer group and this machine's spool. */
+export async function collectStatus(config: SluiceConfig, name: string, log: Logger) {
+  const pipeline = getPipeline(config, name);
+  const pool = await openPool(config.database, { poolSize: 2 });
+  let ledger;
+  try {
+    await assertMigrated(pool);
+    ledger = await ledgerStatus(pool, await inspectSource(pool, pipeline.source), name, config.producer.staleAfterMs);
+  } finally {
+    await pool.end();
+  }
+  const lag = await consumerLag(config.kafka, pipeline.topic, config.fetcher.groupId ?? `sluice.${name}`, log);
+  const paths = spoolPaths(resolve(config.spool.dir), name);
+  const spool = { dir: paths.root, ...(await spoolDepth(paths)) };
+  const c = ledger.counts;
+  return {
+    pipeline: name,
+    topic: pipeline.topic,
+    table: pipeline.source.table,
+    source: ledger.source,
+    done: ledger.done,
+    pending: c.pending,
+    inFlight: c.inFlight,
+    dead: c.dead,
+    stages: ledger.stages,
+    throughput: { resultsPerSecond: ledger.doneLastMinute / 60 },
+    errors: ledger.errors,
+    badMessages: ledger.badMessages,
+    lag,
+    spool,
+  };
+}
+
+/** The human-readable table. */
+export function renderStatus(report: StatusReport, out: (line: string) => void): void {
+  out(`pipeline ${report.pipeline}  (topic ${report.topic}, source ${report.table})`);
+  out(`  ${bar(report.source === 0 ? 1 : report.done / report.source)}  ${report.done} of ${report.source} done, ${report.throughput.resultsPerSecond.toFixed(1)}/s over the last minute`);
+  out(`  pending ${report.pending}   in flight ${report.inFlight}   quarantined ${report.dead}   bad messages ${report.badMessages}`);
+  for (const s of report.stages) out(`  stage ${s.stage.padEnd(16)} ${String(s.milestones).padStart(10)} done   ${s.perSecond.toFixed(1)}/s`);
+  for (const e of report.errors) out(`  error ${e.errorClass.padEnd(20)} x${e.count}  last ${e.lastAt}  e.g. ${e.example}`);
+  const lag = report.lag;
+  out(`  consumer lag ${lag === null ? 'unknown (Kafka unreachable)' : Object.entries(lag).map(([p, n]) => `p${p}:${n}`).join(' ') || 'none'}`);
+  const spool = report.spool;
+  out(`  spool on this machine: ${spool.items} item(s) in ${spool.readySegments} ready + ${spool.claimedSegments} claimed segment(s), ${spool.dir}`);
+}
+
 export const statusCommand: Command = {
   name: 'status',
   summary: 'done, pending, in flight and quarantined tasks, stage progress, errors, consumer lag, spool depth',
@@ -52,43 +100,9 @@ export const statusCommand: Command = {
   async run({ values, config, log, out }) {
     const name = values.pipeline;
     if (typeof name !== 'string') throw new UsageError('--pipeline is required', 'see: sluice status --help');
-    const pipeline = getPipeline(config, name);
-    const pool = await openPool(config.database, { poolSize: 2 });
-    let ledger;
-    try {
-      await assertMigrated(pool);
-      ledger = await ledgerStatus(pool, await inspectSource(pool, pipeline.source), name, config.producer.staleAfterMs);
-    } finally {
-      await pool.end();
-    }
-    const lag = await consumerLag(config.kafka, pipeline.topic, config.fetcher.groupId ?? `sluice.${name}`, log);
-    const paths = spoolPaths(resolve(config.spool.dir), name);
-    const spool = { dir: paths.root, ...(await spoolDepth(paths)) };
-    const c = ledger.counts;
-    const report = {
-      pipeline: name,
-      source: ledger.source,
-      done: ledger.done,
-      pending: c.pending,
-      inFlight: c.inFlight,
-      dead: c.dead,
-      stages: ledger.stages,
-      throughput: { resultsPerSecond: ledger.doneLastMinute / 60 },
-      errors: ledger.errors,
-      badMessages: ledger.badMessages,
-      lag,
-      spool,
-    };
+    const report = await collectStatus(config, name, log);
     if (values.json === true) out(JSON.stringify(report));
-    else {
-      out(`pipeline ${name}  (topic ${pipeline.topic}, source ${pipeline.source.table})`);
-      out(`  ${bar(report.source === 0 ? 1 : report.done / report.source)}  ${report.done} of ${report.source} done, ${report.throughput.resultsPerSecond.toFixed(1)}/s over the last minute`);
-      out(`  pending ${report.pending}   in flight ${report.inFlight}   quarantined ${report.dead}   bad messages ${report.badMessages}`);
-      for (const s of report.stages) out(`  stage ${s.stage.padEnd(16)} ${String(s.milestones).padStart(10)} done   ${s.perSecond.toFixed(1)}/s`);
-      for (const e of report.errors) out(`  error ${e.errorClass.padEnd(20)} x${e.count}  last ${e.lastAt}  e.g. ${e.example}`);
-      out(`  consumer lag ${lag === null ? 'unknown (Kafka unreachable)' : Object.entries(lag).map(([p, n]) => `p${p}:${n}`).join(' ') || 'none'}`);
-      out(`  spool on this machine: ${spool.items} item(s) in ${spool.readySegments} ready + ${spool.claimedSegments} claimed segment(s), ${spool.dir}`);
-    }
+    else renderStatus(report, out);
     return values.check === true && report.done < report.source ? 1 : 0;
   },
 };
