@@ -1,6 +1,6 @@
 // A small Prometheus registry: counters, gauges and histograms with labels, rendered in the text
-// exposition format (version 0.0.4). Small enough to own instead of adding a dependency, and nothing on a
-// hot path allocates more than a label key lookup.
+// exposition format (version 0.0.4). Small enough to own instead of adding a dependency; an update costs
+// one label-string lookup in a map.
 //
 // Gauges that mirror a component's own state (spool depth, lag, paused) are read at scrape time through
 // `collect` callbacks, so the components need not push them.
@@ -43,12 +43,19 @@ abstract class Family<S> implements Metric {
   }
 }
 
-export class Counter extends Family<{ n: number }> {
-  constructor(name: string, help: string) {
-    super(name, help, 'counter');
-  }
+/** One number per label set: the shape of counters and gauges. */
+abstract class Scalar extends Family<{ n: number }> {
   protected fresh(): { n: number } {
     return { n: 0 };
+  }
+  protected lines(labels: Labels, v: { n: number }): string[] {
+    return [`${this.name}${labelText(labels)} ${num(v.n)}`];
+  }
+}
+
+export class Counter extends Scalar {
+  constructor(name: string, help: string) {
+    super(name, help, 'counter');
   }
   inc(labels: Labels = {}, by = 1): void {
     this.get(labels).n += by;
@@ -56,15 +63,12 @@ export class Counter extends Family<{ n: number }> {
   value(labels: Labels = {}): number {
     return this.series.get(labelText(labels))?.value.n ?? 0;
   }
-  protected lines(labels: Labels, v: { n: number }): string[] {
-    return [`${this.name}${labelText(labels)} ${num(v.n)}`];
-  }
 }
 
 export type Collect = (set: (labels: Labels, value: number) => void) => void | Promise<void>;
 
 /** A value set directly, or read at scrape time by `collect` (then `type` may be 'counter' for a total kept elsewhere). */
-export class Gauge extends Family<{ n: number }> {
+export class Gauge extends Scalar {
   constructor(
     name: string,
     help: string,
@@ -72,9 +76,6 @@ export class Gauge extends Family<{ n: number }> {
     type: 'gauge' | 'counter' = 'gauge',
   ) {
     super(name, help, type);
-  }
-  protected fresh(): { n: number } {
-    return { n: 0 };
   }
   set(labels: Labels, value: number): void {
     this.get(labels).n = value;
@@ -85,9 +86,6 @@ export class Gauge extends Family<{ n: number }> {
       await this.collect((labels, value) => this.set(labels, value));
     }
     return super.render() as string[];
-  }
-  protected lines(labels: Labels, v: { n: number }): string[] {
-    return [`${this.name}${labelText(labels)} ${num(v.n)}`];
   }
 }
 

@@ -7,7 +7,7 @@
 
 import type { Logger } from '../core/logger.js';
 import { parseDatabaseUrl } from './database-url.js';
-import { toDatabaseError, type Pool } from './pool.js';
+import { outageDelayMs, toDatabaseError, type Pool } from './pool.js';
 
 export type LedgerOp =
   | { kind: 'milestone'; pipeline: string; key: string; stage: string; output: string; durationMs: number; attempt: number }
@@ -110,7 +110,7 @@ export class LedgerWriter {
         const code = (err as { code?: string }).code;
         const retriable = e.retriable || code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT';
         if (!retriable || this.#closed) throw e;
-        const delay = Math.min(10_000, 200 * 2 ** Math.min(attempt, 6));
+        const delay = outageDelayMs(attempt);
         this.#log.warn({ err: e, kind, attempt, delayMs: delay }, 'ledger write failed; retrying');
         await new Promise((r) => setTimeout(r, delay));
       }

@@ -45,6 +45,11 @@ interface DriverError {
 }
 
 /** Maps a driver error to a DatabaseError whose message says what is wrong and whose hint says what to run. */
+/** How long to wait before retrying after the database went away: 400 ms doubling to 10 s. */
+export function outageDelayMs(attempt: number): number {
+  return Math.min(10_000, 200 * 2 ** Math.min(attempt, 6));
+}
+
 export function toDatabaseError(err: unknown, c: ConnectionOptions, timeoutMs: number): DatabaseError {
   const e = (err ?? {}) as DriverError;
   const at = `${c.host}:${c.port}`;

@@ -18,7 +18,7 @@ import type { StageMetrics } from '../core/metrics.js';
 import { LedgerWriter } from '../db/ledger.js';
 import { assertMigrated } from '../db/migrate.js';
 import { parseDatabaseUrl } from '../db/database-url.js';
-import { openPool, toDatabaseError } from '../db/pool.js';
+import { openPool, outageDelayMs, toDatabaseError } from '../db/pool.js';
 import { loadTaskState, type TaskState } from '../db/task-state.js';
 import { SpoolClaimer, type Claim } from '../spool/claim.js';
 import { spoolDepth } from '../spool/depth.js';
@@ -137,7 +137,7 @@ export async function startWorker(opts: WorkOptions): Promise<WorkerHandle> {
         const e = toDatabaseError(err, parseDatabaseUrl(config.database.url), 0);
         if (!e.retriable) throw e;
         if (draining || abort.signal.aborted || h.lost) return null;
-        const delayMs = Math.min(10_000, 200 * 2 ** Math.min(attempt, 6));
+        const delayMs = outageDelayMs(attempt);
         log.warn({ err: e, attempt, delayMs, segment: h.claim.segment }, 'reading task state failed; retrying');
         await sleep(delayMs, stopping.signal).catch(() => {});
       }
