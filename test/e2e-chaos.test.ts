@@ -63,7 +63,7 @@ describe('chaos', () => {
     const kills: string[] = [];
     let progressDuringKills = 0;
     for (let i = 0; i < 12; i++) {
-      await sleep(400 + Math.floor(Math.random() * 800));
+      await sleep(250 + Math.floor(Math.random() * 500));
       // Every role is killed at least once; the rest at random.
       const role = roles[i < roles.length ? i : Math.floor(Math.random() * roles.length)]!;
       role.proc.child.kill('SIGKILL');
