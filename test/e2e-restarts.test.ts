@@ -31,8 +31,11 @@ describe('service restarts', () => {
       partitions: 4,
       // Slow enough that both outages land while work is under way.
       stages: `[{ name: 'slow', concurrency: 4, run: async (p, ctx) => { await new Promise((r) => setTimeout(r, 10)); return { key: ctx.task.key }; } }]`,
-      // Low spool marks keep the fetcher pulling from the broker for the whole run (backpressure).
-      config: { spool: { leaseMs: 3000, maxSegmentItems: 100, highWaterItems: 400, lowWaterItems: 200 } },
+      // Low spool marks and small fetches keep the fetcher pulling from the broker for the whole run.
+      config: {
+        spool: { leaseMs: 3000, maxSegmentItems: 100, highWaterItems: 400, lowWaterItems: 200 },
+        fetcher: { maxBytes: 65_536, maxBytesPerPartition: 16_384 },
+      },
     });
     const h = e;
     const fetcher = h.start('fetch');
@@ -40,21 +43,21 @@ describe('service restarts', () => {
     assert.equal((await h.cli('produce')).code, 0);
     const progress = async (n: number, what: string) => waitFor(what, async () => (await h.counts().catch(() => ({ results: -1 }))).results >= n, 120_000);
 
-    await progress(500, '500 results before the broker restart');
-    broker!.kill();
-    await new Promise((r) => setTimeout(r, 3000));
-    await broker!.restart();
-
-    // Kill the database only once work flows again: right after the broker restart the worker may be idle,
-    // waiting for the fetcher to reconnect, and would not notice an outage then.
-    const atBrokerRestart = (await h.counts()).results;
-    await progress(atBrokerRestart + 300, 'work flowing again after the broker restart');
-    const beforeDb = (await h.counts()).results;
-    assert.ok(beforeDb < ROWS - 1000, `the database restart lands while work is under way (${beforeDb} done)`);
+    // The database first: at 500 results the worker is busy writing, so it meets the outage.
+    await progress(500, '500 results before the database restart');
     await mariadb!.kill();
     await new Promise((r) => setTimeout(r, 3000));
     await mariadb!.restart();
     await h.reconnect();
+
+    // Then the broker, once work flows again; the fetcher's consumer meets it whether workers are busy or not.
+    const atDbRestart = (await h.counts()).results;
+    await progress(atDbRestart + 300, 'work flowing again after the database restart');
+    const beforeBroker = (await h.counts()).results;
+    assert.ok(beforeBroker < ROWS - 1000, `the broker restart lands while work is under way (${beforeBroker} done)`);
+    broker!.kill();
+    await new Promise((r) => setTimeout(r, 3000));
+    await broker!.restart();
 
     await progress(ROWS, 'every task done after both restarts');
     assert.equal(fetcher.child.exitCode, null, 'the fetcher never exited');
