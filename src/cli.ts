@@ -15,7 +15,7 @@ import { runCommand, workCommand } from './commands/work.js';
 import { defaults } from './core/config.js';
 import { loadConfig, type ConfigFlags } from './core/config-load.js';
 import { validateConfig } from './core/config-validate.js';
-import { ConfigError, DatabaseError, KafkaError, MigrationError, SluiceError, UsageError } from './core/errors.js';
+import { ConfigError, DatabaseError, KafkaError, MigrationError, SluiceError, SourceError, SpoolError, UsageError } from './core/errors.js';
 import { createLogger } from './core/logger.js';
 import { Shutdown } from './core/shutdown.js';
 
@@ -78,10 +78,13 @@ function commandHelp(c: Command): string {
   ].join('\n');
 }
 
+/** Codes of a DatabaseError that mean the server is not there for us (exit 3), not that a statement failed. */
+const UNAVAILABLE = new Set(['DB_UNREACHABLE', 'DB_CONNECTION_LOST', 'DB_AUTH', 'DB_MISSING']);
+
 function exitCodeFor(err: SluiceError): number {
-  if (err instanceof UsageError || err instanceof ConfigError || err.code === 'UNKNOWN_PIPELINE') return EXIT.usage;
+  if (err instanceof UsageError || err instanceof ConfigError || err instanceof SourceError || err instanceof SpoolError || err.code === 'UNKNOWN_PIPELINE') return EXIT.usage;
   if (err instanceof MigrationError) return EXIT.migrations;
-  if (err instanceof DatabaseError || err instanceof KafkaError) return EXIT.unavailable;
+  if (err instanceof KafkaError || (err instanceof DatabaseError && (err.retriable || UNAVAILABLE.has(err.code)))) return EXIT.unavailable;
   return EXIT.failed;
 }
 
@@ -154,21 +157,22 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    // Exit once stdout is flushed, even if user stage code left a handle open (a pool, a timer).
-    process.exitCode = code;
-    process.stdout.write('', () => process.exit(code));
-  },
-  (err: unknown) => {
-    if (err instanceof SluiceError) {
-      const hint = err.hint === undefined ? '' : ` — ${err.hint}`;
-      process.stderr.write(`sluice: ${err.message}${hint}\n`);
-      process.exitCode = exitCodeFor(err);
-    } else {
-      // A bug, not a condition we know: show the stack so it can be reported.
-      process.stderr.write(`sluice: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-      process.exitCode = EXIT.failed;
-    }
-  },
-);
+/** Exit once stdout and stderr are flushed, even if something (user stage code, a half-closed client) left a handle open. */
+function exitAfterFlush(code: number): void {
+  process.exitCode = code;
+  // A stream that never drains must not keep a failed process alive either.
+  setTimeout(() => process.exit(code), 2000).unref();
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+}
+
+main(process.argv.slice(2)).then(exitAfterFlush, (err: unknown) => {
+  if (err instanceof SluiceError) {
+    const hint = err.hint === undefined ? '' : ` — ${err.hint}`;
+    process.stderr.write(`sluice: ${err.message}${hint}\n`);
+    exitAfterFlush(exitCodeFor(err));
+  } else {
+    // A bug, not a condition we know: show the stack so it can be reported.
+    process.stderr.write(`sluice: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    exitAfterFlush(EXIT.failed);
+  }
+});

@@ -1,6 +1,8 @@
 // `sluice produce --pipeline <name>` (npm run produce): publish every task that has no result yet.
 
 import { parseDuration } from '../core/duration.js';
+import { mergeLayers } from '../core/config.js';
+import { validateConfig } from '../core/config-validate.js';
 import { UsageError } from '../core/errors.js';
 import { produce, type ProduceSummary } from '../producer/producer.js';
 import type { Command, CommandContext } from './command.js';
@@ -20,7 +22,10 @@ function report(s: ProduceSummary, out: (l: string) => void): void {
   const c = s.counts;
   out(`pipeline ${s.pipeline} -> topic ${s.topic} (run ${s.runId})`);
   if (s.dryRun) {
-    if (c !== null) out(`  pending             ${c.pending}  (no result ${c.missing}, in flight ${c.inFlight}, quarantined ${c.dead})`);
+    if (c !== null) {
+      out(`  pending             ${c.pending}  (source ${c.source}, done ${c.done}, no result ${c.missing}, in flight ${c.inFlight}, quarantined ${c.dead})`);
+      if (c.orphans > 0) out(`  results without a source row ${c.orphans} (not counted as done)`);
+    }
     out('  dry run: nothing published');
     return;
   }
@@ -28,9 +33,9 @@ function report(s: ProduceSummary, out: (l: string) => void): void {
   out(`  published           ${s.published}  (recorded ${s.recorded}, ${s.batches} batch(es) of at most ${s.batchLimitBytes} bytes)`);
   out(`  skipped as in flight ${c === null ? 'not counted (--no-count)' : c.inFlight}`);
   if (s.requeuedDead > 0) out(`  requeued from quarantine ${s.requeuedDead}`);
-  const skipped = s.skipped.tooLarge + s.skipped.unserialisable;
+  const skipped = s.skipped.tooLarge + s.skipped.unserialisable + s.skipped.emptyKey;
   if (skipped > 0) {
-    out(`  SKIPPED             ${skipped}  (too large ${s.skipped.tooLarge}, unserialisable ${s.skipped.unserialisable})`);
+    out(`  SKIPPED             ${skipped}  (too large ${s.skipped.tooLarge}, unserialisable ${s.skipped.unserialisable}, empty key ${s.skipped.emptyKey})`);
     for (const t of s.skippedTasks.slice(0, 10)) out(`    key ${JSON.stringify(t.key)}: ${t.reason}`);
   }
   out(`  time                ${s.seconds.toFixed(1)} s, ${Math.round(s.rate)} tasks/s${s.interrupted ? '  (interrupted: rerun to continue)' : ''}`);
@@ -59,7 +64,7 @@ export const produceCommand: Command = {
   },
   optionHelp: {
     pipeline: 'the pipeline to produce (required)',
-    'stale-after': 'republish tasks dispatched longer ago than this without a result (default 1h; e.g. 30m, 0)',
+    'stale-after': 'republish tasks dispatched longer ago than this without a result (default 1h; e.g. 30m, 0; at most 24d)',
     all: 'publish tasks still in flight too (ignore dispatch records)',
     'retry-dead': 'publish quarantined tasks too, taking them out of quarantine',
     'dry-run': 'count pending, in-flight and quarantined tasks; publish nothing',
@@ -80,18 +85,23 @@ export const produceCommand: Command = {
       if (d === null) throw new UsageError(`--stale-after must be a duration like 90s, 30m or 1h, got '${values['stale-after']}'`);
       staleAfterMs = d;
     }
-    const producerCfg = { ...config.producer };
-    producerCfg.batchBytes = positiveInt('batch-bytes', values['batch-bytes']) ?? producerCfg.batchBytes;
-    producerCfg.flushMs = positiveInt('flush-ms', values['flush-ms']) ?? producerCfg.flushMs;
-    producerCfg.pageSize = positiveInt('page-size', values['page-size']) ?? producerCfg.pageSize;
-    if (producerCfg.batchBytes < 1024) throw new UsageError('--batch-bytes must be at least 1024');
-    if (producerCfg.pageSize < 1) throw new UsageError('--page-size must be at least 1');
+    // Flags go through the same validation as the config file: one set of bounds, named by key.
+    const flagged = validateConfig(
+      mergeLayers(config, {
+        producer: {
+          batchBytes: positiveInt('batch-bytes', values['batch-bytes']),
+          flushMs: positiveInt('flush-ms', values['flush-ms']),
+          pageSize: positiveInt('page-size', values['page-size']),
+          staleAfterMs,
+        },
+      }),
+      'flags',
+    );
     const summary = await produce({
-      config: { ...config, producer: producerCfg },
+      config: flagged,
       pipeline,
       log: ctx.log,
       shutdown: ctx.shutdown,
-      staleAfterMs,
       all: values.all === true,
       retryDead: values['retry-dead'] === true,
       dryRun: values['dry-run'] === true,
@@ -102,6 +112,6 @@ export const produceCommand: Command = {
     if (values.json === true) ctx.out(JSON.stringify(summary));
     else report(summary, ctx.out);
     if (summary.interrupted) return EXIT_INTERRUPTED;
-    return summary.skipped.tooLarge + summary.skipped.unserialisable > 0 ? EXIT_SKIPPED : 0;
+    return summary.skipped.tooLarge + summary.skipped.unserialisable + summary.skipped.emptyKey > 0 ? EXIT_SKIPPED : 0;
   },
 };

@@ -45,13 +45,13 @@ const bar = (frac: number, width = 30): string => `[${'#'.repeat(Math.round(frac
 export type StatusReport = Awaited<ReturnType<typeof collectStatus>>;
 
 /** Everything `status` shows, from the ledger, the consumer group and this machine's spool. */
-export async function collectStatus(config: SluiceConfig, name: string, log: Logger) {
+export async function collectStatus(config: SluiceConfig, name: string, log: Logger, opts: { exact?: boolean } = {}) {
   const pipeline = getPipeline(config, name);
   const pool = await openPool(config.database, { poolSize: 2 });
   let ledger;
   try {
     await assertMigrated(pool);
-    ledger = await ledgerStatus(pool, await inspectSource(pool, pipeline.source), name, config.producer.staleAfterMs);
+    ledger = await ledgerStatus(pool, await inspectSource(pool, pipeline.source, name), name, config.producer.staleAfterMs, opts.exact !== false);
   } finally {
     await pool.end();
   }
@@ -63,11 +63,13 @@ export async function collectStatus(config: SluiceConfig, name: string, log: Log
     pipeline: name,
     topic: pipeline.topic,
     table: pipeline.source.table,
-    source: ledger.source,
-    done: ledger.done,
+    source: c.source,
+    done: c.done,
     pending: c.pending,
     inFlight: c.inFlight,
     dead: c.dead,
+    orphans: c.orphans,
+    exact: c.exact,
     stages: ledger.stages,
     throughput: { resultsPerSecond: ledger.doneLastMinute / 60 },
     errors: ledger.errors,
@@ -77,11 +79,18 @@ export async function collectStatus(config: SluiceConfig, name: string, log: Log
   };
 }
 
+/** The --check verdict: every source row has a result. Only an exact count can pass it. */
+export function isComplete(report: Pick<StatusReport, 'done' | 'source' | 'exact'>): boolean {
+  return report.exact && report.done === report.source;
+}
+
 /** The human-readable table. */
 export function renderStatus(report: StatusReport, out: (line: string) => void): void {
   out(`pipeline ${report.pipeline}  (topic ${report.topic}, source ${report.table})`);
-  out(`  ${bar(report.source === 0 ? 1 : report.done / report.source)}  ${report.done} of ${report.source} done, ${report.throughput.resultsPerSecond.toFixed(1)}/s over the last minute`);
+  const est = report.exact ? '' : ' (estimate: --estimate reads the ledger tables only)';
+  out(`  ${bar(report.source === 0 ? 1 : report.done / report.source)}  ${report.done} of ${report.source} done${est}, ${report.throughput.resultsPerSecond.toFixed(1)}/s over the last minute`);
   out(`  pending ${report.pending}   in flight ${report.inFlight}   quarantined ${report.dead}   bad messages ${report.badMessages}`);
+  if (report.orphans > 0) out(`  results without a source row ${report.orphans} (not counted as done)`);
   for (const s of report.stages) out(`  stage ${s.stage.padEnd(16)} ${String(s.milestones).padStart(10)} done   ${s.perSecond.toFixed(1)}/s`);
   for (const e of report.errors) out(`  error ${e.errorClass.padEnd(20)} x${e.count}  last ${e.lastAt}  e.g. ${e.example}`);
   const lag = report.lag;
@@ -93,16 +102,25 @@ export function renderStatus(report: StatusReport, out: (line: string) => void):
 export const statusCommand: Command = {
   name: 'status',
   summary: 'done, pending, in flight and quarantined tasks, stage progress, errors, consumer lag, spool depth',
-  usage: '--pipeline <name> [--json] [--check]',
-  details: ['--check exits 1 while anything is not done (pending, in flight or quarantined): a gate for cron or CI.'],
-  options: { pipeline: { type: 'string', short: 'p' }, json: { type: 'boolean' }, check: { type: 'boolean' } },
-  optionHelp: { pipeline: 'the pipeline (required)', json: 'print one JSON object', check: 'exit 1 unless every source row has a result' },
+  usage: '--pipeline <name> [--json] [--check] [--estimate]',
+  details: [
+    '--check exits 1 while any source row has no result (pending, in flight or quarantined): a gate for cron or CI.',
+    'Counts are exact (a semi-join of the source with the results); --estimate reads the ledger tables only.',
+  ],
+  options: { pipeline: { type: 'string', short: 'p' }, json: { type: 'boolean' }, check: { type: 'boolean' }, estimate: { type: 'boolean' } },
+  optionHelp: {
+    pipeline: 'the pipeline (required)',
+    json: 'print one JSON object',
+    check: 'exit 1 unless every source row has a result (always exact)',
+    estimate: 'cheap counts from the ledger tables, for very large sources (not with --check)',
+  },
   async run({ values, config, log, out }) {
     const name = values.pipeline;
     if (typeof name !== 'string') throw new UsageError('--pipeline is required', 'see: sluice status --help');
-    const report = await collectStatus(config, name, log);
+    if (values.check === true && values.estimate === true) throw new UsageError('--check needs exact counts; leave out --estimate', 'see: sluice status --help');
+    const report = await collectStatus(config, name, log, { exact: values.estimate !== true });
     if (values.json === true) out(JSON.stringify(report));
     else renderStatus(report, out);
-    return values.check === true && report.done < report.source ? 1 : 0;
+    return values.check === true && !isComplete(report) ? 1 : 0;
   },
 };

@@ -71,7 +71,16 @@ export const runCommand: Command = {
       };
       ctx.shutdown.onStop(stopAll);
       ctx.shutdown.onForce(() => void worker.stop());
-      const w = await worker.done;
+      // Either one failing stops the other (within its own bound) and fails the command.
+      const failed = (err: unknown): never => {
+        stopAll();
+        throw err;
+      };
+      const fetcherFailed = fetcher.done.then(
+        () => new Promise<never>(() => {}),
+        (err: unknown) => worker.stop().then(() => failed(err), () => failed(err)),
+      );
+      const w = await Promise.race([worker.done.catch((err: unknown) => fetcher.stop().then(() => failed(err), () => failed(err))), fetcherFailed]);
       const f = await fetcher.stop();
       ctx.out(`run ${pipeline}: spooled ${f.spooled}, done ${w.done}, quarantined ${w.dead + f.quarantined}, returned ${w.returned}, ${w.seconds.toFixed(1)} s`);
       return 0;

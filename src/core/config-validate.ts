@@ -11,11 +11,15 @@ const SASL_MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512'];
 const PIPELINE_NAME = /^[a-z][a-z0-9_-]{0,63}$/;
 const TOPIC_NAME = /^[A-Za-z0-9._-]{1,249}$/;
 const BROKER = /^[^\s:/]+:\d{1,5}$/;
+/** Node's timers hold at most 2^31-1 ms (about 24.8 days); a longer delay fires after 1 ms. Every duration is bounded by it. */
+export const MAX_MS = 2 ** 31 - 1;
+/** Kafka's protocol counts bytes in signed 32-bit integers. */
+const MAX_INT32 = 2 ** 31 - 1;
 
 const KNOWN_KEYS: Record<string, readonly string[]> = {
   '': ['database', 'kafka', 'log', 'producer', 'fetcher', 'worker', 'spool', 'metrics', 'pipelines'],
   metrics: ['port', 'host'],
-  worker: ['maxInFlight', 'shutdownGraceMs', 'pollMs', 'ledgerBatch', 'ledgerFlushMs'],
+  worker: ['maxInFlight', 'shutdownGraceMs', 'pollMs', 'ledgerBatch', 'ledgerFlushMs', 'maxOutputBytes'],
   database: ['url', 'poolSize', 'connectTimeoutMs'],
   kafka: ['brokers', 'clientId', 'ssl', 'sasl', 'connectionTimeoutMs', 'requestTimeoutMs', 'retries'],
   producer: ['batchBytes', 'flushMs', 'pageSize', 'compression', 'staleAfterMs', 'progressIntervalMs'],
@@ -98,15 +102,15 @@ function checkStage(p: Problems, key: string, s: unknown): void {
   p.string(`${key}.name`, s.name, PIPELINE_NAME, 'lowercase letters, digits, - and _, starting with a letter');
   if (typeof s.run !== 'function') p.add(`${key}.run`, 'must be a function (input, ctx) => output', s.run);
   if (s.concurrency !== undefined) p.int(`${key}.concurrency`, s.concurrency, 1, 10_000);
-  if (s.ratePerSecond !== undefined && (typeof s.ratePerSecond !== 'number' || !(s.ratePerSecond > 0))) {
-    p.add(`${key}.ratePerSecond`, 'must be a number above 0', s.ratePerSecond);
+  if (s.ratePerSecond !== undefined && (typeof s.ratePerSecond !== 'number' || !(s.ratePerSecond >= 0.001 && s.ratePerSecond <= 1_000_000))) {
+    p.add(`${key}.ratePerSecond`, 'must be a number from 0.001 to 1000000', s.ratePerSecond);
   }
-  if (s.timeoutMs !== undefined) p.int(`${key}.timeoutMs`, s.timeoutMs, 1);
+  if (s.timeoutMs !== undefined) p.int(`${key}.timeoutMs`, s.timeoutMs, 1, MAX_MS);
   if (s.retry !== undefined && p.object(`${key}.retry`, s.retry)) {
     p.unknownKeys(`${key}.retry`, s.retry, 'retry');
     if (s.retry.maxAttempts !== undefined) p.int(`${key}.retry.maxAttempts`, s.retry.maxAttempts, 1, 1000);
-    if (s.retry.initialDelayMs !== undefined) p.int(`${key}.retry.initialDelayMs`, s.retry.initialDelayMs, 0);
-    if (s.retry.maxDelayMs !== undefined) p.int(`${key}.retry.maxDelayMs`, s.retry.maxDelayMs, 0);
+    if (s.retry.initialDelayMs !== undefined) p.int(`${key}.retry.initialDelayMs`, s.retry.initialDelayMs, 0, MAX_MS);
+    if (s.retry.maxDelayMs !== undefined) p.int(`${key}.retry.maxDelayMs`, s.retry.maxDelayMs, 0, MAX_MS);
   }
 }
 
@@ -194,8 +198,8 @@ export function validateConfig(input: unknown, source?: string): SluiceConfig {
     if (producer.compression !== 'none' && producer.compression !== 'gzip') {
       p.add('producer.compression', "must be 'none' or 'gzip'", producer.compression);
     }
-    p.int('producer.staleAfterMs', producer.staleAfterMs, 0);
-    p.int('producer.progressIntervalMs', producer.progressIntervalMs, 100);
+    p.int('producer.staleAfterMs', producer.staleAfterMs, 0, MAX_MS);
+    p.int('producer.progressIntervalMs', producer.progressIntervalMs, 100, MAX_MS);
   }
   if (p.object('log', log)) {
     p.unknownKeys('log', log, 'log');
@@ -209,13 +213,13 @@ export function validateConfig(input: unknown, source?: string): SluiceConfig {
     p.string('spool.dir', spool.dir);
     p.int('spool.maxSegmentItems', spool.maxSegmentItems, 1, 1_000_000);
     p.int('spool.maxItemBytes', spool.maxItemBytes, 1024, 256 * 1024 * 1024);
-    const hi = p.int('spool.highWaterItems', spool.highWaterItems, 1);
-    const lo = p.int('spool.lowWaterItems', spool.lowWaterItems, 0);
+    const hi = p.int('spool.highWaterItems', spool.highWaterItems, 1, 1_000_000_000);
+    const lo = p.int('spool.lowWaterItems', spool.lowWaterItems, 0, 1_000_000_000);
     if (hi && lo && (spool.lowWaterItems as number) > (spool.highWaterItems as number)) p.add('spool.lowWaterItems', 'must not be above spool.highWaterItems', spool.lowWaterItems);
-    const hb = p.int('spool.highWaterBytes', spool.highWaterBytes, 1024);
+    const hb = p.int('spool.highWaterBytes', spool.highWaterBytes, 1024, Number.MAX_SAFE_INTEGER);
     const lb = p.int('spool.lowWaterBytes', spool.lowWaterBytes, 0);
     if (hb && lb && (spool.lowWaterBytes as number) > (spool.highWaterBytes as number)) p.add('spool.lowWaterBytes', 'must not be above spool.highWaterBytes', spool.lowWaterBytes);
-    p.int('spool.leaseMs', spool.leaseMs, 100);
+    p.int('spool.leaseMs', spool.leaseMs, 100, MAX_MS);
   }
   if (p.object('worker', worker)) {
     p.unknownKeys('worker', worker, 'worker');
@@ -224,14 +228,15 @@ export function validateConfig(input: unknown, source?: string): SluiceConfig {
     p.int('worker.pollMs', worker.pollMs, 1, 60_000);
     p.int('worker.ledgerBatch', worker.ledgerBatch, 1, 100_000);
     p.int('worker.ledgerFlushMs', worker.ledgerFlushMs, 0, 60_000);
+    p.int('worker.maxOutputBytes', worker.maxOutputBytes, 1024, 1024 * 1024 * 1024);
   }
   if (p.object('fetcher', fetcher)) {
     p.unknownKeys('fetcher', fetcher, 'fetcher');
     if (fetcher.groupId !== undefined) p.string('fetcher.groupId', fetcher.groupId);
-    p.int('fetcher.maxBytesPerPartition', fetcher.maxBytesPerPartition, 1024);
-    p.int('fetcher.maxBytes', fetcher.maxBytes, 1024);
+    p.int('fetcher.maxBytesPerPartition', fetcher.maxBytesPerPartition, 1024, MAX_INT32);
+    p.int('fetcher.maxBytes', fetcher.maxBytes, 1024, MAX_INT32);
     p.int('fetcher.sessionTimeoutMs', fetcher.sessionTimeoutMs, 6000, 600_000);
-    p.int('fetcher.statsIntervalMs', fetcher.statsIntervalMs, 100);
+    p.int('fetcher.statsIntervalMs', fetcher.statsIntervalMs, 100, MAX_MS);
     p.int('fetcher.maxRestarts', fetcher.maxRestarts, 0, 1000);
     p.int('fetcher.restartBackoffMs', fetcher.restartBackoffMs, 10, 600_000);
   }

@@ -153,6 +153,11 @@ export interface WorkerConfig {
   /** Ledger writes per batch, and how long a batch waits to fill. @defaultValue 500, 5 */
   ledgerBatch: number;
   ledgerFlushMs: number;
+  /**
+   * Largest stage output (serialised JSON) the ledger stores; a task whose output is larger is quarantined
+   * with the reason. Capped at start by the database's max_allowed_packet. @defaultValue 8388608 (8 MiB)
+   */
+  maxOutputBytes: number;
 }
 
 export interface MetricsConfig {
@@ -242,6 +247,7 @@ export const defaults = {
     pollMs: 200,
     ledgerBatch: 500,
     ledgerFlushMs: 5,
+    maxOutputBytes: 8 * 1024 * 1024,
   },
   spool: {
     dir: './spool',
@@ -265,7 +271,8 @@ export const DEFAULT_CONFIG_FILE = 'sluice.config.ts';
 
 /** The named pipeline, or an UnknownPipelineError listing the configured ones. */
 export function getPipeline(config: SluiceConfig, name: string): PipelineConfig {
-  const p = config.pipelines[name];
+  // Own properties only: 'constructor' or '__proto__' must not find Object.prototype's members.
+  const p = Object.hasOwn(config.pipelines, name) ? config.pipelines[name] : undefined;
   if (p === undefined) throw new UnknownPipelineError(name, Object.keys(config.pipelines));
   return p;
 }

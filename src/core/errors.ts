@@ -52,6 +52,15 @@ export class UnknownPipelineError extends SluiceError {
   }
 }
 
+/**
+ * The pipeline's source table does not fit what the configuration says (missing, a key that is not
+ * unique or is nullable, a column that does not exist). Fixed in the table or the config, not by waiting.
+ */
+export class SourceError extends SluiceError {}
+
+/** The spool folder cannot be used (a file where a folder should be, no permission, disk full). */
+export class SpoolError extends SluiceError {}
+
 /** The database cannot be reached, or refused us. `retriable` tells a passing outage from bad credentials. */
 export class DatabaseError extends SluiceError {}
 

@@ -1,6 +1,8 @@
 // Records of messages the fetcher quarantined. Best effort: the spool's quarantine file is the primary
 // record; the row makes them visible to `status` from any machine.
 
+import { COLUMN_BYTES, cutBytes } from '../core/text.js';
+import { MAX_KEY_BYTES } from '../core/task-key.js';
 import type { Pool } from './pool.js';
 
 export interface BadMessageRow {
@@ -22,6 +24,19 @@ export async function recordBadMessages(pool: Pool, rows: readonly BadMessageRow
     `INSERT IGNORE INTO sluice_bad_messages
        (pipeline, topic, kafka_partition, kafka_offset, reason, detail, message_key, size, fetcher_id, spool_file)
      VALUES ?`,
-    [rows.map((r) => [r.pipeline, r.topic, r.partition, r.offset, r.reason, r.detail.slice(0, 10_000), r.key === null ? null : r.key.subarray(0, 2048), r.size, r.fetcherId, r.spoolFile])],
+    [
+      rows.map((r) => [
+        r.pipeline,
+        r.topic,
+        r.partition,
+        r.offset,
+        cutBytes(r.reason, COLUMN_BYTES.reason),
+        cutBytes(r.detail, COLUMN_BYTES.text),
+        r.key === null ? null : r.key.subarray(0, MAX_KEY_BYTES),
+        r.size,
+        cutBytes(r.fetcherId, COLUMN_BYTES.workerId),
+        cutBytes(r.spoolFile, COLUMN_BYTES.spoolFile),
+      ]),
+    ],
   );
 }

@@ -2,6 +2,7 @@
 // a batch, so a crash in between republishes on the next run (a duplicate the workers absorb) rather
 // than hiding a task that was never sent.
 
+import { jsonKeysTable } from './key-sql.js';
 import type { Pool } from './pool.js';
 
 /**
@@ -13,16 +14,22 @@ export async function recordDispatches(pool: Pool, pipeline: string, runId: stri
   if (keys.length === 0) return;
   await pool.query(
     `INSERT INTO sluice_dispatches (pipeline, task_key, run_id, topic, dispatches, dispatched_at)
-     SELECT ?, k.task_key, ?, ?, 1, NOW(3)
-     FROM JSON_TABLE(?, '$[*]' COLUMNS (task_key VARCHAR(512) CHARACTER SET utf8mb4 PATH '$')) k
+     SELECT ?, j.k, ?, ?, 1, NOW(3)
+     FROM ${jsonKeysTable('j')}
      ON DUPLICATE KEY UPDATE run_id = VALUES(run_id), topic = VALUES(topic),
        dispatches = dispatches + 1, dispatched_at = VALUES(dispatched_at)`,
     [pipeline, runId, topic, JSON.stringify(keys)],
   );
 }
 
-/** Quarantined tasks republished with --retry-dead leave quarantine: they are in flight again. */
+/**
+ * Takes quarantined tasks out of quarantine for --retry-dead: their failures so far are marked superseded
+ * (kept as history, no longer counted against the stage's attempt budget) and their quarantine row goes.
+ */
 export async function releaseDead(pool: Pool, pipeline: string, keys: readonly string[]): Promise<void> {
   if (keys.length === 0) return;
-  await pool.query(`DELETE FROM sluice_dead_tasks WHERE pipeline = ? AND task_key IN (${keys.map(() => '?').join(', ')})`, [pipeline, ...keys]);
+  const list = JSON.stringify(keys);
+  const inKeys = `task_key IN (SELECT j.k FROM ${jsonKeysTable('j')})`;
+  await pool.query(`UPDATE sluice_attempts SET superseded = TRUE WHERE pipeline = ? AND superseded = FALSE AND ${inKeys}`, [pipeline, list]);
+  await pool.query(`DELETE FROM sluice_dead_tasks WHERE pipeline = ? AND ${inKeys}`, [pipeline, list]);
 }

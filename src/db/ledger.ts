@@ -2,10 +2,19 @@
 // tasks. A write resolves once its batch is committed; batches are flushed at `maxBatch` rows or `flushMs`
 // after the first write, whichever comes first. Upserts (INSERT ... ON DUPLICATE KEY UPDATE) make a
 // duplicate delivery harmless: the first milestone and the first result stay, nothing is written twice.
-// A batch that fails with a retriable database error (server gone, deadlock) is retried with backoff
-// until it succeeds or the writer is closed: a result is never dropped.
+//
+// Failures, by cause:
+//   - the database is away (server gone, deadlock): the statement is retried with backoff until it
+//     succeeds or the writer is closed (then LedgerClosedError): a result is never dropped;
+//   - a row the database refuses (too large, JSON too deep, a value out of range): the batch is split in
+//     halves until the refused rows stand alone; only their writes fail (LedgerWriteError), every other
+//     row of the batch is written. One statement is atomic, so a failed half wrote nothing to redo.
+// Statements are also cut by size, so that a batch of large outputs never exceeds max_allowed_packet.
 
 import type { Logger } from '../core/logger.js';
+import { SluiceError } from '../core/errors.js';
+import { COLUMN_BYTES, cutBytes } from '../core/text.js';
+import { sleep } from '../core/sleep.js';
 import { parseDatabaseUrl } from './database-url.js';
 import { outageDelayMs, toDatabaseError, type Pool } from './pool.js';
 
@@ -13,10 +22,25 @@ export type LedgerOp =
   | { kind: 'milestone'; pipeline: string; key: string; stage: string; output: string; durationMs: number; attempt: number }
   | { kind: 'result'; pipeline: string; key: string; output: string; attempts: number; workerId: string; startedAt: Date; finishedAt: Date; durationMs: number }
   | { kind: 'attempt'; pipeline: string; key: string; stage: string; attempt: number; errorClass: string; errorMessage: string; retriable: boolean; workerId: string }
-  | { kind: 'dead'; pipeline: string; key: string; stage: string | null; errorClass: string; errorMessage: string; attempts: number; payload: string; workerId: string };
+  | { kind: 'dead'; pipeline: string; key: string; stage: string | null; errorClass: string; errorMessage: string; attempts: number; payload: string | null; workerId: string };
+
+/** The database refused this row for good (its content): the task it belongs to cannot be recorded as is. */
+export class LedgerWriteError extends SluiceError {
+  constructor(kind: string, cause: Error) {
+    super('LEDGER_WRITE_FAILED', `the database refused the ${kind} row: ${cause.message}`, { retriable: false, cause });
+  }
+}
+
+/** The writer was closed while the database was away: the write was not made (the task goes back to the spool). */
+export class LedgerClosedError extends SluiceError {
+  constructor(cause: Error) {
+    super('LEDGER_CLOSED', `ledger closed before the write could be made: ${cause.message}`, { retriable: true, cause });
+  }
+}
 
 interface Pending {
   op: LedgerOp;
+  bytes: number;
   resolve: () => void;
   reject: (err: Error) => void;
 }
@@ -32,43 +56,60 @@ const SQL = {
       attempts = VALUES(attempts), payload = VALUES(payload), worker_id = VALUES(worker_id), quarantined_at = CURRENT_TIMESTAMP(3)`,
 } as const;
 
+const cls = (s: string): string => cutBytes(s, COLUMN_BYTES.errorClass);
+const msg = (s: string): string => cutBytes(s, COLUMN_BYTES.text);
+const wid = (s: string): string => cutBytes(s, COLUMN_BYTES.workerId);
+
 function row(op: LedgerOp): unknown[] {
   switch (op.kind) {
     case 'milestone':
       return [op.pipeline, op.key, op.stage, op.output, op.durationMs, op.attempt];
     case 'result':
-      return [op.pipeline, op.key, op.output, op.attempts, op.workerId, op.startedAt, op.finishedAt, op.durationMs];
+      return [op.pipeline, op.key, op.output, op.attempts, wid(op.workerId), op.startedAt, op.finishedAt, op.durationMs];
     case 'attempt':
-      return [op.pipeline, op.key, op.stage, op.attempt, op.errorClass.slice(0, 128), op.errorMessage.slice(0, 60_000), op.retriable, op.workerId];
+      return [op.pipeline, op.key, op.stage, op.attempt, cls(op.errorClass), msg(op.errorMessage), op.retriable, wid(op.workerId)];
     case 'dead':
-      return [op.pipeline, op.key, op.stage, op.errorClass.slice(0, 128), op.errorMessage.slice(0, 60_000), op.attempts, op.payload, op.workerId];
+      return [op.pipeline, op.key, op.stage, cls(op.errorClass), msg(op.errorMessage), op.attempts, op.payload, wid(op.workerId)];
   }
+}
+
+/** Roughly what a row adds to a statement: its large texts, plus room for the rest. */
+function rowBytes(op: LedgerOp): number {
+  const big = op.kind === 'milestone' || op.kind === 'result' ? op.output.length : op.kind === 'dead' ? (op.payload?.length ?? 0) + op.errorMessage.length : op.errorMessage.length;
+  return big + op.key.length + 256;
+}
+
+export interface LedgerOptions {
+  maxBatch: number;
+  flushMs: number;
+  databaseUrl: string;
+  /** Largest statement sent (below the server's max_allowed_packet). @defaultValue 4 MiB */
+  maxStatementBytes?: number;
+  /** Backoff between retries of a statement while the database is away (tests shorten it). */
+  delayMs?: (attempt: number) => number;
 }
 
 export class LedgerWriter {
   readonly #pool: Pool;
   readonly #log: Logger;
-  readonly #maxBatch: number;
-  readonly #flushMs: number;
-  readonly #url: string;
+  readonly #opts: Required<LedgerOptions>;
   #queue: Pending[] = [];
   #timer: NodeJS.Timeout | undefined;
   #chain: Promise<void> = Promise.resolve();
   #closed = false;
+  readonly #stop = new AbortController();
 
-  constructor(pool: Pool, log: Logger, opts: { maxBatch: number; flushMs: number; databaseUrl: string }) {
+  constructor(pool: Pool, log: Logger, opts: LedgerOptions) {
     this.#pool = pool;
     this.#log = log;
-    this.#maxBatch = opts.maxBatch;
-    this.#flushMs = opts.flushMs;
-    this.#url = opts.databaseUrl;
+    this.#opts = { maxStatementBytes: 4 * 1024 * 1024, delayMs: outageDelayMs, ...opts };
   }
 
   write(op: LedgerOp): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ op, resolve, reject });
-      if (this.#queue.length >= this.#maxBatch) void this.flush();
-      else this.#timer ??= setTimeout(() => void this.flush(), this.#flushMs);
+      this.#queue.push({ op, bytes: rowBytes(op), resolve, reject });
+      if (this.#queue.length >= this.#opts.maxBatch) void this.flush();
+      else this.#timer ??= setTimeout(() => void this.flush(), this.#opts.flushMs);
     });
   }
 
@@ -91,12 +132,46 @@ export class LedgerWriter {
     for (const kind of ['attempt', 'dead', 'milestone', 'result'] as const) {
       const items = byKind.get(kind);
       if (items === undefined) continue;
-      try {
-        await this.#withRetry(kind, () => this.#pool.query(SQL[kind], [items.map((p) => row(p.op))]));
-        for (const p of items) p.resolve();
-      } catch (err) {
-        for (const p of items) p.reject(err as Error);
+      for (const chunk of this.#bySize(items)) await this.#writeChunk(kind, chunk);
+    }
+  }
+
+  /** Consecutive runs of rows whose statement stays under maxStatementBytes (a larger row goes alone). */
+  #bySize(items: Pending[]): Pending[][] {
+    const chunks: Pending[][] = [];
+    let current: Pending[] = [];
+    let bytes = 0;
+    for (const p of items) {
+      if (current.length > 0 && bytes + p.bytes > this.#opts.maxStatementBytes) {
+        chunks.push(current);
+        current = [];
+        bytes = 0;
       }
+      current.push(p);
+      bytes += p.bytes;
+    }
+    if (current.length > 0) chunks.push(current);
+    return chunks;
+  }
+
+  /** Writes the rows; a refused statement is split until the refused rows stand alone. */
+  async #writeChunk(kind: LedgerOp['kind'], items: Pending[]): Promise<void> {
+    try {
+      await this.#withRetry(kind, () => this.#pool.query(SQL[kind], [items.map((p) => row(p.op))]));
+      for (const p of items) p.resolve();
+    } catch (err) {
+      if (err instanceof LedgerClosedError) {
+        for (const p of items) p.reject(err);
+        return;
+      }
+      if (items.length === 1) {
+        this.#log.warn({ err, kind, key: items[0]!.op.key }, 'ledger row refused by the database');
+        items[0]!.reject(new LedgerWriteError(kind, err as Error));
+        return;
+      }
+      const half = Math.ceil(items.length / 2);
+      await this.#writeChunk(kind, items.slice(0, half));
+      await this.#writeChunk(kind, items.slice(half));
     }
   }
 
@@ -106,20 +181,31 @@ export class LedgerWriter {
         await fn();
         return;
       } catch (err) {
-        const e = toDatabaseError(err, parseDatabaseUrl(this.#url), 0);
+        const e = toDatabaseError(err, parseDatabaseUrl(this.#opts.databaseUrl), 0);
         const code = (err as { code?: string }).code;
         const retriable = e.retriable || code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT';
-        if (!retriable || this.#closed) throw e;
-        const delay = outageDelayMs(attempt);
+        if (!retriable) throw e;
+        if (this.#closed) throw new LedgerClosedError(e);
+        const delay = this.#opts.delayMs(attempt);
         this.#log.warn({ err: e, kind, attempt, delayMs: delay }, 'ledger write failed; retrying');
-        await new Promise((r) => setTimeout(r, delay));
+        await sleep(delay, this.#stop.signal).catch(() => {});
+        if (this.#closed) throw new LedgerClosedError(e);
       }
     }
+  }
+
+  /**
+   * Stops waiting for the database: writes that cannot be made now reject with LedgerClosedError (their
+   * tasks go back to the spool) instead of being retried. For a stop whose grace period is over.
+   */
+  abort(): void {
+    this.#closed = true;
+    this.#stop.abort();
   }
 
   /** Flushes what is queued and stops retrying failed batches afterwards. */
   async close(): Promise<void> {
     await this.flush().catch(() => {});
-    this.#closed = true;
+    this.abort();
   }
 }

@@ -5,11 +5,14 @@
 // (eq_ref), but the join gets the "Not exists" early-out while NOT EXISTS runs as a dependent subquery;
 // a full pass over 200k rows took 0.28 s against 0.72 s (and NOT IN 0.61 s).
 //
-// Task keys are stored as their UTF-8 bytes; CONVERT(key USING utf8mb4) gives the same bytes for text keys
-// and the decimal form of integer keys, and still lets MariaDB/MySQL use the primary key of the ledger.
+// Source keys meet the ledger as their canonical text (key-sql.ts), which still lets MariaDB/MySQL probe the
+// primary key of each ledger table. The page cursor is always the last row's real key: the key column is
+// NOT NULL (source.ts refuses a nullable one), so no NULL can turn into a cursor.
 
 import type { RowDataPacket } from 'mysql2/promise';
 import { quoteIdentifier } from '../core/identifiers.js';
+import { envelopeKey } from '../core/task-key.js';
+import { INTEGER_KEY, keyTextSql } from './key-sql.js';
 import type { Pool } from './pool.js';
 import type { SourceInfo } from './source.js';
 
@@ -48,8 +51,8 @@ interface From {
   dead: string;
 }
 
-function joins(src: SourceInfo, f: PendingFilter, params: unknown[]): From {
-  const k = `CONVERT(s.${quoteIdentifier(src.key)} USING utf8mb4)`;
+export function joins(src: SourceInfo, f: PendingFilter, params: unknown[]): From {
+  const k = keyTextSql(src);
   params.push(f.pipeline);
   let sql = `FROM ${quoteIdentifier(src.table)} s
   LEFT JOIN sluice_results r ON r.pipeline = ? AND r.task_key = ${k}`;
@@ -92,21 +95,12 @@ function cursorCondition(src: SourceInfo, after: string | undefined, params: unk
   if (after === undefined) return '';
   const col = `s.${quoteIdentifier(src.key)}`;
   if (src.keyKind === 'int') {
-    if (!/^-?\d{1,20}$/.test(after)) throw new TypeError(`integer cursor expected, got ${JSON.stringify(after)}`);
+    // The cursor is a key this query returned, in keyTextSql's form; anything else is a bug here.
+    if (!INTEGER_KEY.test(after)) throw new TypeError(`integer cursor expected, got ${JSON.stringify(after)}`);
     return ` AND ${col} > ${after}`;
   }
   params.push(after);
   return ` AND ${col} > ?`;
-}
-
-export function keyFromRow(src: SourceInfo, raw: unknown): { key: string | number; keyText: string } {
-  if (src.keyKind === 'int') {
-    const keyText = String(raw);
-    const n = Number(keyText);
-    return { key: Number.isSafeInteger(n) ? n : keyText, keyText };
-  }
-  const keyText = Buffer.isBuffer(raw) ? raw.toString('utf8') : String(raw);
-  return { key: keyText, keyText };
 }
 
 /** One page of pending tasks after `after` (a key's text form), in key order. */
@@ -116,7 +110,7 @@ export async function fetchPendingPage(pool: Pool, src: SourceInfo, f: PendingFi
   const from = joins(src, f, params);
   const where = filters(f, params) + cursorCondition(src, after, params);
   params.push(limit);
-  const sql = `SELECT s.${quoteIdentifier(src.key)} AS ${K}, ${from.dispatches} AS ${N}, ${from.dead} AS ${D}${
+  const sql = `SELECT ${keyTextSql(src)} AS ${K}, ${from.dispatches} AS ${N}, ${from.dead} AS ${D}${
     selected.length > 0 ? `, ${selected.join(', ')}` : ''
   }
   ${from.sql}
@@ -129,72 +123,8 @@ export async function fetchPendingPage(pool: Pool, src: SourceInfo, f: PendingFi
   return rows.map((r) => {
     const row: Record<string, unknown> = {};
     for (let i = 0; i < cols.length; i++) row[cols[i]!] = r[3 + i];
-    const { key, keyText } = keyFromRow(src, r[0]);
-    return { key, keyText, previousDispatches: Number(r[1]), dead: Number(r[2]) === 1, row };
+    const keyText = Buffer.isBuffer(r[0]) ? r[0].toString('utf8') : String(r[0]);
+    return { key: envelopeKey(keyText, src.keyKind === 'int'), keyText, previousDispatches: Number(r[1]), dead: Number(r[2]) === 1, row };
   });
 }
 
-export interface PendingCounts {
-  /** Source rows without a result. */
-  missing: number;
-  /** ...of which dispatched less than staleAfter ago (skipped as in flight). */
-  inFlight: number;
-  /** ...of which quarantined (skipped unless --retry-dead). */
-  dead: number;
-  /** What this run would publish. */
-  pending: number;
-}
-
-/**
- * Exact counts by the same anti-join the pages use: a full pass over the source, as costly as reading
- * every pending task (2.4 s for 1M rows here). Used by --dry-run, whose whole point is the numbers.
- */
-export async function countPending(pool: Pool, src: SourceInfo, f: PendingFilter): Promise<PendingCounts> {
-  const params: unknown[] = [];
-  const inFlight =
-    f.staleAfterMs === null ? '0' : `COALESCE(SUM(d.task_key IS NOT NULL AND d.dispatched_at > NOW(3) - INTERVAL ? MICROSECOND AND x.task_key IS NULL), 0)`;
-  if (f.staleAfterMs !== null) params.push(f.staleAfterMs * 1000);
-  const all = { ...f, hasDispatches: undefined, hasDead: undefined };
-  const from = joins(src, all, params);
-  const [[row]] = await pool.query<RowDataPacket[]>(
-    `SELECT COUNT(*) AS missing, ${inFlight} AS in_flight, COALESCE(SUM(x.task_key IS NOT NULL), 0) AS dead
-     ${from.sql}
-     WHERE r.task_key IS NULL`,
-    params,
-  );
-  const missing = Number(row?.missing ?? 0);
-  const inFlightN = Number(row?.in_flight ?? 0);
-  const dead = Number(row?.dead ?? 0);
-  return { missing, inFlight: inFlightN, dead, pending: missing - inFlightN - (f.includeDead ? 0 : dead) };
-}
-
-/**
- * Counts from the ledger side, for the progress total and the summary of a normal run: source rows minus
- * results, and in-flight and quarantined tasks from their own tables. Index-only and about ten times
- * cheaper than the anti-join; exact unless results or dispatch records exist for keys deleted from the
- * source since (then `pending` is an estimate; the run itself publishes exactly the pending set).
- */
-export async function estimatePending(pool: Pool, src: SourceInfo, f: PendingFilter): Promise<PendingCounts> {
-  const [[total]] = await pool.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${quoteIdentifier(src.table)}`);
-  const [[done]] = await pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM sluice_results WHERE pipeline = ?', [f.pipeline]);
-  const [[dead]] = await pool.query<RowDataPacket[]>(
-    `SELECT COUNT(*) AS n FROM sluice_dead_tasks x
-     LEFT JOIN sluice_results r ON r.pipeline = x.pipeline AND r.task_key = x.task_key
-     WHERE x.pipeline = ? AND r.task_key IS NULL`,
-    [f.pipeline],
-  );
-  let inFlight = 0;
-  if (f.staleAfterMs !== null) {
-    const [[row]] = await pool.query<RowDataPacket[]>(
-      `SELECT COUNT(*) AS n FROM sluice_dispatches d
-       LEFT JOIN sluice_results r ON r.pipeline = d.pipeline AND r.task_key = d.task_key
-       LEFT JOIN sluice_dead_tasks x ON x.pipeline = d.pipeline AND x.task_key = d.task_key
-       WHERE d.pipeline = ? AND r.task_key IS NULL AND x.task_key IS NULL AND d.dispatched_at > NOW(3) - INTERVAL ? MICROSECOND`,
-      [f.pipeline, f.staleAfterMs * 1000],
-    );
-    inFlight = Number(row?.n ?? 0);
-  }
-  const missing = Math.max(0, Number(total?.n ?? 0) - Number(done?.n ?? 0));
-  const deadN = Number(dead?.n ?? 0);
-  return { missing, inFlight, dead: deadN, pending: Math.max(0, missing - inFlight - (f.includeDead ? 0 : deadN)) };
-}

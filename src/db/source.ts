@@ -1,9 +1,11 @@
-// Reads what the producer needs to know about a pipeline's source table before building any query:
-// the key column's kind (integer or text) and that it is unique, so keyset pagination is exact.
+// Reads what sluice needs to know about a pipeline's source table before building any query: the key
+// column's kind (integer or text), that it is unique and NOT NULL (so keyset pagination is exact and every
+// cursor is a real key), and that the configured columns exist. Every problem is one SourceError naming the
+// config key and the statement or setting that fixes it.
 
 import type { RowDataPacket } from 'mysql2/promise';
 import type { SourceConfig } from '../core/config.js';
-import { DatabaseError } from '../core/errors.js';
+import { SourceError } from '../core/errors.js';
 import type { Pool } from './pool.js';
 
 export type KeyKind = 'int' | 'string';
@@ -20,28 +22,56 @@ function splitTable(table: string): [string | null, string] {
   return parts.length === 2 ? [parts[0]!, parts[1]!] : [null, parts[0]!];
 }
 
-export async function inspectSource(pool: Pool, source: SourceConfig): Promise<SourceInfo> {
+interface KeyColumn {
+  type: string;
+  columnType: string;
+  nullable: boolean;
+  scale: number | null;
+}
+
+function keyKindOf(pipeline: string, source: SourceConfig, col: KeyColumn): KeyKind {
+  if (INT_TYPES.has(col.type)) return 'int';
+  // DECIMAL(n,0) holds integers; its canonical text has no fraction. A scale above 0 would have several texts
+  // for one number ('1.50' / '1.5'): refused.
+  if (col.type === 'decimal' && col.scale === 0) return 'int';
+  if (STRING_TYPES.has(col.type)) return 'string';
+  throw new SourceError(
+    'SOURCE_KEY_TYPE',
+    `pipelines.${pipeline}.source.key: '${source.table}.${source.key}' is ${col.columnType}; sluice needs an integer (or DECIMAL(n,0)) or character column`,
+    { hint: 'point source.key at an integer or VARCHAR column (binary keys have no text form sluice could compare exactly)' },
+  );
+}
+
+/** Inspects the source table; throws a SourceError for anything that would make paging or "done" inexact. */
+export async function inspectSource(pool: Pool, source: SourceConfig, pipeline = '<name>'): Promise<SourceInfo> {
   const [schema, table] = splitTable(source.table);
+  const at = `pipelines.${pipeline}.source`;
   const [cols] = await pool.query<RowDataPacket[]>(
-    `SELECT column_name AS name, data_type AS type FROM information_schema.columns
-     WHERE table_schema = COALESCE(?, DATABASE()) AND table_name = ?`,
+    `SELECT column_name AS name, data_type AS type, column_type AS column_type, is_nullable AS nullable, numeric_scale AS scale
+     FROM information_schema.columns WHERE table_schema = COALESCE(?, DATABASE()) AND table_name = ?`,
     [schema, table],
   );
   if (cols.length === 0) {
-    throw new DatabaseError('SOURCE_MISSING', `source table '${source.table}' does not exist`, { hint: 'check source.table in sluice.config.ts' });
+    throw new SourceError('SOURCE_MISSING', `${at}.table: source table '${source.table}' does not exist`, { hint: 'create it, or fix source.table in the config' });
   }
-  const byName = new Map(cols.map((c) => [String(c.name).toLowerCase(), String(c.type).toLowerCase()]));
+  const byName = new Map<string, KeyColumn>(
+    cols.map((c) => [
+      String(c.name).toLowerCase(),
+      { type: String(c.type).toLowerCase(), columnType: String(c.column_type), nullable: c.nullable === 'YES', scale: c.scale === null ? null : Number(c.scale) },
+    ]),
+  );
   const missing = [source.key, ...source.columns].filter((c) => !byName.has(c.toLowerCase()));
   if (missing.length > 0) {
-    throw new DatabaseError('SOURCE_COLUMNS', `source table '${source.table}' has no column(s) ${missing.join(', ')}`, {
-      hint: 'check source.key and source.columns in sluice.config.ts',
+    throw new SourceError('SOURCE_COLUMNS', `${at}: source table '${source.table}' has no column(s) ${missing.join(', ')}`, {
+      hint: 'check source.key and source.columns in the config',
     });
   }
-  const type = byName.get(source.key.toLowerCase())!;
-  const keyKind: KeyKind | null = INT_TYPES.has(type) ? 'int' : STRING_TYPES.has(type) ? 'string' : null;
-  if (keyKind === null) {
-    throw new DatabaseError('SOURCE_KEY_TYPE', `source key '${source.table}.${source.key}' is ${type}; sluice needs an integer or character column`, {
-      hint: 'point source.key at an integer or VARCHAR column',
+  const col = byName.get(source.key.toLowerCase())!;
+  const keyKind = keyKindOf(pipeline, source, col);
+  if (col.nullable) {
+    // A NULL key has no text: it can be neither published nor finished, and as a page cursor it skipped rows.
+    throw new SourceError('SOURCE_KEY_NULLABLE', `${at}.key: '${source.table}.${source.key}' may be NULL; sluice needs a NOT NULL key`, {
+      hint: `give NULL rows a key or delete them, then: ALTER TABLE ${source.table} MODIFY ${source.key} ${col.columnType} NOT NULL`,
     });
   }
   const [idx] = await pool.query<RowDataPacket[]>(
@@ -51,9 +81,23 @@ export async function inspectSource(pool: Pool, source: SourceConfig): Promise<S
     [schema, table, source.key],
   );
   if (idx.length === 0) {
-    throw new DatabaseError('SOURCE_KEY_NOT_UNIQUE', `source key '${source.table}.${source.key}' is not the primary key or a unique index of its own`, {
+    throw new SourceError('SOURCE_KEY_NOT_UNIQUE', `${at}.key: '${source.table}.${source.key}' is not the primary key or a unique index of its own`, {
       hint: `sluice pages by this key: ALTER TABLE ${source.table} ADD UNIQUE (${source.key})`,
     });
   }
   return { ...source, keyKind };
+}
+
+/**
+ * A query on the source failed because the table or a column went away while sluice ran (dropped, renamed):
+ * a SourceError naming the key; null for any other error.
+ */
+export function sourceQueryError(err: unknown, source: SourceConfig, pipeline: string): SourceError | null {
+  const code = (err as { code?: string } | null)?.code ?? (err as { cause?: { code?: string } } | null)?.cause?.code;
+  if (code !== 'ER_NO_SUCH_TABLE' && code !== 'ER_BAD_FIELD_ERROR') return null;
+  const what = code === 'ER_NO_SUCH_TABLE' ? `source table '${source.table}' no longer exists` : `a column of source table '${source.table}' no longer exists`;
+  return new SourceError('SOURCE_GONE', `pipelines.${pipeline}.source: ${what} (${(err as Error).message})`, {
+    hint: 'restore the table or fix the pipeline in the config, then rerun (nothing done so far is lost)',
+    cause: err,
+  });
 }

@@ -1,7 +1,7 @@
 // The numbers behind `status`: all from the ledger tables and their indexes, cheap on large pipelines.
 
 import type { RowDataPacket } from 'mysql2/promise';
-import { estimatePending, type PendingCounts } from './pending.js';
+import { estimateCounts, exactCounts, type PipelineCounts } from './counts.js';
 import type { Pool } from './pool.js';
 import type { SourceInfo } from './source.js';
 
@@ -20,9 +20,7 @@ export interface ErrorGroup {
 }
 
 export interface LedgerStatus {
-  counts: PendingCounts;
-  source: number;
-  done: number;
+  counts: PipelineCounts;
   doneLastMinute: number;
   stages: StageCount[];
   errors: ErrorGroup[];
@@ -31,10 +29,12 @@ export interface LedgerStatus {
 
 const RECENT_S = 60;
 
-export async function ledgerStatus(pool: Pool, src: SourceInfo, pipeline: string, staleAfterMs: number): Promise<LedgerStatus> {
-  const counts = await estimatePending(pool, src, { pipeline, staleAfterMs, includeDead: false });
+/** `exact`: the semi-join over the source (status --check always); otherwise the ledger-only estimate. */
+export async function ledgerStatus(pool: Pool, src: SourceInfo, pipeline: string, staleAfterMs: number, exact: boolean): Promise<LedgerStatus> {
+  const filter = { pipeline, staleAfterMs, includeDead: false };
+  const counts = exact ? await exactCounts(pool, src, filter) : await estimateCounts(pool, src, filter);
   const [[d]] = await pool.query<RowDataPacket[]>(
-    `SELECT COUNT(*) AS n, COALESCE(SUM(finished_at > NOW(3) - INTERVAL ${RECENT_S} SECOND), 0) AS recent FROM sluice_results WHERE pipeline = ?`,
+    `SELECT COALESCE(SUM(finished_at > NOW(3) - INTERVAL ${RECENT_S} SECOND), 0) AS recent FROM sluice_results WHERE pipeline = ?`,
     [pipeline],
   );
   const [stages] = await pool.query<RowDataPacket[]>(
@@ -51,8 +51,6 @@ export async function ledgerStatus(pool: Pool, src: SourceInfo, pipeline: string
   const [[bad]] = await pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM sluice_bad_messages WHERE pipeline = ?', [pipeline]);
   return {
     counts,
-    source: counts.missing + Number(d?.n ?? 0),
-    done: Number(d?.n ?? 0),
     doneLastMinute: Number(d?.recent ?? 0),
     stages: stages.map((r) => ({ stage: String(r.stage), milestones: Number(r.n), perSecond: Number(r.recent) / RECENT_S })),
     errors: errors.map((r) => ({ errorClass: String(r.error_class), count: Number(r.n), lastAt: new Date(r.last_at as Date).toISOString(), example: String(r.example).slice(0, 200) })),

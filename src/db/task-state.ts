@@ -1,11 +1,17 @@
-// What the ledger already knows about the tasks of a segment, read in one query per table before the
-// segment is processed: finished tasks are skipped (a duplicate delivery), finished stages reuse their
-// stored output, and attempt counts carry over from earlier runs and crashed workers.
+// What the database already knows about the tasks of a segment, read in one query per table before the
+// segment is processed: which keys are in the source at all (a task for any other key is not run),
+// finished tasks are skipped (a duplicate delivery), finished stages reuse their stored output, and attempt
+// counts carry over from earlier runs and crashed workers (attempts superseded by --retry-dead do not).
 
 import type { RowDataPacket } from 'mysql2/promise';
+import { quoteIdentifier } from '../core/identifiers.js';
+import { INTEGER_KEY, jsonKeysTable, keyTextSql } from './key-sql.js';
 import type { Pool } from './pool.js';
+import type { SourceInfo } from './source.js';
 
 export interface TaskState {
+  /** Keys that have a source row (canonical text, compared byte for byte). */
+  inSource: Set<string>;
   done: Set<string>;
   dead: Set<string>;
   /** key -> stage -> stored output (JSON text). */
@@ -16,12 +22,43 @@ export interface TaskState {
 
 const text = (v: unknown): string => (Buffer.isBuffer(v) ? v.toString('utf8') : String(v));
 
-export async function loadTaskState(pool: Pool, pipeline: string, keys: readonly string[]): Promise<TaskState> {
-  const state: TaskState = { done: new Set(), dead: new Set(), milestones: new Map(), failures: new Map() };
+/**
+ * The keys among `keys` that have a source row. The source is probed by its own key index: integer keys
+ * as literals (only canonical integers can match), text keys as one JSON array. The canonical text of
+ * each row found is compared with the key exactly, so a case-insensitive or PAD SPACE collation of the
+ * source column cannot let 'ABC' or 'abc ' stand for 'abc'.
+ */
+export async function keysInSource(pool: Pool, src: SourceInfo, keys: readonly string[]): Promise<Set<string>> {
+  const found = new Set<string>();
+  const col = `s.${quoteIdentifier(src.key)}`;
+  let sql: string;
+  let params: unknown[];
+  if (src.keyKind === 'int') {
+    const ints = keys.filter((k) => INTEGER_KEY.test(k));
+    if (ints.length === 0) return found;
+    sql = `SELECT ${keyTextSql(src)} AS k FROM ${quoteIdentifier(src.table)} s WHERE ${col} IN (${ints.join(', ')})`;
+    params = [];
+  } else {
+    if (keys.length === 0) return found;
+    sql = `SELECT ${keyTextSql(src)} AS k FROM ${quoteIdentifier(src.table)} s WHERE ${col} IN (?)`;
+    params = [keys];
+  }
+  const [rows] = await pool.query<RowDataPacket[]>(sql, params);
+  const wanted = new Set(keys);
+  for (const r of rows) {
+    const k = text(r.k);
+    if (wanted.has(k)) found.add(k);
+  }
+  return found;
+}
+
+export async function loadTaskState(pool: Pool, src: SourceInfo, pipeline: string, keys: readonly string[]): Promise<TaskState> {
+  const state: TaskState = { inSource: new Set(), done: new Set(), dead: new Set(), milestones: new Map(), failures: new Map() };
   if (keys.length === 0) return state;
+  state.inSource = await keysInSource(pool, src, keys);
   const list = JSON.stringify(keys);
-  // The keys travel as one JSON array (see dispatches.ts); a semi-join on it uses each table's primary key.
-  const inKeys = `task_key IN (SELECT k FROM JSON_TABLE(?, '$[*]' COLUMNS (k VARCHAR(512) CHARACTER SET utf8mb4 PATH '$')) j)`;
+  // The keys travel as one JSON array (see key-sql.ts); a semi-join on it uses each table's primary key.
+  const inKeys = `task_key IN (SELECT j.k FROM ${jsonKeysTable('j')})`;
   const [results] = await pool.query<RowDataPacket[]>(`SELECT task_key FROM sluice_results WHERE pipeline = ? AND ${inKeys}`, [pipeline, list]);
   for (const r of results) state.done.add(text(r.task_key));
   const [dead] = await pool.query<RowDataPacket[]>(`SELECT task_key FROM sluice_dead_tasks WHERE pipeline = ? AND ${inKeys}`, [pipeline, list]);
@@ -34,7 +71,7 @@ export async function loadTaskState(pool: Pool, pipeline: string, keys: readonly
     state.milestones.set(key, m);
   }
   const [fails] = await pool.query<RowDataPacket[]>(
-    `SELECT task_key, stage, COUNT(*) AS n FROM sluice_attempts WHERE pipeline = ? AND ${inKeys} GROUP BY task_key, stage`,
+    `SELECT task_key, stage, COUNT(*) AS n FROM sluice_attempts WHERE pipeline = ? AND superseded = FALSE AND ${inKeys} GROUP BY task_key, stage`,
     [pipeline, list],
   );
   for (const r of fails) state.failures.set(`${text(r.task_key)}\u0000${String(r.stage)}`, Number(r.n));

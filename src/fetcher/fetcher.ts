@@ -18,6 +18,7 @@ import { KafkaError, coerceError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { recordBadMessages, type BadMessageRow } from '../db/bad-messages.js';
 import { openPool, type Pool } from '../db/pool.js';
+import { inspectSource } from '../db/source.js';
 import { checkKafka, createKafka } from '../kafka/client.js';
 import { ensureTopic } from '../kafka/topics.js';
 import { spoolDepth, type SpoolDepth } from '../spool/depth.js';
@@ -74,6 +75,15 @@ export async function startFetcher(opts: FetchOptions): Promise<FetcherHandle> {
     pool = await openPool(config.database, { poolSize: 2 });
   } catch (err) {
     log.warn({ err }, 'database unreachable: bad messages are recorded in the spool quarantine only');
+  }
+  if (pool !== null) {
+    // The same start-up check as produce and work: a source sluice cannot page exactly is refused here too.
+    try {
+      await inspectSource(pool, pipeline.source, opts.pipeline);
+    } catch (err) {
+      await pool.end().catch(() => {});
+      throw err;
+    }
   }
 
   await checkKafka(config.kafka, log);

@@ -9,14 +9,16 @@ import { randomUUID } from 'node:crypto';
 import { CompressionTypes, Partitioners, type Producer } from 'kafkajs';
 import { getPipeline, type SluiceConfig } from '../core/config.js';
 import { DatabaseError, KafkaError, coerceError } from '../core/errors.js';
+import { keyProblem } from '../core/task-key.js';
 import type { Logger } from '../core/logger.js';
 import type { Shutdown } from '../core/shutdown.js';
 import { recordDispatches, releaseDead } from '../db/dispatches.js';
 import { assertMigrated } from '../db/migrate.js';
-import { countPending, estimatePending, fetchPendingPage, probeLedger, type PendingCounts, type PendingFilter, type PendingRow } from '../db/pending.js';
+import { estimateCounts, exactCounts, type PipelineCounts } from '../db/counts.js';
+import { fetchPendingPage, probeLedger, type PendingFilter, type PendingRow } from '../db/pending.js';
 import { openPool, toDatabaseError, type Pool } from '../db/pool.js';
 import { parseDatabaseUrl } from '../db/database-url.js';
-import { inspectSource, type SourceInfo } from '../db/source.js';
+import { inspectSource, sourceQueryError, type SourceInfo } from '../db/source.js';
 import { checkKafka, createKafka } from '../kafka/client.js';
 import { ensureTopic, topicMaxMessageBytes } from '../kafka/topics.js';
 import { BatchSender, messageSize, type OutgoingMessage } from './batch-sender.js';
@@ -25,7 +27,6 @@ import { Progress, type ProgressSink } from './progress.js';
 
 /** Record-batch header (61 bytes) plus slack: the batch limit must stay under the topic's max.message.bytes. */
 const BATCH_HEADROOM = 128;
-const MAX_KEY_BYTES = 2048;
 const KEPT_SKIPS = 100;
 
 export interface ProduceOptions {
@@ -59,15 +60,15 @@ export interface ProduceSummary {
   runId: string;
   pipeline: string;
   topic: string;
-  counts: PendingCounts | null;
-  /** Whether `counts` come from the anti-join (--dry-run) or from the ledger tables (see estimatePending). */
+  counts: PipelineCounts | null;
+  /** Whether `counts` come from the semi-join (--dry-run) or from the ledger tables (see db/counts.ts). */
   countsExact: boolean;
   /** Tasks this run found pending: published + skipped. */
   found: number;
   published: number;
   recorded: number;
   requeuedDead: number;
-  skipped: { tooLarge: number; unserialisable: number };
+  skipped: { tooLarge: number; unserialisable: number; emptyKey: number };
   /** The first skipped tasks with their reasons (all of them are also logged). */
   skippedTasks: SkippedTask[];
   batches: number;
@@ -107,7 +108,7 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
     published: 0,
     recorded: 0,
     requeuedDead: 0,
-    skipped: { tooLarge: 0, unserialisable: 0 },
+    skipped: { tooLarge: 0, unserialisable: 0, emptyKey: 0 },
     skippedTasks: [],
     batches: 0,
     batchLimitBytes: 0,
@@ -125,17 +126,17 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
   const pool = await openPool(config.database, { dateStrings: true, poolSize: 3 });
   try {
     await assertMigrated(pool);
-    const source = await inspectSource(pool, pipeline.source);
+    const source = await inspectSource(pool, pipeline.source, opts.pipeline);
     const filter: PendingFilter = await probeLedger(pool, {
       pipeline: opts.pipeline,
       staleAfterMs: opts.all === true ? null : (opts.staleAfterMs ?? config.producer.staleAfterMs),
       includeDead: opts.retryDead === true,
     });
     if (opts.dryRun === true) {
-      summary.counts = await countPending(pool, source, filter);
+      summary.counts = await exactCounts(pool, source, filter);
       summary.countsExact = true;
     } else if (opts.count !== false) {
-      summary.counts = await estimatePending(pool, source, filter);
+      summary.counts = await estimateCounts(pool, source, filter);
     }
     if (summary.counts !== null) log.info({ runId, ...summary.counts, exact: summary.countsExact }, 'pending tasks counted');
     if (opts.dryRun === true) return finish();
@@ -174,6 +175,7 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
         requeuedDead: summary.requeuedDead,
         skippedTooLarge: summary.skipped.tooLarge,
         skippedUnserialisable: summary.skipped.unserialisable,
+        skippedEmptyKey: summary.skipped.emptyKey,
         inFlight: summary.counts?.inFlight ?? null,
         seconds: Number(summary.seconds.toFixed(3)),
         rate: Math.round(summary.rate),
@@ -199,7 +201,11 @@ async function* pages(s: RunState): AsyncGenerator<PendingRow[]> {
   const { config } = s.opts;
   const size = config.producer.pageSize;
   const fetchPage = (after: string | undefined): Promise<PendingRow[]> =>
-    withDbRetry('reading pending tasks', s.pool, () => fetchPendingPage(s.pool, s.source, s.filter, after, size), s.log, config.database.url, config.database.connectTimeoutMs);
+    withDbRetry('reading pending tasks', s.pool, () => fetchPendingPage(s.pool, s.source, s.filter, after, size), s.log, config.database.url, config.database.connectTimeoutMs).catch(
+      (err: unknown) => {
+        throw sourceQueryError(err, s.source, s.opts.pipeline) ?? err;
+      },
+    );
   let next: Promise<PendingRow[]> | null = fetchPage(undefined);
   while (next !== null) {
     const rows: PendingRow[] = await next;
@@ -211,17 +217,28 @@ async function* pages(s: RunState): AsyncGenerator<PendingRow[]> {
   }
 }
 
-function skip(s: RunState, key: string, kind: 'tooLarge' | 'unserialisable', reason: string): void {
+function skip(s: RunState, key: string, kind: keyof ProduceSummary['skipped'], reason: string): void {
   s.summary.skipped[kind]++;
   if (s.summary.skippedTasks.length < KEPT_SKIPS) s.summary.skippedTasks.push({ key, reason });
   s.log.error({ key, reason }, 'task skipped');
 }
 
+function rowPreview(row: Record<string, unknown>): string {
+  try {
+    const text = JSON.stringify(row, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : Buffer.isBuffer(v) ? `<${v.length} bytes>` : v));
+    return text.length > 300 ? `${text.slice(0, 297)}...` : text;
+  } catch {
+    return '(row not printable)';
+  }
+}
+
 function encode(s: RunState, row: PendingRow, producedAt: string): OutgoingMessage | null {
   const { opts, summary } = s;
-  const keyBytes = Buffer.byteLength(row.keyText);
-  if (keyBytes > MAX_KEY_BYTES) {
-    skip(s, row.keyText.slice(0, 200), 'unserialisable', `key is ${keyBytes} bytes of UTF-8; the most sluice stores is ${MAX_KEY_BYTES}`);
+  const problem = keyProblem(row.keyText);
+  if (problem !== null) {
+    // An empty key is a real row that cannot become a task; it is listed with its row so it can be fixed.
+    if (row.keyText === '') skip(s, '', 'emptyKey', `${problem}: row ${rowPreview(row.row)}`);
+    else skip(s, row.keyText.slice(0, 200), 'unserialisable', problem);
     return null;
   }
   let value: string;
@@ -259,17 +276,20 @@ async function publishAll(s: RunState): Promise<void> {
   let recording: Promise<void> = Promise.resolve();
   let recordsQueued = 0;
   let recordError: unknown = null;
-  const record = async (keys: string[], dead: string[]): Promise<void> => {
+  const record = async (keys: string[]): Promise<void> => {
     await withDbRetry('recording dispatches', pool, () => recordDispatches(pool, opts.pipeline, summary.runId, summary.topic, keys), log, config.database.url, config.database.connectTimeoutMs);
-    if (dead.length > 0) {
-      await withDbRetry('releasing quarantined tasks', pool, () => releaseDead(pool, opts.pipeline, dead), log, config.database.url, config.database.connectTimeoutMs);
-      summary.requeuedDead += dead.length;
-    }
     summary.recorded += keys.length;
   };
 
   const send = async (batch: OutgoingMessage[], bytes: number): Promise<void> => {
     if (recordError !== null) throw recordError;
+    // Quarantined tasks leave quarantine (with a fresh attempt budget) before they are published: a worker
+    // that saw them still quarantined would skip them. A crash in between leaves them plain pending.
+    const dead = batch.filter((m) => m.dead).map((m) => m.keyText);
+    if (dead.length > 0) {
+      await withDbRetry('releasing quarantined tasks', pool, () => releaseDead(pool, opts.pipeline, dead), log, config.database.url, config.database.connectTimeoutMs);
+      summary.requeuedDead += dead.length;
+    }
     try {
       // The batch's messages go as they are: kafkajs reads key and value and ignores the bookkeeping fields.
       await producer.send({ topic: summary.topic, acks: -1, compression, messages: batch });
@@ -287,12 +307,11 @@ async function publishAll(s: RunState): Promise<void> {
     opts.onBatch?.({ messages: batch.length, bytes });
     log.debug({ messages: batch.length, bytes }, 'batch published');
     const keys = batch.map((m) => m.keyText);
-    const dead = batch.filter((m) => m.dead).map((m) => m.keyText);
     const previous = recording;
     recordsQueued++;
     recording = previous.then(async () => {
       try {
-        await record(keys, dead);
+        await record(keys);
       } catch (err) {
         recordError = err;
         throw err;

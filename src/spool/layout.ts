@@ -12,6 +12,7 @@
 
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { SpoolError } from '../core/errors.js';
 
 export interface SpoolPaths {
   root: string;
@@ -27,7 +28,34 @@ export function spoolPaths(dir: string, pipeline: string): SpoolPaths {
 }
 
 export async function ensureSpool(p: SpoolPaths): Promise<void> {
-  for (const d of [p.tmp, p.ready, p.claimed, p.quarantine]) await mkdir(d, { recursive: true });
+  try {
+    for (const d of [p.tmp, p.ready, p.claimed, p.quarantine]) await mkdir(d, { recursive: true });
+  } catch (err) {
+    throw asSpoolError(err, p);
+  }
+}
+
+const FS_PROBLEMS: Record<string, string> = {
+  ENOTDIR: 'a file stands where a folder should be',
+  EEXIST: 'a file stands where a folder should be',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EROFS: 'the file system is read-only',
+  ENOSPC: 'the disk is full',
+  EDQUOT: 'the disk quota is used up',
+  ENOENT: 'a spool folder is missing (removed while sluice ran?)',
+  EISDIR: 'a folder stands where a file should be',
+};
+
+/** A file-system error on the spool as one line naming spool.dir; anything else is returned as it is. */
+export function asSpoolError(err: unknown, p: SpoolPaths): unknown {
+  const e = err as NodeJS.ErrnoException | null;
+  const what = e?.code === undefined ? undefined : FS_PROBLEMS[e.code];
+  if (what === undefined || err instanceof SpoolError) return err;
+  return new SpoolError('SPOOL_UNUSABLE', `spool.dir: cannot use ${e?.path ?? p.root}: ${what} (${e?.code})`, {
+    hint: 'point spool.dir (or --spool-dir) at a folder sluice may write, or move what is in the way',
+    cause: err,
+  });
 }
 
 export interface SegmentMeta {

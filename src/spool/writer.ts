@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDir, writeSynced } from './durable.js';
-import { ensureSpool, segmentName, type SpoolPaths } from './layout.js';
+import { asSpoolError, ensureSpool, segmentName, type SpoolPaths } from './layout.js';
 import { encodeItems, type SpoolItem } from './segment.js';
 
 export interface QuarantineEntry {
@@ -39,7 +39,11 @@ export class SpoolWriter {
   /** Creates the folders and deletes temporary files a crashed writer left behind. */
   async open(): Promise<void> {
     await ensureSpool(this.paths);
-    for (const f of await readdir(this.paths.tmp)) await unlink(join(this.paths.tmp, f)).catch(() => {});
+    try {
+      for (const f of await readdir(this.paths.tmp)) await unlink(join(this.paths.tmp, f)).catch(() => {});
+    } catch (err) {
+      throw asSpoolError(err, this.paths);
+    }
   }
 
   /**

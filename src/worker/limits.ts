@@ -1,6 +1,7 @@
 // Per-stage limits: a concurrency limit (p-limit) and a rate limit (calls started per second).
 
 import pLimit, { type LimitFunction } from 'p-limit';
+import { sleep } from '../core/sleep.js';
 
 /** Spaces call starts at least 1/rate seconds apart; waiters are served in order. */
 export class RateLimiter {
@@ -20,20 +21,7 @@ export class RateLimiter {
   }
 }
 
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted === true) return reject(signal.reason);
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(t);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
+export { sleep } from '../core/sleep.js';
 
 /** Exponential backoff with full jitter: a random delay in [0, min(max, initial * 2^(attempt-1))]. */
 export function backoffMs(attempt: number, initialMs: number, maxMs: number, random: () => number = Math.random): number {

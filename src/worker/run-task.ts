@@ -1,20 +1,27 @@
 // One task through the pipeline's stages.
 //
 // Per stage: a milestone from an earlier run? reuse its output. Otherwise, within the stage's concurrency
-// and rate limits, run it with a signal that fires on its timeout and on a forced shutdown; on success write
-// the milestone; on failure write an attempt row, then either retry after backoff (retriable, attempts left)
-// or quarantine the task (NonRetriableError, a bug such as a TypeError, or attempts exhausted). After the
-// last stage, the result row. Every write is awaited: "done" means the ledger has it.
+// and rate limits, run it with a signal that fires on its timeout and on a forced shutdown; on success
+// check that the output can be stored, then write the milestone; on failure write an attempt row, then
+// either retry after backoff (retriable, attempts left) or quarantine the task (NonRetriableError, a bug
+// such as a TypeError, or attempts exhausted). After the last stage, the result row. Every write is
+// awaited: "done" means the ledger has it.
+//
+// Recording is not the stage: a write the database refuses (LedgerWriteError) quarantines the task with
+// that reason, and never counts as a failure of the stage or sends the task back to the spool to run again.
+// Only a writer closed during an outage (LedgerClosedError: the worker is stopping) gives the task back.
 
-import type { PipelineConfig } from '../core/config.js';
+import type { PipelineConfig, StageConfig } from '../core/config.js';
 import { stageDefaults } from '../core/config.js';
 import { coerceError, isBug, isRetriable, SluiceError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { StageMetrics } from '../core/metrics.js';
-import type { LedgerWriter } from '../db/ledger.js';
+import { keyText } from '../core/task-key.js';
+import { LedgerClosedError, LedgerWriteError, type LedgerWriter } from '../db/ledger.js';
 import type { TaskState } from '../db/task-state.js';
 import type { SpoolItem } from '../spool/segment.js';
 import { backoffMs, sleep, stageLimits, type StageLimits } from './limits.js';
+import { outputProblem } from './output-limits.js';
 
 export type TaskOutcome = 'done' | 'dead' | 'skipped' | 'aborted';
 
@@ -35,6 +42,8 @@ export interface RunnerContext {
   /** Fires when running stages must give up (grace period over, or a forced stop). */
   abort: AbortSignal;
   limits: Map<string, StageLimits>;
+  /** Largest stage output stored (worker.maxOutputBytes, capped by the server's max_allowed_packet). */
+  maxOutputBytes: number;
   /** Prometheus counters and histograms, when the metrics endpoint is on. */
   metrics?: StageMetrics;
   /** Called when a task is quarantined, to move it to the spool's quarantine folder. */
@@ -44,8 +53,6 @@ export interface RunnerContext {
 export function buildLimits(pipeline: PipelineConfig): Map<string, StageLimits> {
   return new Map(pipeline.stages.map((s) => [s.name, stageLimits(s.concurrency ?? stageDefaults.concurrency, s.ratePerSecond)]));
 }
-
-const taskKey = (k: string | number): string => String(k);
 
 /** Thrown inside a stage's queue slot when the worker is stopping: the stage is not started. */
 class NotStarted extends Error {}
@@ -79,84 +86,116 @@ function observe(rc: RunnerContext, stage: string, outcome: 'processed' | 'faile
   rc.metrics.duration.observe(labels, (performance.now() - since) / 1000);
 }
 
+interface Task {
+  item: SpoolItem;
+  key: string;
+  log: Logger;
+  outputs: Record<string, unknown>;
+}
+
+type StageResult = { ok: true; output: unknown; json: string; attempt: number; ms: number } | { ok: false; aborted: true } | { ok: false; aborted: false; err: Error; attempt: number };
+
+/** One stage, with its retries; the failures are recorded as attempts, the success is not yet. */
+async function runStage(t: Task, stage: StageConfig, input: unknown, state: TaskState, rc: RunnerContext): Promise<StageResult> {
+  const retry = { ...stageDefaults.retry, ...stage.retry };
+  const timeoutMs = stage.timeoutMs ?? stageDefaults.timeoutMs;
+  const limits = rc.limits.get(stage.name)!;
+  const { task } = t.item;
+  for (let attempt = (state.failures.get(`${t.key}\u0000${stage.name}`) ?? 0) + 1; ; attempt++) {
+    if (rc.abort.aborted || rc.stopping.aborted) return { ok: false, aborted: true };
+    const s0 = performance.now();
+    let err: Error;
+    try {
+      const output = await limits.limit(async () => {
+        if (rc.stopping.aborted || rc.abort.aborted) throw new NotStarted();
+        await limits.rate?.acquire(rc.abort);
+        const ctx = { task: { key: task.key, payload: task.payload, attempt: task.attempt }, outputs: { ...t.outputs }, attempt, log: t.log.child({ taskStage: stage.name }) };
+        return withTimeout(stage.name, timeoutMs, rc.abort, (signal) => Promise.resolve(stage.run(input, { ...ctx, signal })));
+      });
+      observe(rc, stage.name, 'processed', s0);
+      return { ok: true, output, json: JSON.stringify(output) ?? 'null', attempt, ms: Math.round(performance.now() - s0) };
+    } catch (thrown) {
+      if (thrown instanceof NotStarted || rc.abort.aborted) return { ok: false, aborted: true };
+      err = coerceError(thrown);
+    }
+    const retriable = !isBug(err) && isRetriable(err);
+    observe(rc, stage.name, 'failed', s0);
+    await rc.ledger.write({ kind: 'attempt', pipeline: rc.pipelineName, key: t.key, stage: stage.name, attempt, errorClass: err.name, errorMessage: err.message, retriable, workerId: rc.workerId });
+    if (!retriable || attempt >= retry.maxAttempts) return { ok: false, aborted: false, err, attempt };
+    rc.metrics?.retried.inc({ pipeline: rc.pipelineName, stage: stage.name });
+    const delay = backoffMs(attempt, retry.initialDelayMs, retry.maxDelayMs);
+    // Expected on a flaky service: one line without the stack; the final failure is logged in full.
+    t.log.info({ taskStage: stage.name, attempt, delayMs: delay, errorClass: err.name, error: err.message }, 'stage failed; retrying');
+    try {
+      await sleep(delay, rc.abort);
+    } catch {
+      return { ok: false, aborted: true };
+    }
+  }
+}
+
+/**
+ * Quarantines the task: the quarantine row with its payload, or, if the database refuses that, with what
+ * can be saved (no payload); then the spool's quarantine file, which keeps the whole task either way.
+ */
+async function quarantine(t: Task, stage: string, err: Error, attempts: number, rc: RunnerContext): Promise<TaskOutcome> {
+  const why = err instanceof LedgerWriteError ? 'not recordable' : !isRetriable(err) ? (isBug(err) ? 'bug' : 'non-retriable') : 'attempts exhausted';
+  t.log.error({ taskStage: stage, attempt: attempts, why, err }, 'task quarantined');
+  const payload = JSON.stringify(t.item.task.payload) ?? 'null';
+  const dead = { kind: 'dead' as const, pipeline: rc.pipelineName, key: t.key, stage, errorClass: err.name, errorMessage: err.message, attempts, workerId: rc.workerId };
+  try {
+    await rc.ledger.write({ ...dead, payload: Buffer.byteLength(payload) <= rc.maxOutputBytes ? payload : null });
+  } catch (first) {
+    if (first instanceof LedgerClosedError) return 'aborted';
+    try {
+      await rc.ledger.write({ ...dead, payload: null, errorMessage: err.message.slice(0, 1000) });
+    } catch (second) {
+      if (second instanceof LedgerClosedError) return 'aborted';
+      t.log.error({ err: second }, 'quarantine row refused; the task is kept in the spool quarantine only');
+    }
+  }
+  await rc.onDead(t.item, stage, err, attempts);
+  return 'dead';
+}
+
 export async function runTask(item: SpoolItem, state: TaskState, rc: RunnerContext): Promise<TaskOutcome> {
-  const key = taskKey(item.task.key);
+  const key = keyText(item.task.key);
   if (state.done.has(key) || state.dead.has(key)) return 'skipped';
   const started = new Date();
   const t0 = performance.now();
-  const outputs: Record<string, unknown> = {};
+  const t: Task = { item, key, log: rc.log.child({ key }), outputs: {} };
   const stored = state.milestones.get(key);
   let input: unknown = item.task.payload;
   let totalAttempts = 1;
-  const log = rc.log.child({ key });
-
-  for (const stage of rc.pipeline.stages) {
-    const previous = stored?.get(stage.name);
-    if (previous !== undefined) {
-      input = previous === null ? null : (JSON.parse(previous) as unknown);
-      outputs[stage.name] = input;
-      continue;
-    }
-    const retry = { ...stageDefaults.retry, ...stage.retry };
-    const timeoutMs = stage.timeoutMs ?? stageDefaults.timeoutMs;
-    const limits = rc.limits.get(stage.name)!;
-    let attempt = (state.failures.get(`${key}\u0000${stage.name}`) ?? 0) + 1;
-    for (;;) {
-      if (rc.abort.aborted || rc.stopping.aborted) return 'aborted';
-      const s0 = performance.now();
-      try {
-        const stageInput = input;
-        const output = await limits.limit(async () => {
-          if (rc.stopping.aborted || rc.abort.aborted) throw new NotStarted();
-          await limits.rate?.acquire(rc.abort);
-          return withTimeout(stage.name, timeoutMs, rc.abort, (signal) =>
-            Promise.resolve(stage.run(stageInput, { task: { key: item.task.key, payload: item.task.payload, attempt: item.task.attempt }, outputs: { ...outputs }, attempt, signal, log: log.child({ taskStage: stage.name }) })),
-          );
-        });
-        observe(rc, stage.name, 'processed', s0);
-        const json = JSON.stringify(output) ?? 'null';
-        await rc.ledger.write({ kind: 'milestone', pipeline: rc.pipelineName, key, stage: stage.name, output: json, durationMs: Math.round(performance.now() - s0), attempt });
-        log.debug({ taskStage: stage.name, attempt, ms: Math.round(performance.now() - s0) }, 'stage done');
-        outputs[stage.name] = output;
-        input = output;
-        totalAttempts = Math.max(totalAttempts, attempt);
-        break;
-      } catch (thrown) {
-        if (thrown instanceof NotStarted || rc.abort.aborted) return 'aborted';
-        const err = coerceError(thrown);
-        const retriable = !isBug(err) && isRetriable(err);
-        observe(rc, stage.name, 'failed', s0);
-        await rc.ledger.write({ kind: 'attempt', pipeline: rc.pipelineName, key, stage: stage.name, attempt, errorClass: err.name, errorMessage: err.message, retriable, workerId: rc.workerId });
-        if (!retriable || attempt >= retry.maxAttempts) {
-          const why = !retriable ? (isBug(err) ? 'bug' : 'non-retriable') : 'attempts exhausted';
-          log.error({ taskStage: stage.name, attempt, why, err }, 'task quarantined');
-          await rc.ledger.write({ kind: 'dead', pipeline: rc.pipelineName, key, stage: stage.name, errorClass: err.name, errorMessage: err.message, attempts: attempt, payload: JSON.stringify(item.task.payload) ?? 'null', workerId: rc.workerId });
-          await rc.onDead(item, stage.name, err, attempt);
-          return 'dead';
-        }
-        rc.metrics?.retried.inc({ pipeline: rc.pipelineName, stage: stage.name });
-        const delay = backoffMs(attempt, retry.initialDelayMs, retry.maxDelayMs);
-        // Expected on a flaky service: one line without the stack; the final failure is logged in full.
-        log.info({ taskStage: stage.name, attempt, delayMs: delay, errorClass: err.name, error: err.message }, 'stage failed; retrying');
-        try {
-          await sleep(delay, rc.abort);
-        } catch {
-          return 'aborted';
-        }
-        attempt++;
+  let current = rc.pipeline.stages[0]?.name ?? '';
+  try {
+    for (const stage of rc.pipeline.stages) {
+      current = stage.name;
+      const previous = stored?.get(stage.name);
+      if (previous !== undefined) {
+        input = previous === null ? null : (JSON.parse(previous) as unknown);
+        t.outputs[stage.name] = input;
+        continue;
       }
+      const r = await runStage(t, stage, input, state, rc);
+      if (!r.ok) return r.aborted ? 'aborted' : await quarantine(t, stage.name, r.err, r.attempt, rc);
+      const problem = outputProblem(stage.name, r.json, rc.maxOutputBytes);
+      if (problem !== null) {
+        await rc.ledger.write({ kind: 'attempt', pipeline: rc.pipelineName, key, stage: stage.name, attempt: r.attempt, errorClass: problem.name, errorMessage: problem.message, retriable: false, workerId: rc.workerId });
+        return await quarantine(t, stage.name, problem, r.attempt, rc);
+      }
+      await rc.ledger.write({ kind: 'milestone', pipeline: rc.pipelineName, key, stage: stage.name, output: r.json, durationMs: r.ms, attempt: r.attempt });
+      t.log.debug({ taskStage: stage.name, attempt: r.attempt, ms: r.ms }, 'stage done');
+      t.outputs[stage.name] = r.output;
+      input = r.output;
+      totalAttempts = Math.max(totalAttempts, r.attempt);
     }
+    const output = JSON.stringify(input) ?? 'null';
+    await rc.ledger.write({ kind: 'result', pipeline: rc.pipelineName, key, output, attempts: totalAttempts, workerId: rc.workerId, startedAt: started, finishedAt: new Date(), durationMs: Math.round(performance.now() - t0) });
+    return 'done';
+  } catch (err) {
+    if (err instanceof LedgerClosedError) return 'aborted';
+    if (err instanceof LedgerWriteError) return quarantine(t, current, err, totalAttempts, rc);
+    throw err;
   }
-  await rc.ledger.write({
-    kind: 'result',
-    pipeline: rc.pipelineName,
-    key,
-    output: JSON.stringify(input) ?? 'null',
-    attempts: totalAttempts,
-    workerId: rc.workerId,
-    startedAt: started,
-    finishedAt: new Date(),
-    durationMs: Math.round(performance.now() - t0),
-  });
-  return 'done';
 }

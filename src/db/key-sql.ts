@@ -1,0 +1,29 @@
+// The one place SQL turns a source key into its canonical text (see core/task-key.ts) and a list of task
+// keys into rows. Every query that compares a source row with the ledger goes through here, so no column
+// type can make two queries disagree about a key:
+//   - integers: `CAST(k + 0 AS CHAR)`, the plain decimal form. `+ 0` drops ZEROFILL padding ('00042' -> '42')
+//     and keeps unsigned BIGINT beyond 2^63 and DECIMAL(n,0) exact;
+//   - text: `CONVERT(k USING utf8mb4)`, the key's characters as UTF-8 whatever the column's charset.
+// The ledger stores those bytes in VARBINARY(2048) columns; comparing a VARBINARY with a string compares
+// bytes, so neither a case-insensitive collation nor PAD SPACE can make two keys one.
+
+import { MAX_KEY_BYTES } from '../core/task-key.js';
+import { quoteIdentifier } from '../core/identifiers.js';
+import type { SourceInfo } from './source.js';
+
+/** SQL for the canonical text of the key of source row alias `s`. */
+export function keyTextSql(src: Pick<SourceInfo, 'key' | 'keyKind'>, alias = 's'): string {
+  const col = `${alias}.${quoteIdentifier(src.key)}`;
+  return src.keyKind === 'int' ? `CAST(${col} + 0 AS CHAR)` : `CONVERT(${col} USING utf8mb4)`;
+}
+
+/**
+ * A derived table of the keys in one JSON array parameter, column `k`. One statement for any number of
+ * keys; wide enough for the longest key (2,048 characters hold any 2,048 bytes), so nothing is cut.
+ */
+export function jsonKeysTable(alias = 'j'): string {
+  return `JSON_TABLE(?, '$[*]' COLUMNS (k VARCHAR(${MAX_KEY_BYTES}) CHARACTER SET utf8mb4 PATH '$')) ${alias}`;
+}
+
+/** The canonical decimal form of an integer key, as keyTextSql produces it. */
+export const INTEGER_KEY = /^(0|-?[1-9]\d{0,64})$/;
