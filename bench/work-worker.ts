@@ -26,6 +26,11 @@ async function sluice(stage: StageConfig): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-work-'));
   const pipeline = `bw${randomUUID().slice(0, 8)}`;
   try {
+    // Workers run only tasks whose key has a source row.
+    const conn = await mysql.createConnection(url);
+    await conn.query('CREATE TABLE IF NOT EXISTS bench_work_source (id BIGINT PRIMARY KEY)');
+    await conn.query(`INSERT IGNORE INTO bench_work_source SELECT seq FROM seq_1_to_${n}`);
+    await conn.end();
     const writer = new SpoolWriter(spoolPaths(dir, pipeline), 500);
     await writer.open();
     const items: SpoolItem[] = Array.from({ length: n }, (_, i) => ({ partition: 0, offset: String(i), task: { v: 1, pipeline, key: i + 1, payload, attempt: 1, runId: 'bench', producedAt: '' } }));
@@ -35,7 +40,7 @@ async function sluice(stage: StageConfig): Promise<void> {
         database: { url },
         spool: { dir },
         worker: { pollMs: 5, maxInFlight: 1024 },
-        pipelines: { [pipeline]: { topic: 'unused', source: { table: 'unused', key: 'id', columns: [] }, stages: [stage] } },
+        pipelines: { [pipeline]: { topic: 'unused', source: { table: 'bench_work_source', key: 'id', columns: [] }, stages: [stage] } },
       }),
     );
     const t0 = performance.now();

@@ -15,7 +15,7 @@ import { migrate } from '../src/db/migrate.js';
 import { startFetcher, type FetcherHandle } from '../src/fetcher/fetcher.js';
 import { SpoolClaimer } from '../src/spool/claim.js';
 import { ROOT } from './helpers/cli.js';
-import { dbConfig, randomName, testDatabase } from './helpers/db.js';
+import { dbConfig, randomName, testDatabase, createIntSource } from './helpers/db.js';
 import { Writable } from 'node:stream';
 import { createLogger } from '../src/core/logger.js';
 import { KafkaError } from '../src/core/errors.js';
@@ -32,6 +32,9 @@ before(async () => {
   await ensureKafka();
   url = await testDatabase({ after: (fn: () => Promise<void>) => (dropDatabase = fn) });
   await migrate(dbConfig(url), log);
+  const conn = await mysql.createConnection(url);
+  await createIntSource(conn, 'unused', 100_000);
+  await conn.end();
 });
 after(async () => {
   for (const f of fetchers) await f.stop();

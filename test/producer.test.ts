@@ -91,7 +91,8 @@ describe('produce', () => {
     const summary = await s.run();
     assert.equal(summary.published, want.length);
     assert.equal(summary.recorded, want.length);
-    assert.deepEqual(summary.counts, { missing: want.length, inFlight: 0, dead: 0, pending: want.length });
+    const c = summary.counts!;
+    assert.deepEqual({ missing: c.missing, inFlight: c.inFlight, dead: c.dead, pending: c.pending }, { missing: want.length, inFlight: 0, dead: 0, pending: want.length });
 
     const messages = await readAll(s.topic);
     assert.deepEqual(messages.map((m) => m.key).sort(), want.map(String).sort());
@@ -150,6 +151,44 @@ describe('produce', () => {
     assert.deepEqual([...(await dispatched(s.pipeline)).keys()].sort(), [...want].sort());
   });
 
+  it('reports an empty-string key with its row and never publishes it; keys after it are all published', async () => {
+    const table = randomName('ekeys');
+    await db.query(`CREATE TABLE ${table} (k VARCHAR(20) PRIMARY KEY, v INT)`);
+    await db.query(`INSERT INTO ${table} VALUES ('', 0), ('a', 1), ('b', 2), ('null', 3), ('z', 4)`);
+    const s = setup({ table, key: 'k', columns: ['v'] }, { pageSize: 2 });
+    const summary = await s.run();
+    assert.deepEqual(summary.skipped, { tooLarge: 0, unserialisable: 0, emptyKey: 1 });
+    assert.match(summary.skippedTasks[0]!.reason, /^key is empty: row \{"v":0\}$/);
+    assert.deepEqual((await readAll(s.topic)).map((m) => m.key).sort(), ['a', 'b', 'null', 'z']);
+    assert.equal((await dispatched(s.pipeline)).has(''), false);
+  });
+
+  it('a ZEROFILL key: the rerun after every task is done publishes nothing (one key text on both sides)', async () => {
+    const table = randomName('zf');
+    await db.query(`CREATE TABLE ${table} (id INT(8) UNSIGNED ZEROFILL PRIMARY KEY)`);
+    await db.query(`INSERT INTO ${table} VALUES (1), (20), (300)`);
+    const s = setup({ table, key: 'id', columns: [] });
+    const first = await s.run();
+    assert.deepEqual((await envelopes(s.topic)).map((e) => e.key).sort((a, b) => Number(a) - Number(b)), [1, 20, 300]);
+    assert.equal(first.published, 3);
+    await markDone(s.pipeline, [1, 20, 300]);
+    const rerun = await s.run({ all: true, dryRun: true });
+    assert.deepEqual([rerun.counts?.done, rerun.counts?.pending], [3, 0]);
+    assert.equal((await s.run({ all: true })).published, 0);
+  });
+
+  it('--retry-dead takes a task out of quarantine and resets its attempt budget; its history stays', async () => {
+    const s = setup({ table: await intSource([1, 2]), key: 'id', columns: [] });
+    await db.query('INSERT INTO sluice_dead_tasks (pipeline, task_key, error_class, error_message, attempts) VALUES (?, ?, ?, ?, ?)', [s.pipeline, '2', 'E', 'm', 3]);
+    await db.query('INSERT INTO sluice_attempts (pipeline, task_key, stage, attempt, error_class, error_message, retriable) VALUES ?', [[1, 2, 3].map((a) => [s.pipeline, '2', 'st', a, 'E', 'm', 1])]);
+    const summary = await s.run({ retryDead: true });
+    const [[dead]] = await db.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM sluice_dead_tasks WHERE pipeline = ?', [s.pipeline]);
+    const [[live]] = await db.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM sluice_attempts WHERE pipeline = ? AND superseded = FALSE', [s.pipeline]);
+    assert.equal(summary.requeuedDead, 1);
+    assert.deepEqual([Number(dead?.n), Number(live?.n)], [0, 0]);
+    assert.deepEqual((await readAll(s.topic)).map((m) => m.key).sort(), ['1', '2']);
+  });
+
   it('a rerun with nothing missing publishes nothing', async () => {
     const ids = Array.from({ length: 120 }, (_, i) => i + 1);
     const s = setup({ table: await intSource(ids), key: 'id', columns: ['title'] });
@@ -167,7 +206,8 @@ describe('produce', () => {
 
     const rerun = await s.run();
     assert.equal(rerun.published, 0);
-    assert.deepEqual(rerun.counts, { missing: 200, inFlight: 200, dead: 0, pending: 0 });
+    const rc = rerun.counts!;
+    assert.deepEqual({ missing: rc.missing, inFlight: rc.inFlight, dead: rc.dead, pending: rc.pending }, { missing: 200, inFlight: 200, dead: 0, pending: 0 });
 
     await markDone(s.pipeline, ids.slice(0, 50));
     const stale = await s.run({ staleAfterMs: 0 });
@@ -227,7 +267,7 @@ describe('produce', () => {
 
     const summary = await s.run();
     assert.equal(summary.published, 28);
-    assert.deepEqual(summary.skipped, { tooLarge: 1, unserialisable: 1 });
+    assert.deepEqual(summary.skipped, { tooLarge: 1, unserialisable: 1, emptyKey: 0 });
     assert.deepEqual(summary.skippedTasks.map((t) => t.key).sort(), ['13', '7']);
     assert.match(summary.skippedTasks.find((t) => t.key === '7')!.reason, /message is \d+ bytes; the limit is 4096/);
     assert.match(summary.skippedTasks.find((t) => t.key === '13')!.reason, /payload cannot be serialised: .*BigInt/);
@@ -253,7 +293,7 @@ describe('produce', () => {
   it('a dry run counts and publishes nothing', async () => {
     const s = setup({ table: await intSource([1, 2, 3]), key: 'id', columns: [] });
     const summary = await s.run({ dryRun: true });
-    assert.deepEqual(summary.counts, { missing: 3, inFlight: 0, dead: 0, pending: 3 });
+    assert.deepEqual(summary.counts, { source: 3, done: 0, missing: 3, inFlight: 0, dead: 0, pending: 3, orphans: 0, exact: true });
     assert.equal(summary.published, 0);
     assert.equal((await dispatched(s.pipeline)).size, 0);
   });
@@ -304,7 +344,7 @@ describe('npm run produce', () => {
     const r = await runCli(['produce', '--pipeline', 'cli', '--batch-bytes', '2048'], { env, cwd: ROOT });
     assert.equal(r.code, 5, r.stderr);
     assert.match(r.stdout, /published +2/);
-    assert.match(r.stdout, /SKIPPED +1 +\(too large 1, unserialisable 0\)/);
+    assert.match(r.stdout, /SKIPPED +1 +\(too large 1, unserialisable 0, empty key 0\)/);
     assert.match(r.stdout, /key "2": message is \d+ bytes; the limit is 2048/);
     const again = await runCli(['produce', '--pipeline', 'cli', '--json'], { env, cwd: ROOT });
     assert.equal(again.code, 0, again.stderr);

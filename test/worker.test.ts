@@ -18,7 +18,7 @@ import type { SpoolItem } from '../src/spool/segment.js';
 import { SpoolWriter } from '../src/spool/writer.js';
 import { pipeline as definePipeline } from '../src/worker/define.js';
 import { startWorker, type WorkerHandle } from '../src/worker/worker.js';
-import { dbConfig, randomName, testDatabase } from './helpers/db.js';
+import { dbConfig, randomName, testDatabase, createIntSource } from './helpers/db.js';
 import { spooledItems } from './helpers/spool.js';
 
 const log = silentLogger();
@@ -32,6 +32,8 @@ before(async () => {
   url = await testDatabase({ after: (fn: () => Promise<void>) => (dropDatabase = fn) });
   await migrate(dbConfig(url), log);
   db = await mysql.createConnection(url);
+  // Tasks are run only for keys with a source row: the tests' pipelines read keys 1..n from here.
+  await createIntSource(db, 'unused', 100_000);
 });
 after(async () => {
   for (const w of workers) await w.stop();
@@ -57,13 +59,16 @@ async function setup(stages: StageConfig[], worker: Partial<SluiceConfig['worker
       database: { url },
       worker: { pollMs: 20, ...worker },
       spool: { dir, ...spool },
-      pipelines: { [name]: { topic: `t-${name}`, source: { table: 'unused', key: 'id', columns: [] }, stages } },
+      pipelines: { [name]: { topic: `t-${name}`, source: { table: name, key: 'id', columns: [] }, stages } },
     }),
   );
+  // The worker runs only tasks whose key has a source row: every spooled key gets one.
+  await db.query(`CREATE TABLE \`${name}\` (id VARCHAR(700) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PRIMARY KEY)`);
   return {
     name,
     config,
     spool: async (keys, perSegment = 10) => {
+      if (keys.length > 0) await db.query(`INSERT IGNORE INTO \`${name}\` (id) VALUES ?`, [keys.map((k) => [String(k)])]);
       const writer = new SpoolWriter(spoolPaths(dir, name), perSegment);
       await writer.open();
       const items: SpoolItem[] = keys.map((key, i) => ({ partition: 0, offset: String(i), task: { v: 1, pipeline: name, key, payload: { n: key }, attempt: 1, runId: 'r', producedAt: '' } }));

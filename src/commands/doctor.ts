@@ -25,7 +25,7 @@ export const doctorCommand: Command = {
       await assertMigrated(pool);
       out('ok  migrations  all applied');
       if (pipeline !== undefined) {
-        const src = await inspectSource(pool, pipeline.source);
+        const src = await inspectSource(pool, pipeline.source, name ?? '');
         out(`ok  pipeline    ${name}: source ${pipeline.source.table} (${src.keyKind} key ${src.key}), topic ${pipeline.topic}`);
       }
     } finally {

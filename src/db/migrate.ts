@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import type { RowDataPacket } from 'mysql2/promise';
 import type { DatabaseConfig } from '../core/config.js';
 import { MigrationError } from '../core/errors.js';
+import { COLUMN_BYTES, cutBytes } from '../core/text.js';
 import { quoteIdentifier } from '../core/identifiers.js';
 import type { Logger } from '../core/logger.js';
 import { parseDatabaseUrl } from './database-url.js';
@@ -163,7 +164,7 @@ async function applyOne(pool: Pool, file: MigrationFile): Promise<void> {
     await pool.query(file.script);
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
-    await pool.query('UPDATE _prisma_migrations SET logs = ? WHERE id = ?', [msg, id]);
+    await pool.query('UPDATE _prisma_migrations SET logs = ? WHERE id = ?', [cutBytes(msg, COLUMN_BYTES.text), id]);
     throw new MigrationError('MIGRATION_FAILED', `migration ${file.name} failed: ${msg}`, {
       hint: 'fix the migration or the database; the failed run is recorded in _prisma_migrations',
       cause: err,

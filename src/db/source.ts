@@ -43,7 +43,7 @@ function keyKindOf(pipeline: string, source: SourceConfig, col: KeyColumn): KeyK
 }
 
 /** Inspects the source table; throws a SourceError for anything that would make paging or "done" inexact. */
-export async function inspectSource(pool: Pool, source: SourceConfig, pipeline = '<name>'): Promise<SourceInfo> {
+export async function inspectSource(pool: Pool, source: SourceConfig, pipeline: string): Promise<SourceInfo> {
   const [schema, table] = splitTable(source.table);
   const at = `pipelines.${pipeline}.source`;
   const [cols] = await pool.query<RowDataPacket[]>(
@@ -93,8 +93,9 @@ export async function inspectSource(pool: Pool, source: SourceConfig, pipeline =
  * a SourceError naming the key; null for any other error.
  */
 export function sourceQueryError(err: unknown, source: SourceConfig, pipeline: string): SourceError | null {
-  const code = (err as { code?: string } | null)?.code ?? (err as { cause?: { code?: string } } | null)?.cause?.code;
-  if (code !== 'ER_NO_SUCH_TABLE' && code !== 'ER_BAD_FIELD_ERROR') return null;
+  const codes = [(err as { code?: string } | null)?.code, (err as { cause?: { code?: string } } | null)?.cause?.code];
+  const code = codes.find((c) => c === 'ER_NO_SUCH_TABLE' || c === 'ER_BAD_FIELD_ERROR');
+  if (code === undefined) return null;
   const what = code === 'ER_NO_SUCH_TABLE' ? `source table '${source.table}' no longer exists` : `a column of source table '${source.table}' no longer exists`;
   return new SourceError('SOURCE_GONE', `pipelines.${pipeline}.source: ${what} (${(err as Error).message})`, {
     hint: 'restore the table or fix the pipeline in the config, then rerun (nothing done so far is lost)',

@@ -117,6 +117,8 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
     interrupted: false,
     dryRun: opts.dryRun === true,
   };
+  /** Past the start-up checks: from here on, the run ends with a summary line whatever happens. */
+  let began = false;
   const finish = (): ProduceSummary => {
     summary.seconds = (performance.now() - started) / 1000;
     summary.rate = summary.seconds > 0 ? summary.published / summary.seconds : 0;
@@ -127,6 +129,7 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
   try {
     await assertMigrated(pool);
     const source = await inspectSource(pool, pipeline.source, opts.pipeline);
+    began = true;
     const filter: PendingFilter = await probeLedger(pool, {
       pipeline: opts.pipeline,
       staleAfterMs: opts.all === true ? null : (opts.staleAfterMs ?? config.producer.staleAfterMs),
@@ -167,9 +170,15 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
     return finish();
   } finally {
     finish();
-    log.info(
+    if (began) logSummary(log, summary);
+    await pool.end();
+  }
+}
+
+function logSummary(log: Logger, summary: ProduceSummary): void {
+  log.info(
       {
-        runId,
+        runId: summary.runId,
         published: summary.published,
         recorded: summary.recorded,
         requeuedDead: summary.requeuedDead,
@@ -183,8 +192,6 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
       },
       'produce finished',
     );
-    await pool.end();
-  }
 }
 
 interface RunState {

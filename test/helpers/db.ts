@@ -37,3 +37,12 @@ export async function testDatabase(t: TestContext | { after: (fn: () => Promise<
   });
   return withDatabase(SERVER_URL, name);
 }
+
+/**
+ * A source table `name` (id BIGINT PRIMARY KEY) holding ids 1..rows: workers run only tasks whose key has a
+ * source row, so tests that spool or publish keys 1..n need one.
+ */
+export async function createIntSource(conn: { query: (sql: string) => Promise<unknown> }, name: string, rows: number): Promise<void> {
+  await conn.query(`CREATE TABLE IF NOT EXISTS \`${name}\` (id BIGINT PRIMARY KEY)`);
+  if (rows > 0) await conn.query(`INSERT IGNORE INTO \`${name}\` SELECT seq FROM seq_1_to_${rows}`);
+}

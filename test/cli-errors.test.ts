@@ -1,0 +1,164 @@
+// Every config, source and spool problem is one line naming the key, exit 2; a long-running command whose
+// loop fails closes what it holds and exits; a source table dropped mid-run is a source problem, not an
+// outage.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import mysql, { type Connection } from 'mysql2/promise';
+import { defaults, mergeLayers } from '../src/core/config.js';
+import { validateConfig } from '../src/core/config-validate.js';
+import { ConfigError, SourceError } from '../src/core/errors.js';
+import { silentLogger } from '../src/core/logger.js';
+import { migrate } from '../src/db/migrate.js';
+import { produce } from '../src/producer/producer.js';
+import { ROOT, runCli, type CliResult } from './helpers/cli.js';
+import { dbConfig, randomName, testDatabase } from './helpers/db.js';
+import { BROKERS, ensureKafka } from './helpers/kafka.js';
+import { waitFor } from './helpers/spool.js';
+
+let url: string;
+let db: Connection;
+let dir: string;
+let env: Record<string, string>;
+let dropDatabase: (() => Promise<void>) | undefined;
+
+before(async () => {
+  await ensureKafka();
+  url = await testDatabase({ after: (fn: () => Promise<void>) => (dropDatabase = fn) });
+  await migrate(dbConfig(url), silentLogger());
+  db = await mysql.createConnection(url);
+  await db.query('CREATE TABLE docs (id INT PRIMARY KEY, body TEXT)');
+  await db.query('CREATE TABLE loose (id INT NULL, UNIQUE (id))');
+  dir = mkdtempSync(join(tmpdir(), 'sluice-cli-errors-'));
+  writeFileSync(
+    join(dir, 'sluice.config.ts'),
+    `export default { worker: { pollMs: 20 }, pipelines: {
+  good: { topic: ${JSON.stringify(randomName('t'))}, source: { table: 'docs', key: 'id', columns: ['body'] }, stages: [{ name: 's', run: async (p) => p }] },
+  loose: { topic: ${JSON.stringify(randomName('t'))}, source: { table: 'loose', key: 'id', columns: [] }, stages: [{ name: 's', run: async (p) => p }] },
+  gone: { topic: ${JSON.stringify(randomName('t'))}, source: { table: 'nope', key: 'id', columns: [] }, stages: [{ name: 's', run: async (p) => p }] },
+} };\n`,
+  );
+  env = { DATABASE_URL: url, SLUICE_KAFKA_BROKERS: BROKERS.join(','), SLUICE_CONFIG: join(dir, 'sluice.config.ts'), SLUICE_SPOOL_DIR: join(dir, 'spool') };
+});
+after(async () => {
+  await db?.end();
+  rmSync(dir, { recursive: true, force: true });
+  await dropDatabase?.();
+});
+
+function assertOneLine(r: CliResult, code: number, message: RegExp): void {
+  assert.equal(r.code, code, `exit code (stderr: ${r.stderr})`);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `one line on stderr, got:\n${r.stderr}`);
+  assert.match(lines[0]!, message);
+}
+
+describe('problems of the spool, the pipeline name and the source', () => {
+  it('spool.dir pointing at a regular file: one line naming spool.dir, exit 2 (work and fetch)', async () => {
+    const file = join(dir, 'not-a-folder');
+    writeFileSync(file, 'x');
+    for (const command of ['work', 'fetch']) {
+      const r = await runCli([command, '--pipeline', 'good'], { env: { ...env, SLUICE_SPOOL_DIR: file } });
+      assertOneLine(r, 2, /^sluice: spool\.dir: cannot use .*not-a-folder.*: a file stands where a folder should be \(ENOTDIR\)/);
+    }
+  });
+
+  it('pipeline names from Object.prototype are unknown pipelines, and nothing is created for them', async () => {
+    for (const [command, name] of [['work', 'constructor'], ['fetch', '__proto__'], ['status', 'toString']] as const) {
+      const r = await runCli([command, '--pipeline', name], { env });
+      assertOneLine(r, 2, new RegExp(`^sluice: unknown pipeline '${name}' \\(configured: good, loose, gone\\)`));
+    }
+    assert.equal(existsSync(join(dir, 'spool', 'constructor')), false);
+    assert.equal(existsSync(join(dir, 'spool', '__proto__')), false);
+  });
+
+  it('a missing source table or a key that may be NULL: exit 2 with the key and the fix, from every command', async () => {
+    for (const command of ['produce', 'doctor', 'work', 'fetch', 'status']) {
+      const r = await runCli([command, '--pipeline', 'gone'], { env });
+      assertOneLine(r, 2, /^sluice: pipelines\.gone\.source\.table: source table 'nope' does not exist/);
+      const n = await runCli([command, '--pipeline', 'loose'], { env });
+      assertOneLine(n, 2, /^sluice: pipelines\.loose\.source\.key: 'loose\.id' may be NULL; .* ALTER TABLE loose MODIFY id int\(11\) NOT NULL$/);
+    }
+  });
+
+  it('a duration past what a timer can hold is refused by name (30 days of stage timeout)', () => {
+    assert.throws(
+      () =>
+        validateConfig(
+          mergeLayers(structuredClone(defaults), { pipelines: { p: { source: { table: 't', key: 'id', columns: [] }, stages: [{ name: 's', run: () => 1, timeoutMs: 30 * 86_400_000 }] } } }),
+        ),
+      (e: unknown) => e instanceof ConfigError && /pipelines\.p\.stages\[0\]\.timeoutMs: must be an integer from 1 to 2147483647, got 2592000000/.test(e.message),
+    );
+    assert.throws(
+      () => validateConfig(mergeLayers(structuredClone(defaults), { spool: { leaseMs: 2 ** 31 }, fetcher: { maxBytes: 2 ** 32 }, producer: { staleAfterMs: 2 ** 40 } })),
+      (e: unknown) => e instanceof ConfigError && e.problems.length === 3,
+    );
+  });
+
+  it('produce --flush-ms 0 is refused like producer.flushMs 0 in the file', async () => {
+    const r = await runCli(['produce', '--pipeline', 'good', '--flush-ms', '0'], { env });
+    assertOneLine(r, 2, /producer\.flushMs: must be an integer from 1 to 600000, got 0/);
+  });
+});
+
+describe('a failure in the middle of a run', () => {
+  it('work whose claim loop fails (ready/ replaced by a file) says so in one line and exits within seconds', async () => {
+    const spool = join(dir, 'spool-fail');
+    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), join(ROOT, 'src/cli.ts'), 'work', '--pipeline', 'good'], {
+      env: { ...process.env, ...env, SLUICE_SPOOL_DIR: spool, SLUICE_LOG_LEVEL: 'info', SLUICE_LOG_PRETTY: 'false' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    try {
+      await waitFor('the worker to start', () => stderr.includes('worker started'), 20_000);
+      rmSync(join(spool, 'good', 'ready'), { recursive: true, force: true });
+      writeFileSync(join(spool, 'good', 'ready'), 'in the way');
+      const t0 = performance.now();
+      const code = await Promise.race([exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 10_000))]);
+      assert.equal(code, 2, `exit code; stderr:\n${stderr.slice(-2000)}`);
+      assert.ok(performance.now() - t0 < 10_000);
+      assert.match(stderr, /sluice: spool\.dir: cannot use .*ready: .* \((ENOTDIR|ENOENT)\)/);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('a source table dropped while produce runs fails as a source problem naming the pipeline', async () => {
+    const table = randomName('vanishing');
+    await db.query(`CREATE TABLE ${table} (id INT PRIMARY KEY)`);
+    await db.query(`INSERT INTO ${table} SELECT seq FROM seq_1_to_40`);
+    let dropped = false;
+    const config = validateConfig(
+      mergeLayers(structuredClone(defaults), {
+        database: { url },
+        kafka: { brokers: BROKERS },
+        producer: { pageSize: 2, flushMs: 1 },
+        pipelines: {
+          v: {
+            topic: randomName('sluice-v'),
+            partitions: 1,
+            source: {
+              table,
+              key: 'id',
+              columns: [],
+              payload: (row: Record<string, unknown>) => {
+                if (!dropped) {
+                  dropped = true;
+                  void db.query(`DROP TABLE ${table}`);
+                }
+                return row;
+              },
+            },
+          },
+        },
+      }),
+    );
+    await assert.rejects(produce({ config, pipeline: 'v', log: silentLogger(), count: false }), (e: unknown) => e instanceof SourceError && /pipelines\.v\.source: source table '.*' no longer exists/.test(e.message));
+  });
+});
+
