@@ -3,13 +3,13 @@
 import type { KafkaMessage } from 'kafkajs';
 import { ENVELOPE_VERSION, type TaskEnvelope } from '../producer/envelope.js';
 import { encodeItem, type SpoolItem } from '../spool/segment.js';
+import { MAX_KEY_BYTES } from '../core/task-key.js';
 
 export type BadReason = 'empty' | 'too-large' | 'binary' | 'not-json' | 'bad-envelope' | 'unknown-version' | 'other-pipeline';
 
 /** A good message: its spool item, and the item's segment line. */
 export type Verdict = { ok: true; item: SpoolItem; line: string } | { ok: false; reason: BadReason; detail: string };
 
-const MAX_KEY_BYTES = 2048;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 const bad = (reason: BadReason, detail: string): Verdict => ({ ok: false, reason, detail });
