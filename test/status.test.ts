@@ -46,7 +46,16 @@ describe('npm run status', () => {
     assert.match(text.stdout, /pending 2 {3}in flight 2 {3}quarantined 1/);
 
     assert.equal((await runCli(['status', '--pipeline', 'st', '--check'], { env })).code, 1);
-    await db.query('INSERT INTO sluice_results (pipeline, task_key, started_at, finished_at, duration_ms) VALUES ?', [[6, 7, 8, 9, 10].map((k) => ['st', String(k), now, now, 1])]);
+    // Results for keys outside the source are shown apart and never make up for a missing row.
+    await db.query('INSERT INTO sluice_results (pipeline, task_key, started_at, finished_at, duration_ms) VALUES ?', [[6, 7, 8, 9, 11].map((k) => ['st', String(k), now, now, 1])]);
+    const orphan = await runCli(['status', '--pipeline', 'st'], { env });
+    assert.match(orphan.stdout, /9 of 10 done/);
+    assert.match(orphan.stdout, /results without a source row 1 \(not counted as done\)/);
+    assert.equal((await runCli(['status', '--pipeline', 'st', '--check'], { env })).code, 1);
+    await db.query('INSERT INTO sluice_results (pipeline, task_key, started_at, finished_at, duration_ms) VALUES (?, ?, ?, ?, ?)', ['st', '10', now, now, 1]);
     assert.equal((await runCli(['status', '--pipeline', 'st', '--check'], { env })).code, 0);
+    const est = await runCli(['status', '--pipeline', 'st', '--estimate'], { env });
+    assert.match(est.stdout, /\(estimate: --estimate reads the ledger tables only\)/);
+    assert.equal((await runCli(['status', '--pipeline', 'st', '--check', '--estimate'], { env })).code, 2);
   });
 });
