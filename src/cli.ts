@@ -7,6 +7,7 @@ import type { Command, OptionSpecs, OptionValues } from './commands/command.js';
 import { demoCommand } from './commands/demo.js';
 import { doctorCommand } from './commands/doctor.js';
 import { fetchCommand } from './commands/fetch.js';
+import { initCommand } from './commands/init.js';
 import { migrateCommand } from './commands/migrate.js';
 import { produceCommand } from './commands/produce.js';
 import { servicesCommand } from './commands/services.js';
@@ -16,13 +17,14 @@ import { defaults } from './core/config.js';
 import { loadConfig, type ConfigFlags } from './core/config-load.js';
 import { validateConfig } from './core/config-validate.js';
 import { ConfigError, DatabaseError, KafkaError, MigrationError, SluiceError, SourceError, SpoolError, UsageError } from './core/errors.js';
+import { setHintStyle } from './core/hints.js';
 import { createLogger } from './core/logger.js';
 import { Shutdown } from './core/shutdown.js';
 
-const COMMANDS: Command[] = [servicesCommand, migrateCommand, doctorCommand, produceCommand, fetchCommand, workCommand, runCommand, statusCommand, demoCommand];
+const COMMANDS: Command[] = [initCommand, servicesCommand, migrateCommand, doctorCommand, produceCommand, fetchCommand, workCommand, runCommand, statusCommand, demoCommand];
 
 /** Commands that do not read sluice's configuration (they must work while it is broken). */
-const CONFIG_FREE = new Set(['services']);
+const CONFIG_FREE = new Set(['services', 'init']);
 
 const GLOBAL_OPTIONS: OptionSpecs = {
   config: { type: 'string', short: 'c' },
@@ -33,7 +35,7 @@ const GLOBAL_OPTIONS: OptionSpecs = {
 };
 
 const GLOBAL_HELP: Record<string, string> = {
-  config: 'config file (default: sluice.config.ts; env SLUICE_CONFIG)',
+  config: 'config file (default: sluice.config.{ts,mts,js,mjs} here or in the nearest parent; env SLUICE_CONFIG)',
   'database-url': 'overrides DATABASE_URL',
   brokers: 'Kafka brokers host:port,... (overrides SLUICE_KAFKA_BROKERS)',
   'log-level': 'fatal|error|warn|info|debug|trace|silent (overrides SLUICE_LOG_LEVEL)',
@@ -53,7 +55,7 @@ function mainHelp(): string {
   return [
     'sluice: get a large, failure-prone batch job done fast and completely.',
     '',
-    'Usage: sluice <command> [options]       (npm run <command> -- [options])',
+    'Usage: sluice <command> [options]       (npx sluice <command> in a project; npm run <command> -- in this repository)',
     '',
     'Commands:',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`),
@@ -99,7 +101,13 @@ function parse(c: Command, argv: string[]): { values: OptionValues; positionals:
   }
 }
 
+/** Inside sluice's own repository (`npm run <script>`), hints name npm scripts; elsewhere the installed bin. */
+function hintStyle(): 'npm' | 'npx' {
+  return process.env.npm_package_name === 'sluice' && process.env.npm_lifecycle_event !== undefined && process.env.npm_lifecycle_event !== 'npx' ? 'npm' : 'npx';
+}
+
 async function main(argv: string[]): Promise<number> {
+  setHintStyle(hintStyle());
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(`${mainHelp()}\n`);

@@ -29,7 +29,6 @@ export { createLogger, silentLogger, type Logger } from './core/logger.js';
 export { Shutdown, type ShutdownState } from './core/shutdown.js';
 export { migrate, migrationState, assertMigrated, readMigrations } from './db/migrate.js';
 export { openPool } from './db/pool.js';
-export { createPrisma } from './db/prisma.js';
 export { checkKafka, createKafka } from './kafka/client.js';
 export { pipeline, PipelineBuilder, type StageContext, type StageOptions, type TaskInfo } from './worker/define.js';
 export { startWorker, type WorkerHandle, type WorkStats } from './worker/worker.js';

@@ -153,3 +153,18 @@ describe('status --check', () => {
     assert.equal(isComplete({ source: 3, done: 3, exact: true }), true);
   });
 });
+
+describe('status rates', () => {
+  it('are per second over the actual window: 20 results over the last 10 s read about 2/s, not 20/60', async () => {
+    const { ledgerStatus } = await import('../src/db/status.js');
+    const src = await source('id INT PRIMARY KEY', Array.from({ length: 20 }, (_, i) => [i + 1]));
+    const p = randomName('p');
+    await db.query(
+      'INSERT INTO sluice_results (pipeline, task_key, started_at, finished_at, duration_ms) SELECT ?, CAST(seq AS CHAR), NOW(3), NOW(3) - INTERVAL (seq / 2) SECOND, 1 FROM seq_1_to_20',
+      [p],
+    );
+    const s = await ledgerStatus(pool, src, p, 3_600_000, true);
+    assert.equal(s.doneLastMinute, 20);
+    assert.ok(s.resultsPerSecond > 1.8 && s.resultsPerSecond < 2.2, `rate ${s.resultsPerSecond}`);
+  });
+});

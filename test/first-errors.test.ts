@@ -8,7 +8,7 @@ import { before, describe, it } from 'node:test';
 import { silentLogger } from '../src/core/logger.js';
 import { DatabaseError } from '../src/core/errors.js';
 import { migrate, readMigrations } from '../src/db/migrate.js';
-import { createPrisma } from '../src/db/prisma.js';
+import { createPrisma } from './helpers/prisma.js';
 import { withDatabase } from '../src/db/database-url.js';
 import { ROOT, runCli, type CliResult } from './helpers/cli.js';
 import { dbConfig, testDatabase } from './helpers/db.js';

@@ -17,7 +17,7 @@ const log = silentLogger();
 async function rows(url: string): Promise<RowDataPacket[]> {
   const conn = await mysql.createConnection(url);
   try {
-    const [r] = await conn.query<RowDataPacket[]>('SELECT * FROM _prisma_migrations ORDER BY migration_name');
+    const [r] = await conn.query<RowDataPacket[]>('SELECT * FROM _sluice_migrations ORDER BY migration_name');
     return r;
   } finally {
     await conn.end();
@@ -133,10 +133,39 @@ describe('npm run db:migrate', () => {
     t.after(() => pool.end());
     await assert.rejects(assertMigrated(pool), (err: unknown) => {
       assert.ok(err instanceof MigrationError);
-      assert.equal(err.hint, 'run: npm run db:migrate');
+      assert.equal(err.hint, 'run: npx sluice migrate');
       return true;
     });
     await migrate(dbConfig(url), log);
     await assertMigrated(pool);
+  });
+
+  it("leaves an application's _prisma_migrations untouched, and creates no demo tables", async (t) => {
+    const url = await testDatabase(t, { create: true });
+    const conn = await mysql.createConnection(url);
+    t.after(() => conn.end());
+    await conn.query(`CREATE TABLE _prisma_migrations (id VARCHAR(36) PRIMARY KEY NOT NULL, checksum VARCHAR(64) NOT NULL, finished_at DATETIME(3),
+      migration_name VARCHAR(255) NOT NULL, logs TEXT, rolled_back_at DATETIME(3), started_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+      applied_steps_count INTEGER UNSIGNED NOT NULL DEFAULT 0)`);
+    await conn.query("INSERT INTO _prisma_migrations (id, checksum, finished_at, migration_name, applied_steps_count) VALUES ('a1', 'c1', NOW(3), '20250101000000_app_users', 1)");
+    const [before] = await conn.query<RowDataPacket[]>('CHECKSUM TABLE _prisma_migrations');
+    await migrate(dbConfig(url), log);
+    const [after] = await conn.query<RowDataPacket[]>('CHECKSUM TABLE _prisma_migrations');
+    assert.deepEqual(after, before, 'not one row of the application history changed');
+    const [tables] = await conn.query<RowDataPacket[]>("SELECT table_name AS t FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE 'sluice_demo%'");
+    assert.deepEqual(tables, []);
+    assert.equal((await rows(url)).length, readMigrations().length);
+  });
+
+  it('adopts sluice migrations an older version recorded in _prisma_migrations, reading that table only', async (t) => {
+    const url = await testDatabase(t);
+    await migrate(dbConfig(url), log);
+    const conn = await mysql.createConnection(url);
+    t.after(() => conn.end());
+    await conn.query('CREATE TABLE _prisma_migrations AS SELECT * FROM _sluice_migrations');
+    await conn.query('DROP TABLE _sluice_migrations');
+    const again = await migrate(dbConfig(url), log);
+    assert.deepEqual(again.newlyApplied, [], 'nothing applied twice');
+    assert.equal((await rows(url)).length, readMigrations().length);
   });
 });

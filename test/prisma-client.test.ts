@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { silentLogger } from '../src/core/logger.js';
 import { migrate } from '../src/db/migrate.js';
-import { createPrisma } from '../src/db/prisma.js';
+import { createPrisma } from './helpers/prisma.js';
 import { dbConfig, testDatabase } from './helpers/db.js';
 
 const bytes = (s: string): Uint8Array<ArrayBuffer> => new Uint8Array(Buffer.from(s, 'utf8'));

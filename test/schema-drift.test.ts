@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
 import { silentLogger } from '../src/core/logger.js';
-import { migrate } from '../src/db/migrate.js';
+import { DEMO_MIGRATIONS_DIR, migrate } from '../src/db/migrate.js';
 import { ROOT } from './helpers/cli.js';
 import { dbConfig, testDatabase } from './helpers/db.js';
 import { expectedTables } from './helpers/prisma-schema.js';
@@ -58,7 +58,7 @@ async function describeDatabase(conn: Connection): Promise<Actual> {
 function schemaDrift(schemaText: string, actual: Actual): string[] {
   const diffs: string[] = [];
   const expected = expectedTables(schemaText);
-  const want = new Set([...expected.map((t) => t.table), '_prisma_migrations']);
+  const want = new Set([...expected.map((t) => t.table), '_sluice_migrations']);
   for (const t of actual.tables) if (!want.has(t)) diffs.push(`table ${t} is in the database but not in schema.prisma`);
   for (const t of expected) {
     if (!actual.tables.includes(t.table)) {
@@ -98,6 +98,7 @@ describe('schema.prisma and the migrations', () => {
   before(async () => {
     const url = await testDatabase({ after: (fn: () => Promise<void>) => (dropDatabase = fn) });
     await migrate(dbConfig(url), silentLogger());
+    await migrate(dbConfig(url), silentLogger(), DEMO_MIGRATIONS_DIR);
     const conn = await mysql.createConnection(url);
     try {
       actual = await describeDatabase(conn);

@@ -2,7 +2,7 @@
 
 import { parseDatabaseUrl } from '../db/database-url.js';
 import { migrate, migrationState } from '../db/migrate.js';
-import { openPool } from '../db/pool.js';
+import { openPool, assertDatabaseUrl } from '../db/pool.js';
 import type { Command } from './command.js';
 
 export const migrateCommand: Command = {
@@ -12,6 +12,7 @@ export const migrateCommand: Command = {
   options: { status: { type: 'boolean' } },
   optionHelp: { status: 'only report applied and pending migrations; change nothing (exit 1 if any pending)' },
   async run({ config, log, out, values }) {
+    assertDatabaseUrl(config.database);
     const { database } = parseDatabaseUrl(config.database.url);
     const mlog = log.child({ stage: 'migrate' });
     if (values.status === true) {

@@ -71,7 +71,7 @@ export async function collectStatus(config: SluiceConfig, name: string, log: Log
     orphans: c.orphans,
     exact: c.exact,
     stages: ledger.stages,
-    throughput: { resultsPerSecond: ledger.doneLastMinute / 60 },
+    throughput: { resultsPerSecond: ledger.resultsPerSecond },
     errors: ledger.errors,
     badMessages: ledger.badMessages,
     lag,
@@ -88,7 +88,7 @@ export function isComplete(report: Pick<StatusReport, 'done' | 'source' | 'exact
 export function renderStatus(report: StatusReport, out: (line: string) => void): void {
   out(`pipeline ${report.pipeline}  (topic ${report.topic}, source ${report.table})`);
   const est = report.exact ? '' : ' (estimate: --estimate reads the ledger tables only)';
-  out(`  ${bar(report.source === 0 ? 1 : report.done / report.source)}  ${report.done} of ${report.source} done${est}, ${report.throughput.resultsPerSecond.toFixed(1)}/s over the last minute`);
+  out(`  ${bar(report.source === 0 ? 1 : report.done / report.source)}  ${report.done} of ${report.source} done${est}, ${report.throughput.resultsPerSecond.toFixed(1)}/s recently`);
   out(`  pending ${report.pending}   in flight ${report.inFlight}   quarantined ${report.dead}   bad messages ${report.badMessages}`);
   if (report.orphans > 0) out(`  results without a source row ${report.orphans} (not counted as done)`);
   for (const s of report.stages) out(`  stage ${s.stage.padEnd(16)} ${String(s.milestones).padStart(10)} done   ${s.perSecond.toFixed(1)}/s`);

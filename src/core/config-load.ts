@@ -2,9 +2,9 @@
 // Nothing here reads process.* directly: cli.ts passes the environment, the working directory and flags.
 
 import { existsSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { DEFAULT_CONFIG_FILE, defaults, mergeLayers, type SluiceConfig } from './config.js';
+import { CONFIG_FILES, defaults, mergeLayers, type SluiceConfig } from './config.js';
 import { validateConfig } from './config-validate.js';
 import { ConfigError } from './errors.js';
 
@@ -101,10 +101,26 @@ export function flagsLayer(flags: ConfigFlags): Record<string, unknown> {
   return layer;
 }
 
+/**
+ * Imports a config file. A TypeScript file is imported as it is when a TypeScript loader is already active
+ * (`tsx src/cli.ts` in sluice's repository); otherwise through tsx's in-process API, so the installed bin
+ * stays one plain `node` process.
+ */
+async function importModule(file: string): Promise<{ default?: unknown }> {
+  const url = pathToFileURL(file).href;
+  try {
+    return (await import(url)) as { default?: unknown };
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ERR_UNKNOWN_FILE_EXTENSION') throw err;
+    const { tsImport } = await import('tsx/esm/api');
+    return (await tsImport(url, import.meta.url)) as { default?: unknown };
+  }
+}
+
 async function importConfigFile(file: string): Promise<unknown> {
   let mod: { default?: unknown };
   try {
-    mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
+    mod = await importModule(file);
   } catch (err) {
     const msg = err instanceof Error ? err.message.split('\n')[0] : String(err);
     throw new ConfigError([`cannot load ${file}: ${msg}`]);
@@ -116,23 +132,38 @@ async function importConfigFile(file: string): Promise<unknown> {
   return value;
 }
 
+/** sluice.config.{ts,mts,js,mjs} in `dir` or the nearest parent that has one (as vite and eslint look). */
+export function findConfigFile(dir: string): string | null {
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    for (const name of CONFIG_FILES) {
+      const candidate = join(d, name);
+      if (existsSync(candidate)) return candidate;
+    }
+    if (dirname(d) === d) return null;
+  }
+}
+
 /**
  * Loads and validates the configuration. An explicit --config / SLUICE_CONFIG that does not exist is an
- * error; a missing default sluice.config.ts is not (database and Kafka settings can come from env and flags).
+ * error; without one, the nearest sluice.config.* is used, or none (settings from env and flags only).
+ * Whether the database URL was given anywhere is kept: sluice never picks a database by itself.
  */
 export async function loadConfig(opts: { cwd: string; env: Env; flags?: ConfigFlags }): Promise<LoadedConfig> {
   const flags = opts.flags ?? {};
   const explicit = flags.config ?? (opts.env.SLUICE_CONFIG || undefined);
-  const candidate = resolve(opts.cwd, explicit ?? DEFAULT_CONFIG_FILE);
   let file: string | null = null;
   let fileLayer: unknown = {};
-  if (existsSync(candidate)) {
+  if (explicit !== undefined) {
+    const candidate = resolve(opts.cwd, explicit);
+    if (!existsSync(candidate)) {
+      const shown = isAbsolute(explicit) ? explicit : `${explicit} (in ${opts.cwd})`;
+      throw new ConfigError([`config file not found: ${shown}`]);
+    }
     file = candidate;
-    fileLayer = await importConfigFile(candidate);
-  } else if (explicit !== undefined) {
-    const shown = isAbsolute(explicit) ? explicit : `${explicit} (in ${opts.cwd})`;
-    throw new ConfigError([`config file not found: ${shown}`]);
+  } else {
+    file = findConfigFile(opts.cwd);
   }
+  if (file !== null) fileLayer = await importConfigFile(file);
   const merged = [fileLayer, envLayer(opts.env), flagsLayer(flags)].reduce<unknown>(
     (acc, layer) => mergeLayers(acc, layer),
     structuredClone(defaults),

@@ -81,6 +81,8 @@ class Problems {
 }
 
 function checkDatabaseUrl(p: Problems, url: unknown): void {
+  // '' is "not set": allowed here (commands that need no database work), refused where a pool is opened.
+  if (url === '') return;
   if (!p.string('database.url', url)) return;
   let parsed: URL;
   try {

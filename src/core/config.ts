@@ -8,7 +8,10 @@ import { UnknownPipelineError } from './errors.js';
 export type LogLevel = LevelWithSilent;
 
 export interface DatabaseConfig {
-  /** mysql://user:password@host:port/database. @defaultValue mysql://root@127.0.0.1:3306/sluice */
+  /**
+   * mysql://user:password@host:port/database, where sluice keeps its ledger. No default: with none set (here,
+   * DATABASE_URL or --database-url), commands that touch the database stop and say so. @defaultValue ''
+   */
   url: string;
   /** Connections per process for the hot paths (mysql2). @defaultValue 10 */
   poolSize: number;
@@ -212,7 +215,7 @@ export function defineConfig(config: SluiceConfigInput): SluiceConfigInput {
 
 export const defaults = {
   database: {
-    url: 'mysql://root@127.0.0.1:3306/sluice',
+    url: '',
     poolSize: 10,
     connectTimeoutMs: 3000,
   },
@@ -267,7 +270,8 @@ export const pipelineDefaults = {
   partitions: 6,
 } satisfies Partial<PipelineConfig>;
 
-export const DEFAULT_CONFIG_FILE = 'sluice.config.ts';
+/** Config file names looked for, in this order, in the working directory and then its parents. */
+export const CONFIG_FILES = ['sluice.config.ts', 'sluice.config.mts', 'sluice.config.js', 'sluice.config.mjs'] as const;
 
 /** The named pipeline, or an UnknownPipelineError listing the configured ones. */
 export function getPipeline(config: SluiceConfig, name: string): PipelineConfig {

@@ -1,6 +1,10 @@
 // Applies prisma/migrations/<timestamp>_<name>/migration.sql without Prisma's schema engine, recording each
-// one in `_prisma_migrations` exactly as `prisma migrate deploy` does (same table, same lock, same sha256
-// checksum, started_at / finished_at / applied_steps_count), so either tool can take over from the other.
+// one in sluice's own `_sluice_migrations`: the columns of Prisma's `_prisma_migrations` (same sha256
+// checksum, started_at / finished_at / applied_steps_count), so the history reads the same, but never in
+// Prisma's table itself. In a user's application database, `_prisma_migrations` is the application's
+// history: sluice's migrations there would meet the application's `prisma migrate deploy`. A database that
+// recorded sluice's migrations in `_prisma_migrations` before is adopted (its rows are copied, read-only).
+// The demo's tables have migrations of their own (prisma/demo-migrations), applied by `sluice demo` only.
 //
 // A migration row goes: inserted (started_at, applied_steps_count 0) -> finished (finished_at, 1), or
 // -> failed (logs set, finished_at NULL). A failed row blocks further runs until it is resolved, as in Prisma.
@@ -16,12 +20,15 @@ import { COLUMN_BYTES, cutBytes } from '../core/text.js';
 import { quoteIdentifier } from '../core/identifiers.js';
 import type { Logger } from '../core/logger.js';
 import { parseDatabaseUrl } from './database-url.js';
-import { openPool, type Pool } from './pool.js';
+import { assertDatabaseUrl, openPool, type Pool } from './pool.js';
+import { run } from '../core/hints.js';
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../prisma/migrations', import.meta.url));
+export const DEMO_MIGRATIONS_DIR = fileURLToPath(new URL('../../prisma/demo-migrations', import.meta.url));
+export const MIGRATIONS_TABLE = '_sluice_migrations';
 
-/** Prisma's own DDL for its bookkeeping table on MySQL. */
-const MIGRATIONS_TABLE_DDL = `CREATE TABLE IF NOT EXISTS _prisma_migrations (
+/** Prisma's own DDL for its bookkeeping table on MySQL, under sluice's name. */
+const MIGRATIONS_TABLE_DDL = `CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (
     id                      VARCHAR(36) PRIMARY KEY NOT NULL,
     checksum                VARCHAR(64) NOT NULL,
     finished_at             DATETIME(3),
@@ -32,7 +39,7 @@ const MIGRATIONS_TABLE_DDL = `CREATE TABLE IF NOT EXISTS _prisma_migrations (
     applied_steps_count     INTEGER UNSIGNED NOT NULL DEFAULT 0
 ) DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`;
 
-const LOCK_NAME = 'prisma_migrate';
+const LOCK_NAME = 'sluice_migrate';
 const LOCK_TIMEOUT_S = 10;
 
 export interface MigrationFile {
@@ -81,27 +88,45 @@ interface Row extends RowDataPacket {
   logs: string | null;
 }
 
-async function tableExists(pool: Pool): Promise<boolean> {
-  const [rows] = await pool.query<RowDataPacket[]>(
-    "SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = '_prisma_migrations'",
-  );
+async function tableExists(pool: Pool, table: string): Promise<boolean> {
+  const [rows] = await pool.query<RowDataPacket[]>('SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?', [table]);
   return rows.length > 0;
 }
 
 async function recordedRows(pool: Pool): Promise<Row[]> {
-  if (!(await tableExists(pool))) return [];
+  if (!(await tableExists(pool, MIGRATIONS_TABLE))) return [];
   const [rows] = await pool.query<Row[]>(
-    `SELECT migration_name, checksum, finished_at, logs FROM _prisma_migrations
+    `SELECT migration_name, checksum, finished_at, logs FROM ${MIGRATIONS_TABLE}
      WHERE rolled_back_at IS NULL ORDER BY started_at, migration_name`,
   );
   return rows;
+}
+
+/** Every migration name sluice has (ledger and demo): rows of neither are someone else's. */
+function knownNames(): Set<string> {
+  const names = new Set<string>();
+  for (const dir of [MIGRATIONS_DIR, DEMO_MIGRATIONS_DIR]) if (existsSync(dir)) for (const f of readMigrations(dir)) names.add(f.name);
+  return names;
+}
+
+/** Copies sluice's rows out of an older `_prisma_migrations` into its own table, once; Prisma's table is only read. */
+async function adoptPrismaHistory(pool: Pool, log: Logger): Promise<void> {
+  if (!(await tableExists(pool, '_prisma_migrations'))) return;
+  const [[own]] = await pool.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${MIGRATIONS_TABLE}`);
+  if (Number(own?.n) > 0) return;
+  const names = [...knownNames()];
+  const [r] = await pool.query<import('mysql2').ResultSetHeader>(
+    `INSERT INTO ${MIGRATIONS_TABLE} SELECT * FROM _prisma_migrations WHERE migration_name IN (?) AND rolled_back_at IS NULL`,
+    [names],
+  );
+  if (r.affectedRows > 0) log.info({ migrations: r.affectedRows }, 'adopted sluice migrations recorded in _prisma_migrations (that table is left as it is)');
 }
 
 /** Compares the migration files with what the database has recorded. Read-only. */
 export async function migrationState(pool: Pool, files = readMigrations()): Promise<MigrationState> {
   const rows = await recordedRows(pool);
   const byName = new Map(rows.map((r) => [r.migration_name, r]));
-  const fileNames = new Set(files.map((f) => f.name));
+  const fileNames = new Set([...files.map((f) => f.name), ...knownNames()]);
   const state: MigrationState = { applied: [], pending: [], modified: [], failed: [], unknown: [] };
   for (const f of files) {
     const row = byName.get(f.name);
@@ -125,7 +150,7 @@ function blockingProblems(state: MigrationState): MigrationError | null {
       `migration ${state.failed.join(', ')} failed in an earlier run and was not rolled back`,
       {
         hint:
-          "repair the database by hand, then mark it rolled back: UPDATE _prisma_migrations SET rolled_back_at = NOW(3) WHERE migration_name = '<name>' (or prisma migrate resolve --rolled-back <name>)",
+          `repair the database by hand, then mark it rolled back: UPDATE ${MIGRATIONS_TABLE} SET rolled_back_at = NOW(3) WHERE migration_name = '<name>'`,
       },
     );
   }
@@ -140,6 +165,7 @@ function blockingProblems(state: MigrationState): MigrationError | null {
 }
 
 async function ensureDatabase(db: DatabaseConfig): Promise<boolean> {
+  assertDatabaseUrl(db);
   const { database } = parseDatabaseUrl(db.url);
   const server = await openPool(db, { noDatabase: true, poolSize: 1 });
   try {
@@ -157,20 +183,20 @@ async function ensureDatabase(db: DatabaseConfig): Promise<boolean> {
 async function applyOne(pool: Pool, file: MigrationFile): Promise<void> {
   const id = randomUUID();
   await pool.query(
-    'INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at, applied_steps_count) VALUES (?, ?, ?, NOW(3), 0)',
+    `INSERT INTO ${MIGRATIONS_TABLE} (id, checksum, migration_name, started_at, applied_steps_count) VALUES (?, ?, ?, NOW(3), 0)`,
     [id, file.checksum, file.name],
   );
   try {
     await pool.query(file.script);
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
-    await pool.query('UPDATE _prisma_migrations SET logs = ? WHERE id = ?', [cutBytes(msg, COLUMN_BYTES.text), id]);
+    await pool.query(`UPDATE ${MIGRATIONS_TABLE} SET logs = ? WHERE id = ?`, [cutBytes(msg, COLUMN_BYTES.text), id]);
     throw new MigrationError('MIGRATION_FAILED', `migration ${file.name} failed: ${msg}`, {
-      hint: 'fix the migration or the database; the failed run is recorded in _prisma_migrations',
+      hint: `fix the migration or the database; the failed run is recorded in ${MIGRATIONS_TABLE}`,
       cause: err,
     });
   }
-  await pool.query('UPDATE _prisma_migrations SET finished_at = NOW(3), applied_steps_count = 1 WHERE id = ?', [id]);
+  await pool.query(`UPDATE ${MIGRATIONS_TABLE} SET finished_at = NOW(3), applied_steps_count = 1 WHERE id = ?`, [id]);
 }
 
 /** Creates the database if needed and applies every pending migration, in name order. Idempotent. */
@@ -184,11 +210,12 @@ export async function migrate(db: DatabaseConfig, log: Logger, dir = MIGRATIONS_
     if (lock?.got !== 1) {
       throw new MigrationError('MIGRATION_LOCKED', `another migration holds the lock '${LOCK_NAME}' (waited ${LOCK_TIMEOUT_S} s)`, {
         retriable: true,
-        hint: 'wait for the other `db:migrate` or `prisma migrate deploy` to finish, then run it again',
+        hint: `wait for the other ${run('migrate')} to finish, then run it again`,
       });
     }
     try {
       await pool.query(MIGRATIONS_TABLE_DDL);
+      await adoptPrismaHistory(pool, log);
       const before = await migrationState(pool, files);
       const blocked = blockingProblems(before);
       if (blocked !== null) throw blocked;
@@ -221,7 +248,7 @@ export async function assertMigrated(pool: Pool, files = readMigrations()): Prom
     throw new MigrationError(
       'MIGRATIONS_PENDING',
       `the database has ${state.pending.length} unapplied migration(s) (latest: ${latest})`,
-      { hint: 'run: npm run db:migrate' },
+      { hint: `run: ${run('migrate')}` },
     );
   }
 }

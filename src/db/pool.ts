@@ -3,8 +3,9 @@
 
 import mysql, { type Pool, type PoolOptions } from 'mysql2/promise';
 import type { DatabaseConfig } from '../core/config.js';
-import { DatabaseError } from '../core/errors.js';
+import { ConfigError, DatabaseError } from '../core/errors.js';
 import { parseDatabaseUrl, type ConnectionOptions } from './database-url.js';
+import { run } from '../core/hints.js';
 
 export type { Pool };
 
@@ -57,7 +58,7 @@ export function toDatabaseError(err: unknown, c: ConnectionOptions, timeoutMs: n
     case 'ECONNREFUSED':
       return new DatabaseError('DB_UNREACHABLE', `database unreachable at ${at} (connection refused)`, {
         retriable: true,
-        hint: 'start it with: npm run services, or check the host and port in DATABASE_URL',
+        hint: `start it with: ${run('services')}, or check the host and port in DATABASE_URL`,
         cause: err,
       });
     case 'ETIMEDOUT':
@@ -65,7 +66,7 @@ export function toDatabaseError(err: unknown, c: ConnectionOptions, timeoutMs: n
     case 'ENETUNREACH':
       return new DatabaseError('DB_UNREACHABLE', `database at ${at} did not answer within ${timeoutMs} ms`, {
         retriable: true,
-        hint: 'check the host and port in DATABASE_URL, or start it with: npm run services',
+        hint: `check the host and port in DATABASE_URL, or start it with: ${run('services')}`,
         cause: err,
       });
     case 'ENOTFOUND':
@@ -89,7 +90,7 @@ export function toDatabaseError(err: unknown, c: ConnectionOptions, timeoutMs: n
       });
     case 'ER_BAD_DB_ERROR':
       return new DatabaseError('DB_MISSING', `database '${c.database}' does not exist at ${at}`, {
-        hint: 'run: npm run db:migrate, which creates it',
+        hint: `run: ${run('migrate')}, which creates it`,
         cause: err,
       });
     case 'PROTOCOL_CONNECTION_LOST':
@@ -109,6 +110,7 @@ export function toDatabaseError(err: unknown, c: ConnectionOptions, timeoutMs: n
 
 /** Opens a pool and proves it works with `SELECT 1`; throws a DatabaseError otherwise (and closes the pool). */
 export async function openPool(db: DatabaseConfig, opts: OpenPoolOptions = {}): Promise<Pool> {
+  assertDatabaseUrl(db);
   const options = poolOptions(db, opts);
   const pool = mysql.createPool(options);
   // NOW(3) must mean the same instant in every session: sluice compares timestamps it wrote with NOW(3).
@@ -121,5 +123,14 @@ export async function openPool(db: DatabaseConfig, opts: OpenPoolOptions = {}): 
   } catch (err) {
     await pool.end().catch(() => {});
     throw toDatabaseError(err, parseDatabaseUrl(db.url), db.connectTimeoutMs);
+  }
+}
+
+/** sluice never picks a database by itself: on a shared server, a default could be someone else's. */
+export function assertDatabaseUrl(db: DatabaseConfig): void {
+  if (db.url === '') {
+    throw new ConfigError([
+      'database.url is not set: set DATABASE_URL, pass --database-url, or set database.url in sluice.config.ts (sluice does not pick a database by itself)',
+    ]);
   }
 }

@@ -5,6 +5,7 @@ import type { RowDataPacket } from 'mysql2/promise';
 import { getPipeline, type SluiceConfig } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { Shutdown } from '../core/shutdown.js';
+import { DEMO_MIGRATIONS_DIR, migrate } from '../db/migrate.js';
 import { openPool } from '../db/pool.js';
 import { startFetcher } from '../fetcher/fetcher.js';
 import { produce } from '../producer/producer.js';
@@ -42,6 +43,8 @@ export interface DemoSummary {
 
 export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
   const t0 = performance.now();
+  // The demo's own tables: never created by `sluice migrate` in a user's database, only here.
+  await migrate(opts.config.database, opts.log.child({ component: 'migrate' }), DEMO_MIGRATIONS_DIR);
   const pool = await openPool(opts.config.database, { poolSize: 2 });
   const nerMaxConcurrent = opts.nerMaxConcurrent ?? 8;
   const nerConcurrency = opts.nerConcurrency ?? 6;

@@ -14,7 +14,7 @@ import { hostname } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import type { Consumer, EachBatchPayload } from 'kafkajs';
 import { getPipeline, type SluiceConfig } from '../core/config.js';
-import { KafkaError, coerceError } from '../core/errors.js';
+import { DatabaseError, KafkaError, coerceError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { recordBadMessages, type BadMessageRow } from '../db/bad-messages.js';
 import { openPool, type Pool } from '../db/pool.js';
@@ -27,6 +27,7 @@ import { safeWorkerId, spoolPaths } from '../spool/layout.js';
 import type { SpoolItem } from '../spool/segment.js';
 import { SpoolWriter } from '../spool/writer.js';
 import { classify } from './validate.js';
+import { run } from '../core/hints.js';
 
 const QUARANTINED_VALUE_BYTES = 64 * 1024;
 const BACKPRESSURE_CHECK_MS = 500;
@@ -74,6 +75,8 @@ export async function startFetcher(opts: FetchOptions): Promise<FetcherHandle> {
   try {
     pool = await openPool(config.database, { poolSize: 2 });
   } catch (err) {
+    // Only an outage is tolerated here; an unset or wrong configuration is not.
+    if (!(err instanceof DatabaseError) || !err.retriable) throw err;
     log.warn({ err }, 'database unreachable: bad messages are recorded in the spool quarantine only');
   }
   if (pool !== null) {
@@ -225,7 +228,7 @@ export async function startFetcher(opts: FetchOptions): Promise<FetcherHandle> {
   consumer.on(consumer.events.CRASH, ({ payload }) => {
     if (!payload.restart) {
       const cause = coerceError(payload.error);
-      fail(new KafkaError('KAFKA_CONSUMER_FAILED', `the Kafka consumer failed for good after ${consecutiveRestarts - 1} restart(s) in a row: ${cause.message}`, { retriable: true, hint: 'check the broker (npm run services -- status) and run fetch again; nothing was lost', cause }));
+      fail(new KafkaError('KAFKA_CONSUMER_FAILED', `the Kafka consumer failed for good after ${consecutiveRestarts - 1} restart(s) in a row: ${cause.message}`, { retriable: true, hint: `check the broker (${run('services', 'status')}) and run fetch again; nothing was lost`, cause }));
     }
   });
 

@@ -5,6 +5,7 @@ import { Kafka, logLevel as KafkaLogLevel, type KafkaConfig as KafkaJsConfig, ty
 import type { KafkaConfig } from '../core/config.js';
 import { KafkaError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { run } from '../core/hints.js';
 
 function saslOptions(cfg: KafkaConfig): SASLOptions | undefined {
   if (cfg.sasl === undefined) return undefined;
@@ -59,7 +60,7 @@ function describeKafkaFailure(err: unknown, brokers: string): KafkaError {
   }
   return new KafkaError('KAFKA_UNREACHABLE', `Kafka unreachable at ${brokers}`, {
     retriable: true,
-    hint: 'start it with: npm run services, or check SLUICE_KAFKA_BROKERS',
+    hint: `start it with: ${run('services')}, or check SLUICE_KAFKA_BROKERS`,
     cause: err,
   });
 }

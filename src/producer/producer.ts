@@ -24,6 +24,7 @@ import { ensureTopic, topicMaxMessageBytes } from '../kafka/topics.js';
 import { BatchSender, messageSize, type OutgoingMessage } from './batch-sender.js';
 import { encodeEnvelope, ENVELOPE_VERSION, payloadFromRow } from './envelope.js';
 import { Progress, type ProgressSink } from './progress.js';
+import { run } from '../core/hints.js';
 
 /** Record-batch header (61 bytes) plus slack: the batch limit must stay under the topic's max.message.bytes. */
 const BATCH_HEADROOM = 128;
@@ -305,7 +306,7 @@ async function publishAll(s: RunState): Promise<void> {
       throw new KafkaError(
         'KAFKA_PUBLISH_FAILED',
         `publishing to ${summary.topic} failed after retries (${cause.message}); ${summary.published} task(s) were published and ${summary.recorded} recorded before the failure`,
-        { retriable: true, hint: `check the broker (npm run services -- status), then rerun: npm run produce -- --pipeline ${opts.pipeline}`, cause: err },
+        { retriable: true, hint: `check the broker (${run('services', 'status')}), then rerun: ${run('produce', `--pipeline ${opts.pipeline}`)}`, cause: err },
       );
     }
     summary.published += batch.length;

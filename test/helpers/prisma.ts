@@ -4,9 +4,9 @@
 
 import { PrismaMariaDb } from '@prisma/adapter-mariadb';
 import { PrismaClient } from '../../generated/prisma/client.js';
-import type { DatabaseConfig } from '../core/config.js';
-import { parseDatabaseUrl } from './database-url.js';
-import { openPool } from './pool.js';
+import type { DatabaseConfig } from '../../src/core/config.js';
+import { parseDatabaseUrl } from '../../src/db/database-url.js';
+import { openPool } from '../../src/db/pool.js';
 
 export type { PrismaClient };
 
