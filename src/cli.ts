@@ -101,6 +101,23 @@ function parse(c: Command, argv: string[]): { values: OptionValues; positionals:
   }
 }
 
+/**
+ * `npx sluice work` and `npm run` start sluice under `sh -c`; a SIGTERM to npm kills that shell and not
+ * sluice. The parent going away is therefore taken as a stop request too: sluice drains and exits instead of
+ * lingering as an orphan. (Under systemd or Docker, start the bin itself so the signal reaches it first.)
+ */
+function watchParent(stop: () => void): NodeJS.Timeout {
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (parent !== 1 && process.ppid !== parent) {
+      clearInterval(timer);
+      stop();
+    }
+  }, 500);
+  timer.unref();
+  return timer;
+}
+
 /** Inside sluice's own repository (`npm run <script>`), hints name npm scripts; elsewhere the installed bin. */
 function hintStyle(): 'npm' | 'npx' {
   return process.env.npm_package_name === 'sluice' && process.env.npm_lifecycle_event !== undefined && process.env.npm_lifecycle_event !== 'npx' ? 'npm' : 'npx';
@@ -145,6 +162,7 @@ async function main(argv: string[]): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  const orphanWatch = watchParent(() => onSignal('SIGTERM'));
   try {
     return await command.run({
       config,
@@ -161,6 +179,7 @@ async function main(argv: string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    clearInterval(orphanWatch);
     log.flush();
   }
 }

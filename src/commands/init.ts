@@ -16,6 +16,7 @@ const SCRIPTS: Record<string, string> = {
 };
 
 interface InitOptions {
+  databaseUrl?: string;
   table: string;
   key: string;
   columns: string[];
@@ -54,9 +55,10 @@ const stages = pipeline<${pascal(o.pipeline)}Row>()
   .build();
 
 export default defineConfig({
-  // Where sluice keeps its ledger (tables named sluice_*, created by \`npx sluice migrate\`). The source
-  // table may live in another database on the same server: source.table 'otherdb.table'.
-  database: { url: process.env.DATABASE_URL ?? 'mysql://root@127.0.0.1:3306/${o.table.includes('.') ? o.table.split('.')[0] : 'app'}' },
+  // Where sluice keeps its ledger (tables named sluice_*, created by \`npx sluice migrate\`): set DATABASE_URL,
+  // or write the URL here. Left empty, commands stop and say so: sluice never picks a database by itself.
+  // The source table may live in another database on the same server: source.table 'otherdb.table'.
+  database: { url: process.env.DATABASE_URL ?? ${JSON.stringify(o.databaseUrl ?? '').replace(/"/g, "'")} },
   kafka: { brokers: (process.env.SLUICE_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',') },
   pipelines: {
     ${o.pipeline}: {
@@ -84,7 +86,8 @@ function options(values: Record<string, unknown>): InitOptions {
   const base = table.split('.').pop()!.toLowerCase().replace(/[^a-z0-9_-]/g, '_');
   const pipeline = typeof values.pipeline === 'string' ? values.pipeline : /^[a-z]/.test(base) ? base.slice(0, 64) : `p_${base}`.slice(0, 64);
   if (!/^[a-z][a-z0-9_-]{0,63}$/.test(pipeline)) throw new UsageError(`--pipeline must be lowercase letters, digits, - and _, starting with a letter, got '${pipeline}'`);
-  return { table, key, columns, pipeline };
+  const databaseUrl = typeof values['database-url'] === 'string' ? values['database-url'] : undefined;
+  return { table, key, columns, pipeline, ...(databaseUrl === undefined ? {} : { databaseUrl }) };
 }
 
 /** Adds the sluice scripts that the project's package.json does not have yet; returns their names. */
