@@ -3,7 +3,7 @@
 // outage.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -162,3 +162,33 @@ describe('a failure in the middle of a run', () => {
   });
 });
 
+
+describe('finding the configuration', () => {
+  it('uses the nearest sluice.config.* in a parent folder (.mjs too)', async () => {
+    const { loadConfig } = await import('../src/core/config-load.js');
+    const root = mkdtempSync(join(tmpdir(), 'sluice-discovery-'));
+    try {
+      const nested = join(root, 'a', 'b');
+      mkdirSync(nested, { recursive: true });
+      writeFileSync(join(root, 'sluice.config.mjs'), "export default { worker: { pollMs: 77 } };\n");
+      const { config, file } = await loadConfig({ cwd: nested, env: {} });
+      assert.equal(file, join(root, 'sluice.config.mjs'));
+      assert.equal(config.worker.pollMs, 77);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('with no config file and no database URL, a command that needs the database stops and says so (exit 2)', async () => {
+    const empty = mkdtempSync(join(tmpdir(), 'sluice-noconfig-'));
+    try {
+      const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'DATABASE_URL' && k !== 'SLUICE_CONFIG')) as Record<string, string>;
+      for (const command of ['doctor', 'migrate']) {
+        const r = await runCli([command], { cwd: empty, env: { ...clean, DATABASE_URL: '' } });
+        assertOneLine(r, 2, /database\.url is not set: set DATABASE_URL, pass --database-url, or set database\.url in sluice\.config\.ts/);
+      }
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
+});
