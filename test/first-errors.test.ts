@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { silentLogger } from '../src/core/logger.js';
 import { DatabaseError } from '../src/core/errors.js';
-import { migrate, readMigrations } from '../src/db/migrate.js';
+import { DEMO_MIGRATIONS_DIR, migrate, readMigrations } from '../src/db/migrate.js';
 import { createPrisma } from './helpers/prisma.js';
 import { withDatabase } from '../src/db/database-url.js';
 import { ROOT, runCli, type CliResult } from './helpers/cli.js';
@@ -70,6 +70,8 @@ describe('the first errors people hit', () => {
   it('Kafka unreachable: says so and to run npm run services', async (t) => {
     const url = await testDatabase(t);
     await migrate(dbConfig(url), silentLogger());
+    // The demo pipeline's source table comes with the demo's own migrations (as after `sluice demo`).
+    await migrate(dbConfig(url), silentLogger(), DEMO_MIGRATIONS_DIR);
     const port = await closedPort();
     const r = await runCli(['doctor', '--brokers', `127.0.0.1:${port}`], { env: { DATABASE_URL: url } });
     assertOneLineError(r, 3, new RegExp(`^sluice: Kafka unreachable at 127\\.0\\.0\\.1:${port} — start it with: npm run services`));

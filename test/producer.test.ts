@@ -317,7 +317,7 @@ describe('produce', () => {
           assert.ok(err instanceof KafkaError, String(err));
           assert.equal(err.code, 'KAFKA_PUBLISH_FAILED');
           assert.match(err.message, new RegExp(`^publishing to ${s.topic} failed after retries \\(.*\\); \\d+ task\\(s\\) were published and \\d+ recorded before the failure$`));
-          assert.match(err.hint ?? '', /rerun: npm run produce -- --pipeline/);
+          assert.match(err.hint ?? '', /rerun: npx sluice produce --pipeline/);
           return true;
         },
       );
