@@ -8,6 +8,7 @@ import { demoCommand } from './commands/demo.js';
 import { doctorCommand } from './commands/doctor.js';
 import { fetchCommand } from './commands/fetch.js';
 import { initCommand } from './commands/init.js';
+import { inspectCommand } from './commands/inspect.js';
 import { migrateCommand } from './commands/migrate.js';
 import { produceCommand } from './commands/produce.js';
 import { servicesCommand } from './commands/services.js';
@@ -21,7 +22,7 @@ import { setHintStyle } from './core/hints.js';
 import { createLogger } from './core/logger.js';
 import { Shutdown } from './core/shutdown.js';
 
-const COMMANDS: Command[] = [initCommand, servicesCommand, migrateCommand, doctorCommand, produceCommand, fetchCommand, workCommand, runCommand, statusCommand, demoCommand];
+const COMMANDS: Command[] = [initCommand, servicesCommand, migrateCommand, doctorCommand, produceCommand, fetchCommand, workCommand, runCommand, statusCommand, inspectCommand, demoCommand];
 
 /** Commands that do not read sluice's configuration (they must work while it is broken). */
 const CONFIG_FREE = new Set(['services', 'init']);

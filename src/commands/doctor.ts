@@ -5,7 +5,8 @@ import { getPipeline } from '../core/config.js';
 import { redactUrl } from '../core/logger.js';
 import { assertMigrated } from '../db/migrate.js';
 import { openPool } from '../db/pool.js';
-import { inspectSource } from '../db/source.js';
+import { inspectPipeline } from '../db/pipeline-tables.js';
+import { mergedKeys } from '../db/results-table.js';
 import { checkKafka } from '../kafka/client.js';
 import type { Command } from './command.js';
 
@@ -25,8 +26,19 @@ export const doctorCommand: Command = {
       await assertMigrated(pool);
       out('ok  migrations  all applied');
       if (pipeline !== undefined) {
-        const src = await inspectSource(pool, pipeline.source, name ?? '');
+        const src = await inspectPipeline(pool, pipeline, name ?? '');
         out(`ok  pipeline    ${name}: source ${pipeline.source.table} (${src.keyKind} key ${src.key}), topic ${pipeline.topic}`);
+        const r = src.results;
+        if (r !== undefined) {
+          out(`ok  results     ${r.table}.${r.key} (unique, ${r.keyKind}), columns ${r.columns.join(', ')}, on conflict ${r.onConflict}`);
+          const merged = await mergedKeys(pool, r, src.table, src.key);
+          if (merged > 0) {
+            out(
+              `warn results    ${r.table}.${r.key} uses ${r.collation}, under which ${merged} source keys that differ (by case or trailing spaces) are one key: ` +
+                `their results would collide. Give the column a binary no-pad collation (MariaDB: ${r.charset ?? 'utf8mb4'}_nopad_bin, MySQL 8: utf8mb4_0900_bin) or make it VARBINARY`,
+            );
+          }
+        }
       }
     } finally {
       await pool.end();

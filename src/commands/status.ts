@@ -7,7 +7,7 @@ import { UsageError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { assertMigrated } from '../db/migrate.js';
 import { openPool } from '../db/pool.js';
-import { inspectSource } from '../db/source.js';
+import { inspectPipeline } from '../db/pipeline-tables.js';
 import { ledgerStatus } from '../db/status.js';
 import { checkKafka, createKafka } from '../kafka/client.js';
 import { spoolDepth } from '../spool/depth.js';
@@ -51,7 +51,7 @@ export async function collectStatus(config: SluiceConfig, name: string, log: Log
   let ledger;
   try {
     await assertMigrated(pool);
-    ledger = await ledgerStatus(pool, await inspectSource(pool, pipeline.source, name), name, config.producer.staleAfterMs, opts.exact !== false);
+    ledger = await ledgerStatus(pool, await inspectPipeline(pool, pipeline, name), name, config.producer.staleAfterMs, opts.exact !== false);
   } finally {
     await pool.end();
   }

@@ -27,8 +27,9 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
   log: ['level', 'pretty'],
   spool: ['dir', 'maxSegmentItems', 'maxItemBytes', 'highWaterItems', 'lowWaterItems', 'highWaterBytes', 'lowWaterBytes', 'leaseMs'],
   fetcher: ['groupId', 'maxBytesPerPartition', 'maxBytes', 'sessionTimeoutMs', 'statsIntervalMs', 'maxRestarts', 'restartBackoffMs'],
-  pipeline: ['topic', 'partitions', 'source', 'stages'],
-  source: ['table', 'key', 'columns', 'payload'],
+  pipeline: ['topic', 'partitions', 'source', 'results', 'stages'],
+  source: ['table', 'key', 'columns', 'payload', 'where'],
+  results: ['table', 'key', 'columns', 'row', 'onConflict'],
   stage: ['name', 'run', 'concurrency', 'ratePerSecond', 'timeoutMs', 'retry'],
   retry: ['maxAttempts', 'initialDelayMs', 'maxDelayMs'],
 };
@@ -140,6 +141,22 @@ function checkPipeline(p: Problems, name: string, pl: unknown): PipelineConfig |
     if (src.payload !== undefined && typeof src.payload !== 'function') {
       p.add(`${key}.source.payload`, 'must be a function (row) => payload', src.payload);
     }
+    if (src.where !== undefined && (typeof src.where !== 'string' || src.where.trim() === '' || src.where.includes(';'))) {
+      p.add(`${key}.source.where`, 'must be an SQL condition (no semicolon)', src.where);
+    }
+  }
+  let results: unknown = pl.results;
+  if (results !== undefined && p.object(`${key}.results`, results)) {
+    const r = results;
+    p.unknownKeys(`${key}.results`, r, 'results');
+    p.identifier(`${key}.results.table`, r.table, true);
+    p.identifier(`${key}.results.key`, r.key);
+    if (!Array.isArray(r.columns) || r.columns.length === 0) p.add(`${key}.results.columns`, 'must be a non-empty array of column names', r.columns);
+    else r.columns.forEach((c, i) => p.identifier(`${key}.results.columns[${i}]`, c));
+    if (typeof r.row !== 'function') p.add(`${key}.results.row`, 'must be a function (output, task) => ({ column: value })', r.row);
+    const onConflict = r.onConflict ?? 'keep';
+    if (onConflict !== 'keep' && onConflict !== 'update') p.add(`${key}.results.onConflict`, "must be 'keep' or 'update'", r.onConflict);
+    results = { ...r, onConflict };
   }
   const stages = pl.stages ?? [];
   if (!Array.isArray(stages)) {
@@ -153,7 +170,9 @@ function checkPipeline(p: Problems, name: string, pl: unknown): PipelineConfig |
       seen.add(sname);
     });
   }
-  return { ...(pl as unknown as PipelineConfig), topic: topic as string, partitions: partitions as number, stages: stages as StageConfig[] };
+  const resolved = { ...(pl as unknown as PipelineConfig), topic: topic as string, partitions: partitions as number, stages: stages as StageConfig[] };
+  if (results !== undefined) resolved.results = results as PipelineConfig['results'] & object;
+  return resolved;
 }
 
 /** Checks a merged configuration; returns it with pipeline defaults filled, or throws a ConfigError. */

@@ -63,6 +63,12 @@ export interface SourceConfig {
   /** Columns copied into each task's payload. */
   columns: string[];
   /**
+   * An SQL condition on the source table's columns (trusted configuration, like stage code): only rows it
+   * selects are tasks, for pages, counts, `status`, `--dry-run` and the workers' source check.
+   * Checked at start by letting the database plan it. @defaultValue none (every row)
+   */
+  where?: string;
+  /**
    * Shapes a row into the task payload (default: the row's `columns`). A row for which it throws, or whose
    * result cannot be serialised to JSON, is reported with its key and skipped.
    */
@@ -86,12 +92,29 @@ export interface StageConfig {
   retry?: { maxAttempts?: number; initialDelayMs?: number; maxDelayMs?: number };
 }
 
+/** A result table of the user's own: "done" means a row there, and workers write each result into it. */
+export interface ResultsConfig {
+  /** `table` or `database.table` on the same server. */
+  table: string;
+  /** The column holding the source key: NOT NULL, with a unique index of its own. */
+  key: string;
+  /** The columns `row` fills. */
+  columns: string[];
+  /** Maps the last stage's output to the row's columns (the key is added by sluice). */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the output type is the user's
+  row: (output: any, task: { key: string | number; payload: unknown }) => Record<string, unknown>;
+  /** What a second result for the same key does: keep the first row, or update it. @defaultValue 'keep' */
+  onConflict: 'keep' | 'update';
+}
+
 export interface PipelineConfig {
   /** @defaultValue `sluice.<pipeline name>` */
   topic: string;
   /** Used when sluice creates the topic. @defaultValue 6 */
   partitions: number;
   source: SourceConfig;
+  /** The user's result table; without it, results go to sluice_results only. */
+  results?: ResultsConfig;
   stages: StageConfig[];
 }
 
@@ -197,10 +220,11 @@ type DeepPartial<T> = T extends (...args: never[]) => unknown
       ? { [K in keyof T]?: DeepPartial<T[K]> }
       : T;
 
-export type PipelineInput = Omit<PipelineConfig, 'topic' | 'partitions' | 'stages'> & {
+export type PipelineInput = Omit<PipelineConfig, 'topic' | 'partitions' | 'stages' | 'results'> & {
   topic?: string;
   partitions?: number;
   stages?: StageConfig[];
+  results?: Omit<ResultsConfig, 'onConflict'> & { onConflict?: ResultsConfig['onConflict'] };
 };
 
 /** What a config file (or a test) provides: any subset of the settings. */

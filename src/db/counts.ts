@@ -9,6 +9,7 @@
 
 import type { RowDataPacket } from 'mysql2/promise';
 import { quoteIdentifier } from '../core/identifiers.js';
+import { sourceFrom } from './key-sql.js';
 import { joins, type PendingFilter } from './pending.js';
 import type { Pool } from './pool.js';
 import type { SourceInfo } from './source.js';
@@ -39,13 +40,13 @@ export async function exactCounts(pool: Pool, src: SourceInfo, f: PendingFilter)
   const from = joins(src, { ...f, hasDispatches: undefined, hasDead: undefined }, params);
   const [[row]] = await pool.query<RowDataPacket[]>(
     `SELECT COUNT(*) AS source,
-       COALESCE(SUM(r.task_key IS NOT NULL), 0) AS done,
-       COALESCE(SUM(r.task_key IS NULL AND x.task_key IS NOT NULL), 0) AS dead,
-       COALESCE(SUM(r.task_key IS NULL AND x.task_key IS NULL AND d.task_key IS NOT NULL AND ${recent}), 0) AS in_flight
+       COALESCE(SUM(${from.done}), 0) AS done,
+       COALESCE(SUM(NOT (${from.done}) AND x.task_key IS NOT NULL), 0) AS dead,
+       COALESCE(SUM(NOT (${from.done}) AND x.task_key IS NULL AND d.task_key IS NOT NULL AND ${recent}), 0) AS in_flight
      ${from.sql}`,
     params,
   );
-  const [[results]] = await pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM sluice_results WHERE pipeline = ?', [f.pipeline]);
+  const results = await resultRows(pool, src, f.pipeline);
   const source = Number(row?.source ?? 0);
   const done = Number(row?.done ?? 0);
   const dead = Number(row?.dead ?? 0);
@@ -53,13 +54,22 @@ export async function exactCounts(pool: Pool, src: SourceInfo, f: PendingFilter)
   const missing = source - done;
   // Each source row matches at most one result and each result at most one row (unique keys, one text
   // per key), so the results that matched no row are exactly the rest.
-  const orphans = Number(results?.n ?? 0) - done;
+  const orphans = results - done;
   return { source, done, missing, inFlight, dead, pending: missing - inFlight - (f.includeDead ? 0 : dead), orphans, exact: true };
 }
 
+/** Rows of the pipeline's result table: sluice_results, or the user's table. */
+async function resultRows(pool: Pool, src: SourceInfo, pipeline: string): Promise<number> {
+  const [[row]] =
+    src.results === undefined
+      ? await pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM sluice_results WHERE pipeline = ?', [pipeline])
+      : await pool.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${quoteIdentifier(src.results.table)}`);
+  return Number(row?.n ?? 0);
+}
+
 export async function estimateCounts(pool: Pool, src: SourceInfo, f: PendingFilter): Promise<PipelineCounts> {
-  const [[total]] = await pool.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${quoteIdentifier(src.table)}`);
-  const [[results]] = await pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM sluice_results WHERE pipeline = ?', [f.pipeline]);
+  const [[total]] = await pool.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${sourceFrom(src)}`);
+  const results = { n: await resultRows(pool, src, f.pipeline) };
   const [[dead]] = await pool.query<RowDataPacket[]>(
     `SELECT COUNT(*) AS n FROM sluice_dead_tasks x
      LEFT JOIN sluice_results r ON r.pipeline = x.pipeline AND r.task_key = x.task_key

@@ -27,3 +27,34 @@ export function jsonKeysTable(alias = 'j'): string {
 
 /** The canonical decimal form of an integer key, as keyTextSql produces it. */
 export const INTEGER_KEY = /^(0|-?[1-9]\d{0,64})$/;
+
+/** The source as a FROM item, alias `s`: the table, or only the rows its `where` selects (merged by the planner). */
+export function sourceFrom(src: Pick<SourceInfo, 'table' | 'where'>): string {
+  const table = quoteIdentifier(src.table);
+  return src.where === undefined ? `${table} s` : `(SELECT * FROM ${table} WHERE (${src.where})) s`;
+}
+
+const NAME = /^[A-Za-z0-9_]+$/;
+
+/**
+ * How a source row `s` meets its result: sluice_results (alias r), or the user's result table (alias u).
+ * `done` is true on a row that has one. A text key is matched through the result column's own collation
+ * (so its unique index is used) and then byte for byte, so no collation makes two keys one.
+ */
+export function doneJoin(src: SourceInfo, pipeline: string, params: unknown[]): { sql: string; done: string } {
+  const r = src.results;
+  if (r === undefined) {
+    params.push(pipeline);
+    return { sql: `LEFT JOIN sluice_results r ON r.pipeline = ? AND r.task_key = ${keyTextSql(src)}`, done: 'r.task_key IS NOT NULL' };
+  }
+  const uk = `u.${quoteIdentifier(r.key)}`;
+  const sk = `s.${quoteIdentifier(src.key)}`;
+  let on: string;
+  if (src.keyKind === 'int') on = `${uk} = ${sk}`;
+  else {
+    const cs = r.charset !== null && NAME.test(r.charset) ? r.charset : 'utf8mb4';
+    const coll = r.collation !== null && NAME.test(r.collation) ? ` COLLATE ${r.collation}` : '';
+    on = `${uk} = CONVERT(${sk} USING ${cs})${coll} AND CAST(CONVERT(${uk} USING utf8mb4) AS BINARY) = CAST(CONVERT(${sk} USING utf8mb4) AS BINARY)`;
+  }
+  return { sql: `LEFT JOIN ${quoteIdentifier(r.table)} u ON ${on}`, done: `${uk} IS NOT NULL` };
+}

@@ -13,6 +13,7 @@
 
 import type { Logger } from '../core/logger.js';
 import { SluiceError } from '../core/errors.js';
+import { quoteIdentifier } from '../core/identifiers.js';
 import { COLUMN_BYTES, cutBytes } from '../core/text.js';
 import { sleep } from '../core/sleep.js';
 import { parseDatabaseUrl } from './database-url.js';
@@ -22,7 +23,9 @@ export type LedgerOp =
   | { kind: 'milestone'; pipeline: string; key: string; stage: string; output: string; durationMs: number; attempt: number }
   | { kind: 'result'; pipeline: string; key: string; output: string; attempts: number; workerId: string; startedAt: Date; finishedAt: Date; durationMs: number }
   | { kind: 'attempt'; pipeline: string; key: string; stage: string; attempt: number; errorClass: string; errorMessage: string; retriable: boolean; workerId: string }
-  | { kind: 'dead'; pipeline: string; key: string; stage: string | null; errorClass: string; errorMessage: string; attempts: number; payload: string | null; workerId: string };
+  | { kind: 'dead'; pipeline: string; key: string; stage: string | null; errorClass: string; errorMessage: string; attempts: number; payload: string | null; workerId: string }
+  /** A row of the user's result table: the key, then `values` for `columns`. */
+  | { kind: 'row'; pipeline: string; key: string; table: string; keyColumn: string; columns: string[]; values: unknown[]; onConflict: 'keep' | 'update' };
 
 /** The database refused this row for good (its content): the task it belongs to cannot be recorded as is. */
 export class LedgerWriteError extends SluiceError {
@@ -56,6 +59,19 @@ const SQL = {
       attempts = VALUES(attempts), payload = VALUES(payload), worker_id = VALUES(worker_id), quarantined_at = CURRENT_TIMESTAMP(3)`,
 } as const;
 
+/** The upsert into a user's result table: one statement shape per table and column list. */
+function rowSql(op: Extract<LedgerOp, { kind: 'row' }>): string {
+  const cols = [op.keyColumn, ...op.columns].map(quoteIdentifier);
+  const k = quoteIdentifier(op.keyColumn);
+  const update = op.onConflict === 'update' ? op.columns.map((c) => `${quoteIdentifier(c)} = VALUES(${quoteIdentifier(c)})`).join(', ') : `${k} = ${k}`;
+  return `INSERT INTO ${quoteIdentifier(op.table)} (${cols.join(', ')}) VALUES ? ON DUPLICATE KEY UPDATE ${update}`;
+}
+
+const sqlFor = (op: LedgerOp): string => (op.kind === 'row' ? rowSql(op) : SQL[op.kind]);
+
+/** Ops that share a statement: one kind, and for user rows one table and column list. */
+const groupOf = (op: LedgerOp): string => (op.kind === 'row' ? `row\u0000${op.table}\u0000${op.columns.join(',')}` : op.kind);
+
 const cls = (s: string): string => cutBytes(s, COLUMN_BYTES.errorClass);
 const msg = (s: string): string => cutBytes(s, COLUMN_BYTES.text);
 const wid = (s: string): string => cutBytes(s, COLUMN_BYTES.workerId);
@@ -70,11 +86,14 @@ function row(op: LedgerOp): unknown[] {
       return [op.pipeline, op.key, op.stage, op.attempt, cls(op.errorClass), msg(op.errorMessage), op.retriable, wid(op.workerId)];
     case 'dead':
       return [op.pipeline, op.key, op.stage, cls(op.errorClass), msg(op.errorMessage), op.attempts, op.payload, wid(op.workerId)];
+    case 'row':
+      return [op.key, ...op.values];
   }
 }
 
 /** Roughly what a row adds to a statement: its large texts, plus room for the rest. */
 function rowBytes(op: LedgerOp): number {
+  if (op.kind === 'row') return op.values.reduce<number>((n, v) => n + (typeof v === 'string' ? v.length : Buffer.isBuffer(v) ? v.length : 16), op.key.length + 256);
   const big = op.kind === 'milestone' || op.kind === 'result' ? op.output.length : op.kind === 'dead' ? (op.payload?.length ?? 0) + op.errorMessage.length : op.errorMessage.length;
   return big + op.key.length + 256;
 }
@@ -126,13 +145,19 @@ export class LedgerWriter {
   }
 
   async #commit(batch: Pending[]): Promise<void> {
-    const byKind = new Map<LedgerOp['kind'], Pending[]>();
-    for (const p of batch) byKind.set(p.op.kind, [...(byKind.get(p.op.kind) ?? []), p]);
+    const groups = new Map<string, Pending[]>();
+    for (const p of batch) {
+      const g = groupOf(p.op);
+      const list = groups.get(g);
+      if (list === undefined) groups.set(g, [p]);
+      else list.push(p);
+    }
     // Attempts and quarantine first, results last: a result is the task's "done" and comes after its history.
-    for (const kind of ['attempt', 'dead', 'milestone', 'result'] as const) {
-      const items = byKind.get(kind);
-      if (items === undefined) continue;
-      for (const chunk of this.#bySize(items)) await this.#writeChunk(kind, chunk);
+    const order = ['attempt', 'dead', 'milestone', 'row', 'result'];
+    const keys = [...groups.keys()].sort((a, b) => order.indexOf(a.split('\u0000')[0]!) - order.indexOf(b.split('\u0000')[0]!));
+    for (const g of keys) {
+      const items = groups.get(g)!;
+      for (const chunk of this.#bySize(items)) await this.#writeChunk(items[0]!.op.kind, chunk);
     }
   }
 
@@ -157,7 +182,7 @@ export class LedgerWriter {
   /** Writes the rows; a refused statement is split until the refused rows stand alone. */
   async #writeChunk(kind: LedgerOp['kind'], items: Pending[]): Promise<void> {
     try {
-      await this.#withRetry(kind, () => this.#pool.query(SQL[kind], [items.map((p) => row(p.op))]));
+      await this.#withRetry(kind, () => this.#pool.query(sqlFor(items[0]!.op), [items.map((p) => row(p.op))]));
       for (const p of items) p.resolve();
     } catch (err) {
       if (err instanceof LedgerClosedError) {

@@ -12,7 +12,7 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import { quoteIdentifier } from '../core/identifiers.js';
 import { envelopeKey } from '../core/task-key.js';
-import { INTEGER_KEY, keyTextSql } from './key-sql.js';
+import { doneJoin, INTEGER_KEY, keyTextSql, sourceFrom } from './key-sql.js';
 import type { Pool } from './pool.js';
 import type { SourceInfo } from './source.js';
 
@@ -47,15 +47,17 @@ const D = '__sluice_dead';
 // three. (A derived one-row stand-in instead of leaving it out made MariaDB sort every page: 100x slower.)
 interface From {
   sql: string;
+  /** True on a source row that has its result (one definition of done: key-sql.ts doneJoin). */
+  done: string;
   dispatches: string;
   dead: string;
 }
 
 export function joins(src: SourceInfo, f: PendingFilter, params: unknown[]): From {
   const k = keyTextSql(src);
-  params.push(f.pipeline);
-  let sql = `FROM ${quoteIdentifier(src.table)} s
-  LEFT JOIN sluice_results r ON r.pipeline = ? AND r.task_key = ${k}`;
+  const result = doneJoin(src, f.pipeline, params);
+  let sql = `FROM ${sourceFrom(src)}
+  ${result.sql}`;
   if (f.hasDispatches !== false) {
     sql += `\n  LEFT JOIN sluice_dispatches d ON d.pipeline = ? AND d.task_key = ${k}`;
     params.push(f.pipeline);
@@ -66,13 +68,14 @@ export function joins(src: SourceInfo, f: PendingFilter, params: unknown[]): Fro
   }
   return {
     sql,
+    done: result.done,
     dispatches: f.hasDispatches === false ? '0' : 'COALESCE(d.dispatches, 0)',
     dead: f.hasDead === false ? '0' : 'x.task_key IS NOT NULL',
   };
 }
 
-function filters(f: PendingFilter, params: unknown[]): string {
-  let where = 'WHERE r.task_key IS NULL';
+function filters(f: PendingFilter, from: From, params: unknown[]): string {
+  let where = `WHERE NOT (${from.done})`;
   if (f.staleAfterMs !== null && f.hasDispatches !== false) {
     // A quarantined task is finished, not in flight, however recently it was dispatched (as the counts say).
     const dead = f.includeDead && f.hasDead !== false ? ' OR x.task_key IS NOT NULL' : '';
@@ -108,7 +111,7 @@ export async function fetchPendingPage(pool: Pool, src: SourceInfo, f: PendingFi
   const params: unknown[] = [];
   const selected = src.columns.map((c) => `s.${quoteIdentifier(c)}`);
   const from = joins(src, f, params);
-  const where = filters(f, params) + cursorCondition(src, after, params);
+  const where = filters(f, from, params) + cursorCondition(src, after, params);
   params.push(limit);
   const sql = `SELECT ${keyTextSql(src)} AS ${K}, ${from.dispatches} AS ${N}, ${from.dead} AS ${D}${
     selected.length > 0 ? `, ${selected.join(', ')}` : ''

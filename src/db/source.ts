@@ -7,17 +7,21 @@ import type { RowDataPacket } from 'mysql2/promise';
 import type { SourceConfig } from '../core/config.js';
 import { SourceError } from '../core/errors.js';
 import type { Pool } from './pool.js';
+import type { ResultsInfo } from './results-table.js';
+import { quoteIdentifier } from '../core/identifiers.js';
 
 export type KeyKind = 'int' | 'string';
 
 export interface SourceInfo extends SourceConfig {
   keyKind: KeyKind;
+  /** The user's result table, when the pipeline has one (see results-table.ts): it defines "done". */
+  results?: ResultsInfo;
 }
 
 const INT_TYPES = new Set(['tinyint', 'smallint', 'mediumint', 'int', 'integer', 'bigint']);
 const STRING_TYPES = new Set(['char', 'varchar', 'tinytext', 'text', 'mediumtext', 'longtext']);
 
-function splitTable(table: string): [string | null, string] {
+export function splitTable(table: string): [string | null, string] {
   const parts = table.split('.');
   return parts.length === 2 ? [parts[0]!, parts[1]!] : [null, parts[0]!];
 }
@@ -29,12 +33,19 @@ interface KeyColumn {
   scale: number | null;
 }
 
-function keyKindOf(pipeline: string, source: SourceConfig, col: KeyColumn): KeyKind {
-  if (INT_TYPES.has(col.type)) return 'int';
+/** The kind of key a column can hold, or null when sluice cannot compare it exactly. */
+export function columnKind(type: string, scale: number | null): KeyKind | null {
+  if (INT_TYPES.has(type)) return 'int';
   // DECIMAL(n,0) holds integers; its canonical text has no fraction. A scale above 0 would have several texts
   // for one number ('1.50' / '1.5'): refused.
-  if (col.type === 'decimal' && col.scale === 0) return 'int';
-  if (STRING_TYPES.has(col.type)) return 'string';
+  if (type === 'decimal' && scale === 0) return 'int';
+  if (STRING_TYPES.has(type)) return 'string';
+  return null;
+}
+
+function keyKindOf(pipeline: string, source: SourceConfig, col: KeyColumn): KeyKind {
+  const kind = columnKind(col.type, col.scale);
+  if (kind !== null) return kind;
   throw new SourceError(
     'SOURCE_KEY_TYPE',
     `pipelines.${pipeline}.source.key: '${source.table}.${source.key}' is ${col.columnType}; sluice needs an integer (or DECIMAL(n,0)) or character column`,
@@ -85,7 +96,20 @@ export async function inspectSource(pool: Pool, source: SourceConfig, pipeline: 
       hint: `sluice pages by this key: ALTER TABLE ${source.table} ADD UNIQUE (${source.key})`,
     });
   }
+  if (source.where !== undefined) await checkWhere(pool, source, pipeline);
   return { ...source, keyKind };
+}
+
+/** Lets the database plan the filter once: a syntax error or an unknown column is one line at start. */
+async function checkWhere(pool: Pool, source: SourceConfig, pipeline: string): Promise<void> {
+  try {
+    await pool.query(`EXPLAIN SELECT 1 FROM (SELECT * FROM ${quoteIdentifier(source.table)} WHERE (${source.where})) s LIMIT 1`);
+  } catch (err) {
+    throw new SourceError('SOURCE_WHERE', `pipelines.${pipeline}.source.where: the database refuses ${JSON.stringify(source.where)}: ${(err as Error).message}`, {
+      hint: "write a condition on the source table's columns, as after WHERE",
+      cause: err,
+    });
+  }
 }
 
 /**

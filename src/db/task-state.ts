@@ -5,7 +5,7 @@
 
 import type { RowDataPacket } from 'mysql2/promise';
 import { quoteIdentifier } from '../core/identifiers.js';
-import { INTEGER_KEY, jsonKeysTable, keyTextSql } from './key-sql.js';
+import { INTEGER_KEY, jsonKeysTable, keyTextSql, sourceFrom } from './key-sql.js';
 import type { Pool } from './pool.js';
 import type { SourceInfo } from './source.js';
 
@@ -20,36 +20,42 @@ export interface TaskState {
   failures: Map<string, number>;
 }
 
-const text = (v: unknown): string => (Buffer.isBuffer(v) ? v.toString('utf8') : String(v));
+const textOf = (v: unknown): string => (Buffer.isBuffer(v) ? v.toString('utf8') : String(v));
 
 /**
- * The keys among `keys` that have a source row. The source is probed by its own key index: integer keys
- * as literals (only canonical integers can match), text keys as one JSON array. The canonical text of
- * each row found is compared with the key exactly, so a case-insensitive or PAD SPACE collation of the
- * source column cannot let 'ABC' or 'abc ' stand for 'abc'.
+ * The keys among `keys` that `from` (a FROM item with alias s, keyed by column `key`) holds. Probed by the
+ * table's own key index: integer keys as literals (only canonical integers can match), text keys as one
+ * list. The canonical text of each row found is compared with the key exactly, so a case-insensitive or PAD
+ * SPACE collation cannot let 'ABC' or 'abc ' stand for 'abc'.
  */
-export async function keysInSource(pool: Pool, src: SourceInfo, keys: readonly string[]): Promise<Set<string>> {
+async function keysIn(pool: Pool, from: string, key: string, kind: SourceInfo['keyKind'], keys: readonly string[]): Promise<Set<string>> {
   const found = new Set<string>();
-  const col = `s.${quoteIdentifier(src.key)}`;
+  const col = `s.${quoteIdentifier(key)}`;
+  const text = keyTextSql({ key, keyKind: kind });
   let sql: string;
   let params: unknown[];
-  if (src.keyKind === 'int') {
+  if (kind === 'int') {
     const ints = keys.filter((k) => INTEGER_KEY.test(k));
     if (ints.length === 0) return found;
-    sql = `SELECT ${keyTextSql(src)} AS k FROM ${quoteIdentifier(src.table)} s WHERE ${col} IN (${ints.join(', ')})`;
+    sql = `SELECT ${text} AS k FROM ${from} WHERE ${col} IN (${ints.join(', ')})`;
     params = [];
   } else {
     if (keys.length === 0) return found;
-    sql = `SELECT ${keyTextSql(src)} AS k FROM ${quoteIdentifier(src.table)} s WHERE ${col} IN (?)`;
+    sql = `SELECT ${text} AS k FROM ${from} WHERE ${col} IN (?)`;
     params = [keys];
   }
   const [rows] = await pool.query<RowDataPacket[]>(sql, params);
   const wanted = new Set(keys);
   for (const r of rows) {
-    const k = text(r.k);
+    const k = textOf(r.k);
     if (wanted.has(k)) found.add(k);
   }
   return found;
+}
+
+/** The keys among `keys` that have a source row the pipeline's filter selects. */
+export function keysInSource(pool: Pool, src: SourceInfo, keys: readonly string[]): Promise<Set<string>> {
+  return keysIn(pool, sourceFrom(src), src.key, src.keyKind, keys);
 }
 
 export async function loadTaskState(pool: Pool, src: SourceInfo, pipeline: string, keys: readonly string[]): Promise<TaskState> {
@@ -59,13 +65,18 @@ export async function loadTaskState(pool: Pool, src: SourceInfo, pipeline: strin
   const list = JSON.stringify(keys);
   // The keys travel as one JSON array (see key-sql.ts); a semi-join on it uses each table's primary key.
   const inKeys = `task_key IN (SELECT j.k FROM ${jsonKeysTable('j')})`;
-  const [results] = await pool.query<RowDataPacket[]>(`SELECT task_key FROM sluice_results WHERE pipeline = ? AND ${inKeys}`, [pipeline, list]);
-  for (const r of results) state.done.add(text(r.task_key));
+  if (src.results === undefined) {
+    const [results] = await pool.query<RowDataPacket[]>(`SELECT task_key FROM sluice_results WHERE pipeline = ? AND ${inKeys}`, [pipeline, list]);
+    for (const r of results) state.done.add(textOf(r.task_key));
+  } else {
+    // Done means a row in the user's result table, however it got there (an earlier offline run too).
+    state.done = await keysIn(pool, `${quoteIdentifier(src.results.table)} s`, src.results.key, src.keyKind, keys);
+  }
   const [dead] = await pool.query<RowDataPacket[]>(`SELECT task_key FROM sluice_dead_tasks WHERE pipeline = ? AND ${inKeys}`, [pipeline, list]);
-  for (const r of dead) state.dead.add(text(r.task_key));
+  for (const r of dead) state.dead.add(textOf(r.task_key));
   const [ms] = await pool.query<RowDataPacket[]>(`SELECT task_key, stage, output FROM sluice_milestones WHERE pipeline = ? AND ${inKeys}`, [pipeline, list]);
   for (const r of ms) {
-    const key = text(r.task_key);
+    const key = textOf(r.task_key);
     const m = state.milestones.get(key) ?? new Map<string, string | null>();
     m.set(String(r.stage), r.output === null ? null : typeof r.output === 'string' ? r.output : JSON.stringify(r.output));
     state.milestones.set(key, m);
@@ -74,6 +85,6 @@ export async function loadTaskState(pool: Pool, src: SourceInfo, pipeline: strin
     `SELECT task_key, stage, COUNT(*) AS n FROM sluice_attempts WHERE pipeline = ? AND superseded = FALSE AND ${inKeys} GROUP BY task_key, stage`,
     [pipeline, list],
   );
-  for (const r of fails) state.failures.set(`${text(r.task_key)}\u0000${String(r.stage)}`, Number(r.n));
+  for (const r of fails) state.failures.set(`${textOf(r.task_key)}\u0000${String(r.stage)}`, Number(r.n));
   return state;
 }

@@ -18,7 +18,7 @@ import { DatabaseError, KafkaError, coerceError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { recordBadMessages, type BadMessageRow } from '../db/bad-messages.js';
 import { openPool, type Pool } from '../db/pool.js';
-import { inspectSource } from '../db/source.js';
+import { inspectPipeline } from '../db/pipeline-tables.js';
 import { checkKafka, createKafka } from '../kafka/client.js';
 import { ensureTopic } from '../kafka/topics.js';
 import { spoolDepth, type SpoolDepth } from '../spool/depth.js';
@@ -82,7 +82,7 @@ export async function startFetcher(opts: FetchOptions): Promise<FetcherHandle> {
   if (pool !== null) {
     // The same start-up check as produce and work: a source sluice cannot page exactly is refused here too.
     try {
-      await inspectSource(pool, pipeline.source, opts.pipeline);
+      await inspectPipeline(pool, pipeline, opts.pipeline);
     } catch (err) {
       await pool.end().catch(() => {});
       throw err;

@@ -18,7 +18,8 @@ import { estimateCounts, exactCounts, type PipelineCounts } from '../db/counts.j
 import { fetchPendingPage, probeLedger, type PendingFilter, type PendingRow } from '../db/pending.js';
 import { openPool, toDatabaseError, type Pool } from '../db/pool.js';
 import { parseDatabaseUrl } from '../db/database-url.js';
-import { inspectSource, sourceQueryError, type SourceInfo } from '../db/source.js';
+import { inspectPipeline } from '../db/pipeline-tables.js';
+import { sourceQueryError, type SourceInfo } from '../db/source.js';
 import { checkKafka, createKafka } from '../kafka/client.js';
 import { ensureTopic, topicMaxMessageBytes } from '../kafka/topics.js';
 import { BatchSender, messageSize, type OutgoingMessage } from './batch-sender.js';
@@ -129,7 +130,7 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
   const pool = await openPool(config.database, { dateStrings: true, poolSize: 3 });
   try {
     await assertMigrated(pool);
-    const source = await inspectSource(pool, pipeline.source, opts.pipeline);
+    const source = await inspectPipeline(pool, pipeline, opts.pipeline);
     began = true;
     const filter: PendingFilter = await probeLedger(pool, {
       pipeline: opts.pipeline,

@@ -18,10 +18,12 @@ import type { Logger } from '../core/logger.js';
 import type { StageMetrics } from '../core/metrics.js';
 import { keyText } from '../core/task-key.js';
 import { LedgerClosedError, LedgerWriteError, type LedgerWriter } from '../db/ledger.js';
+import type { ResultsInfo } from '../db/results-table.js';
 import type { TaskState } from '../db/task-state.js';
 import type { SpoolItem } from '../spool/segment.js';
 import { backoffMs, sleep, stageLimits, type StageLimits } from './limits.js';
 import { outputProblem } from './output-limits.js';
+import { userRow } from './result-row.js';
 
 export type TaskOutcome = 'done' | 'dead' | 'skipped' | 'aborted';
 
@@ -44,6 +46,8 @@ export interface RunnerContext {
   limits: Map<string, StageLimits>;
   /** Largest stage output stored (worker.maxOutputBytes, capped by the server's max_allowed_packet). */
   maxOutputBytes: number;
+  /** The user's result table, when the pipeline has one: the result row goes there. */
+  results?: ResultsInfo;
   /** Prometheus counters and histograms, when the metrics endpoint is on. */
   metrics?: StageMetrics;
   /** Called when a task is quarantined, to move it to the spool's quarantine folder. */
@@ -158,6 +162,12 @@ async function quarantine(t: Task, stage: string, err: Error, attempts: number, 
   return 'dead';
 }
 
+/** Waits for every write, then throws the first failure (so no write is left unobserved). */
+async function settleAll(writes: Array<Promise<void>>): Promise<void> {
+  const settled = await Promise.allSettled(writes);
+  for (const r of settled) if (r.status === 'rejected') throw r.reason;
+}
+
 export async function runTask(item: SpoolItem, state: TaskState, rc: RunnerContext): Promise<TaskOutcome> {
   const key = keyText(item.task.key);
   if (state.done.has(key) || state.dead.has(key)) return 'skipped';
@@ -190,8 +200,17 @@ export async function runTask(item: SpoolItem, state: TaskState, rc: RunnerConte
       input = r.output;
       totalAttempts = Math.max(totalAttempts, r.attempt);
     }
-    const output = JSON.stringify(input) ?? 'null';
-    await rc.ledger.write({ kind: 'result', pipeline: rc.pipelineName, key, output, attempts: totalAttempts, workerId: rc.workerId, startedAt: started, finishedAt: new Date(), durationMs: Math.round(performance.now() - t0) });
+    const writes: Array<Promise<void>> = [];
+    if (rc.results !== undefined) {
+      const mapped = userRow(item.task, input, rc.results);
+      if (mapped instanceof Error) return await quarantine(t, current, mapped, totalAttempts, rc);
+      const r = rc.results;
+      writes.push(rc.ledger.write({ kind: 'row', pipeline: rc.pipelineName, key, table: r.table, keyColumn: r.key, columns: r.columns, values: mapped, onConflict: r.onConflict }));
+    }
+    // sluice_results keeps the bookkeeping (attempts, timings, worker); the output itself lives in the user's table when there is one.
+    const output = rc.results === undefined ? (JSON.stringify(input) ?? 'null') : 'null';
+    writes.push(rc.ledger.write({ kind: 'result', pipeline: rc.pipelineName, key, output, attempts: totalAttempts, workerId: rc.workerId, startedAt: started, finishedAt: new Date(), durationMs: Math.round(performance.now() - t0) }));
+    await settleAll(writes);
     return 'done';
   } catch (err) {
     if (err instanceof LedgerClosedError) return 'aborted';

@@ -24,7 +24,8 @@ import { LedgerWriter } from '../db/ledger.js';
 import { assertMigrated } from '../db/migrate.js';
 import { parseDatabaseUrl } from '../db/database-url.js';
 import { openPool, outageDelayMs, toDatabaseError } from '../db/pool.js';
-import { inspectSource, sourceQueryError, type SourceInfo } from '../db/source.js';
+import { inspectPipeline } from '../db/pipeline-tables.js';
+import { sourceQueryError, type SourceInfo } from '../db/source.js';
 import { loadTaskState, type TaskState } from '../db/task-state.js';
 import type { Pool } from '../db/pool.js';
 import { SpoolClaimer, type Claim } from '../spool/claim.js';
@@ -90,7 +91,7 @@ export async function startWorker(opts: WorkOptions): Promise<WorkerHandle> {
   let packet: number;
   try {
     await assertMigrated(pool);
-    source = await inspectSource(pool, pipeline.source, opts.pipeline);
+    source = await inspectPipeline(pool, pipeline, opts.pipeline);
     packet = await maxAllowedPacket(pool);
   } catch (err) {
     await pool.end().catch(() => {});
@@ -134,6 +135,7 @@ export async function startWorker(opts: WorkOptions): Promise<WorkerHandle> {
     abort: abort.signal,
     limits,
     maxOutputBytes,
+    results: source.results,
     metrics: opts.metrics,
     onDead: async (item: SpoolItem, stage: string, err: Error, attempts: number): Promise<void> => {
       await quarantine.quarantine({
