@@ -1,7 +1,7 @@
 // sluice's configuration. Settings here override the defaults; environment variables (DATABASE_URL,
 // SLUICE_KAFKA_BROKERS, ...) override this file, and CLI flags override both. See README "Configuration".
 import { defineConfig } from './src/index.js';
-import { demoStages } from './src/demo/stages.js';
+import { demoResults, demoStages } from './src/demo/stages.js';
 
 const databaseUrl = process.env.DATABASE_URL ?? 'mysql://root@127.0.0.1:3306/sluice';
 
@@ -16,6 +16,8 @@ export default defineConfig({
       topic: 'sluice.demo',
       partitions: 6,
       source: { table: 'sluice_demo_documents', key: 'id', columns: ['title', 'body', 'lang'] },
+      // Done means a row in the demo's doc_ent_map-style table (see README, "Your result table").
+      results: demoResults,
       stages: demoStages({ databaseUrl, nerUrl: process.env.SLUICE_DEMO_NER_URL ?? 'http://127.0.0.1:7450/ner' }),
     },
   },

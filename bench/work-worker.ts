@@ -2,12 +2,13 @@
 //   noop   <n>   sluice workers, one no-op stage, from a pre-filled spool to result rows
 //   sleep  <n>   sluice workers, one stage awaiting 20 ms, concurrency 64
 //   bullmq <n>   BullMQ (Redis) with the same no-op job and concurrency, writing the same result rows
+//   usertable <n> the no-op stage writing into a user result table (two TEXT columns) instead of sluice_results
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
-import { defaults, mergeLayers, type StageConfig } from '../src/core/config.js';
+import { defaults, mergeLayers, type ResultsConfig, type StageConfig } from '../src/core/config.js';
 import { validateConfig } from '../src/core/config-validate.js';
 import { silentLogger } from '../src/core/logger.js';
 import { spoolPaths } from '../src/spool/layout.js';
@@ -22,7 +23,7 @@ const CONCURRENCY = 64;
 const emit = (o: Record<string, unknown>): void => console.log(JSON.stringify({ mode, ...o, peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024) }));
 const payload = { title: 'Document', body: 'lorem ipsum '.repeat(25) };
 
-async function sluice(stage: StageConfig): Promise<void> {
+async function sluice(stage: StageConfig, results?: ResultsConfig): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-work-'));
   const pipeline = `bw${randomUUID().slice(0, 8)}`;
   try {
@@ -30,6 +31,10 @@ async function sluice(stage: StageConfig): Promise<void> {
     const conn = await mysql.createConnection(url);
     await conn.query('CREATE TABLE IF NOT EXISTS bench_work_source (id BIGINT PRIMARY KEY)');
     await conn.query(`INSERT IGNORE INTO bench_work_source SELECT seq FROM seq_1_to_${n}`);
+    if (results !== undefined) {
+      await conn.query('CREATE TABLE IF NOT EXISTS bench_user_results (doc_id BIGINT PRIMARY KEY, ent_list_str TEXT NOT NULL, mapped_list_str TEXT NOT NULL)');
+      await conn.query('TRUNCATE bench_user_results');
+    }
     await conn.end();
     const writer = new SpoolWriter(spoolPaths(dir, pipeline), 500);
     await writer.open();
@@ -40,7 +45,7 @@ async function sluice(stage: StageConfig): Promise<void> {
         database: { url },
         spool: { dir },
         worker: { pollMs: 5, maxInFlight: 1024 },
-        pipelines: { [pipeline]: { topic: 'unused', source: { table: 'bench_work_source', key: 'id', columns: [] }, stages: [stage] } },
+        pipelines: { [pipeline]: { topic: 'unused', source: { table: 'bench_work_source', key: 'id', columns: [] }, stages: [stage], ...(results === undefined ? {} : { results }) } },
       }),
     );
     const t0 = performance.now();
@@ -97,5 +102,8 @@ async function bullmq(): Promise<void> {
 }
 
 if (mode === 'noop') await sluice({ name: 'noop', concurrency: CONCURRENCY, run: async () => null });
-else if (mode === 'sleep') await sluice({ name: 'wait', concurrency: CONCURRENCY, run: () => new Promise((r) => setTimeout(r, 20)) });
+else if (mode === 'usertable') {
+  const row = (): Record<string, unknown> => ({ ent_list_str: 'Ada Lovelace,Alan Turing', mapped_list_str: '17,42' });
+  await sluice({ name: 'noop', concurrency: CONCURRENCY, run: async () => null }, { table: 'bench_user_results', key: 'doc_id', columns: ['ent_list_str', 'mapped_list_str'], row, onConflict: 'keep' });
+} else if (mode === 'sleep') await sluice({ name: 'wait', concurrency: CONCURRENCY, run: () => new Promise((r) => setTimeout(r, 20)) });
 else await bullmq();

@@ -41,6 +41,7 @@ export const demoCommand: Command = {
     const s = await runDemo({ config, log, documents: docs, nerConcurrency, shutdown, progress: progress.tty ? (l) => progress.write(`\r${l}   `) : undefined });
     if (progress.tty) progress.write('\n');
     out(`demo: ${s.done} of ${s.documents} documents done, ${s.quarantined} quarantined, in ${s.seconds.toFixed(1)} s (${Math.round(s.done / s.seconds)} docs/s)`);
+    out(`  ${s.offline} document(s) already had a result from an "offline run" in sluice_demo_doc_ent_map: not published`);
     out(`  published ${s.published} task(s); milestones per stage: ${Object.entries(s.milestones).map(([k, v]) => `${k} ${v}`).join(', ')}`);
     out(`  entity recognition: ${s.ner.requests} calls, ${s.ner.served} served, ${s.ner.resetsOverLimit} reset for going over ${s.nerMaxConcurrent} at once, ${s.ner.resetsRandom} reset at random; at most ${s.ner.mostAtOnce} at once (stage limit ${s.nerConcurrency})`);
     out(`  failed attempts retried or recorded: ${s.retries}`);

@@ -12,7 +12,7 @@ import { produce } from '../producer/producer.js';
 import { startWorker } from '../worker/worker.js';
 import { startNerService, type NerStats } from './ner-service.js';
 import { seedDemo } from './seed.js';
-import { demoPipeline } from './stages.js';
+import { demoPipeline, demoResults } from './stages.js';
 
 export interface DemoOptions {
   config: SluiceConfig;
@@ -33,6 +33,8 @@ export interface DemoSummary {
   quarantined: number;
   seconds: number;
   published: number;
+  /** Results the "offline run" had left in the result table before produce (not published). */
+  offline: number;
   retries: number;
   milestones: Record<string, number>;
   ner: NerStats;
@@ -52,11 +54,11 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
   const demo = demoPipeline({ databaseUrl: opts.config.database.url, nerUrl: ner.url, nerConcurrency });
   try {
     const seeded = await seedDemo(pool, opts.documents);
-    opts.log.info({ inserted: seeded.inserted, documents: opts.documents }, 'demo data seeded');
+    opts.log.info({ inserted: seeded.inserted, documents: opts.documents, offline: seeded.offline }, 'demo data seeded');
     const base = getPipeline(opts.config, 'demo');
     const config: SluiceConfig = {
       ...opts.config,
-      pipelines: { ...opts.config.pipelines, demo: { ...base, stages: demo.stages } },
+      pipelines: { ...opts.config.pipelines, demo: { ...base, stages: demo.stages, results: demoResults } },
     };
     // Anything not done yet is published again (a crashed earlier demo leaves tasks "in flight").
     const produced = await produce({ config, pipeline: 'demo', log: opts.log, staleAfterMs: 0, shutdown: opts.shutdown });
@@ -64,7 +66,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     const worker = await startWorker({ config, pipeline: 'demo', log: opts.log });
     const count = async (): Promise<{ done: number; dead: number }> => {
       const [[r]] = await pool.query<RowDataPacket[]>(
-        `SELECT (SELECT COUNT(*) FROM sluice_results x JOIN sluice_demo_documents d ON x.task_key = CONVERT(d.id USING utf8mb4) WHERE x.pipeline = 'demo' AND d.id <= ?) AS done,
+        `SELECT (SELECT COUNT(*) FROM sluice_demo_doc_ent_map x JOIN sluice_demo_documents d ON x.doc_id = d.id WHERE d.id <= ?) AS done,
                 (SELECT COUNT(*) FROM sluice_dead_tasks x JOIN sluice_demo_documents d ON x.task_key = CONVERT(d.id USING utf8mb4) WHERE x.pipeline = 'demo' AND d.id <= ?) AS dead`,
         [opts.documents, opts.documents],
       );
@@ -96,6 +98,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
       quarantined: last.dead,
       seconds: (performance.now() - t0) / 1000,
       published: produced.published,
+      offline: seeded.offline,
       retries: Number(retries[0]?.n ?? 0),
       milestones: Object.fromEntries(ms.map((r) => [String(r.stage), Number(r.n)])),
       ner: ner.stats(),

@@ -3,7 +3,7 @@
 // resets anything wider), lookup and match run wide.
 
 import mysql, { type Pool, type RowDataPacket } from 'mysql2/promise';
-import type { StageConfig } from '../core/config.js';
+import type { ResultsConfig, StageConfig } from '../core/config.js';
 import { SluiceError } from '../core/errors.js';
 import { pipeline } from '../worker/define.js';
 
@@ -62,6 +62,20 @@ export function demoPipeline(opts: DemoStageOptions): { stages: StageConfig[]; c
     .build();
   return { stages, close: async () => void (await pool?.end()) };
 }
+
+interface Matched {
+  entities: Array<{ id: number; name: string; kind: string }>;
+  unmatched: string[];
+}
+
+/** The demo's result table, shaped like a user's `doc_ent_map`: the names found, and the ids they mapped to. */
+export const demoResults: ResultsConfig = {
+  table: 'sluice_demo_doc_ent_map',
+  key: 'doc_id',
+  columns: ['ent_list_str', 'mapped_list_str'],
+  row: (o: Matched) => ({ ent_list_str: [...o.entities.map((e) => e.name), ...o.unmatched].join(','), mapped_list_str: o.entities.map((e) => e.id).join(',') }),
+  onConflict: 'keep',
+};
 
 export function demoStages(opts: DemoStageOptions): StageConfig[] {
   return demoPipeline(opts).stages;

@@ -19,3 +19,13 @@ CREATE TABLE `sluice_demo_entities` (
     UNIQUE INDEX `sluice_demo_entities_name_key`(`name`),
     PRIMARY KEY (`id`)
 ) DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+
+-- CreateTable
+CREATE TABLE `sluice_demo_doc_ent_map` (
+    `doc_id` BIGINT NOT NULL,
+    `ent_list_str` TEXT NOT NULL,
+    `mapped_list_str` TEXT NOT NULL,
+    `create_time` DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+
+    PRIMARY KEY (`doc_id`)
+) DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
