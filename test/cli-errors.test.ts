@@ -44,7 +44,9 @@ before(async () => {
   env = { DATABASE_URL: url, SLUICE_KAFKA_BROKERS: BROKERS.join(','), SLUICE_CONFIG: join(dir, 'sluice.config.ts'), SLUICE_SPOOL_DIR: join(dir, 'spool') };
 });
 after(async () => {
-  await db?.end();
+  // end() waits for the server's goodbye; never let a stuck statement keep the test process alive.
+  await Promise.race([db?.end(), new Promise((r) => setTimeout(r, 2000))]);
+  db?.destroy();
   rmSync(dir, { recursive: true, force: true });
   await dropDatabase?.();
 });
@@ -132,7 +134,7 @@ describe('a failure in the middle of a run', () => {
     const table = randomName('vanishing');
     await db.query(`CREATE TABLE ${table} (id INT PRIMARY KEY)`);
     await db.query(`INSERT INTO ${table} SELECT seq FROM seq_1_to_40`);
-    let dropped = false;
+    let dropping: Promise<unknown> | undefined;
     const config = validateConfig(
       mergeLayers(structuredClone(defaults), {
         database: { url },
@@ -147,10 +149,7 @@ describe('a failure in the middle of a run', () => {
               key: 'id',
               columns: [],
               payload: (row: Record<string, unknown>) => {
-                if (!dropped) {
-                  dropped = true;
-                  void db.query(`DROP TABLE ${table}`);
-                }
+                dropping ??= db.query(`DROP TABLE ${table}`);
                 return row;
               },
             },
@@ -159,6 +158,8 @@ describe('a failure in the middle of a run', () => {
       }),
     );
     await assert.rejects(produce({ config, pipeline: 'v', log: silentLogger(), count: false }), (e: unknown) => e instanceof SourceError && /pipelines\.v\.source: source table '.*' no longer exists/.test(e.message));
+    // Nothing of the test may still run when the file ends.
+    await dropping;
   });
 });
 
