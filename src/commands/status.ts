@@ -51,7 +51,7 @@ export async function collectStatus(config: SluiceConfig, name: string, log: Log
   let ledger;
   try {
     await assertMigrated(pool);
-    ledger = await ledgerStatus(pool, await inspectPipeline(pool, pipeline, name), name, config.producer.staleAfterMs, opts.exact !== false);
+    ledger = await ledgerStatus(pool, await inspectPipeline(pool, pipeline, name), name, config.producer.staleAfterMs, opts.exact !== false, pipeline.stages.at(-1)?.name);
   } finally {
     await pool.end();
   }

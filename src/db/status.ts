@@ -34,7 +34,7 @@ const RECENT_S = 60;
 const rate = (n: unknown, spanS: unknown): number => Number(n ?? 0) / Math.min(RECENT_S, Math.max(1, Number(spanS ?? 0)));
 
 /** `exact`: the semi-join over the source (status --check always); otherwise the ledger-only estimate. */
-export async function ledgerStatus(pool: Pool, src: SourceInfo, pipeline: string, staleAfterMs: number, exact: boolean): Promise<LedgerStatus> {
+export async function ledgerStatus(pool: Pool, src: SourceInfo, pipeline: string, staleAfterMs: number, exact: boolean, lastStage?: string): Promise<LedgerStatus> {
   const filter = { pipeline, staleAfterMs, includeDead: false };
   const counts = exact ? await exactCounts(pool, src, filter) : await estimateCounts(pool, src, filter);
   // Rates are over the actual window: from the first result of the last minute to now, so a run of 10 s
@@ -60,7 +60,11 @@ export async function ledgerStatus(pool: Pool, src: SourceInfo, pipeline: string
   return {
     counts,
     doneLastMinute: Number(d?.recent ?? 0),
-    resultsPerSecond: rate(d?.recent, d?.span),
+    // With a user result table, sluice_results is not written: results arrive as fast as the last stage's milestones.
+    resultsPerSecond: src.results === undefined ? rate(d?.recent, d?.span) : (() => {
+      const last = stages.find((r) => String(r.stage) === lastStage);
+      return last === undefined ? 0 : rate(last.recent, last.span);
+    })(),
     stages: stages.map((r) => ({ stage: String(r.stage), milestones: Number(r.n), perSecond: rate(r.recent, r.span) })),
     errors: errors.map((r) => ({ errorClass: String(r.error_class), count: Number(r.n), lastAt: new Date(r.last_at as Date).toISOString(), example: String(r.example).slice(0, 200) })),
     badMessages: Number(bad?.n ?? 0),
