@@ -15,6 +15,7 @@ describe('logging', () => {
     for (const secret of ['p1', 'p2', 'p3', 'p4']) assert.doesNotMatch(out, new RegExp(secret));
     assert.match(out, /"msg":"connecting"/);
     assert.match(out, /\[redacted\]/);
+    assert.match(out, /"url":"mysql:\/\/u:\*\*\*@h\/db"/, 'a URL keeps its host and database; only the password goes');
   });
 
   it('redactUrl keeps the server visible and hides the password', () => {

@@ -37,7 +37,7 @@ export const demoCommand: Command = {
       });
       if (code !== 0) return code;
     }
-    await migrate(config.database, log.child({ stage: 'migrate' }));
+    await migrate(config.database, log.child({ component: 'migrate' }));
     const s = await runDemo({ config, log, documents: docs, nerConcurrency, shutdown, progress: progress.tty ? (l) => progress.write(`\r${l}   `) : undefined });
     if (progress.tty) progress.write('\n');
     out(`demo: ${s.done} of ${s.documents} documents done, ${s.quarantined} quarantined, in ${s.seconds.toFixed(1)} s (${Math.round(s.done / s.seconds)} docs/s)`);

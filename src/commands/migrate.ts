@@ -14,7 +14,7 @@ export const migrateCommand: Command = {
   async run({ config, log, out, values }) {
     assertDatabaseUrl(config.database);
     const { database } = parseDatabaseUrl(config.database.url);
-    const mlog = log.child({ stage: 'migrate' });
+    const mlog = log.child({ component: 'migrate' });
     if (values.status === true) {
       const pool = await openPool(config.database, { poolSize: 1 });
       try {

@@ -19,7 +19,7 @@ import type { KafkaConfig, SluiceConfig } from '../core/config.js';
 async function consumerLag(kafka: KafkaConfig, topic: string, groupId: string, log: Logger): Promise<Record<string, number> | null> {
   try {
     await checkKafka(kafka, log, 3000);
-    const admin = createKafka(kafka, log.child({ stage: 'kafka' }), { retry: { retries: 0 } }).admin();
+    const admin = createKafka(kafka, log.child({ component: 'kafka' }), { retry: { retries: 0 } }).admin();
     await admin.connect();
     try {
       if (!(await admin.listTopics()).includes(topic)) return {};

@@ -1,4 +1,5 @@
-// Logging: one root pino logger, made in cli.ts; every component takes a `child({ stage })` of it.
+// Logging: one root pino logger, made in cli.ts; every component takes a `child({ component })` of it, and
+// `stage` names a pipeline's stage only.
 // Messages are fixed strings with fields beside them (grep-able), errors go under `err`, and anything that
 // could hold a secret is redacted. Logs go to stderr so stdout stays clean for command output (--json).
 
@@ -21,6 +22,13 @@ const REDACT = [
   '*.authorization',
 ];
 
+/** URLs keep their host and database visible, only a password inside them is hidden; anything else goes. */
+function censor(value: unknown, path: string[]): unknown {
+  const field = path[path.length - 1];
+  if ((field === 'url' || field === 'databaseUrl') && typeof value === 'string') return redactUrl(value);
+  return '[redacted]';
+}
+
 export interface LoggerOptions extends LogConfig {
   /** Whether stderr is a terminal (decides 'auto' pretty printing). */
   isTTY: boolean;
@@ -33,7 +41,7 @@ export function createLogger(opts: LoggerOptions): Logger {
   const base = {
     level: opts.level,
     base: { pid: process.pid },
-    redact: { paths: REDACT, censor: '[redacted]' },
+    redact: { paths: REDACT, censor },
     serializers: { err: pino.stdSerializers.err },
   };
   if (opts.destination !== undefined) return pino(base, opts.destination);

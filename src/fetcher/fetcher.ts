@@ -65,7 +65,7 @@ export type FetcherHandle = SpoolComponentHandle<FetchStats>;
 export async function startFetcher(opts: FetchOptions): Promise<FetcherHandle> {
   const { config } = opts;
   const pipeline = getPipeline(config, opts.pipeline);
-  const log = opts.log.child({ stage: 'fetcher', pipeline: opts.pipeline });
+  const log = opts.log.child({ component: 'fetcher', pipeline: opts.pipeline });
   const fetcherId = safeWorkerId(opts.fetcherId ?? `${hostname()}-${process.pid}`);
   const paths = spoolPaths(resolvePath(config.spool.dir), opts.pipeline);
   const writer = new SpoolWriter(paths, config.spool.maxSegmentItems);
@@ -90,7 +90,7 @@ export async function startFetcher(opts: FetchOptions): Promise<FetcherHandle> {
   }
 
   await checkKafka(config.kafka, log);
-  const kafka = createKafka(config.kafka, opts.log.child({ stage: 'kafka', pipeline: opts.pipeline }), {
+  const kafka = createKafka(config.kafka, opts.log.child({ component: 'kafka', pipeline: opts.pipeline }), {
     retry: { retries: config.kafka.retries, initialRetryTime: 300, maxRetryTime: 10_000 },
   });
   const admin = kafka.admin();

@@ -71,7 +71,7 @@ function describeKafkaFailure(err: unknown, brokers: string): KafkaError {
  */
 export async function checkKafka(cfg: KafkaConfig, log: Logger, deadlineMs = 4000): Promise<{ brokers: number; clusterId: string }> {
   const brokers = cfg.brokers.join(',');
-  const kafka = createKafka(cfg, log.child({ stage: 'kafka-check' }), {
+  const kafka = createKafka(cfg, log.child({ component: 'kafka-check' }), {
     retry: { retries: 0 },
     connectionTimeout: Math.min(cfg.connectionTimeoutMs, deadlineMs),
     requestTimeout: deadlineMs,

@@ -97,7 +97,7 @@ async function withDbRetry<T>(what: string, pool: Pool, fn: () => Promise<T>, lo
 export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
   const { config, log: rootLog } = opts;
   const pipeline = getPipeline(config, opts.pipeline);
-  const log = rootLog.child({ stage: 'producer', pipeline: opts.pipeline });
+  const log = rootLog.child({ component: 'producer', pipeline: opts.pipeline });
   const runId = randomUUID();
   const started = performance.now();
   const summary: ProduceSummary = {
@@ -147,7 +147,7 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
     if (opts.dryRun === true) return finish();
 
     await checkKafka(config.kafka, log);
-    const kafka = createKafka(config.kafka, rootLog.child({ stage: 'kafka', pipeline: opts.pipeline }));
+    const kafka = createKafka(config.kafka, rootLog.child({ component: 'kafka', pipeline: opts.pipeline }));
     const admin = kafka.admin();
     await admin.connect();
     try {

@@ -113,7 +113,7 @@ async function runStage(t: Task, stage: StageConfig, input: unknown, state: Task
       const output = await limits.limit(async () => {
         if (rc.stopping.aborted || rc.abort.aborted) throw new NotStarted();
         await limits.rate?.acquire(rc.abort);
-        const ctx = { task: { key: task.key, payload: task.payload, attempt: task.attempt }, outputs: { ...t.outputs }, attempt, log: t.log.child({ taskStage: stage.name }) };
+        const ctx = { task: { key: task.key, payload: task.payload, attempt: task.attempt }, outputs: { ...t.outputs }, attempt, log: t.log.child({ stage: stage.name }) };
         return withTimeout(stage.name, timeoutMs, rc.abort, (signal) => Promise.resolve(stage.run(input, { ...ctx, signal })));
       });
       observe(rc, stage.name, 'processed', s0);
@@ -129,7 +129,7 @@ async function runStage(t: Task, stage: StageConfig, input: unknown, state: Task
     rc.metrics?.retried.inc({ pipeline: rc.pipelineName, stage: stage.name });
     const delay = backoffMs(attempt, retry.initialDelayMs, retry.maxDelayMs);
     // Expected on a flaky service: one line without the stack; the final failure is logged in full.
-    t.log.info({ taskStage: stage.name, attempt, delayMs: delay, errorClass: err.name, error: err.message }, 'stage failed; retrying');
+    t.log.info({ stage: stage.name, attempt, delayMs: delay, errorClass: err.name, error: err.message }, 'stage failed; retrying');
     try {
       await sleep(delay, rc.abort);
     } catch {
@@ -144,7 +144,7 @@ async function runStage(t: Task, stage: StageConfig, input: unknown, state: Task
  */
 async function quarantine(t: Task, stage: string, err: Error, attempts: number, rc: RunnerContext): Promise<TaskOutcome> {
   const why = err instanceof LedgerWriteError ? 'not recordable' : !isRetriable(err) ? (isBug(err) ? 'bug' : 'non-retriable') : 'attempts exhausted';
-  t.log.error({ taskStage: stage, attempt: attempts, why, err }, 'task quarantined');
+  t.log.error({ stage: stage, attempt: attempts, why, err }, 'task quarantined');
   const payload = JSON.stringify(t.item.task.payload) ?? 'null';
   const dead = { kind: 'dead' as const, pipeline: rc.pipelineName, key: t.key, stage, errorClass: err.name, errorMessage: err.message, attempts, workerId: rc.workerId };
   try {
@@ -195,7 +195,7 @@ export async function runTask(item: SpoolItem, state: TaskState, rc: RunnerConte
         return await quarantine(t, stage.name, problem, r.attempt, rc);
       }
       await rc.ledger.write({ kind: 'milestone', pipeline: rc.pipelineName, key, stage: stage.name, output: r.json, durationMs: r.ms, attempt: r.attempt });
-      t.log.debug({ taskStage: stage.name, attempt: r.attempt, ms: r.ms }, 'stage done');
+      t.log.debug({ stage: stage.name, attempt: r.attempt, ms: r.ms }, 'stage done');
       t.outputs[stage.name] = r.output;
       input = r.output;
       totalAttempts = Math.max(totalAttempts, r.attempt);

@@ -83,7 +83,7 @@ export async function startWorker(opts: WorkOptions): Promise<WorkerHandle> {
     throw new UsageError(`pipeline '${opts.pipeline}' has no stages`, 'add stages to the pipeline in sluice.config.ts');
   }
   const workerId = safeWorkerId(opts.workerId ?? `${hostname()}-${process.pid}`);
-  const log = opts.log.child({ stage: 'worker', pipeline: opts.pipeline, workerId });
+  const log = opts.log.child({ component: 'worker', pipeline: opts.pipeline, workerId });
   const paths = spoolPaths(resolvePath(config.spool.dir), opts.pipeline);
   await ensureSpool(paths);
   const pool = await openPool(config.database, { poolSize: 4 });
