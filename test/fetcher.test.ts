@@ -249,7 +249,7 @@ describe('fetch: group life and visibility', () => {
     await waitFor('a stats line after the items', () => lines.some((l) => l.includes('"msg":"fetch stats"') && l.includes('"spooled":100')));
     await f.stop();
     const stat = JSON.parse(lines.find((l) => l.includes('"msg":"fetch stats"') && l.includes('"spooled":100'))!) as Record<string, unknown>;
-    assert.equal(stat.stage, 'fetcher');
+    assert.equal(stat.component, 'fetcher');
     assert.equal(typeof stat.itemsPerSec, 'number');
     assert.equal(stat.depthItems, 100);
     assert.equal(stat.paused, false);
