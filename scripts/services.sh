@@ -207,6 +207,19 @@ mysql_binary() {
   return 1
 }
 
+# Waits up to $1 seconds for MySQL/MariaDB on MYSQL_PORT; says so (with $2 appended) and returns 0 once it listens.
+wait_mysql() {
+  local deadline=$((SECONDS + $1))
+  while ((SECONDS < deadline)); do
+    if listening "$MYSQL_PORT"; then
+      say "mysql/mariadb listening on 127.0.0.1:$MYSQL_PORT${2:+ $2}"
+      return 0
+    fi
+    sleep 0.5
+  done
+  return 1
+}
+
 embedded_pid() {
   [[ -f "$MARIADB_PIDFILE" ]] || return 1
   local pid
@@ -238,15 +251,7 @@ embedded_mariadb_up() {
     --port="$MYSQL_PORT" --bind-address=127.0.0.1 --socket="$MARIADB_DIR/mariadbd.sock" --pid-file="$MARIADB_PIDFILE" \
     --log-error="$MARIADB_DIR/error.log" --skip-name-resolve >/dev/null 2>&1 </dev/null &
   say "starting embedded MariaDB 11.4 (pid $!) on 127.0.0.1:$MYSQL_PORT, data in $data"
-  local deadline=$((SECONDS + 90))
-  while ((SECONDS < deadline)); do
-    if listening "$MYSQL_PORT"; then
-      say "mysql/mariadb listening on 127.0.0.1:$MYSQL_PORT (embedded MariaDB 11.4)"
-      return 0
-    fi
-    sleep 0.5
-  done
-  die "the embedded MariaDB did not start listening on 127.0.0.1:$MYSQL_PORT within 90 s (see $MARIADB_DIR/error.log)"
+  wait_mysql 90 "(embedded MariaDB 11.4)" || die "the embedded MariaDB did not start listening on 127.0.0.1:$MYSQL_PORT within 90 s (see $MARIADB_DIR/error.log)"
 }
 
 embedded_mariadb_down() {
@@ -278,15 +283,7 @@ mysql_up() {
   else
     setsid nohup "$bin" --user=mysql >/dev/null 2>&1 </dev/null &
   fi
-  local deadline=$((SECONDS + 30))
-  while ((SECONDS < deadline)); do
-    if listening "$MYSQL_PORT"; then
-      say "mysql/mariadb listening on 127.0.0.1:$MYSQL_PORT"
-      return 0
-    fi
-    sleep 0.5
-  done
-  die "$bin did not start listening on 127.0.0.1:$MYSQL_PORT within 30 s (see its error log, usually /var/log/mysql/)"
+  wait_mysql 30 "" || die "$bin did not start listening on 127.0.0.1:$MYSQL_PORT within 30 s (see its error log, usually /var/log/mysql/)"
 }
 
 status() {

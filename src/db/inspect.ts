@@ -43,7 +43,10 @@ export async function inspectTask(pool: Pool, src: SourceInfo, pipeline: string,
   const one = async (sql: string): Promise<RowDataPacket | undefined> => (await pool.query<RowDataPacket[]>(sql, [pipeline, key]))[0][0];
   const bookkeeping = await one('SELECT attempts, worker_id, started_at, finished_at, duration_ms, output FROM sluice_results WHERE pipeline = ? AND task_key = ?');
   const result = src.results === undefined ? bookkeeping : await inFrom(pool, `${quoteIdentifier(src.results.table)} s`, src, key, src.results.key);
-  const dispatch = await one('SELECT run_id, topic, dispatches, dispatched_at, dispatched_at > NOW(3) - INTERVAL ? MICROSECOND AS recent FROM sluice_dispatches WHERE pipeline = ? AND task_key = ?'.replace('INTERVAL ? MICROSECOND', `INTERVAL ${Math.trunc(staleAfterMs) * 1000} MICROSECOND`));
+  const [[dispatch]] = await pool.query<RowDataPacket[]>(
+    'SELECT run_id, topic, dispatches, dispatched_at, dispatched_at > NOW(3) - INTERVAL ? MICROSECOND AS recent FROM sluice_dispatches WHERE pipeline = ? AND task_key = ?',
+    [staleAfterMs * 1000, pipeline, key],
+  );
   const quarantine = await one('SELECT stage, error_class, error_message, attempts, worker_id, quarantined_at FROM sluice_dead_tasks WHERE pipeline = ? AND task_key = ?');
   const [milestones] = await pool.query<RowDataPacket[]>('SELECT stage, attempt, duration_ms, created_at FROM sluice_milestones WHERE pipeline = ? AND task_key = ? ORDER BY created_at, stage', [pipeline, key]);
   const [attempts] = await pool.query<RowDataPacket[]>(
