@@ -74,6 +74,11 @@ export class BatchSender {
     return this.#chain;
   }
 
+  /** Resolves once every send already started has ended, whatever its outcome (before the producer disconnects). */
+  settled(): Promise<void> {
+    return this.#chain.catch(() => {});
+  }
+
   /** Drops what is collected but not yet sent (a forced stop); returns how many messages that was. */
   discard(): number {
     clearTimeout(this.#timer);

@@ -356,6 +356,9 @@ async function publishAll(s: RunState): Promise<void> {
     await recording;
   } catch (err) {
     sender.discard();
+    // A send still on the wire must end before the caller disconnects the producer: kafkajs would otherwise
+    // reconnect for it, and the process would keep a socket to the broker after the run failed.
+    await sender.settled();
     await recording.catch(() => {});
     throw err;
   } finally {
