@@ -7,6 +7,7 @@ import type { StageConfig } from '../src/core/config.js';
 import { silentLogger } from '../src/core/logger.js';
 import { releaseDead } from '../src/db/dispatches.js';
 import { LedgerWriteError, LedgerWriter, type LedgerOp } from '../src/db/ledger.js';
+import { DB_OUTAGE_POLICY } from '../src/db/db-errors.js';
 import { migrate } from '../src/db/migrate.js';
 import { openPool, type Pool } from '../src/db/pool.js';
 import { dbConfig, testDatabase } from './helpers/db.js';
@@ -33,7 +34,7 @@ const nested = (depth: number): unknown => (depth === 0 ? 1 : [nested(depth - 1)
 
 describe('the ledger writer on a batch with rows the database refuses', () => {
   it('splits the batch so only the refused rows fail: a 20 MB output and JSON 32 deep', async () => {
-    const ledger = new LedgerWriter(pool, silentLogger(), { maxBatch: 100, flushMs: 50, databaseUrl: url, maxStatementBytes: 1e9, delayMs: () => 10 });
+    const ledger = new LedgerWriter(pool, silentLogger(), { maxBatch: 100, flushMs: 50, databaseUrl: url, maxStatementBytes: 1e9, retry: { ...DB_OUTAGE_POLICY, initialDelayMs: 10, maxDelayMs: 10 } });
     const op = (key: string, output: string): LedgerOp => ({ kind: 'milestone', pipeline: 'bisect', key, stage: 's', output, durationMs: 1, attempt: 1 });
     const outcomes = await Promise.allSettled([
       ledger.write(op('a', '1')),

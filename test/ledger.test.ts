@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import { silentLogger } from '../src/core/logger.js';
 import { LedgerWriter, type LedgerOp } from '../src/db/ledger.js';
 import type { Pool } from '../src/db/pool.js';
+import { fakeClock } from './helpers/fake-clock.js';
 
 const result = (key: string): LedgerOp => ({ kind: 'result', pipeline: 'p', key, output: 'null', attempts: 1, workerId: 'w', startedAt: new Date(), finishedAt: new Date(), durationMs: 1 });
 
@@ -30,9 +31,11 @@ describe('LedgerWriter', () => {
 
   it('retries a write that failed because the database went away, and resolves it once it succeeds', async () => {
     const { pool, statements } = fakePool([{ code: 'ECONNREFUSED' }, { code: 'PROTOCOL_CONNECTION_LOST' }, { code: 'ER_LOCK_DEADLOCK' }]);
-    const ledger = new LedgerWriter(pool, silentLogger(), { maxBatch: 10, flushMs: 1, databaseUrl: 'mysql://root@127.0.0.1:3306/x' });
+    const clock = fakeClock();
+    const ledger = new LedgerWriter(pool, silentLogger(), { maxBatch: 10, flushMs: 1, databaseUrl: 'mysql://root@127.0.0.1:3306/x', clock });
     await ledger.write(result('survivor'));
     assert.equal(statements.length, 1, 'written once, after three failures');
+    assert.deepEqual(clock.sleeps, [400, 800, 1600], 'the outage policy doubles its wait');
   });
 
   it('rejects, instead of retrying forever, a write the database refuses for good', async () => {

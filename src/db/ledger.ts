@@ -15,9 +15,9 @@ import type { Logger } from '../core/logger.js';
 import { SluiceError } from '../core/errors.js';
 import { quoteIdentifier } from '../core/identifiers.js';
 import { COLUMN_BYTES, cutBytes } from '../core/text.js';
-import { sleep } from '../core/sleep.js';
-import { parseDatabaseUrl } from './database-url.js';
-import { outageDelayMs, toDatabaseError, type Pool } from './pool.js';
+import { DB_OUTAGE_POLICY, withDbRetries } from './db-errors.js';
+import type { RetryPolicy, Clock } from '../core/retry.js';
+import type { Pool } from './pool.js';
 
 export type LedgerOp =
   | { kind: 'milestone'; pipeline: string; key: string; stage: string; output: string; durationMs: number; attempt: number }
@@ -104,14 +104,16 @@ export interface LedgerOptions {
   databaseUrl: string;
   /** Largest statement sent (below the server's max_allowed_packet). @defaultValue 4 MiB */
   maxStatementBytes?: number;
-  /** Backoff between retries of a statement while the database is away (tests shorten it). */
-  delayMs?: (attempt: number) => number;
+  /** Backoff between retries of a statement while the database is away. @defaultValue DB_OUTAGE_POLICY */
+  retry?: RetryPolicy;
+  /** Tests pass a clock whose sleep returns at once. */
+  clock?: Clock;
 }
 
 export class LedgerWriter {
   readonly #pool: Pool;
   readonly #log: Logger;
-  readonly #opts: Required<LedgerOptions>;
+  readonly #opts: LedgerOptions & { maxStatementBytes: number };
   #queue: Pending[] = [];
   #timer: NodeJS.Timeout | undefined;
   #chain: Promise<void> = Promise.resolve();
@@ -121,7 +123,7 @@ export class LedgerWriter {
   constructor(pool: Pool, log: Logger, opts: LedgerOptions) {
     this.#pool = pool;
     this.#log = log;
-    this.#opts = { maxStatementBytes: 4 * 1024 * 1024, delayMs: outageDelayMs, ...opts };
+    this.#opts = { maxStatementBytes: 4 * 1024 * 1024, ...opts };
   }
 
   write(op: LedgerOp): Promise<void> {
@@ -201,21 +203,18 @@ export class LedgerWriter {
   }
 
   async #withRetry(kind: string, fn: () => Promise<unknown>): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await fn();
-        return;
-      } catch (err) {
-        const e = toDatabaseError(err, parseDatabaseUrl(this.#opts.databaseUrl), 0);
-        const code = (err as { code?: string }).code;
-        const retriable = e.retriable || code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT';
-        if (!retriable) throw e;
-        if (this.#closed) throw new LedgerClosedError(e);
-        const delay = this.#opts.delayMs(attempt);
-        this.#log.warn({ err: e, kind, attempt, delayMs: delay }, 'ledger write failed; retrying');
-        await sleep(delay, this.#stop.signal).catch(() => {});
-        if (this.#closed) throw new LedgerClosedError(e);
-      }
+    try {
+      await withDbRetries(fn, {
+        databaseUrl: this.#opts.databaseUrl,
+        policy: this.#opts.retry ?? DB_OUTAGE_POLICY,
+        clock: this.#opts.clock,
+        signal: this.#stop.signal,
+        onRetry: (err, attempt, delayMs) => this.#log.warn({ err, kind, attempt, delayMs }, 'ledger write failed; retrying'),
+      });
+    } catch (err) {
+      // Closed while the database was away: the write was not made, and its task goes back to the spool.
+      if (this.#closed && (err as { retriable?: boolean }).retriable === true) throw new LedgerClosedError(err as Error);
+      throw err;
     }
   }
 

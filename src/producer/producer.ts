@@ -16,8 +16,9 @@ import { recordDispatches, releaseDead } from '../db/dispatches.js';
 import { assertMigrated } from '../db/migrate.js';
 import { estimateCounts, exactCounts, type PipelineCounts } from '../db/counts.js';
 import { fetchPendingPage, probeLedger, type PendingFilter, type PendingRow } from '../db/pending.js';
-import { openPool, toDatabaseError, type Pool } from '../db/pool.js';
-import { parseDatabaseUrl } from '../db/database-url.js';
+import { openPool, type Pool } from '../db/pool.js';
+import { withDbRetries } from '../db/db-errors.js';
+import type { RetryPolicy } from '../core/retry.js';
 import { inspectPipeline } from '../db/pipeline-tables.js';
 import { sourceQueryError, type SourceInfo } from '../db/source.js';
 import { checkKafka, createKafka } from '../kafka/client.js';
@@ -81,16 +82,20 @@ export interface ProduceSummary {
   dryRun: boolean;
 }
 
-async function withDbRetry<T>(what: string, pool: Pool, fn: () => Promise<T>, log: Logger, url: string, timeoutMs: number): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await fn();
-    } catch (err) {
-      const e = toDatabaseError(err, parseDatabaseUrl(url), timeoutMs);
-      if (!e.retriable || attempt >= 4) throw e.code === 'DB_ERROR' ? new DatabaseError('DB_ERROR', `${what}: ${e.message}`, { cause: err }) : e;
-      log.warn({ err: e, attempt, what }, 'database call failed; retrying');
-      await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
-    }
+/** A produce run waits out a short outage (about 3.5 s), then reports it: a rerun picks up where it stopped. */
+const PRODUCER_DB_POLICY: RetryPolicy = { maxAttempts: 4, initialDelayMs: 500, maxDelayMs: 2000, jitter: 'none' };
+
+async function withDbRetry<T>(what: string, fn: () => Promise<T>, log: Logger, url: string, timeoutMs: number): Promise<T> {
+  try {
+    return await withDbRetries(fn, {
+      databaseUrl: url,
+      timeoutMs,
+      policy: PRODUCER_DB_POLICY,
+      onRetry: (err, attempt, delayMs) => log.warn({ err, attempt, delayMs, what }, 'database call failed; retrying'),
+    });
+  } catch (err) {
+    if (err instanceof DatabaseError && err.code === 'DB_ERROR') throw new DatabaseError('DB_ERROR', `${what}: ${err.message}`, { cause: err.cause });
+    throw err;
   }
 }
 
@@ -210,7 +215,7 @@ async function* pages(s: RunState): AsyncGenerator<PendingRow[]> {
   const { config } = s.opts;
   const size = config.producer.pageSize;
   const fetchPage = (after: string | undefined): Promise<PendingRow[]> =>
-    withDbRetry('reading pending tasks', s.pool, () => fetchPendingPage(s.pool, s.source, s.filter, after, size), s.log, config.database.url, config.database.connectTimeoutMs).catch(
+    withDbRetry('reading pending tasks', () => fetchPendingPage(s.pool, s.source, s.filter, after, size), s.log, config.database.url, config.database.connectTimeoutMs).catch(
       (err: unknown) => {
         throw sourceQueryError(err, s.source, s.opts.pipeline) ?? err;
       },
@@ -286,7 +291,7 @@ async function publishAll(s: RunState): Promise<void> {
   let recordsQueued = 0;
   let recordError: unknown = null;
   const record = async (keys: string[]): Promise<void> => {
-    await withDbRetry('recording dispatches', pool, () => recordDispatches(pool, opts.pipeline, summary.runId, summary.topic, keys), log, config.database.url, config.database.connectTimeoutMs);
+    await withDbRetry('recording dispatches', () => recordDispatches(pool, opts.pipeline, summary.runId, summary.topic, keys), log, config.database.url, config.database.connectTimeoutMs);
     summary.recorded += keys.length;
   };
 
@@ -296,7 +301,7 @@ async function publishAll(s: RunState): Promise<void> {
     // that saw them still quarantined would skip them. A crash in between leaves them plain pending.
     const dead = batch.filter((m) => m.dead).map((m) => m.keyText);
     if (dead.length > 0) {
-      await withDbRetry('releasing quarantined tasks', pool, () => releaseDead(pool, opts.pipeline, dead), log, config.database.url, config.database.connectTimeoutMs);
+      await withDbRetry('releasing quarantined tasks', () => releaseDead(pool, opts.pipeline, dead), log, config.database.url, config.database.connectTimeoutMs);
       summary.requeuedDead += dead.length;
     }
     try {

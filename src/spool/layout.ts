@@ -10,6 +10,7 @@
 // keys, which may hold '/', '..', NUL bytes or be very long. A segment name carries its item count and size,
 // so the spool's depth is known from a directory listing alone.
 
+import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SpoolError } from '../core/errors.js';
@@ -101,4 +102,16 @@ export function parseClaimedName(name: string): ClaimedName | null {
 export function safeWorkerId(raw: string): string {
   const id = raw.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 64);
   return id === '' ? 'worker' : id;
+}
+
+let counter = 0;
+
+/** Sorts in write order within a process: milliseconds, then a counter. */
+export function sequence(): string {
+  return `${Date.now().toString().padStart(13, '0')}${(counter++ % 1_000_000).toString().padStart(6, '0')}`;
+}
+
+/** Keeps two processes' names apart. */
+export function randomId(): string {
+  return randomBytes(4).toString('hex');
 }

@@ -1,31 +1,12 @@
-// The fetcher's side of the spool: turns a fetched batch into durable segments, and bad messages into
-// quarantine entries. Returns only once everything it was given is on disk (files and directory synced),
-// which is what allows the fetcher to commit the batch's offsets.
+// The fetcher's side of the spool: turns a fetched batch into durable segments. Returns only once everything
+// it was given is on disk (files and directory synced), which is what allows the fetcher to commit the
+// batch's offsets. Bad messages and quarantined tasks go through quarantine.ts.
 
-import { randomBytes } from 'node:crypto';
 import { readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDir, writeSynced } from './durable.js';
-import { asSpoolError, ensureSpool, segmentName, type SpoolPaths } from './layout.js';
+import { asSpoolError, ensureSpool, randomId as rand, segmentName, sequence as seq, type SpoolPaths } from './layout.js';
 import { encodeItems, type SpoolItem } from './segment.js';
-
-export interface QuarantineEntry {
-  reason: string;
-  detail: string;
-  topic: string;
-  partition: number;
-  offset: string;
-  /** Message key and value as base64 (the value cut to `maxStoredBytes`). */
-  key: string | null;
-  value: string | null;
-  size: number;
-  source: 'fetcher' | 'worker';
-  at: string;
-}
-
-let counter = 0;
-const seq = (): string => `${Date.now().toString().padStart(13, '0')}${(counter++ % 1_000_000).toString().padStart(6, '0')}`;
-const rand = (): string => randomBytes(4).toString('hex');
 
 export class SpoolWriter {
   readonly paths: SpoolPaths;
@@ -66,13 +47,5 @@ export class SpoolWriter {
     await Promise.all(jobs);
     if (names.length > 0) await fsyncDir(this.paths.ready);
     return { names, bytes };
-  }
-
-  /** Keeps a message that cannot be processed, with why; returns the file name. */
-  async quarantine(entry: QuarantineEntry): Promise<string> {
-    const name = `${seq()}-p${entry.partition}-o${entry.offset}-${rand()}.json`;
-    await writeSynced(join(this.paths.tmp, name), join(this.paths.quarantine, name), `${JSON.stringify(entry, null, 2)}\n`);
-    await fsyncDir(this.paths.quarantine);
-    return name;
   }
 }

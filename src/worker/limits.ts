@@ -21,12 +21,6 @@ export class RateLimiter {
   }
 }
 
-export { sleep } from '../core/sleep.js';
-
-/** Exponential backoff with full jitter: a random delay in [0, min(max, initial * 2^(attempt-1))]. */
-export function backoffMs(attempt: number, initialMs: number, maxMs: number, random: () => number = Math.random): number {
-  return Math.round(random() * Math.min(maxMs, initialMs * 2 ** (attempt - 1)));
-}
 
 export interface StageLimits {
   limit: LimitFunction;

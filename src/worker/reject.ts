@@ -5,12 +5,12 @@
 import { recordBadMessages } from '../db/bad-messages.js';
 import type { Pool } from '../db/pool.js';
 import type { SpoolItem } from '../spool/segment.js';
-import type { SpoolWriter } from '../spool/writer.js';
+import { taskEntry, type QuarantineWriter } from '../spool/quarantine.js';
 import type { Logger } from '../core/logger.js';
 
 export interface RejectContext {
   pool: Pool;
-  quarantine: SpoolWriter;
+  quarantine: QuarantineWriter;
   pipeline: string;
   topic: string;
   table: string;
@@ -24,20 +24,9 @@ export async function rejectNotInSource(items: readonly SpoolItem[], rc: RejectC
   for (const item of items) {
     const key = String(item.task.key);
     const detail = `key ${JSON.stringify(key.length > 200 ? `${key.slice(0, 200)}...` : key)} has no row in the source table ${rc.table}`;
-    const value = JSON.stringify(item.task);
-    const file = await rc.quarantine.quarantine({
-      reason: 'not-in-source',
-      detail,
-      topic: rc.topic,
-      partition: item.partition,
-      offset: item.offset,
-      key: Buffer.from(key).toString('base64'),
-      value: Buffer.from(value).toString('base64'),
-      size: Buffer.byteLength(value),
-      source: 'worker',
-      at: new Date().toISOString(),
-    });
-    rows.push({ pipeline: rc.pipeline, topic: rc.topic, partition: item.partition, offset: item.offset, reason: 'not-in-source', detail, key: Buffer.from(key), size: Buffer.byteLength(value), fetcherId: rc.workerId, spoolFile: file });
+    const entry = taskEntry(item, rc.topic, 'not-in-source', detail);
+    const file = await rc.quarantine.write(entry);
+    rows.push({ pipeline: rc.pipeline, topic: rc.topic, partition: item.partition, offset: item.offset, reason: 'not-in-source', detail, key: Buffer.from(key), size: entry.size, fetcherId: rc.workerId, spoolFile: file });
   }
   rc.log.warn({ count: items.length, example: String(items[0]!.task.key).slice(0, 200) }, 'tasks without a source row not run (bad messages, reason not-in-source)');
   await recordBadMessages(rc.pool, rows);

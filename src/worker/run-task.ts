@@ -21,7 +21,8 @@ import { LedgerClosedError, LedgerWriteError, type LedgerWriter } from '../db/le
 import type { ResultsInfo } from '../db/results-table.js';
 import type { TaskState } from '../db/task-state.js';
 import type { SpoolItem } from '../spool/segment.js';
-import { backoffMs, sleep, stageLimits, type StageLimits } from './limits.js';
+import { stageLimits, type StageLimits } from './limits.js';
+import { withRetries, type RetryPolicy } from '../core/retry.js';
 import { outputProblem } from './output-limits.js';
 import { userRow } from './result-row.js';
 
@@ -60,6 +61,13 @@ export function buildLimits(pipeline: PipelineConfig): Map<string, StageLimits> 
 
 /** Thrown inside a stage's queue slot when the worker is stopping: the stage is not started. */
 class NotStarted extends Error {}
+
+/** Carries an error out of the retry loop untouched: it is not the stage's to retry. */
+class NotRetried extends Error {
+  constructor(readonly inner: unknown) {
+    super('not retried');
+  }
+}
 
 /** Runs `fn` with a signal that fires on `timeoutMs` or when `outer` aborts; a handler that ignores it is abandoned. */
 async function withTimeout<T>(stage: string, timeoutMs: number, outer: AbortSignal, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
@@ -102,40 +110,63 @@ type StageResult = { ok: true; output: unknown; json: string; attempt: number; m
 /** One stage, with its retries; the failures are recorded as attempts, the success is not yet. */
 async function runStage(t: Task, stage: StageConfig, input: unknown, state: TaskState, rc: RunnerContext): Promise<StageResult> {
   const retry = { ...stageDefaults.retry, ...stage.retry };
-  const timeoutMs = stage.timeoutMs ?? stageDefaults.timeoutMs;
-  const limits = rc.limits.get(stage.name)!;
-  const { task } = t.item;
-  for (let attempt = (state.failures.get(`${t.key}\u0000${stage.name}`) ?? 0) + 1; ; attempt++) {
-    if (rc.abort.aborted || rc.stopping.aborted) return { ok: false, aborted: true };
-    const s0 = performance.now();
-    let err: Error;
-    try {
-      const output = await limits.limit(async () => {
-        if (rc.stopping.aborted || rc.abort.aborted) throw new NotStarted();
-        await limits.rate?.acquire(rc.abort);
-        const ctx = { task: { key: task.key, payload: task.payload, attempt: task.attempt }, outputs: { ...t.outputs }, attempt, log: t.log.child({ stage: stage.name }) };
-        return withTimeout(stage.name, timeoutMs, rc.abort, (signal) => Promise.resolve(stage.run(input, { ...ctx, signal })));
-      });
-      observe(rc, stage.name, 'processed', s0);
-      return { ok: true, output, json: JSON.stringify(output) ?? 'null', attempt, ms: Math.round(performance.now() - s0) };
-    } catch (thrown) {
-      if (thrown instanceof NotStarted || rc.abort.aborted) return { ok: false, aborted: true };
-      err = coerceError(thrown);
-    }
-    const retriable = !isBug(err) && isRetriable(err);
-    observe(rc, stage.name, 'failed', s0);
-    await rc.ledger.write({ kind: 'attempt', pipeline: rc.pipelineName, key: t.key, stage: stage.name, attempt, errorClass: err.name, errorMessage: err.message, retriable, workerId: rc.workerId });
-    if (!retriable || attempt >= retry.maxAttempts) return { ok: false, aborted: false, err, attempt };
-    rc.metrics?.retried.inc({ pipeline: rc.pipelineName, stage: stage.name });
-    const delay = backoffMs(attempt, retry.initialDelayMs, retry.maxDelayMs);
-    // Expected on a flaky service: one line without the stack; the final failure is logged in full.
-    t.log.info({ stage: stage.name, attempt, delayMs: delay, errorClass: err.name, error: err.message }, 'stage failed; retrying');
-    try {
-      await sleep(delay, rc.abort);
-    } catch {
-      return { ok: false, aborted: true };
-    }
+  const policy: RetryPolicy = { maxAttempts: retry.maxAttempts, initialDelayMs: retry.initialDelayMs, maxDelayMs: retry.maxDelayMs, jitter: 'full' };
+  let last = 0;
+  try {
+    return await withRetries(
+      (attempt) => {
+        last = attempt;
+        return runOnce(t, stage, input, attempt, rc);
+      },
+      policy,
+      {
+        firstAttempt: (state.failures.get(`${t.key}\u0000${stage.name}`) ?? 0) + 1,
+        signal: rc.abort,
+        retriable: (err) => !(err instanceof NotRetried) && !isBug(err) && isRetriable(err),
+        onRetry: (err, attempt, delayMs) => {
+          rc.metrics?.retried.inc({ pipeline: rc.pipelineName, stage: stage.name });
+          // Expected on a flaky service: one line without the stack; the final failure is logged in full.
+          t.log.info({ stage: stage.name, attempt, delayMs, errorClass: err.name, error: err.message }, 'stage failed; retrying');
+        },
+      },
+    );
+  } catch (err) {
+    if (err instanceof NotStarted || rc.abort.aborted) return { ok: false, aborted: true };
+    if (err instanceof NotRetried) throw err.inner;
+    return { ok: false, aborted: false, err: err as Error, attempt: last };
   }
+}
+
+/** One run of a stage; a failure is recorded as an attempt row and rethrown for the retry policy to judge. */
+async function runOnce(t: Task, stage: StageConfig, input: unknown, attempt: number, rc: RunnerContext): Promise<Extract<StageResult, { ok: true }>> {
+  if (rc.abort.aborted || rc.stopping.aborted) throw new NotStarted();
+  const limits = rc.limits.get(stage.name)!;
+  const timeoutMs = stage.timeoutMs ?? stageDefaults.timeoutMs;
+  const { task } = t.item;
+  const s0 = performance.now();
+  let err: Error;
+  try {
+    const output = await limits.limit(async () => {
+      if (rc.stopping.aborted || rc.abort.aborted) throw new NotStarted();
+      await limits.rate?.acquire(rc.abort);
+      const ctx = { task: { key: task.key, payload: task.payload, attempt: task.attempt }, outputs: { ...t.outputs }, attempt, log: t.log.child({ stage: stage.name }) };
+      return withTimeout(stage.name, timeoutMs, rc.abort, (signal) => Promise.resolve(stage.run(input, { ...ctx, signal })));
+    });
+    observe(rc, stage.name, 'processed', s0);
+    return { ok: true, output, json: JSON.stringify(output) ?? 'null', attempt, ms: Math.round(performance.now() - s0) };
+  } catch (thrown) {
+    if (thrown instanceof NotStarted || rc.abort.aborted) throw new NotStarted();
+    err = coerceError(thrown);
+  }
+  observe(rc, stage.name, 'failed', s0);
+  const retriable = !isBug(err) && isRetriable(err);
+  try {
+    await rc.ledger.write({ kind: 'attempt', pipeline: rc.pipelineName, key: t.key, stage: stage.name, attempt, errorClass: err.name, errorMessage: err.message, retriable, workerId: rc.workerId });
+  } catch (recording) {
+    // Not the stage's failure: the ledger's, handled by the task (aborted or quarantined), never retried here.
+    throw new NotRetried(recording);
+  }
+  throw err;
 }
 
 /**

@@ -1,0 +1,104 @@
+// One fetched batch (one partition, offsets in order) into the spool: classify each message -> write the
+// good ones as durable segments and the bad ones to quarantine -> only then resolve the batch's last
+// offset. kafkajs commits resolved offsets, so a committed offset is never past an item not on disk.
+
+import type { EachBatchPayload } from 'kafkajs';
+import type { Logger } from '../core/logger.js';
+import type { BadMessageRow } from '../db/bad-messages.js';
+import type { SpoolDepth } from '../spool/depth.js';
+import type { QuarantineEntry } from '../spool/quarantine.js';
+import type { SpoolItem } from '../spool/segment.js';
+import { classify } from './validate.js';
+
+const QUARANTINED_VALUE_BYTES = 64 * 1024;
+
+export interface FetchStats {
+  spooled: number;
+  quarantined: number;
+  segments: number;
+  batches: number;
+  restarts: number;
+  paused: boolean;
+  depth: SpoolDepth;
+  /** Messages behind the high watermark, per partition, as of the last batch from it. */
+  lag: Record<string, number>;
+  seconds: number;
+}
+
+export type BatchCounters = Pick<FetchStats, 'spooled' | 'quarantined' | 'segments' | 'batches' | 'lag'>;
+
+export interface BatchSpoolerDeps {
+  pipeline: string;
+  maxItemBytes: number;
+  fetcherId: string;
+  writeItems(partition: number, items: readonly SpoolItem[], lines: readonly string[]): Promise<{ names: string[]; bytes: number }>;
+  quarantine(entry: QuarantineEntry): Promise<string>;
+  /** Records bad messages in the database; best effort (they are in the spool either way). */
+  recordBad(rows: BadMessageRow[]): void;
+  /** A batch is durable and its offset resolved. */
+  onDurable(b: { partition: number; items: number; bytes: number; segments: string[]; quarantined: number; resolved: string }): void;
+  log: Logger;
+}
+
+type Message = EachBatchPayload['batch']['messages'][number];
+type Payload = Pick<EachBatchPayload, 'batch' | 'resolveOffset' | 'heartbeat' | 'isStale'>;
+
+export class BatchSpooler {
+  readonly counters: BatchCounters = { spooled: 0, quarantined: 0, segments: 0, batches: 0, lag: {} };
+  readonly #d: BatchSpoolerDeps;
+
+  constructor(deps: BatchSpoolerDeps) {
+    this.#d = deps;
+  }
+
+  async spool({ batch, resolveOffset, heartbeat, isStale }: Payload): Promise<void> {
+    if (batch.messages.length === 0 || isStale()) return;
+    const items: SpoolItem[] = [];
+    const lines: string[] = [];
+    const rejected: Array<{ m: Message; reason: string; detail: string }> = [];
+    for (const m of batch.messages) {
+      const v = classify(m, batch.partition, this.#d.pipeline, this.#d.maxItemBytes);
+      if (v.ok) {
+        items.push(v.item);
+        lines.push(v.line);
+      } else rejected.push({ m, reason: v.reason, detail: v.detail });
+    }
+    const { names: segments, bytes } = await this.#d.writeItems(batch.partition, items, lines);
+    await this.#quarantine(batch.topic, batch.partition, rejected);
+    // Lost the partition while writing: the new owner fetches these again (a duplicate, never a gap).
+    if (isStale()) return;
+    const last = batch.messages[batch.messages.length - 1]!.offset;
+    const next = (BigInt(last) + 1n).toString();
+    resolveOffset(last);
+    await heartbeat();
+    const c = this.counters;
+    c.batches++;
+    c.spooled += items.length;
+    c.quarantined += rejected.length;
+    c.segments += segments.length;
+    c.lag[String(batch.partition)] = Number(batch.offsetLag());
+    this.#d.log.debug({ partition: batch.partition, items: items.length, segments: segments.length, committed: next }, 'batch spooled');
+    this.#d.onDurable({ partition: batch.partition, items: items.length, bytes, segments, quarantined: rejected.length, resolved: next });
+  }
+
+  async #quarantine(topic: string, partition: number, rejected: Array<{ m: Message; reason: string; detail: string }>): Promise<void> {
+    const rows: BadMessageRow[] = [];
+    for (const { m, reason, detail } of rejected) {
+      const file = await this.#d.quarantine({
+        reason,
+        detail,
+        topic,
+        partition,
+        offset: m.offset,
+        key: m.key === null ? null : m.key.toString('base64'),
+        value: m.value === null ? null : m.value.subarray(0, QUARANTINED_VALUE_BYTES).toString('base64'),
+        size: m.value?.length ?? 0,
+        source: 'fetcher',
+        at: new Date().toISOString(),
+      });
+      this.#d.log.warn({ reason, detail, partition, offset: m.offset, file }, 'message quarantined');
+      rows.push({ pipeline: this.#d.pipeline, topic, partition, offset: m.offset, reason, detail, key: m.key, size: m.value?.length ?? 0, fetcherId: this.#d.fetcherId, spoolFile: file });
+    }
+    if (rows.length > 0) this.#d.recordBad(rows);
+  }
+}

@@ -1,0 +1,102 @@
+// What a worker needs before it claims anything: a database pool, a migrated ledger, a source (and result
+// table) it can trust, and the server's packet limit, which bounds stage outputs and ledger statements.
+// Anything that fails here closes what was opened and throws (the CLI prints one line).
+
+import type { PipelineConfig } from '../core/config.js';
+import type { Logger } from '../core/logger.js';
+import { LedgerWriter } from '../db/ledger.js';
+import { assertMigrated } from '../db/migrate.js';
+import { inspectPipeline } from '../db/pipeline-tables.js';
+import { openPool, type Pool } from '../db/pool.js';
+import { sourceQueryError } from '../db/source.js';
+import { loadTaskState } from '../db/task-state.js';
+import { SpoolClaimer } from '../spool/claim.js';
+import type { SpoolPaths } from '../spool/layout.js';
+import { QuarantineWriter, taskEntry } from '../spool/quarantine.js';
+import type { LimitFunction } from 'p-limit';
+import type { LeaseKeeper } from './lease-keeper.js';
+import { PACKET_HEADROOM_BYTES } from './output-limits.js';
+import { rejectNotInSource } from './reject.js';
+import { buildLimits, type RunnerContext } from './run-task.js';
+import { SegmentRunner, type WorkStats } from './segment-runner.js';
+import type { WorkOptions } from './worker.js';
+
+export interface WorkerParts {
+  pool: Pool;
+  ledger: LedgerWriter;
+  claimer: SpoolClaimer;
+  /** Fires on the first stop: no stage starts after it. */
+  stopping: AbortController;
+  /** Fires when running stages must give up. */
+  abort: AbortController;
+  stats: WorkStats;
+  runner(slots: LimitFunction, leases: LeaseKeeper): SegmentRunner;
+}
+
+export async function openWorkerParts(opts: WorkOptions, pipeline: PipelineConfig, paths: SpoolPaths, workerId: string, log: Logger): Promise<WorkerParts> {
+  const { config } = opts;
+  const pool = await openPool(config.database, { poolSize: 4 });
+  try {
+    await assertMigrated(pool);
+    const source = await inspectPipeline(pool, pipeline, opts.pipeline);
+    const packet = await maxAllowedPacket(pool);
+    const maxOutputBytes = Math.min(config.worker.maxOutputBytes, packet - PACKET_HEADROOM_BYTES);
+    if (maxOutputBytes < config.worker.maxOutputBytes) {
+      log.info({ maxOutputBytes, configured: config.worker.maxOutputBytes, maxAllowedPacket: packet }, "stage outputs limited by the server's max_allowed_packet");
+    }
+    const ledger = new LedgerWriter(pool, log, {
+      maxBatch: config.worker.ledgerBatch,
+      flushMs: config.worker.ledgerFlushMs,
+      databaseUrl: config.database.url,
+      maxStatementBytes: Math.min(4 * 1024 * 1024, packet - PACKET_HEADROOM_BYTES),
+    });
+    const quarantine = new QuarantineWriter(paths);
+    const stopping = new AbortController();
+    const abort = new AbortController();
+    const stats: WorkStats = { done: 0, dead: 0, skipped: 0, rejected: 0, returned: 0, segments: 0, inFlight: 0, seconds: 0 };
+    const rc: RunnerContext = {
+      pipelineName: opts.pipeline,
+      pipeline,
+      ledger,
+      workerId,
+      log,
+      stopping: stopping.signal,
+      abort: abort.signal,
+      limits: buildLimits(pipeline),
+      maxOutputBytes,
+      results: source.results,
+      metrics: opts.metrics,
+      onDead: async (item, stage, err, attempts) => {
+        await quarantine.write(taskEntry(item, pipeline.topic, 'task-failed', `stage ${stage} failed ${attempts} time(s): ${err.name}: ${err.message}`));
+      },
+    };
+    const claimer = new SpoolClaimer(paths, workerId, config.spool.leaseMs);
+    const runner = (slots: LimitFunction, leases: LeaseKeeper): SegmentRunner =>
+      new SegmentRunner({
+        rc,
+        slots,
+        claimer,
+        leases,
+        paths,
+        databaseUrl: config.database.url,
+        stats,
+        readState: async (keys) => {
+          try {
+            return await loadTaskState(pool, source, opts.pipeline, keys);
+          } catch (err) {
+            throw sourceQueryError(err, pipeline.source, opts.pipeline) ?? err;
+          }
+        },
+        reject: (items) => rejectNotInSource(items, { pool, quarantine, pipeline: opts.pipeline, topic: pipeline.topic, table: source.table, workerId, log }),
+      });
+    return { pool, ledger, claimer, stopping, abort, stats, runner };
+  } catch (err) {
+    await pool.end().catch(() => {});
+    throw err;
+  }
+}
+
+async function maxAllowedPacket(pool: Pool): Promise<number> {
+  const [rows] = await pool.query<import('mysql2/promise').RowDataPacket[]>('SELECT @@max_allowed_packet AS p');
+  return Number(rows[0]?.p ?? 16 * 1024 * 1024);
+}
