@@ -13,7 +13,7 @@ import { fetchPendingPage, type PendingFilter } from '../src/db/pending.js';
 import { openPool, type Pool } from '../src/db/pool.js';
 import { inspectSource, type SourceInfo } from '../src/db/source.js';
 import { keysInSource } from '../src/db/task-state.js';
-import { isComplete } from '../src/commands/status.js';
+import { isComplete } from '../src/status/collect.js';
 import { dbConfig, randomName, testDatabase } from './helpers/db.js';
 
 let url: string;

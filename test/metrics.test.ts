@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
 import { silentLogger } from '../src/core/logger.js';
-import { Counter, Gauge, Histogram, Registry } from '../src/core/metrics.js';
+import { createRegistry, mirror, stageMetrics } from '../src/metrics/registry.js';
 import { migrate } from '../src/db/migrate.js';
 import { ROOT, runCli } from './helpers/cli.js';
 import { dbConfig, randomName, testDatabase, createIntSource } from './helpers/db.js';
@@ -41,25 +41,30 @@ function sample(text: string, series: string): number | undefined {
 }
 
 describe('metrics registry', () => {
-  it('renders counters, gauges and histograms in the Prometheus text format with escaped labels', async () => {
-    const r = new Registry();
-    const c = r.register(new Counter('t_total', 'A counter.'));
-    r.register(new Gauge('t_depth', 'A gauge read at scrape time.', (set) => set({ pipeline: 'a' }, 7)));
-    const h = r.register(new Histogram('t_seconds', 'A histogram.', [0.1, 1]));
-    c.inc({ stage: 'say "hi"\n' }, 2);
-    h.observe({ stage: 's' }, 0.05);
-    h.observe({ stage: 's' }, 0.5);
-    h.observe({ stage: 's' }, 5);
-    const text = await r.render();
-    assert.match(text, /^# HELP t_total A counter\.\n# TYPE t_total counter\n/);
-    assert.equal(sample(text, 't_total{stage="say \\"hi\\"\\n"}'), 2);
+  it('exposes the stage metrics, mirrored gauges and counters, and the default process metrics in the text format', async () => {
+    const r = createRegistry();
+    const stages = stageMetrics(r);
+    mirror(r, 't_depth', 'A gauge read at scrape time.', ['pipeline'], (set) => set({ pipeline: 'a' }, 7));
+    let total = 3;
+    mirror(r, 't_spooled_total', 'A total kept by a component.', ['pipeline'], (set) => set({ pipeline: 'a' }, total), 'counter');
+    stages.processed.inc({ pipeline: 'p', stage: 'say "hi"\n' }, 2);
+    for (const v of [0.0005, 0.5, 500]) stages.duration.observe({ pipeline: 'p', stage: 's' }, v);
+    let text = await r.metrics();
+    assert.match(text, /# HELP sluice_stage_processed_total Stage runs that succeeded\.\n# TYPE sluice_stage_processed_total counter\n/);
+    assert.equal(sample(text, 'sluice_stage_processed_total{pipeline="p",stage="say \\"hi\\"\\n"}'), 2);
     assert.equal(sample(text, 't_depth{pipeline="a"}'), 7);
-    assert.match(text, /# TYPE t_seconds histogram/);
-    assert.equal(sample(text, 't_seconds_bucket{stage="s",le="0.1"}'), 1);
-    assert.equal(sample(text, 't_seconds_bucket{stage="s",le="1"}'), 2);
-    assert.equal(sample(text, 't_seconds_bucket{stage="s",le="+Inf"}'), 3);
-    assert.equal(sample(text, 't_seconds_count{stage="s"}'), 3);
-    assert.equal(sample(text, 't_seconds_sum{stage="s"}'), 5.55);
+    assert.equal(sample(text, 't_spooled_total{pipeline="a"}'), 3);
+    assert.equal(sample(text, 'sluice_stage_duration_seconds_bucket{le="0.001",pipeline="p",stage="s"}'), 1);
+    assert.equal(sample(text, 'sluice_stage_duration_seconds_bucket{le="1",pipeline="p",stage="s"}'), 2);
+    assert.equal(sample(text, 'sluice_stage_duration_seconds_bucket{le="+Inf",pipeline="p",stage="s"}'), 3);
+    assert.equal(sample(text, 'sluice_stage_duration_seconds_count{pipeline="p",stage="s"}'), 3);
+    for (const name of ['nodejs_eventloop_lag_seconds', 'nodejs_heap_size_used_bytes', 'process_cpu_seconds_total']) {
+      assert.ok(sample(text, name) !== undefined, `default metric ${name}`);
+    }
+    assert.match(text, /# TYPE nodejs_gc_duration_seconds histogram/);
+    total = 10;
+    text = await r.metrics();
+    assert.equal(sample(text, 't_spooled_total{pipeline="a"}'), 10, 'a mirrored total is read again at each scrape');
   });
 });
 
@@ -109,7 +114,8 @@ describe('npm run run -- --metrics-port', () => {
     assert.equal(sample(text, `sluice_stage_failed_total{${p},stage="check"}`), 12);
     assert.equal(sample(text, `sluice_stage_retried_total{${p},stage="check"}`), 12);
     assert.equal(sample(text, `sluice_stage_duration_seconds_count{${p},stage="check"}`), 72, 'successes and failures are timed');
-    assert.equal(sample(text, `sluice_stage_duration_seconds_bucket{${p},stage="echo",le="+Inf"}`), 60);
+    assert.equal(sample(text, `sluice_stage_duration_seconds_bucket{le="+Inf",${p},stage="echo"}`), 60);
+    assert.ok(sample(text, "nodejs_eventloop_lag_seconds") !== undefined, "default process metrics are served too");
     assert.equal(sample(text, `sluice_spool_depth_items{${p}}`), 0);
     assert.equal(sample(text, `sluice_fetcher_paused{${p}}`), 0);
     assert.equal(sample(text, `sluice_fetcher_spooled_total{${p}}`), 60);

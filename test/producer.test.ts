@@ -12,7 +12,7 @@ import { KafkaError } from '../src/core/errors.js';
 import { silentLogger } from '../src/core/logger.js';
 import { Shutdown } from '../src/core/shutdown.js';
 import { migrate } from '../src/db/migrate.js';
-import { ENVELOPE_VERSION, type TaskEnvelope } from '../src/producer/envelope.js';
+import { ENVELOPE_VERSION, type TaskEnvelope } from '../src/core/envelope.js';
 import { produce, type ProduceOptions } from '../src/producer/producer.js';
 import { ROOT, runCli } from './helpers/cli.js';
 import { dbConfig, randomName, testDatabase } from './helpers/db.js';

@@ -6,7 +6,8 @@ import { UsageError } from '../core/errors.js';
 import { migrate } from '../db/migrate.js';
 import { runDemo } from '../demo/run-demo.js';
 import type { Command } from './command.js';
-import { collectStatus, renderStatus } from './status.js';
+import { collectStatus } from '../status/collect.js';
+import { renderStatus } from '../status/render.js';
 
 const SERVICES = fileURLToPath(new URL('../../scripts/services.sh', import.meta.url));
 

@@ -4,7 +4,7 @@
 import { UsageError } from '../core/errors.js';
 import { startFetcher } from '../fetcher/fetcher.js';
 import type { Command } from './command.js';
-import { startMetricsEndpoint } from './metrics-endpoint.js';
+import { startMetricsEndpoint } from '../metrics/endpoint.js';
 
 export const fetchCommand: Command = {
   name: 'fetch',

@@ -6,7 +6,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { getPipeline } from '../core/config.js';
 import { UsageError } from '../core/errors.js';
-import { keyText } from '../core/task-key.js';
+import { keyText } from '../core/envelope.js';
 import { inspectTask, type TaskRecord } from '../db/inspect.js';
 import { assertMigrated } from '../db/migrate.js';
 import { inspectPipeline } from '../db/pipeline-tables.js';

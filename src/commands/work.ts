@@ -6,7 +6,7 @@ import type { SluiceConfig } from '../core/config.js';
 import { startFetcher } from '../fetcher/fetcher.js';
 import { startWorker } from '../worker/worker.js';
 import type { Command, CommandContext, OptionValues } from './command.js';
-import { startMetricsEndpoint } from './metrics-endpoint.js';
+import { startMetricsEndpoint } from '../metrics/endpoint.js';
 
 function options(values: OptionValues, config: SluiceConfig, name: string): { pipeline: string; config: SluiceConfig } {
   const pipeline = values.pipeline;

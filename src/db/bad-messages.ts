@@ -2,7 +2,7 @@
 // record; the row makes them visible to `status` from any machine.
 
 import { COLUMN_BYTES, cutBytes } from '../core/text.js';
-import { MAX_KEY_BYTES } from '../core/task-key.js';
+import { MAX_KEY_BYTES } from '../core/envelope.js';
 import type { Pool } from './pool.js';
 
 export interface BadMessageRow {

@@ -7,7 +7,7 @@
 // The ledger stores those bytes in VARBINARY(2048) columns; comparing a VARBINARY with a string compares
 // bytes, so neither a case-insensitive collation nor PAD SPACE can make two keys one.
 
-import { MAX_KEY_BYTES } from '../core/task-key.js';
+import { MAX_KEY_BYTES } from '../core/envelope.js';
 import { quoteIdentifier } from '../core/identifiers.js';
 import type { SourceInfo } from './source.js';
 

@@ -11,7 +11,7 @@
 
 import type { RowDataPacket } from 'mysql2/promise';
 import { quoteIdentifier } from '../core/identifiers.js';
-import { envelopeKey } from '../core/task-key.js';
+import { envelopeKey } from '../core/envelope.js';
 import { doneJoin, INTEGER_KEY, keyTextSql, sourceFrom } from './key-sql.js';
 import type { Pool } from './pool.js';
 import type { SourceInfo } from './source.js';

@@ -1,9 +1,9 @@
 // Decides, per Kafka message, whether it becomes a spool item or goes to quarantine, and why.
 
 import type { KafkaMessage } from 'kafkajs';
-import { ENVELOPE_VERSION, type TaskEnvelope } from '../producer/envelope.js';
+import { ENVELOPE_VERSION, type TaskEnvelope } from '../core/envelope.js';
 import { encodeItem, type SpoolItem } from '../spool/segment.js';
-import { MAX_KEY_BYTES } from '../core/task-key.js';
+import { MAX_KEY_BYTES } from '../core/envelope.js';
 
 export type BadReason = 'empty' | 'too-large' | 'binary' | 'not-json' | 'bad-envelope' | 'unknown-version' | 'other-pipeline';
 

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { CompressionTypes, Partitioners, type Producer } from 'kafkajs';
 import { getPipeline, type SluiceConfig } from '../core/config.js';
 import { DatabaseError, KafkaError, coerceError } from '../core/errors.js';
-import { keyProblem } from '../core/task-key.js';
+import { keyProblem } from '../core/envelope.js';
 import type { Logger } from '../core/logger.js';
 import type { Shutdown } from '../core/shutdown.js';
 import { recordDispatches, releaseDead } from '../db/dispatches.js';
@@ -24,7 +24,7 @@ import { sourceQueryError, type SourceInfo } from '../db/source.js';
 import { checkKafka, createKafka } from '../kafka/client.js';
 import { ensureTopic, topicMaxMessageBytes } from '../kafka/topics.js';
 import { BatchSender, messageSize, type OutgoingMessage } from './batch-sender.js';
-import { encodeEnvelope, ENVELOPE_VERSION, payloadFromRow } from './envelope.js';
+import { encodeEnvelope, ENVELOPE_VERSION, payloadFromRow } from '../core/envelope.js';
 import { Progress, type ProgressSink } from './progress.js';
 import { run } from '../core/hints.js';
 

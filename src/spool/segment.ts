@@ -2,7 +2,7 @@
 //   {"partition":3,"offset":"1200","task":{"v":1,"pipeline":"demo","key":42,"payload":{...},...}}
 // The task is the validated envelope, re-serialised by the fetcher, so a line never holds a raw newline.
 
-import type { TaskEnvelope } from '../producer/envelope.js';
+import type { TaskEnvelope } from '../core/envelope.js';
 
 export interface SpoolItem {
   partition: number;

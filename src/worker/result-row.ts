@@ -4,7 +4,7 @@
 
 import { coerceError, NonRetriableError } from '../core/errors.js';
 import type { ResultsInfo } from '../db/results-table.js';
-import type { TaskEnvelope } from '../producer/envelope.js';
+import type { TaskEnvelope } from '../core/envelope.js';
 
 export class ResultRowError extends NonRetriableError {}
 

@@ -6,7 +6,7 @@
 
 import type { LimitFunction } from 'p-limit';
 import { coerceError, isRetriable } from '../core/errors.js';
-import { keyText } from '../core/task-key.js';
+import { keyText } from '../core/envelope.js';
 import type { Clock } from '../core/retry.js';
 import { withDbRetries } from '../db/db-errors.js';
 import type { TaskState } from '../db/task-state.js';

@@ -17,7 +17,7 @@ import pLimit from 'p-limit';
 import { getPipeline, type SluiceConfig } from '../core/config.js';
 import { UsageError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { StageMetrics } from '../core/metrics.js';
+import type { StageMetrics } from '../metrics/registry.js';
 import { sleep } from '../core/sleep.js';
 import { closeAll } from '../core/close.js';
 import { spoolDepth } from '../spool/depth.js';

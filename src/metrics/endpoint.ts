@@ -10,7 +10,7 @@ import type { WorkerHandle } from '../worker/worker.js';
 import type { MetricsConfig } from '../core/config.js';
 import { ConfigError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { Gauge, Registry, stageMetrics, type StageMetrics } from '../core/metrics.js';
+import { createRegistry, mirror, stageMetrics, type Registry, type StageMetrics } from './registry.js';
 
 export interface MetricsEndpoint {
   readonly registry: Registry;
@@ -26,15 +26,15 @@ export interface MetricsEndpoint {
 /** Starts the endpoint when `cfg.port` is set; null when metrics are off. */
 export async function startMetricsEndpoint(cfg: MetricsConfig, log: Logger): Promise<MetricsEndpoint | null> {
   if (cfg.port === 0) return null;
-  const registry = new Registry();
+  const registry = createRegistry();
   const stages = stageMetrics(registry);
   const server: Server = createServer((req, res) => {
     if (req.method !== 'GET' || (req.url ?? '/').split('?')[0] !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('see /metrics\n');
       return;
     }
-    registry.render().then(
-      (body) => res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(body),
+    registry.metrics().then(
+      (body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body),
       (err: unknown) => {
         log.warn({ err }, 'metrics scrape failed');
         res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics unavailable\n');
@@ -66,20 +66,20 @@ export async function startMetricsEndpoint(cfg: MetricsConfig, log: Logger): Pro
       if (paths !== undefined) {
         // From the file names at scrape time: the fetcher's own figure lags behind what workers finish.
         const depth = () => spoolDepth(paths);
-        registry.register(new Gauge('sluice_spool_depth_items', 'Items in this machine\'s spool (ready and claimed).', async (set) => set(p, (await depth()).items)));
-        registry.register(new Gauge('sluice_spool_depth_bytes', 'Bytes in this machine\'s spool.', async (set) => set(p, (await depth()).bytes)));
+        mirror(registry, 'sluice_spool_depth_items', "Items in this machine's spool (ready and claimed).", ['pipeline'], async (set) => set(p, (await depth()).items));
+        mirror(registry, 'sluice_spool_depth_bytes', "Bytes in this machine's spool.", ['pipeline'], async (set) => set(p, (await depth()).bytes));
       }
       if (fetcher !== undefined) {
-        registry.register(new Gauge('sluice_consumer_lag', 'Messages behind the end of each partition, as of the last fetched batch.', (set) => {
+        mirror(registry, 'sluice_consumer_lag', 'Messages behind the end of each partition, as of the last fetched batch.', ['pipeline', 'partition'], (set) => {
           for (const [partition, lag] of Object.entries(fetcher.stats().lag)) set({ pipeline, partition }, lag);
-        }));
-        registry.register(new Gauge('sluice_fetcher_paused', '1 while fetching is paused because the spool is above its high-water mark.', (set) => set(p, fetcher.stats().paused ? 1 : 0)));
-        registry.register(new Gauge('sluice_fetcher_spooled_total', 'Messages written to the spool durably.', (set) => set(p, fetcher.stats().spooled), 'counter'));
-        registry.register(new Gauge('sluice_fetcher_quarantined_total', 'Messages quarantined as bad input.', (set) => set(p, fetcher.stats().quarantined), 'counter'));
-        registry.register(new Gauge('sluice_fetcher_restarts_total', 'Restarts of a crashed Kafka consumer.', (set) => set(p, fetcher.stats().restarts), 'counter'));
+        });
+        mirror(registry, 'sluice_fetcher_paused', '1 while fetching is paused because the spool is above its high-water mark.', ['pipeline'], (set) => set(p, fetcher.stats().paused ? 1 : 0));
+        mirror(registry, 'sluice_fetcher_spooled_total', 'Messages written to the spool durably.', ['pipeline'], (set) => set(p, fetcher.stats().spooled), 'counter');
+        mirror(registry, 'sluice_fetcher_quarantined_total', 'Messages quarantined as bad input.', ['pipeline'], (set) => set(p, fetcher.stats().quarantined), 'counter');
+        mirror(registry, 'sluice_fetcher_restarts_total', 'Restarts of a crashed Kafka consumer.', ['pipeline'], (set) => set(p, fetcher.stats().restarts), 'counter');
       }
       if (worker !== undefined) {
-        registry.register(new Gauge('sluice_worker_in_flight', 'Tasks running in this worker process.', (set) => set(p, worker.stats().inFlight)));
+        mirror(registry, 'sluice_worker_in_flight', 'Tasks running in this worker process.', ['pipeline'], (set) => set(p, worker.stats().inFlight));
       }
     },
     close: () => new Promise<void>((resolve) => {

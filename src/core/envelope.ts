@@ -1,0 +1,63 @@
+// The task contract every side reaches: the producer writes it, the fetcher validates it, the spool stores
+// it, the worker runs it. One JSON envelope per task on the topic, versioned so that fetchers can refuse what
+// they do not understand (README, "Message format"); and the task's key as sluice carries it everywhere: its
+// canonical text. The database produces that text from the source row (db/key-sql.ts), the envelope carries
+// it (a number when it is a safe integer), the ledger stores its UTF-8 bytes, and every lookup compares
+// those bytes. Nothing else ever derives a key's text, and its limit is defined here only.
+
+export const ENVELOPE_VERSION = 1;
+
+export interface TaskEnvelope {
+  v: typeof ENVELOPE_VERSION;
+  pipeline: string;
+  /** The source key: a number for integer keys (a string past 2^53), otherwise a string. */
+  key: string | number;
+  payload: unknown;
+  /** 1 on the first publication of the task, +1 on each republication (stale or --retry-dead). */
+  attempt: number;
+  /** The producer run that published it. */
+  runId: string;
+  /** ISO-8601 time of publication. */
+  producedAt: string;
+}
+
+/** Binary columns become base64 text (in place: the row object is the producer's own). */
+export function payloadFromRow(row: Record<string, unknown>): Record<string, unknown> {
+  for (const k in row) {
+    const v = row[k];
+    if (Buffer.isBuffer(v)) row[k] = v.toString('base64');
+  }
+  return row;
+}
+
+/**
+ * Serialises an envelope, fields in the documented order; throws when the payload cannot be represented
+ * as JSON (BigInt, cycles, ...). Assembled from parts: it runs once per task on the producer's hot path.
+ */
+export function encodeEnvelope(e: TaskEnvelope): string {
+  const payload = JSON.stringify(e.payload) ?? 'null';
+  return `{"v":${e.v},"pipeline":${JSON.stringify(e.pipeline)},"key":${JSON.stringify(e.key)},"payload":${payload},"attempt":${e.attempt},"runId":${JSON.stringify(e.runId)},"producedAt":${JSON.stringify(e.producedAt)}}`;
+}
+
+/** The longest key sluice stores (ledger columns are VARBINARY(2048)). */
+export const MAX_KEY_BYTES = 2048;
+
+/** The text form of an envelope key: what the ledger stores and Kafka's message key carries. */
+export function keyText(key: string | number): string {
+  return typeof key === 'number' ? String(key) : key;
+}
+
+/** The envelope form of a canonical key text: a number when an integer key fits in a double exactly. */
+export function envelopeKey(text: string, integer: boolean): string | number {
+  if (!integer) return text;
+  const n = Number(text);
+  return Number.isSafeInteger(n) && String(n) === text ? n : text;
+}
+
+/** Why a key cannot be a task key, or null when it can. */
+export function keyProblem(text: string): string | null {
+  if (text.length === 0) return 'key is empty';
+  const bytes = Buffer.byteLength(text);
+  if (bytes > MAX_KEY_BYTES) return `key is ${bytes} bytes of UTF-8; the most sluice stores is ${MAX_KEY_BYTES}`;
+  return null;
+}

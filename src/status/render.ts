@@ -1,0 +1,20 @@
+// The human-readable status table.
+
+import type { StatusReport } from './collect.js';
+
+const bar = (frac: number, width = 30): string => `[${'#'.repeat(Math.round(frac * width)).padEnd(width, '-')}] ${(frac * 100).toFixed(1)}%`;
+
+/** The human-readable table. */
+export function renderStatus(report: StatusReport, out: (line: string) => void): void {
+  out(`pipeline ${report.pipeline}  (topic ${report.topic}, source ${report.table})`);
+  const est = report.exact ? '' : ' (estimate: --estimate reads the ledger tables only)';
+  out(`  ${bar(report.source === 0 ? 1 : report.done / report.source)}  ${report.done} of ${report.source} done${est}, ${report.throughput.resultsPerSecond.toFixed(1)}/s recently`);
+  out(`  pending ${report.pending}   in flight ${report.inFlight}   quarantined ${report.dead}   bad messages ${report.badMessages}`);
+  if (report.orphans > 0) out(`  results without a source row ${report.orphans} (not counted as done)`);
+  for (const s of report.stages) out(`  stage ${s.stage.padEnd(16)} ${String(s.milestones).padStart(10)} done   ${s.perSecond.toFixed(1)}/s`);
+  for (const e of report.errors) out(`  error ${e.errorClass.padEnd(20)} x${e.count}  last ${e.lastAt}  e.g. ${e.example}`);
+  const lag = report.lag;
+  out(`  consumer lag ${lag === null ? 'unknown (Kafka unreachable)' : Object.entries(lag).map(([p, n]) => `p${p}:${n}`).join(' ') || 'none'}`);
+  const spool = report.spool;
+  out(`  spool on this machine: ${spool.items} item(s) in ${spool.readySegments} ready + ${spool.claimedSegments} claimed segment(s), ${spool.dir}`);
+}
