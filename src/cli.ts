@@ -2,8 +2,8 @@
 // sluice's command line: argv -> config -> command. The only file that touches process.* (argv, env,
 // signals, exit codes, stdout/stderr).
 
-import { parseArgs } from 'node:util';
-import type { Command, OptionSpecs, OptionValues } from './commands/command.js';
+import type { Command } from './commands/command.js';
+import { commandHelp, mainHelp, parseCommandLine } from './commands/options.js';
 import { demoCommand } from './commands/demo.js';
 import { doctorCommand } from './commands/doctor.js';
 import { fetchCommand } from './commands/fetch.js';
@@ -14,10 +14,9 @@ import { produceCommand } from './commands/produce.js';
 import { servicesCommand } from './commands/services.js';
 import { statusCommand } from './commands/status.js';
 import { runCommand, workCommand } from './commands/work.js';
-import { defaults } from './core/config.js';
-import { loadConfig, type ConfigFlags } from './core/config-load.js';
+import { loadConfig } from './core/config-load.js';
 import { validateConfig } from './core/config-validate.js';
-import { ConfigError, DatabaseError, KafkaError, MigrationError, SluiceError, SourceError, SpoolError, UsageError } from './core/errors.js';
+import { EXIT, SluiceError, UsageError } from './core/errors.js';
 import { setHintStyle } from './core/hints.js';
 import { createLogger } from './core/logger.js';
 import { Shutdown } from './core/shutdown.js';
@@ -26,81 +25,6 @@ const COMMANDS: Command[] = [initCommand, servicesCommand, migrateCommand, docto
 
 /** Commands that do not read sluice's configuration (they must work while it is broken). */
 const CONFIG_FREE = new Set(['services', 'init']);
-
-const GLOBAL_OPTIONS: OptionSpecs = {
-  config: { type: 'string', short: 'c' },
-  'database-url': { type: 'string' },
-  brokers: { type: 'string' },
-  'log-level': { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-};
-
-const GLOBAL_HELP: Record<string, string> = {
-  config: 'config file (default: sluice.config.{ts,mts,js,mjs} here or in the nearest parent; env SLUICE_CONFIG)',
-  'database-url': 'overrides DATABASE_URL',
-  brokers: 'Kafka brokers host:port,... (overrides SLUICE_KAFKA_BROKERS)',
-  'log-level': 'fatal|error|warn|info|debug|trace|silent (overrides SLUICE_LOG_LEVEL)',
-  help: 'show help',
-};
-
-export const EXIT = { ok: 0, failed: 1, usage: 2, unavailable: 3, migrations: 4, interrupted: 130 } as const;
-
-function optionLines(specs: OptionSpecs, help: Record<string, string>): string[] {
-  return Object.entries(specs).map(([name, spec]) => {
-    const flag = `${spec.short === undefined ? '    ' : `-${spec.short}, `}--${name}${spec.type === 'string' ? ' <value>' : ''}`;
-    return `  ${flag.padEnd(30)} ${help[name] ?? ''}`;
-  });
-}
-
-function mainHelp(): string {
-  return [
-    'sluice: get a large, failure-prone batch job done fast and completely.',
-    '',
-    'Usage: sluice <command> [options]       (npx sluice <command> in a project; npm run <command> -- in this repository)',
-    '',
-    'Commands:',
-    ...COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`),
-    '',
-    'Global options:',
-    ...optionLines(GLOBAL_OPTIONS, GLOBAL_HELP),
-    '',
-    "Run 'sluice <command> --help' for a command's options.",
-  ].join('\n');
-}
-
-function commandHelp(c: Command): string {
-  return [
-    `Usage: sluice ${c.name} ${c.usage}`.trimEnd(),
-    '',
-    c.summary,
-    ...(c.details === undefined ? [] : ['', ...c.details.map((d) => `  ${d}`)]),
-    ...(Object.keys(c.options).length === 0 ? [] : ['', 'Options:', ...optionLines(c.options, c.optionHelp)]),
-    '',
-    'Global options:',
-    ...optionLines(GLOBAL_OPTIONS, GLOBAL_HELP),
-  ].join('\n');
-}
-
-/** Codes of a DatabaseError that mean the server is not there for us (exit 3), not that a statement failed. */
-const UNAVAILABLE = new Set(['DB_UNREACHABLE', 'DB_CONNECTION_LOST', 'DB_AUTH', 'DB_MISSING']);
-
-function exitCodeFor(err: SluiceError): number {
-  if (err instanceof UsageError || err instanceof ConfigError || err instanceof SourceError || err instanceof SpoolError || err.code === 'UNKNOWN_PIPELINE') return EXIT.usage;
-  if (err instanceof MigrationError) return EXIT.migrations;
-  if (err instanceof KafkaError || (err instanceof DatabaseError && (err.retriable || UNAVAILABLE.has(err.code)))) return EXIT.unavailable;
-  return EXIT.failed;
-}
-
-function parse(c: Command, argv: string[]): { values: OptionValues; positionals: string[] } {
-  try {
-    const r = parseArgs({ args: argv, options: { ...GLOBAL_OPTIONS, ...c.options }, allowPositionals: true, strict: true });
-    return { values: r.values as OptionValues, positionals: r.positionals };
-  } catch (err) {
-    const msg = err instanceof Error ? err.message.split('\n')[0] ?? '' : String(err);
-    const short = msg.replace(/^Unknown option/, 'unknown option').replace(/\. To specify a positional.*$/, '');
-    throw new UsageError(short, `see: sluice ${c.name} --help`);
-  }
-}
 
 /**
  * `npx sluice work` and `npm run` start sluice under `sh -c`; a SIGTERM to npm kills that shell and not
@@ -128,27 +52,20 @@ async function main(argv: string[]): Promise<number> {
   setHintStyle(hintStyle());
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(`${mainHelp()}\n`);
+    process.stdout.write(`${mainHelp(COMMANDS)}\n`);
     return name === undefined ? EXIT.usage : EXIT.ok;
   }
   const command = COMMANDS.find((c) => c.name === name);
   if (command === undefined) {
     throw new UsageError(`unknown command '${name}' (commands: ${COMMANDS.map((c) => c.name).join(', ')})`, 'see: sluice --help');
   }
-  const { values, positionals } = parse(command, rest);
+  const { values, positionals, flags } = parseCommandLine(command, rest);
   if (values.help === true) {
     process.stdout.write(`${commandHelp(command)}\n`);
     return EXIT.ok;
   }
-  const flags: ConfigFlags = {
-    config: values.config as string | undefined,
-    databaseUrl: values['database-url'] as string | undefined,
-    brokers: values.brokers as string | undefined,
-    logLevel: values['log-level'] as string | undefined,
-    metricsPort: values['metrics-port'] as string | undefined,
-  };
   const { config, file } = CONFIG_FREE.has(command.name)
-    ? { config: validateConfig(structuredClone(defaults)), file: null }
+    ? { config: validateConfig({}), file: null }
     : await loadConfig({ cwd: process.cwd(), env: process.env, flags });
   const log = createLogger({ ...config.log, isTTY: process.stderr.isTTY === true });
   const shutdown = new Shutdown();
@@ -197,7 +114,7 @@ main(process.argv.slice(2)).then(exitAfterFlush, (err: unknown) => {
   if (err instanceof SluiceError) {
     const hint = err.hint === undefined ? '' : ` — ${err.hint}`;
     process.stderr.write(`sluice: ${err.message}${hint}\n`);
-    exitAfterFlush(exitCodeFor(err));
+    exitAfterFlush(err.exitCode);
   } else {
     // A bug, not a condition we know: show the stack so it can be reported.
     process.stderr.write(`sluice: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

@@ -102,7 +102,7 @@ describe('problems of the spool, the pipeline name and the source', () => {
 
   it('produce --flush-ms 0 is refused like producer.flushMs 0 in the file', async () => {
     const r = await runCli(['produce', '--pipeline', 'good', '--flush-ms', '0'], { env });
-    assertOneLine(r, 2, /producer\.flushMs: must be an integer from 1 to 600000, got 0/);
+    assertOneLine(r, 2, /--flush-ms \(producer\.flushMs\): must be an integer from 1 to 600000, got "0"/);
   });
 });
 

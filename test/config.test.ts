@@ -59,7 +59,7 @@ describe('configuration', () => {
     assert.equal(withEnv.config.kafka.clientId, 'from-file');
     assert.equal(withEnv.config.database.poolSize, 3);
 
-    const withFlags = await loadConfig({ cwd: dir, env, flags: { databaseUrl: 'mysql://flag@db-from-flag:3306/flagdb', logLevel: 'error' } });
+    const withFlags = await loadConfig({ cwd: dir, env, flags: { 'database-url': 'mysql://flag@db-from-flag:3306/flagdb', 'log-level': 'error' } });
     assert.equal(withFlags.config.database.url, 'mysql://flag@db-from-flag:3306/flagdb');
     assert.equal(withFlags.config.log.level, 'error');
     assert.deepEqual(withFlags.config.kafka.brokers, ['env1:9092', 'env2:9092']);
@@ -98,18 +98,19 @@ describe('configuration', () => {
       extra: true,
     });
     const keys = problems.map((p) => p.split(':')[0]);
+    // Schema order, unknown keys after the known ones; then the checks across fields (names, duplicates).
     assert.deepEqual(keys, [
-      'extra',
       'database.poolSize',
       'kafka.brokers[0]',
       'kafka.sasl.mechanism',
       'log.level',
       'spool.dir',
-      'pipelines.Bad Name',
       'pipelines.Bad Name.topic',
       'pipelines.Bad Name.partitions',
       'pipelines.Bad Name.stages[1].run',
       'pipelines.Bad Name.stages[1].concurrency',
+      'extra',
+      'pipelines.Bad Name',
       'pipelines.Bad Name.stages[1].name',
     ]);
   });

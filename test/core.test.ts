@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { coerceError, isRetriable, NonRetriableError, SluiceError } from '../src/core/errors.js';
+import { coerceError, ConfigError, DatabaseError, isRetriable, KafkaError, MigrationError, NonRetriableError, SluiceError, SourceError } from '../src/core/errors.js';
 import { createLogger, redactUrl } from '../src/core/logger.js';
 import { Shutdown } from '../src/core/shutdown.js';
 
@@ -28,9 +28,21 @@ describe('errors', () => {
   it('never retries a bug, retries what says so, and retries unknown errors', () => {
     assert.equal(isRetriable(new TypeError('x is undefined')), false);
     assert.equal(isRetriable(new NonRetriableError('bad input')), false);
-    assert.equal(isRetriable(new SluiceError('X', 'flaky', { retriable: true })), true);
+    assert.equal(isRetriable(new SluiceError('NER_UNAVAILABLE', 'flaky', { retriable: true })), true);
+    assert.equal(isRetriable(new SluiceError('DB_CONNECTION_LOST', 'gone')), true, "a code's own default when the thrower does not say");
+    assert.equal(isRetriable(new SluiceError('DB_AUTH', 'refused')), false);
     assert.equal(isRetriable(Object.assign(new Error('kafkajs'), { retriable: false })), false);
     assert.equal(isRetriable(new Error('connection reset by peer')), true);
+  });
+
+  it('derives the exit status from the error code (and a database outage is "unavailable")', () => {
+    assert.equal(new ConfigError(['x: y']).exitCode, 2);
+    assert.equal(new SourceError('SOURCE_GONE', 'gone').exitCode, 2);
+    assert.equal(new MigrationError('MIGRATIONS_PENDING', 'pending').exitCode, 4);
+    assert.equal(new KafkaError('KAFKA_UNREACHABLE', 'down').exitCode, 3);
+    assert.equal(new DatabaseError('DB_ERROR', 'refused statement').exitCode, 1);
+    assert.equal(new DatabaseError('DB_ERROR', 'lost mid-statement', { retriable: true }).exitCode, 3);
+    assert.equal(new NonRetriableError('bad input').exitCode, 1);
   });
 
   it('coerces anything thrown into an Error', () => {

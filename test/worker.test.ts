@@ -186,7 +186,7 @@ describe('work', () => {
         run: async (p: { n: string }) => {
           const n = (calls.get(p.n) ?? 0) + 1;
           calls.set(p.n, n);
-          if (p.n === 'flaky' && n <= 2) throw new SluiceError('RESET', 'connection reset by peer', { retriable: true });
+          if (p.n === 'flaky' && n <= 2) throw new SluiceError('NER_UNAVAILABLE', 'connection reset by peer', { retriable: true });
           if (p.n === 'refused') throw new NonRetriableError('document is empty');
           if (p.n === 'bug') return (undefined as unknown as { x: number }).x;
           return 'ok';

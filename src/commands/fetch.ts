@@ -14,16 +14,12 @@ export const fetchCommand: Command = {
     'Run one per worker machine; every fetcher of a pipeline joins the same consumer group.',
     'Offsets are committed only after the spool write is on disk: a crash loses nothing.',
   ],
-  options: { pipeline: { type: 'string', short: 'p' }, 'spool-dir': { type: 'string' }, 'metrics-port': { type: 'string' } },
-  optionHelp: {
-    pipeline: 'the pipeline to fetch (required)',
-    'spool-dir': 'spool folder (default spool.dir, ./spool)',
-    'metrics-port': 'serve Prometheus metrics on this port at /metrics (default metrics.port: off)',
-  },
+  options: { pipeline: { type: 'string', short: 'p' } },
+  optionHelp: { pipeline: 'the pipeline to fetch (required)' },
   async run({ values, config, log, shutdown, out }) {
     const pipeline = values.pipeline;
     if (typeof pipeline !== 'string') throw new UsageError('--pipeline is required', 'see: sluice fetch --help');
-    const cfg = typeof values['spool-dir'] === 'string' ? { ...config, spool: { ...config.spool, dir: values['spool-dir'] } } : config;
+    const cfg = config;
     const metrics = await startMetricsEndpoint(cfg.metrics, log);
     try {
       const fetcher = await startFetcher({ config: cfg, pipeline, log });

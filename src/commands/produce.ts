@@ -1,8 +1,5 @@
 // `sluice produce --pipeline <name>` (npm run produce): publish every task that has no result yet.
 
-import { parseDuration } from '../core/duration.js';
-import { mergeLayers } from '../core/config.js';
-import { validateConfig } from '../core/config-validate.js';
 import { UsageError } from '../core/errors.js';
 import { produce, type ProduceSummary } from '../producer/producer.js';
 import type { Command, CommandContext } from './command.js';
@@ -51,54 +48,28 @@ export const produceCommand: Command = {
   ],
   options: {
     pipeline: { type: 'string', short: 'p' },
-    'stale-after': { type: 'string' },
     all: { type: 'boolean' },
     'retry-dead': { type: 'boolean' },
     'dry-run': { type: 'boolean' },
     limit: { type: 'string' },
     'no-count': { type: 'boolean' },
-    'batch-bytes': { type: 'string' },
-    'flush-ms': { type: 'string' },
-    'page-size': { type: 'string' },
     json: { type: 'boolean' },
   },
   optionHelp: {
     pipeline: 'the pipeline to produce (required)',
-    'stale-after': 'republish tasks dispatched longer ago than this without a result (default 1h; e.g. 30m, 0; at most 24d)',
     all: 'publish tasks still in flight too (ignore dispatch records)',
     'retry-dead': 'publish quarantined tasks too, taking them out of quarantine',
     'dry-run': 'count pending, in-flight and quarantined tasks; publish nothing',
     limit: 'publish at most this many tasks',
     'no-count': 'skip the count query (no total, no ETA) on very large tables',
-    'batch-bytes': 'flush a batch at this many bytes (default producer.batchBytes, 1 MiB)',
-    'flush-ms': 'flush a batch this long after its first message (default 200)',
-    'page-size': 'rows per database page (default 5000)',
     json: 'print the summary as one JSON object',
   },
   async run(ctx: CommandContext) {
     const { values, config } = ctx;
     const pipeline = values.pipeline;
     if (typeof pipeline !== 'string') throw new UsageError('--pipeline is required', 'see: sluice produce --help');
-    let staleAfterMs: number | undefined;
-    if (typeof values['stale-after'] === 'string') {
-      const d = parseDuration(values['stale-after']);
-      if (d === null) throw new UsageError(`--stale-after must be a duration like 90s, 30m or 1h, got '${values['stale-after']}'`);
-      staleAfterMs = d;
-    }
-    // Flags go through the same validation as the config file: one set of bounds, named by key.
-    const flagged = validateConfig(
-      mergeLayers(config, {
-        producer: {
-          batchBytes: positiveInt('batch-bytes', values['batch-bytes']),
-          flushMs: positiveInt('flush-ms', values['flush-ms']),
-          pageSize: positiveInt('page-size', values['page-size']),
-          staleAfterMs,
-        },
-      }),
-      'flags',
-    );
     const summary = await produce({
-      config: flagged,
+      config,
       pipeline,
       log: ctx.log,
       shutdown: ctx.shutdown,

@@ -11,16 +11,13 @@ import { startMetricsEndpoint } from '../metrics/endpoint.js';
 function options(values: OptionValues, config: SluiceConfig, name: string): { pipeline: string; config: SluiceConfig } {
   const pipeline = values.pipeline;
   if (typeof pipeline !== 'string') throw new UsageError('--pipeline is required', `see: sluice ${name} --help`);
-  const spoolDir = values['spool-dir'];
-  return { pipeline, config: typeof spoolDir === 'string' ? { ...config, spool: { ...config.spool, dir: spoolDir } } : config };
+  return { pipeline, config };
 }
 
 const common = {
-  options: { pipeline: { type: 'string', short: 'p' }, 'spool-dir': { type: 'string' }, 'metrics-port': { type: 'string' }, 'exit-when-idle': { type: 'boolean' } },
+  options: { pipeline: { type: 'string', short: 'p' }, 'exit-when-idle': { type: 'boolean' } },
   optionHelp: {
     pipeline: 'the pipeline to work on (required)',
-    'spool-dir': 'spool folder (default spool.dir, ./spool)',
-    'metrics-port': 'serve Prometheus metrics on this port at /metrics (default metrics.port: off)',
     'exit-when-idle': 'stop once the spool is empty instead of waiting for more',
   },
 } as const;
@@ -56,8 +53,8 @@ export const runCommand: Command = {
   name: 'run',
   summary: 'fetch and work in one process until stopped (small setups: one machine, one process)',
   usage: '--pipeline <name> [--spool-dir <dir>] [--metrics-port <port>]',
-  options: { pipeline: common.options.pipeline, 'spool-dir': common.options['spool-dir'], 'metrics-port': common.options['metrics-port'] },
-  optionHelp: { pipeline: common.optionHelp.pipeline, 'spool-dir': common.optionHelp['spool-dir'], 'metrics-port': common.optionHelp['metrics-port'] },
+  options: { pipeline: common.options.pipeline },
+  optionHelp: { pipeline: common.optionHelp.pipeline },
   async run(ctx: CommandContext) {
     const { pipeline, config } = options(ctx.values, ctx.config, 'run');
     const metrics = await startMetricsEndpoint(config.metrics, ctx.log);

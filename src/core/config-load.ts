@@ -4,22 +4,17 @@
 import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { CONFIG_FILES, defaults, mergeLayers, type SluiceConfig } from './config.js';
+import { CONFIG_FILES, mergeLayers, type SluiceConfig } from './config.js';
+import type { RawInput } from './config-schema.js';
+import { settings, type Setting } from './config-settings.js';
+import { parseDuration } from './duration.js';
 import { validateConfig } from './config-validate.js';
 import { ConfigError } from './errors.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
-/** Settings that CLI flags may override (each command declares which flags it accepts). */
-export interface ConfigFlags {
-  config?: string;
-  databaseUrl?: string;
-  brokers?: string;
-  clientId?: string;
-  logLevel?: string;
-  spoolDir?: string;
-  metricsPort?: string;
-}
+/** `--config`, and setting flags by name without dashes (`{ 'flush-ms': '50' }`), as given on the command line. */
+export type ConfigFlags = { config?: string } & Record<string, string | undefined>;
 
 export interface LoadedConfig {
   config: SluiceConfig;
@@ -27,49 +22,41 @@ export interface LoadedConfig {
   file: string | null;
 }
 
-type EnvParser = (raw: string, name: string) => unknown;
+type Parser = (raw: string) => unknown;
 
-const text: EnvParser = (raw) => raw;
-const list: EnvParser = (raw) => raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
-const int: EnvParser = (raw, name) => {
-  if (!/^\d+$/.test(raw.trim())) throw new ConfigError([`${name}: must be a whole number, got ${JSON.stringify(raw)}`], name.startsWith('--') ? 'flags' : 'environment');
-  return Number(raw);
-};
-const bool: EnvParser = (raw, name) => {
-  const v = raw.trim().toLowerCase();
-  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
-  if (['0', 'false', 'no', 'off', ''].includes(v)) return false;
-  throw new ConfigError([`${name}: must be true or false, got ${JSON.stringify(raw)}`], 'environment');
+const PARSERS: Record<RawInput, { parse: Parser; rule: string }> = {
+  text: { parse: (raw) => raw, rule: '' },
+  list: { parse: (raw) => raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0), rule: '' },
+  int: { parse: (raw) => (/^\d+$/.test(raw.trim()) ? Number(raw) : undefined), rule: 'must be a whole number' },
+  duration: { parse: (raw) => parseDuration(raw) ?? undefined, rule: 'must be a duration like 90s, 30m or 1h' },
+  bool: {
+    parse: (raw) => {
+      const v = raw.trim().toLowerCase();
+      return ['1', 'true', 'yes', 'on'].includes(v) ? true : ['0', 'false', 'no', 'off', ''].includes(v) ? false : undefined;
+    },
+    rule: 'must be true or false',
+  },
 };
 
-/** Environment variable -> config path. Documented in the README's configuration table. */
-export const ENV_VARS: ReadonlyArray<readonly [string, string, EnvParser]> = [
-  ['DATABASE_URL', 'database.url', text],
-  ['SLUICE_DB_POOL_SIZE', 'database.poolSize', int],
-  ['SLUICE_DB_CONNECT_TIMEOUT_MS', 'database.connectTimeoutMs', int],
-  ['SLUICE_KAFKA_BROKERS', 'kafka.brokers', list],
-  ['SLUICE_KAFKA_CLIENT_ID', 'kafka.clientId', text],
-  ['SLUICE_KAFKA_SSL', 'kafka.ssl', bool],
-  ['SLUICE_KAFKA_SASL_MECHANISM', 'kafka.sasl.mechanism', text],
-  ['SLUICE_KAFKA_SASL_USERNAME', 'kafka.sasl.username', text],
-  ['SLUICE_KAFKA_SASL_PASSWORD', 'kafka.sasl.password', text],
-  ['SLUICE_KAFKA_CONNECTION_TIMEOUT_MS', 'kafka.connectionTimeoutMs', int],
-  ['SLUICE_KAFKA_RETRIES', 'kafka.retries', int],
-  ['SLUICE_BATCH_BYTES', 'producer.batchBytes', int],
-  ['SLUICE_FLUSH_MS', 'producer.flushMs', int],
-  ['SLUICE_PAGE_SIZE', 'producer.pageSize', int],
-  ['SLUICE_COMPRESSION', 'producer.compression', text],
-  ['SLUICE_LOG_LEVEL', 'log.level', text],
-  ['SLUICE_LOG_PRETTY', 'log.pretty', bool],
-  ['SLUICE_SPOOL_DIR', 'spool.dir', text],
-  ['SLUICE_SPOOL_HIGH_WATER_ITEMS', 'spool.highWaterItems', int],
-  ['SLUICE_SPOOL_LOW_WATER_ITEMS', 'spool.lowWaterItems', int],
-  ['SLUICE_SPOOL_HIGH_WATER_BYTES', 'spool.highWaterBytes', int],
-  ['SLUICE_SPOOL_LOW_WATER_BYTES', 'spool.lowWaterBytes', int],
-  ['SLUICE_FETCH_GROUP_ID', 'fetcher.groupId', text],
-  ['SLUICE_METRICS_PORT', 'metrics.port', int],
-  ['SLUICE_METRICS_HOST', 'metrics.host', text],
-];
+/**
+ * One raw value for one setting, named by where it came from (`SLUICE_FLUSH_MS`, `--flush-ms`): parsed by
+ * the setting's input kind, then checked by the setting's own schema, so a flag has the file's bounds.
+ */
+function rawValue(s: Setting, raw: string, name: string, problems: string[]): unknown {
+  const p = PARSERS[s.input ?? 'text'];
+  const value = p.parse(raw);
+  if (value === undefined) {
+    problems.push(`${name}: ${p.rule}, got ${JSON.stringify(raw)}`);
+    return undefined;
+  }
+  const checked = s.schema.safeParse(value);
+  if (!checked.success) {
+    const msg = checked.error.issues[0]?.message ?? 'invalid';
+    problems.push(`${name} (${s.path}): ${msg}${s.secret === true ? '' : `, got ${JSON.stringify(raw)}`}`);
+    return undefined;
+  }
+  return value;
+}
 
 function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
   const keys = path.split('.');
@@ -81,23 +68,31 @@ function setPath(target: Record<string, unknown>, path: string, value: unknown):
   node[keys[keys.length - 1] as string] = value;
 }
 
+/** The environment's settings (documented in the README's configuration table). */
 export function envLayer(env: Env): Record<string, unknown> {
   const layer: Record<string, unknown> = {};
-  for (const [name, path, parse] of ENV_VARS) {
-    const raw = env[name];
-    if (raw !== undefined && raw !== '') setPath(layer, path, parse(raw, name));
+  const problems: string[] = [];
+  for (const s of settings()) {
+    const raw = s.env === undefined ? undefined : env[s.env];
+    if (raw === undefined || raw === '') continue;
+    const v = rawValue(s, raw, s.env!, problems);
+    if (v !== undefined) setPath(layer, s.path, v);
   }
+  if (problems.length > 0) throw new ConfigError(problems, 'environment');
   return layer;
 }
 
+/** The command line's settings; a flag the schema does not know is not a setting (the command's own). */
 export function flagsLayer(flags: ConfigFlags): Record<string, unknown> {
   const layer: Record<string, unknown> = {};
-  if (flags.databaseUrl !== undefined) setPath(layer, 'database.url', flags.databaseUrl);
-  if (flags.brokers !== undefined) setPath(layer, 'kafka.brokers', list(flags.brokers, '--brokers'));
-  if (flags.clientId !== undefined) setPath(layer, 'kafka.clientId', flags.clientId);
-  if (flags.logLevel !== undefined) setPath(layer, 'log.level', flags.logLevel);
-  if (flags.spoolDir !== undefined) setPath(layer, 'spool.dir', flags.spoolDir);
-  if (flags.metricsPort !== undefined) setPath(layer, 'metrics.port', int(flags.metricsPort, '--metrics-port'));
+  const problems: string[] = [];
+  for (const s of settings()) {
+    const raw = s.flag === undefined ? undefined : flags[s.flag];
+    if (raw === undefined) continue;
+    const v = rawValue(s, raw, `--${s.flag!}`, problems);
+    if (v !== undefined) setPath(layer, s.path, v);
+  }
+  if (problems.length > 0) throw new ConfigError(problems, 'flags');
   return layer;
 }
 
@@ -164,9 +159,7 @@ export async function loadConfig(opts: { cwd: string; env: Env; flags?: ConfigFl
     file = findConfigFile(opts.cwd);
   }
   if (file !== null) fileLayer = await importConfigFile(file);
-  const merged = [fileLayer, envLayer(opts.env), flagsLayer(flags)].reduce<unknown>(
-    (acc, layer) => mergeLayers(acc, layer),
-    structuredClone(defaults),
-  );
+  // Defaults are the schema's: it fills whatever no layer set.
+  const merged = [envLayer(opts.env), flagsLayer(flags)].reduce<unknown>((acc, layer) => mergeLayers(acc, layer), fileLayer);
   return { config: validateConfig(merged), file };
 }

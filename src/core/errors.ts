@@ -1,24 +1,80 @@
-// Typed errors. Every error sluice raises on purpose is a SluiceError with a stable `code`, a `retriable`
-// flag and, for the errors people hit first, a `hint` naming the command that fixes it.
+// Typed errors. Every error sluice raises on purpose is a SluiceError with a `code` from ERROR_CODES, a
+// `retriable` flag and, for the errors people hit first, a `hint` naming the command that fixes it. The code
+// decides the process's exit status and whether the error is retriable when the thrower does not say; a
+// bare Error from user code counts as retriable (a network blip), like a SluiceError that says so.
 // Bugs (TypeError, ReferenceError, ...) are never retried: retrying a bug only hides it.
 
+/** The CLI's exit statuses. */
+export const EXIT = { ok: 0, failed: 1, usage: 2, unavailable: 3, migrations: 4, interrupted: 130 } as const;
+export type ExitKind = Exclude<keyof typeof EXIT, 'ok' | 'interrupted'>;
+
+/** Every code sluice raises: [what the exit status says, retriable unless the thrower says otherwise]. */
+export const ERROR_CODES = {
+  CONFIG_INVALID: ['usage', false],
+  USAGE: ['usage', false],
+  UNKNOWN_PIPELINE: ['usage', false],
+  SOURCE_MISSING: ['usage', false],
+  SOURCE_COLUMNS: ['usage', false],
+  SOURCE_KEY_TYPE: ['usage', false],
+  RESULTS_KEY_TYPE: ['usage', false],
+  SOURCE_KEY_NULLABLE: ['usage', false],
+  SOURCE_KEY_NOT_UNIQUE: ['usage', false],
+  SOURCE_WHERE: ['usage', false],
+  SOURCE_GONE: ['usage', false],
+  RESULTS_MISSING: ['usage', false],
+  RESULTS_COLUMNS: ['usage', false],
+  RESULTS_KEY_NULLABLE: ['usage', false],
+  RESULTS_KEY_NOT_UNIQUE: ['usage', false],
+  SPOOL_UNUSABLE: ['usage', false],
+  DB_UNREACHABLE: ['unavailable', true],
+  DB_CONNECTION_LOST: ['unavailable', true],
+  DB_LOCK: ['unavailable', true],
+  DB_AUTH: ['unavailable', false],
+  DB_MISSING: ['unavailable', false],
+  DB_ERROR: ['failed', false],
+  KAFKA_UNREACHABLE: ['unavailable', true],
+  KAFKA_AUTH: ['unavailable', false],
+  KAFKA_CONSUMER_FAILED: ['unavailable', true],
+  KAFKA_PUBLISH_FAILED: ['unavailable', true],
+  MIGRATIONS_MISSING: ['migrations', false],
+  MIGRATIONS_PENDING: ['migrations', false],
+  MIGRATION_FAILED: ['migrations', false],
+  MIGRATION_FAILED_BEFORE: ['migrations', false],
+  MIGRATION_MODIFIED: ['migrations', false],
+  MIGRATION_LOCKED: ['migrations', true],
+  STAGE_TIMEOUT: ['failed', true],
+  NON_RETRIABLE: ['failed', false],
+  LEDGER_WRITE_FAILED: ['failed', false],
+  LEDGER_CLOSED: ['failed', true],
+  NER_UNAVAILABLE: ['failed', true],
+  NER_HTTP: ['failed', true],
+} as const satisfies Record<string, readonly [ExitKind, boolean]>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
 export interface SluiceErrorOptions {
+  /** Default: the code's own (ERROR_CODES). */
   retriable?: boolean;
   hint?: string;
   cause?: unknown;
 }
 
 export class SluiceError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly retriable: boolean;
   readonly hint: string | undefined;
 
-  constructor(code: string, message: string, options: SluiceErrorOptions = {}) {
+  constructor(code: ErrorCode, message: string, options: SluiceErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
-    this.retriable = options.retriable ?? false;
+    this.retriable = options.retriable ?? ERROR_CODES[code][1];
     this.hint = options.hint;
+  }
+
+  /** The CLI's exit status for this error. */
+  get exitCode(): number {
+    return EXIT[ERROR_CODES[this.code][0]];
   }
 }
 
@@ -62,7 +118,12 @@ export class SourceError extends SluiceError {}
 export class SpoolError extends SluiceError {}
 
 /** The database cannot be reached, or refused us. `retriable` tells a passing outage from bad credentials. */
-export class DatabaseError extends SluiceError {}
+export class DatabaseError extends SluiceError {
+  /** An outage is "unavailable" (3) whatever its code; a statement the database refused is a failure (1). */
+  override get exitCode(): number {
+    return this.retriable ? EXIT.unavailable : super.exitCode;
+  }
+}
 
 export class MigrationError extends SluiceError {}
 
