@@ -1,6 +1,7 @@
 // The main job end to end on the demo data set: seed, start the simulated entity-recognition service,
 // produce, then fetch and work in this process until every document is done or quarantined.
 
+import { sleep } from '../core/sleep.js';
 import type { RowDataPacket } from 'mysql2/promise';
 import { getPipeline, type SluiceConfig } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
@@ -81,7 +82,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
         break;
       }
       if (opts.shutdown?.stopping.aborted === true || performance.now() - lastChange > (opts.stallMs ?? 120_000)) break;
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(500);
       const now = await count();
       if (now.done + now.dead !== last.done + last.dead) lastChange = performance.now();
       last = now;

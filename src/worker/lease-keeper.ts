@@ -32,6 +32,8 @@ export class LeaseKeeper {
     this.#renewer = renewer;
     this.#log = log;
     this.#timer = setInterval(() => void this.renewAll(), Math.max(100, Math.floor(leaseMs / 3)));
+    // The worker's claim loop keeps the process alive; held leases alone must not.
+    this.#timer.unref();
   }
 
   add(h: HeldSegment): void {

@@ -1,8 +1,9 @@
 // Runs the real CLI in a child process, as a user would, and times it.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { cliEnv, ROOT } from './fixtures.js';
 
-export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export { ROOT } from './fixtures.js';
 const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 // Resolved here, not from the child's cwd, so the CLI can run from any directory.
 const TSX = import.meta.resolve('tsx');
@@ -19,7 +20,7 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; cwd
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], {
       cwd: opts.cwd ?? ROOT,
-      env: { ...process.env, SLUICE_LOG_PRETTY: 'false', ...opts.env },
+      env: cliEnv(opts.env),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { BatchSender, messageSize, type OutgoingMessage } from '../src/producer/batch-sender.js';
+import { BatchSender, messageSize, type OutgoingMessage } from '../../src/producer/batch-sender.js';
 
 const msg = (key: string, bytes: number): OutgoingMessage => {
   const value = 'v'.repeat(bytes - messageSize(key, ''));

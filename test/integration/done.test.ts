@@ -5,16 +5,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import mysql, { type Connection } from 'mysql2/promise';
-import { SourceError } from '../src/core/errors.js';
-import { silentLogger } from '../src/core/logger.js';
-import { exactCounts } from '../src/db/counts.js';
-import { migrate } from '../src/db/migrate.js';
-import { fetchPendingPage, type PendingFilter } from '../src/db/pending.js';
-import { openPool, type Pool } from '../src/db/pool.js';
-import { inspectSource, type SourceInfo } from '../src/db/source.js';
-import { keysInSource } from '../src/db/task-state.js';
-import { isComplete } from '../src/status/collect.js';
-import { dbConfig, randomName, testDatabase } from './helpers/db.js';
+import { SourceError } from '../../src/core/errors.js';
+import { silentLogger } from '../../src/core/logger.js';
+import { exactCounts } from '../../src/db/counts.js';
+import { migrate } from '../../src/db/migrate.js';
+import { fetchPendingPage, type PendingFilter } from '../../src/db/pending.js';
+import { openPool, type Pool } from '../../src/db/pool.js';
+import { inspectSource, type SourceInfo } from '../../src/db/source.js';
+import { keysInSource } from '../../src/db/task-state.js';
+import { isComplete } from '../../src/status/collect.js';
+import { dbConfig, randomName, testDatabase } from '../helpers/db.js';
 
 let url: string;
 let db: Connection;
@@ -156,7 +156,7 @@ describe('status --check', () => {
 
 describe('status rates', () => {
   it('are per second over the actual window: 20 results over the last 10 s read about 2/s, not 20/60', async () => {
-    const { ledgerStatus } = await import('../src/db/status.js');
+    const { ledgerStatus } = await import('../../src/db/status.js');
     const src = await source('id INT PRIMARY KEY', Array.from({ length: 20 }, (_, i) => [i + 1]));
     const p = randomName('p');
     await db.query(

@@ -5,10 +5,10 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { RowDataPacket } from 'mysql2/promise';
-import { randomName, testDatabase } from './helpers/db.js';
-import { startE2E, type E2E, type Proc } from './helpers/e2e.js';
-import { ensureKafka } from './helpers/kafka.js';
-import { publishRaw, waitFor } from './helpers/spool.js';
+import { randomName, testDatabase } from '../helpers/db.js';
+import { startE2E, type E2E, type Proc } from '../helpers/e2e.js';
+import { ensureKafka } from '../helpers/kafka.js';
+import { publishRaw, waitFor } from '../helpers/spool.js';
 
 const open: E2E[] = [];
 const drops: Array<() => Promise<void>> = [];

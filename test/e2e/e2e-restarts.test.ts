@@ -3,10 +3,10 @@
 // second mariadbd (own ports, own data folders), so restarting them disturbs no other test.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startE2E, type E2E } from './helpers/e2e.js';
-import { startPrivateBroker, type PrivateBroker } from './helpers/kafka.js';
-import { startPrivateMariaDB, type PrivateMariaDB } from './helpers/mariadb.js';
-import { waitFor } from './helpers/spool.js';
+import { startE2E, type E2E } from '../helpers/e2e.js';
+import { startPrivateBroker, type PrivateBroker } from '../helpers/kafka.js';
+import { startPrivateMariaDB, type PrivateMariaDB } from '../helpers/mariadb.js';
+import { waitFor } from '../helpers/spool.js';
 
 const ROWS = 8000;
 let broker: PrivateBroker | undefined;

@@ -5,12 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import mysql, { type RowDataPacket } from 'mysql2/promise';
-import { MigrationError } from '../src/core/errors.js';
-import { silentLogger } from '../src/core/logger.js';
-import { assertMigrated, migrate, MIGRATIONS_DIR, readMigrations } from '../src/db/migrate.js';
-import { openPool } from '../src/db/pool.js';
-import { runCli } from './helpers/cli.js';
-import { dbConfig, testDatabase } from './helpers/db.js';
+import { MigrationError } from '../../src/core/errors.js';
+import { silentLogger } from '../../src/core/logger.js';
+import { assertMigrated, migrate, MIGRATIONS_DIR, readMigrations } from '../../src/db/migrate.js';
+import { openPool } from '../../src/db/pool.js';
+import { runCli } from '../helpers/cli.js';
+import { dbConfig, testDatabase } from '../helpers/db.js';
 
 const log = silentLogger();
 

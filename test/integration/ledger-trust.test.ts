@@ -3,15 +3,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
-import type { StageConfig } from '../src/core/config.js';
-import { silentLogger } from '../src/core/logger.js';
-import { releaseDead } from '../src/db/dispatches.js';
-import { LedgerWriteError, LedgerWriter, type LedgerOp } from '../src/db/ledger.js';
-import { DB_OUTAGE_POLICY } from '../src/db/db-errors.js';
-import { migrate } from '../src/db/migrate.js';
-import { openPool, type Pool } from '../src/db/pool.js';
-import { dbConfig, testDatabase } from './helpers/db.js';
-import { workSetup } from './helpers/work.js';
+import type { StageConfig } from '../../src/core/config.js';
+import { silentLogger } from '../../src/core/logger.js';
+import { releaseDead } from '../../src/db/dispatches.js';
+import { LedgerWriteError, LedgerWriter, type LedgerOp } from '../../src/db/ledger.js';
+import { DB_OUTAGE_POLICY } from '../../src/db/db-errors.js';
+import { migrate } from '../../src/db/migrate.js';
+import { openPool, type Pool } from '../../src/db/pool.js';
+import { dbConfig, testDatabase } from '../helpers/db.js';
+import { workSetup } from '../helpers/work.js';
 
 let url: string;
 let db: Connection;

@@ -5,15 +5,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { defaults, mergeLayers } from '../src/core/config.js';
-import { validateConfig } from '../src/core/config-validate.js';
-import { silentLogger } from '../src/core/logger.js';
-import { migrate } from '../src/db/migrate.js';
-import { runDemo } from '../src/demo/run-demo.js';
-import { findEntities, startNerService } from '../src/demo/ner-service.js';
-import { demoDocument } from '../src/demo/data.js';
-import { dbConfig, randomName, testDatabase } from './helpers/db.js';
-import { BROKERS, ensureKafka } from './helpers/kafka.js';
+import { defaults, mergeLayers } from '../../src/core/config.js';
+import { validateConfig } from '../../src/core/config-validate.js';
+import { silentLogger } from '../../src/core/logger.js';
+import { migrate } from '../../src/db/migrate.js';
+import { runDemo } from '../../src/demo/run-demo.js';
+import { findEntities, startNerService } from '../../src/demo/ner-service.js';
+import { demoDocument } from '../../src/demo/data.js';
+import { dbConfig, randomName, testDatabase } from '../helpers/db.js';
+import { BROKERS, ensureKafka } from '../helpers/kafka.js';
 
 describe('the demo', () => {
   it('the simulated service resets calls beyond its limit and answers the others', async () => {

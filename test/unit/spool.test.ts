@@ -7,12 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, it, type TestContext } from 'node:test';
-import { SpoolClaimer } from '../src/spool/claim.js';
-import { spoolDepth } from '../src/spool/depth.js';
-import { parseSegmentName, spoolPaths, type SpoolPaths } from '../src/spool/layout.js';
-import type { SpoolItem } from '../src/spool/segment.js';
-import { SpoolWriter } from '../src/spool/writer.js';
-import { ROOT } from './helpers/cli.js';
+import { SpoolClaimer } from '../../src/spool/claim.js';
+import { spoolDepth } from '../../src/spool/depth.js';
+import { parseSegmentName, spoolPaths, type SpoolPaths } from '../../src/spool/layout.js';
+import type { SpoolItem } from '../../src/spool/segment.js';
+import { SpoolWriter } from '../../src/spool/writer.js';
+import { ROOT } from '../helpers/cli.js';
 
 function items(partition: number, from: number, n: number): SpoolItem[] {
   return Array.from({ length: n }, (_, i) => ({

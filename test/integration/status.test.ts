@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
-import { silentLogger } from '../src/core/logger.js';
-import { migrate } from '../src/db/migrate.js';
-import { runCli } from './helpers/cli.js';
-import { dbConfig, randomName, testDatabase } from './helpers/db.js';
-import { BROKERS, ensureKafka } from './helpers/kafka.js';
+import { silentLogger } from '../../src/core/logger.js';
+import { migrate } from '../../src/db/migrate.js';
+import { runCli } from '../helpers/cli.js';
+import { dbConfig, randomName, testDatabase } from '../helpers/db.js';
+import { BROKERS, ensureKafka } from '../helpers/kafka.js';
 
 describe('npm run status', () => {
   it('reports source, done, pending, in flight, quarantined, stages, errors, lag and spool; --check gates on completion', async (t) => {

@@ -8,16 +8,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mysql, { type Connection } from 'mysql2/promise';
-import { defaults, mergeLayers } from '../src/core/config.js';
-import { validateConfig } from '../src/core/config-validate.js';
-import { ConfigError, SourceError } from '../src/core/errors.js';
-import { silentLogger } from '../src/core/logger.js';
-import { migrate } from '../src/db/migrate.js';
-import { produce } from '../src/producer/producer.js';
-import { ROOT, runCli, type CliResult } from './helpers/cli.js';
-import { dbConfig, randomName, testDatabase } from './helpers/db.js';
-import { BROKERS, ensureKafka } from './helpers/kafka.js';
-import { waitFor } from './helpers/spool.js';
+import { defaults, mergeLayers } from '../../src/core/config.js';
+import { validateConfig } from '../../src/core/config-validate.js';
+import { ConfigError, SourceError } from '../../src/core/errors.js';
+import { silentLogger } from '../../src/core/logger.js';
+import { migrate } from '../../src/db/migrate.js';
+import { produce } from '../../src/producer/producer.js';
+import { ROOT, runCli, type CliResult } from '../helpers/cli.js';
+import { dbConfig, randomName, testDatabase } from '../helpers/db.js';
+import { BROKERS, ensureKafka } from '../helpers/kafka.js';
+import { waitFor } from '../helpers/spool.js';
 
 let url: string;
 let db: Connection;
@@ -166,7 +166,7 @@ describe('a failure in the middle of a run', () => {
 
 describe('finding the configuration', () => {
   it('uses the nearest sluice.config.* in a parent folder (.mjs too)', async () => {
-    const { loadConfig } = await import('../src/core/config-load.js');
+    const { loadConfig } = await import('../../src/core/config-load.js');
     const root = mkdtempSync(join(tmpdir(), 'sluice-discovery-'));
     try {
       const nested = join(root, 'a', 'b');

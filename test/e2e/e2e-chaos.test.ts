@@ -4,9 +4,9 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { testDatabase } from './helpers/db.js';
-import { startE2E, type E2E, type Proc } from './helpers/e2e.js';
-import { ensureKafka } from './helpers/kafka.js';
+import { testDatabase } from '../helpers/db.js';
+import { startE2E, type E2E, type Proc } from '../helpers/e2e.js';
+import { ensureKafka } from '../helpers/kafka.js';
 
 const ROWS = 6000;
 let e: E2E | undefined;

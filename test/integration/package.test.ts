@@ -9,10 +9,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import mysql, { type Connection } from 'mysql2/promise';
-import { ROOT } from './helpers/cli.js';
-import { randomName, testDatabase } from './helpers/db.js';
-import { BROKERS, ensureKafka } from './helpers/kafka.js';
-import { waitFor } from './helpers/spool.js';
+import { ROOT } from '../helpers/cli.js';
+import { randomName, testDatabase } from '../helpers/db.js';
+import { BROKERS, ensureKafka } from '../helpers/kafka.js';
+import { waitFor } from '../helpers/spool.js';
 
 const exec = promisify(execFile);
 let dir: string;

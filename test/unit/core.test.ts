@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { coerceError, ConfigError, DatabaseError, isRetriable, KafkaError, MigrationError, NonRetriableError, SluiceError, SourceError } from '../src/core/errors.js';
-import { createLogger, redactUrl } from '../src/core/logger.js';
-import { Shutdown } from '../src/core/shutdown.js';
+import { coerceError, ConfigError, DatabaseError, isRetriable, KafkaError, MigrationError, NonRetriableError, SluiceError, SourceError } from '../../src/core/errors.js';
+import { createLogger, redactUrl } from '../../src/core/logger.js';
+import { Shutdown } from '../../src/core/shutdown.js';
 
 describe('logging', () => {
   it('redacts passwords, URLs and SASL settings wherever they appear in fields', () => {

@@ -3,12 +3,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
-import { defaults } from '../src/core/config.js';
-import { loadConfig } from '../src/core/config-load.js';
-import { validateConfig } from '../src/core/config-validate.js';
-import { ConfigError } from '../src/core/errors.js';
-import { quoteIdentifier } from '../src/core/identifiers.js';
-import { ROOT } from './helpers/cli.js';
+import { defaults } from '../../src/core/config.js';
+import { loadConfig } from '../../src/core/config-load.js';
+import { validateConfig } from '../../src/core/config-validate.js';
+import { ConfigError } from '../../src/core/errors.js';
+import { quoteIdentifier } from '../../src/core/identifiers.js';
+import { ROOT } from '../helpers/cli.js';
 
 const INDEX = join(ROOT, 'src', 'index.ts');
 

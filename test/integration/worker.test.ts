@@ -7,19 +7,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
-import { defaults, mergeLayers, type SluiceConfig, type StageConfig } from '../src/core/config.js';
-import { validateConfig } from '../src/core/config-validate.js';
-import { NonRetriableError, SluiceError } from '../src/core/errors.js';
-import { silentLogger } from '../src/core/logger.js';
-import { migrate } from '../src/db/migrate.js';
-import { spoolDepth } from '../src/spool/depth.js';
-import { spoolPaths } from '../src/spool/layout.js';
-import type { SpoolItem } from '../src/spool/segment.js';
-import { SpoolWriter } from '../src/spool/writer.js';
-import { pipeline as definePipeline } from '../src/worker/define.js';
-import { startWorker, type WorkerHandle } from '../src/worker/worker.js';
-import { dbConfig, randomName, testDatabase, createIntSource } from './helpers/db.js';
-import { spooledItems } from './helpers/spool.js';
+import { defaults, mergeLayers, type SluiceConfig, type StageConfig } from '../../src/core/config.js';
+import { validateConfig } from '../../src/core/config-validate.js';
+import { NonRetriableError, SluiceError } from '../../src/core/errors.js';
+import { silentLogger } from '../../src/core/logger.js';
+import { migrate } from '../../src/db/migrate.js';
+import { spoolDepth } from '../../src/spool/depth.js';
+import { spoolPaths } from '../../src/spool/layout.js';
+import type { SpoolItem } from '../../src/spool/segment.js';
+import { SpoolWriter } from '../../src/spool/writer.js';
+import { pipeline as definePipeline } from '../../src/worker/define.js';
+import { startWorker, type WorkerHandle } from '../../src/worker/worker.js';
+import { dbConfig, randomName, testDatabase, createIntSource } from '../helpers/db.js';
+import { spooledItems } from '../helpers/spool.js';
 
 const log = silentLogger();
 let url: string;
@@ -280,7 +280,7 @@ describe('npm run work (separate processes)', () => {
   it('kill -9 mid-stage, then restart: the items complete once the lease expires; SIGTERM drains and exits 0', async () => {
     const { spawn } = await import('node:child_process');
     const { writeFileSync, readFileSync: read, existsSync } = await import('node:fs');
-    const { ROOT } = await import('./helpers/cli.js');
+    const { ROOT } = await import('../helpers/cli.js');
     const name = randomName('k');
     const dir = mkdtempSync(join(tmpdir(), 'sluice-work-kill-'));
     dirs.push(dir);
@@ -350,9 +350,9 @@ describe('npm run run (fetch and work in one process)', () => {
   it('takes tasks from Kafka to result rows, and exits 0 on SIGTERM', async () => {
     const { spawn } = await import('node:child_process');
     const { writeFileSync } = await import('node:fs');
-    const { ROOT } = await import('./helpers/cli.js');
-    const { BROKERS, ensureKafka } = await import('./helpers/kafka.js');
-    const { createTopic, publishRaw, tasks, waitFor } = await import('./helpers/spool.js');
+    const { ROOT } = await import('../helpers/cli.js');
+    const { BROKERS, ensureKafka } = await import('../helpers/kafka.js');
+    const { createTopic, publishRaw, tasks, waitFor } = await import('../helpers/spool.js');
     await ensureKafka();
     const name = randomName('r');
     const topic = randomName('sluice-run');

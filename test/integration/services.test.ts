@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Kafka, logLevel } from 'kafkajs';
-import { ROOT } from './helpers/cli.js';
-import { BROKERS, closedPort, ensureKafka } from './helpers/kafka.js';
-import { randomName } from './helpers/db.js';
+import { ROOT } from '../helpers/cli.js';
+import { BROKERS, closedPort, ensureKafka } from '../helpers/kafka.js';
+import { randomName } from '../helpers/db.js';
 
 interface Run {
   code: number;

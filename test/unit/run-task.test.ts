@@ -3,12 +3,12 @@
 // and never sent back to the spool to run again.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { PipelineConfig } from '../src/core/config.js';
-import { silentLogger } from '../src/core/logger.js';
-import { LedgerClosedError, LedgerWriteError, type LedgerOp, type LedgerWriter } from '../src/db/ledger.js';
-import type { TaskState } from '../src/db/task-state.js';
-import type { SpoolItem } from '../src/spool/segment.js';
-import { buildLimits, runTask, type RunnerContext } from '../src/worker/run-task.js';
+import type { PipelineConfig } from '../../src/core/config.js';
+import { silentLogger } from '../../src/core/logger.js';
+import { LedgerClosedError, LedgerWriteError, type LedgerOp, type LedgerWriter } from '../../src/db/ledger.js';
+import type { TaskState } from '../../src/db/task-state.js';
+import type { SpoolItem } from '../../src/spool/segment.js';
+import { buildLimits, runTask, type RunnerContext } from '../../src/worker/run-task.js';
 
 function context(refuse: (op: LedgerOp) => Error | null): { rc: RunnerContext; writes: LedgerOp[]; runs: () => number; quarantined: string[] } {
   let runs = 0;

@@ -1,10 +1,10 @@
 // The ledger writer's loop, with a fake pool: batching, and retries that never drop a write.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { silentLogger } from '../src/core/logger.js';
-import { LedgerWriter, type LedgerOp } from '../src/db/ledger.js';
-import type { Pool } from '../src/db/pool.js';
-import { fakeClock } from './helpers/fake-clock.js';
+import { silentLogger } from '../../src/core/logger.js';
+import { LedgerWriter, type LedgerOp } from '../../src/db/ledger.js';
+import type { Pool } from '../../src/db/pool.js';
+import { fakeClock } from '../helpers/fake-clock.js';
 
 const result = (key: string): LedgerOp => ({ kind: 'result', pipeline: 'p', key, output: 'null', attempts: 1, workerId: 'w', startedAt: new Date(), finishedAt: new Date(), durationMs: 1 });
 

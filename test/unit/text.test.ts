@@ -1,7 +1,7 @@
 // Texts for bounded columns are cut by UTF-8 bytes, never inside a character; JSON depth is read from text.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { cutBytes, jsonDepth } from '../src/core/text.js';
+import { cutBytes, jsonDepth } from '../../src/core/text.js';
 
 describe('cutBytes', () => {
   it('leaves a text that fits alone and cuts a longer one to at most the bytes, at a character boundary', () => {

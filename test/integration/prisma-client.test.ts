@@ -1,10 +1,10 @@
 // Prisma Client works offline (driver adapter, no engine binary) against the migrated schema.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { silentLogger } from '../src/core/logger.js';
-import { migrate } from '../src/db/migrate.js';
-import { createPrisma } from './helpers/prisma.js';
-import { dbConfig, testDatabase } from './helpers/db.js';
+import { silentLogger } from '../../src/core/logger.js';
+import { migrate } from '../../src/db/migrate.js';
+import { createPrisma } from '../helpers/prisma.js';
+import { dbConfig, testDatabase } from '../helpers/db.js';
 
 const bytes = (s: string): Uint8Array<ArrayBuffer> => new Uint8Array(Buffer.from(s, 'utf8'));
 const text = (b: Uint8Array): string => Buffer.from(b).toString('utf8');

@@ -4,11 +4,11 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
-import { silentLogger } from '../src/core/logger.js';
-import { DEMO_MIGRATIONS_DIR, migrate } from '../src/db/migrate.js';
-import { ROOT } from './helpers/cli.js';
-import { dbConfig, testDatabase } from './helpers/db.js';
-import { expectedTables } from './helpers/prisma-schema.js';
+import { silentLogger } from '../../src/core/logger.js';
+import { DEMO_MIGRATIONS_DIR, migrate } from '../../src/db/migrate.js';
+import { ROOT } from '../helpers/cli.js';
+import { dbConfig, testDatabase } from '../helpers/db.js';
+import { expectedTables } from '../helpers/prisma-schema.js';
 
 const schema = readFileSync(`${ROOT}/prisma/schema.prisma`, 'utf8');
 const normalise = (t: string): string => t.toLowerCase().replace(/^(bigint|int|smallint|mediumint)\(\d+\)/, '$1');

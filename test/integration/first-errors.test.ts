@@ -5,14 +5,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { silentLogger } from '../src/core/logger.js';
-import { DatabaseError } from '../src/core/errors.js';
-import { DEMO_MIGRATIONS_DIR, migrate, readMigrations } from '../src/db/migrate.js';
-import { createPrisma } from './helpers/prisma.js';
-import { withDatabase } from '../src/db/database-url.js';
-import { ROOT, runCli, type CliResult } from './helpers/cli.js';
-import { dbConfig, testDatabase } from './helpers/db.js';
-import { BROKERS, closedPort, ensureKafka } from './helpers/kafka.js';
+import { silentLogger } from '../../src/core/logger.js';
+import { DatabaseError } from '../../src/core/errors.js';
+import { DEMO_MIGRATIONS_DIR, migrate, readMigrations } from '../../src/db/migrate.js';
+import { createPrisma } from '../helpers/prisma.js';
+import { withDatabase } from '../../src/db/database-url.js';
+import { ROOT, runCli, type CliResult } from '../helpers/cli.js';
+import { dbConfig, testDatabase } from '../helpers/db.js';
+import { BROKERS, closedPort, ensureKafka } from '../helpers/kafka.js';
 
 const FIVE_SECONDS = 5000;
 

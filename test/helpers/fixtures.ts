@@ -1,0 +1,88 @@
+// The fixture layer: every helper that makes something takes the test (or suite) context and registers its
+// teardown right there, so a test that fails half way leaves no database, folder, process or client behind.
+//   tempDir(t)       a folder, removed after
+//   spawnCli(t, ..)  the real CLI in a child process (through tsx), killed after if still running
+//   makeConfig(t, ..) a validated config on a fresh, migrated database with its own spool folder and group
+//   kafkaAdmin(t)    a connected kafkajs admin, disconnected after
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Kafka, logLevel, type Admin } from 'kafkajs';
+import { mergeLayers, type SluiceConfig, type SluiceConfigInput } from '../../src/core/config.js';
+import { validateConfig } from '../../src/core/config-validate.js';
+import { silentLogger } from '../../src/core/logger.js';
+import { migrate } from '../../src/db/migrate.js';
+import { dbConfig, randomName, testDatabase } from './db.js';
+import { BROKERS } from './kafka.js';
+
+/** Anything with `after`: a TestContext, a SuiteContext, or node:test's `after` wrapped as `{ after }`. */
+export interface Teardown {
+  after(fn: () => unknown): void;
+}
+
+export function tempDir(t: Teardown, prefix = 'sluice-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** The repository's root folder. */
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CLI = join(ROOT, 'src/cli.ts');
+const TSX = import.meta.resolve('tsx');
+
+/**
+ * The environment every CLI child gets: JSON logs, and hints in this repository's `npm run` form whatever
+ * launched the tests (node --test directly, npm test, CI), so no assertion depends on the launcher.
+ */
+export function cliEnv(extra: Record<string, string> = {}): Record<string, string> {
+  return { ...(process.env as Record<string, string>), SLUICE_LOG_PRETTY: 'false', npm_package_name: 'sluice', npm_lifecycle_event: 'test', ...extra };
+}
+
+export interface CliProcess {
+  child: ChildProcess;
+  /** Resolves with the exit code, or null when a signal ended it. */
+  exited: Promise<number | null>;
+  /** What it wrote to stderr so far (when `log` is set: read from that file). */
+  stderr(): string;
+}
+
+/** Starts the CLI; stderr is kept (or written to `log`); the process is killed at teardown if still running. */
+export function spawnCli(t: Teardown, args: string[], opts: { env?: Record<string, string>; cwd?: string; log?: string } = {}): CliProcess {
+  const fd = opts.log === undefined ? 'pipe' : openSync(opts.log, 'w');
+  const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], { cwd: opts.cwd ?? ROOT, env: cliEnv(opts.env), stdio: ['ignore', 'ignore', fd] });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code, signal) => resolve(signal === null ? code : null)));
+  t.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  return { child, exited, stderr: () => (opts.log === undefined ? stderr : readFileSync(opts.log, 'utf8')) };
+}
+
+export interface TestConfig {
+  config: SluiceConfig;
+  url: string;
+  spoolDir: string;
+}
+
+/** A config on a fresh database (migrated unless `migrated: false`), a spool folder and a consumer group of its own. */
+export async function makeConfig(t: Teardown, layer: SluiceConfigInput = {}, opts: { migrated?: boolean } = {}): Promise<TestConfig> {
+  const url = await testDatabase(t as { after: (fn: () => Promise<void>) => void });
+  if (opts.migrated !== false) await migrate(dbConfig(url), silentLogger());
+  const spoolDir = tempDir(t, 'sluice-spool-');
+  const base = { database: { url }, kafka: { brokers: BROKERS }, spool: { dir: spoolDir }, fetcher: { groupId: randomName('g') }, worker: { pollMs: 20 } };
+  return { config: validateConfig(mergeLayers(base, layer)), url, spoolDir };
+}
+
+export async function kafkaAdmin(t: Teardown, brokers = BROKERS): Promise<Admin> {
+  const admin = new Kafka({ clientId: randomName('test'), brokers, logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  t.after(() => admin.disconnect());
+  return admin;
+}

@@ -1,0 +1,116 @@
+// The fetcher's parts with fake collaborators: a batch becomes durable before its offset is resolved, bad
+// messages are quarantined with their reason, a stale batch is not resolved; the backpressure gate; the
+// restart policy of a crashed consumer; and the envelope every side reads.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { EachBatchPayload } from 'kafkajs';
+import { encodeEnvelope, envelopeKey, keyProblem, keyText, MAX_KEY_BYTES } from '../../src/core/envelope.js';
+import { silentLogger } from '../../src/core/logger.js';
+import { BackpressureGate } from '../../src/fetcher/backpressure.js';
+import { BatchSpooler } from '../../src/fetcher/batch-spooler.js';
+import { onCrash, RestartCounter } from '../../src/fetcher/consumer.js';
+import type { QuarantineEntry } from '../../src/spool/quarantine.js';
+import { fakeClock } from '../helpers/fake-clock.js';
+
+const good = (key: number) => Buffer.from(encodeEnvelope({ v: 1, pipeline: 'p', key, payload: { key }, attempt: 1, runId: 'r', producedAt: '' }));
+
+function batch(values: Array<Buffer | null>, opts: { staleAfterWrite?: boolean } = {}) {
+  const events: string[] = [];
+  let written = false;
+  const payload = {
+    batch: { topic: 't', partition: 2, messages: values.map((value, i) => ({ offset: String(100 + i), key: null, value })), offsetLag: () => '7' },
+    resolveOffset: (o: string) => void events.push(`resolve ${o}`),
+    heartbeat: async () => void events.push('heartbeat'),
+    isStale: () => opts.staleAfterWrite === true && written,
+  } as unknown as Pick<EachBatchPayload, 'batch' | 'resolveOffset' | 'heartbeat' | 'isStale'>;
+  return { payload, events, markWritten: () => (written = true) };
+}
+
+function spooler(events: string[], markWritten: () => void) {
+  const quarantined: QuarantineEntry[] = [];
+  const durable: unknown[] = [];
+  const s = new BatchSpooler({
+    pipeline: 'p',
+    maxItemBytes: 1024,
+    fetcherId: 'f',
+    writeItems: async (_p, items) => {
+      events.push(`write ${items.map((i) => i.task.key).join(',')}`);
+      markWritten();
+      return { names: ['seg'], bytes: 10 };
+    },
+    quarantine: async (e) => {
+      events.push(`quarantine ${e.reason}`);
+      quarantined.push(e);
+      return 'file.json';
+    },
+    recordBad: (rows) => void events.push(`record ${rows.length}`),
+    onDurable: (b) => void durable.push(b),
+    log: silentLogger(),
+  });
+  return { s, quarantined, durable };
+}
+
+describe('BatchSpooler', () => {
+  it('writes the good messages, quarantines the bad ones with their reason, then resolves the last offset', async () => {
+    const b = batch([good(1), Buffer.from('not json'), good(2), null, Buffer.alloc(2048, 'x')]);
+    const { s, quarantined, durable } = spooler(b.events, b.markWritten);
+    await s.spool(b.payload);
+    assert.deepEqual(b.events, ['write 1,2', 'quarantine not-json', 'quarantine empty', 'quarantine too-large', 'record 3', 'resolve 104', 'heartbeat']);
+    assert.deepEqual(quarantined.map((q) => [q.offset, q.source]), [['101', 'fetcher'], ['103', 'fetcher'], ['104', 'fetcher']]);
+    assert.deepEqual(durable, [{ partition: 2, items: 2, bytes: 10, segments: ['seg'], quarantined: 3, resolved: '105' }]);
+    assert.deepEqual([s.counters.spooled, s.counters.quarantined, s.counters.batches, s.counters.lag], [2, 3, 1, { 2: 7 }]);
+  });
+
+  it('does not resolve a batch whose partition was lost while it was written (the new owner fetches it again)', async () => {
+    const b = batch([good(1)], { staleAfterWrite: true });
+    const { s, durable } = spooler(b.events, b.markWritten);
+    await s.spool(b.payload);
+    assert.deepEqual(b.events, ['write 1']);
+    assert.deepEqual(durable, []);
+  });
+});
+
+describe('BackpressureGate', () => {
+  it('pauses above either high-water mark and resumes only below both low-water marks', () => {
+    const valve: string[] = [];
+    const gate = new BackpressureGate({ highWaterItems: 100, lowWaterItems: 50, highWaterBytes: 10_000, lowWaterBytes: 5000 }, { pause: () => valve.push('pause'), resume: () => valve.push('resume') }, { items: 0, bytes: 0, readySegments: 0, claimedSegments: 0 }, silentLogger());
+    gate.added(99, 100, 1);
+    assert.equal(gate.state, 'open');
+    gate.added(1, 100, 1);
+    assert.equal(gate.state, 'paused');
+    gate.apply({ items: 40, bytes: 6000, readySegments: 1, claimedSegments: 0 });
+    assert.equal(gate.state, 'paused', 'bytes still above their low-water mark');
+    gate.apply({ items: 40, bytes: 4000, readySegments: 1, claimedSegments: 0 });
+    assert.equal(gate.state, 'open');
+    gate.apply({ items: 0, bytes: 20_000, readySegments: 1, claimedSegments: 0 });
+    gate.close();
+    assert.deepEqual(valve, ['pause', 'resume', 'pause']);
+    assert.equal(gate.paused, true, 'closed while paused still says paused');
+  });
+});
+
+describe('consumer restart policy', () => {
+  it('waits twice as long per consecutive crash, up to 30 s, and gives up after maxRestarts', async () => {
+    const clock = fakeClock();
+    const counter = new RestartCounter();
+    const answers: boolean[] = [];
+    for (let i = 0; i < 8; i++) answers.push(await onCrash(counter, { maxRestarts: 7, restartBackoffMs: 1000 }, silentLogger(), new Error('broker gone'), clock));
+    answers.push(await onCrash(counter, { maxRestarts: 7, restartBackoffMs: 1000 }, silentLogger(), new Error('broker gone'), clock));
+    assert.deepEqual(clock.sleeps, [1000, 2000, 4000, 8000, 16_000, 30_000, 30_000]);
+    assert.deepEqual(answers, [true, true, true, true, true, true, true, false, false]);
+    assert.equal(counter.total, 9);
+  });
+});
+
+describe('envelope', () => {
+  it('writes fields in the documented order and carries keys as their canonical text', () => {
+    assert.equal(encodeEnvelope({ v: 1, pipeline: 'p', key: 'a"b', payload: { x: 1 }, attempt: 2, runId: 'r', producedAt: 't' }), '{"v":1,"pipeline":"p","key":"a\\"b","payload":{"x":1},"attempt":2,"runId":"r","producedAt":"t"}');
+    assert.equal(envelopeKey('42', true), 42);
+    assert.equal(envelopeKey('18446744073709551615', true), '18446744073709551615', 'past 2^53 an integer key stays text');
+    assert.equal(envelopeKey('007', false), '007');
+    assert.equal(keyText(42), '42');
+    assert.equal(keyProblem(''), 'key is empty');
+    assert.equal(keyProblem('é'.repeat(MAX_KEY_BYTES / 2)), null);
+    assert.match(keyProblem('é'.repeat(MAX_KEY_BYTES / 2 + 1)) ?? '', /2050 bytes/);
+  });
+});
