@@ -82,7 +82,7 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   const orphanWatch = watchParent(() => onSignal('SIGTERM'));
   try {
-    return await command.run({
+    const code = await command.run({
       config,
       configFile: file,
       log: log.child({ command: command.name }),
@@ -94,6 +94,8 @@ async function main(argv: string[]): Promise<number> {
       values,
       positionals,
     });
+    // A forced stop (a second signal) is an interruption whatever the command made of it: exit 130.
+    return shutdown.state === 'forced' ? EXIT.interrupted : code;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

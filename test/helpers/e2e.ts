@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
 import { silentLogger } from '../../src/core/logger.js';
 import { migrate } from '../../src/db/migrate.js';
+import { cliEnv } from './fixtures.js';
 import { ROOT, runCli, type CliResult } from './cli.js';
 import { dbConfig, randomName } from './db.js';
 import { BROKERS } from './kafka.js';
@@ -95,7 +96,7 @@ export default { ...base, pipelines: { ${name}: { topic: ${JSON.stringify(topic)
     const fd = openSync(logFile, 'w');
     const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), join(ROOT, 'src/cli.ts'), command, '--pipeline', name, ...args], {
       cwd: dir,
-      env: { ...process.env, ...env, ...extraEnv },
+      env: cliEnv({ ...env, ...extraEnv }),
       stdio: ['ignore', 'ignore', fd],
     });
     const proc: Proc = {

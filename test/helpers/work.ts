@@ -26,7 +26,7 @@ interface Teardown {
   after(fn: () => Promise<void> | void): void;
 }
 
-export async function workSetup(t: Teardown, db: Connection, url: string, stages: StageConfig[], worker: Partial<SluiceConfig['worker']> = {}): Promise<WorkSetup> {
+export async function workSetup(t: Teardown, db: Connection, url: string, stages: StageConfig[], worker: Partial<SluiceConfig['worker']> = {}, spool: Partial<SluiceConfig['spool']> = {}): Promise<WorkSetup> {
   const name = randomName('w');
   const dir = mkdtempSync(join(tmpdir(), 'sluice-work-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -35,7 +35,7 @@ export async function workSetup(t: Teardown, db: Connection, url: string, stages
     mergeLayers(structuredClone(defaults), {
       database: { url },
       worker: { pollMs: 20, ...worker },
-      spool: { dir },
+      spool: { dir, ...spool },
       pipelines: { [name]: { topic: `t-${name}`, source: { table: name, key: 'id', columns: [] }, stages } },
     }),
   );

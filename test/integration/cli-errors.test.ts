@@ -2,7 +2,6 @@
 // loop fails closes what it holds and exits; a source table dropped mid-run is a source problem, not an
 // outage.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +13,8 @@ import { ConfigError, SourceError } from '../../src/core/errors.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { migrate } from '../../src/db/migrate.js';
 import { produce } from '../../src/producer/producer.js';
-import { ROOT, runCli, type CliResult } from '../helpers/cli.js';
+import { runCli, type CliResult } from '../helpers/cli.js';
+import { spawnCli } from '../helpers/fixtures.js';
 import { dbConfig, randomName, testDatabase } from '../helpers/db.js';
 import { BROKERS, ensureKafka } from '../helpers/kafka.js';
 import { waitFor } from '../helpers/spool.js';
@@ -23,11 +23,10 @@ let url: string;
 let db: Connection;
 let dir: string;
 let env: Record<string, string>;
-let dropDatabase: (() => Promise<void>) | undefined;
 
 before(async () => {
   await ensureKafka();
-  url = await testDatabase({ after: (fn: () => Promise<void>) => (dropDatabase = fn) });
+  url = await testDatabase({ after });
   await migrate(dbConfig(url), silentLogger());
   db = await mysql.createConnection(url);
   await db.query('CREATE TABLE docs (id INT PRIMARY KEY, body TEXT)');
@@ -48,7 +47,6 @@ after(async () => {
   await Promise.race([db?.end(), new Promise((r) => setTimeout(r, 2000))]);
   db?.destroy();
   rmSync(dir, { recursive: true, force: true });
-  await dropDatabase?.();
 });
 
 function assertOneLine(r: CliResult, code: number, message: RegExp): void {
@@ -107,26 +105,20 @@ describe('problems of the spool, the pipeline name and the source', () => {
 });
 
 describe('a failure in the middle of a run', () => {
-  it('work whose claim loop fails (ready/ replaced by a file) says so in one line and exits within seconds', async () => {
+  it('work whose claim loop fails (ready/ replaced by a file) says so in one line and exits within seconds', async (t) => {
     const spool = join(dir, 'spool-fail');
-    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), join(ROOT, 'src/cli.ts'), 'work', '--pipeline', 'good'], {
-      env: { ...process.env, ...env, SLUICE_SPOOL_DIR: spool, SLUICE_LOG_LEVEL: 'info', SLUICE_LOG_PRETTY: 'false' },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    try {
-      await waitFor('the worker to start', () => stderr.includes('worker started'), 20_000);
+    const work = spawnCli(t, ['work', '--pipeline', 'good'], { env: { ...env, SLUICE_SPOOL_DIR: spool, SLUICE_LOG_LEVEL: 'info' } });
+    const exited = work.exited;
+    {
+      const stderr = (): string => work.stderr();
+      await waitFor('the worker to start', () => stderr().includes('worker started'), 20_000);
       rmSync(join(spool, 'good', 'ready'), { recursive: true, force: true });
       writeFileSync(join(spool, 'good', 'ready'), 'in the way');
       const t0 = performance.now();
       const code = await Promise.race([exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 10_000))]);
-      assert.equal(code, 2, `exit code; stderr:\n${stderr.slice(-2000)}`);
+      assert.equal(code, 2, `exit code; stderr:\n${stderr().slice(-2000)}`);
       assert.ok(performance.now() - t0 < 10_000);
-      assert.match(stderr, /sluice: spool\.dir: cannot use .*ready: .* \((ENOTDIR|ENOENT)\)/);
-    } finally {
-      child.kill('SIGKILL');
+      assert.match(stderr(), /sluice: spool\.dir: cannot use .*ready: .* \((ENOTDIR|ENOENT)\)/);
     }
   });
 

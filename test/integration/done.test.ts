@@ -19,10 +19,9 @@ import { dbConfig, randomName, testDatabase } from '../helpers/db.js';
 let url: string;
 let db: Connection;
 let pool: Pool;
-let dropDatabase: (() => Promise<void>) | undefined;
 
 before(async () => {
-  url = await testDatabase({ after: (fn: () => Promise<void>) => (dropDatabase = fn) });
+  url = await testDatabase({ after });
   await migrate(dbConfig(url), silentLogger());
   db = await mysql.createConnection(url);
   pool = await openPool(dbConfig(url), { poolSize: 2 });
@@ -30,7 +29,6 @@ before(async () => {
 after(async () => {
   await pool?.end();
   await db?.end();
-  await dropDatabase?.();
 });
 
 const now = new Date();

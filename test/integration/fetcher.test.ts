@@ -2,8 +2,7 @@
 // committed only behind durable items, backpressure pauses and resumes, bad messages are quarantined,
 // hostile keys stay out of file names, and two fetchers in one group share the work.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -14,7 +13,7 @@ import { silentLogger } from '../../src/core/logger.js';
 import { migrate } from '../../src/db/migrate.js';
 import { startFetcher, type FetcherHandle } from '../../src/fetcher/fetcher.js';
 import { SpoolClaimer } from '../../src/spool/claim.js';
-import { ROOT } from '../helpers/cli.js';
+import { tempDir as makeTempDir, spawnCli } from '../helpers/fixtures.js';
 import { dbConfig, randomName, testDatabase, createIntSource } from '../helpers/db.js';
 import { Writable } from 'node:stream';
 import { createLogger } from '../../src/core/logger.js';
@@ -24,13 +23,11 @@ import { committedOffsets, createTopic, envelope, highWatermarks, offsetKey, pub
 
 const log = silentLogger();
 let url: string;
-let dropDatabase: (() => Promise<void>) | undefined;
-const dirs: string[] = [];
 const fetchers: FetcherHandle[] = [];
 
 before(async () => {
   await ensureKafka();
-  url = await testDatabase({ after: (fn: () => Promise<void>) => (dropDatabase = fn) });
+  url = await testDatabase({ after });
   await migrate(dbConfig(url), log);
   const conn = await mysql.createConnection(url);
   await createIntSource(conn, 'unused', 100_000);
@@ -38,8 +35,6 @@ before(async () => {
 });
 after(async () => {
   for (const f of fetchers) await f.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  await dropDatabase?.();
 });
 
 interface Setup {
@@ -51,11 +46,8 @@ interface Setup {
   spoolDir: string;
 }
 
-function tempDir(prefix: string): string {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  dirs.push(d);
-  return d;
-}
+/** A folder removed when the file's tests are over. */
+const tempDir = (prefix: string): string => makeTempDir({ after }, prefix);
 
 async function setup(partitions: number, overrides: Record<string, unknown> = {}, brokers = BROKERS, create = true): Promise<Setup> {
   const pipeline = randomName('f');
@@ -289,12 +281,7 @@ describe('fetch: group life and visibility', () => {
 });
 
 describe('fetch under kill -9', () => {
-  let child: ChildProcess | null = null;
-  after(() => {
-    child?.kill('SIGKILL');
-  });
-
-  it('loses nothing: committed offsets never pass a durable item, and a restart fills in the rest', async () => {
+  it('loses nothing: committed offsets never pass a durable item, and a restart fills in the rest', async (t) => {
     // A killed member keeps its partitions until its session times out: use the broker's minimum, 6 s.
     const s = await setup(3, { fetcher: { maxBytesPerPartition: 8192, sessionTimeoutMs: 6000 } });
     const total = 20_000;
@@ -310,15 +297,15 @@ describe('fetch under kill -9', () => {
       })};\n`,
     );
     const root = join(s.spoolDir, s.pipeline);
-    const env = { ...process.env, DATABASE_URL: url, SLUICE_KAFKA_BROKERS: BROKERS.join(','), SLUICE_CONFIG: cfgFile, SLUICE_LOG_LEVEL: 'warn', SLUICE_LOG_PRETTY: 'false' };
-    const run = (): ChildProcess => spawn(process.execPath, ['--import', import.meta.resolve('tsx'), join(ROOT, 'src/cli.ts'), 'fetch', '--pipeline', s.pipeline], { env, stdio: 'ignore' });
+    const env = { DATABASE_URL: url, SLUICE_KAFKA_BROKERS: BROKERS.join(','), SLUICE_CONFIG: cfgFile, SLUICE_LOG_LEVEL: 'warn' };
+    const run = () => spawnCli(t, ['fetch', '--pipeline', s.pipeline], { env });
 
     for (let round = 0; round < 3; round++) {
-      child = run();
+      const child = run();
       const before = spooledItems(root).length;
       await waitFor('progress before the kill', () => spooledItems(root).length >= before + 1500, 60_000);
-      child.kill('SIGKILL');
-      await new Promise((r) => child!.once('exit', r));
+      child.child.kill('SIGKILL');
+      await child.exited;
       // Every offset below the committed one must be on disk.
       const committed = await committedOffsets(s.groupId, s.topic);
       const durable = new Set(spooledItems(root).map(offsetKey));
@@ -326,27 +313,24 @@ describe('fetch under kill -9', () => {
         for (let o = 0n; o < next; o++) assert.ok(durable.has(`${partition}:${o}`), `offset ${partition}:${o} committed but not in the spool`);
       }
     }
-    child = run();
+    const last = run();
     await waitFor('every offset spooled', () => new Set(spooledItems(root).map(offsetKey)).size >= total, 90_000);
-    child.kill('SIGTERM');
-    const code = await new Promise((r) => child!.once('exit', (c) => r(c)));
-    child = null;
-    assert.equal(code, 0, 'SIGTERM: graceful stop, exit 0');
+    last.child.kill('SIGTERM');
+    assert.equal(await last.exited, 0, `SIGTERM: graceful stop, exit 0 (${last.stderr()})`);
     const keys = new Set(spooledItems(root).map((i) => i.task.key));
     assert.equal(keys.size, total, 'every task present (duplicates allowed)');
     assert.deepEqual(await committedOffsets(s.groupId, s.topic), await highWatermarks(s.topic));
 
     // A second signal exits at once, still without committing past what is on disk.
     await publishRaw(s.topic, tasks(s.pipeline, 5000).map((m, i) => ({ ...m, value: envelope(s.pipeline, total + i + 1) })));
-    child = run();
+    const again = run();
     const before = spooledItems(root).length;
     await waitFor('fetching again', () => spooledItems(root).length > before, 60_000);
     const t0 = Date.now();
-    child.kill('SIGINT');
-    child.kill('SIGINT');
-    const forced = await new Promise((r) => child!.once('exit', (c) => r(c)));
-    child = null;
-    assert.ok(forced === 130 || forced === 0, `exit code ${String(forced)}`);
+    again.child.kill('SIGINT');
+    again.child.kill('SIGINT');
+    const forced = await again.exited;
+    assert.equal(forced, 130, 'a forced stop exits 130 (interrupted)');
     assert.ok(Date.now() - t0 < 5000, 'exits at once');
     const committed = await committedOffsets(s.groupId, s.topic);
     const durable = new Set(spooledItems(root).map(offsetKey));

@@ -16,10 +16,9 @@ import { workSetup } from '../helpers/work.js';
 let url: string;
 let db: Connection;
 let pool: Pool;
-let dropDatabase: (() => Promise<void>) | undefined;
 
 before(async () => {
-  url = await testDatabase({ after: (fn: () => Promise<void>) => (dropDatabase = fn) });
+  url = await testDatabase({ after });
   await migrate(dbConfig(url), silentLogger());
   db = await mysql.createConnection(url);
   pool = await openPool(dbConfig(url), { poolSize: 3 });
@@ -27,7 +26,6 @@ before(async () => {
 after(async () => {
   await pool?.end();
   await db?.end();
-  await dropDatabase?.();
 });
 
 const nested = (depth: number): unknown => (depth === 0 ? 1 : [nested(depth - 1)]);

@@ -1,10 +1,8 @@
 // The opt-in Prometheus endpoint: the exposition format itself, and `run --metrics-port` counting stage
 // runs, failures, retries and durations per stage while exposing spool depth, lag, paused and in-flight.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
@@ -12,17 +10,16 @@ import { silentLogger } from '../../src/core/logger.js';
 import { createRegistry, mirror, stageMetrics } from '../../src/metrics/registry.js';
 import { migrate } from '../../src/db/migrate.js';
 import { ROOT, runCli } from '../helpers/cli.js';
+import { spawnCli, tempDir } from '../helpers/fixtures.js';
 import { dbConfig, randomName, testDatabase, createIntSource } from '../helpers/db.js';
 import { BROKERS, closedPort, ensureKafka } from '../helpers/kafka.js';
 import { createTopic, publishRaw, tasks, waitFor } from '../helpers/spool.js';
 
 let url: string;
 let db: Connection;
-let dropDatabase: (() => Promise<void>) | undefined;
-const dirs: string[] = [];
 
 before(async () => {
-  url = await testDatabase({ after: (fn: () => Promise<void>) => (dropDatabase = fn) });
+  url = await testDatabase({ after });
   await migrate(dbConfig(url), silentLogger());
   db = await mysql.createConnection(url);
   // Tasks are run only for keys with a source row: the tests' pipelines read keys 1..n from here.
@@ -30,8 +27,6 @@ before(async () => {
 });
 after(async () => {
   await db?.end();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  await dropDatabase?.();
 });
 
 /** The value of one sample line (`name{labels} value`) in a scrape, or undefined. */
@@ -69,14 +64,13 @@ describe('metrics registry', () => {
 });
 
 describe('npm run run -- --metrics-port', () => {
-  it('serves per-stage counters and histograms, spool depth, lag, paused and in-flight while it works', async () => {
+  it('serves per-stage counters and histograms, spool depth, lag, paused and in-flight while it works', async (t) => {
     await ensureKafka();
     const name = randomName('m');
     const topic = randomName('sluice-metrics');
     await createTopic(topic, 2);
     await publishRaw(topic, tasks(name, 60));
-    const dir = mkdtempSync(join(tmpdir(), 'sluice-metrics-'));
-    dirs.push(dir);
+    const dir = tempDir(t, 'sluice-metrics-');
     // Every 5th task fails its first attempt of `check`: 12 failures, 12 retries, 60 successes per stage.
     writeFileSync(
       join(dir, 'sluice.config.ts'),
@@ -88,11 +82,7 @@ describe('npm run run -- --metrics-port', () => {
     ] } } };\n`,
     );
     const port = await closedPort();
-    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), join(ROOT, 'src/cli.ts'), 'run', '--pipeline', name, '--metrics-port', String(port)], {
-      env: { ...process.env, DATABASE_URL: url, SLUICE_KAFKA_BROKERS: BROKERS.join(','), SLUICE_CONFIG: join(dir, 'sluice.config.ts'), SLUICE_LOG_LEVEL: 'warn' },
-      stdio: 'ignore',
-    });
-    const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    const run = spawnCli(t, ['run', '--pipeline', name, '--metrics-port', String(port)], { env: { DATABASE_URL: url, SLUICE_KAFKA_BROKERS: BROKERS.join(','), SLUICE_CONFIG: join(dir, 'sluice.config.ts'), SLUICE_LOG_LEVEL: 'warn' } });
     const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     let text = '';
     try {
@@ -105,9 +95,9 @@ describe('npm run run -- --metrics-port', () => {
         return sample(text, `sluice_tasks_total{pipeline="${name}",outcome="done"}`) === 60;
       }, 10_000);
     } finally {
-      child.kill('SIGTERM');
+      run.child.kill('SIGTERM');
     }
-    assert.equal(await exited, 0);
+    assert.equal(await run.exited, 0, run.stderr());
     const p = `pipeline="${name}"`;
     assert.equal(sample(text, `sluice_stage_processed_total{${p},stage="check"}`), 60);
     assert.equal(sample(text, `sluice_stage_processed_total{${p},stage="echo"}`), 60);

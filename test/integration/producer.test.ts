@@ -22,17 +22,15 @@ import { countMessages, readAll } from '../helpers/topic.js';
 const log = silentLogger();
 let url: string;
 let db: Connection;
-let dropDatabase: (() => Promise<void>) | undefined;
 
 before(async () => {
   await ensureKafka();
-  url = await testDatabase({ after: (fn: () => Promise<void>) => (dropDatabase = fn) });
+  url = await testDatabase({ after });
   await migrate(dbConfig(url), log);
   db = await mysql.createConnection({ uri: url, charset: 'UTF8MB4_UNICODE_CI', multipleStatements: true });
 });
 after(async () => {
   await db?.end();
-  await dropDatabase?.();
 });
 
 interface Setup {

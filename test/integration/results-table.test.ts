@@ -28,11 +28,10 @@ const log = silentLogger();
 let url: string;
 let db: Connection;
 let dir: string;
-let dropDatabase: (() => Promise<void>) | undefined;
 
 before(async () => {
   await ensureKafka();
-  url = await testDatabase({ after: (fn: () => Promise<void>) => (dropDatabase = fn) });
+  url = await testDatabase({ after });
   await migrate(dbConfig(url), log);
   db = await mysql.createConnection(url);
   dir = mkdtempSync(join(tmpdir(), 'sluice-results-'));
@@ -40,7 +39,6 @@ before(async () => {
 after(async () => {
   await db?.end();
   rmSync(dir, { recursive: true, force: true });
-  await dropDatabase?.();
 });
 
 const rowFn = (o: { names: string[]; ids: number[] }) => ({ ent_list_str: o.names.join(','), mapped_list_str: o.ids.join(',') });

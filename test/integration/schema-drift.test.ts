@@ -92,11 +92,9 @@ function schemaDrift(schemaText: string, actual: Actual): string[] {
 
 describe('schema.prisma and the migrations', () => {
   let actual: Actual;
-  let dropDatabase: (() => Promise<void>) | undefined;
-  after(async () => dropDatabase?.());
 
   before(async () => {
-    const url = await testDatabase({ after: (fn: () => Promise<void>) => (dropDatabase = fn) });
+    const url = await testDatabase({ after });
     await migrate(dbConfig(url), silentLogger());
     await migrate(dbConfig(url), silentLogger(), DEMO_MIGRATIONS_DIR);
     const conn = await mysql.createConnection(url);

@@ -2,99 +2,46 @@
 // retry skip finished stages, failures retry or quarantine as documented, duplicates yield one result,
 // and a graceful stop returns what is unfinished.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
-import { defaults, mergeLayers, type SluiceConfig, type StageConfig } from '../../src/core/config.js';
-import { validateConfig } from '../../src/core/config-validate.js';
+import type { StageConfig } from '../../src/core/config.js';
 import { NonRetriableError, SluiceError } from '../../src/core/errors.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { migrate } from '../../src/db/migrate.js';
 import { spoolDepth } from '../../src/spool/depth.js';
 import { spoolPaths } from '../../src/spool/layout.js';
-import type { SpoolItem } from '../../src/spool/segment.js';
 import { SpoolWriter } from '../../src/spool/writer.js';
 import { pipeline as definePipeline } from '../../src/worker/define.js';
-import { startWorker, type WorkerHandle } from '../../src/worker/worker.js';
 import { dbConfig, randomName, testDatabase, createIntSource } from '../helpers/db.js';
 import { spooledItems } from '../helpers/spool.js';
+import { workSetup } from '../helpers/work.js';
 
 const log = silentLogger();
 let url: string;
 let db: Connection;
-let dropDatabase: (() => Promise<void>) | undefined;
-const dirs: string[] = [];
-const workers: WorkerHandle[] = [];
 
 before(async () => {
-  url = await testDatabase({ after: (fn: () => Promise<void>) => (dropDatabase = fn) });
+  url = await testDatabase({ after });
   await migrate(dbConfig(url), log);
   db = await mysql.createConnection(url);
   // Tasks are run only for keys with a source row: the tests' pipelines read keys 1..n from here.
   await createIntSource(db, 'unused', 100_000);
 });
 after(async () => {
-  for (const w of workers) await w.stop();
   await db?.end();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  await dropDatabase?.();
 });
-
-interface Setup {
-  name: string;
-  config: SluiceConfig;
-  spool: (keys: Array<string | number>, perSegment?: number) => Promise<void>;
-  start: (exitWhenIdle?: boolean) => Promise<WorkerHandle>;
-  count: (table: string) => Promise<number>;
-}
-
-async function setup(stages: StageConfig[], worker: Partial<SluiceConfig['worker']> = {}, spool: Partial<SluiceConfig['spool']> = {}): Promise<Setup> {
-  const name = randomName('w');
-  const dir = mkdtempSync(join(tmpdir(), 'sluice-work-'));
-  dirs.push(dir);
-  const config = validateConfig(
-    mergeLayers(structuredClone(defaults), {
-      database: { url },
-      worker: { pollMs: 20, ...worker },
-      spool: { dir, ...spool },
-      pipelines: { [name]: { topic: `t-${name}`, source: { table: name, key: 'id', columns: [] }, stages } },
-    }),
-  );
-  // The worker runs only tasks whose key has a source row: every spooled key gets one.
-  await db.query(`CREATE TABLE \`${name}\` (id VARCHAR(700) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PRIMARY KEY)`);
-  return {
-    name,
-    config,
-    spool: async (keys, perSegment = 10) => {
-      if (keys.length > 0) await db.query(`INSERT IGNORE INTO \`${name}\` (id) VALUES ?`, [keys.map((k) => [String(k)])]);
-      const writer = new SpoolWriter(spoolPaths(dir, name), perSegment);
-      await writer.open();
-      const items: SpoolItem[] = keys.map((key, i) => ({ partition: 0, offset: String(i), task: { v: 1, pipeline: name, key, payload: { n: key }, attempt: 1, runId: 'r', producedAt: '' } }));
-      await writer.writeItems(0, items);
-    },
-    start: async (exitWhenIdle = true) => {
-      const w = await startWorker({ config, pipeline: name, log, exitWhenIdle });
-      workers.push(w);
-      return w;
-    },
-    count: async (table) => {
-      const [rows] = await db.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${table} WHERE pipeline = ?`, [name]);
-      return Number(rows[0]?.n);
-    },
-  };
-}
 
 const keys = (n: number): number[] => Array.from({ length: n }, (_, i) => i + 1);
 
 describe('work', () => {
-  it('runs every task through every stage, writing a milestone per stage and one result per task', async () => {
+  it('runs every task through every stage, writing a milestone per stage and one result per task', async (t) => {
     const stages = definePipeline<{ n: number }>()
       .stage('double', async (p) => p.n * 2)
       .stage('describe', async (d, ctx) => ({ doubled: d, from: ctx.outputs.double, key: ctx.task.key }))
       .build();
-    const s = await setup(stages);
+    const s = await workSetup(t, db, url, stages);
     await s.spool(keys(100));
     const w = await s.start();
     const stats = await w.done;
@@ -106,7 +53,7 @@ describe('work', () => {
     assert.equal((await spoolDepth(w.paths)).items, 0, 'finished segments leave the spool');
   });
 
-  it('skips stages that have a milestone and reuses their stored output', async () => {
+  it('skips stages that have a milestone and reuses their stored output', async (t) => {
     let firstCalls = 0;
     const seen: unknown[] = [];
     const stages = definePipeline<{ n: number }>()
@@ -119,7 +66,7 @@ describe('work', () => {
         return x;
       })
       .build();
-    const s = await setup(stages);
+    const s = await workSetup(t, db, url, stages);
     await db.query('INSERT INTO sluice_milestones (pipeline, task_key, stage, output, duration_ms) VALUES ?', [keys(5).map((k) => [s.name, String(k), 'slow', JSON.stringify({ v: k * 100 }), 1])]);
     await s.spool(keys(10));
     await (await s.start()).done;
@@ -128,7 +75,7 @@ describe('work', () => {
     assert.equal(await s.count('sluice_results'), 10);
   });
 
-  it('never runs more than a stage’s concurrency at once, and runs that many in parallel', async () => {
+  it('never runs more than a stage’s concurrency at once, and runs that many in parallel', async (t) => {
     let now = 0;
     let most = 0;
     const stages: StageConfig[] = [
@@ -142,15 +89,15 @@ describe('work', () => {
         },
       },
     ];
-    const s = await setup(stages, { maxInFlight: 64 });
+    const s = await workSetup(t, db, url, stages, { maxInFlight: 64 });
     await s.spool(keys(60));
     await (await s.start()).done;
     assert.equal(most, 3);
   });
 
-  it('holds a stage’s rate limit', async () => {
+  it('holds a stage’s rate limit', async (t) => {
     const starts: number[] = [];
-    const s = await setup([{ name: 'paced', concurrency: 10, ratePerSecond: 20, run: async () => void starts.push(performance.now()) }]);
+    const s = await workSetup(t, db, url, [{ name: 'paced', concurrency: 10, ratePerSecond: 20, run: async () => void starts.push(performance.now()) }]);
     await s.spool(keys(21));
     await (await s.start()).done;
     starts.sort((a, b) => a - b);
@@ -159,7 +106,7 @@ describe('work', () => {
     for (let i = 1; i < starts.length; i++) assert.ok(starts[i]! - starts[i - 1]! >= 45, `gap ${Math.round(starts[i]! - starts[i - 1]!)} ms`);
   });
 
-  it('aborts a hanging stage at its timeout through its signal, counting it as a retriable failure', async () => {
+  it('aborts a hanging stage at its timeout through its signal, counting it as a retriable failure', async (t) => {
     let aborted = 0;
     const hang: StageConfig = {
       name: 'hang',
@@ -168,7 +115,7 @@ describe('work', () => {
       run: (_input: unknown, ctx: { signal: AbortSignal }) =>
         new Promise((_, reject) => ctx.signal.addEventListener('abort', () => (aborted++, reject(ctx.signal.reason)), { once: true })),
     };
-    const s = await setup([hang]);
+    const s = await workSetup(t, db, url, [hang]);
     await s.spool(['stuck']);
     const stats = await (await s.start()).done;
     assert.equal(stats.dead, 1);
@@ -177,7 +124,7 @@ describe('work', () => {
     assert.deepEqual(rows.map((r) => [r.error_class, Number(r.retriable)]), [['StageTimeoutError', 1], ['StageTimeoutError', 1]]);
   });
 
-  it('retries a retriable error after backoff; quarantines a NonRetriableError and a bug at once, with attempt history', async () => {
+  it('retries a retriable error after backoff; quarantines a NonRetriableError and a bug at once, with attempt history', async (t) => {
     const calls = new Map<string, number>();
     const stages: StageConfig[] = [
       {
@@ -193,7 +140,7 @@ describe('work', () => {
         },
       },
     ];
-    const s = await setup(stages);
+    const s = await workSetup(t, db, url, stages);
     await s.spool(['flaky', 'refused', 'bug', 'fine']);
     const w = await s.start();
     const stats = await w.done;
@@ -212,9 +159,9 @@ describe('work', () => {
     assert.equal(await s.count('sluice_results'), 2);
   });
 
-  it('a duplicate delivery yields exactly one result and runs the stages once', async () => {
+  it('a duplicate delivery yields exactly one result and runs the stages once', async (t) => {
     let calls = 0;
-    const s = await setup([{ name: 'once', concurrency: 1, run: async () => ++calls }]);
+    const s = await workSetup(t, db, url, [{ name: 'once', concurrency: 1, run: async () => ++calls }]);
     await s.spool([1, 2, 3]);
     await (await s.start()).done;
     await s.spool([1, 2, 3, 1]);
@@ -223,10 +170,10 @@ describe('work', () => {
     assert.equal(await s.count('sluice_results'), 3);
   });
 
-  it('two workers on one spool never run the same task, and together run all of them', async () => {
+  it('two workers on one spool never run the same task, and together run all of them', async (t) => {
     const runs = new Map<number, number>();
-    const s = await setup([{ name: 'count', concurrency: 4, run: async (p: { n: number }) => (runs.set(p.n, (runs.get(p.n) ?? 0) + 1), await new Promise((r) => setTimeout(r, 2))) }]);
-    await s.spool(keys(400), 20);
+    const s = await workSetup(t, db, url, [{ name: 'count', concurrency: 4, run: async (p: { n: number }) => (runs.set(p.n, (runs.get(p.n) ?? 0) + 1), await new Promise((r) => setTimeout(r, 2))) }]);
+    await s.spool(keys(400), { perSegment: 20 });
     const [a, b] = await Promise.all([s.start(), s.start()]);
     const [sa, sb] = await Promise.all([a.done, b.done]);
     assert.equal(sa.done + sb.done, 400);
@@ -235,18 +182,18 @@ describe('work', () => {
     assert.deepEqual([...new Set(runs.values())], [1]);
   });
 
-  it('renews the lease while a stage runs longer than it, so no other worker takes the segment back', async () => {
+  it('renews the lease while a stage runs longer than it, so no other worker takes the segment back', async (t) => {
     const runs = new Map<number, number>();
-    const s = await setup([{ name: 'long', concurrency: 4, run: async (p: { n: number }) => (runs.set(p.n, (runs.get(p.n) ?? 0) + 1), await new Promise((r) => setTimeout(r, 900))) }], {}, { leaseMs: 300 });
-    await s.spool(keys(4), 4);
+    const s = await workSetup(t, db, url, [{ name: 'long', concurrency: 4, run: async (p: { n: number }) => (runs.set(p.n, (runs.get(p.n) ?? 0) + 1), await new Promise((r) => setTimeout(r, 900))) }], {}, { leaseMs: 300 });
+    await s.spool(keys(4), { perSegment: 4 });
     const [a, b] = await Promise.all([s.start(), s.start()]);
     await Promise.all([a.done, b.done]);
     assert.deepEqual([...runs.values()], [1, 1, 1, 1], 'each task ran once although the stage outlived three leases');
   });
 
-  it('a graceful stop lets running stages finish within the grace period, aborts the rest, and returns unfinished items', async () => {
+  it('a graceful stop lets running stages finish within the grace period, aborts the rest, and returns unfinished items', async (t) => {
     let finished = 0;
-    const s = await setup(
+    const s = await workSetup(t, db, url, 
       [
         {
           name: 'slow',
@@ -260,7 +207,7 @@ describe('work', () => {
       ],
       { shutdownGraceMs: 300 },
     );
-    await s.spool(keys(20), 20);
+    await s.spool(keys(20), { perSegment: 20 });
     const w = await s.start(false);
     await new Promise((r) => setTimeout(r, 200));
     const t0 = performance.now();
@@ -277,13 +224,12 @@ describe('work', () => {
 });
 
 describe('npm run work (separate processes)', () => {
-  it('kill -9 mid-stage, then restart: the items complete once the lease expires; SIGTERM drains and exits 0', async () => {
-    const { spawn } = await import('node:child_process');
+  it('kill -9 mid-stage, then restart: the items complete once the lease expires; SIGTERM drains and exits 0', async (t) => {
     const { writeFileSync, readFileSync: read, existsSync } = await import('node:fs');
-    const { ROOT } = await import('../helpers/cli.js');
+    const { spawnCli, tempDir } = await import('../helpers/fixtures.js');
+    const { waitFor } = await import('../helpers/spool.js');
     const name = randomName('k');
-    const dir = mkdtempSync(join(tmpdir(), 'sluice-work-kill-'));
-    dirs.push(dir);
+    const dir = tempDir(t, 'sluice-work-kill-');
     const started = join(dir, 'started.log');
     writeFileSync(
       join(dir, 'sluice.config.ts'),
@@ -304,17 +250,15 @@ export default {
     const writer = new SpoolWriter(spoolPaths(join(dir, 'spool'), name), 100);
     await writer.open();
     await writer.writeItems(0, keys(20).map((key, i) => ({ partition: 0, offset: String(i), task: { v: 1, pipeline: name, key, payload: {}, attempt: 1, runId: 'r', producedAt: '' } })));
-    const env = { ...process.env, DATABASE_URL: url, SLUICE_CONFIG: join(dir, 'sluice.config.ts'), SLUICE_LOG_LEVEL: 'warn', SLUICE_LOG_PRETTY: 'false' };
-    const work = (stageMs: number, ...extra: string[]) =>
-      spawn(process.execPath, ['--import', import.meta.resolve('tsx'), join(ROOT, 'src/cli.ts'), 'work', '--pipeline', name, ...extra], { env: { ...env, STAGE_MS: String(stageMs) }, stdio: 'ignore' });
-    const exitOf = (c: ReturnType<typeof work>) => new Promise<number | null>((r) => c.once('exit', (code) => r(code)));
-    const waitLines = async (n: number) => {
-      for (let i = 0; i < 300 && !(existsSync(started) && read(started, 'utf8').trim().split('\n').length >= n); i++) await new Promise((r) => setTimeout(r, 50));
-    };
+    const env = { DATABASE_URL: url, SLUICE_CONFIG: join(dir, 'sluice.config.ts'), SLUICE_LOG_LEVEL: 'warn' };
+    const work = (stageMs: number, ...extra: string[]) => spawnCli(t, ['work', '--pipeline', name, ...extra], { env: { ...env, STAGE_MS: String(stageMs) } });
+    const exitOf = (c: ReturnType<typeof work>) => c.exited;
+    // Fails the test (with what it waited for) instead of going on as if the stages had started.
+    const waitLines = (n: number) => waitFor(`${n} stage starts`, () => existsSync(started) && read(started, 'utf8').trim().split('\n').length >= n, 15_000);
 
     const first = work(60_000);
     await waitLines(4);
-    first.kill('SIGKILL');
+    first.child.kill('SIGKILL');
     await exitOf(first);
     const paths = spoolPaths(join(dir, 'spool'), name);
     assert.equal(readdirSync(paths.claimed).length, 1, 'the dead worker still holds its segment');
@@ -339,7 +283,7 @@ export default {
     const third = work(60_000);
     const before = read(started, 'utf8').trim().split('\n').length;
     await waitLines(before + 4);
-    third.kill('SIGTERM');
+    third.child.kill('SIGTERM');
     assert.equal(await exitOf(third), 0);
     assert.equal(readdirSync(paths.claimed).length, 0);
     assert.equal(spooledItems(paths.root).length, 10, 'all 10 unfinished items are back in ready/');
@@ -347,10 +291,9 @@ export default {
 });
 
 describe('npm run run (fetch and work in one process)', () => {
-  it('takes tasks from Kafka to result rows, and exits 0 on SIGTERM', async () => {
-    const { spawn } = await import('node:child_process');
+  it('takes tasks from Kafka to result rows, and exits 0 on SIGTERM', async (t) => {
     const { writeFileSync } = await import('node:fs');
-    const { ROOT } = await import('../helpers/cli.js');
+    const { spawnCli, tempDir } = await import('../helpers/fixtures.js');
     const { BROKERS, ensureKafka } = await import('../helpers/kafka.js');
     const { createTopic, publishRaw, tasks, waitFor } = await import('../helpers/spool.js');
     await ensureKafka();
@@ -358,26 +301,22 @@ describe('npm run run (fetch and work in one process)', () => {
     const topic = randomName('sluice-run');
     await createTopic(topic, 2);
     await publishRaw(topic, tasks(name, 150));
-    const dir = mkdtempSync(join(tmpdir(), 'sluice-run-'));
-    dirs.push(dir);
+    const dir = tempDir(t, 'sluice-run-');
     writeFileSync(
       join(dir, 'sluice.config.ts'),
       `export default { fetcher: { groupId: ${JSON.stringify(randomName('g'))} }, spool: { dir: ${JSON.stringify(join(dir, 'spool'))} }, worker: { pollMs: 20 },
   pipelines: { ${name}: { topic: ${JSON.stringify(topic)}, partitions: 2, source: { table: 'unused', key: 'id', columns: [] },
     stages: [{ name: 'echo', run: async (p) => p }] } } };\n`,
     );
-    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), join(ROOT, 'src/cli.ts'), 'run', '--pipeline', name], {
-      env: { ...process.env, DATABASE_URL: url, SLUICE_KAFKA_BROKERS: BROKERS.join(','), SLUICE_CONFIG: join(dir, 'sluice.config.ts'), SLUICE_LOG_LEVEL: 'warn' },
-      stdio: 'ignore',
-    });
+    const run = spawnCli(t, ['run', '--pipeline', name], { env: { DATABASE_URL: url, SLUICE_KAFKA_BROKERS: BROKERS.join(','), SLUICE_CONFIG: join(dir, 'sluice.config.ts'), SLUICE_LOG_LEVEL: 'warn' } });
     try {
       await waitFor('150 results', async () => {
         const [rows] = await db.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM sluice_results WHERE pipeline = ?', [name]);
         return Number(rows[0]?.n) === 150;
       }, 60_000);
     } finally {
-      child.kill('SIGTERM');
+      run.child.kill('SIGTERM');
     }
-    assert.equal(await new Promise((r) => child.once('exit', (c) => r(c))), 0);
+    assert.equal(await run.exited, 0, run.stderr());
   });
 });
