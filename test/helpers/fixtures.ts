@@ -9,6 +9,7 @@ import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { after } from 'node:test';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { mergeLayers, type SluiceConfig, type SluiceConfigInput } from '../../src/core/config.js';
 import { validateConfig } from '../../src/core/config-validate.js';
@@ -20,6 +21,19 @@ import { BROKERS } from './kafka.js';
 /** Anything with `after`: a TestContext, a SuiteContext, or node:test's `after` wrapped as `{ after }`. */
 export interface Teardown {
   after(fn: () => unknown): void;
+}
+
+/**
+ * Teardown for things a whole file (or suite) shares, made in a `before` hook: steps run when the file's tests
+ * are over, last made first. (node:test's `after` called inside a `before` would attach to whatever test runs
+ * then, and run too early.) Call it at the top level of the file or suite, after its other `after` hooks.
+ */
+export function fileTeardown(): Teardown {
+  const steps: Array<() => unknown> = [];
+  after(async () => {
+    for (const step of steps.reverse()) await step();
+  });
+  return { after: (fn) => void steps.push(fn) };
 }
 
 export function tempDir(t: Teardown, prefix = 'sluice-'): string {

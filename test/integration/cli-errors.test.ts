@@ -14,7 +14,7 @@ import { silentLogger } from '../../src/core/logger.js';
 import { migrate } from '../../src/db/migrate.js';
 import { produce } from '../../src/producer/producer.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
-import { spawnCli } from '../helpers/fixtures.js';
+import { spawnCli, fileTeardown } from '../helpers/fixtures.js';
 import { dbConfig, randomName, testDatabase } from '../helpers/db.js';
 import { BROKERS, ensureKafka } from '../helpers/kafka.js';
 import { waitFor } from '../helpers/spool.js';
@@ -26,7 +26,7 @@ let env: Record<string, string>;
 
 before(async () => {
   await ensureKafka();
-  url = await testDatabase({ after });
+  url = await testDatabase(file);
   await migrate(dbConfig(url), silentLogger());
   db = await mysql.createConnection(url);
   await db.query('CREATE TABLE docs (id INT PRIMARY KEY, body TEXT)');
@@ -48,6 +48,7 @@ after(async () => {
   db?.destroy();
   rmSync(dir, { recursive: true, force: true });
 });
+const file = fileTeardown();
 
 function assertOneLine(r: CliResult, code: number, message: RegExp): void {
   assert.equal(r.code, code, `exit code (stderr: ${r.stderr})`);

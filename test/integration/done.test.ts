@@ -15,13 +15,14 @@ import { inspectSource, type SourceInfo } from '../../src/db/source.js';
 import { keysInSource } from '../../src/db/task-state.js';
 import { isComplete } from '../../src/status/collect.js';
 import { dbConfig, randomName, testDatabase } from '../helpers/db.js';
+import { fileTeardown } from '../helpers/fixtures.js';
 
 let url: string;
 let db: Connection;
 let pool: Pool;
 
 before(async () => {
-  url = await testDatabase({ after });
+  url = await testDatabase(file);
   await migrate(dbConfig(url), silentLogger());
   db = await mysql.createConnection(url);
   pool = await openPool(dbConfig(url), { poolSize: 2 });
@@ -30,6 +31,7 @@ after(async () => {
   await pool?.end();
   await db?.end();
 });
+const file = fileTeardown();
 
 const now = new Date();
 const addResults = async (pipeline: string, keys: string[]): Promise<void> => {

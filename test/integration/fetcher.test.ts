@@ -13,7 +13,7 @@ import { silentLogger } from '../../src/core/logger.js';
 import { migrate } from '../../src/db/migrate.js';
 import { startFetcher, type FetcherHandle } from '../../src/fetcher/fetcher.js';
 import { SpoolClaimer } from '../../src/spool/claim.js';
-import { tempDir as makeTempDir, spawnCli } from '../helpers/fixtures.js';
+import { tempDir as makeTempDir, spawnCli, fileTeardown } from '../helpers/fixtures.js';
 import { dbConfig, randomName, testDatabase, createIntSource } from '../helpers/db.js';
 import { Writable } from 'node:stream';
 import { createLogger } from '../../src/core/logger.js';
@@ -27,7 +27,7 @@ const fetchers: FetcherHandle[] = [];
 
 before(async () => {
   await ensureKafka();
-  url = await testDatabase({ after });
+  url = await testDatabase(file);
   await migrate(dbConfig(url), log);
   const conn = await mysql.createConnection(url);
   await createIntSource(conn, 'unused', 100_000);
@@ -36,6 +36,7 @@ before(async () => {
 after(async () => {
   for (const f of fetchers) await f.stop();
 });
+const file = fileTeardown();
 
 interface Setup {
   pipeline: string;
@@ -47,7 +48,7 @@ interface Setup {
 }
 
 /** A folder removed when the file's tests are over. */
-const tempDir = (prefix: string): string => makeTempDir({ after }, prefix);
+const tempDir = (prefix: string): string => makeTempDir(file, prefix);
 
 async function setup(partitions: number, overrides: Record<string, unknown> = {}, brokers = BROKERS, create = true): Promise<Setup> {
   const pipeline = randomName('f');

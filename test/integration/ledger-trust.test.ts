@@ -11,6 +11,7 @@ import { DB_OUTAGE_POLICY } from '../../src/db/db-errors.js';
 import { migrate } from '../../src/db/migrate.js';
 import { openPool, type Pool } from '../../src/db/pool.js';
 import { dbConfig, testDatabase } from '../helpers/db.js';
+import { fileTeardown } from '../helpers/fixtures.js';
 import { workSetup } from '../helpers/work.js';
 
 let url: string;
@@ -18,7 +19,7 @@ let db: Connection;
 let pool: Pool;
 
 before(async () => {
-  url = await testDatabase({ after });
+  url = await testDatabase(file);
   await migrate(dbConfig(url), silentLogger());
   db = await mysql.createConnection(url);
   pool = await openPool(dbConfig(url), { poolSize: 3 });
@@ -27,6 +28,7 @@ after(async () => {
   await pool?.end();
   await db?.end();
 });
+const file = fileTeardown();
 
 const nested = (depth: number): unknown => (depth === 0 ? 1 : [nested(depth - 1)]);
 

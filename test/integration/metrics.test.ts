@@ -10,7 +10,7 @@ import { silentLogger } from '../../src/core/logger.js';
 import { createRegistry, mirror, stageMetrics } from '../../src/metrics/registry.js';
 import { migrate } from '../../src/db/migrate.js';
 import { ROOT, runCli } from '../helpers/cli.js';
-import { spawnCli, tempDir } from '../helpers/fixtures.js';
+import { spawnCli, tempDir, fileTeardown } from '../helpers/fixtures.js';
 import { dbConfig, randomName, testDatabase, createIntSource } from '../helpers/db.js';
 import { BROKERS, closedPort, ensureKafka } from '../helpers/kafka.js';
 import { createTopic, publishRaw, tasks, waitFor } from '../helpers/spool.js';
@@ -19,7 +19,7 @@ let url: string;
 let db: Connection;
 
 before(async () => {
-  url = await testDatabase({ after });
+  url = await testDatabase(file);
   await migrate(dbConfig(url), silentLogger());
   db = await mysql.createConnection(url);
   // Tasks are run only for keys with a source row: the tests' pipelines read keys 1..n from here.
@@ -28,6 +28,7 @@ before(async () => {
 after(async () => {
   await db?.end();
 });
+const file = fileTeardown();
 
 /** The value of one sample line (`name{labels} value`) in a scrape, or undefined. */
 function sample(text: string, series: string): number | undefined {

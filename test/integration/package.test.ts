@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import mysql, { type Connection } from 'mysql2/promise';
 import { ROOT } from '../helpers/cli.js';
 import { randomName, testDatabase } from '../helpers/db.js';
+import { fileTeardown } from '../helpers/fixtures.js';
 import { BROKERS, ensureKafka } from '../helpers/kafka.js';
 import { waitFor } from '../helpers/spool.js';
 
@@ -100,7 +101,7 @@ async function sluice(args: string[]): Promise<{ code: number; stdout: string; s
 
 before(async () => {
   await ensureKafka();
-  url = await testDatabase({ after }, { create: true });
+  url = await testDatabase(file, { create: true });
   db = await mysql.createConnection(url);
   dir = mkdtempSync(join(tmpdir(), 'sluice-package-'));
   project = join(dir, 'user-app');
@@ -118,6 +119,7 @@ after(async () => {
   await db?.end();
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
 });
+const file = fileTeardown();
 
 describe('sluice installed from its packed tarball into a fresh project', () => {
   it('init writes a config for the table that passes doctor once the table exists; it never overwrites', async () => {

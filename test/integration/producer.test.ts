@@ -16,6 +16,7 @@ import { ENVELOPE_VERSION, type TaskEnvelope } from '../../src/core/envelope.js'
 import { produce, type ProduceOptions } from '../../src/producer/producer.js';
 import { ROOT, runCli } from '../helpers/cli.js';
 import { dbConfig, randomName, testDatabase } from '../helpers/db.js';
+import { fileTeardown } from '../helpers/fixtures.js';
 import { BROKERS, ensureKafka, startPrivateBroker } from '../helpers/kafka.js';
 import { countMessages, readAll } from '../helpers/topic.js';
 
@@ -25,13 +26,14 @@ let db: Connection;
 
 before(async () => {
   await ensureKafka();
-  url = await testDatabase({ after });
+  url = await testDatabase(file);
   await migrate(dbConfig(url), log);
   db = await mysql.createConnection({ uri: url, charset: 'UTF8MB4_UNICODE_CI', multipleStatements: true });
 });
 after(async () => {
   await db?.end();
 });
+const file = fileTeardown();
 
 interface Setup {
   config: SluiceConfig;

@@ -21,6 +21,7 @@ import { SpoolWriter } from '../../src/spool/writer.js';
 import { startWorker } from '../../src/worker/worker.js';
 import { runCli } from '../helpers/cli.js';
 import { dbConfig, randomName, testDatabase } from '../helpers/db.js';
+import { fileTeardown } from '../helpers/fixtures.js';
 import { BROKERS, ensureKafka } from '../helpers/kafka.js';
 import { waitFor } from '../helpers/spool.js';
 
@@ -31,7 +32,7 @@ let dir: string;
 
 before(async () => {
   await ensureKafka();
-  url = await testDatabase({ after });
+  url = await testDatabase(file);
   await migrate(dbConfig(url), log);
   db = await mysql.createConnection(url);
   dir = mkdtempSync(join(tmpdir(), 'sluice-results-'));
@@ -40,6 +41,7 @@ after(async () => {
   await db?.end();
   rmSync(dir, { recursive: true, force: true });
 });
+const file = fileTeardown();
 
 const rowFn = (o: { names: string[]; ids: number[] }) => ({ ent_list_str: o.names.join(','), mapped_list_str: o.ids.join(',') });
 

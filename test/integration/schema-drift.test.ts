@@ -2,12 +2,13 @@
 // the schema (the source of truth) can never drift apart unnoticed.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
 import { silentLogger } from '../../src/core/logger.js';
 import { DEMO_MIGRATIONS_DIR, migrate } from '../../src/db/migrate.js';
 import { ROOT } from '../helpers/cli.js';
 import { dbConfig, testDatabase } from '../helpers/db.js';
+import { fileTeardown } from '../helpers/fixtures.js';
 import { expectedTables } from '../helpers/prisma-schema.js';
 
 const schema = readFileSync(`${ROOT}/prisma/schema.prisma`, 'utf8');
@@ -93,8 +94,9 @@ function schemaDrift(schemaText: string, actual: Actual): string[] {
 describe('schema.prisma and the migrations', () => {
   let actual: Actual;
 
+  const file = fileTeardown();
   before(async () => {
-    const url = await testDatabase({ after });
+    const url = await testDatabase(file);
     await migrate(dbConfig(url), silentLogger());
     await migrate(dbConfig(url), silentLogger(), DEMO_MIGRATIONS_DIR);
     const conn = await mysql.createConnection(url);

@@ -15,6 +15,7 @@ import { spoolPaths } from '../../src/spool/layout.js';
 import { SpoolWriter } from '../../src/spool/writer.js';
 import { pipeline as definePipeline } from '../../src/worker/define.js';
 import { dbConfig, randomName, testDatabase, createIntSource } from '../helpers/db.js';
+import { fileTeardown } from '../helpers/fixtures.js';
 import { spooledItems } from '../helpers/spool.js';
 import { workSetup } from '../helpers/work.js';
 
@@ -23,7 +24,7 @@ let url: string;
 let db: Connection;
 
 before(async () => {
-  url = await testDatabase({ after });
+  url = await testDatabase(file);
   await migrate(dbConfig(url), log);
   db = await mysql.createConnection(url);
   // Tasks are run only for keys with a source row: the tests' pipelines read keys 1..n from here.
@@ -32,6 +33,7 @@ before(async () => {
 after(async () => {
   await db?.end();
 });
+const file = fileTeardown();
 
 const keys = (n: number): number[] => Array.from({ length: n }, (_, i) => i + 1);
 
