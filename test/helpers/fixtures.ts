@@ -9,13 +9,15 @@ import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { after } from 'node:test';
+import { after, before } from 'node:test';
+import mysql, { type Connection } from 'mysql2/promise';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { mergeLayers, type SluiceConfig, type SluiceConfigInput } from '../../src/core/config.js';
 import { validateConfig } from '../../src/core/config-validate.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { migrate } from '../../src/db/migrate.js';
-import { dbConfig, randomName, testDatabase } from './db.js';
+import { openPool, type Pool } from '../../src/db/pool.js';
+import { createIntSource, dbConfig, randomName, testDatabase } from './db.js';
 import { BROKERS } from './kafka.js';
 
 /** Anything with `after`: a TestContext, a SuiteContext, or node:test's `after` wrapped as `{ after }`. */
@@ -34,6 +36,33 @@ export function fileTeardown(): Teardown {
     for (const step of steps.reverse()) await step();
   });
   return { after: (fn) => void steps.push(fn) };
+}
+
+export interface FileDatabase {
+  url: string;
+  /** One connection (multiple statements allowed). */
+  db: Connection;
+  /** A sluice pool, when `poolSize` was asked for. */
+  pool: Pool;
+}
+
+/**
+ * The database a whole file shares: made fresh (and migrated) before its tests, `ready` hands it over, and
+ * it is closed and dropped when the file's tests are over. `intSource` fills a source table 'unused' with
+ * keys 1..n (workers run only keys that have a source row).
+ */
+export function fileDatabase(opts: { migrated?: boolean; poolSize?: number; intSource?: number }, ready: (d: FileDatabase) => void): void {
+  const file = fileTeardown();
+  before(async () => {
+    const url = await testDatabase(file);
+    if (opts.migrated !== false) await migrate(dbConfig(url), silentLogger());
+    const db = await mysql.createConnection({ uri: url, charset: 'UTF8MB4_UNICODE_CI', multipleStatements: true });
+    file.after(() => db.end());
+    const pool = opts.poolSize === undefined ? (null as unknown as Pool) : await openPool(dbConfig(url), { poolSize: opts.poolSize });
+    if (opts.poolSize !== undefined) file.after(() => pool.end());
+    if (opts.intSource !== undefined) await createIntSource(db, 'unused', opts.intSource);
+    ready({ url, db, pool });
+  });
 }
 
 export function tempDir(t: Teardown, prefix = 'sluice-'): string {

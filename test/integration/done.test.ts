@@ -3,35 +3,21 @@
 // (ZEROFILL, unsigned BIGINT past 2^53, DECIMAL(n,0), a case-insensitive collation) makes the producer's
 // anti-join and the counts disagree; a NULL-able key is refused before it can become a cursor.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import mysql, { type Connection } from 'mysql2/promise';
 import { SourceError } from '../../src/core/errors.js';
-import { silentLogger } from '../../src/core/logger.js';
 import { exactCounts } from '../../src/db/counts.js';
-import { migrate } from '../../src/db/migrate.js';
 import { fetchPendingPage, type PendingFilter } from '../../src/db/pending.js';
-import { openPool, type Pool } from '../../src/db/pool.js';
+import { type Pool } from '../../src/db/pool.js';
 import { inspectSource, type SourceInfo } from '../../src/db/source.js';
 import { keysInSource } from '../../src/db/task-state.js';
 import { isComplete } from '../../src/status/collect.js';
-import { dbConfig, randomName, testDatabase } from '../helpers/db.js';
-import { fileTeardown } from '../helpers/fixtures.js';
+import { randomName } from '../helpers/db.js';
+import { fileDatabase } from '../helpers/fixtures.js';
 
-let url: string;
 let db: Connection;
 let pool: Pool;
-
-before(async () => {
-  url = await testDatabase(file);
-  await migrate(dbConfig(url), silentLogger());
-  db = await mysql.createConnection(url);
-  pool = await openPool(dbConfig(url), { poolSize: 2 });
-});
-after(async () => {
-  await pool?.end();
-  await db?.end();
-});
-const file = fileTeardown();
+fileDatabase({ poolSize: 2 }, (d) => ({ db, pool } = d));
 
 const now = new Date();
 const addResults = async (pipeline: string, keys: string[]): Promise<void> => {

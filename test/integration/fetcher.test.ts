@@ -299,7 +299,7 @@ describe('fetch under kill -9', () => {
     );
     const root = join(s.spoolDir, s.pipeline);
     const env = { DATABASE_URL: url, SLUICE_KAFKA_BROKERS: BROKERS.join(','), SLUICE_CONFIG: cfgFile, SLUICE_LOG_LEVEL: 'warn' };
-    const run = () => spawnCli(t, ['fetch', '--pipeline', s.pipeline], { env });
+    const run = () => spawnCli(t, ['fetch', '--pipeline', s.pipeline], { env, log: join(cfgDir, `fetch-${Date.now()}.log`) });
 
     for (let round = 0; round < 3; round++) {
       const child = run();
@@ -327,8 +327,10 @@ describe('fetch under kill -9', () => {
     const again = run();
     const before = spooledItems(root).length;
     await waitFor('fetching again', () => spooledItems(root).length > before, 60_000);
-    const t0 = Date.now();
     again.child.kill('SIGINT');
+    // Two signals sent at once arrive as one (signals do not queue): the second goes once the first is seen.
+    await waitFor('the first signal to be acted on', () => again.stderr().includes('signal received: draining'), 10_000);
+    const t0 = Date.now();
     again.child.kill('SIGINT');
     const forced = await again.exited;
     assert.equal(forced, 130, 'a forced stop exits 130 (interrupted)');

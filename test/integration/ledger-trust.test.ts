@@ -1,34 +1,21 @@
 // One bad row never takes others down, a task runs once at a time, and nothing loops: the worker and its
 // ledger against the real MariaDB, with outputs and errors the database cannot store as they are.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
+import { describe, it } from 'node:test';
+import { type Connection, type RowDataPacket } from 'mysql2/promise';
 import type { StageConfig } from '../../src/core/config.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { releaseDead } from '../../src/db/dispatches.js';
 import { LedgerWriteError, LedgerWriter, type LedgerOp } from '../../src/db/ledger.js';
 import { DB_OUTAGE_POLICY } from '../../src/db/db-errors.js';
-import { migrate } from '../../src/db/migrate.js';
-import { openPool, type Pool } from '../../src/db/pool.js';
-import { dbConfig, testDatabase } from '../helpers/db.js';
-import { fileTeardown } from '../helpers/fixtures.js';
+import { type Pool } from '../../src/db/pool.js';
+import { fileDatabase } from '../helpers/fixtures.js';
 import { workSetup } from '../helpers/work.js';
 
 let url: string;
 let db: Connection;
 let pool: Pool;
-
-before(async () => {
-  url = await testDatabase(file);
-  await migrate(dbConfig(url), silentLogger());
-  db = await mysql.createConnection(url);
-  pool = await openPool(dbConfig(url), { poolSize: 3 });
-});
-after(async () => {
-  await pool?.end();
-  await db?.end();
-});
-const file = fileTeardown();
+fileDatabase({ poolSize: 3 }, (d) => ({ url, db, pool } = d));
 
 const nested = (depth: number): unknown => (depth === 0 ? 1 : [nested(depth - 1)]);
 

@@ -4,31 +4,18 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
-import { silentLogger } from '../../src/core/logger.js';
+import { describe, it } from 'node:test';
+import { type Connection, type RowDataPacket } from 'mysql2/promise';
 import { createRegistry, mirror, stageMetrics } from '../../src/metrics/registry.js';
-import { migrate } from '../../src/db/migrate.js';
 import { ROOT, runCli } from '../helpers/cli.js';
-import { spawnCli, tempDir, fileTeardown } from '../helpers/fixtures.js';
-import { dbConfig, randomName, testDatabase, createIntSource } from '../helpers/db.js';
+import { kafkaAdmin, spawnCli, tempDir, fileDatabase } from '../helpers/fixtures.js';
+import { randomName } from '../helpers/db.js';
 import { BROKERS, closedPort, ensureKafka } from '../helpers/kafka.js';
-import { createTopic, publishRaw, tasks, waitFor } from '../helpers/spool.js';
+import { publishRaw, tasks, waitFor } from '../helpers/spool.js';
 
 let url: string;
 let db: Connection;
-
-before(async () => {
-  url = await testDatabase(file);
-  await migrate(dbConfig(url), silentLogger());
-  db = await mysql.createConnection(url);
-  // Tasks are run only for keys with a source row: the tests' pipelines read keys 1..n from here.
-  await createIntSource(db, 'unused', 100_000);
-});
-after(async () => {
-  await db?.end();
-});
-const file = fileTeardown();
+fileDatabase({ intSource: 100_000 }, (d) => ({ url, db } = d));
 
 /** The value of one sample line (`name{labels} value`) in a scrape, or undefined. */
 function sample(text: string, series: string): number | undefined {
@@ -69,7 +56,7 @@ describe('npm run run -- --metrics-port', () => {
     await ensureKafka();
     const name = randomName('m');
     const topic = randomName('sluice-metrics');
-    await createTopic(topic, 2);
+    await (await kafkaAdmin(t)).createTopics({ topics: [{ topic, numPartitions: 2 }], waitForLeaders: true });
     await publishRaw(topic, tasks(name, 60));
     const dir = tempDir(t, 'sluice-metrics-');
     // Every 5th task fails its first attempt of `check`: 12 failures, 12 retries, 60 successes per stage.

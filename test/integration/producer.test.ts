@@ -4,36 +4,26 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
+import { before, describe, it } from 'node:test';
+import { type Connection, type RowDataPacket } from 'mysql2/promise';
 import { defaults, mergeLayers, type SluiceConfig, type SourceConfig } from '../../src/core/config.js';
 import { validateConfig } from '../../src/core/config-validate.js';
 import { KafkaError } from '../../src/core/errors.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { Shutdown } from '../../src/core/shutdown.js';
-import { migrate } from '../../src/db/migrate.js';
 import { ENVELOPE_VERSION, type TaskEnvelope } from '../../src/core/envelope.js';
 import { produce, type ProduceOptions } from '../../src/producer/producer.js';
 import { ROOT, runCli } from '../helpers/cli.js';
-import { dbConfig, randomName, testDatabase } from '../helpers/db.js';
-import { fileTeardown } from '../helpers/fixtures.js';
+import { randomName } from '../helpers/db.js';
+import { fileDatabase } from '../helpers/fixtures.js';
 import { BROKERS, ensureKafka, startPrivateBroker } from '../helpers/kafka.js';
 import { countMessages, readAll } from '../helpers/topic.js';
 
 const log = silentLogger();
 let url: string;
 let db: Connection;
-
-before(async () => {
-  await ensureKafka();
-  url = await testDatabase(file);
-  await migrate(dbConfig(url), log);
-  db = await mysql.createConnection({ uri: url, charset: 'UTF8MB4_UNICODE_CI', multipleStatements: true });
-});
-after(async () => {
-  await db?.end();
-});
-const file = fileTeardown();
+before(() => ensureKafka());
+fileDatabase({}, (d) => ({ url, db } = d));
 
 interface Setup {
   config: SluiceConfig;

@@ -2,42 +2,50 @@
 // retry skip finished stages, failures retry or quarantine as documented, duplicates yield one result,
 // and a graceful stop returns what is unfinished.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
+import { describe, it } from 'node:test';
+import { type Connection, type RowDataPacket } from 'mysql2/promise';
 import type { StageConfig } from '../../src/core/config.js';
-import { NonRetriableError, SluiceError } from '../../src/core/errors.js';
+import { NonRetriableError, SluiceError, SpoolError } from '../../src/core/errors.js';
 import { silentLogger } from '../../src/core/logger.js';
-import { migrate } from '../../src/db/migrate.js';
+import { startWorker } from '../../src/worker/worker.js';
 import { spoolDepth } from '../../src/spool/depth.js';
 import { spoolPaths } from '../../src/spool/layout.js';
 import { SpoolWriter } from '../../src/spool/writer.js';
 import { pipeline as definePipeline } from '../../src/worker/define.js';
-import { dbConfig, randomName, testDatabase, createIntSource } from '../helpers/db.js';
-import { fileTeardown } from '../helpers/fixtures.js';
+import { randomName } from '../helpers/db.js';
+import { fileDatabase, makeConfig } from '../helpers/fixtures.js';
 import { spooledItems } from '../helpers/spool.js';
 import { workSetup } from '../helpers/work.js';
 
-const log = silentLogger();
 let url: string;
 let db: Connection;
-
-before(async () => {
-  url = await testDatabase(file);
-  await migrate(dbConfig(url), log);
-  db = await mysql.createConnection(url);
-  // Tasks are run only for keys with a source row: the tests' pipelines read keys 1..n from here.
-  await createIntSource(db, 'unused', 100_000);
-});
-after(async () => {
-  await db?.end();
-});
-const file = fileTeardown();
+fileDatabase({ intSource: 100_000 }, (d) => ({ url, db } = d));
 
 const keys = (n: number): number[] => Array.from({ length: n }, (_, i) => i + 1);
 
 describe('work', () => {
+  it('ends a failed claim loop in close: done rejects with the spool error, its connections are closed, stop() after it is harmless', async (t) => {
+    const { config, url: own } = await makeConfig(t, { worker: { pollMs: 20 }, pipelines: { p: { topic: randomName('t'), source: { table: 'src', key: 'id', columns: [] }, stages: [{ name: 'echo', run: async (x: unknown) => x }] } } });
+    await db.query(`CREATE TABLE \`${new URL(own).pathname.slice(1)}\`.src (id INT PRIMARY KEY)`);
+    // Connections to the worker's own database, as the server sees them.
+    const connections = async (): Promise<number> => {
+      const [rows] = await db.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE DB = ?', [new URL(own).pathname.slice(1)]);
+      return Number(rows[0]?.n);
+    };
+    const w = await startWorker({ config, pipeline: 'p', log: silentLogger() });
+    assert.ok((await connections()) >= 1, 'a running worker holds a connection');
+    const ready = join(w.paths.root, 'ready');
+    rmSync(ready, { recursive: true });
+    writeFileSync(ready, 'in the way');
+    await assert.rejects(w.done, (e: unknown) => e instanceof SpoolError && /spool\.dir: cannot use/.test(e.message));
+    assert.equal(await connections(), 0, 'its pool is closed by the time done rejects');
+    const t0 = performance.now();
+    await assert.rejects(w.stop(), SpoolError);
+    assert.ok(performance.now() - t0 < 100, 'stop() after the failure returns at once');
+  });
+
   it('runs every task through every stage, writing a milestone per stage and one result per task', async (t) => {
     const stages = definePipeline<{ n: number }>()
       .stage('double', async (p) => p.n * 2)
