@@ -7,7 +7,7 @@ import { cpus, release, totalmem } from 'node:os';
 import { promisify } from 'node:util';
 import mysql, { type RowDataPacket } from 'mysql2/promise';
 
-const ALL = ['produce', 'fetch', 'work', 'e2e'] as const;
+const ALL = ['produce', 'fetch', 'work', 'e2e', 'limits'] as const;
 const chosen = process.argv.slice(2).length > 0 ? process.argv.slice(2) : [...ALL];
 const unknown = chosen.filter((b) => !(ALL as readonly string[]).includes(b));
 if (unknown.length > 0) {

@@ -6,6 +6,7 @@ export type {
   LogConfig,
   PipelineConfig,
   PipelineInput,
+  ResourceConfig,
   SluiceConfig,
   SluiceConfigInput,
   SourceConfig,
@@ -34,3 +35,5 @@ export { pipeline, PipelineBuilder, type StageContext, type StageOptions, type T
 export { startWorker, type WorkerHandle, type WorkStats } from './worker/worker.js';
 export { startFetcher, type FetcherHandle, type FetchStats } from './fetcher/fetcher.js';
 export { produce, type ProduceSummary } from './producer/producer.js';
+export { OverloadError, isOverload } from './resources/overload.js';
+export { collectStatus, isComplete, type StatusReport } from './status/collect.js';

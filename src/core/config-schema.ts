@@ -156,6 +156,26 @@ export const stageSchema = section({
   /** Default 60000. */
   timeoutMs: int(1, MAX_MS).optional(),
   retry: section({ maxAttempts: int(1, 1000).optional(), initialDelayMs: int(0, MAX_MS).optional(), maxDelayMs: int(0, MAX_MS).optional() }).optional(),
+  /** A named resource (top-level `resources`) whose fleet-wide limit this stage's calls count against. */
+  resource: text().regex(PIPELINE_NAME, { error: 'must name a resource: lowercase letters, digits, - and _' }).optional(),
+});
+
+const rateRule = 'must be a number from 0.001 to 1000000';
+/**
+ * A service several stages, pipelines and processes share, limited fleet-wide: calls in flight at once
+ * (`concurrency`, a number or 'auto' to learn it) and/or calls started per second (`ratePerSecond`, with
+ * `burst`). Shares of the limit are leased to live processes through the database.
+ */
+export const resourceSchema = section({
+  concurrency: z.union([int(1, 100_000), z.literal('auto')], { error: "must be an integer from 1 to 100000 or 'auto'" }).optional(),
+  /** With 'auto': the window never goes below `min` nor above `max`; it starts at `min`. */
+  min: int(1, 100_000).optional(),
+  max: int(1, 100_000).optional(),
+  ratePerSecond: z.number({ error: rateRule }).min(0.001, { error: rateRule }).max(1_000_000, { error: rateRule }).optional(),
+  /** Calls that may start at once above the rate (fleet-wide). Default: one second's worth, at least 1. */
+  burst: int(0, 1_000_000).optional(),
+  /** How long a process's share lasts unless renewed; a dead process's share returns after it. Default: the longest timeout of the stages using it + 3 s. */
+  leaseMs: int(1000, MAX_MS).optional(),
 });
 
 const sourceSchema = section({
@@ -204,5 +224,6 @@ export const configSchema = section({
   worker: worker.prefault({}),
   spool: spool.prefault({}),
   metrics: metrics.prefault({}),
+  resources: z.record(z.string(), resourceSchema, { error: 'must be an object' }).prefault({}),
   pipelines: z.record(z.string(), pipelineSchema, { error: 'must be an object' }).prefault({}),
 });

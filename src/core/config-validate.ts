@@ -49,9 +49,31 @@ function crossChecks(input: Record<string, unknown>, out: SluiceConfig | null): 
     }
   }
   if (out !== null) {
+    problems.push(...resourceChecks(out));
     const s = out.spool;
     if (s.lowWaterItems > s.highWaterItems) problems.push(`spool.lowWaterItems: must not be above spool.highWaterItems, got ${s.lowWaterItems}`);
     if (s.lowWaterBytes > s.highWaterBytes) problems.push(`spool.lowWaterBytes: must not be above spool.highWaterBytes, got ${s.lowWaterBytes}`);
+  }
+  return problems;
+}
+
+/** Resources must limit something, and every stage's resource must exist. */
+function resourceChecks(c: SluiceConfig): string[] {
+  const problems: string[] = [];
+  for (const [name, r] of Object.entries(c.resources)) {
+    const key = `resources.${name}`;
+    if (!PIPELINE_NAME.test(name)) problems.push(`${key}: resource names are ${PIPELINE_NAME_RULE}`);
+    if (r.concurrency === undefined && r.ratePerSecond === undefined) problems.push(`${key}: set concurrency (a number or 'auto') and/or ratePerSecond`);
+    if ((r.min !== undefined || r.max !== undefined) && r.concurrency !== 'auto') problems.push(`${key}: min and max go with concurrency: 'auto'`);
+    if (r.min !== undefined && r.max !== undefined && r.min > r.max) problems.push(`${key}.min: must not be above ${key}.max, got ${r.min}`);
+  }
+  for (const [pname, p] of Object.entries(c.pipelines)) {
+    p.stages.forEach((s, i) => {
+      if (s.resource !== undefined && !Object.hasOwn(c.resources, s.resource)) {
+        const known = Object.keys(c.resources);
+        problems.push(`pipelines.${pname}.stages[${i}].resource: no resource '${s.resource}' (${known.length === 0 ? 'none are configured under resources' : `configured: ${known.join(', ')}`})`);
+      }
+    });
   }
   return problems;
 }

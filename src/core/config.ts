@@ -3,13 +3,14 @@
 // The merged result is validated once, at start-up (config-validate.ts); everything after that may trust it.
 
 import type { z } from 'zod';
-import type { configSchema, pipelineSchema, stageSchema } from './config-schema.js';
+import type { configSchema, pipelineSchema, resourceSchema, stageSchema } from './config-schema.js';
 import { configSchema as schema } from './config-schema.js';
 import { UnknownPipelineError } from './errors.js';
 
 type Output = z.output<typeof configSchema>;
 
 export type StageConfig = z.output<typeof stageSchema>;
+export type ResourceConfig = z.output<typeof resourceSchema>;
 /** A pipeline after validation: its topic defaults to `sluice.<pipeline name>`. */
 export type PipelineConfig = Omit<z.output<typeof pipelineSchema>, 'topic'> & { topic: string };
 export type SourceConfig = PipelineConfig['source'];

@@ -44,6 +44,7 @@ export const ERROR_CODES = {
   MIGRATION_LOCKED: ['migrations', true],
   STAGE_TIMEOUT: ['failed', true],
   NON_RETRIABLE: ['failed', false],
+  OVERLOAD: ['failed', true],
   LEDGER_WRITE_FAILED: ['failed', false],
   LEDGER_CLOSED: ['failed', true],
   NER_UNAVAILABLE: ['failed', true],

@@ -13,14 +13,18 @@ import { produce } from '../producer/producer.js';
 import { startWorker } from '../worker/worker.js';
 import { startNerService, type NerStats } from './ner-service.js';
 import { seedDemo } from './seed.js';
-import { demoPipeline, demoResults } from './stages.js';
+import { DEMO_RESOURCE, demoPipeline, demoResource, demoResults } from './stages.js';
 
 export interface DemoOptions {
   config: SluiceConfig;
   log: Logger;
   documents: number;
+  /** A fixed per-process limit on the ner stage instead of the learned fleet-wide one. */
   nerConcurrency?: number;
-  nerMaxConcurrent?: number;
+  /** The service's parallel slots. @defaultValue 8 */
+  nerSlots?: number;
+  /** Worker instances sharing the resource. @defaultValue 2 */
+  workers?: number;
   shutdown?: Shutdown;
   /** Progress lines (stderr in the CLI). */
   progress?: (line: string) => void;
@@ -39,8 +43,11 @@ export interface DemoSummary {
   retries: number;
   milestones: Record<string, number>;
   ner: NerStats;
-  nerConcurrency: number;
-  nerMaxConcurrent: number;
+  /** The per-process limit, or null when the learned fleet-wide one was used. */
+  nerConcurrency: number | null;
+  workers: number;
+  /** The learned limit at the end (null with a fixed per-process limit). */
+  learnedLimit: number | null;
   completed: boolean;
 }
 
@@ -49,22 +56,24 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
   // The demo's own tables: never created by `sluice migrate` in a user's database, only here.
   await migrate(opts.config.database, opts.log.child({ component: 'migrate' }), DEMO_MIGRATIONS_DIR);
   const pool = await openPool(opts.config.database, { poolSize: 2 });
-  const nerMaxConcurrent = opts.nerMaxConcurrent ?? 8;
-  const nerConcurrency = opts.nerConcurrency ?? 6;
-  const ner = await startNerService({ maxConcurrent: nerMaxConcurrent });
-  const demo = demoPipeline({ databaseUrl: opts.config.database.url, nerUrl: ner.url, nerConcurrency });
+  const ner = await startNerService({ slots: opts.nerSlots ?? 8 });
+  const demo = demoPipeline({ databaseUrl: opts.config.database.url, nerUrl: ner.url, nerConcurrency: opts.nerConcurrency });
+  const workers = opts.workers ?? 2;
   try {
     const seeded = await seedDemo(pool, opts.documents);
     opts.log.info({ inserted: seeded.inserted, documents: opts.documents, offline: seeded.offline }, 'demo data seeded');
     const base = getPipeline(opts.config, 'demo');
     const config: SluiceConfig = {
       ...opts.config,
+      resources: { [DEMO_RESOURCE]: demoResource, ...opts.config.resources },
       pipelines: { ...opts.config.pipelines, demo: { ...base, stages: demo.stages, results: demoResults } },
     };
     // Anything not done yet is published again (a crashed earlier demo leaves tasks "in flight").
     const produced = await produce({ config, pipeline: 'demo', log: opts.log, staleAfterMs: 0, shutdown: opts.shutdown });
     const fetcher = await startFetcher({ config, pipeline: 'demo', log: opts.log });
-    const worker = await startWorker({ config, pipeline: 'demo', log: opts.log });
+    // Several workers, each with its own connections and its own share of the resource, as separate
+    // processes would have: together they stay within the learned limit.
+    const all = await Promise.all(Array.from({ length: workers }, (_, i) => startWorker({ config, pipeline: 'demo', log: opts.log, workerId: `demo-${i + 1}` })));
     const count = async (): Promise<{ done: number; dead: number }> => {
       const [[r]] = await pool.query<RowDataPacket[]>(
         `SELECT (SELECT COUNT(*) FROM sluice_demo_doc_ent_map x JOIN sluice_demo_documents d ON x.doc_id = d.id WHERE d.id <= ?) AS done,
@@ -87,9 +96,10 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
       if (now.done + now.dead !== last.done + last.dead) lastChange = performance.now();
       last = now;
       const s = ner.stats();
-      opts.progress?.(`demo: ${last.done}/${opts.documents} done, ${last.dead} quarantined; ner calls ${s.requests}, resets ${s.resetsOverLimit + s.resetsRandom}`);
+      opts.progress?.(`demo: ${last.done}/${opts.documents} done, ${last.dead} quarantined; ner calls ${s.requests}, in service ${s.inService}/${s.slots} slots, resets ${s.resetsOverLimit + s.resetsRandom}`);
     }
-    await worker.stop();
+    const [limits] = await pool.query<RowDataPacket[]>('SELECT learned_limit FROM sluice_resources WHERE name = ?', [DEMO_RESOURCE]);
+    await Promise.all(all.map((w) => w.stop()));
     await fetcher.stop();
     const [retries] = await pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM sluice_attempts WHERE pipeline = 'demo'");
     const [ms] = await pool.query<RowDataPacket[]>("SELECT stage, COUNT(*) AS n FROM sluice_milestones WHERE pipeline = 'demo' GROUP BY stage");
@@ -103,8 +113,9 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
       retries: Number(retries[0]?.n ?? 0),
       milestones: Object.fromEntries(ms.map((r) => [String(r.stage), Number(r.n)])),
       ner: ner.stats(),
-      nerConcurrency,
-      nerMaxConcurrent,
+      nerConcurrency: opts.nerConcurrency ?? null,
+      workers,
+      learnedLimit: opts.nerConcurrency === undefined && limits[0]?.learned_limit != null ? Number(limits[0].learned_limit) : null,
       completed,
     };
   } finally {

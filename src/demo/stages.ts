@@ -1,6 +1,7 @@
 // The demo pipeline: ner (the flaky shared service) -> lookup (the entity table in MySQL) -> match.
-// The per-stage limits are the point: ner runs at most `nerConcurrency` calls at once (the service
-// resets anything wider), lookup and match run wide.
+// The limits are the point: ner counts against the fleet-wide resource 'ner-gpu', whose limit sluice learns
+// from the service's latency and resets (or, with `nerConcurrency`, a fixed per-process limit, to watch
+// what a wrong number does); lookup and match run wide.
 
 import mysql, { type Pool, type RowDataPacket } from 'mysql2/promise';
 import type { ResultsConfig, StageConfig } from '../core/config.js';
@@ -10,9 +11,15 @@ import { pipeline } from '../worker/define.js';
 export interface DemoStageOptions {
   databaseUrl: string;
   nerUrl: string;
-  /** Calls to the entity-recognition service at once, per worker process. @defaultValue 6 */
+  /** Calls to the entity-recognition service at once, per worker process (no fleet-wide resource then). */
   nerConcurrency?: number;
+  /** The fleet-wide resource the ner stage counts against. @defaultValue 'ner-gpu' unless nerConcurrency is set */
+  resource?: string;
 }
+
+/** The demo's shared GPU service, limited fleet-wide by a learned limit. */
+export const DEMO_RESOURCE = 'ner-gpu';
+export const demoResource = { concurrency: 'auto' as const, min: 1, max: 64 };
 
 interface Doc {
   title: string;
@@ -39,7 +46,9 @@ export function demoPipeline(opts: DemoStageOptions): { stages: StageConfig[]; c
         if (!res.ok) throw new SluiceError('NER_HTTP', `entity recognition answered ${res.status}`, { retriable: res.status >= 500 });
         return ((await res.json()) as { entities: string[] }).entities;
       },
-      { concurrency: opts.nerConcurrency ?? 6, timeoutMs: 5000, retry: { maxAttempts: 8, initialDelayMs: 50, maxDelayMs: 2000 } },
+      opts.nerConcurrency !== undefined
+        ? { concurrency: opts.nerConcurrency, timeoutMs: 5000, retry: { maxAttempts: 8, initialDelayMs: 50, maxDelayMs: 2000 } }
+        : { resource: opts.resource ?? DEMO_RESOURCE, concurrency: 64, timeoutMs: 5000, retry: { maxAttempts: 8, initialDelayMs: 50, maxDelayMs: 2000 } },
     )
     .stage(
       'lookup',

@@ -6,6 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import type { FetcherHandle } from '../fetcher/fetcher.js';
 import { spoolDepth } from '../spool/depth.js';
+import type { ResourceSnapshot } from '../resources/coordinator.js';
 import type { WorkerHandle } from '../worker/worker.js';
 import type { MetricsConfig } from '../core/config.js';
 import { ConfigError } from '../core/errors.js';
@@ -80,6 +81,7 @@ export async function startMetricsEndpoint(cfg: MetricsConfig, log: Logger): Pro
       }
       if (worker !== undefined) {
         mirror(registry, 'sluice_worker_in_flight', 'Tasks running in this worker process.', ['pipeline'], (set) => set(p, worker.stats().inFlight));
+        watchResources(registry, worker);
       }
     },
     close: () => new Promise<void>((resolve) => {
@@ -87,4 +89,19 @@ export async function startMetricsEndpoint(cfg: MetricsConfig, log: Logger): Pro
       server.close(() => resolve());
     }),
   };
+}
+
+/** Fleet-wide resources as this process sees them (its last renewal): limit, calls in flight, its share. */
+function watchResources(registry: Registry, worker: WorkerHandle): void {
+  if (worker.resources().length === 0) return;
+  const each = (f: (r: ResourceSnapshot) => number | null) => (set: (labels: Record<string, string>, value: number) => void) => {
+    for (const r of worker.resources()) {
+      const v = f(r);
+      if (v !== null) set({ resource: r.name }, v);
+    }
+  };
+  mirror(registry, 'sluice_resource_limit', "A resource's fleet-wide concurrency limit (fixed or learned).", ['resource'], each((r) => r.limit));
+  mirror(registry, 'sluice_resource_in_flight', 'Calls in flight to a resource, fleet-wide, as of the last renewal.', ['resource'], each((r) => r.fleetInFlight));
+  mirror(registry, 'sluice_resource_share', "This process's leased share of the resource's concurrency limit.", ['resource'], each((r) => r.share));
+  mirror(registry, 'sluice_resource_overload_total', 'Overload signals (resets, timeouts, 429/503, OverloadError) seen by this process.', ['resource'], each((r) => r.overloads), 'counter');
 }

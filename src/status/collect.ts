@@ -7,6 +7,7 @@ import type { Logger } from '../core/logger.js';
 import { assertMigrated } from '../db/migrate.js';
 import { inspectPipeline } from '../db/pipeline-tables.js';
 import { openPool } from '../db/pool.js';
+import { resourceStatus } from '../db/resources-status.js';
 import { ledgerStatus } from '../db/status.js';
 import { consumerLag } from '../kafka/lag.js';
 import { spoolDepth } from '../spool/depth.js';
@@ -19,9 +20,12 @@ export async function collectStatus(config: SluiceConfig, name: string, log: Log
   const pipeline = getPipeline(config, name);
   const pool = await openPool(config.database, { poolSize: 2 });
   let ledger;
+  let resources;
   try {
     await assertMigrated(pool);
     ledger = await ledgerStatus(pool, await inspectPipeline(pool, pipeline, name), name, config.producer.staleAfterMs, opts.exact !== false, pipeline.stages.at(-1)?.name);
+    const used = [...new Set(pipeline.stages.flatMap((s) => (s.resource === undefined ? [] : [s.resource])))];
+    resources = await resourceStatus(pool, config.resources, used);
   } finally {
     await pool.end();
   }
@@ -44,6 +48,7 @@ export async function collectStatus(config: SluiceConfig, name: string, log: Log
     throughput: { resultsPerSecond: ledger.resultsPerSecond },
     errors: ledger.errors,
     badMessages: ledger.badMessages,
+    resources,
     lag,
     spool,
   };

@@ -13,6 +13,12 @@ export function renderStatus(report: StatusReport, out: (line: string) => void):
   if (report.orphans > 0) out(`  results without a source row ${report.orphans} (not counted as done)`);
   for (const s of report.stages) out(`  stage ${s.stage.padEnd(16)} ${String(s.milestones).padStart(10)} done   ${s.perSecond.toFixed(1)}/s`);
   for (const e of report.errors) out(`  error ${e.errorClass.padEnd(20)} x${e.count}  last ${e.lastAt}  e.g. ${e.example}`);
+  for (const r of report.resources) {
+    const limit = r.configured === 'auto' ? `learned limit ${r.limit ?? '(not yet)'}` : r.configured === null ? 'no concurrency limit' : `limit ${r.limit}`;
+    const rate = r.ratePerSecond === null ? '' : `, ${r.ratePerSecond}/s`;
+    const shares = r.processes.map((p) => `${p.process} ${p.inFlight}/${p.share}`).join(', ') || 'no live process';
+    out(`  resource ${r.name.padEnd(13)} ${limit}${rate}; in flight ${r.inFlight} fleet-wide; overload signals ${r.overloads}; shares (in flight/share): ${shares}`);
+  }
   const lag = report.lag;
   out(`  consumer lag ${lag === null ? 'unknown (Kafka unreachable)' : Object.entries(lag).map(([p, n]) => `p${p}:${n}`).join(' ') || 'none'}`);
   const spool = report.spool;

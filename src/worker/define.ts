@@ -28,6 +28,8 @@ export interface StageContext<Outputs> {
 }
 
 export interface StageOptions {
+  /** A fleet-wide resource (config `resources`) this stage's calls count against. */
+  resource?: string;
   concurrency?: number;
   ratePerSecond?: number;
   timeoutMs?: number;

@@ -23,6 +23,9 @@ import type { TaskState } from '../db/task-state.js';
 import type { SpoolItem } from '../spool/segment.js';
 import { stageLimits, type StageLimits } from './limits.js';
 import { withRetries, type RetryPolicy } from '../core/retry.js';
+import type { ResourceCoordinator } from '../resources/coordinator.js';
+import type { ResourceGate } from '../resources/gate.js';
+import { isOverload } from '../resources/overload.js';
 import { outputProblem } from './output-limits.js';
 import { userRow } from './result-row.js';
 
@@ -51,6 +54,8 @@ export interface RunnerContext {
   results?: ResultsInfo;
   /** Prometheus counters and histograms, when the metrics endpoint is on. */
   metrics?: StageMetrics;
+  /** The fleet-wide resources the pipeline's stages use, when any. */
+  resources?: ResourceCoordinator;
   /** Called when a task is quarantined, to move it to the spool's quarantine folder. */
   onDead: (item: SpoolItem, stage: string, err: Error, attempts: number) => Promise<void>;
 }
@@ -88,6 +93,26 @@ async function withTimeout<T>(stage: string, timeoutMs: number, outer: AbortSign
   } finally {
     clearTimeout(timer);
     outer.removeEventListener('abort', onOuter);
+  }
+}
+
+/** A call counted against a fleet-wide resource: it waits for a permit (a stop gives up waiting), and reports how it went. */
+async function throughGate(gate: ResourceGate, timeoutMs: number, rc: RunnerContext, call: () => Promise<unknown>): Promise<unknown> {
+  let done: Awaited<ReturnType<ResourceGate['acquire']>>;
+  try {
+    // `stopping` fires first on every way out (a drain, a failure, the grace period's end).
+    done = await gate.acquire(timeoutMs, rc.stopping);
+  } catch {
+    throw new NotStarted();
+  }
+  const t0 = performance.now();
+  try {
+    const out = await call();
+    done({ ok: true, overload: false, latencyMs: performance.now() - t0 });
+    return out;
+  } catch (err) {
+    done({ ok: false, overload: isOverload(err), latencyMs: performance.now() - t0 });
+    throw err;
   }
 }
 
@@ -150,7 +175,9 @@ async function runOnce(t: Task, stage: StageConfig, input: unknown, attempt: num
       if (rc.stopping.aborted || rc.abort.aborted) throw new NotStarted();
       await limits.rate?.acquire(rc.abort);
       const ctx = { task: { key: task.key, payload: task.payload, attempt: task.attempt }, outputs: { ...t.outputs }, attempt, log: t.log.child({ stage: stage.name }) };
-      return withTimeout(stage.name, timeoutMs, rc.abort, (signal) => Promise.resolve(stage.run(input, { ...ctx, signal })));
+      const call = (): Promise<unknown> => withTimeout(stage.name, timeoutMs, rc.abort, (signal) => Promise.resolve(stage.run(input, { ...ctx, signal })));
+      const gate = stage.resource === undefined ? undefined : rc.resources?.gate(stage.resource);
+      return gate === undefined ? call() : throughGate(gate, timeoutMs, rc, call);
     });
     observe(rc, stage.name, 'processed', s0);
     return { ok: true, output, json: JSON.stringify(output) ?? 'null', attempt, ms: Math.round(performance.now() - s0) };

@@ -2,7 +2,9 @@
 // table) it can trust, and the server's packet limit, which bounds stage outputs and ledger statements.
 // Anything that fails here closes what was opened and throws (the CLI prints one line).
 
-import type { PipelineConfig } from '../core/config.js';
+import { stageDefaults, type PipelineConfig, type SluiceConfig } from '../core/config.js';
+import { ResourceCoordinator, RENEW_MS, type ResourceSpec } from '../resources/coordinator.js';
+import { randomId, type SpoolPaths } from '../spool/layout.js';
 import type { Logger } from '../core/logger.js';
 import { LedgerWriter } from '../db/ledger.js';
 import { assertMigrated } from '../db/migrate.js';
@@ -11,7 +13,6 @@ import { openPool, type Pool } from '../db/pool.js';
 import { sourceQueryError } from '../db/source.js';
 import { loadTaskState } from '../db/task-state.js';
 import { SpoolClaimer } from '../spool/claim.js';
-import type { SpoolPaths } from '../spool/layout.js';
 import { QuarantineWriter, taskEntry } from '../spool/quarantine.js';
 import type { LimitFunction } from 'p-limit';
 import type { LeaseKeeper } from './lease-keeper.js';
@@ -30,6 +31,8 @@ export interface WorkerParts {
   /** Fires when running stages must give up. */
   abort: AbortController;
   stats: WorkStats;
+  /** Fleet-wide resources of the pipeline's stages, when any. */
+  resources: ResourceCoordinator | undefined;
   runner(slots: LimitFunction, leases: LeaseKeeper): SegmentRunner;
 }
 
@@ -70,6 +73,10 @@ export async function openWorkerParts(opts: WorkOptions, pipeline: PipelineConfi
         await quarantine.write(taskEntry(item, pipeline.topic, 'task-failed', `stage ${stage} failed ${attempts} time(s): ${err.name}: ${err.message}`));
       },
     };
+    const specs = resourceSpecs(config, pipeline);
+    const resources = specs.length === 0 ? undefined : new ResourceCoordinator(pool, `${workerId}-${randomId()}`, specs, log);
+    rc.resources = resources;
+    resources?.start();
     const claimer = new SpoolClaimer(paths, workerId, config.spool.leaseMs);
     const runner = (slots: LimitFunction, leases: LeaseKeeper): SegmentRunner =>
       new SegmentRunner({
@@ -89,11 +96,24 @@ export async function openWorkerParts(opts: WorkOptions, pipeline: PipelineConfi
         },
         reject: (items) => rejectNotInSource(items, { pool, quarantine, pipeline: opts.pipeline, topic: pipeline.topic, table: source.table, workerId, log }),
       });
-    return { pool, ledger, claimer, stopping, abort, stats, runner };
+    return { pool, ledger, claimer, stopping, abort, stats, resources, runner };
   } catch (err) {
     await pool.end().catch(() => {});
     throw err;
   }
+}
+
+/**
+ * The resources the stages use, each with its lease: a call must end before the lease does, so the lease
+ * is the longest stage timeout on it plus 3 s unless the config sets one.
+ */
+export function resourceSpecs(config: SluiceConfig, pipeline: PipelineConfig): ResourceSpec[] {
+  const names = [...new Set(pipeline.stages.flatMap((s) => (s.resource === undefined ? [] : [s.resource])))];
+  return names.map((name) => {
+    const r = config.resources[name]!;
+    const longest = Math.max(...pipeline.stages.filter((s) => s.resource === name).map((s) => s.timeoutMs ?? stageDefaults.timeoutMs));
+    return { name, config: r, leaseMs: r.leaseMs ?? Math.max(longest + 3000, 2 * RENEW_MS + 1000) };
+  });
 }
 
 async function maxAllowedPacket(pool: Pool): Promise<number> {

@@ -23,6 +23,7 @@ import { closeAll } from '../core/close.js';
 import { spoolDepth } from '../spool/depth.js';
 import type { SpoolComponentHandle } from '../spool/handle.js';
 import { ensureSpool, safeWorkerId, spoolPaths, type SpoolPaths } from '../spool/layout.js';
+import type { ResourceSnapshot } from '../resources/coordinator.js';
 import { ClaimLoop } from './claim-loop.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import type { WorkStats } from './segment-runner.js';
@@ -45,7 +46,10 @@ export interface WorkOptions {
 }
 
 /** stop(): the first call drains (then aborts after the grace period), a second call aborts at once. */
-export type WorkerHandle = SpoolComponentHandle<WorkStats>;
+export interface WorkerHandle extends SpoolComponentHandle<WorkStats> {
+  /** This process's view of the fleet-wide resources its stages use (empty when none). */
+  resources(): ResourceSnapshot[];
+}
 
 type WorkerState = 'running' | 'draining' | 'aborting' | 'stopped' | 'failed';
 
@@ -104,6 +108,10 @@ class Worker implements WorkerHandle {
     this.done.catch(() => {});
   }
 
+  resources(): ResourceSnapshot[] {
+    return this.#parts.resources?.snapshot() ?? [];
+  }
+
   stats(): WorkStats {
     return { ...this.#parts.stats, seconds: (performance.now() - this.#started) / 1000 };
   }
@@ -152,6 +160,7 @@ class Worker implements WorkerHandle {
     this.#closing ??= closeAll(this.#log, [
       ['grace timer', () => clearTimeout(this.#graceTimer)],
       ['lease keeper', () => this.#leases.close()],
+      ['resource shares', () => this.#parts.resources?.close()],
       ['ledger', () => this.#parts.ledger.close()],
       ['database pool', () => Promise.race([this.#parts.pool.end(), sleep(FAIL_CLOSE_MS)])],
     ]);
