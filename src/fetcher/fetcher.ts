@@ -20,7 +20,8 @@ import { recordBadMessages } from '../db/bad-messages.js';
 import type { Pool } from '../db/pool.js';
 import { spoolDepth } from '../spool/depth.js';
 import type { SpoolComponentHandle } from '../spool/handle.js';
-import { safeWorkerId, spoolPaths, type SpoolPaths } from '../spool/layout.js';
+import { randomId, safeWorkerId, spoolPaths, type SpoolPaths } from '../spool/layout.js';
+import { Heartbeat } from '../core/heartbeat.js';
 import { QuarantineWriter } from '../spool/quarantine.js';
 import { SpoolWriter } from '../spool/writer.js';
 import { BackpressureGate } from './backpressure.js';
@@ -72,6 +73,7 @@ class Fetcher implements FetcherHandle {
   readonly #started = performance.now();
   #gate: BackpressureGate | null = null;
   #reporter: StatsReporter | null = null;
+  #heartbeat: Heartbeat | null = null;
   #consumer: Consumer | null = null;
   #settle: { finish(s: FetchStats): void; fail(err: Error): void } = { finish: () => {}, fail: () => {} };
   #closing: Promise<void> | null = null;
@@ -112,6 +114,10 @@ class Fetcher implements FetcherHandle {
     this.#gate = new BackpressureGate(spool, { pause: () => consumer.pause([{ topic }]), resume: () => consumer.resume([{ topic }]) }, await spoolDepth(this.paths), this.#log);
     this.#gate.watch(() => spoolDepth(this.paths));
     this.#reporter = new StatsReporter(() => this.stats(), fetcher.statsIntervalMs, this.#log);
+    if (this.#pool !== null) {
+      const id = `${safeWorkerId(this.#opts.fetcherId ?? `${hostname()}-${process.pid}`)}-${randomId()}`;
+      this.#heartbeat = new Heartbeat(this.#pool, { id, role: 'fetcher', pipeline: this.#opts.pipeline, log: this.#log, info: () => ({ ...this.stats(), spool: this.paths.root }) });
+    }
     // Which partitions this machine got: the line to grep when one fetcher seems idle.
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
       this.#log.info({ memberId: e.payload.memberId, leader: e.payload.isLeader, partitions: e.payload.memberAssignment[topic] ?? [] }, 'joined consumer group');
@@ -162,6 +168,7 @@ class Fetcher implements FetcherHandle {
     this.#closing ??= closeAll(this.#log, [
       ['backpressure gate', () => this.#gate?.close()],
       ['stats reporter', () => this.#reporter?.close()],
+      ['heartbeat', () => this.#heartbeat?.close()],
       ['consumer', () => this.#consumer?.disconnect()],
       ['database pool', () => this.#pool?.end()],
     ]);

@@ -7,6 +7,8 @@ import type { Logger } from '../core/logger.js';
 import { assertMigrated } from '../db/migrate.js';
 import { inspectPipeline } from '../db/pipeline-tables.js';
 import { openPool } from '../db/pool.js';
+import { STALE_AFTER_S } from '../core/heartbeat.js';
+import { listProcesses } from '../db/processes.js';
 import { resourceStatus } from '../db/resources-status.js';
 import { ledgerStatus } from '../db/status.js';
 import { consumerLag } from '../kafka/lag.js';
@@ -21,11 +23,13 @@ export async function collectStatus(config: SluiceConfig, name: string, log: Log
   const pool = await openPool(config.database, { poolSize: 2 });
   let ledger;
   let resources;
+  let processes;
   try {
     await assertMigrated(pool);
     ledger = await ledgerStatus(pool, await inspectPipeline(pool, pipeline, name), name, config.producer.staleAfterMs, opts.exact !== false, pipeline.stages.at(-1)?.name);
     const used = [...new Set(pipeline.stages.flatMap((s) => (s.resource === undefined ? [] : [s.resource])))];
     resources = await resourceStatus(pool, config.resources, used);
+    processes = (await listProcesses(pool, name)).map((p) => ({ ...p, stale: p.ageSeconds > STALE_AFTER_S }));
   } finally {
     await pool.end();
   }
@@ -49,6 +53,7 @@ export async function collectStatus(config: SluiceConfig, name: string, log: Log
     errors: ledger.errors,
     badMessages: ledger.badMessages,
     resources,
+    processes,
     lag,
     spool,
   };

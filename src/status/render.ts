@@ -19,6 +19,12 @@ export function renderStatus(report: StatusReport, out: (line: string) => void):
     const shares = r.processes.map((p) => `${p.process} ${p.inFlight}/${p.share}`).join(', ') || 'no live process';
     out(`  resource ${r.name.padEnd(13)} ${limit}${rate}; in flight ${r.inFlight} fleet-wide; overload signals ${r.overloads}; shares (in flight/share): ${shares}`);
   }
+  for (const p of report.processes) {
+    const i = p.info;
+    const what = p.role === 'fetcher' ? `spooled ${String(i.spooled ?? 0)}, spool ${String((i.depth as { items?: number } | undefined)?.items ?? '?')} item(s)${i.paused === true ? ', paused' : ''}` : `done ${String(i.done ?? 0)}, in flight ${String(i.inFlight ?? 0)}`;
+    const age = p.stale ? `STALE: last heartbeat ${Math.round(p.ageSeconds)} s ago` : `heartbeat ${p.ageSeconds.toFixed(0)} s ago`;
+    out(`  ${p.role.padEnd(7)} ${p.host} pid ${p.pid}  up since ${p.startedAt}  ${what}  (${age})`);
+  }
   const lag = report.lag;
   out(`  consumer lag ${lag === null ? 'unknown (Kafka unreachable)' : Object.entries(lag).map(([p, n]) => `p${p}:${n}`).join(' ') || 'none'}`);
   const spool = report.spool;

@@ -134,20 +134,42 @@ type StageResult = { ok: true; output: unknown; json: string; attempt: number; m
 
 /** One stage, with its retries; the failures are recorded as attempts, the success is not yet. */
 async function runStage(t: Task, stage: StageConfig, input: unknown, state: TaskState, rc: RunnerContext): Promise<StageResult> {
-  const retry = { ...stageDefaults.retry, ...stage.retry };
-  const policy: RetryPolicy = { maxAttempts: retry.maxAttempts, initialDelayMs: retry.initialDelayMs, maxDelayMs: retry.maxDelayMs, jitter: 'full' };
-  let last = 0;
+  const first = (state.failures.get(`${t.key}\u0000${stage.name}`) ?? 0) + 1;
+  try {
+    // The common case, a first try that works, goes without the retry machinery (bench:work measures it).
+    return await runOnce(t, stage, input, first, rc);
+  } catch (err) {
+    return retryStage(err, t, stage, input, first, rc);
+  }
+}
+
+const policies = new WeakMap<StageConfig, RetryPolicy>();
+
+function stagePolicy(stage: StageConfig): RetryPolicy {
+  let p = policies.get(stage);
+  if (p === undefined) {
+    const r = { ...stageDefaults.retry, ...stage.retry };
+    p = { maxAttempts: r.maxAttempts, initialDelayMs: r.initialDelayMs, maxDelayMs: r.maxDelayMs, jitter: 'full' };
+    policies.set(stage, p);
+  }
+  return p;
+}
+
+/** After a failed first try: the retry policy judges that failure first, then runs the next attempts. */
+async function retryStage(firstErr: unknown, t: Task, stage: StageConfig, input: unknown, first: number, rc: RunnerContext): Promise<StageResult> {
+  let last = first;
   try {
     return await withRetries(
-      (attempt) => {
+      async (attempt) => {
         last = attempt;
+        if (attempt === first) throw firstErr;
         return runOnce(t, stage, input, attempt, rc);
       },
-      policy,
+      stagePolicy(stage),
       {
-        firstAttempt: (state.failures.get(`${t.key}\u0000${stage.name}`) ?? 0) + 1,
+        firstAttempt: first,
         signal: rc.abort,
-        retriable: (err) => !(err instanceof NotRetried) && !isBug(err) && isRetriable(err),
+        retriable: (err) => !(err instanceof NotRetried) && !(err instanceof NotStarted) && !isBug(err) && isRetriable(err),
         onRetry: (err, attempt, delayMs) => {
           rc.metrics?.retried.inc({ pipeline: rc.pipelineName, stage: stage.name });
           // Expected on a flaky service: one line without the stack; the final failure is logged in full.

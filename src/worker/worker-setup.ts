@@ -3,6 +3,7 @@
 // Anything that fails here closes what was opened and throws (the CLI prints one line).
 
 import { stageDefaults, type PipelineConfig, type SluiceConfig } from '../core/config.js';
+import { Heartbeat } from '../core/heartbeat.js';
 import { ResourceCoordinator, RENEW_MS, type ResourceSpec } from '../resources/coordinator.js';
 import { randomId, type SpoolPaths } from '../spool/layout.js';
 import type { Logger } from '../core/logger.js';
@@ -33,6 +34,8 @@ export interface WorkerParts {
   stats: WorkStats;
   /** Fleet-wide resources of the pipeline's stages, when any. */
   resources: ResourceCoordinator | undefined;
+  /** This process's row in the registry of live processes. */
+  heartbeat: Heartbeat;
   runner(slots: LimitFunction, leases: LeaseKeeper): SegmentRunner;
 }
 
@@ -74,7 +77,9 @@ export async function openWorkerParts(opts: WorkOptions, pipeline: PipelineConfi
       },
     };
     const specs = resourceSpecs(config, pipeline);
-    const resources = specs.length === 0 ? undefined : new ResourceCoordinator(pool, `${workerId}-${randomId()}`, specs, log);
+    const processId = `${workerId}-${randomId()}`;
+    const resources = specs.length === 0 ? undefined : new ResourceCoordinator(pool, processId, specs, log);
+    const heartbeat = new Heartbeat(pool, { id: processId, role: 'worker', pipeline: opts.pipeline, log, info: () => ({ ...stats, spool: paths.root, resources: resources?.snapshot() ?? [] }) });
     rc.resources = resources;
     resources?.start();
     const claimer = new SpoolClaimer(paths, workerId, config.spool.leaseMs);
@@ -96,7 +101,7 @@ export async function openWorkerParts(opts: WorkOptions, pipeline: PipelineConfi
         },
         reject: (items) => rejectNotInSource(items, { pool, quarantine, pipeline: opts.pipeline, topic: pipeline.topic, table: source.table, workerId, log }),
       });
-    return { pool, ledger, claimer, stopping, abort, stats, resources, runner };
+    return { pool, ledger, claimer, stopping, abort, stats, resources, heartbeat, runner };
   } catch (err) {
     await pool.end().catch(() => {});
     throw err;

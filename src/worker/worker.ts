@@ -161,6 +161,7 @@ class Worker implements WorkerHandle {
       ['grace timer', () => clearTimeout(this.#graceTimer)],
       ['lease keeper', () => this.#leases.close()],
       ['resource shares', () => this.#parts.resources?.close()],
+      ['heartbeat', () => this.#parts.heartbeat.close()],
       ['ledger', () => this.#parts.ledger.close()],
       ['database pool', () => Promise.race([this.#parts.pool.end(), sleep(FAIL_CLOSE_MS)])],
     ]);

@@ -75,7 +75,7 @@ async function fleet(t: TestContext, opts: { resource: string; tasks: number; se
   const config = join(dir, 'sluice.config.ts');
   writeFileSync(
     config,
-    `export default { worker: { pollMs: 20, shutdownGraceMs: 2000 }, resources: { svc: ${opts.resource} },
+    `export default { worker: { pollMs: 20, shutdownGraceMs: 2000 }, spool: { leaseMs: 3000 }, resources: { svc: ${opts.resource} },
   pipelines: { ${name}: { topic: 't', source: { table: '${name}', key: 'id', columns: [] }, stages: [
     { name: 'call', resource: 'svc', concurrency: 16, timeoutMs: 2000, retry: { maxAttempts: 20, initialDelayMs: 50, maxDelayMs: 200 },
       run: async (_p, ctx) => { const r = await fetch(${JSON.stringify(opts.serviceUrl)}, { signal: ctx.signal }); return r.status; } },
