@@ -117,7 +117,7 @@ describe('a fleet-wide concurrency limit', () => {
     const svc = await testService(t, 40);
     const a = await fleet(t, { resource: '{ concurrency: 6 }', tasks: 300, serviceUrl: svc.url });
     const b = await fleet(t, { resource: '{ concurrency: 6 }', tasks: 300, serviceUrl: svc.url });
-    const ws = [a.start(0), b.start(0)];
+    const ws = [a.start(0), a.start(1), b.start(0), b.start(1)];
     await waitFor('both done', async () => (await a.results()) === 300 && (await b.results()) === 300, 90_000);
     for (const w of ws) w.child.kill('SIGTERM');
     await Promise.all(ws.map((w) => w.exited));
