@@ -65,9 +65,12 @@ interface ResourceRow extends RowDataPacket {
   learned_limit: number | null;
   leader_id: string | null;
   leader_live: number | null;
-  state: ControllerState & { seen?: Record<string, number> } | string | null;
+  state: (ControllerState & { seen?: Record<string, number>; at?: number }) | string | null;
   now_ms: number;
 }
+
+/** How long a learned limit's state is kept without windows: after it, the controller starts from `min`. */
+const STATE_FORGOTTEN_MS = 60_000;
 
 const parse = <T>(v: T | string | null): T | null => (typeof v === 'string' ? (JSON.parse(v) as T) : v);
 
@@ -139,7 +142,9 @@ async function concurrencyLimit(conn: PoolConnection, r: ShareRequest, res: Reso
   const now = Number(res?.now_ms ?? Date.now());
   const saved = parse(res?.state ?? null);
   if (!leader) return Math.floor(res?.learned_limit ?? bounds.min);
-  const state: ControllerState & { seen: Record<string, number>; at?: number } = saved === null ? { ...initialState(bounds.min, now), seen: {} } : { seen: {}, ...saved };
+  // A state nobody moved for a while (the resource was idle, or the service may have changed) starts over.
+  const fresh = saved === null || saved.at === undefined || now - saved.at > STATE_FORGOTTEN_MS;
+  const state: ControllerState & { seen: Record<string, number>; at?: number } = fresh ? { ...initialState(bounds.min, now), seen: {} } : { seen: {}, ...saved };
   if (state.at !== undefined && now - state.at < 900) return Math.floor(state.limit);
   const all = [...others.map((o) => ({ id: o.process_id, s: parse(o.samples) })), { id: r.processId, s: r.samples }];
   const w = { calls: 0, ok: 0, overloads: 0, latencySumMs: 0 };

@@ -1,14 +1,15 @@
 // The adaptive limit of a resource with `concurrency: 'auto'`, computed once per window (about a second) by
 // one elected process from every process's samples. As in Gradient2, Envoy's and brpc's limiters:
-//   - latency against the no-load latency: gradient = clamp(TOLERANCE x baseline / latency, 0.5, 1); the
-//     limit follows limit x gradient + sqrt(limit) (a little queue is allowed, a long one shrinks it);
+//   - latency against the no-load latency: gradient = clamp(TOLERANCE x baseline / latency, 0.5, 1); at 1
+//     the limit grows by sqrt(limit) (a short queue keeps the service busy), below it shrinks to
+//     limit x gradient: the queue settles where latency is about TOLERANCE x the no-load latency;
 //   - overload signals (resets, timeouts, 429/503, OverloadError) cut it multiplicatively;
 //   - slow start from `min`: the limit doubles while latency stays at its baseline and nothing overloads;
 //   - the baseline is the lowest latency seen, and every PROBE_EVERY_MS the limit is halved for one window
 //     to measure it again (so it cannot stay stale, nor drift upward with the load: the known failure).
 // It only grows while the fleet asks for more than the limit (an idle resource keeps its limit).
 
-export const TOLERANCE = 1.5;
+export const TOLERANCE = 1.25;
 export const DECREASE = 0.7;
 export const PROBE_EVERY_MS = 30_000;
 /** Overloads in a window below this share of its calls are noise (a random reset), not overload. */
@@ -50,12 +51,16 @@ export function nextLimit(s: ControllerState, w: Window, bounds: { min: number; 
     return { ...s, baselineMs: w.latencyMs, limit: s.probeFrom, probeFrom: null, nextProbeAt: now + PROBE_EVERY_MS };
   }
   const baselineMs = s.baselineMs === null ? w.latencyMs : Math.min(s.baselineMs, w.latencyMs);
-  if (now >= s.nextProbeAt && s.limit > bounds.min) {
+  if (now >= s.nextProbeAt) {
+    // At the least limit there is no lighter load to probe with: what the service does now is its baseline.
+    if (s.limit <= bounds.min) return { ...s, baselineMs: w.latencyMs, nextProbeAt: now + PROBE_EVERY_MS };
     return { ...s, baselineMs, probeFrom: s.limit, limit: clamp(Math.floor(s.limit / 2)) };
   }
   const gradient = Math.min(1, Math.max(0.5, (TOLERANCE * baselineMs) / w.latencyMs));
   const busy = w.demand >= s.limit;
   if (s.slowStart && gradient >= 1) return { ...s, baselineMs, limit: busy ? clamp(s.limit * 2) : s.limit };
-  const grown = s.limit * gradient + (busy || gradient < 1 ? Math.sqrt(s.limit) : 0);
-  return { ...s, baselineMs, slowStart: false, limit: clamp(gradient < 1 ? Math.min(s.limit, grown) : grown) };
+  // Below the tolerance it grows by sqrt(limit) (a short queue keeps the service busy); above, it shrinks in
+  // proportion: the queue settles where latency is about TOLERANCE x the no-load latency.
+  const next = gradient < 1 ? s.limit * gradient : busy ? s.limit + Math.sqrt(s.limit) : s.limit;
+  return { ...s, baselineMs, slowStart: false, limit: clamp(next) };
 }

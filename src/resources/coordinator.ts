@@ -107,7 +107,12 @@ export class ResourceCoordinator {
         samples: { seq: ++h.seq, calls: samples.calls, ok: samples.ok, overloads: samples.overloads, latencySumMs: samples.latencySumMs },
         leaseMs: spec.leaseMs,
       });
-      gate.apply({ concurrency: answer.concurrency, rate: answer.rate, burst: answer.burst, leaseEnd: now + spec.leaseMs - leaseMargin(spec.leaseMs) });
+      // The row records what is held (calls still in flight count); new calls start only up to the fair
+      // share, so a process above it comes down as its calls end, and the next renewal reports less.
+      const concurrency = Math.min(answer.concurrency, answer.target.concurrency);
+      const rate = Math.min(answer.rate, answer.target.rate);
+      const burst = answer.rate > 0 && Number.isFinite(answer.rate) ? (answer.burst * rate) / answer.rate : answer.burst;
+      gate.apply({ concurrency, rate, burst, leaseEnd: now + spec.leaseMs - leaseMargin(spec.leaseMs) });
       this.#noteLimit(h, answer);
       h.target = answer.target;
       h.last = answer;

@@ -139,6 +139,14 @@ describe('adaptive limit (controller)', () => {
     assert.equal(nextLimit(s, { calls: 0, ok: 0, overloads: 0, latencyMs: null, demand: 0 }, bounds, 1000), s);
   });
 
+  it('at its least limit, takes the latency it sees at the probe time as the baseline (a stale baseline cannot hold it down)', () => {
+    const stuck = { ...initialState(1, 0), limit: 1, slowStart: false, baselineMs: 20, nextProbeAt: PROBE_EVERY_MS };
+    assert.equal(nextLimit(stuck, window(60), bounds, 1000).limit, 1, 'latency 3x a stale baseline keeps it at 1...');
+    const reprobed = nextLimit(stuck, window(60), bounds, PROBE_EVERY_MS);
+    assert.equal(reprobed.baselineMs, 60);
+    assert.ok(nextLimit(reprobed, window(60), bounds, PROBE_EVERY_MS + 1000).limit > 1, '...until the probe time resets it');
+  });
+
   it('re-measures the no-load latency every probe period at half the limit, then goes back', () => {
     const s = { ...initialState(1, 0), limit: 12, slowStart: false, baselineMs: 10, nextProbeAt: PROBE_EVERY_MS };
     const probing = nextLimit(s, window(25), bounds, PROBE_EVERY_MS);
