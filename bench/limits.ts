@@ -217,10 +217,10 @@ function timeline(s: Sample[]): string {
   const x = (t: number): number => 40 + (t / maxT) * (W - 60);
   const y = (v: number): number => H - 30 - (v / maxY) * (H - 60);
   const line = (pts: Array<[number, number]>, color: string): string => `<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${pts.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(' ')}"/>`;
-  const good = s.slice(4).map((p, i): [number, number] => [p.t, ((p.served - s[i]!.served) * 1000) / Math.max(1, p.t - s[i]!.t) / 50]);
+  const good = s.slice(4).map((p, i): [number, number] => [p.t, ((p.served - s[i]!.served) * 1000) / Math.max(1, p.t - s[i]!.t) / 10]);
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="11">
 <rect width="${W}" height="${H}" fill="white"/>
-<text x="40" y="16">(b) concurrency 'auto': calls in the service (blue), learned limit (red), goodput / 50 (green); slots 8 -> 4 at 25 s -> 12 at 50 s</text>
+<text x="40" y="16">(b) concurrency 'auto': calls in the service (blue), learned limit (red), goodput in calls/s / 10 (green); slots 8 -> 4 at 25 s -> 12 at 50 s</text>
 ${line(s.map((p) => [p.t, p.inService]), '#1f77b4')}
 ${line(s.filter((p) => p.limit !== null).map((p) => [p.t, p.limit!]), '#d62728')}
 ${line(good, '#2ca02c')}
