@@ -20,7 +20,7 @@ async function demoConfig(t: TestContext): Promise<SluiceConfig> {
 
 describe('the demo', () => {
   it('the simulated GPU queues calls beyond its slots (latency grows), resets calls beyond its hard limit, and changes capacity while it runs', async () => {
-    const ner = await startNerService({ slots: 2, hardLimit: 4, randomResetRate: 0, minLatencyMs: 40, maxLatencyMs: 40 });
+    const ner = await startNerService({ slots: 2, randomResetRate: 0, minLatencyMs: 40, maxLatencyMs: 40 });
     try {
       const call = async (): Promise<number> => {
         const t0 = performance.now();
