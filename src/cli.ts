@@ -4,6 +4,7 @@
 
 import type { Command } from './commands/command.js';
 import { commandHelp, mainHelp, parseCommandLine } from './commands/options.js';
+import { dashboardCommand } from './commands/dashboard.js';
 import { demoCommand } from './commands/demo.js';
 import { doctorCommand } from './commands/doctor.js';
 import { fetchCommand } from './commands/fetch.js';
@@ -21,7 +22,7 @@ import { setHintStyle } from './core/hints.js';
 import { createLogger } from './core/logger.js';
 import { Shutdown } from './core/shutdown.js';
 
-const COMMANDS: Command[] = [initCommand, servicesCommand, migrateCommand, doctorCommand, produceCommand, fetchCommand, workCommand, runCommand, statusCommand, inspectCommand, demoCommand];
+const COMMANDS: Command[] = [initCommand, servicesCommand, migrateCommand, doctorCommand, produceCommand, fetchCommand, workCommand, runCommand, statusCommand, inspectCommand, dashboardCommand, demoCommand];
 
 /** Commands that do not read sluice's configuration (they must work while it is broken). */
 const CONFIG_FREE = new Set(['services', 'init']);

@@ -27,7 +27,7 @@ function settingHelp(s: Setting): string {
 function settingOptions(command?: string): { specs: OptionSpecs; help: Record<string, string> } {
   const list = flagSettings(command).filter((s) => command === undefined || s.commands !== undefined);
   return {
-    specs: Object.fromEntries(list.map((s) => [s.flag!, { type: 'string' as const }])),
+    specs: Object.fromEntries(list.map((s) => [s.flag!, { type: s.input === 'bool' ? ('boolean' as const) : ('string' as const) }])),
     help: Object.fromEntries(list.map((s) => [s.flag!, settingHelp(s)])),
   };
 }
@@ -80,7 +80,11 @@ export function parseCommandLine(c: Command, argv: string[]): { values: OptionVa
     const r = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
     const values = r.values as OptionValues;
     const flags: ConfigFlags = { config: values.config as string | undefined };
-    for (const s of flagSettings(c.name)) if (typeof values[s.flag!] === 'string') flags[s.flag!] = values[s.flag!] as string;
+    for (const s of flagSettings(c.name)) {
+      const v = values[s.flag!];
+      if (typeof v === 'string') flags[s.flag!] = v;
+      else if (v === true) flags[s.flag!] = 'true';
+    }
     return { values, positionals: r.positionals, flags };
   } catch (err) {
     const msg = err instanceof Error ? err.message.split('\n')[0] ?? '' : String(err);

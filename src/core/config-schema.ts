@@ -144,6 +144,13 @@ const metrics = section({
   host: setting(text().default('127.0.0.1'), { doc: 'Address the endpoint listens on (0.0.0.0 to be scraped from another machine).', env: 'SLUICE_METRICS_HOST' }),
 });
 
+const dashboard = section({
+  port: setting(int(1, 65535).default(7460), { doc: 'Port of `sluice dashboard`.', env: 'SLUICE_DASHBOARD_PORT', flag: 'port', commands: ['dashboard'], input: 'int' }),
+  host: setting(text().default('127.0.0.1'), { doc: 'Address the dashboard listens on; any other than loopback requires a token.', env: 'SLUICE_DASHBOARD_HOST', flag: 'host', commands: ['dashboard'] }),
+  token: setting(z.string({ error: 'must be a string (value hidden)' }).default(''), { doc: 'Token every request must carry (Authorization: Bearer, or ?token= on the page); required off loopback.', env: 'SLUICE_DASHBOARD_TOKEN', flag: 'token', commands: ['dashboard'], secret: true, shownDefault: 'none' }),
+  readOnly: setting(z.boolean({ error: 'must be true or false' }).default(false), { doc: 'Turns requeue (the only write) off.', env: 'SLUICE_DASHBOARD_READ_ONLY', flag: 'read-only', commands: ['dashboard'], input: 'bool' }),
+});
+
 type StageFn = (input: any, ctx: any) => unknown; // eslint-disable-line @typescript-eslint/no-explicit-any -- typed by pipeline()
 
 export const stageSchema = section({
@@ -224,6 +231,7 @@ export const configSchema = section({
   worker: worker.prefault({}),
   spool: spool.prefault({}),
   metrics: metrics.prefault({}),
+  dashboard: dashboard.prefault({}),
   resources: z.record(z.string(), resourceSchema, { error: 'must be an object' }).prefault({}),
   pipelines: z.record(z.string(), pipelineSchema, { error: 'must be an object' }).prefault({}),
 });

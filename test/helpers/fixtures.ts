@@ -51,7 +51,7 @@ export interface FileDatabase {
  * it is closed and dropped when the file's tests are over. `intSource` fills a source table 'unused' with
  * keys 1..n (workers run only keys that have a source row).
  */
-export function fileDatabase(opts: { migrated?: boolean; poolSize?: number; intSource?: number }, ready: (d: FileDatabase) => void): void {
+export function fileDatabase(opts: { migrated?: boolean; poolSize?: number; intSource?: number; seed?: (d: FileDatabase) => Promise<void> }, ready: (d: FileDatabase) => void): void {
   const file = fileTeardown();
   before(async () => {
     const url = await testDatabase(file);
@@ -61,6 +61,8 @@ export function fileDatabase(opts: { migrated?: boolean; poolSize?: number; intS
     const pool = opts.poolSize === undefined ? (null as unknown as Pool) : await openPool(dbConfig(url), { poolSize: opts.poolSize });
     if (opts.poolSize !== undefined) file.after(() => pool.end());
     if (opts.intSource !== undefined) await createIntSource(db, 'unused', opts.intSource);
+    // In this hook, not another one: node:test runs a file's top-level before hooks at the same time.
+    await opts.seed?.({ url, db, pool });
     ready({ url, db, pool });
   });
 }

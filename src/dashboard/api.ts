@@ -1,0 +1,115 @@
+// The dashboard's JSON API (documented in the README, "Dashboard"): what the page shows, for scripts too.
+//   GET  /api/pipelines                              every configured pipeline
+//   GET  /api/pipelines/:p                           status (counts, stages, errors, resources, processes, lag), ETA, bottleneck
+//   GET  /api/pipelines/:p/stages?minutes=30         per stage: done per 30 s and latency p50/p99 over time
+//   GET  /api/pipelines/:p/quarantine?key=&errorClass=&stage=&since=&until=   quarantined tasks, by filter
+//   GET  /api/pipelines/:p/tasks/:key                one task's timeline (as `sluice inspect`)
+//   POST /api/pipelines/:p/requeue {filter, dryRun}  take matching tasks out of quarantine and publish them
+
+import type { SluiceConfig } from '../core/config.js';
+import { getPipeline } from '../core/config.js';
+import { SluiceError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { Shutdown } from '../core/shutdown.js';
+import { releaseDead } from '../db/dispatches.js';
+import { inspectTask } from '../db/inspect.js';
+import { inspectPipeline } from '../db/pipeline-tables.js';
+import type { Pool } from '../db/pool.js';
+import { produce } from '../producer/producer.js';
+import { collectStatus, type StatusReport } from '../status/collect.js';
+import { quarantined, quarantinedKeys, stageSeries, type QuarantineFilter } from './queries.js';
+
+export interface ApiContext {
+  config: SluiceConfig;
+  pool: Pool;
+  log: Logger;
+  readOnly: boolean;
+  shutdown?: Shutdown;
+}
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+type Handler = (ctx: ApiContext, params: string[], query: URLSearchParams, body: unknown) => Promise<unknown>;
+
+const ROUTES: Array<[method: string, pattern: RegExp, handler: Handler]> = [
+  ['GET', /^\/api\/pipelines$/, async (ctx) => Object.entries(ctx.config.pipelines).map(([name, p]) => ({ name, topic: p.topic, table: p.source.table, stages: p.stages.map((s) => s.name) }))],
+  ['GET', /^\/api\/pipelines\/([^/]+)$/, async (ctx, [p], q) => overview(await collectStatus(ctx.config, pipelineName(ctx, p!), ctx.log, { exact: q.get('exact') === '1' }))],
+  ['GET', /^\/api\/pipelines\/([^/]+)\/stages$/, async (ctx, [p], q) => {
+    const name = pipelineName(ctx, p!);
+    return stageSeries(ctx.pool, name, getPipeline(ctx.config, name).stages.map((s) => s.name), clampInt(q.get('minutes'), 30, 1, 24 * 60));
+  }],
+  ['GET', /^\/api\/pipelines\/([^/]+)\/quarantine$/, async (ctx, [p], q) => quarantined(ctx.pool, pipelineName(ctx, p!), filterOf(q), clampInt(q.get('limit'), 200, 1, 5000))],
+  ['GET', /^\/api\/pipelines\/([^/]+)\/tasks\/(.+)$/, async (ctx, [p, key]) => {
+    const name = pipelineName(ctx, p!);
+    const src = await inspectPipeline(ctx.pool, getPipeline(ctx.config, name), name);
+    return inspectTask(ctx.pool, src, name, key!, ctx.config.producer.staleAfterMs);
+  }],
+  ['POST', /^\/api\/pipelines\/([^/]+)\/requeue$/, requeue],
+];
+
+export async function handleApi(ctx: ApiContext, method: string, path: string, query: URLSearchParams, body: unknown): Promise<unknown> {
+  for (const [m, pattern, handler] of ROUTES) {
+    const match = pattern.exec(path);
+    if (match === null) continue;
+    if (m !== method) throw new HttpError(405, `${method} is not allowed on ${path}`);
+    return handler(ctx, match.slice(1).map(decodeURIComponent), query, body);
+  }
+  throw new HttpError(404, `no such endpoint: ${path}`);
+}
+
+function pipelineName(ctx: ApiContext, name: string): string {
+  if (!Object.hasOwn(ctx.config.pipelines, name)) throw new HttpError(404, `unknown pipeline '${name}'`);
+  return name;
+}
+
+function clampInt(raw: string | null, fallback: number, min: number, max: number): number {
+  const n = raw === null ? fallback : Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new HttpError(400, `must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+function filterOf(q: URLSearchParams | Record<string, unknown>): QuarantineFilter {
+  const get = (k: string): string | undefined => {
+    const v = q instanceof URLSearchParams ? q.get(k) : q[k];
+    return typeof v === 'string' && v !== '' ? v : undefined;
+  };
+  const f: QuarantineFilter = { key: get('key'), errorClass: get('errorClass'), stage: get('stage'), since: get('since'), until: get('until') };
+  for (const k of ['since', 'until'] as const) if (f[k] !== undefined && Number.isNaN(Date.parse(f[k]!))) throw new HttpError(400, `${k} must be an ISO-8601 time, got ${JSON.stringify(f[k])}`);
+  return f;
+}
+
+/** Status, plus what the page computes from it: ETA from the recent rate, and the stage that holds the rest up. */
+export function overview(s: StatusReport): StatusReport & { etaSeconds: number | null; bottleneck: string | null } {
+  const left = s.pending + s.inFlight;
+  const rate = s.throughput.resultsPerSecond;
+  // The stage with the fewest done is where the others wait: work piles up before it.
+  const slowest = [...s.stages].sort((a, b) => a.milestones - b.milestones || a.perSecond - b.perSecond)[0];
+  const behind = slowest !== undefined && s.stages.some((x) => x.milestones > slowest.milestones) ? slowest.stage : (s.stages.length > 0 && left > 0 ? [...s.stages].sort((a, b) => a.perSecond - b.perSecond)[0]!.stage : null);
+  return { ...s, etaSeconds: left === 0 ? 0 : rate > 0 ? Math.ceil(left / rate) : null, bottleneck: behind };
+}
+
+async function requeue(ctx: ApiContext, [p]: string[], _q: URLSearchParams, body: unknown): Promise<unknown> {
+  const name = pipelineName(ctx, p!);
+  const b = (body ?? {}) as { filter?: Record<string, unknown>; dryRun?: unknown };
+  const filter = filterOf(b.filter ?? {});
+  const keys = await quarantinedKeys(ctx.pool, name, filter);
+  if (b.dryRun === true) return { matched: keys.length, requeued: 0, published: 0, dryRun: true };
+  if (ctx.readOnly) throw new HttpError(403, 'the dashboard is read-only (--read-only)');
+  if (keys.length === 0) return { matched: 0, requeued: 0, published: 0 };
+  await releaseDead(ctx.pool, name, keys);
+  ctx.log.info({ pipeline: name, filter, requeued: keys.length }, 'quarantined tasks requeued from the dashboard');
+  try {
+    const s = await produce({ config: ctx.config, pipeline: name, log: ctx.log, shutdown: ctx.shutdown });
+    return { matched: keys.length, requeued: keys.length, published: s.published };
+  } catch (err) {
+    // Released but not published: the next `produce` publishes them (they are pending now).
+    throw new HttpError(503, `requeued ${keys.length} task(s), but publishing failed: ${err instanceof SluiceError ? err.message : String(err)}; run produce to publish them`);
+  }
+}

@@ -1,0 +1,126 @@
+// `sluice dashboard`'s JSON API against the real database and broker: every endpoint's shape, filters,
+// requeue by filter (count first, then the tasks published), the token rule off loopback, read-only mode.
+import assert from 'node:assert/strict';
+import { before, describe, it, type TestContext } from 'node:test';
+import type { Connection, RowDataPacket } from 'mysql2/promise';
+import { mergeLayers, type SluiceConfig, type SluiceConfigInput } from '../../src/core/config.js';
+import { validateConfig } from '../../src/core/config-validate.js';
+import { ConfigError } from '../../src/core/errors.js';
+import { silentLogger } from '../../src/core/logger.js';
+import { startDashboard } from '../../src/dashboard/server.js';
+import { randomName } from '../helpers/db.js';
+import { fileDatabase } from '../helpers/fixtures.js';
+import { BROKERS, closedPort, ensureKafka } from '../helpers/kafka.js';
+import { countMessages } from '../helpers/topic.js';
+
+let url: string;
+let db: Connection;
+const name = randomName('dash');
+const topic = randomName('sluice-dash');
+before(() => ensureKafka());
+fileDatabase({ seed: ({ db }) => seed(db) }, (d) => ({ url, db } = d));
+
+async function seed(db: Connection): Promise<void> {
+  await db.query(`CREATE TABLE \`${name}\` (id INT PRIMARY KEY, body VARCHAR(20) NOT NULL)`);
+  await db.query(`INSERT INTO \`${name}\` SELECT seq, 'x' FROM seq_1_to_100`);
+  // 60 done, 10 quarantined by a timeout, 5 by a bug; the rest pending.
+  await db.query(`INSERT INTO sluice_results (pipeline, task_key, output, attempts, started_at, finished_at, duration_ms) SELECT ?, CAST(seq AS CHAR), 'null', 1, NOW(3), NOW(3), 5 FROM seq_1_to_60`, [name]);
+  await db.query(`INSERT INTO sluice_milestones (pipeline, task_key, stage, output, duration_ms, attempt) SELECT ?, CAST(seq AS CHAR), 'ner', 'null', seq, 1 FROM seq_1_to_60`, [name]);
+  await db.query(
+    `INSERT INTO sluice_dead_tasks (pipeline, task_key, stage, error_class, error_message, attempts, payload) SELECT ?, CAST(seq AS CHAR), 'ner', IF(seq <= 70, 'StageTimeoutError', 'TypeError'), 'failed', 3, '{}' FROM seq_61_to_75`,
+    [name],
+  );
+  await db.query(`INSERT INTO sluice_attempts (pipeline, task_key, stage, attempt, error_class, error_message, retriable) SELECT ?, CAST(seq AS CHAR), 'ner', 1, 'StageTimeoutError', 'timed out', 1 FROM seq_61_to_70`, [name]);
+}
+
+async function dashboard(t: TestContext, layer: SluiceConfigInput['dashboard'] = {}): Promise<{ base: string; config: SluiceConfig }> {
+  const config = validateConfig(
+    mergeLayers(
+      { database: { url }, kafka: { brokers: BROKERS }, pipelines: { [name]: { topic, partitions: 2, source: { table: name, key: 'id', columns: ['body'] }, stages: [{ name: 'ner', run: async () => null }] } } },
+      { dashboard: { port: await closedPort(), ...layer } },
+    ),
+  );
+  const d = await startDashboard({ config, log: silentLogger() });
+  t.after(() => d.close());
+  return { base: d.url.replace(/\/$/, '').replace('0.0.0.0', '127.0.0.1'), config };
+}
+
+const get = async (base: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> => {
+  const r = await fetch(base + path, { headers });
+  return { status: r.status, body: (r.headers.get('content-type') ?? '').includes('json') ? await r.json() : await r.text() };
+};
+const post = async (base: string, path: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> => {
+  const r = await fetch(base + path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+  return { status: r.status, body: await r.json() };
+};
+
+describe('the dashboard API', () => {
+  it('lists pipelines and shows one: counts, ETA, bottleneck, resources, machines', async (t) => {
+    const { base } = await dashboard(t);
+    const list = await get(base, '/api/pipelines');
+    assert.deepEqual(list.body, [{ name, topic, table: name, stages: ['ner'] }]);
+    const s = (await get(base, `/api/pipelines/${name}?exact=1`)).body;
+    assert.deepEqual([s.source, s.done, s.dead, s.pending, s.exact], [100, 60, 15, 25, true]);
+    assert.ok('etaSeconds' in s && 'bottleneck' in s);
+    assert.deepEqual([s.resources, s.processes], [[], []]);
+    assert.equal((await get(base, '/api/pipelines/nope')).status, 404);
+    const page = await get(base, '/');
+    assert.match(page.body, /<title>sluice dashboard<\/title>/);
+    assert.match((await get(base, '/assets/uplot.js')).body, /uPlot/);
+  });
+
+  it('gives per-stage throughput and latency over time', async (t) => {
+    const { base } = await dashboard(t);
+    const series = (await get(base, `/api/pipelines/${name}/stages?minutes=60`)).body;
+    const points = series.ner as Array<{ done: number; p50Ms: number; p99Ms: number }>;
+    assert.equal(points.reduce((a, p) => a + p.done, 0), 60);
+    assert.ok(points.every((p) => p.p50Ms >= 1 && p.p99Ms <= 60 && p.p50Ms <= p.p99Ms));
+    assert.equal((await get(base, `/api/pipelines/${name}/stages?minutes=0`)).status, 400);
+  });
+
+  it('finds quarantined tasks by key and by error class, and shows a task timeline', async (t) => {
+    const { base } = await dashboard(t);
+    const byClass = (await get(base, `/api/pipelines/${name}/quarantine?errorClass=StageTimeoutError`)).body;
+    assert.equal(byClass.total, 10);
+    assert.deepEqual(byClass.classes, [{ errorClass: 'StageTimeoutError', count: 10 }, { errorClass: 'TypeError', count: 5 }]);
+    const byKey = (await get(base, `/api/pipelines/${name}/quarantine?key=72`)).body;
+    assert.deepEqual(byKey.tasks.map((x: { key: string }) => x.key), ['72']);
+    const task = (await get(base, `/api/pipelines/${name}/tasks/65`)).body;
+    assert.equal(task.state, 'quarantined');
+    assert.equal(task.attempts.length, 1);
+    assert.equal((await get(base, `/api/pipelines/${name}/quarantine?since=yesterday`)).status, 400);
+  });
+
+  it('requeues by filter: the count first, then the matching tasks leave quarantine and are published', async (t) => {
+    const { base } = await dashboard(t);
+    const dry = await post(base, `/api/pipelines/${name}/requeue`, { filter: { errorClass: 'TypeError' }, dryRun: true }, { origin: base });
+    assert.deepEqual(dry.body, { matched: 5, requeued: 0, published: 0, dryRun: true });
+    const done = await post(base, `/api/pipelines/${name}/requeue`, { filter: { errorClass: 'TypeError' } }, { origin: base });
+    assert.equal(done.status, 200, JSON.stringify(done.body));
+    assert.equal(done.body.requeued, 5);
+    assert.equal(done.body.published, 30, 'the 5 requeued and the 25 pending');
+    const [rows] = await db.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM sluice_dead_tasks WHERE pipeline = ? AND error_class = 'TypeError'", [name]);
+    assert.equal(Number(rows[0]?.n), 0);
+    assert.equal(await countMessages(topic), 30);
+  });
+
+  it('refuses a write from another origin, and any write when read-only', async (t) => {
+    const { base } = await dashboard(t);
+    const foreign = await post(base, `/api/pipelines/${name}/requeue`, { filter: { errorClass: 'StageTimeoutError' } }, { origin: 'http://evil.example' });
+    assert.equal(foreign.status, 403);
+    const ro = await dashboard(t, { readOnly: true });
+    const refused = await post(ro.base, `/api/pipelines/${name}/requeue`, { filter: {} }, { origin: ro.base });
+    assert.equal(refused.status, 403);
+    assert.match(refused.body.error, /read-only/);
+  });
+
+  it('off loopback, requires the token on every request (and refuses to start without one)', async (t) => {
+    await assert.rejects(dashboard(t, { host: '0.0.0.0' }), (e: unknown) => e instanceof ConfigError && /token is required/.test(e.message));
+    const { base } = await dashboard(t, { host: '0.0.0.0', token: 's3cret' });
+    assert.equal((await get(base, '/api/pipelines')).status, 401);
+    assert.equal((await get(base, '/')).status, 401);
+    assert.equal((await get(base, '/api/pipelines', { authorization: 'Bearer wrong' })).status, 401);
+    assert.equal((await get(base, '/api/pipelines', { authorization: 'Bearer s3cret' })).status, 200);
+    assert.equal((await get(base, '/?token=s3cret')).status, 200);
+  });
+});
