@@ -11,7 +11,7 @@ import { getPipeline } from '../core/config.js';
 import { SluiceError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Shutdown } from '../core/shutdown.js';
-import { releaseDead } from '../db/dispatches.js';
+import { expireDispatches, releaseDead } from '../db/dispatches.js';
 import { inspectTask } from '../db/inspect.js';
 import { inspectPipeline } from '../db/pipeline-tables.js';
 import type { Pool } from '../db/pool.js';
@@ -104,6 +104,7 @@ async function requeue(ctx: ApiContext, [p]: string[], _q: URLSearchParams, body
   if (ctx.readOnly) throw new HttpError(403, 'the dashboard is read-only (--read-only)');
   if (keys.length === 0) return { matched: 0, requeued: 0, published: 0 };
   await releaseDead(ctx.pool, name, keys);
+  await expireDispatches(ctx.pool, name, keys);
   ctx.log.info({ pipeline: name, filter, requeued: keys.length }, 'quarantined tasks requeued from the dashboard');
   try {
     const s = await produce({ config: ctx.config, pipeline: name, log: ctx.log, shutdown: ctx.shutdown });

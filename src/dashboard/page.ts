@@ -62,7 +62,7 @@ async function refresh() {
 function drawCharts(series) {
   for (const [stage, points] of Object.entries(series)) {
     const xs = points.map((x) => Date.parse(x.at) / 1000);
-    const data = [xs, points.map((x) => x.done / 30), points.map((x) => x.p50Ms), points.map((x) => x.p99Ms)];
+    const data = [xs, points.map((x) => x.done / 10), points.map((x) => x.p50Ms), points.map((x) => x.p99Ms)];
     if (charts[stage]) { charts[stage].setData(data); continue; }
     const el = document.createElement('div');
     $('charts').appendChild(el);

@@ -13,7 +13,7 @@ export interface StagePoint {
 }
 
 /** Per stage, milestones per bucket over the last `minutes`, with latency percentiles. */
-export async function stageSeries(pool: Pool, pipeline: string, stages: readonly string[], minutes = 30, bucketS = 30): Promise<Record<string, StagePoint[]>> {
+export async function stageSeries(pool: Pool, pipeline: string, stages: readonly string[], minutes = 30, bucketS = 10): Promise<Record<string, StagePoint[]>> {
   const out: Record<string, StagePoint[]> = {};
   for (const stage of stages) {
     const [rows] = await pool.query<RowDataPacket[]>(

@@ -33,3 +33,12 @@ export async function releaseDead(pool: Pool, pipeline: string, keys: readonly s
   await pool.query(`UPDATE sluice_attempts SET superseded = TRUE WHERE pipeline = ? AND superseded = FALSE AND ${inKeys}`, [pipeline, list]);
   await pool.query(`DELETE FROM sluice_dead_tasks WHERE pipeline = ? AND ${inKeys}`, [pipeline, list]);
 }
+
+/**
+ * Tasks taken out of quarantine are not in flight, however recently they were published: their dispatch
+ * records are made stale, so the next produce publishes them (their publication count is kept).
+ */
+export async function expireDispatches(pool: Pool, pipeline: string, keys: readonly string[]): Promise<void> {
+  if (keys.length === 0) return;
+  await pool.query(`UPDATE sluice_dispatches SET dispatched_at = '2000-01-01 00:00:00' WHERE pipeline = ? AND task_key IN (SELECT j.k FROM ${jsonKeysTable('j')})`, [pipeline, JSON.stringify(keys)]);
+}

@@ -60,8 +60,9 @@ export class SegmentRunner {
   async run(h: HeldSegment): Promise<void> {
     this.#d.leases.add(h);
     try {
+      const at = performance.now();
       const state = await this.#loadState(h);
-      if (state !== null) await this.#runTasks(h, state);
+      if (state !== null) await this.#runTasks(h, state, at);
     } finally {
       await this.#finish(h).catch((err: unknown) => {
         throw asSpoolError(err, this.#d.paths);
@@ -90,7 +91,7 @@ export class SegmentRunner {
     }
   }
 
-  async #runTasks(h: HeldSegment, state: TaskState): Promise<void> {
+  async #runTasks(h: HeldSegment, state: TaskState, snapshotAt: number): Promise<void> {
     const { stats } = this.#d;
     const strangers = h.items.flatMap((item, index) => (state.inSource.has(keyText(item.task.key)) ? [] : [{ item, index }]));
     if (strangers.length > 0) {
@@ -98,18 +99,19 @@ export class SegmentRunner {
       for (const s of strangers) h.settled.add(s.index);
       stats.rejected += strangers.length;
     }
-    await Promise.all(h.items.map((item, index) => this.#d.slots(() => this.#runItem(h, item, index, state))));
+    await Promise.all(h.items.map((item, index) => this.#d.slots(() => this.#runItem(h, item, index, state, snapshotAt))));
     await this.#d.rc.ledger.flush();
   }
 
-  async #runItem(h: HeldSegment, item: SpoolItem, index: number, state: TaskState): Promise<void> {
+  async #runItem(h: HeldSegment, item: SpoolItem, index: number, state: TaskState, snapshotAt: number): Promise<void> {
     // Not started yet when the stop came: it goes back to the spool untouched.
     if (this.#stopping(h) || h.settled.has(index)) return;
     const { stats, rc } = this.#d;
     stats.inFlight++;
     let outcome: TaskOutcome;
     try {
-      outcome = await this.#gate.run(keyText(item.task.key), () => this.#runTask(item, state, rc));
+      const key = keyText(item.task.key);
+      outcome = await this.#gate.run(key, () => this.#runTask(item, state, rc), { at: snapshotAt, dead: state.dead.has(key) });
     } catch (err) {
       // Not a ledger refusal (those quarantine the task): a bug or an unusable spool quarantine.
       rc.log.error({ err: coerceError(err), key: item.task.key }, 'task failed unexpectedly; returning it to the spool');

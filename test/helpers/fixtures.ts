@@ -67,9 +67,28 @@ export function fileDatabase(opts: { migrated?: boolean; poolSize?: number; intS
   });
 }
 
+const stacks = new WeakMap<Teardown, Array<() => unknown>>();
+
+/**
+ * Registers `fn` to run when the test is over, last registered first (node:test runs `t.after` hooks in the
+ * order they were added): what was made last, and may use what was made before it, is closed first.
+ */
+export function onTeardown(t: Teardown, fn: () => unknown): void {
+  let stack = stacks.get(t);
+  if (stack === undefined) {
+    const steps: Array<() => unknown> = [];
+    stack = steps;
+    stacks.set(t, steps);
+    t.after(async () => {
+      for (const step of steps.reverse()) await step();
+    });
+  }
+  stack.push(fn);
+}
+
 export function tempDir(t: Teardown, prefix = 'sluice-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  onTeardown(t, () => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
 
@@ -101,7 +120,7 @@ export function spawnCli(t: Teardown, args: string[], opts: { env?: Record<strin
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code, signal) => resolve(signal === null ? code : null)));
-  t.after(async () => {
+  onTeardown(t, async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGKILL');
       await exited;
@@ -118,7 +137,7 @@ export interface TestConfig {
 
 /** A config on a fresh database (migrated unless `migrated: false`), a spool folder and a consumer group of its own. */
 export async function makeConfig(t: Teardown, layer: SluiceConfigInput = {}, opts: { migrated?: boolean } = {}): Promise<TestConfig> {
-  const url = await testDatabase(t as { after: (fn: () => Promise<void>) => void });
+  const url = await testDatabase({ after: (fn: () => Promise<void>) => onTeardown(t, fn) });
   if (opts.migrated !== false) await migrate(dbConfig(url), silentLogger());
   const spoolDir = tempDir(t, 'sluice-spool-');
   const base = { database: { url }, kafka: { brokers: BROKERS }, spool: { dir: spoolDir }, fetcher: { groupId: randomName('g') }, worker: { pollMs: 20 } };
@@ -128,6 +147,6 @@ export async function makeConfig(t: Teardown, layer: SluiceConfigInput = {}, opt
 export async function kafkaAdmin(t: Teardown, brokers = BROKERS): Promise<Admin> {
   const admin = new Kafka({ clientId: randomName('test'), brokers, logLevel: logLevel.NOTHING }).admin();
   await admin.connect();
-  t.after(() => admin.disconnect());
+  onTeardown(t, () => admin.disconnect());
   return admin;
 }

@@ -165,3 +165,20 @@ describe('LeaseKeeper', () => {
     assert.equal(keeper.state, 'closed');
   });
 });
+
+describe('KeyGate', () => {
+  it('skips a copy of a key finished here, but runs a quarantined key again when a newer snapshot says it was requeued', async () => {
+    const { KeyGate } = await import('../../src/worker/key-gate.js');
+    const gate = new KeyGate();
+    let runs = 0;
+    const run = (outcome: TaskOutcome) => async (): Promise<TaskOutcome> => (runs++, outcome);
+    const before = performance.now();
+    assert.equal(await gate.run('a', run('done')), 'done');
+    assert.equal(await gate.run('a', run('done'), { at: performance.now() + 1, dead: false }), 'skipped', 'done stays done');
+    assert.equal(await gate.run('b', run('dead')), 'dead');
+    assert.equal(await gate.run('b', run('dead'), { at: before, dead: false }), 'skipped', 'a snapshot older than the quarantine proves nothing');
+    assert.equal(await gate.run('b', run('dead'), { at: performance.now() + 1, dead: true }), 'skipped', 'still quarantined');
+    assert.equal(await gate.run('b', run('done'), { at: performance.now() + 1, dead: false }), 'done', 'requeued: runs again');
+    assert.equal(runs, 3);
+  });
+});
