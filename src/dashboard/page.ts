@@ -2,7 +2,10 @@
 // 3 s from the JSON API. Nothing is loaded from elsewhere.
 
 export function page(opts: { readOnly: boolean }): string {
-  return `<!doctype html>
+  return HTML.replace('{{requeue}}', opts.readOnly ? 'disabled title="read-only"' : '');
+}
+
+const HTML = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>sluice dashboard</title>
 <link rel="stylesheet" href="/assets/uplot.css">
 <style>
@@ -20,7 +23,7 @@ input,select,button{font:inherit}pre{background:#f7f7f7;padding:8px;max-height:3
 <h2>Quarantined tasks</h2>
 <form id="search">key <input id="q-key" size="16"> error class <select id="q-class"><option value="">any</option></select>
  stage <input id="q-stage" size="8"> since <input id="q-since" size="20" placeholder="2026-11-26T00:00:00Z">
- <button type="submit">search</button> <button type="button" id="requeue" ${opts.readOnly ? 'disabled title="read-only"' : ''}>requeue matching</button>
+ <button type="submit">search</button> <button type="button" id="requeue" {{requeue}}>requeue matching</button>
  <span id="requeue-msg"></span></form>
 <div id="quarantine"></div><pre id="timeline" hidden></pre>
 <script src="/assets/uplot.js"></script>
@@ -107,4 +110,3 @@ async function requeue() {
 })();
 </script></body></html>
 `;
-}
