@@ -15,6 +15,9 @@ import { dbConfig, randomName } from '../helpers/db.js';
 import { fileDatabase, spawnCli, tempDir, type CliProcess } from '../helpers/fixtures.js';
 import { startPrivateMariaDB } from '../helpers/mariadb.js';
 import { waitFor } from '../helpers/spool.js';
+import { runCli } from '../helpers/cli.js';
+import { closedPort } from '../helpers/kafka.js';
+import { startNerService } from '../../src/demo/ner-service.js';
 
 let url: string;
 let db: Connection;
@@ -54,12 +57,13 @@ async function testService(t: TestContext, holdMs: number): Promise<TestService>
 interface Fleet {
   name: string;
   machines: string[];
-  start(machine: number): CliProcess;
+  env: Record<string, string>;
+  start(machine: number, ...args: string[]): CliProcess;
   results(): Promise<number>;
 }
 
 /** A pipeline whose one stage calls the service through resource 'svc'; `tasks` keys spooled over two machines. */
-async function fleet(t: TestContext, opts: { resource: string; tasks: number; serviceUrl: string; databaseUrl?: string; conn?: Connection }): Promise<Fleet> {
+async function fleet(t: TestContext, opts: { resource: string; tasks: number; serviceUrl: string; databaseUrl?: string; conn?: Connection; run?: string }): Promise<Fleet> {
   const name = randomName('res');
   const dir = tempDir(t, 'sluice-resources-');
   const conn = opts.conn ?? db;
@@ -78,14 +82,15 @@ async function fleet(t: TestContext, opts: { resource: string; tasks: number; se
     `export default { worker: { pollMs: 20, shutdownGraceMs: 2000 }, spool: { leaseMs: 3000 }, resources: { svc: ${opts.resource} },
   pipelines: { ${name}: { topic: 't', source: { table: '${name}', key: 'id', columns: [] }, stages: [
     { name: 'call', resource: 'svc', concurrency: 16, timeoutMs: 2000, retry: { maxAttempts: 20, initialDelayMs: 50, maxDelayMs: 200 },
-      run: async (_p, ctx) => { const r = await fetch(${JSON.stringify(opts.serviceUrl)}, { signal: ctx.signal }); return r.status; } },
+      run: ${opts.run ?? `async (_p, ctx) => { const r = await fetch(${JSON.stringify(opts.serviceUrl)}, { signal: ctx.signal }); return r.status; }`} },
   ] } } };\n`,
   );
   const env = { DATABASE_URL: opts.databaseUrl ?? url, SLUICE_CONFIG: config, SLUICE_LOG_LEVEL: 'info' };
   return {
     name,
     machines,
-    start: (m) => spawnCli(t, ['work', '--pipeline', name, '--spool-dir', machines[m]!], { env, log: join(dir, `work-${m}-${randomName('p')}.log`) }),
+    env,
+    start: (m, ...args) => spawnCli(t, ['work', '--pipeline', name, '--spool-dir', machines[m]!, ...args], { env, log: join(dir, `work-${m}-${randomName('p')}.log`) }),
     results: async () => {
       const [rows] = await conn.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM sluice_results WHERE pipeline = ?', [name]);
       return Number(rows[0]?.n);
@@ -124,6 +129,53 @@ describe('a fleet-wide concurrency limit', () => {
     assert.ok(svc.most() <= 6, `at most 6 at once over both pipelines, saw ${svc.most()}`);
     const [rows] = await db.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM sluice_resource_shares WHERE resource = 'svc'");
     assert.equal(Number(rows[0]?.n), 0, 'a clean stop leaves no share behind');
+  });
+});
+
+describe('watching a fleet', () => {
+  it('status shows the resource and every worker process, a kill -9ed one as stale; metrics show limit and share', async (t) => {
+    const svc = await testService(t, 60);
+    const f = await fleet(t, { resource: '{ concurrency: 4 }', tasks: 2000, serviceUrl: svc.url });
+    const port = await closedPort();
+    const [a, b] = [f.start(0, '--metrics-port', String(port)), f.start(1)];
+    await waitFor('calls under way', () => svc.starts.length >= 40, 30_000);
+    const status = async (): Promise<any> => JSON.parse((await runCli(['status', '--pipeline', f.name, '--json', '--estimate'], { env: f.env })).stdout);
+    const s = await status();
+    assert.equal(s.resources[0].name, 'svc');
+    assert.equal(s.resources[0].limit, 4);
+    assert.ok(s.resources[0].processes.length === 2 && s.resources[0].inFlight <= 4, JSON.stringify(s.resources[0]));
+    assert.deepEqual(s.processes.map((p: { role: string; stale: boolean }) => [p.role, p.stale]), [['worker', false], ['worker', false]]);
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    assert.match(metrics, /^sluice_resource_limit\{resource="svc"\} 4$/m);
+    assert.match(metrics, /^sluice_resource_share\{resource="svc"\} [1-4]$/m);
+    b!.child.kill('SIGKILL');
+    await waitFor('the killed worker to show as stale', async () => (await status()).processes.some((p: { stale: boolean }) => p.stale), 30_000);
+    a!.child.kill('SIGTERM');
+    assert.equal(await a!.exited, 0);
+    assert.equal((await status()).processes.length, 1, 'a clean stop removes its row; the dead one stays, stale');
+  });
+});
+
+describe('a learned limit (concurrency auto)', () => {
+  it('rises from min toward the service slots, and falls when the capacity is lowered', async (t) => {
+    const ner = await startNerService({ slots: 4, randomResetRate: 0, minLatencyMs: 40, maxLatencyMs: 60 });
+    t.after(() => ner.close());
+    const run = `async (_p, ctx) => { try { const r = await fetch(${JSON.stringify(ner.url)}, { method: 'POST', body: '{"text":"x"}', signal: ctx.signal }); return r.status; } catch (e) { if (ctx.signal.aborted) throw e; throw new Error('call failed', { cause: e }); } }`;
+    const f = await fleet(t, { resource: "{ concurrency: 'auto', min: 1, max: 32 }", tasks: 4000, serviceUrl: ner.url, run });
+    const ws = [f.start(0), f.start(1)];
+    const learned = async (): Promise<number> => {
+      const [rows] = await db.query<RowDataPacket[]>("SELECT learned_limit FROM sluice_resources WHERE name = 'svc'");
+      return Number(rows[0]?.learned_limit ?? 0);
+    };
+    await db.query("DELETE FROM sluice_resources WHERE name = 'svc'");
+    await waitFor('the limit to rise from 1 to the slots (4) or more', async () => (await learned()) >= 4, 30_000);
+    let high = 0;
+    const until = performance.now() + 5000;
+    while (performance.now() < until) (high = Math.max(high, await learned())), await new Promise((r) => setTimeout(r, 250));
+    ner.setSlots(1);
+    await waitFor(`the limit to fall well below ${high.toFixed(1)} once the service has 1 slot`, async () => (await learned()) <= Math.max(2, high * 0.6), 30_000);
+    for (const w of ws) w.child.kill('SIGTERM');
+    assert.deepEqual(await Promise.all(ws.map((w) => w.exited)), [0, 0]);
   });
 });
 
