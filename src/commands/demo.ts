@@ -48,7 +48,7 @@ export const demoCommand: Command = {
     out(`demo: ${s.done} of ${s.documents} documents done, ${s.quarantined} quarantined, in ${s.seconds.toFixed(1)} s (${Math.round(s.done / s.seconds)} docs/s)`);
     out(`  ${s.offline} document(s) already had a result from an "offline run" in sluice_demo_doc_ent_map: not published`);
     out(`  published ${s.published} task(s); milestones per stage: ${Object.entries(s.milestones).map(([k, v]) => `${k} ${v}`).join(', ')}`);
-    const limit = s.nerConcurrency === null ? `learned fleet-wide limit ${s.learnedLimit ?? '?'} over ${s.workers} workers` : `fixed ${s.nerConcurrency} per worker, ${s.workers} workers`;
+    const limit = s.nerConcurrency === null ? `learned fleet-wide limit ${s.learnedLimit === null ? '?' : Math.floor(s.learnedLimit)} over ${s.workers} workers` : `fixed ${s.nerConcurrency} per worker, ${s.workers} workers`;
     out(`  entity recognition: ${s.ner.requests} calls, ${s.ner.served} served, ${s.ner.resetsOverLimit} reset for going over ${s.ner.hardLimit} at once, ${s.ner.resetsRandom} reset at random; at most ${s.ner.mostAtOnce} at once in the service (${limit})`);
     out(`  failed attempts retried or recorded: ${s.retries}`);
     out('');
