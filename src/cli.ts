@@ -20,9 +20,13 @@ import { validateConfig } from './core/config-validate.js';
 import { EXIT, SluiceError, UsageError } from './core/errors.js';
 import { setHintStyle } from './core/hints.js';
 import { createLogger } from './core/logger.js';
+import { TerminalPanel } from './core/terminal-panel.js';
 import { Shutdown } from './core/shutdown.js';
 
 const COMMANDS: Command[] = [initCommand, servicesCommand, migrateCommand, doctorCommand, produceCommand, fetchCommand, workCommand, runCommand, statusCommand, inspectCommand, dashboardCommand, demoCommand];
+
+/** Commands that keep a live panel at the bottom of a terminal. */
+const PANEL_COMMANDS = new Set(['demo', 'work', 'run', 'fetch']);
 
 /** Commands that do not read sluice's configuration (they must work while it is broken). */
 const CONFIG_FREE = new Set(['services', 'init']);
@@ -68,7 +72,9 @@ async function main(argv: string[]): Promise<number> {
   const { config, file } = CONFIG_FREE.has(command.name)
     ? { config: validateConfig({}), file: null }
     : await loadConfig({ cwd: process.cwd(), env: process.env, flags });
-  const log = createLogger({ ...config.log, isTTY: process.stderr.isTTY === true });
+  const tty = process.stderr.isTTY === true;
+  const panel = PANEL_COMMANDS.has(command.name) && tty && config.log.panel !== false && config.log.pretty !== false ? new TerminalPanel(process.stderr) : null;
+  const log = createLogger({ ...config.log, isTTY: tty, destination: panel ?? undefined });
   const shutdown = new Shutdown();
   const onSignal = (sig: NodeJS.Signals): void => {
     const state = shutdown.requestStop(sig);
@@ -89,6 +95,7 @@ async function main(argv: string[]): Promise<number> {
       log: log.child({ command: command.name }),
       out: (line) => process.stdout.write(`${line}\n`),
       progress: { tty: process.stderr.isTTY === true, write: (text) => process.stderr.write(text) },
+      panel,
       env: process.env,
       cwd: process.cwd(),
       shutdown,
@@ -101,6 +108,7 @@ async function main(argv: string[]): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     clearInterval(orphanWatch);
+    panel?.close();
     log.flush();
   }
 }

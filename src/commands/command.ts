@@ -7,6 +7,7 @@ import type { Env } from '../core/config-load.js';
 import type { Logger } from '../core/logger.js';
 import type { Shutdown } from '../core/shutdown.js';
 import type { ProgressSink } from '../producer/progress.js';
+import type { TerminalPanel } from '../core/terminal-panel.js';
 
 export type OptionSpecs = NonNullable<ParseArgsConfig['options']>;
 export type OptionValues = Record<string, string | boolean | string[] | boolean[] | undefined>;
@@ -19,6 +20,8 @@ export interface CommandContext {
   out: (line: string) => void;
   /** Where progress bars go (stderr); `tty` says whether it is a terminal. */
   progress: ProgressSink;
+  /** The live panel at the bottom of the terminal (demo, work, run, fetch in a TTY), or null. */
+  panel: TerminalPanel | null;
   env: Env;
   cwd: string;
   shutdown: Shutdown;

@@ -5,6 +5,11 @@ import { fileURLToPath } from 'node:url';
 import { UsageError } from '../core/errors.js';
 import { migrate } from '../db/migrate.js';
 import { runDemo } from '../demo/run-demo.js';
+import type { NerService } from '../demo/ner-service.js';
+import type { FetcherHandle } from '../fetcher/fetcher.js';
+import { Registry, stageMetrics } from '../metrics/registry.js';
+import type { WorkerHandle } from '../worker/worker.js';
+import { feedPanel } from './panel-feed.js';
 import type { Command } from './command.js';
 import { collectStatus } from '../status/collect.js';
 import { renderStatus } from '../status/render.js';
@@ -28,7 +33,7 @@ export const demoCommand: Command = {
     'ner-concurrency': 'a fixed per-worker limit on calls to the service, instead of the learned fleet-wide one',
     'no-services': 'do not run `npm run services` first',
   },
-  async run({ values, config, log, out, env, shutdown, progress }) {
+  async run({ values, config, log, out, env, shutdown, progress, panel }) {
     const docs = Number(values.docs ?? 10_000);
     if (!Number.isInteger(docs) || docs < 1) throw new UsageError(`--docs must be a positive whole number, got '${String(values.docs)}'`);
     const nerConcurrency = optionalCount('ner-concurrency', values['ner-concurrency']);
@@ -43,8 +48,19 @@ export const demoCommand: Command = {
       if (code !== 0) return code;
     }
     await migrate(config.database, log.child({ component: 'migrate' }));
-    const s = await runDemo({ config, log, documents: docs, nerConcurrency, workers, nerSlots, shutdown, progress: progress.tty ? (l) => progress.write(`\r${l}   `) : undefined });
-    if (progress.tty) progress.write('\n');
+    const stages = panel === null ? undefined : stageMetrics(new Registry());
+    let stopFeed = async (): Promise<void> => {};
+    const onStarted = (p: { workers: WorkerHandle[]; fetcher: FetcherHandle; ner: NerService }): void => {
+      if (panel === null) return;
+      const extra = (): string[] => {
+        const n = p.ner.stats();
+        return [`service: ${n.inService} in the service, ${n.slots} slots; ${n.served} served, ${n.resetsOverLimit} reset for going over ${n.hardLimit}, ${n.resetsRandom} reset at random`];
+      };
+      stopFeed = feedPanel(panel, { pipeline: 'demo', workers: p.workers, fetcher: p.fetcher, stages, extra });
+    };
+    const line = progress.tty && panel === null ? (l: string) => progress.write(`\r${l}   `) : undefined;
+    const s = await runDemo({ config, log, documents: docs, nerConcurrency, workers, nerSlots, shutdown, progress: line, metrics: stages, onStarted }).finally(() => stopFeed());
+    if (line !== undefined) progress.write('\n');
     out(`demo: ${s.done} of ${s.documents} documents done, ${s.quarantined} quarantined, in ${s.seconds.toFixed(1)} s (${Math.round(s.done / s.seconds)} docs/s)`);
     out(`  ${s.offline} document(s) already had a result from an "offline run" in sluice_demo_doc_ent_map: not published`);
     out(`  published ${s.published} task(s); milestones per stage: ${Object.entries(s.milestones).map(([k, v]) => `${k} ${v}`).join(', ')}`);

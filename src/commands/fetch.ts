@@ -5,6 +5,7 @@ import { UsageError } from '../core/errors.js';
 import { startFetcher } from '../fetcher/fetcher.js';
 import type { Command } from './command.js';
 import { startMetricsEndpoint } from '../metrics/endpoint.js';
+import { feedPanel } from './panel-feed.js';
 
 export const fetchCommand: Command = {
   name: 'fetch',
@@ -16,7 +17,7 @@ export const fetchCommand: Command = {
   ],
   options: { pipeline: { type: 'string', short: 'p' } },
   optionHelp: { pipeline: 'the pipeline to fetch (required)' },
-  async run({ values, config, log, shutdown, out }) {
+  async run({ values, config, log, shutdown, out, panel }) {
     const pipeline = values.pipeline;
     if (typeof pipeline !== 'string') throw new UsageError('--pipeline is required', 'see: sluice fetch --help');
     const cfg = config;
@@ -24,6 +25,8 @@ export const fetchCommand: Command = {
     try {
       const fetcher = await startFetcher({ config: cfg, pipeline, log });
       metrics?.watch({ pipeline, fetcher });
+      const stopFeed = panel === null ? async () => {} : feedPanel(panel, { pipeline, fetcher });
+      void fetcher.done.finally(stopFeed).catch(() => {});
       shutdown.onStop(() => void fetcher.stop());
       const s = await fetcher.done;
       out(`fetch ${pipeline}: spooled ${s.spooled} item(s) in ${s.segments} segment(s), quarantined ${s.quarantined}, ${s.seconds.toFixed(1)} s; spool ${fetcher.paths.root} holds ${s.depth.items} item(s)`);

@@ -7,6 +7,13 @@ import { startFetcher } from '../fetcher/fetcher.js';
 import { startWorker } from '../worker/worker.js';
 import type { Command, CommandContext, OptionValues } from './command.js';
 import { startMetricsEndpoint } from '../metrics/endpoint.js';
+import { Registry, stageMetrics, type StageMetrics } from '../metrics/registry.js';
+import { feedPanel } from './panel-feed.js';
+
+/** Stage counters for the panel: the metrics endpoint's when it is on, otherwise a private set. */
+export function panelStages(ctx: CommandContext, fromEndpoint: StageMetrics | undefined): StageMetrics | undefined {
+  return fromEndpoint ?? (ctx.panel === null ? undefined : stageMetrics(new Registry()));
+}
 
 function options(values: OptionValues, config: SluiceConfig, name: string): { pipeline: string; config: SluiceConfig } {
   const pipeline = values.pipeline;
@@ -34,9 +41,12 @@ export const workCommand: Command = {
   async run(ctx: CommandContext) {
     const { pipeline, config } = options(ctx.values, ctx.config, 'work');
     const metrics = await startMetricsEndpoint(config.metrics, ctx.log);
+    const stages = panelStages(ctx, metrics?.stages);
+    let stopFeed = async (): Promise<void> => {};
     try {
-      const worker = await startWorker({ config, pipeline, log: ctx.log, exitWhenIdle: ctx.values['exit-when-idle'] === true, metrics: metrics?.stages });
+      const worker = await startWorker({ config, pipeline, log: ctx.log, exitWhenIdle: ctx.values['exit-when-idle'] === true, metrics: stages });
       metrics?.watch({ pipeline, worker });
+      if (ctx.panel !== null) stopFeed = feedPanel(ctx.panel, { pipeline, worker, stages });
       const onStop = (): void => void worker.stop();
       ctx.shutdown.onStop(onStop);
       ctx.shutdown.onForce(onStop);
@@ -44,6 +54,7 @@ export const workCommand: Command = {
       ctx.out(`work ${pipeline}: done ${s.done}, quarantined ${s.dead}, skipped (already done) ${s.skipped}, returned to the spool ${s.returned}, ${s.seconds.toFixed(1)} s`);
       return 0;
     } finally {
+      await stopFeed();
       await metrics?.close();
     }
   },
@@ -58,10 +69,13 @@ export const runCommand: Command = {
   async run(ctx: CommandContext) {
     const { pipeline, config } = options(ctx.values, ctx.config, 'run');
     const metrics = await startMetricsEndpoint(config.metrics, ctx.log);
+    const stages = panelStages(ctx, metrics?.stages);
+    let stopFeed = async (): Promise<void> => {};
     try {
       const fetcher = await startFetcher({ config, pipeline, log: ctx.log });
-      const worker = await startWorker({ config, pipeline, log: ctx.log, metrics: metrics?.stages });
+      const worker = await startWorker({ config, pipeline, log: ctx.log, metrics: stages });
       metrics?.watch({ pipeline, fetcher, worker });
+      if (ctx.panel !== null) stopFeed = feedPanel(ctx.panel, { pipeline, worker, fetcher, stages });
       const stopAll = (): void => {
         void worker.stop();
         void fetcher.stop();
@@ -82,6 +96,7 @@ export const runCommand: Command = {
       ctx.out(`run ${pipeline}: spooled ${f.spooled}, done ${w.done}, quarantined ${w.dead + f.quarantined}, returned ${w.returned}, ${w.seconds.toFixed(1)} s`);
       return 0;
     } finally {
+      await stopFeed();
       await metrics?.close();
     }
   },

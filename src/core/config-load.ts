@@ -32,9 +32,10 @@ const PARSERS: Record<RawInput, { parse: Parser; rule: string }> = {
   bool: {
     parse: (raw) => {
       const v = raw.trim().toLowerCase();
-      return ['1', 'true', 'yes', 'on'].includes(v) ? true : ['0', 'false', 'no', 'off', ''].includes(v) ? false : undefined;
+      // 'auto' is passed on for the settings that take it (log.pretty, log.panel); the others' schema refuses it.
+      return ['1', 'true', 'yes', 'on'].includes(v) ? true : ['0', 'false', 'no', 'off', ''].includes(v) ? false : v === 'auto' ? 'auto' : undefined;
     },
-    rule: 'must be true or false',
+    rule: "must be true or false (or 'auto' where the setting takes it)",
   },
 };
 
@@ -90,7 +91,7 @@ export function flagsLayer(flags: ConfigFlags): Record<string, unknown> {
     const raw = s.flag === undefined ? undefined : flags[s.flag];
     if (raw === undefined) continue;
     const v = rawValue(s, raw, `--${s.flag!}`, problems);
-    if (v !== undefined) setPath(layer, s.path, v);
+    if (v !== undefined) setPath(layer, s.path, s.invert === true ? !v : v);
   }
   if (problems.length > 0) throw new ConfigError(problems, 'flags');
   return layer;

@@ -29,6 +29,8 @@ export interface SettingMeta {
   input?: RawInput;
   /** Never echoed in messages. */
   secret?: boolean;
+  /** A flag that turns the setting off (`--no-panel`): its value is the opposite of what it says. */
+  invert?: boolean;
   /** The default as the README shows it, when the value alone says too little. */
   shownDefault?: string;
 }
@@ -98,6 +100,7 @@ const kafka = section({
 const log = section({
   level: setting(oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'must be one of fatal, error, warn, info, debug, trace, silent').default('info'), { doc: 'Log level.', env: 'SLUICE_LOG_LEVEL', flag: 'log-level' }),
   pretty: setting(z.union([z.boolean(), z.literal('auto')], { error: "must be true, false or 'auto'" }).default('auto'), { doc: "Human-readable lines instead of JSON; 'auto': when stderr is a terminal.", env: 'SLUICE_LOG_PRETTY', input: 'bool' }),
+  panel: setting(z.union([z.boolean(), z.literal('auto')], { error: "must be true, false or 'auto'" }).default('auto'), { doc: "A live panel at the bottom of the terminal for demo, work, run and fetch, log records one line each above it; 'auto': when stderr is a terminal.", env: 'SLUICE_LOG_PANEL', flag: 'no-panel', commands: ['demo', 'work', 'run', 'fetch'], input: 'bool', invert: true }),
 });
 
 const producer = section({

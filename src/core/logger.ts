@@ -29,7 +29,7 @@ function censor(value: unknown, path: string[]): unknown {
   return '[redacted]';
 }
 
-export interface LoggerOptions extends LogConfig {
+export interface LoggerOptions extends Omit<LogConfig, 'panel'> {
   /** Whether stderr is a terminal (decides 'auto' pretty printing). */
   isTTY: boolean;
   /** Where JSON lines go instead of stderr (tests). */

@@ -8,10 +8,11 @@ import type { Logger } from '../core/logger.js';
 import type { Shutdown } from '../core/shutdown.js';
 import { DEMO_MIGRATIONS_DIR, migrate } from '../db/migrate.js';
 import { openPool } from '../db/pool.js';
-import { startFetcher } from '../fetcher/fetcher.js';
+import { startFetcher, type FetcherHandle } from '../fetcher/fetcher.js';
+import type { StageMetrics } from '../metrics/registry.js';
 import { produce } from '../producer/producer.js';
-import { startWorker } from '../worker/worker.js';
-import { startNerService, type NerStats } from './ner-service.js';
+import { startWorker, type WorkerHandle } from '../worker/worker.js';
+import { startNerService, type NerService, type NerStats } from './ner-service.js';
 import { seedDemo } from './seed.js';
 import { DEMO_RESOURCE, demoPipeline, demoResource, demoResults } from './stages.js';
 
@@ -30,6 +31,10 @@ export interface DemoOptions {
   progress?: (line: string) => void;
   /** Give up when nothing finishes for this long. @defaultValue 120000 */
   stallMs?: number;
+  /** Stage counters (the terminal panel). */
+  metrics?: StageMetrics;
+  /** Called once the workers and the fetcher run (the terminal panel watches them). */
+  onStarted?: (parts: { workers: WorkerHandle[]; fetcher: FetcherHandle; ner: NerService }) => void;
 }
 
 export interface DemoSummary {
@@ -73,7 +78,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     const fetcher = await startFetcher({ config, pipeline: 'demo', log: opts.log });
     // Several workers, each with its own connections and its own share of the resource, as separate
     // processes would have: together they stay within the learned limit.
-    const all = await Promise.all(Array.from({ length: workers }, (_, i) => startWorker({ config, pipeline: 'demo', log: opts.log, workerId: `demo-${i + 1}` })));
+    const all = await Promise.all(Array.from({ length: workers }, (_, i) => startWorker({ config, pipeline: 'demo', log: opts.log, workerId: `demo-${i + 1}`, metrics: opts.metrics })));
+    opts.onStarted?.({ workers: all, fetcher, ner });
     const count = async (): Promise<{ done: number; dead: number }> => {
       const [[r]] = await pool.query<RowDataPacket[]>(
         `SELECT (SELECT COUNT(*) FROM sluice_demo_doc_ent_map x JOIN sluice_demo_documents d ON x.doc_id = d.id WHERE d.id <= ?) AS done,
