@@ -16,7 +16,7 @@ import type { SluiceConfig } from '../core/config.js';
 import { ConfigError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Shutdown } from '../core/shutdown.js';
-import { openPool, type Pool } from '../db/pool.js';
+import { openPool } from '../db/pool.js';
 import { handleApi, HttpError } from './api.js';
 import { page } from './page.js';
 
@@ -134,4 +134,3 @@ function send(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }).end(JSON.stringify(body));
 }
 
-export type { Pool };
