@@ -1,13 +1,14 @@
-// npm run bench [-- produce fetch work e2e] — runs the stage benchmarks and the end-to-end one, one after
-// another, then writes bench/RESULTS.md: the machine, the versions, the date, and each benchmark's table.
-// A benchmark that fails is reported in the file and in the exit code; the others still run.
+// npm run bench [-- produce fetch work e2e limits scale] — runs the benchmarks one after another, then writes
+// bench/RESULTS.md: the machine, the versions, the date, and each benchmark's table. A benchmark that fails
+// is reported in the file and in the exit code; the others still run. One left out this time keeps the
+// table of its last run (bench/results/<name>.md, dated in its heading).
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { promisify } from 'node:util';
 import mysql, { type RowDataPacket } from 'mysql2/promise';
 
-const ALL = ['produce', 'fetch', 'work', 'e2e', 'limits'] as const;
+const ALL = ['produce', 'fetch', 'work', 'e2e', 'limits', 'scale'] as const;
 const chosen = process.argv.slice(2).length > 0 ? process.argv.slice(2) : [...ALL];
 const unknown = chosen.filter((b) => !(ALL as readonly string[]).includes(b));
 if (unknown.length > 0) {
@@ -58,10 +59,12 @@ const md = [
   '',
   ...(await versions()),
   '',
-  ...outcomes.flatMap(({ name, code, seconds }) => {
+  ...ALL.flatMap((name) => {
     const file = `bench/results/${name}.md`;
-    if (code !== 0) return [`### ${name}`, '', `FAILED (exit ${String(code)} after ${seconds.toFixed(0)} s); see the console output.`, ''];
-    return [readFileSync(file, 'utf8').trimEnd(), '', `(${seconds.toFixed(0)} s including set-up)`, ''];
+    const run = outcomes.find((o) => o.name === name);
+    if (run === undefined) return existsSync(file) ? [readFileSync(file, 'utf8').trimEnd(), '', '(not run this time: the table of its last run)', ''] : [];
+    if (run.code !== 0) return [`### ${name}`, '', `FAILED (exit ${String(run.code)} after ${run.seconds.toFixed(0)} s); see the console output.`, ''];
+    return [readFileSync(file, 'utf8').trimEnd(), '', `(${run.seconds.toFixed(0)} s including set-up)`, ''];
   }),
 ].join('\n');
 writeFileSync('bench/RESULTS.md', md);

@@ -17,7 +17,8 @@ import { inspectPipeline } from '../db/pipeline-tables.js';
 import type { Pool } from '../db/pool.js';
 import { produce } from '../producer/producer.js';
 import { collectStatus, type StatusReport } from '../status/collect.js';
-import { quarantined, quarantinedKeys, stageSeries, type QuarantineFilter } from './queries.js';
+import { quarantined, quarantinedKeys, type QuarantineFilter } from './queries.js';
+import { SeriesCache, stageSeries } from './stage-series.js';
 
 export interface ApiContext {
   config: SluiceConfig;
@@ -25,6 +26,8 @@ export interface ApiContext {
   log: Logger;
   readOnly: boolean;
   shutdown?: Shutdown;
+  /** The stage charts' final buckets, kept between refreshes. */
+  series?: SeriesCache;
 }
 
 export class HttpError extends Error {
@@ -40,10 +43,10 @@ type Handler = (ctx: ApiContext, params: string[], query: URLSearchParams, body:
 
 const ROUTES: Array<[method: string, pattern: RegExp, handler: Handler]> = [
   ['GET', /^\/api\/pipelines$/, async (ctx) => Object.entries(ctx.config.pipelines).map(([name, p]) => ({ name, topic: p.topic, table: p.source.table, stages: p.stages.map((s) => s.name) }))],
-  ['GET', /^\/api\/pipelines\/([^/]+)$/, async (ctx, [p], q) => overview(await collectStatus(ctx.config, pipelineName(ctx, p!), ctx.log, { exact: q.get('exact') === '1' }))],
+  ['GET', /^\/api\/pipelines\/([^/]+)$/, async (ctx, [p], q) => overview(await collectStatus(ctx.config, pipelineName(ctx, p!), ctx.log, { exact: q.get('exact') === '1' ? true : undefined }))],
   ['GET', /^\/api\/pipelines\/([^/]+)\/stages$/, async (ctx, [p], q) => {
     const name = pipelineName(ctx, p!);
-    return stageSeries(ctx.pool, name, getPipeline(ctx.config, name).stages.map((s) => s.name), clampInt(q.get('minutes'), 30, 1, 24 * 60));
+    return stageSeries(ctx.pool, name, getPipeline(ctx.config, name).stages.map((s) => s.name), clampInt(q.get('minutes'), 30, 1, 24 * 60), 10, ctx.series);
   }],
   ['GET', /^\/api\/pipelines\/([^/]+)\/quarantine$/, async (ctx, [p], q) => quarantined(ctx.pool, pipelineName(ctx, p!), filterOf(q), clampInt(q.get('limit'), 200, 1, 5000))],
   ['GET', /^\/api\/pipelines\/([^/]+)\/tasks\/(.+)$/, async (ctx, [p, key]) => {

@@ -1,34 +1,8 @@
-// The dashboard's own queries: stage throughput and latency over time, quarantined tasks by filter. All on
-// the ledger's indexes ((pipeline, stage, created_at) and (pipeline, quarantined_at)), over bounded windows.
+// The dashboard's quarantine queries: quarantined tasks by filter, on the ledger's (pipeline, ...) keys and
+// (pipeline, quarantined_at) index. (Stage charts: stage-series.ts.)
 
 import type { RowDataPacket } from 'mysql2/promise';
 import type { Pool } from '../db/pool.js';
-
-export interface StagePoint {
-  /** Start of the bucket, ISO-8601. */
-  at: string;
-  done: number;
-  p50Ms: number | null;
-  p99Ms: number | null;
-}
-
-/** Per stage, milestones per bucket over the last `minutes`, with latency percentiles. */
-export async function stageSeries(pool: Pool, pipeline: string, stages: readonly string[], minutes = 30, bucketS = 10): Promise<Record<string, StagePoint[]>> {
-  const out: Record<string, StagePoint[]> = {};
-  for (const stage of stages) {
-    const [rows] = await pool.query<RowDataPacket[]>(
-      `SELECT b, COUNT(*) AS n, MAX(p50) AS p50, MAX(p99) AS p99 FROM (
-         SELECT FLOOR(UNIX_TIMESTAMP(created_at) / ?) * ? AS b,
-                PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY duration_ms) OVER (PARTITION BY FLOOR(UNIX_TIMESTAMP(created_at) / ?)) AS p50,
-                PERCENTILE_CONT(0.99) WITHIN GROUP (ORDER BY duration_ms) OVER (PARTITION BY FLOOR(UNIX_TIMESTAMP(created_at) / ?)) AS p99
-           FROM sluice_milestones WHERE pipeline = ? AND stage = ? AND created_at >= NOW(3) - INTERVAL ? MINUTE) x
-       GROUP BY b ORDER BY b`,
-      [bucketS, bucketS, bucketS, bucketS, pipeline, stage, minutes],
-    );
-    out[stage] = rows.map((r) => ({ at: new Date(Number(r.b) * 1000).toISOString(), done: Number(r.n), p50Ms: r.p50 === null ? null : Number(r.p50), p99Ms: r.p99 === null ? null : Number(r.p99) }));
-  }
-  return out;
-}
 
 export interface QuarantineFilter {
   /** A key, exactly (its canonical text). */

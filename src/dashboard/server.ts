@@ -17,6 +17,7 @@ import { ConfigError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Shutdown } from '../core/shutdown.js';
 import { openPool } from '../db/pool.js';
+import { SeriesCache } from './stage-series.js';
 import { handleApi, HttpError } from './api.js';
 import { page } from './page.js';
 
@@ -41,7 +42,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
   const log = opts.log.child({ component: 'dashboard' });
   const pool = await openPool(opts.config.database, { poolSize: 4 });
   const uplotDir = dirname(createRequire(import.meta.url).resolve('uplot/package.json'));
-  const ctx = { config: opts.config, pool, log, readOnly, shutdown: opts.shutdown };
+  const ctx = { config: opts.config, pool, log, readOnly, shutdown: opts.shutdown, series: new SeriesCache() };
   const server: Server = createServer((req, res) => {
     serve(req, res, { token, needToken: !LOOPBACK.has(host) || token !== '', readOnly, uplotDir, api: (m, p, q, b) => handleApi(ctx, m, p, q, b) }).catch((err: unknown) => {
       const status = err instanceof HttpError ? err.status : 500;

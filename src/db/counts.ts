@@ -3,13 +3,13 @@
 // was done, a message from elsewhere) are counted apart, as `orphans`, never as done.
 //
 // `exactCounts` is the semi-join over the whole source: the truth, as costly as a full anti-join pass
-// (about 2.4 s per million rows on MariaDB 10.11 here). `produce --dry-run`, `status` and `status --check` use
-// it. `estimateCounts` reads only the ledger tables' indexes (about ten times cheaper); it is right unless
-// there are orphans, and everything that shows it says that it is an estimate.
+// (about 2.4 s per million rows on MariaDB 10.11 here). `produce --dry-run`, `status --check`, and `status`
+// on a source under a million rows use it. `estimateCounts` is a snapshot of whole-table counts plus the
+// ledger's milestones since (count-snapshots.ts says how exact that is); everything that shows it says that
+// it is an estimate, and when it was counted.
 
 import type { RowDataPacket } from 'mysql2/promise';
-import { quoteIdentifier } from '../core/identifiers.js';
-import { sourceFrom } from './key-sql.js';
+import { readSnapshot, resultRows, saveSnapshot, stageRows, stageRowsSince, takeSnapshot, withReadView } from './count-snapshots.js';
 import { joins, type PendingFilter } from './pending.js';
 import type { Pool } from './pool.js';
 import type { SourceInfo } from './source.js';
@@ -29,24 +29,30 @@ export interface PipelineCounts {
   pending: number;
   /** Results whose key has no source row: reported, never counted as done. */
   orphans: number;
-  /** Whether these are exact (the semi-join) or an estimate from the ledger tables alone. */
+  /** Whether these are exact (the semi-join) or an estimate (a snapshot plus the ledger since). */
   exact: boolean;
+  /** When the whole-table counts were taken (the database's clock), and how long ago. */
+  countedAt: string;
+  countAgeSeconds: number;
 }
 
 export async function exactCounts(pool: Pool, src: SourceInfo, f: PendingFilter): Promise<PipelineCounts> {
-  const params: unknown[] = [];
-  const recent = f.staleAfterMs === null ? 'FALSE' : 'd.dispatched_at > NOW(3) - INTERVAL ? MICROSECOND';
-  if (f.staleAfterMs !== null) params.push(f.staleAfterMs * 1000);
-  const from = joins(src, { ...f, hasDispatches: undefined, hasDead: undefined }, params);
-  const [[row]] = await pool.query<RowDataPacket[]>(
-    `SELECT COUNT(*) AS source,
-       COALESCE(SUM(${from.done}), 0) AS done,
-       COALESCE(SUM(NOT (${from.done}) AND x.task_key IS NOT NULL), 0) AS dead,
-       COALESCE(SUM(NOT (${from.done}) AND x.task_key IS NULL AND d.task_key IS NOT NULL AND ${recent}), 0) AS in_flight
-     ${from.sql}`,
-    params,
-  );
-  const results = await resultRows(pool, src, f.pipeline);
+  const t0 = performance.now();
+  const { row, results, stages, at } = await withReadView(pool, async (conn, at) => {
+    const params: unknown[] = [];
+    const recent = f.staleAfterMs === null ? 'FALSE' : 'd.dispatched_at > NOW(3) - INTERVAL ? MICROSECOND';
+    if (f.staleAfterMs !== null) params.push(f.staleAfterMs * 1000);
+    const from = joins(src, { ...f, hasDispatches: undefined, hasDead: undefined }, params);
+    const [[row]] = await conn.query<RowDataPacket[]>(
+      `SELECT COUNT(*) AS source,
+         COALESCE(SUM(${from.done}), 0) AS done,
+         COALESCE(SUM(NOT (${from.done}) AND x.task_key IS NOT NULL), 0) AS dead,
+         COALESCE(SUM(NOT (${from.done}) AND x.task_key IS NULL AND d.task_key IS NOT NULL AND ${recent}), 0) AS in_flight
+       ${from.sql}`,
+      params,
+    );
+    return { row, results: await resultRows(conn, src, f.pipeline), stages: await stageRows(conn, f.pipeline), at };
+  });
   const source = Number(row?.source ?? 0);
   const done = Number(row?.done ?? 0);
   const dead = Number(row?.dead ?? 0);
@@ -55,42 +61,40 @@ export async function exactCounts(pool: Pool, src: SourceInfo, f: PendingFilter)
   // Each source row matches at most one result and each result at most one row (unique keys, one text
   // per key), so the results that matched no row are exactly the rest.
   const orphans = results - done;
-  return { source, done, missing, inFlight, dead, pending: missing - inFlight - (f.includeDead ? 0 : dead), orphans, exact: true };
+  await saveSnapshot(pool, f.pipeline, { source, done, stages, exact: true, countedAt: at, tookMs: Math.round(performance.now() - t0) });
+  return { source, done, missing, inFlight, dead, pending: missing - inFlight - (f.includeDead ? 0 : dead), orphans, exact: true, countedAt: at, countAgeSeconds: 0 };
 }
 
-/** Rows of the pipeline's result table: sluice_results, or the user's table. */
-async function resultRows(pool: Pool, src: SourceInfo, pipeline: string): Promise<number> {
-  const [[row]] =
-    src.results === undefined
-      ? await pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM sluice_results WHERE pipeline = ?', [pipeline])
-      : await pool.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${quoteIdentifier(src.results.table)}`);
-  return Number(row?.n ?? 0);
-}
-
-export async function estimateCounts(pool: Pool, src: SourceInfo, f: PendingFilter): Promise<PipelineCounts> {
-  const [[total]] = await pool.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${sourceFrom(src)}`);
-  const results = { n: await resultRows(pool, src, f.pipeline) };
+/**
+ * The fast counts (count-snapshots.ts): the last snapshot (taken now when there is none, or when `refresh`)
+ * plus the last stage's milestones since; quarantined and in-flight tasks from their own small tables.
+ */
+export async function estimateCounts(pool: Pool, src: SourceInfo, f: PendingFilter, lastStage: string | undefined, opts: { refresh?: boolean } = {}): Promise<PipelineCounts> {
+  const snap = (opts.refresh === true ? null : await readSnapshot(pool, f.pipeline)) ?? (await takeSnapshot(pool, src, f.pipeline));
+  const since = lastStage === undefined ? 0 : (await stageRowsSince(pool, f.pipeline, [lastStage], snap.countedAt))[lastStage] ?? 0;
+  // With the user's result table, done tasks are not in sluice_results: these two are then bounded by what
+  // is missing (below) instead of joined with a table of another key type.
+  const ownResults = src.results === undefined;
+  const noResult = ownResults ? 'LEFT JOIN sluice_results r ON r.pipeline = t.pipeline AND r.task_key = t.task_key' : '';
   const [[dead]] = await pool.query<RowDataPacket[]>(
-    `SELECT COUNT(*) AS n FROM sluice_dead_tasks x
-     LEFT JOIN sluice_results r ON r.pipeline = x.pipeline AND r.task_key = x.task_key
-     WHERE x.pipeline = ? AND r.task_key IS NULL`,
+    `SELECT COUNT(*) AS n FROM sluice_dead_tasks t ${noResult} WHERE t.pipeline = ?${ownResults ? ' AND r.task_key IS NULL' : ''}`,
     [f.pipeline],
   );
   let inFlight = 0;
   if (f.staleAfterMs !== null) {
+    // Only the dispatches of the last staleAfter: a range of (pipeline, dispatched_at), however many there are.
     const [[row]] = await pool.query<RowDataPacket[]>(
-      `SELECT COUNT(*) AS n FROM sluice_dispatches d
-       LEFT JOIN sluice_results r ON r.pipeline = d.pipeline AND r.task_key = d.task_key
-       LEFT JOIN sluice_dead_tasks x ON x.pipeline = d.pipeline AND x.task_key = d.task_key
-       WHERE d.pipeline = ? AND r.task_key IS NULL AND x.task_key IS NULL AND d.dispatched_at > NOW(3) - INTERVAL ? MICROSECOND`,
+      `SELECT COUNT(*) AS n FROM sluice_dispatches t ${noResult}
+       LEFT JOIN sluice_dead_tasks x ON x.pipeline = t.pipeline AND x.task_key = t.task_key
+       WHERE t.pipeline = ? AND t.dispatched_at > NOW(3) - INTERVAL ? MICROSECOND AND x.task_key IS NULL${ownResults ? ' AND r.task_key IS NULL' : ''}`,
       [f.pipeline, f.staleAfterMs * 1000],
     );
     inFlight = Number(row?.n ?? 0);
   }
-  const source = Number(total?.n ?? 0);
-  const done = Math.min(source, Number(results?.n ?? 0));
+  const source = snap.source;
+  const done = Math.min(source, snap.done + since);
   const missing = source - done;
   const deadN = Math.min(missing, Number(dead?.n ?? 0));
   inFlight = Math.min(missing - deadN, inFlight);
-  return { source, done, missing, inFlight, dead: deadN, pending: Math.max(0, missing - inFlight - (f.includeDead ? 0 : deadN)), orphans: 0, exact: false };
+  return { source, done, missing, inFlight, dead: deadN, pending: Math.max(0, missing - inFlight - (f.includeDead ? 0 : deadN)), orphans: 0, exact: false, countedAt: snap.countedAt, countAgeSeconds: snap.ageSeconds };
 }

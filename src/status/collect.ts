@@ -6,7 +6,9 @@ import { getPipeline, type SluiceConfig } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import { assertMigrated } from '../db/migrate.js';
 import { inspectPipeline } from '../db/pipeline-tables.js';
-import { openPool } from '../db/pool.js';
+import { splitTable } from '../db/source.js';
+import type { RowDataPacket } from 'mysql2/promise';
+import { openPool, type Pool } from '../db/pool.js';
 import { STALE_AFTER_S } from '../core/heartbeat.js';
 import { listProcesses } from '../db/processes.js';
 import { resourceStatus } from '../db/resources-status.js';
@@ -17,22 +19,35 @@ import { spoolPaths } from '../spool/layout.js';
 
 export type StatusReport = Awaited<ReturnType<typeof collectStatus>>;
 
-/** Everything `status` shows, from the ledger, the consumer group and this machine's spool. */
+/** Below this many source rows (the server's own estimate), status counts exactly unless told otherwise. */
+export const EXACT_BELOW_ROWS = 1_000_000;
+
+/**
+ * Everything `status` shows, from the ledger, the consumer group and this machine's spool. `exact`: true
+ * counts with the semi-join, false from the snapshot (db/count-snapshots.ts); unset, exact on a source
+ * under EXACT_BELOW_ROWS rows.
+ */
 export async function collectStatus(config: SluiceConfig, name: string, log: Logger, opts: { exact?: boolean } = {}) {
   const pipeline = getPipeline(config, name);
   const pool = await openPool(config.database, { poolSize: 2 });
   let ledger;
   let resources;
   let processes;
+  const t0 = performance.now();
+  let databaseMs = 0;
   try {
     await assertMigrated(pool);
-    ledger = await ledgerStatus(pool, await inspectPipeline(pool, pipeline, name), name, config.producer.staleAfterMs, opts.exact !== false, pipeline.stages.at(-1)?.name);
+    const src = await inspectPipeline(pool, pipeline, name);
+    const exact = opts.exact ?? (await tableRowsGuess(pool, src.table)) < EXACT_BELOW_ROWS;
+    ledger = await ledgerStatus(pool, src, name, config.producer.staleAfterMs, exact, pipeline.stages.map((s) => s.name));
     const used = [...new Set(pipeline.stages.flatMap((s) => (s.resource === undefined ? [] : [s.resource])))];
     resources = await resourceStatus(pool, config.resources, used);
     processes = (await listProcesses(pool, name)).map((p) => ({ ...p, stale: p.ageSeconds > STALE_AFTER_S }));
+    databaseMs = Math.round(performance.now() - t0);
   } finally {
     await pool.end();
   }
+  const t1 = performance.now();
   const lag = await consumerLag(config.kafka, pipeline.topic, config.fetcher.groupId ?? `sluice.${name}`, log);
   const paths = spoolPaths(resolve(config.spool.dir), name);
   const spool = { dir: paths.root, ...(await spoolDepth(paths)) };
@@ -48,6 +63,8 @@ export async function collectStatus(config: SluiceConfig, name: string, log: Log
     dead: c.dead,
     orphans: c.orphans,
     exact: c.exact,
+    countedAt: c.countedAt,
+    countAgeSeconds: Math.round(c.countAgeSeconds),
     stages: ledger.stages,
     throughput: { resultsPerSecond: ledger.resultsPerSecond },
     errors: ledger.errors,
@@ -56,7 +73,16 @@ export async function collectStatus(config: SluiceConfig, name: string, log: Log
     processes,
     lag,
     spool,
+    /** Where the time went: the ledger's queries, and the consumer group's offsets. */
+    timings: { databaseMs, kafkaMs: Math.round(performance.now() - t1) },
   };
+}
+
+/** The server's estimate of a table's rows (information_schema): enough to tell 10k from 10M, instantly. */
+async function tableRowsGuess(pool: Pool, table: string): Promise<number> {
+  const [schema, name] = splitTable(table);
+  const [[r]] = await pool.query<RowDataPacket[]>('SELECT TABLE_ROWS AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?', [schema, name]);
+  return Number(r?.n ?? 0);
 }
 
 /** The --check verdict: every source row has a result. Only an exact count can pass it. */

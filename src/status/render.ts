@@ -4,10 +4,12 @@ import type { StatusReport } from './collect.js';
 
 const bar = (frac: number, width = 30): string => `[${'#'.repeat(Math.round(frac * width)).padEnd(width, '-')}] ${(frac * 100).toFixed(1)}%`;
 
+const ago = (s: number): string => (s < 90 ? `${s} s ago` : s < 5400 ? `${Math.round(s / 60)} min ago` : `${(s / 3600).toFixed(1)} h ago`);
+
 /** The human-readable table. */
 export function renderStatus(report: StatusReport, out: (line: string) => void): void {
   out(`pipeline ${report.pipeline}  (topic ${report.topic}, source ${report.table})`);
-  const est = report.exact ? '' : ' (estimate: --estimate reads the ledger tables only)';
+  const est = report.exact ? '' : ` (estimate: source and results counted ${ago(report.countAgeSeconds)}, plus the ledger since; --exact counts now)`;
   out(`  ${bar(report.source === 0 ? 1 : report.done / report.source)}  ${report.done} of ${report.source} done${est}, ${report.throughput.resultsPerSecond.toFixed(1)}/s recently`);
   out(`  pending ${report.pending}   in flight ${report.inFlight}   quarantined ${report.dead}   bad messages ${report.badMessages}`);
   if (report.orphans > 0) out(`  results without a source row ${report.orphans} (not counted as done)`);

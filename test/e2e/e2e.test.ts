@@ -159,3 +159,36 @@ describe('end to end', () => {
     assert.equal(status.done, 1000);
   });
 });
+
+describe('every machine in sight', () => {
+  it('status lists two fetchers and three workers on two machines from their heartbeats; kill -9ed ones turn stale, stopped ones leave', async (t) => {
+    const e = await harness(t, { rows: 3000, partitions: 2, stages: `[{ name: 'slow', run: async (p) => { await new Promise((r) => setTimeout(r, 20)); return p.body.length; } }]` });
+    const machines = [join(e.dir, 'machine-1'), join(e.dir, 'machine-2')];
+    const fetchers = machines.map((m) => e.start('fetch', ['--spool-dir', m]));
+    const workers = [e.start('work', ['--spool-dir', machines[0]!]), e.start('work', ['--spool-dir', machines[0]!]), e.start('work', ['--spool-dir', machines[1]!])];
+    assert.equal((await e.cli('produce')).code, 0);
+    type Row = { role: string; pid: number; host: string; stale: boolean; info: Record<string, unknown> };
+    const processes = async (): Promise<Row[]> => (JSON.parse((await e.cli('status', ['--json', '--estimate'])).stdout) as { processes: Row[] }).processes;
+    const pids = (role: string, rows: Row[]): number[] => rows.filter((p) => p.role === role).map((p) => p.pid).sort();
+    await waitFor('all five processes in status', async () => (await processes()).length === 5, 30_000);
+    const all = await processes();
+    assert.deepEqual(pids('fetcher', all), fetchers.map((f) => f.child.pid!).sort());
+    assert.deepEqual(pids('worker', all), workers.map((w) => w.child.pid!).sort());
+    assert.ok(all.every((p) => !p.stale && p.host !== ''), JSON.stringify(all));
+
+    fetchers[1]!.child.kill('SIGKILL');
+    workers[2]!.child.kill('SIGKILL');
+    const dead = [fetchers[1]!.child.pid!, workers[2]!.child.pid!].sort();
+    await waitFor('the two killed processes to turn stale', async () => {
+      const rows = await processes();
+      return rows.filter((p) => p.stale).map((p) => p.pid).sort().join() === dead.join();
+    }, 40_000);
+    const later = await processes();
+    assert.equal(later.filter((p) => !p.stale).length, 3, 'the live ones stay fresh');
+    workers[0]!.child.kill('SIGTERM');
+    assert.equal(await workers[0]!.exited, 0);
+    const after = await processes();
+    assert.ok(!after.some((p) => p.pid === workers[0]!.child.pid), 'a clean stop removes its row');
+    assert.equal(after.length, 4);
+  });
+});

@@ -149,7 +149,7 @@ describe('status rates', () => {
       'INSERT INTO sluice_results (pipeline, task_key, started_at, finished_at, duration_ms) SELECT ?, CAST(seq AS CHAR), NOW(3), NOW(3) - INTERVAL (seq / 2) SECOND, 1 FROM seq_1_to_20',
       [p],
     );
-    const s = await ledgerStatus(pool, src, p, 3_600_000, true);
+    const s = await ledgerStatus(pool, src, p, 3_600_000, true, []);
     assert.equal(s.doneLastMinute, 20);
     assert.ok(s.resultsPerSecond > 1.8 && s.resultsPerSecond < 2.2, `rate ${s.resultsPerSecond}`);
   });

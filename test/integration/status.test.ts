@@ -28,7 +28,7 @@ describe('npm run status', () => {
     await db.query("INSERT INTO sluice_attempts (pipeline, task_key, stage, attempt, error_class, error_message, retriable) VALUES ('st', '8', 'first', 1, 'NonRetriableError', 'empty document', 0), ('st', '6', 'first', 1, 'SluiceError', 'reset', 1), ('st', '6', 'first', 2, 'SluiceError', 'reset', 1)");
     const dir = mkdtempSync(join(tmpdir(), 'sluice-status-'));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
-    writeFileSync(join(dir, 'sluice.config.ts'), `export default { spool: { dir: ${JSON.stringify(join(dir, 'spool'))} }, pipelines: { st: { topic: ${JSON.stringify(randomName('sluice-status'))}, source: { table: 'docs', key: 'id', columns: ['body'] } } } };\n`);
+    writeFileSync(join(dir, 'sluice.config.ts'), `export default { spool: { dir: ${JSON.stringify(join(dir, 'spool'))} }, pipelines: { st: { topic: ${JSON.stringify(randomName('sluice-status'))}, source: { table: 'docs', key: 'id', columns: ['body'] }, stages: [{ name: 'first', run: async () => null }] } } };\n`);
     const env = { DATABASE_URL: url, SLUICE_KAFKA_BROKERS: BROKERS.join(','), SLUICE_CONFIG: join(dir, 'sluice.config.ts'), SLUICE_LOG_LEVEL: 'silent' };
 
     const r = await runCli(['status', '--pipeline', 'st', '--json'], { env });
@@ -55,7 +55,9 @@ describe('npm run status', () => {
     await db.query('INSERT INTO sluice_results (pipeline, task_key, started_at, finished_at, duration_ms) VALUES (?, ?, ?, ?, ?)', ['st', '10', now, now, 1]);
     assert.equal((await runCli(['status', '--pipeline', 'st', '--check'], { env })).code, 0);
     const est = await runCli(['status', '--pipeline', 'st', '--estimate'], { env });
-    assert.match(est.stdout, /\(estimate: --estimate reads the ledger tables only\)/);
+    // The estimate builds on the exact count --check just stored: it says so, and when.
+    assert.match(est.stdout, /10 of 10 done \(estimate: source and results counted \d+ s ago, plus the ledger since; --exact counts now\)/);
+    assert.equal((await runCli(['status', '--pipeline', 'st', '--exact', '--estimate'], { env })).code, 2);
     assert.equal((await runCli(['status', '--pipeline', 'st', '--check', '--estimate'], { env })).code, 2);
   });
 });
