@@ -25,6 +25,8 @@ export interface PendingFilter {
   staleAfterMs: number | null;
   /** Include quarantined tasks (--retry-dead). */
   includeDead: boolean;
+  /** Only these keys (their canonical text), when set: a requeue publishes what it requeued, not a pass over the whole source. */
+  keys?: readonly string[];
 }
 
 export interface PendingRow {
@@ -86,6 +88,20 @@ function filters(f: PendingFilter, from: From, params: unknown[]): string {
   return where;
 }
 
+/** `keys` as a condition on the source key column itself, so the primary key is read only at those keys. */
+function keysCondition(src: SourceInfo, keys: readonly string[] | undefined, params: unknown[]): string {
+  if (keys === undefined) return '';
+  const col = `s.${quoteIdentifier(src.key)}`;
+  if (src.keyKind === 'int') {
+    const ints = keys.filter((k) => INTEGER_KEY.test(k));
+    return ints.length === 0 ? ' AND FALSE' : ` AND ${col} IN (${ints.join(', ')})`;
+  }
+  if (keys.length === 0) return ' AND FALSE';
+  // The column's collation may match more rows than asked for (case variants); the key text must be the same bytes.
+  params.push(keys, keys);
+  return ` AND ${col} IN (?) AND CAST(${keyTextSql(src)} AS BINARY) IN (?)`;
+}
+
 /** Fills `hasDispatches` / `hasDead` so page queries can leave out joins that cannot match. */
 export async function probeLedger(pool: Pool, f: PendingFilter): Promise<PendingFilter> {
   const [d] = await pool.query<RowDataPacket[]>('SELECT 1 FROM sluice_dispatches WHERE pipeline = ? LIMIT 1', [f.pipeline]);
@@ -111,7 +127,7 @@ export async function fetchPendingPage(pool: Pool, src: SourceInfo, f: PendingFi
   const params: unknown[] = [];
   const selected = src.columns.map((c) => `s.${quoteIdentifier(c)}`);
   const from = joins(src, f, params);
-  const where = filters(f, from, params) + cursorCondition(src, after, params);
+  const where = filters(f, from, params) + keysCondition(src, f.keys, params) + cursorCondition(src, after, params);
   params.push(limit);
   const sql = `SELECT ${keyTextSql(src)} AS ${K}, ${from.dispatches} AS ${N}, ${from.dead} AS ${D}${
     selected.length > 0 ? `, ${selected.join(', ')}` : ''

@@ -47,6 +47,8 @@ export interface ProduceOptions {
   dryRun?: boolean;
   /** Publish at most this many tasks. */
   limit?: number;
+  /** Publish only these of the pending tasks (canonical key text): the ones a requeue just released. */
+  keys?: readonly string[];
   /** Run the count query for totals, in-flight and ETA (default true). */
   count?: boolean;
   progress?: ProgressSink;
@@ -141,6 +143,7 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
       pipeline: opts.pipeline,
       staleAfterMs: opts.all === true ? null : (opts.staleAfterMs ?? config.producer.staleAfterMs),
       includeDead: opts.retryDead === true,
+      keys: opts.keys,
     });
     if (opts.dryRun === true) {
       summary.counts = await exactCounts(pool, source, filter);

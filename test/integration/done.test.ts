@@ -94,6 +94,22 @@ describe('the canonical key text', () => {
   });
 });
 
+describe('pending tasks of given keys (a requeue)', () => {
+  it('are exactly those keys: integers as given, text byte for byte whatever the collation', async () => {
+    const ints = await source('id BIGINT PRIMARY KEY', [[1], [2], [3], [40]]);
+    const p = randomName('p');
+    await addResults(p, ['3']);
+    const page = await fetchPendingPage(pool, ints, { ...filter(p), keys: ['2', '3', '40', 'not-a-number'] }, undefined, 10);
+    assert.deepEqual(page.map((r) => r.keyText), ['2', '40'], 'pending ones only: 3 is done');
+    assert.deepEqual(await fetchPendingPage(pool, ints, { ...filter(p), keys: [] }, undefined, 10), []);
+
+    const text = await source('id VARCHAR(20) COLLATE utf8mb4_general_ci PRIMARY KEY', [['ABC'], ['x y']]);
+    const q = randomName('p');
+    const rows = await fetchPendingPage(pool, text, { ...filter(q), keys: ['abc', 'x y'] }, undefined, 10);
+    assert.deepEqual(rows.map((r) => r.keyText), ['x y'], "'abc' is not the key 'ABC'");
+  });
+});
+
 describe('a source key that may be NULL', () => {
   it('is refused at start with the ALTER TABLE that fixes it', async () => {
     await assert.rejects(source('id INT NULL, UNIQUE (id)', [[1], [null]]), (e: unknown) => {
