@@ -184,7 +184,7 @@ export const resourceSchema = section({
   ratePerSecond: z.number({ error: rateRule }).min(0.001, { error: rateRule }).max(1_000_000, { error: rateRule }).optional(),
   /** Calls that may start at once above the rate (fleet-wide). Default: one second's worth, at least 1. */
   burst: int(0, 1_000_000).optional(),
-  /** How long a process's share lasts unless renewed; a dead process's share returns after it. Default: the longest timeout of the stages using it + 3 s. */
+  /** How long a process's share lasts unless renewed; a dead process's share returns after it. Default: long enough for the longest timeout of the stages using it + 3 s, after the 10% margin. */
   leaseMs: int(1000, MAX_MS).optional(),
 });
 

@@ -5,7 +5,8 @@
 import type { z } from 'zod';
 import { configSchema, PIPELINE_NAME, PIPELINE_NAME_RULE } from './config-schema.js';
 import { secretPaths } from './config-settings.js';
-import type { PipelineConfig, SluiceConfig } from './config.js';
+import { stageDefaults, type PipelineConfig, type SluiceConfig } from './config.js';
+import { leaseFits, leaseForTimeout } from '../resources/lease-time.js';
 import { ConfigError } from './errors.js';
 
 export { MAX_MS } from './config-schema.js';
@@ -72,6 +73,12 @@ function resourceChecks(c: SluiceConfig): string[] {
       if (s.resource !== undefined && !Object.hasOwn(c.resources, s.resource)) {
         const known = Object.keys(c.resources);
         problems.push(`pipelines.${pname}.stages[${i}].resource: no resource '${s.resource}' (${known.length === 0 ? 'none are configured under resources' : `configured: ${known.join(', ')}`})`);
+        return;
+      }
+      const lease = s.resource === undefined ? undefined : c.resources[s.resource]!.leaseMs;
+      const timeout = s.timeoutMs ?? stageDefaults.timeoutMs;
+      if (lease !== undefined && !leaseFits(lease, timeout)) {
+        problems.push(`resources.${s.resource}.leaseMs: ${lease} ms leaves no room for pipelines.${pname}.stages[${i}] (timeoutMs ${timeout}): a call must end before the lease does; set it to at least ${leaseForTimeout(timeout)} or leave it out`);
       }
     });
   }

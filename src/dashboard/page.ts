@@ -12,17 +12,17 @@ const HTML = `<!doctype html>
 body{font:14px system-ui,sans-serif;margin:16px;color:#222}h1{font-size:20px}h2{font-size:16px;margin-top:24px}
 table{border-collapse:collapse}td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left}th{background:#f4f4f4}
 .bar{height:14px;background:#eee;width:420px;display:inline-block;vertical-align:middle}.bar>div{height:14px;background:#2ca02c}
-.num{font-variant-numeric:tabular-nums}.stale{color:#c00;font-weight:bold}.muted{color:#777}#charts>div{display:inline-block;margin-right:16px}
+.num{font-variant-numeric:tabular-nums}.stale{color:#c00;font-weight:bold}.muted{color:#777}#charts>div,#resource-charts>div{display:inline-block;margin-right:16px}
 input,select,button{font:inherit}pre{background:#f7f7f7;padding:8px;max-height:320px;overflow:auto}
 </style></head><body>
 <h1>sluice <select id="pipeline"></select> <span id="updated" class="muted"></span></h1>
 <div id="progress"></div>
 <h2>Stages <span id="bottleneck" class="muted"></span></h2><div id="stages"></div><div id="charts"></div>
-<h2>Resources</h2><div id="resources"></div>
+<h2>Resources</h2><div id="resources"></div><div id="resource-charts"></div>
 <h2>Machines</h2><div id="processes"></div>
 <h2>Quarantined tasks</h2>
 <form id="search">key <input id="q-key" size="16"> error class <select id="q-class"><option value="">any</option></select>
- stage <input id="q-stage" size="8"> since <input id="q-since" size="20" placeholder="2026-11-26T00:00:00Z">
+ stage <input id="q-stage" size="8"> since <input id="q-since" size="20" placeholder="2026-11-26T00:00:00Z"> until <input id="q-until" size="20">
  <button type="submit">search</button> <button type="button" id="requeue" {{requeue}}>requeue matching</button>
  <span id="requeue-msg"></span></form>
 <div id="quarantine"></div><pre id="timeline" hidden></pre>
@@ -40,7 +40,7 @@ const api = async (path, init = {}) => {
 };
 const table = (cols, rows) => '<table><tr>' + cols.map((c) => '<th>' + esc(c) + '</th>').join('') + '</tr>' + rows.map((r) => '<tr>' + r.map((v) => '<td class="num">' + v + '</td>').join('') + '</tr>').join('') + '</table>';
 const fmt = (n) => n === null || n === undefined ? '-' : Number(n).toLocaleString('en');
-const filter = () => ({ key: $('q-key').value, errorClass: $('q-class').value, stage: $('q-stage').value, since: $('q-since').value });
+const filter = () => ({ key: $('q-key').value, errorClass: $('q-class').value, stage: $('q-stage').value, since: $('q-since').value, until: $('q-until').value });
 let charts = {};
 
 async function refresh() {
@@ -51,9 +51,10 @@ async function refresh() {
   $('progress').innerHTML = '<div><span class="bar"><div style="width:' + (frac * 100).toFixed(1) + '%"></div></span> <b id="done" class="num">' + fmt(s.done) + '</b> of <span class="num">' + fmt(s.source) + '</span> done (' + (frac * 100).toFixed(1) + '%), ' + s.throughput.resultsPerSecond.toFixed(1) + '/s, ETA ' + (s.etaSeconds === null ? 'unknown' : s.etaSeconds + ' s') + '</div>'
     + '<div class="num">pending <b id="pending">' + fmt(s.pending) + '</b> &nbsp; in flight ' + fmt(s.inFlight) + ' &nbsp; quarantined <b id="dead">' + fmt(s.dead) + '</b> &nbsp; bad messages ' + fmt(s.badMessages) + (s.orphans ? ' &nbsp; results without a source row ' + fmt(s.orphans) : '') + '</div>';
   $('bottleneck').textContent = s.bottleneck ? 'bottleneck: ' + s.bottleneck : '';
-  $('stages').innerHTML = table(['stage', 'done', 'per second'], s.stages.map((x) => [esc(x.stage), fmt(x.milestones), x.perSecond.toFixed(1)]))
+  $('stages').innerHTML = table(['stage', 'done', 'per second', 'failed tries (last min)', 'retry ratio'], s.stages.map((x) => [esc(x.stage), fmt(x.milestones), x.perSecond.toFixed(1), fmt(x.failedLastMinute), (x.retryRatio * 100).toFixed(1) + '%']))
     + (s.errors.length ? '<p>errors by class</p>' + table(['class', 'count', 'last', 'example'], s.errors.map((e) => [esc(e.errorClass), fmt(e.count), esc(e.lastAt), esc(e.example)])) : '');
   $('resources').innerHTML = s.resources.length === 0 ? '<span class="muted">none</span>' : table(['resource', 'limit', 'in flight', 'overload signals', 'processes (in flight / share)'], s.resources.map((r) => [esc(r.name), (r.configured === 'auto' ? 'learned ' : '') + fmt(r.limit), fmt(r.inFlight), fmt(r.overloads), esc(r.processes.map((x) => x.process + ' ' + x.inFlight + '/' + x.share).join(', '))]));
+  drawResources(s.resources);
   $('processes').innerHTML = s.processes.length === 0 ? '<span class="muted">no process has a heartbeat</span>' : table(['role', 'host', 'pid', 'up since', 'spool / in flight', 'last heartbeat'], s.processes.map((x) => [esc(x.role), esc(x.host), x.pid, esc(x.startedAt), x.role === 'fetcher' ? fmt(x.info.depth && x.info.depth.items) + ' spooled waiting' : fmt(x.info.inFlight) + ' in flight', '<span class="' + (x.stale ? 'stale' : '') + '">' + x.ageSeconds.toFixed(0) + ' s ago' + (x.stale ? ' (stale)' : '') + '</span>']))
     + (s.lag ? '<p class="num">consumer lag: ' + Object.entries(s.lag).map(([k, v]) => 'p' + k + ' ' + v).join(', ') + '</p>' : '');
   const classes = new Set([...$('q-class').options].map((o) => o.value));
@@ -62,6 +63,12 @@ async function refresh() {
   drawCharts(await api('/api/pipelines/' + encodeURIComponent(p) + '/stages'));
 }
 
+// At least the last 5 minutes on the time axis: one bucket alone would otherwise span years.
+const timeRange = (u, min, max) => {
+  const now = Date.now() / 1000;
+  return [Math.min(min ?? now, (max ?? now) - 300), Math.max(max ?? now, now)];
+};
+
 function drawCharts(series) {
   for (const [stage, points] of Object.entries(series)) {
     const xs = points.map((x) => Date.parse(x.at) / 1000);
@@ -69,8 +76,25 @@ function drawCharts(series) {
     if (charts[stage]) { charts[stage].setData(data); continue; }
     const el = document.createElement('div');
     $('charts').appendChild(el);
-    charts[stage] = new uPlot({ title: stage, width: 420, height: 200, scales: { ms: {} }, axes: [{}, { label: 'per s' }, { scale: 'ms', side: 1, label: 'ms', grid: { show: false } }],
+    charts[stage] = new uPlot({ title: stage, width: 420, height: 200, scales: { x: { time: true, range: timeRange }, ms: {} }, axes: [{}, { label: 'per s' }, { scale: 'ms', side: 1, label: 'ms', grid: { show: false } }],
       series: [{}, { label: 'done/s', stroke: '#2ca02c' }, { label: 'p50 ms', stroke: '#1f77b4', scale: 'ms' }, { label: 'p99 ms', stroke: '#d62728', scale: 'ms' }] }, data, el);
+  }
+}
+
+// Resources over time, since the page opened: one point per refresh, the last 30 minutes.
+const resourceHistory = {};
+let resourceCharts = {};
+function drawResources(resources) {
+  const now = Date.now() / 1000;
+  for (const r of resources) {
+    const h = resourceHistory[r.name] || (resourceHistory[r.name] = [[], [], [], []]);
+    h[0].push(now); h[1].push(r.limit); h[2].push(r.inFlight); h[3].push(r.processes.length);
+    while (h[0].length > 600) for (const col of h) col.shift();
+    if (resourceCharts[r.name]) { resourceCharts[r.name].setData(h); continue; }
+    const el = document.createElement('div');
+    $('resource-charts').appendChild(el);
+    resourceCharts[r.name] = new uPlot({ title: r.name + ' (since this page opened)', width: 420, height: 200,
+      series: [{}, { label: 'limit', stroke: '#d62728' }, { label: 'in flight', stroke: '#1f77b4' }, { label: 'processes', stroke: '#7f7f7f' }] }, h, el);
   }
 }
 
@@ -101,7 +125,7 @@ async function requeue() {
 
 (async () => {
   for (const p of await api('/api/pipelines')) $('pipeline').add(new Option(p.name, p.name));
-  $('pipeline').onchange = () => { charts = {}; $('charts').innerHTML = ''; refresh(); search(); };
+  $('pipeline').onchange = () => { charts = {}; $('charts').innerHTML = ''; resourceCharts = {}; $('resource-charts').innerHTML = ''; refresh(); search(); };
   $('search').onsubmit = search;
   $('requeue').onclick = () => requeue().catch((e) => ($('requeue-msg').textContent = e.message));
   await refresh().catch((e) => ($('updated').textContent = e.message));

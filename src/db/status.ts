@@ -11,6 +11,9 @@ export interface StageCount {
   milestones: number;
   /** Milestones per second over the actual window of the last minute. */
   perSecond: number;
+  /** Failed tries in the last minute (each one retried or quarantined), and their share of all tries then. */
+  failedLastMinute: number;
+  retryRatio: number;
 }
 
 export interface ErrorGroup {
@@ -60,6 +63,11 @@ export async function ledgerStatus(pool: Pool, src: SourceInfo, pipeline: string
     );
     stages.push({ stage, n: (snap?.stages[stage] ?? 0) + (since[stage] ?? 0), recent: Number(r?.recent ?? 0), span: Number(r?.span ?? 0) });
   }
+  const [failed] = await pool.query<RowDataPacket[]>(
+    `SELECT stage, COUNT(*) AS n FROM sluice_attempts WHERE pipeline = ? AND created_at > NOW(3) - INTERVAL ${RECENT_S} SECOND GROUP BY stage`,
+    [pipeline],
+  );
+  const failures = new Map(failed.map((r) => [String(r.stage), Number(r.n)]));
   const [errors] = await pool.query<RowDataPacket[]>(
     `SELECT error_class, COUNT(*) AS n, MAX(created_at) AS last_at, MAX(error_message) AS example
      FROM sluice_attempts WHERE pipeline = ? AND created_at > NOW(3) - INTERVAL 1 DAY
@@ -75,7 +83,10 @@ export async function ledgerStatus(pool: Pool, src: SourceInfo, pipeline: string
       const last = stages.at(-1);
       return last === undefined ? 0 : rate(last.recent, last.span);
     })(),
-    stages: stages.map((r) => ({ stage: r.stage, milestones: r.n, perSecond: rate(r.recent, r.span) })),
+    stages: stages.map((r) => {
+      const f = failures.get(r.stage) ?? 0;
+      return { stage: r.stage, milestones: r.n, perSecond: rate(r.recent, r.span), failedLastMinute: f, retryRatio: f + r.recent === 0 ? 0 : f / (f + r.recent) };
+    }),
     errors: errors.map((r) => ({ errorClass: String(r.error_class), count: Number(r.n), lastAt: new Date(r.last_at as Date).toISOString(), example: String(r.example).slice(0, 200) })),
     badMessages: Number(bad?.n ?? 0),
   };

@@ -13,8 +13,8 @@ import { realClock, type Clock } from '../core/retry.js';
 import type { Pool } from '../db/pool.js';
 import { releaseShares, renewShare, type ShareAnswer } from '../db/resource-leases.js';
 import { ResourceGate } from './gate.js';
+import { leaseMargin, RENEW_MS } from './lease-time.js';
 
-export const RENEW_MS = 500;
 
 export interface ResourceSpec {
   name: string;
@@ -157,9 +157,4 @@ export class ResourceCoordinator {
       ['gates', () => [...this.#held.values()].forEach((h) => h.gate.close())],
     ]);
   }
-}
-
-/** What a lease is trusted for less than its length: clocks run at slightly different rates, timers fire late. */
-export function leaseMargin(leaseMs: number): number {
-  return Math.max(250, Math.round(leaseMs * 0.1));
 }

@@ -13,7 +13,10 @@ export function renderStatus(report: StatusReport, out: (line: string) => void):
   out(`  ${bar(report.source === 0 ? 1 : report.done / report.source)}  ${report.done} of ${report.source} done${est}, ${report.throughput.resultsPerSecond.toFixed(1)}/s recently`);
   out(`  pending ${report.pending}   in flight ${report.inFlight}   quarantined ${report.dead}   bad messages ${report.badMessages}`);
   if (report.orphans > 0) out(`  results without a source row ${report.orphans} (not counted as done)`);
-  for (const s of report.stages) out(`  stage ${s.stage.padEnd(16)} ${String(s.milestones).padStart(10)} done   ${s.perSecond.toFixed(1)}/s`);
+  for (const s of report.stages) {
+    const failed = s.failedLastMinute === 0 ? '' : `   ${s.failedLastMinute} failed tries in the last minute (${(s.retryRatio * 100).toFixed(1)}% of tries)`;
+    out(`  stage ${s.stage.padEnd(16)} ${String(s.milestones).padStart(10)} done   ${s.perSecond.toFixed(1)}/s${failed}`);
+  }
   for (const e of report.errors) out(`  error ${e.errorClass.padEnd(20)} x${e.count}  last ${e.lastAt}  e.g. ${e.example}`);
   for (const r of report.resources) {
     const limit = r.configured === 'auto' ? `learned limit ${r.limit ?? '(not yet)'}` : r.configured === null ? 'no concurrency limit' : `limit ${r.limit}`;

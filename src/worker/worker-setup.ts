@@ -4,7 +4,8 @@
 
 import { stageDefaults, type PipelineConfig, type SluiceConfig } from '../core/config.js';
 import { Heartbeat } from '../core/heartbeat.js';
-import { ResourceCoordinator, RENEW_MS, type ResourceSpec } from '../resources/coordinator.js';
+import { ResourceCoordinator, type ResourceSpec } from '../resources/coordinator.js';
+import { leaseForTimeout } from '../resources/lease-time.js';
 import { randomId, type SpoolPaths } from '../spool/layout.js';
 import type { Logger } from '../core/logger.js';
 import { LedgerWriter } from '../db/ledger.js';
@@ -110,14 +111,14 @@ export async function openWorkerParts(opts: WorkOptions, pipeline: PipelineConfi
 
 /**
  * The resources the stages use, each with its lease: a call must end before the lease does, so the lease
- * is the longest stage timeout on it plus 3 s unless the config sets one.
+ * fits the longest stage timeout on it (lease-time.ts) unless the config sets one (validated to fit).
  */
 export function resourceSpecs(config: SluiceConfig, pipeline: PipelineConfig): ResourceSpec[] {
   const names = [...new Set(pipeline.stages.flatMap((s) => (s.resource === undefined ? [] : [s.resource])))];
   return names.map((name) => {
     const r = config.resources[name]!;
     const longest = Math.max(...pipeline.stages.filter((s) => s.resource === name).map((s) => s.timeoutMs ?? stageDefaults.timeoutMs));
-    return { name, config: r, leaseMs: r.leaseMs ?? Math.max(longest + 3000, 2 * RENEW_MS + 1000) };
+    return { name, config: r, leaseMs: r.leaseMs ?? leaseForTimeout(longest) };
   });
 }
 

@@ -30,7 +30,7 @@ describe('the dashboard in a browser', { skip: existsSync(CHROMIUM) ? false : `$
     const source = { table: 'docs', key: 'id', columns: ['body'] };
     const stages = [
       // About 40 tasks/s: the run lasts long enough for the page (refreshed every 3 s) to show it move.
-      { name: 'slow', concurrency: 1, run: async (p: { body: string }) => (await new Promise((r) => setTimeout(r, 25)), p.body.length) },
+      { name: 'slow', concurrency: 1, resource: 'gpu', run: async (p: { body: string }) => (await new Promise((r) => setTimeout(r, 25)), p.body.length) },
       {
         name: 'check',
         run: async (n: number, ctx: { task: { key: string | number } }) => {
@@ -39,7 +39,7 @@ describe('the dashboard in a browser', { skip: existsSync(CHROMIUM) ? false : `$
         },
       },
     ];
-    const { config, url } = await makeConfig(t, { dashboard: { port: await closedPort() }, pipelines: { docs: { topic: randomName('sluice-dash'), partitions: 2, source, stages } } });
+    const { config, url } = await makeConfig(t, { dashboard: { port: await closedPort() }, resources: { gpu: { concurrency: 2 } }, pipelines: { docs: { topic: randomName('sluice-dash'), partitions: 2, source, stages } } });
     const db = await mysql.createConnection(url);
     onTeardown(t, () => db.end());
     await db.query('CREATE TABLE docs (id INT PRIMARY KEY, body VARCHAR(40) NOT NULL)');
@@ -51,6 +51,8 @@ describe('the dashboard in a browser', { skip: existsSync(CHROMIUM) ? false : `$
     onTeardown(t, () => browser.close());
     const page = await browser.newPage();
     page.on('dialog', (d) => void d.accept());
+    const pageErrors: string[] = [];
+    page.on('pageerror', (err) => pageErrors.push(err.message));
     await page.goto(dashboard.url);
     await page.waitForSelector('#done');
     const doneOnPage = async (): Promise<number> => Number((await page.textContent('#done'))!.replace(/,/g, ''));
@@ -65,6 +67,10 @@ describe('the dashboard in a browser', { skip: existsSync(CHROMIUM) ? false : `$
     const first = await doneOnPage();
     await waitFor('the done count to rise on the page', async () => (await doneOnPage()) > first, 30_000);
     await page.screenshot({ path: join(SHOTS, '1-running.png'), fullPage: true });
+    // The resource, its chart over time, and each stage's failed tries are on the page too.
+    await page.waitForSelector('#resource-charts .uplot');
+    assert.match((await page.textContent('#resources'))!, /gpu/);
+    assert.match((await page.textContent('#stages'))!, /retry ratio/);
     await waitFor('480 done and 20 quarantined on the page', async () => (await doneOnPage()) === 480 && (await page.textContent('#dead')) === '20', 60_000);
 
     await page.fill('#q-key', '250');
@@ -87,5 +93,6 @@ describe('the dashboard in a browser', { skip: existsSync(CHROMIUM) ? false : `$
     } finally {
       await page.screenshot({ path: join(SHOTS, '3-requeued.png'), fullPage: true });
     }
+    assert.deepEqual(pageErrors, [], 'no script error on the page');
   });
 });

@@ -78,6 +78,17 @@ describe('the dashboard API', () => {
     assert.equal((await get(base, `/api/pipelines/${name}/stages?minutes=0`)).status, 400);
   });
 
+  it("gives each stage's failed tries of the last minute and their share of all tries", async (t) => {
+    const { base } = await dashboard(t);
+    await db.query(`INSERT INTO sluice_attempts (pipeline, task_key, stage, attempt, error_class, error_message, retriable) SELECT ?, CONCAT('r', seq), 'ner', 1, 'Error', 'reset', 1 FROM seq_1_to_4`, [name]);
+    await db.query("INSERT INTO sluice_attempts (pipeline, task_key, stage, attempt, error_class, error_message, retriable, created_at) VALUES (?, 'old', 'ner', 1, 'Error', 'reset', 1, NOW(3) - INTERVAL 5 MINUTE)", [name]);
+    const [[recent]] = await db.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM sluice_attempts WHERE pipeline = ? AND created_at > NOW(3) - INTERVAL 50 SECOND", [name]);
+    const ner = (await get(base, `/api/pipelines/${name}`)).body.stages[0] as { stage: string; failedLastMinute: number; retryRatio: number };
+    assert.equal(ner.stage, 'ner');
+    assert.ok(ner.failedLastMinute >= Number(recent?.n) && ner.failedLastMinute <= 14, `failed ${ner.failedLastMinute}, 4 new + at most the 10 seeded`);
+    assert.ok(ner.retryRatio > 0 && ner.retryRatio <= 1, `ratio ${ner.retryRatio}`);
+  });
+
   it('finds quarantined tasks by key and by error class, and shows a task timeline', async (t) => {
     const { base } = await dashboard(t);
     const byClass = (await get(base, `/api/pipelines/${name}/quarantine?errorClass=StageTimeoutError`)).body;

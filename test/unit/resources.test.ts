@@ -2,10 +2,13 @@
 // rate), the adaptive limit's controller, and what counts as overload.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { SluiceError } from '../../src/core/errors.js';
+import { ConfigError, SluiceError } from '../../src/core/errors.js';
 import { initialState, nextLimit, PROBE_EVERY_MS, type ControllerState } from '../../src/resources/controller.js';
 import { fairShares } from '../../src/resources/fair-share.js';
 import { ResourceGate } from '../../src/resources/gate.js';
+import { leaseFits, leaseForTimeout, leaseMargin, RENEW_MS } from '../../src/resources/lease-time.js';
+import { defaults, mergeLayers } from '../../src/core/config.js';
+import { validateConfig } from '../../src/core/config-validate.js';
 import { isOverload, OverloadError } from '../../src/resources/overload.js';
 import { fakeClock } from '../helpers/fake-clock.js';
 
@@ -109,6 +112,38 @@ describe('ResourceGate', () => {
     assert.ok(starts.filter((s) => s < 20).length <= 5, `at most the burst at once: ${starts.map(Math.round).join(',')}`);
     assert.ok(starts.at(-1)! >= 150, `10 calls past the burst take about 200 ms at 50/s, took ${Math.round(starts.at(-1)!)} ms`);
     gate.close();
+  });
+});
+
+describe('lease length', () => {
+  it('lets a call of any stage timeout start right after a renewal, with the default lease (the default 60 s timeout included)', async () => {
+    for (const timeoutMs of [100, 2000, 5000, 27_000, 60_000, 600_000]) {
+      const clock = fakeClock();
+      const gate = new ResourceGate('r', clock);
+      const lease = leaseForTimeout(timeoutMs);
+      // As the coordinator applies a renewal: the lease less its margin, on this process's clock.
+      gate.apply({ concurrency: 1, rate: Infinity, burst: 0, leaseEnd: clock.now() + lease - leaseMargin(lease) });
+      clock.advance(RENEW_MS);
+      let started = false;
+      void gate.acquire(timeoutMs).then(() => (started = true));
+      await Promise.resolve();
+      assert.ok(started, `timeout ${timeoutMs} ms, lease ${lease} ms: no call started`);
+      assert.ok(leaseFits(lease, timeoutMs));
+    }
+  });
+
+  it('is refused in the config when it leaves no room for the stage timeout, with the length that would', () => {
+    const run = async (): Promise<null> => null;
+    const config = (leaseMs: number) => mergeLayers(structuredClone(defaults), {
+      resources: { gpu: { concurrency: 2, leaseMs } },
+      pipelines: { p: { topic: 't', source: { table: 's', key: 'id', columns: [] }, stages: [{ name: 'ner', resource: 'gpu', timeoutMs: 60_000, run }] } },
+    });
+    assert.throws(() => validateConfig(config(63_000)), (e: unknown) => {
+      assert.ok(e instanceof ConfigError);
+      assert.match(e.message, /resources\.gpu\.leaseMs: 63000 ms leaves no room for pipelines\.p\.stages\[0\] \(timeoutMs 60000\).*at least \d+/);
+      return true;
+    });
+    assert.doesNotThrow(() => validateConfig(config(leaseForTimeout(60_000))));
   });
 });
 
