@@ -50,7 +50,7 @@ export interface Check {
  * bench/results/<name>.md and .json.
  */
 export function report(name: string, note: string, unit: string, rows: Array<[string, Result]>, checks: Check[]): void {
-  const md = [
+  const md: string[] = [
     `### ${name} (${new Date().toISOString().slice(0, 10)}, ${cpus().length} cores, node ${process.version})`,
     '',
     note,
@@ -58,6 +58,14 @@ export function report(name: string, note: string, unit: string, rows: Array<[st
     `| variant | ${unit} | seconds | ${unit}/s | peak RSS MB |`,
     '| --- | ---: | ---: | ---: | ---: |',
     ...rows.map(([label, r]) => `| ${label} | ${r.tasks} | ${r.seconds.toFixed(2)} | ${Math.round(r.rate)}${r.runs ? ` [${r.runs.join(', ')}]` : ''} | ${r.peakRssMb} |`),
+  ];
+  writeResults(name, md, checks, { rows: rows.map(([label, r]) => ({ name: label, ...r })) });
+}
+
+/** Prints a benchmark's report (its lines, then the targets table) and writes it to bench/results/<name>.md, the figures to .json. */
+export function writeResults(name: string, lines: string[], checks: Check[], figures: Record<string, unknown>): void {
+  const md = [
+    ...lines,
     '',
     '| target | result | met |',
     '| --- | --- | --- |',
@@ -66,5 +74,5 @@ export function report(name: string, note: string, unit: string, rows: Array<[st
   console.log(md);
   mkdirSync('bench/results', { recursive: true });
   writeFileSync(`bench/results/${name}.md`, `${md}\n`);
-  writeFileSync(`bench/results/${name}.json`, JSON.stringify({ date: new Date().toISOString(), rows: rows.map(([label, r]) => ({ name: label, ...r })), checks }, null, 2));
+  writeFileSync(`bench/results/${name}.json`, JSON.stringify({ date: new Date().toISOString(), ...figures, checks }, null, 2));
 }

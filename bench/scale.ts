@@ -7,7 +7,7 @@
 // same table), for the RSS comparison. The seeded tables are kept for the next run (BENCH_SCALE_RESEED=1
 // seeds again); each run puts the 1% pending back first.
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql, { type RowDataPacket } from 'mysql2/promise';
@@ -16,7 +16,7 @@ import { silentLogger } from '../src/core/logger.js';
 import { sleep } from '../src/core/sleep.js';
 import { withDatabase } from '../src/db/database-url.js';
 import { migrate } from '../src/db/migrate.js';
-import type { Check } from './lib.js';
+import { writeResults, type Check } from './lib.js';
 
 const url = process.env.BENCH_DATABASE_URL ?? 'mysql://root@127.0.0.1:3306/sluice_bench_scale';
 const ROWS = Number(process.env.BENCH_SCALE_ROWS ?? 10_000_000);
@@ -210,7 +210,7 @@ const checks: Check[] = [
     pass: flat(small.produce.rssMb, big.produce.rssMb) && flat(small.rerun.rssMb, big.rerun.rssMb) && flat(small.status.rssMb, big.status.rssMb) && flat(small.dash.run.rssMb, big.dash.run.rssMb),
   },
 ];
-const md = [
+writeResults('scale', [
   `### scale (${new Date().toISOString().slice(0, 10)}, ${cpus().length} cores, node ${process.version})`,
   '',
   `A ${ROWS.toLocaleString('en')}-row source with ${(ROWS - ROWS / 100).toLocaleString('en')} done (the user's result table, and the earlier run's milestones and dispatch records in the ledger), every 100th key pending; the same on the first ${SMALL.toLocaleString('en')} rows for comparison. MariaDB with its default ${Math.round(Number(pool?.mb))} MB buffer pool, Kafka and the commands on the same 2 cores. Each command in its own process; seconds are the whole command, start-up included. After the rerun, the pending tasks' results were written straight to the tables, as workers would.`,
@@ -220,15 +220,7 @@ const md = [
   ...row(`${SMALL / 1e6}M`, small),
   ...row(`${ROWS / 1e6}M`, big),
   `| status --exact (${ROWS / 1e6}M) | ${exactReport.done} of ${exactReport.source} done; database ${exactReport.timings.databaseMs} ms | ${exactS.toFixed(1)} | ${exact.rssMb} |`,
-  '',
-  '| target | result | met |',
-  '| --- | --- | --- |',
-  ...checks.map((c) => `| ${c.target} | ${c.show} | ${c.pass ? 'yes' : 'NO'} |`),
-].join('\n');
-console.log(md);
-mkdirSync('bench/results', { recursive: true });
-writeFileSync('bench/results/scale.md', `${md}\n`);
-writeFileSync('bench/results/scale.json', JSON.stringify({ date: new Date().toISOString(), checks, small: summary(small), big: summary(big), exact: { seconds: exactS, databaseMs: exactReport.timings.databaseMs, rssMb: exact.rssMb } }, null, 2));
+], checks, { small: summary(small), big: summary(big), exact: { seconds: exactS, databaseMs: exactReport.timings.databaseMs, rssMb: exact.rssMb } });
 
 function summary(s: Awaited<ReturnType<typeof scale>>) {
   return {
