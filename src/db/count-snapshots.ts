@@ -8,14 +8,15 @@
 // seen); done is the snapshot's done plus the last stage's milestones since, so a result written without a
 // new milestone (its last-stage milestone was written before the snapshot and the result after, as after a
 // crash between the two) is not seen, nor is a result row written by anything but sluice. Every snapshot
-// puts that right: `produce` takes one each run, `status --check` an exact one.
+// puts that right: `produce` takes one each run, `status --check` an exact one. A source with a `where`
+// counts its done rows by the semi-join (its result table may hold other rows), at the exact count's cost.
 //
 // One read view for the whole snapshot (START TRANSACTION WITH CONSISTENT SNAPSHOT): every count sees the
 // same rows, and "since" starts where the view does, so no milestone is counted twice.
 
 import type { PoolConnection, RowDataPacket } from 'mysql2/promise';
 import { quoteIdentifier } from '../core/identifiers.js';
-import { sourceFrom } from './key-sql.js';
+import { doneJoin, sourceFrom } from './key-sql.js';
 import type { Pool } from './pool.js';
 import type { SourceInfo } from './source.js';
 
@@ -68,9 +69,21 @@ export async function resultRows(conn: Pool | PoolConnection, src: SourceInfo, p
 export async function takeSnapshot(pool: Pool, src: SourceInfo, pipeline: string): Promise<CountSnapshot> {
   const t0 = performance.now();
   const snap = await withReadView(pool, async (conn, at) => {
-    const [[total]] = await conn.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${sourceFrom(src)}`);
-    const source = Number(total?.n ?? 0);
-    const done = Math.min(source, await resultRows(conn, src, pipeline));
+    let source: number;
+    let done: number;
+    if (src.where === undefined) {
+      const [[total]] = await conn.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${sourceFrom(src)}`);
+      source = Number(total?.n ?? 0);
+      done = Math.min(source, await resultRows(conn, src, pipeline));
+    } else {
+      // A filtered source: the result table also holds rows of keys outside the filter (another pipeline's,
+      // or done before the filter), so only the semi-join tells which results are this pipeline's.
+      const params: unknown[] = [];
+      const r = doneJoin(src, pipeline, params);
+      const [[row]] = await conn.query<RowDataPacket[]>(`SELECT COUNT(*) AS n, COALESCE(SUM(${r.done}), 0) AS done FROM ${sourceFrom(src)} ${r.sql}`, params);
+      source = Number(row?.n ?? 0);
+      done = Number(row?.done ?? 0);
+    }
     return { source, done, stages: await stageRows(conn, pipeline), exact: false, countedAt: at };
   });
   const full = { ...snap, ageSeconds: 0, tookMs: Math.round(performance.now() - t0) };

@@ -122,3 +122,20 @@ describe('at scale', () => {
     }
   });
 });
+
+describe('a filtered source', () => {
+  it("counts as done only its own rows' results, not the other rows' in the same result table", async () => {
+    const table = randomName('src');
+    await db.query(`CREATE TABLE ${table} (id INT PRIMARY KEY)`);
+    await db.query(`INSERT INTO ${table} SELECT seq FROM seq_1_to_100`);
+    const src = await inspectSource(pool, { table, key: 'id', columns: [], where: 'id <= 10' }, 'p');
+    const p = randomName('p');
+    // Results for 1..40: 10 of them are this pipeline's rows, 30 are outside its filter.
+    await finish(p, 1, 40);
+    const c = await estimateCounts(pool, src, filter(p), 'ner');
+    assert.deepEqual([c.source, c.done], [10, 10]);
+    const q = randomName('p');
+    await finish(q, 5, 40);
+    assert.deepEqual([(await estimateCounts(pool, src, filter(q), 'ner')).done], [6]);
+  });
+});
