@@ -31,6 +31,8 @@ export interface PipelineCounts {
   orphans: number;
   /** Whether these are exact (the semi-join) or an estimate (a snapshot plus the ledger since). */
   exact: boolean;
+  /** Milestones per stage (for the estimate: the snapshot's plus those since). */
+  stages: Record<string, number>;
   /** When the whole-table counts were taken (the database's clock), and how long ago. */
   countedAt: string;
   countAgeSeconds: number;
@@ -62,16 +64,20 @@ export async function exactCounts(pool: Pool, src: SourceInfo, f: PendingFilter)
   // per key), so the results that matched no row are exactly the rest.
   const orphans = results - done;
   await saveSnapshot(pool, f.pipeline, { source, done, stages, exact: true, countedAt: at, tookMs: Math.round(performance.now() - t0) });
-  return { source, done, missing, inFlight, dead, pending: missing - inFlight - (f.includeDead ? 0 : dead), orphans, exact: true, countedAt: at, countAgeSeconds: 0 };
+  return { source, done, missing, inFlight, dead, pending: missing - inFlight - (f.includeDead ? 0 : dead), orphans, exact: true, stages, countedAt: at, countAgeSeconds: 0 };
 }
 
 /**
  * The fast counts (count-snapshots.ts): the last snapshot (taken now when there is none, or when `refresh`)
- * plus the last stage's milestones since; quarantined and in-flight tasks from their own small tables.
+ * plus the milestones of each of `stageNames` since (done: the last stage's); quarantined and in-flight
+ * tasks from their own small tables.
  */
-export async function estimateCounts(pool: Pool, src: SourceInfo, f: PendingFilter, lastStage: string | undefined, opts: { refresh?: boolean } = {}): Promise<PipelineCounts> {
+export async function estimateCounts(pool: Pool, src: SourceInfo, f: PendingFilter, stageNames: readonly string[], opts: { refresh?: boolean } = {}): Promise<PipelineCounts> {
   const snap = (opts.refresh === true ? null : await readSnapshot(pool, f.pipeline)) ?? (await takeSnapshot(pool, src, f.pipeline));
-  const since = lastStage === undefined ? 0 : (await stageRowsSince(pool, f.pipeline, [lastStage], snap.countedAt))[lastStage] ?? 0;
+  const sinceByStage = await stageRowsSince(pool, f.pipeline, stageNames, snap.countedAt);
+  const last = stageNames.at(-1);
+  const since = last === undefined ? 0 : (sinceByStage[last] ?? 0);
+  const stages = Object.fromEntries(stageNames.map((st) => [st, (snap.stages[st] ?? 0) + (sinceByStage[st] ?? 0)]));
   // With the user's result table, done tasks are not in sluice_results: these two are then bounded by what
   // is missing (below) instead of joined with a table of another key type.
   const ownResults = src.results === undefined;
@@ -96,5 +102,5 @@ export async function estimateCounts(pool: Pool, src: SourceInfo, f: PendingFilt
   const missing = source - done;
   const deadN = Math.min(missing, Number(dead?.n ?? 0));
   inFlight = Math.min(missing - deadN, inFlight);
-  return { source, done, missing, inFlight, dead: deadN, pending: Math.max(0, missing - inFlight - (f.includeDead ? 0 : deadN)), orphans: 0, exact: false, countedAt: snap.countedAt, countAgeSeconds: snap.ageSeconds };
+  return { source, done, missing, inFlight, dead: deadN, pending: Math.max(0, missing - inFlight - (f.includeDead ? 0 : deadN)), orphans: 0, exact: false, stages, countedAt: snap.countedAt, countAgeSeconds: snap.ageSeconds };
 }

@@ -1,7 +1,6 @@
 // The numbers behind `status`: all from the ledger tables and their indexes, cheap on large pipelines.
 
 import type { RowDataPacket } from 'mysql2/promise';
-import { readSnapshot, stageRowsSince } from './count-snapshots.js';
 import { estimateCounts, exactCounts, type PipelineCounts } from './counts.js';
 import type { Pool } from './pool.js';
 import type { SourceInfo } from './source.js';
@@ -44,7 +43,7 @@ const rate = (n: unknown, spanS: unknown): number => Number(n ?? 0) / Math.min(R
  */
 export async function ledgerStatus(pool: Pool, src: SourceInfo, pipeline: string, staleAfterMs: number, exact: boolean, stageNames: readonly string[]): Promise<LedgerStatus> {
   const filter = { pipeline, staleAfterMs, includeDead: false };
-  const counts = exact ? await exactCounts(pool, src, filter) : await estimateCounts(pool, src, filter, stageNames.at(-1));
+  const counts = exact ? await exactCounts(pool, src, filter) : await estimateCounts(pool, src, filter, stageNames);
   // Rates are over the actual window: from the first result of the last minute to now, so a run of 10 s
   // reads 10 s worth of work, not a minute's (never under a second, so one result is not "1000/s").
   const [[d]] = await pool.query<RowDataPacket[]>(
@@ -52,8 +51,6 @@ export async function ledgerStatus(pool: Pool, src: SourceInfo, pipeline: string
      FROM sluice_results WHERE pipeline = ? AND finished_at > NOW(3) - INTERVAL ${RECENT_S} SECOND`,
     [pipeline],
   );
-  const snap = await readSnapshot(pool, pipeline);
-  const since = await stageRowsSince(pool, pipeline, stageNames, counts.countedAt);
   const stages: Array<{ stage: string; n: number; recent: number; span: number }> = [];
   for (const stage of stageNames) {
     const [[r]] = await pool.query<RowDataPacket[]>(
@@ -61,7 +58,7 @@ export async function ledgerStatus(pool: Pool, src: SourceInfo, pipeline: string
        FROM sluice_milestones WHERE pipeline = ? AND stage = ? AND created_at > NOW(3) - INTERVAL ${RECENT_S} SECOND`,
       [pipeline, stage],
     );
-    stages.push({ stage, n: (snap?.stages[stage] ?? 0) + (since[stage] ?? 0), recent: Number(r?.recent ?? 0), span: Number(r?.span ?? 0) });
+    stages.push({ stage, n: counts.stages[stage] ?? 0, recent: Number(r?.recent ?? 0), span: Number(r?.span ?? 0) });
   }
   const [failed] = await pool.query<RowDataPacket[]>(
     `SELECT stage, COUNT(*) AS n FROM sluice_attempts WHERE pipeline = ? AND created_at > NOW(3) - INTERVAL ${RECENT_S} SECOND GROUP BY stage`,

@@ -150,7 +150,7 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
       summary.countsExact = true;
     } else if (opts.count !== false) {
       // Each run takes a new snapshot of the whole-table counts: status and the dashboard build on it.
-      summary.counts = await estimateCounts(pool, source, filter, pipeline.stages.at(-1)?.name, { refresh: true });
+      summary.counts = await estimateCounts(pool, source, filter, pipeline.stages.map((s) => s.name), { refresh: true });
     }
     if (summary.counts !== null) log.info({ runId, ...summary.counts, exact: summary.countsExact }, 'pending tasks counted');
     if (opts.dryRun === true) return finish();

@@ -39,13 +39,13 @@ describe('the fast counts', () => {
     const src = await source(100);
     const p = randomName('p');
     await finish(p, 1, 20);
-    const first = await estimateCounts(pool, src, filter(p), 'ner');
+    const first = await estimateCounts(pool, src, filter(p), ['ner']);
     assert.deepEqual([first.source, first.done, first.missing, first.exact], [100, 20, 80, false]);
     const snap = await readSnapshot(pool, p);
     assert.deepEqual([snap?.source, snap?.done, snap?.stages], [100, 20, { ner: 20 }]);
 
     await finish(p, 21, 50);
-    const later = await estimateCounts(pool, src, filter(p), 'ner');
+    const later = await estimateCounts(pool, src, filter(p), ['ner']);
     assert.equal(later.done, 50);
     assert.equal((await readSnapshot(pool, p))?.countedAt, snap?.countedAt, 'the snapshot was not taken again');
   });
@@ -54,12 +54,12 @@ describe('the fast counts', () => {
     const src = await source(100);
     const p = randomName('p');
     await finish(p, 1, 10);
-    await estimateCounts(pool, src, filter(p), 'ner');
+    await estimateCounts(pool, src, filter(p), ['ner']);
     await finish(p, 11, 12, { milestone: false });
     await db.query(`INSERT INTO ${src.table} VALUES (101)`);
-    const stale = await estimateCounts(pool, src, filter(p), 'ner');
+    const stale = await estimateCounts(pool, src, filter(p), ['ner']);
     assert.deepEqual([stale.source, stale.done], [100, 10]);
-    const fresh = await estimateCounts(pool, src, filter(p), 'ner', { refresh: true });
+    const fresh = await estimateCounts(pool, src, filter(p), ['ner'], { refresh: true });
     assert.deepEqual([fresh.source, fresh.done], [101, 12]);
   });
 
@@ -67,7 +67,7 @@ describe('the fast counts', () => {
     const src = await source(100);
     const p = randomName('p');
     await finish(p, 1, 30);
-    await estimateCounts(pool, src, filter(p), 'ner');
+    await estimateCounts(pool, src, filter(p), ['ner']);
     // A result for a key outside the source: the estimate counts it, the exact count does not.
     await db.query("INSERT INTO sluice_results (pipeline, task_key, started_at, finished_at, duration_ms) VALUES (?, 'gone', NOW(3), NOW(3), 1)", [p]);
     const exact = await exactCounts(pool, src, filter(p));
@@ -75,7 +75,7 @@ describe('the fast counts', () => {
     const snap = await readSnapshot(pool, p);
     assert.deepEqual([snap?.done, snap?.exact, snap?.stages], [30, true, { ner: 30 }]);
     await finish(p, 31, 35);
-    assert.equal((await estimateCounts(pool, src, filter(p), 'ner')).done, 35);
+    assert.equal((await estimateCounts(pool, src, filter(p), ['ner'])).done, 35);
   });
 
   it('give per-stage totals in ledgerStatus from the snapshot plus the milestones since', async () => {
@@ -98,7 +98,7 @@ describe('at scale', () => {
     await db.query(`INSERT INTO sluice_milestones (pipeline, task_key, stage, output, duration_ms, attempt, created_at) SELECT ?, CAST(seq AS CHAR), 'ner', '{}', 1, 1, NOW(3) - INTERVAL 1 DAY FROM seq_1_to_20000`, [p]);
     await db.query(`INSERT INTO sluice_dispatches (pipeline, task_key, run_id, topic, dispatches, dispatched_at) SELECT ?, CAST(seq AS CHAR), 'r', 't', 1, NOW(3) - INTERVAL 2 DAY FROM seq_1_to_20000`, [p]);
     await db.query('ANALYZE TABLE sluice_milestones, sluice_dispatches');
-    await estimateCounts(pool, src, filter(p), 'ner');
+    await estimateCounts(pool, src, filter(p), ['ner']);
 
     const seen: Array<[string, unknown[]]> = [];
     const spy = new Proxy(pool, {
@@ -132,10 +132,10 @@ describe('a filtered source', () => {
     const p = randomName('p');
     // Results for 1..40: 10 of them are this pipeline's rows, 30 are outside its filter.
     await finish(p, 1, 40);
-    const c = await estimateCounts(pool, src, filter(p), 'ner');
+    const c = await estimateCounts(pool, src, filter(p), ['ner']);
     assert.deepEqual([c.source, c.done], [10, 10]);
     const q = randomName('p');
     await finish(q, 5, 40);
-    assert.deepEqual([(await estimateCounts(pool, src, filter(q), 'ner')).done], [6]);
+    assert.deepEqual([(await estimateCounts(pool, src, filter(q), ['ner'])).done], [6]);
   });
 });
