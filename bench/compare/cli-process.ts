@@ -1,0 +1,90 @@
+// One side's command line as a process of its own: `node --import tsx src/cli.ts <command>` in the side's
+// folder, under GNU time so that its peak RSS and CPU are the process's own (the harness seeds and watches
+// from here, and none of that is counted). Signals go to the node process, not to time, which would die of
+// them and leave node behind.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, openSync, readFileSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Side } from './worktree.js';
+
+export interface Exit {
+  code: number | null;
+  peakRssMb: number;
+  /** User + system CPU of the process. */
+  cpuSeconds: number;
+  log: string;
+}
+
+export interface CliProcess {
+  readonly child: ChildProcess;
+  readonly startedAt: number;
+  readonly exited: Promise<Exit>;
+  /** SIGTERM (or another signal) to the sluice process itself. */
+  signal(sig?: NodeJS.Signals): void;
+}
+
+const TIME = '/usr/bin/time';
+
+/** The environment a side runs with: nothing of the caller's SLUICE_* or DATABASE_URL leaks in. */
+function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const keep = ['PATH', 'HOME', 'TMPDIR', 'LANG'];
+  const env: NodeJS.ProcessEnv = {};
+  for (const k of keep) if (process.env[k] !== undefined) env[k] = process.env[k];
+  return { ...env, NODE_ENV: 'production', ...extra };
+}
+
+export function startCli(side: Side, args: string[], opts: { config: string; databaseUrl: string; brokers: string; logFile: string }): CliProcess {
+  if (!existsSync(TIME)) throw new Error('bench:compare needs GNU time at /usr/bin/time (apt-get install time)');
+  const timeFile = `${opts.logFile}.time`;
+  const out = openSync(opts.logFile, 'a');
+  const node = [process.execPath, '--import', 'tsx', join(side.dir, 'src/cli.ts'), ...args, '--config', opts.config, '--log-level', 'warn'];
+  const child = spawn(TIME, ['-f', '%M %U %S', '-o', timeFile, ...node], {
+    cwd: side.dir,
+    env: cleanEnv({ DATABASE_URL: opts.databaseUrl, SLUICE_KAFKA_BROKERS: opts.brokers }),
+    stdio: ['ignore', out, out],
+  });
+  closeSync(out);
+  const startedAt = performance.now();
+  const exited = new Promise<Exit>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      const [rss, user, sys] = (existsSync(timeFile) ? readFileSync(timeFile, 'utf8') : '').trim().split('\n').pop()!.split(' ').map(Number);
+      resolve({ code, peakRssMb: Math.round((rss ?? 0) / 1024), cpuSeconds: (user ?? 0) + (sys ?? 0), log: opts.logFile });
+    });
+  });
+  return {
+    child,
+    startedAt,
+    exited,
+    signal(sig = 'SIGTERM') {
+      const pid = nodePid(child);
+      if (pid !== undefined) process.kill(pid, sig);
+    },
+  };
+}
+
+/** The node process that time started (its only child). */
+function nodePid(time: ChildProcess): number | undefined {
+  try {
+    const children = readFileSync(`/proc/${time.pid}/task/${time.pid}/children`, 'utf8').trim();
+    const pid = Number(children.split(' ')[0]);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs a command to its end; a non-zero exit is an error that names the log to read. */
+export async function runCli(side: Side, args: string[], opts: Parameters<typeof startCli>[2]): Promise<Exit> {
+  const exit = await startCli(side, args, opts).exited;
+  if (exit.code !== 0) throw new Error(`${side.label}: sluice ${args[0]} exited ${exit.code}; see ${exit.log}:\n${tail(exit.log)}`);
+  return exit;
+}
+
+export function tail(file: string, lines = 8): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}

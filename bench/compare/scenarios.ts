@@ -1,0 +1,239 @@
+// The benchmarks bench:compare runs, each as variants that any version of sluice can do from its command line.
+// A variant prepares a template once per side (a database, and for `work` a filled spool), then each run starts
+// from a copy of it, so that only the measured command's own work is timed.
+//   work     no-op stage (100k tasks); a stage awaiting 20 ms at concurrency 64 (64k tasks, Little's bound 3,200/s)
+//   e2e      produce + 1 fetch + 2 work processes, no-op stage (200k tasks)
+//   produce  publishing every pending row of the source (200k)
+//   fetch    spooling a topic that holds 200k tasks
+// Throughput is steady-state: tasks between the first and the last timestamp the run left (results' finished_at,
+// dispatches' dispatched_at, or the consumer group's committed offsets), so start-up and drain are not in it.
+import { cpSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { runCli, startCli, type CliProcess, type Exit } from './cli-process.js';
+import { committed, copyDatabase, counterDelta, databaseUrl, deleteTopic, dispatchSpan, PIPELINE, recreateDatabase, resultCount, resultSpan, seedSource, serverCounters, suffix, writeConfig, type Counters, type Fixture, type StageSpec } from './fixture.js';
+import type { Side } from './worktree.js';
+
+export interface Measure {
+  tasks: number;
+  /** Steady-state tasks per second. */
+  rate: number;
+  /** First command started to last task done. */
+  wallSeconds: number;
+  /** Highest peak RSS of the measured processes. */
+  peakRssMb: number;
+  /** CPU of the measured sluice processes, all together. */
+  cpuSeconds: number;
+  counters: Counters;
+}
+
+export interface RunContext {
+  fixture: Fixture;
+  /** A folder for this run's config, spool and logs. */
+  dir: string;
+  log: (line: string) => void;
+}
+
+export interface Variant {
+  bench: string;
+  name: string;
+  tasks: number;
+  /** Little's bound where the stage waits, for "% of the bound". */
+  bound?: number;
+  prepare(side: Side, ctx: RunContext): Promise<Template>;
+  run(side: Side, t: Template, ctx: RunContext): Promise<Measure>;
+}
+
+export interface Template {
+  db: string;
+  /** The template's own folder (removed with it). */
+  dir?: string;
+  spoolDir?: string;
+  topic?: string;
+}
+
+const env = (n: string, d: number): number => Number(process.env[n] ?? d);
+const NOOP: StageSpec = { name: 'noop', concurrency: 64, waitMs: 0 };
+const WAIT20: StageSpec = { name: 'wait', concurrency: 64, waitMs: 20 };
+
+/** One run's files and the settings every command of it shares. */
+function runFiles(side: Side, ctx: RunContext, db: string, stage: StageSpec, name: string, topic = `sluice-cmp-${suffix()}`) {
+  const dir = join(ctx.dir, `${side.label}-${name}-${suffix()}`);
+  mkdirSync(dir, { recursive: true });
+  const spoolDir = join(dir, 'spool');
+  const config = join(dir, 'sluice.config.mjs');
+  const url = databaseUrl(ctx.fixture, db);
+  const groupId = `sluice-cmp-${suffix()}`;
+  writeConfig(config, { databaseUrl: url, brokers: ctx.fixture.brokers, spoolDir, topic, groupId, stage });
+  const opts = (cmd: string) => ({ config, databaseUrl: url, brokers: ctx.fixture.brokers, logFile: join(dir, `${cmd}.log`) });
+  return { dir, spoolDir, config, topic, url, opts, groupId };
+}
+
+/** A database migrated by the side's own CLI and holding the source rows. */
+async function baseTemplate(side: Side, ctx: RunContext, name: string, n: number, stage: StageSpec): Promise<{ db: string; files: ReturnType<typeof runFiles> }> {
+  const db = `sluice_cmp_${side.label}_${name.replace(/[^A-Za-z0-9_]/g, '_')}`;
+  await recreateDatabase(ctx.fixture, db);
+  const files = runFiles(side, ctx, db, stage, `${name}-template`);
+  await runCli(side, ['migrate'], files.opts('migrate'));
+  await seedSource(ctx.fixture, db, n);
+  return { db, files };
+}
+
+/** Starts the side's fetcher and waits until the group has committed `n` offsets; returns when they were seen. */
+async function fetchAll(side: Side, ctx: RunContext, files: ReturnType<typeof runFiles>, n: number): Promise<{ first: number; firstCount: number; last: number; exit: Exit }> {
+  const fetcher = startCli(side, ['fetch', '--pipeline', PIPELINE], files.opts('fetch'));
+  let first = 0;
+  let firstCount = 0;
+  const deadline = performance.now() + 600_000;
+  try {
+    for (;;) {
+      const c = await committed(ctx.fixture, files.groupId, files.topic).catch(() => 0);
+      const now = performance.now();
+      if (c > 0 && first === 0) [first, firstCount] = [now, c];
+      if (c >= n) return { first, firstCount, last: now, exit: await stop(fetcher) };
+      if (fetcher.child.exitCode !== null) throw new Error(`${side.label}: fetch exited ${fetcher.child.exitCode} at ${c} of ${n}; see ${files.opts('fetch').logFile}`);
+      if (now > deadline) throw new Error(`${side.label}: fetch committed ${c} of ${n} in 10 minutes`);
+      await sleep(50);
+    }
+  } finally {
+    if (fetcher.child.exitCode === null) fetcher.signal('SIGKILL');
+  }
+}
+
+async function stop(p: CliProcess): Promise<Exit> {
+  p.signal('SIGTERM');
+  return p.exited;
+}
+
+function workVariant(name: string, stage: StageSpec, n: number, bound?: number): Variant {
+  return {
+    bench: 'work',
+    name,
+    tasks: n,
+    bound,
+    async prepare(side, ctx) {
+      const { db, files } = await baseTemplate(side, ctx, `work_${name}`, n, stage);
+      await runCli(side, ['produce', '--pipeline', PIPELINE], files.opts('produce'));
+      await fetchAll(side, ctx, files, n);
+      await deleteTopic(ctx.fixture, files.topic);
+      return { db, spoolDir: files.spoolDir, dir: files.dir };
+    },
+    async run(side, t, ctx) {
+      const db = `sluice_cmp_${side.label}_run`;
+      await copyDatabase(ctx.fixture, t.db, db);
+      const files = runFiles(side, ctx, db, stage, name);
+      cpSync(t.spoolDir!, files.spoolDir, { recursive: true });
+      const before = await serverCounters(ctx.fixture);
+      const t0 = performance.now();
+      const exit = await runCli(side, ['work', '--pipeline', PIPELINE, '--exit-when-idle'], files.opts('work'));
+      const wallSeconds = (performance.now() - t0) / 1000;
+      const counters = counterDelta(before, await serverCounters(ctx.fixture));
+      const s = await resultSpan(ctx.fixture, db);
+      if (s.count !== n) throw new Error(`${side.label}: work left ${s.count} of ${n} results`);
+      rmSync(files.dir, { recursive: true, force: true });
+      return { tasks: n, rate: (s.count - 1) / s.seconds, wallSeconds, peakRssMb: exit.peakRssMb, cpuSeconds: exit.cpuSeconds, counters };
+    },
+  };
+}
+
+const E2E_WORKERS = 2;
+
+const e2e: Variant = {
+  bench: 'e2e',
+  name: 'noop',
+  tasks: env('BENCH_COMPARE_E2E_TASKS', 200_000),
+  async prepare(side, ctx) {
+    const { db, files } = await baseTemplate(side, ctx, 'e2e', this.tasks, NOOP);
+    return { db, dir: files.dir };
+  },
+  async run(side, t, ctx) {
+    const n = this.tasks;
+    const db = `sluice_cmp_${side.label}_run`;
+    await copyDatabase(ctx.fixture, t.db, db);
+    const files = runFiles(side, ctx, db, NOOP, 'e2e');
+    const before = await serverCounters(ctx.fixture);
+    // Fetcher and workers are up and waiting, as on machines that run all the time; the clock starts with produce.
+    const fetcher = startCli(side, ['fetch', '--pipeline', PIPELINE], files.opts('fetch'));
+    const workers = Array.from({ length: E2E_WORKERS }, (_, i) => startCli(side, ['work', '--pipeline', PIPELINE], files.opts(`work-${i}`)));
+    const all = [fetcher, ...workers];
+    try {
+      await sleep(4000);
+      const t0 = performance.now();
+      const producer = startCli(side, ['produce', '--pipeline', PIPELINE], files.opts('produce'));
+      all.push(producer);
+      for (;;) {
+        const c = await resultCount(ctx.fixture, db);
+        if (c >= n) break;
+        const dead = all.find((p) => p.child.exitCode !== null && p !== producer);
+        if (dead !== undefined || (producer.child.exitCode !== null && producer.child.exitCode !== 0)) throw new Error(`${side.label}: a process of the e2e run exited early; see ${files.dir}`);
+        if (performance.now() - t0 > 600_000) throw new Error(`${side.label}: ${c} of ${n} results after 10 minutes`);
+        await sleep(250);
+      }
+      const wallSeconds = (performance.now() - t0) / 1000;
+      const exits = await Promise.all([...all.filter((p) => p !== producer).map(stop), producer.exited]);
+      const counters = counterDelta(before, await serverCounters(ctx.fixture));
+      const s = await resultSpan(ctx.fixture, db);
+      await deleteTopic(ctx.fixture, files.topic);
+      if (exits.some((e) => e.code !== 0)) throw new Error(`${side.label}: exit codes ${exits.map((e) => e.code).join(', ')}; see ${files.dir}`);
+      rmSync(files.dir, { recursive: true, force: true });
+      return { tasks: n, rate: (s.count - 1) / s.seconds, wallSeconds, peakRssMb: Math.max(...exits.map((e) => e.peakRssMb)), cpuSeconds: exits.reduce((a, e) => a + e.cpuSeconds, 0), counters };
+    } finally {
+      for (const p of all) if (p.child.exitCode === null) p.signal('SIGKILL');
+    }
+  },
+};
+
+const produce: Variant = {
+  bench: 'produce',
+  name: 'publish',
+  tasks: env('BENCH_COMPARE_PRODUCE_TASKS', 200_000),
+  async prepare(side, ctx) {
+    const { db, files } = await baseTemplate(side, ctx, 'produce', this.tasks, NOOP);
+    return { db, dir: files.dir };
+  },
+  async run(side, t, ctx) {
+    const db = `sluice_cmp_${side.label}_run`;
+    await copyDatabase(ctx.fixture, t.db, db);
+    const files = runFiles(side, ctx, db, NOOP, 'produce');
+    const before = await serverCounters(ctx.fixture);
+    const t0 = performance.now();
+    const exit = await runCli(side, ['produce', '--pipeline', PIPELINE], files.opts('produce'));
+    const wallSeconds = (performance.now() - t0) / 1000;
+    const counters = counterDelta(before, await serverCounters(ctx.fixture));
+    const s = await dispatchSpan(ctx.fixture, db);
+    await deleteTopic(ctx.fixture, files.topic);
+    if (s.count !== this.tasks) throw new Error(`${side.label}: produce recorded ${s.count} of ${this.tasks} dispatches`);
+    rmSync(files.dir, { recursive: true, force: true });
+    return { tasks: this.tasks, rate: (s.count - 1) / s.seconds, wallSeconds, peakRssMb: exit.peakRssMb, cpuSeconds: exit.cpuSeconds, counters };
+  },
+};
+
+const fetch: Variant = {
+  bench: 'fetch',
+  name: 'spool',
+  tasks: env('BENCH_COMPARE_FETCH_TASKS', 200_000),
+  async prepare(side, ctx) {
+    const { db, files } = await baseTemplate(side, ctx, 'fetch', this.tasks, NOOP);
+    await runCli(side, ['produce', '--pipeline', PIPELINE], files.opts('produce'));
+    return { db, topic: files.topic, dir: files.dir };
+  },
+  async run(side, t, ctx) {
+    const db = `sluice_cmp_${side.label}_run`;
+    await copyDatabase(ctx.fixture, t.db, db);
+    const files = runFiles(side, ctx, db, NOOP, 'fetch', t.topic);
+    const before = await serverCounters(ctx.fixture);
+    const r = await fetchAll(side, ctx, files, this.tasks);
+    const counters = counterDelta(before, await serverCounters(ctx.fixture));
+    if (r.exit.code !== 0) throw new Error(`${side.label}: fetch exited ${r.exit.code} on SIGTERM; see ${r.exit.log}`);
+    rmSync(files.dir, { recursive: true, force: true });
+    const rate = (this.tasks - r.firstCount) / ((r.last - r.first) / 1000);
+    return { tasks: this.tasks, rate, wallSeconds: (r.last - r.first) / 1000, peakRssMb: r.exit.peakRssMb, cpuSeconds: r.exit.cpuSeconds, counters };
+  },
+};
+
+export const BENCHES: Record<string, Variant[]> = {
+  work: [workVariant('noop', NOOP, env('BENCH_COMPARE_WORK_TASKS', 100_000)), workVariant('wait20-c64', WAIT20, env('BENCH_COMPARE_WAIT_TASKS', 64_000), 64 / 0.02)],
+  e2e: [e2e],
+  produce: [produce],
+  fetch: [fetch],
+};

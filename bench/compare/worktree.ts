@@ -1,0 +1,53 @@
+// The side of a comparison that is not this checkout: a git ref checked out into a worktree of its own under
+// .bench/worktrees/<sha>, installed once (npm ci) and kept, so a second compare against the same ref starts at
+// once. Nothing of the ref's benchmark code is used: the harness drives its command line only.
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const INSTALLED = '.sluice-bench-installed';
+
+export interface Side {
+  /** 'ref' or 'main': how the tables name it. */
+  label: string;
+  /** What it is: the ref as given and its short sha. */
+  describe: string;
+  /** Folder whose src/cli.ts is run (its own node_modules beside it). */
+  dir: string;
+}
+
+async function git(args: string[], cwd = '.'): Promise<string> {
+  return (await run('git', args, { cwd, maxBuffer: 1 << 24 })).stdout.trim();
+}
+
+/** This checkout, as it is now (uncommitted changes included: that is what a change is measured with). */
+export async function thisCheckout(): Promise<Side> {
+  const sha = await git(['rev-parse', '--short', 'HEAD']);
+  const dirty = (await git(['status', '--porcelain', '--untracked-files=no'])).length > 0;
+  return { label: 'main', describe: `this checkout (${sha}${dirty ? ' + uncommitted changes' : ''})`, dir: resolve('.') };
+}
+
+/** The ref's worktree, made and installed the first time it is asked for. */
+export async function refWorktree(ref: string, log: (line: string) => void): Promise<Side> {
+  let sha: string;
+  try {
+    sha = await git(['rev-parse', '--verify', `${ref}^{commit}`]);
+  } catch {
+    throw new Error(`bench:compare: '${ref}' is not a commit here (git rev-parse failed); give a sha, a branch or a tag`);
+  }
+  const dir = resolve('.bench/worktrees', sha);
+  if (!existsSync(resolve(dir, 'package.json'))) {
+    log(`checking out ${ref} (${sha.slice(0, 7)}) into ${dir}`);
+    mkdirSync(resolve('.bench/worktrees'), { recursive: true });
+    await git(['worktree', 'prune']);
+    await git(['worktree', 'add', '--detach', '--force', dir, sha]);
+  }
+  if (!existsSync(resolve(dir, INSTALLED))) {
+    log(`installing ${ref} (npm ci in its worktree, once)`);
+    await run('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: dir, maxBuffer: 1 << 26 });
+    writeFileSync(resolve(dir, INSTALLED), `${new Date().toISOString()}\n`);
+  }
+  return { label: 'ref', describe: `${ref} (${sha.slice(0, 7)})`, dir };
+}
