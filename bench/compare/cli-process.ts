@@ -33,11 +33,11 @@ function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, NODE_ENV: 'production', ...extra };
 }
 
-export function startCli(side: Side, args: string[], opts: { config: string; databaseUrl: string; brokers: string; logFile: string }): CliProcess {
+export function startCli(side: Side, args: string[], opts: { config: string; databaseUrl: string; brokers: string; logFile: string; nodeFlags?: string[] }): CliProcess {
   if (!existsSync(TIME)) throw new Error('bench:compare needs GNU time at /usr/bin/time (apt-get install time)');
   const timeFile = `${opts.logFile}.time`;
   const out = openSync(opts.logFile, 'a');
-  const node = [process.execPath, '--import', 'tsx', join(side.dir, 'src/cli.ts'), ...args, '--config', opts.config, '--log-level', 'warn'];
+  const node = [process.execPath, ...(opts.nodeFlags ?? []), '--import', 'tsx', join(side.dir, 'src/cli.ts'), ...args, '--config', opts.config, '--log-level', 'warn'];
   const child = spawn(TIME, ['-f', '%M %U %S', '-o', timeFile, ...node], {
     cwd: side.dir,
     env: cleanEnv({ DATABASE_URL: opts.databaseUrl, SLUICE_KAFKA_BROKERS: opts.brokers }),

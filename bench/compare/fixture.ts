@@ -101,8 +101,22 @@ export interface StageSpec {
   waitMs: number;
 }
 
+export interface ConfigSpec {
+  databaseUrl: string;
+  brokers: string;
+  spoolDir: string;
+  topic: string;
+  groupId: string;
+  stage: StageSpec;
+  /** The spool takes a whole topic without pausing (its high-water marks far above it): fetch and work templates. */
+  holdAll?: boolean;
+  maxInFlight?: number;
+}
+
 /** A config file every version reads: plain JavaScript, settings that have existed since the first release. */
-export function writeConfig(file: string, c: { databaseUrl: string; brokers: string; spoolDir: string; topic: string; groupId: string; stage: StageSpec }): void {
+export function writeConfig(file: string, c: ConfigSpec): void {
+  const marks = c.holdAll === true ? ', highWaterItems: 1e8, lowWaterItems: 5e7, highWaterBytes: 2 ** 40, lowWaterBytes: 2 ** 39' : '';
+  const worker = c.maxInFlight === undefined ? '' : `\n  worker: { maxInFlight: ${c.maxInFlight} },`;
   const run = c.stage.waitMs === 0 ? 'async () => null' : `() => new Promise((resolve) => setTimeout(() => resolve(null), ${c.stage.waitMs}))`;
   writeFileSync(
     file,
@@ -110,7 +124,7 @@ export function writeConfig(file: string, c: { databaseUrl: string; brokers: str
 export default {
   database: { url: ${JSON.stringify(c.databaseUrl)} },
   kafka: { brokers: ${JSON.stringify(c.brokers.split(','))} },
-  spool: { dir: ${JSON.stringify(c.spoolDir)} },
+  spool: { dir: ${JSON.stringify(c.spoolDir)}${marks} },${worker}
   fetcher: { groupId: ${JSON.stringify(c.groupId)} },
   pipelines: {
     ${PIPELINE}: {

@@ -7,32 +7,16 @@
 //   fetch    spooling a topic that holds 200k tasks
 // Throughput is steady-state: tasks between the first and the last timestamp the run left (results' finished_at,
 // dispatches' dispatched_at, or the consumer group's committed offsets), so start-up and drain are not in it.
-import { cpSync, mkdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { runCli, startCli, type CliProcess, type Exit } from './cli-process.js';
-import { committed, copyDatabase, counterDelta, databaseUrl, deleteTopic, dispatchSpan, PIPELINE, recreateDatabase, resultCount, resultSpan, seedSource, serverCounters, suffix, writeConfig, type Counters, type Fixture, type StageSpec } from './fixture.js';
+import { runCli, startCli } from './cli-process.js';
+import { copyDatabase, counterDelta, deleteTopic, dispatchSpan, PIPELINE, resultCount, resultSpan, serverCounters, type StageSpec } from './fixture.js';
+import { baseTemplate, fetchAll, prepareWork, runFiles, runWork, stop, type Measure, type RunContext, type Template } from './steps.js';
 import type { Side } from './worktree.js';
 
-export interface Measure {
-  tasks: number;
-  /** Steady-state tasks per second. */
-  rate: number;
-  /** First command started to last task done. */
-  wallSeconds: number;
-  /** Highest peak RSS of the measured processes. */
-  peakRssMb: number;
-  /** CPU of the measured sluice processes, all together. */
-  cpuSeconds: number;
-  counters: Counters;
-}
+export type { Measure, RunContext, Template } from './steps.js';
 
-export interface RunContext {
-  fixture: Fixture;
-  /** A folder for this run's config, spool and logs. */
-  dir: string;
-  log: (line: string) => void;
-}
+
 
 export interface Variant {
   bench: string;
@@ -44,66 +28,10 @@ export interface Variant {
   run(side: Side, t: Template, ctx: RunContext): Promise<Measure>;
 }
 
-export interface Template {
-  db: string;
-  /** The template's own folder (removed with it). */
-  dir?: string;
-  spoolDir?: string;
-  topic?: string;
-}
 
 const env = (n: string, d: number): number => Number(process.env[n] ?? d);
-const NOOP: StageSpec = { name: 'noop', concurrency: 64, waitMs: 0 };
-const WAIT20: StageSpec = { name: 'wait', concurrency: 64, waitMs: 20 };
-
-/** One run's files and the settings every command of it shares. */
-function runFiles(side: Side, ctx: RunContext, db: string, stage: StageSpec, name: string, topic = `sluice-cmp-${suffix()}`) {
-  const dir = join(ctx.dir, `${side.label}-${name}-${suffix()}`);
-  mkdirSync(dir, { recursive: true });
-  const spoolDir = join(dir, 'spool');
-  const config = join(dir, 'sluice.config.mjs');
-  const url = databaseUrl(ctx.fixture, db);
-  const groupId = `sluice-cmp-${suffix()}`;
-  writeConfig(config, { databaseUrl: url, brokers: ctx.fixture.brokers, spoolDir, topic, groupId, stage });
-  const opts = (cmd: string) => ({ config, databaseUrl: url, brokers: ctx.fixture.brokers, logFile: join(dir, `${cmd}.log`) });
-  return { dir, spoolDir, config, topic, url, opts, groupId };
-}
-
-/** A database migrated by the side's own CLI and holding the source rows. */
-async function baseTemplate(side: Side, ctx: RunContext, name: string, n: number, stage: StageSpec): Promise<{ db: string; files: ReturnType<typeof runFiles> }> {
-  const db = `sluice_cmp_${side.label}_${name.replace(/[^A-Za-z0-9_]/g, '_')}`;
-  await recreateDatabase(ctx.fixture, db);
-  const files = runFiles(side, ctx, db, stage, `${name}-template`);
-  await runCli(side, ['migrate'], files.opts('migrate'));
-  await seedSource(ctx.fixture, db, n);
-  return { db, files };
-}
-
-/** Starts the side's fetcher and waits until the group has committed `n` offsets; returns when they were seen. */
-async function fetchAll(side: Side, ctx: RunContext, files: ReturnType<typeof runFiles>, n: number): Promise<{ first: number; firstCount: number; last: number; exit: Exit }> {
-  const fetcher = startCli(side, ['fetch', '--pipeline', PIPELINE], files.opts('fetch'));
-  let first = 0;
-  let firstCount = 0;
-  const deadline = performance.now() + 600_000;
-  try {
-    for (;;) {
-      const c = await committed(ctx.fixture, files.groupId, files.topic).catch(() => 0);
-      const now = performance.now();
-      if (c > 0 && first === 0) [first, firstCount] = [now, c];
-      if (c >= n) return { first, firstCount, last: now, exit: await stop(fetcher) };
-      if (fetcher.child.exitCode !== null) throw new Error(`${side.label}: fetch exited ${fetcher.child.exitCode} at ${c} of ${n}; see ${files.opts('fetch').logFile}`);
-      if (now > deadline) throw new Error(`${side.label}: fetch committed ${c} of ${n} in 10 minutes`);
-      await sleep(50);
-    }
-  } finally {
-    if (fetcher.child.exitCode === null) fetcher.signal('SIGKILL');
-  }
-}
-
-async function stop(p: CliProcess): Promise<Exit> {
-  p.signal('SIGTERM');
-  return p.exited;
-}
+export const NOOP: StageSpec = { name: 'noop', concurrency: 64, waitMs: 0 };
+export const WAIT20: StageSpec = { name: 'wait', concurrency: 64, waitMs: 20 };
 
 function workVariant(name: string, stage: StageSpec, n: number, bound?: number): Variant {
   return {
@@ -111,28 +39,8 @@ function workVariant(name: string, stage: StageSpec, n: number, bound?: number):
     name,
     tasks: n,
     bound,
-    async prepare(side, ctx) {
-      const { db, files } = await baseTemplate(side, ctx, `work_${name}`, n, stage);
-      await runCli(side, ['produce', '--pipeline', PIPELINE], files.opts('produce'));
-      await fetchAll(side, ctx, files, n);
-      await deleteTopic(ctx.fixture, files.topic);
-      return { db, spoolDir: files.spoolDir, dir: files.dir };
-    },
-    async run(side, t, ctx) {
-      const db = `sluice_cmp_${side.label}_run`;
-      await copyDatabase(ctx.fixture, t.db, db);
-      const files = runFiles(side, ctx, db, stage, name);
-      cpSync(t.spoolDir!, files.spoolDir, { recursive: true });
-      const before = await serverCounters(ctx.fixture);
-      const t0 = performance.now();
-      const exit = await runCli(side, ['work', '--pipeline', PIPELINE, '--exit-when-idle'], files.opts('work'));
-      const wallSeconds = (performance.now() - t0) / 1000;
-      const counters = counterDelta(before, await serverCounters(ctx.fixture));
-      const s = await resultSpan(ctx.fixture, db);
-      if (s.count !== n) throw new Error(`${side.label}: work left ${s.count} of ${n} results`);
-      rmSync(files.dir, { recursive: true, force: true });
-      return { tasks: n, rate: (s.count - 1) / s.seconds, wallSeconds, peakRssMb: exit.peakRssMb, cpuSeconds: exit.cpuSeconds, counters };
-    },
+    prepare: (side, ctx) => prepareWork(side, ctx, name, stage, n),
+    run: (side, t, ctx) => runWork(side, ctx, t, stage, name, n),
   };
 }
 
@@ -213,14 +121,14 @@ const fetch: Variant = {
   name: 'spool',
   tasks: env('BENCH_COMPARE_FETCH_TASKS', 200_000),
   async prepare(side, ctx) {
-    const { db, files } = await baseTemplate(side, ctx, 'fetch', this.tasks, NOOP);
+    const { db, files } = await baseTemplate(side, ctx, 'fetch', this.tasks, NOOP, true);
     await runCli(side, ['produce', '--pipeline', PIPELINE], files.opts('produce'));
     return { db, topic: files.topic, dir: files.dir };
   },
   async run(side, t, ctx) {
     const db = `sluice_cmp_${side.label}_run`;
     await copyDatabase(ctx.fixture, t.db, db);
-    const files = runFiles(side, ctx, db, NOOP, 'fetch', t.topic);
+    const files = runFiles(side, ctx, db, NOOP, 'fetch', { topic: t.topic, holdAll: true });
     const before = await serverCounters(ctx.fixture);
     const r = await fetchAll(side, ctx, files, this.tasks);
     const counters = counterDelta(before, await serverCounters(ctx.fixture));

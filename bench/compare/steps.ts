@@ -1,0 +1,131 @@
+// The steps every comparison and profile is made of, for one side: a run's files, a migrated and seeded template
+// database, fetching a topic to the end, and a `work` run from a copy of a filled spool (bench:compare and
+// bench:profile both time this one).
+import { cpSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { runCli, startCli, tail, type CliProcess, type Exit } from './cli-process.js';
+import { committed, copyDatabase, counterDelta, databaseUrl, deleteTopic, PIPELINE, recreateDatabase, resultCount, resultSpan, seedSource, serverCounters, suffix, writeConfig, type Counters, type Fixture, type StageSpec } from './fixture.js';
+import type { Side } from './worktree.js';
+
+export interface Measure {
+  tasks: number;
+  /** Steady-state tasks per second. */
+  rate: number;
+  /** First command started to last task done. */
+  wallSeconds: number;
+  /** Highest peak RSS of the measured processes. */
+  peakRssMb: number;
+  /** CPU of the measured sluice processes, all together. */
+  cpuSeconds: number;
+  counters: Counters;
+}
+
+export interface RunContext {
+  fixture: Fixture;
+  /** A folder for runs' configs, spools and logs. */
+  dir: string;
+  log: (line: string) => void;
+}
+
+export interface Template {
+  db: string;
+  /** The template's own folder (removed with it). */
+  dir?: string;
+  spoolDir?: string;
+  topic?: string;
+}
+
+export type RunFiles = ReturnType<typeof runFiles>;
+
+/** One run's folder, config file and the settings every command of it shares. */
+export function runFiles(side: Side, ctx: RunContext, db: string, stage: StageSpec, name: string, o: { topic?: string; holdAll?: boolean; maxInFlight?: number } = {}) {
+  const topic = o.topic ?? `sluice-cmp-${suffix()}`;
+  const dir = join(ctx.dir, `${side.label}-${name}-${suffix()}`);
+  mkdirSync(dir, { recursive: true });
+  const spoolDir = join(dir, 'spool');
+  const config = join(dir, 'sluice.config.mjs');
+  const url = databaseUrl(ctx.fixture, db);
+  const groupId = `sluice-cmp-${suffix()}`;
+  writeConfig(config, { databaseUrl: url, brokers: ctx.fixture.brokers, spoolDir, topic, groupId, stage, holdAll: o.holdAll, maxInFlight: o.maxInFlight });
+  const opts = (cmd: string, nodeFlags: string[] = []) => ({ config, databaseUrl: url, brokers: ctx.fixture.brokers, logFile: join(dir, `${cmd}.log`), nodeFlags });
+  return { dir, spoolDir, config, topic, url, opts, groupId };
+}
+
+/** A database migrated by the side's own CLI and holding the source rows. */
+export async function baseTemplate(side: Side, ctx: RunContext, name: string, n: number, stage: StageSpec, holdAll = false): Promise<{ db: string; files: RunFiles }> {
+  const db = `sluice_cmp_${side.label}_${name.replace(/[^A-Za-z0-9_]/g, '_')}`;
+  await recreateDatabase(ctx.fixture, db);
+  const files = runFiles(side, ctx, db, stage, `${name}-template`, { holdAll });
+  await runCli(side, ['migrate'], files.opts('migrate'));
+  await seedSource(ctx.fixture, db, n);
+  return { db, files };
+}
+
+export async function stop(p: CliProcess): Promise<Exit> {
+  p.signal('SIGTERM');
+  return p.exited;
+}
+
+/** Starts the side's fetcher and waits until the group has committed `n` offsets; returns when they were seen. */
+export async function fetchAll(side: Side, ctx: RunContext, files: RunFiles, n: number): Promise<{ first: number; firstCount: number; last: number; exit: Exit }> {
+  const fetcher = startCli(side, ['fetch', '--pipeline', PIPELINE], files.opts('fetch'));
+  let first = 0;
+  let firstCount = 0;
+  const deadline = performance.now() + 600_000;
+  try {
+    for (;;) {
+      const c = await committed(ctx.fixture, files.groupId, files.topic).catch(() => 0);
+      const now = performance.now();
+      if (c > 0 && first === 0) [first, firstCount] = [now, c];
+      if (c >= n) return { first, firstCount, last: now, exit: await stop(fetcher) };
+      if (fetcher.child.exitCode !== null) throw new Error(`${side.label}: fetch exited ${fetcher.child.exitCode} at ${c} of ${n}; see ${files.opts('fetch').logFile}`);
+      if (now > deadline) throw new Error(`${side.label}: fetch committed ${c} of ${n} in 10 minutes`);
+      await sleep(50);
+    }
+  } finally {
+    if (fetcher.child.exitCode === null) fetcher.signal('SIGKILL');
+  }
+}
+
+/** A template for `work`: n tasks produced and fetched by the side itself into a spool that runs then copy. */
+export async function prepareWork(side: Side, ctx: RunContext, name: string, stage: StageSpec, n: number): Promise<Template> {
+  const { db, files } = await baseTemplate(side, ctx, `work_${name}`, n, stage, true);
+  await runCli(side, ['produce', '--pipeline', PIPELINE], files.opts('produce'));
+  await fetchAll(side, ctx, files, n);
+  await deleteTopic(ctx.fixture, files.topic);
+  return { db, spoolDir: files.spoolDir, dir: files.dir };
+}
+
+export interface WorkRunOptions {
+  /** Flags for node itself (--cpu-prof, ...). */
+  nodeFlags?: string[];
+  /** Leave the run's folder (the default removes it). */
+  keep?: boolean;
+  maxInFlight?: number;
+  /** Called every 200 ms while the worker runs, with the results written so far. */
+  watch?: (results: number, worker: CliProcess) => void;
+}
+
+/** `work --exit-when-idle` from a copy of the template; `keep` leaves the run's folder (profiles are written there). */
+export async function runWork(side: Side, ctx: RunContext, t: Template, stage: StageSpec, name: string, n: number, o: WorkRunOptions = {}): Promise<Measure & { dir: string }> {
+  const db = `sluice_cmp_${side.label}_run`;
+  await copyDatabase(ctx.fixture, t.db, db);
+  const files = runFiles(side, ctx, db, stage, name, { maxInFlight: o.maxInFlight });
+  cpSync(t.spoolDir!, files.spoolDir, { recursive: true });
+  const before = await serverCounters(ctx.fixture);
+  const t0 = performance.now();
+  const worker = startCli(side, ['work', '--pipeline', PIPELINE, '--exit-when-idle'], files.opts('work', o.nodeFlags));
+  while (o.watch !== undefined && worker.child.exitCode === null) {
+    o.watch(await resultCount(ctx.fixture, db), worker);
+    await sleep(200);
+  }
+  const exit = await worker.exited;
+  if (exit.code !== 0) throw new Error(`${side.label}: sluice work exited ${exit.code}; see ${exit.log}:\n${tail(exit.log)}`);
+  const wallSeconds = (performance.now() - t0) / 1000;
+  const counters = counterDelta(before, await serverCounters(ctx.fixture));
+  const s = await resultSpan(ctx.fixture, db);
+  if (s.count !== n) throw new Error(`${side.label}: work left ${s.count} of ${n} results`);
+  if (o.keep !== true) rmSync(files.dir, { recursive: true, force: true });
+  return { tasks: n, rate: (s.count - 1) / s.seconds, wallSeconds, peakRssMb: exit.peakRssMb, cpuSeconds: exit.cpuSeconds, counters, dir: files.dir };
+}
