@@ -1,5 +1,6 @@
-// npm run bench:profile [-- --tasks 100000] — where this checkout's worker spends its time and memory, by the
-// same harness as bench:compare (bench/compare/), on the no-op and the 20 ms stage:
+// npm run bench:profile [-- <git-ref>] [--tasks 100000] — where this checkout's worker (or a ref's, from its
+// bench:compare worktree) spends its time and memory, by the harness of bench:compare (bench/compare/), on the
+// no-op and the 20 ms stage:
 //   cpu     `work` under node --cpu-prof: CPU per task by where the code lives and by sluice feature
 //   heap    two heap snapshots of one no-op run (at 1/4 and 3/4 of its tasks): what the heap keeps per task seen
 //   rss     peak RSS of no-op runs of n/2 and 2n tasks: memory per task seen from outside; 20 ms stage at
@@ -13,11 +14,11 @@ import { parseArgs } from 'node:util';
 import { openFixture, dropDatabase, type StageSpec } from './compare/fixture.js';
 import { NOOP, WAIT20 } from './compare/scenarios.js';
 import { prepareWork, runWork, type Measure, type RunContext, type Template } from './compare/steps.js';
-import { thisCheckout, type Side } from './compare/worktree.js';
+import { refWorktree, thisCheckout, type Side } from './compare/worktree.js';
 import { analyse, type CpuBreakdown } from './profile/cpu-profile.js';
 import { growth, heapByKind, total } from './profile/heap-snapshot.js';
 
-const { values } = parseArgs({ options: { tasks: { type: 'string' } } });
+const { values, positionals } = parseArgs({ allowPositionals: true, options: { tasks: { type: 'string' } } });
 const N = Number(values.tasks ?? process.env.BENCH_PROFILE_TASKS ?? 100_000);
 const WAIT_N = Math.max(16_000, Math.round(N / 3));
 
@@ -84,7 +85,8 @@ async function heapRun(side: Side, ctx: RunContext, t: Template, n: number): Pro
 async function main(): Promise<void> {
   const started = performance.now();
   const log = (line: string): void => console.error(`[${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}`);
-  const side = await thisCheckout();
+  const ref = positionals[0];
+  const side = ref === undefined ? await thisCheckout() : await refWorktree(ref, log);
   const fixture = await openFixture(process.env.BENCH_DATABASE_SERVER_URL ?? 'mysql://root@127.0.0.1:3306/mysql', process.env.SLUICE_KAFKA_BROKERS ?? '127.0.0.1:9092');
   const ctx: RunContext = { fixture, dir: resolve('.bench/profile'), log };
   rmSync(ctx.dir, { recursive: true, force: true });
@@ -144,8 +146,9 @@ async function main(): Promise<void> {
   }
   console.log(lines.join('\n'));
   mkdirSync('bench/results', { recursive: true });
-  writeFileSync('bench/results/profile.md', `${lines.join('\n')}\n`);
-  writeFileSync('bench/results/profile.json', JSON.stringify({ date: new Date().toISOString(), tasks: N, ...figures }, null, 2));
+  const name = ref === undefined ? 'profile' : `profile-${ref.replace(/[^\w.-]/g, '_')}`;
+  writeFileSync(`bench/results/${name}.md`, `${lines.join('\n')}\n`);
+  writeFileSync(`bench/results/${name}.json`, JSON.stringify({ date: new Date().toISOString(), tasks: N, ...figures }, null, 2));
 }
 
 await main();

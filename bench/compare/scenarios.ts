@@ -10,7 +10,7 @@
 import { rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runCli, startCli } from './cli-process.js';
-import { copyDatabase, counterDelta, deleteTopic, dispatchSpan, PIPELINE, resultCount, resultSpan, serverCounters, type StageSpec } from './fixture.js';
+import { copyDatabase, settle, counterDelta, deleteTopic, dispatchSpan, PIPELINE, resultCount, resultSpan, serverCounters, type StageSpec } from './fixture.js';
 import { baseTemplate, fetchAll, prepareWork, runFiles, runWork, stop, type Measure, type RunContext, type Template } from './steps.js';
 import type { Side } from './worktree.js';
 
@@ -59,6 +59,7 @@ const e2e: Variant = {
     const db = `sluice_cmp_${side.label}_run`;
     await copyDatabase(ctx.fixture, t.db, db);
     const files = runFiles(side, ctx, db, NOOP, 'e2e');
+    await settle(ctx.fixture);
     const before = await serverCounters(ctx.fixture);
     // Fetcher and workers are up and waiting, as on machines that run all the time; the clock starts with produce.
     const fetcher = startCli(side, ['fetch', '--pipeline', PIPELINE], files.opts('fetch'));
@@ -103,6 +104,7 @@ const produce: Variant = {
     const db = `sluice_cmp_${side.label}_run`;
     await copyDatabase(ctx.fixture, t.db, db);
     const files = runFiles(side, ctx, db, NOOP, 'produce');
+    await settle(ctx.fixture);
     const before = await serverCounters(ctx.fixture);
     const t0 = performance.now();
     const exit = await runCli(side, ['produce', '--pipeline', PIPELINE], files.opts('produce'));
@@ -129,6 +131,7 @@ const fetch: Variant = {
     const db = `sluice_cmp_${side.label}_run`;
     await copyDatabase(ctx.fixture, t.db, db);
     const files = runFiles(side, ctx, db, NOOP, 'fetch', { topic: t.topic, holdAll: true });
+    await settle(ctx.fixture);
     const before = await serverCounters(ctx.fixture);
     const r = await fetchAll(side, ctx, files, this.tasks);
     const counters = counterDelta(before, await serverCounters(ctx.fixture));

@@ -1,11 +1,12 @@
 // The steps every comparison and profile is made of, for one side: a run's files, a migrated and seeded template
 // database, fetching a topic to the end, and a `work` run from a copy of a filled spool (bench:compare and
 // bench:profile both time this one).
+import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runCli, startCli, tail, type CliProcess, type Exit } from './cli-process.js';
-import { committed, copyDatabase, counterDelta, databaseUrl, deleteTopic, PIPELINE, recreateDatabase, resultCount, resultSpan, seedSource, serverCounters, suffix, writeConfig, type Counters, type Fixture, type StageSpec } from './fixture.js';
+import { committed, copyDatabase, settle, counterDelta, databaseUrl, deleteTopic, PIPELINE, recreateDatabase, resultCount, resultSpan, seedSource, serverCounters, suffix, writeConfig, type Counters, type Fixture, type StageSpec } from './fixture.js';
 import type { Side } from './worktree.js';
 
 export interface Measure {
@@ -113,6 +114,9 @@ export async function runWork(side: Side, ctx: RunContext, t: Template, stage: S
   await copyDatabase(ctx.fixture, t.db, db);
   const files = runFiles(side, ctx, db, stage, name, { maxInFlight: o.maxInFlight });
   cpSync(t.spoolDir!, files.spoolDir, { recursive: true });
+  // The copy's page cache goes to disk now, not during the run.
+  execFileSync('sync');
+  await settle(ctx.fixture);
   const before = await serverCounters(ctx.fixture);
   const t0 = performance.now();
   const worker = startCli(side, ['work', '--pipeline', PIPELINE, '--exit-when-idle'], files.opts('work', o.nodeFlags));

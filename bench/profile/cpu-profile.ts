@@ -45,6 +45,7 @@ function place(url: string, name: string): string {
   if (dep !== null) return dep[1] === 'tsx' || dep[1] === 'esbuild' ? 'tsx (loading TypeScript)' : dep[1]!;
   const own = /\/src\/([^/]+)\//.exec(url);
   if (own !== null) return `sluice src/${own[1]}/`;
+  if (url.startsWith('node:internal/modules')) return 'node module loader (start-up)';
   if (url.startsWith('node:')) return `node ${url.replace(/^node:(internal\/)?/, '').split('/')[0]}`;
   return 'other';
 }
