@@ -33,9 +33,9 @@ function cpuTable(title: string, b: CpuBreakdown, m: Measure): string[] {
     '| --- | ---: | ---: |',
     ...b.byPlace.slice(0, 14).map((p) => `| ${p.place} | ${us(p.ms, m.tasks)} | ${Math.round((100 * p.ms) / busy)}% |`),
     '',
-    '| sluice feature (inclusive: what it calls too) | µs per task | share |',
+    '| charged to (the nearest sluice feature on the stack) | µs per task | share |',
     '| --- | ---: | ---: |',
-    ...b.byFeature.map((f) => `| ${f.feature} | ${us(f.ms, m.tasks)} | ${Math.round((100 * f.ms) / busy)}% |`),
+    ...b.byFeature.filter((f) => f.ms / m.tasks >= 0.0001).slice(0, 18).map((f) => `| ${f.feature} | ${us(f.ms, m.tasks)} | ${Math.round((100 * f.ms) / busy)}% |`),
     '',
     '| hottest functions (self) | µs per task |',
     '| --- | ---: |',
@@ -88,7 +88,7 @@ async function main(): Promise<void> {
   const ref = positionals[0];
   const side = ref === undefined ? await thisCheckout() : await refWorktree(ref, log);
   const fixture = await openFixture(process.env.BENCH_DATABASE_SERVER_URL ?? 'mysql://root@127.0.0.1:3306/mysql', process.env.SLUICE_KAFKA_BROKERS ?? '127.0.0.1:9092');
-  const ctx: RunContext = { fixture, dir: resolve('.bench/profile'), log };
+  const ctx: RunContext = { fixture, dir: resolve('.bench/profile', side.label), log };
   rmSync(ctx.dir, { recursive: true, force: true });
   const templates: Template[] = [];
   const lines: string[] = [];

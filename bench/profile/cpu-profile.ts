@@ -1,7 +1,9 @@
-// Reads a V8 .cpuprofile (node --cpu-prof) and says where the time went: self time by where the code lives
-// (a sluice folder, a dependency, node itself, the garbage collector, idle), and inclusive time of the sluice
-// features a change might add to the per-task path (counted once per stack: a feature's time includes what
-// it calls, and a call nested in the same feature is not counted twice).
+// Reads a V8 .cpuprofile (node --cpu-prof) and says where the time went, two ways that each add up to the whole:
+// self time by where the code lives (a sluice folder, a dependency, node itself, the garbage collector), and
+// time by sluice feature: each sample is charged to the nearest frame on its stack that belongs to a feature
+// (or to other sluice code), so a dependency or builtin a feature calls is the feature's, a feature another one
+// calls is not the caller's, and what runs with no sluice frame at all (a driver reading its socket, the
+// garbage collector) is shown by where it runs.
 import { readFileSync } from 'node:fs';
 
 interface ProfileNode {
@@ -25,7 +27,7 @@ export interface CpuBreakdown {
   topFunctions: Array<{ fn: string; ms: number }>;
 }
 
-/** sluice's features, by the files they live in (inclusive time). */
+/** sluice's features, by the files they live in; logging and metrics by their libraries. */
 export const FEATURES: ReadonlyArray<readonly [string, RegExp]> = [
   ['spool: claim, read, complete segments', /\/src\/spool\//],
   ['ledger snapshot read + source-membership check (task-state)', /\/src\/db\/task-state\.ts/],
@@ -71,18 +73,24 @@ export function analyse(file: string): CpuBreakdown {
     }
     add(places, place(url, functionName), ms);
     add(fns, `${functionName || '(anonymous)'} ${url.replace(/^.*\/(src|node_modules)\//, '$1/')}:${lineNumber + 1}`, ms);
-    // Each feature once per stack, however deep it recurses.
-    const seen = new Set<string>();
-    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
-      const u = byId.get(at)!.callFrame.url;
-      for (const [feature, re] of FEATURES) if (!seen.has(feature) && re.test(u)) seen.add(feature);
-    }
-    for (const f of seen) add(features, f, ms);
+    add(features, featureOf(id, byId, parent) ?? `no sluice frame: ${place(url, functionName)}`, ms);
   }
   const sorted = <K extends string>(m: Map<string, number>, k: K): Array<Record<K, string> & { ms: number }> =>
     [...m.entries()].sort((a, b) => b[1] - a[1]).map(([name, ms]) => ({ [k]: name, ms }) as Record<K, string> & { ms: number });
   const busyMs = [...places.values()].reduce((a, b) => a + b, 0);
   return { busyMs, idleMs, byPlace: sorted(places, 'place'), byFeature: sorted(features, 'feature'), topFunctions: sorted(fns, 'fn').slice(0, 15) };
+}
+
+/** The feature of the nearest frame on the stack that has one; other sluice code by its folder. */
+function featureOf(id: number, byId: Map<number, ProfileNode>, parent: Map<number, number>): string | undefined {
+  for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+    const url = byId.get(at)!.callFrame.url;
+    const hit = FEATURES.find(([, re]) => re.test(url));
+    if (hit !== undefined) return hit[0];
+    const own = /\/src\/(.+)\.ts$/.exec(url);
+    if (own !== null) return `other sluice code: src/${own[1]!.replace(/\/[^/]+$/, '/')}`;
+  }
+  return undefined;
 }
 
 function add(m: Map<string, number>, k: string, v: number): void {
