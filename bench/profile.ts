@@ -7,11 +7,12 @@
 //           maxInFlight 64 and 512: memory per task in flight
 //   db      the server's counters per task (statements, rows, fsyncs, CPU)
 // Prints Markdown (docs/performance.md quotes it) and writes bench/results/profile.md and .json.
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { openFixture, dropDatabase, type StageSpec } from './compare/fixture.js';
+import type { StageSpec } from './compare/fixture.js';
+import { openHarness, type Harness } from './compare/harness.js';
 import { NOOP, WAIT20 } from './compare/scenarios.js';
 import { prepareWork, runWork, type Measure, type RunContext, type Template } from './compare/steps.js';
 import { refWorktree, thisCheckout, type Side } from './compare/worktree.js';
@@ -20,6 +21,10 @@ import { growth, heapByKind, total } from './profile/heap-snapshot.js';
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { tasks: { type: 'string' } } });
 const N = Number(values.tasks ?? process.env.BENCH_PROFILE_TASKS ?? 100_000);
+if (!Number.isInteger(N) || N < 1000 || N % 2 !== 0) {
+  console.error(`bench:profile: --tasks must be an even whole number of at least 1000, got ${String(values.tasks ?? process.env.BENCH_PROFILE_TASKS)}`);
+  process.exit(2);
+}
 const WAIT_N = Math.max(16_000, Math.round(N / 3));
 
 const us = (ms: number, tasks: number): string => ((1000 * ms) / tasks).toFixed(1);
@@ -82,67 +87,79 @@ async function heapRun(side: Side, ctx: RunContext, t: Template, n: number): Pro
   ];
 }
 
-async function main(): Promise<void> {
-  const started = performance.now();
-  const log = (line: string): void => console.error(`[${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}`);
-  const ref = positionals[0];
-  const side = ref === undefined ? await thisCheckout() : await refWorktree(ref, log);
-  const fixture = await openFixture(process.env.BENCH_DATABASE_SERVER_URL ?? 'mysql://root@127.0.0.1:3306/mysql', process.env.SLUICE_KAFKA_BROKERS ?? '127.0.0.1:9092');
-  const ctx: RunContext = { fixture, dir: resolve('.bench/profile', side.label), log };
-  rmSync(ctx.dir, { recursive: true, force: true });
-  const templates: Template[] = [];
-  const lines: string[] = [];
-  const figures: Record<string, unknown> = {};
-  try {
-    log(`preparing ${N} no-op tasks and ${WAIT_N} 20 ms tasks (produce + fetch by ${side.describe})`);
-    const noop = await prepareWork(side, ctx, 'noop', NOOP, N);
-    const wait = await prepareWork(side, ctx, 'wait', WAIT20, WAIT_N);
-    const half = await prepareWork(side, ctx, 'half', NOOP, N / 2);
-    const double = await prepareWork(side, ctx, 'double', NOOP, 2 * N);
-    templates.push(noop, wait, half, double);
+interface Profile {
+  plain: Measure;
+  cpuNoop: { b: CpuBreakdown; m: Measure };
+  cpuWait: { b: CpuBreakdown; m: Measure };
+  heap: string[];
+  rss: { half: Measure; double: Measure; w64: Measure; w512: Measure };
+}
 
-    log('plain no-op run (no profiler), with the server\'s counters');
-    const plain = await runWork(side, ctx, noop, NOOP, 'plain', N);
-    log('cpu profiles');
-    const cpuNoop = await cpuRun(side, ctx, noop, NOOP, 'noop', N);
-    const cpuWait = await cpuRun(side, ctx, wait, WAIT20, 'wait', WAIT_N);
-    log('heap snapshots');
-    const heap = await heapRun(side, ctx, noop, N);
-    log('peak RSS by tasks seen and in flight');
-    const rHalf = await runWork(side, ctx, half, NOOP, 'half', N / 2);
-    const rDouble = await runWork(side, ctx, double, NOOP, 'double', 2 * N);
-    const w64 = await runWork(side, ctx, wait, { ...WAIT20, concurrency: 64 }, 'wait64', WAIT_N, { maxInFlight: 64 });
-    const w512 = await runWork(side, ctx, wait, { ...WAIT20, concurrency: 512 }, 'wait512', WAIT_N, { maxInFlight: 512 });
-    const c = plain.counters;
-    const per = (x: number): string => (x / N).toFixed(3);
-    lines.push(
-      `### bench:profile (${new Date().toISOString().slice(0, 16)}Z, ${side.describe}, ${cpus().length} cores, node ${process.version})`,
-      '',
-      `Plain no-op run of ${N.toLocaleString('en-US')} tasks: ${Math.round(plain.rate)}/s steady, peak RSS ${plain.peakRssMb} MB, ${((1e6 * plain.cpuSeconds) / N).toFixed(0)} µs CPU per task in the worker process (all threads), ${((1e6 * c.dbCpuSeconds) / N).toFixed(0)} µs in the database server.`,
-      `Server counters per task: ${per(c.Questions)} statements (${per(c.Com_select)} SELECT, ${per(c.Com_insert)} INSERT, ${per(c.Com_commit)} COMMIT), ${per(c.Rows_read)} rows read, ${per(c.Handler_write + c.Handler_update)} rows written, ${per(c.Innodb_data_fsyncs)} fsyncs, ${(c.Bytes_received / N).toFixed(0)} bytes sent to the server.`,
-      '',
-      ...cpuTable('CPU, no-op stage', cpuNoop.b, cpuNoop.m),
-      ...cpuTable('CPU, one stage awaiting 20 ms, concurrency 64', cpuWait.b, cpuWait.m),
-      ...heap,
-      '#### Peak RSS',
-      '',
-      '| run | tasks | peak RSS MB |',
-      '| --- | ---: | ---: |',
-      `| no-op | ${(N / 2).toLocaleString('en-US')} | ${rHalf.peakRssMb} |`,
-      `| no-op | ${N.toLocaleString('en-US')} | ${plain.peakRssMb} |`,
-      `| no-op | ${(2 * N).toLocaleString('en-US')} | ${rDouble.peakRssMb} |`,
-      `| 20 ms stage, concurrency = maxInFlight = 64 | ${WAIT_N.toLocaleString('en-US')} | ${w64.peakRssMb} |`,
-      `| 20 ms stage, concurrency = maxInFlight = 512 | ${WAIT_N.toLocaleString('en-US')} | ${w512.peakRssMb} |`,
-      '',
-      `Per task seen (no-op, ${(N / 2).toLocaleString('en-US')} -> ${(2 * N).toLocaleString('en-US')}): ${((1024 * 1024 * (rDouble.peakRssMb - rHalf.peakRssMb)) / (1.5 * N)).toFixed(0)} bytes of peak RSS. Per task in flight (64 -> 512): ${((1024 * 1024 * (w512.peakRssMb - w64.peakRssMb)) / 448).toFixed(0)} bytes.`,
-      '',
-      `The whole profile took ${((performance.now() - started) / 60_000).toFixed(1)} min.`,
-    );
-    Object.assign(figures, { plain, cpuNoop, cpuWait, rss: { half: rHalf, double: rDouble, w64, w512 } });
+async function measureAll(side: Side, h: Harness): Promise<Profile> {
+  const { ctx, log } = h;
+  log(`preparing ${N} no-op tasks and ${WAIT_N} 20 ms tasks (produce + fetch by ${side.describe})`);
+  const noop = await prepareWork(side, ctx, 'noop', NOOP, N);
+  const wait = await prepareWork(side, ctx, 'wait', WAIT20, WAIT_N);
+  const half = await prepareWork(side, ctx, 'half', NOOP, N / 2);
+  const double = await prepareWork(side, ctx, 'double', NOOP, 2 * N);
+  log("plain no-op run (no profiler), with the server's counters");
+  const plain = await runWork(side, ctx, noop, NOOP, 'plain', N);
+  log('cpu profiles');
+  const cpuNoop = await cpuRun(side, ctx, noop, NOOP, 'noop', N);
+  const cpuWait = await cpuRun(side, ctx, wait, WAIT20, 'wait', WAIT_N);
+  log('heap snapshots');
+  const heap = await heapRun(side, ctx, noop, N);
+  log('peak RSS by tasks seen and in flight');
+  const rss = {
+    half: await runWork(side, ctx, half, NOOP, 'half', N / 2),
+    double: await runWork(side, ctx, double, NOOP, 'double', 2 * N),
+    w64: await runWork(side, ctx, wait, { ...WAIT20, concurrency: 64 }, 'wait64', WAIT_N, { maxInFlight: 64 }),
+    w512: await runWork(side, ctx, wait, { ...WAIT20, concurrency: 512 }, 'wait512', WAIT_N, { maxInFlight: 512 }),
+  };
+  return { plain, cpuNoop, cpuWait, heap, rss };
+}
+
+function render(side: Side, p: Profile, minutes: number): string[] {
+  const c = p.plain.counters;
+  const per = (x: number): string => (x / N).toFixed(3);
+  const { half, double, w64, w512 } = p.rss;
+  return [
+    `### bench:profile (${new Date().toISOString().slice(0, 16)}Z, ${side.describe}, ${cpus().length} cores, node ${process.version})`,
+    '',
+    `Plain no-op run of ${N.toLocaleString('en-US')} tasks: ${Math.round(p.plain.rate)}/s steady, peak RSS ${p.plain.peakRssMb} MB, ${((1e6 * p.plain.cpuSeconds) / N).toFixed(0)} µs CPU per task in the worker process (all threads), ${((1e6 * c.dbCpuSeconds) / N).toFixed(0)} µs in the database server.`,
+    `Server counters per task: ${per(c.Questions)} statements (${per(c.Com_select)} SELECT, ${per(c.Com_insert)} INSERT, ${per(c.Com_commit)} COMMIT), ${per(c.Rows_read)} rows read, ${per(c.Handler_write + c.Handler_update)} rows written, ${per(c.Innodb_data_fsyncs)} fsyncs, ${(c.Bytes_received / N).toFixed(0)} bytes sent to the server.`,
+    '',
+    ...cpuTable('CPU, no-op stage', p.cpuNoop.b, p.cpuNoop.m),
+    ...cpuTable('CPU, one stage awaiting 20 ms, concurrency 64', p.cpuWait.b, p.cpuWait.m),
+    ...p.heap,
+    '#### Peak RSS',
+    '',
+    '| run | tasks | peak RSS MB |',
+    '| --- | ---: | ---: |',
+    `| no-op | ${(N / 2).toLocaleString('en-US')} | ${half.peakRssMb} |`,
+    `| no-op | ${N.toLocaleString('en-US')} | ${p.plain.peakRssMb} |`,
+    `| no-op | ${(2 * N).toLocaleString('en-US')} | ${double.peakRssMb} |`,
+    `| 20 ms stage, concurrency = maxInFlight = 64 | ${WAIT_N.toLocaleString('en-US')} | ${w64.peakRssMb} |`,
+    `| 20 ms stage, concurrency = maxInFlight = 512 | ${WAIT_N.toLocaleString('en-US')} | ${w512.peakRssMb} |`,
+    '',
+    `Per task seen (no-op, ${(N / 2).toLocaleString('en-US')} -> ${(2 * N).toLocaleString('en-US')}): ${((1024 * 1024 * (double.peakRssMb - half.peakRssMb)) / (1.5 * N)).toFixed(0)} bytes of peak RSS. Per task in flight (64 -> 512): ${((1024 * 1024 * (w512.peakRssMb - w64.peakRssMb)) / 448).toFixed(0)} bytes. One run each.`,
+    '',
+    `The whole profile took ${minutes.toFixed(1)} min.`,
+  ];
+}
+
+async function main(): Promise<void> {
+  const ref = positionals[0];
+  const h = await openHarness('profile');
+  let lines: string[] = [];
+  let figures: Profile | undefined;
+  try {
+    const side = ref === undefined ? await thisCheckout() : await refWorktree(ref, h.log);
+    figures = await measureAll(side, h);
+    lines = render(side, figures, h.minutes());
   } finally {
-    for (const t of templates) await dropDatabase(fixture, t.db);
-    await dropDatabase(fixture, `sluice_cmp_${side.label}_run`);
-    await fixture.close();
+    // The .cpuprofile and .heapsnapshot files stay in .bench/profile for reading (Chrome DevTools opens them).
+    await h.close(true);
   }
   console.log(lines.join('\n'));
   mkdirSync('bench/results', { recursive: true });

@@ -25,6 +25,20 @@ export interface CliProcess {
 
 const TIME = '/usr/bin/time';
 
+/** Every side process not yet exited: what an interrupted harness stops before it cleans up. */
+const live = new Set<CliProcess>();
+
+/** Kills every side process still running (the harness was interrupted). */
+export function killAll(): void {
+  for (const p of live) {
+    try {
+      process.kill(-p.child.pid!, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
+}
+
 /** The environment a side runs with: nothing of the caller's SLUICE_* or DATABASE_URL leaks in. */
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const keep = ['PATH', 'HOME', 'TMPDIR', 'LANG'];
@@ -38,7 +52,9 @@ export function startCli(side: Side, args: string[], opts: { config: string; dat
   const timeFile = `${opts.logFile}.time`;
   const out = openSync(opts.logFile, 'a');
   const node = [process.execPath, ...(opts.nodeFlags ?? []), '--import', 'tsx', join(side.dir, 'src/cli.ts'), ...args, '--config', opts.config, '--log-level', 'warn'];
+  // Its own process group: a Ctrl-C meant for the harness is the harness's to pass on (killAll).
   const child = spawn(TIME, ['-f', '%M %U %S', '-o', timeFile, ...node], {
+    detached: true,
     cwd: side.dir,
     env: cleanEnv({ DATABASE_URL: opts.databaseUrl, SLUICE_KAFKA_BROKERS: opts.brokers }),
     stdio: ['ignore', out, out],
@@ -52,15 +68,24 @@ export function startCli(side: Side, args: string[], opts: { config: string; dat
       resolve({ code, peakRssMb: Math.round((rss ?? 0) / 1024), cpuSeconds: (user ?? 0) + (sys ?? 0), log: opts.logFile });
     });
   });
-  return {
+  const p: CliProcess = {
     child,
     startedAt,
     exited,
     signal(sig = 'SIGTERM') {
+      // To node itself (time would die of it and leave node running); before node exists, to the whole group.
       const pid = nodePid(child);
-      if (pid !== undefined) process.kill(pid, sig);
+      try {
+        if (pid !== undefined) process.kill(pid, sig);
+        else if (child.pid !== undefined) process.kill(-child.pid, sig);
+      } catch {
+        // gone already
+      }
     },
   };
+  live.add(p);
+  void exited.finally(() => live.delete(p)).catch(() => {});
+  return p;
 }
 
 /** The node process that time started (its only child). */
@@ -77,11 +102,13 @@ function nodePid(time: ChildProcess): number | undefined {
 /** Runs a command to its end; a non-zero exit is an error that names the log to read. */
 export async function runCli(side: Side, args: string[], opts: Parameters<typeof startCli>[2]): Promise<Exit> {
   const exit = await startCli(side, args, opts).exited;
-  if (exit.code !== 0) throw new Error(`${side.label}: sluice ${args[0]} exited ${exit.code}; see ${exit.log}:\n${tail(exit.log)}`);
+  if (exit.code !== 0) throw new Error(failedMessage(side, args[0] ?? '', exit));
   return exit;
 }
 
-export function tail(file: string, lines = 8): string {
+export const failedMessage = (side: Side, command: string, exit: Exit): string => `${side.label}: sluice ${command} exited ${exit.code}; see ${exit.log}:\n${tail(exit.log)}`;
+
+function tail(file: string, lines = 8): string {
   try {
     return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
   } catch {

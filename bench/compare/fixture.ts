@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
+import { withDatabase } from '../../src/db/database-url.js';
 
 export const PIPELINE = 'bench';
 export const SOURCE_TABLE = 'bench_source';
@@ -15,6 +16,9 @@ export interface Fixture {
   admin: Admin;
   serverUrl: URL;
   brokers: string;
+  /** This invocation's prefix of every database (`<tag>_...`), topic and group (`<names>-...`) it makes. */
+  tag: string;
+  names: string;
   close(): Promise<void>;
 }
 
@@ -23,11 +27,14 @@ export async function openFixture(serverUrl: string, brokers: string): Promise<F
   const server = await mysql.createConnection({ uri: serverUrl });
   const admin = new Kafka({ clientId: 'sluice-bench-compare', brokers: brokers.split(','), logLevel: logLevel.NOTHING }).admin();
   await admin.connect();
+  const id = randomBytes(3).toString('hex');
   return {
     server,
     admin,
     serverUrl: url,
     brokers,
+    tag: `sluice_cmp_${id}`,
+    names: `sluice-cmp-${id}`,
     async close() {
       await admin.disconnect().catch(() => {});
       await server.end().catch(() => {});
@@ -37,19 +44,21 @@ export async function openFixture(serverUrl: string, brokers: string): Promise<F
 
 export const suffix = (): string => randomBytes(4).toString('hex');
 
-export function databaseUrl(f: Fixture, name: string): string {
-  const u = new URL(f.serverUrl);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
+export const databaseUrl = (f: Fixture, name: string): string => withDatabase(f.serverUrl.toString(), name);
 
 export async function recreateDatabase(f: Fixture, name: string): Promise<void> {
   await f.server.query(`DROP DATABASE IF EXISTS \`${name}\``);
   await f.server.query(`CREATE DATABASE \`${name}\``);
 }
 
-export async function dropDatabase(f: Fixture, name: string): Promise<void> {
-  await f.server.query(`DROP DATABASE IF EXISTS \`${name}\``);
+/** Drops every database, topic and consumer group this invocation made, whatever state it stopped in. */
+export async function sweep(f: Fixture): Promise<void> {
+  const [dbs] = await f.server.query<RowDataPacket[]>('SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ?', [`${f.tag}\\_%`]);
+  for (const { s } of dbs) await f.server.query(`DROP DATABASE IF EXISTS \`${s}\``);
+  const topics = (await f.admin.listTopics().catch(() => [] as string[])).filter((t) => t.startsWith(f.names));
+  if (topics.length > 0) await f.admin.deleteTopics({ topics, timeout: 10_000 }).catch(() => {});
+  const groups = (await f.admin.listGroups().catch(() => ({ groups: [] as Array<{ groupId: string }> }))).groups.map((g) => g.groupId).filter((g) => g.startsWith(f.names));
+  if (groups.length > 0) await f.admin.deleteGroups(groups).catch(() => {});
 }
 
 /** Every table of `from`, rows included, into a fresh `to`: a run starts from exactly the template's state. */
@@ -153,10 +162,22 @@ export async function deleteTopic(f: Fixture, topic: string): Promise<void> {
 export const COUNTERS = ['Questions', 'Com_select', 'Com_insert', 'Com_update', 'Com_delete', 'Com_commit', 'Com_stmt_execute', 'Rows_read', 'Handler_write', 'Handler_update', 'Innodb_data_fsyncs', 'Bytes_received'] as const;
 export type Counters = Record<(typeof COUNTERS)[number], number> & { dbCpuSeconds: number };
 
+/**
+ * The server's counters now, less what this harness's own connection has sent so far (its polls and these
+ * reads), so that a delta is the measured processes' alone. The server's CPU cannot be split that way: the
+ * harness's polls (e2e) are in it.
+ */
 export async function serverCounters(f: Fixture): Promise<Counters> {
-  const [rows] = await f.server.query<RowDataPacket[]>(`SHOW GLOBAL STATUS WHERE Variable_name IN (${COUNTERS.map(() => '?').join(', ')})`, [...COUNTERS]);
+  const names = COUNTERS.map(() => '?').join(', ');
+  const [global] = await f.server.query<RowDataPacket[]>(`SHOW GLOBAL STATUS WHERE Variable_name IN (${names})`, [...COUNTERS]);
+  const [session] = await f.server.query<RowDataPacket[]>(`SHOW SESSION STATUS WHERE Variable_name IN (${names})`, [...COUNTERS]);
+  const own = new Map(session.map((r) => [r.Variable_name as string, Number(r.Value)]));
   const out = { dbCpuSeconds: serverCpuSeconds() } as Counters;
-  for (const r of rows) out[r.Variable_name as (typeof COUNTERS)[number]] = Number(r.Value);
+  // InnoDB's counters have no session value (SHOW SESSION STATUS repeats the global one): nothing to subtract.
+  for (const r of global) {
+    const name = r.Variable_name as (typeof COUNTERS)[number];
+    out[name] = Number(r.Value) - (name.startsWith('Innodb_') ? 0 : (own.get(name) ?? 0));
+  }
   return out;
 }
 
@@ -166,19 +187,19 @@ export function counterDelta(a: Counters, b: Counters): Counters {
   return out;
 }
 
-/** CPU seconds the database server has used (user + system), from /proc; 0 where it cannot be read. */
+/** CPU seconds the database server has used (user + system), from /proc; NaN where it cannot be read. */
 function serverCpuSeconds(): number {
-  try {
-    for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
       const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
       if (comm !== 'mariadbd' && comm !== 'mysqld') continue;
       const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
       return (Number(fields[11]) + Number(fields[12])) / 100;
+    } catch {
+      // a process that ended while the list was read
     }
-  } catch {
-    // not Linux, or a process gone while listing
   }
-  return 0;
+  return NaN;
 }
 
 /**
@@ -187,7 +208,7 @@ function serverCpuSeconds(): number {
  * 100k-task copy leaves half the pool dirty and the checkpoint age near the point where commits wait for
  * flushing. The page cleaner is asked to flush everything meanwhile (the server's own settings are put back).
  */
-export async function settle(f: Fixture, timeoutMs = 120_000): Promise<number> {
+export async function settle(f: Fixture, signal?: AbortSignal, timeoutMs = 120_000): Promise<number> {
   const t0 = performance.now();
   const [[saved]] = await f.server.query<RowDataPacket[]>('SELECT @@innodb_max_dirty_pages_pct AS pct, @@innodb_max_dirty_pages_pct_lwm AS lwm, @@innodb_log_file_size AS logSize');
   try {
@@ -196,7 +217,7 @@ export async function settle(f: Fixture, timeoutMs = 120_000): Promise<number> {
       const [rows] = await f.server.query<RowDataPacket[]>("SHOW GLOBAL STATUS WHERE Variable_name IN ('Innodb_buffer_pool_pages_dirty', 'Innodb_buffer_pool_pages_total', 'Innodb_checkpoint_age')");
       const v = Object.fromEntries(rows.map((r) => [r.Variable_name as string, Number(r.Value)]));
       const clean = (v.Innodb_buffer_pool_pages_dirty ?? 0) <= 0.01 * (v.Innodb_buffer_pool_pages_total ?? 0) && (v.Innodb_checkpoint_age ?? 0) <= 0.05 * Number(saved?.logSize);
-      if (clean || performance.now() - t0 > timeoutMs) break;
+      if (clean || signal?.aborted === true || performance.now() - t0 > timeoutMs) break;
       await new Promise((r) => setTimeout(r, 250));
     }
   } finally {

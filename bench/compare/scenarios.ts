@@ -11,12 +11,10 @@ import { rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runCli, startCli } from './cli-process.js';
 import { copyDatabase, settle, counterDelta, deleteTopic, dispatchSpan, PIPELINE, resultCount, resultSpan, serverCounters, type StageSpec } from './fixture.js';
-import { baseTemplate, fetchAll, prepareWork, runFiles, runWork, stop, type Measure, type RunContext, type Template } from './steps.js';
+import { baseTemplate, fetchAll, prepareWork, rateOver, runDb, runFiles, runWork, stop, type Measure, type RunContext, type Template } from './steps.js';
 import type { Side } from './worktree.js';
 
 export type { Measure, RunContext, Template } from './steps.js';
-
-
 
 export interface Variant {
   bench: string;
@@ -27,7 +25,6 @@ export interface Variant {
   prepare(side: Side, ctx: RunContext): Promise<Template>;
   run(side: Side, t: Template, ctx: RunContext): Promise<Measure>;
 }
-
 
 const env = (n: string, d: number): number => Number(process.env[n] ?? d);
 export const NOOP: StageSpec = { name: 'noop', concurrency: 64, waitMs: 0 };
@@ -56,10 +53,10 @@ const e2e: Variant = {
   },
   async run(side, t, ctx) {
     const n = this.tasks;
-    const db = `sluice_cmp_${side.label}_run`;
+    const db = runDb(side, ctx);
     await copyDatabase(ctx.fixture, t.db, db);
     const files = runFiles(side, ctx, db, NOOP, 'e2e');
-    await settle(ctx.fixture);
+    await settle(ctx.fixture, ctx.signal);
     const before = await serverCounters(ctx.fixture);
     // Fetcher and workers are up and waiting, as on machines that run all the time; the clock starts with produce.
     const fetcher = startCli(side, ['fetch', '--pipeline', PIPELINE], files.opts('fetch'));
@@ -75,7 +72,7 @@ const e2e: Variant = {
         if (c >= n) break;
         const dead = all.find((p) => p.child.exitCode !== null && p !== producer);
         if (dead !== undefined || (producer.child.exitCode !== null && producer.child.exitCode !== 0)) throw new Error(`${side.label}: a process of the e2e run exited early; see ${files.dir}`);
-        if (performance.now() - t0 > 600_000) throw new Error(`${side.label}: ${c} of ${n} results after 10 minutes`);
+        if (performance.now() - t0 > 600_000 || ctx.signal.aborted) throw new Error(`${side.label}: ${c} of ${n} results (${ctx.signal.aborted ? 'interrupted' : 'after 10 minutes'})`);
         await sleep(250);
       }
       const wallSeconds = (performance.now() - t0) / 1000;
@@ -85,7 +82,7 @@ const e2e: Variant = {
       await deleteTopic(ctx.fixture, files.topic);
       if (exits.some((e) => e.code !== 0)) throw new Error(`${side.label}: exit codes ${exits.map((e) => e.code).join(', ')}; see ${files.dir}`);
       rmSync(files.dir, { recursive: true, force: true });
-      return { tasks: n, rate: (s.count - 1) / s.seconds, wallSeconds, peakRssMb: Math.max(...exits.map((e) => e.peakRssMb)), cpuSeconds: exits.reduce((a, e) => a + e.cpuSeconds, 0), counters };
+      return { tasks: n, rate: rateOver(s.count - 1, s.seconds), wallSeconds, peakRssMb: Math.max(...exits.map((e) => e.peakRssMb)), cpuSeconds: exits.reduce((a, e) => a + e.cpuSeconds, 0), counters };
     } finally {
       for (const p of all) if (p.child.exitCode === null) p.signal('SIGKILL');
     }
@@ -101,10 +98,10 @@ const produce: Variant = {
     return { db, dir: files.dir };
   },
   async run(side, t, ctx) {
-    const db = `sluice_cmp_${side.label}_run`;
+    const db = runDb(side, ctx);
     await copyDatabase(ctx.fixture, t.db, db);
     const files = runFiles(side, ctx, db, NOOP, 'produce');
-    await settle(ctx.fixture);
+    await settle(ctx.fixture, ctx.signal);
     const before = await serverCounters(ctx.fixture);
     const t0 = performance.now();
     const exit = await runCli(side, ['produce', '--pipeline', PIPELINE], files.opts('produce'));
@@ -114,7 +111,7 @@ const produce: Variant = {
     await deleteTopic(ctx.fixture, files.topic);
     if (s.count !== this.tasks) throw new Error(`${side.label}: produce recorded ${s.count} of ${this.tasks} dispatches`);
     rmSync(files.dir, { recursive: true, force: true });
-    return { tasks: this.tasks, rate: (s.count - 1) / s.seconds, wallSeconds, peakRssMb: exit.peakRssMb, cpuSeconds: exit.cpuSeconds, counters };
+    return { tasks: this.tasks, rate: rateOver(s.count - 1, s.seconds), wallSeconds, peakRssMb: exit.peakRssMb, cpuSeconds: exit.cpuSeconds, counters };
   },
 };
 
@@ -128,16 +125,16 @@ const fetch: Variant = {
     return { db, topic: files.topic, dir: files.dir };
   },
   async run(side, t, ctx) {
-    const db = `sluice_cmp_${side.label}_run`;
+    const db = runDb(side, ctx);
     await copyDatabase(ctx.fixture, t.db, db);
     const files = runFiles(side, ctx, db, NOOP, 'fetch', { topic: t.topic, holdAll: true });
-    await settle(ctx.fixture);
+    await settle(ctx.fixture, ctx.signal);
     const before = await serverCounters(ctx.fixture);
     const r = await fetchAll(side, ctx, files, this.tasks);
     const counters = counterDelta(before, await serverCounters(ctx.fixture));
     if (r.exit.code !== 0) throw new Error(`${side.label}: fetch exited ${r.exit.code} on SIGTERM; see ${r.exit.log}`);
     rmSync(files.dir, { recursive: true, force: true });
-    const rate = (this.tasks - r.firstCount) / ((r.last - r.first) / 1000);
+    const rate = rateOver(this.tasks - r.firstCount, (r.last - r.first) / 1000);
     return { tasks: this.tasks, rate, wallSeconds: (r.last - r.first) / 1000, peakRssMb: r.exit.peakRssMb, cpuSeconds: r.exit.cpuSeconds, counters };
   },
 };

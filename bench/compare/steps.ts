@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { runCli, startCli, tail, type CliProcess, type Exit } from './cli-process.js';
+import { failedMessage, runCli, startCli, type CliProcess, type Exit } from './cli-process.js';
 import { committed, copyDatabase, settle, counterDelta, databaseUrl, deleteTopic, PIPELINE, recreateDatabase, resultCount, resultSpan, seedSource, serverCounters, suffix, writeConfig, type Counters, type Fixture, type StageSpec } from './fixture.js';
 import type { Side } from './worktree.js';
 
@@ -13,7 +13,7 @@ export interface Measure {
   tasks: number;
   /** Steady-state tasks per second. */
   rate: number;
-  /** First command started to last task done. */
+  /** First command started to the last process's exit (e2e: to the last result seen). */
   wallSeconds: number;
   /** Highest peak RSS of the measured processes. */
   peakRssMb: number;
@@ -24,6 +24,8 @@ export interface Measure {
 
 export interface RunContext {
   fixture: Fixture;
+  /** Fires when the harness is interrupted: loops stop waiting. */
+  signal: AbortSignal;
   /** A folder for runs' configs, spools and logs. */
   dir: string;
   log: (line: string) => void;
@@ -31,7 +33,7 @@ export interface RunContext {
 
 export interface Template {
   db: string;
-  /** The template's own folder (removed with it). */
+  /** The template's own folder (under the harness's, removed with it). */
   dir?: string;
   spoolDir?: string;
   topic?: string;
@@ -39,15 +41,24 @@ export interface Template {
 
 export type RunFiles = ReturnType<typeof runFiles>;
 
+/** The database a measured run works in (a fresh copy of its template each time). */
+export const runDb = (side: Side, ctx: RunContext): string => `${ctx.fixture.tag}_${side.label}_run`;
+
+/** Tasks per second over a span; a span too short to measure is a failed run, not an infinite rate. */
+export function rateOver(tasks: number, seconds: number): number {
+  if (!(seconds > 0) || tasks < 2) throw new Error(`a run of ${tasks} task(s) over ${seconds} s is too short to measure`);
+  return tasks / seconds;
+}
+
 /** One run's folder, config file and the settings every command of it shares. */
 export function runFiles(side: Side, ctx: RunContext, db: string, stage: StageSpec, name: string, o: { topic?: string; holdAll?: boolean; maxInFlight?: number } = {}) {
-  const topic = o.topic ?? `sluice-cmp-${suffix()}`;
+  const topic = o.topic ?? `${ctx.fixture.names}-${suffix()}`;
   const dir = join(ctx.dir, `${side.label}-${name}-${suffix()}`);
   mkdirSync(dir, { recursive: true });
   const spoolDir = join(dir, 'spool');
   const config = join(dir, 'sluice.config.mjs');
   const url = databaseUrl(ctx.fixture, db);
-  const groupId = `sluice-cmp-${suffix()}`;
+  const groupId = `${ctx.fixture.names}-${suffix()}`;
   writeConfig(config, { databaseUrl: url, brokers: ctx.fixture.brokers, spoolDir, topic, groupId, stage, holdAll: o.holdAll, maxInFlight: o.maxInFlight });
   const opts = (cmd: string, nodeFlags: string[] = []) => ({ config, databaseUrl: url, brokers: ctx.fixture.brokers, logFile: join(dir, `${cmd}.log`), nodeFlags });
   return { dir, spoolDir, config, topic, url, opts, groupId };
@@ -55,7 +66,7 @@ export function runFiles(side: Side, ctx: RunContext, db: string, stage: StageSp
 
 /** A database migrated by the side's own CLI and holding the source rows. */
 export async function baseTemplate(side: Side, ctx: RunContext, name: string, n: number, stage: StageSpec, holdAll = false): Promise<{ db: string; files: RunFiles }> {
-  const db = `sluice_cmp_${side.label}_${name.replace(/[^A-Za-z0-9_]/g, '_')}`;
+  const db = `${ctx.fixture.tag}_${side.label}_${name.replace(/[^A-Za-z0-9_]/g, '_')}`;
   await recreateDatabase(ctx.fixture, db);
   const files = runFiles(side, ctx, db, stage, `${name}-template`, { holdAll });
   await runCli(side, ['migrate'], files.opts('migrate'));
@@ -81,7 +92,7 @@ export async function fetchAll(side: Side, ctx: RunContext, files: RunFiles, n: 
       if (c > 0 && first === 0) [first, firstCount] = [now, c];
       if (c >= n) return { first, firstCount, last: now, exit: await stop(fetcher) };
       if (fetcher.child.exitCode !== null) throw new Error(`${side.label}: fetch exited ${fetcher.child.exitCode} at ${c} of ${n}; see ${files.opts('fetch').logFile}`);
-      if (now > deadline) throw new Error(`${side.label}: fetch committed ${c} of ${n} in 10 minutes`);
+      if (now > deadline || ctx.signal.aborted) throw new Error(`${side.label}: fetch committed ${c} of ${n} (${ctx.signal.aborted ? 'interrupted' : 'in 10 minutes'})`);
       await sleep(50);
     }
   } finally {
@@ -110,26 +121,26 @@ export interface WorkRunOptions {
 
 /** `work --exit-when-idle` from a copy of the template; `keep` leaves the run's folder (profiles are written there). */
 export async function runWork(side: Side, ctx: RunContext, t: Template, stage: StageSpec, name: string, n: number, o: WorkRunOptions = {}): Promise<Measure & { dir: string }> {
-  const db = `sluice_cmp_${side.label}_run`;
+  const db = runDb(side, ctx);
   await copyDatabase(ctx.fixture, t.db, db);
   const files = runFiles(side, ctx, db, stage, name, { maxInFlight: o.maxInFlight });
   cpSync(t.spoolDir!, files.spoolDir, { recursive: true });
   // The copy's page cache goes to disk now, not during the run.
   execFileSync('sync');
-  await settle(ctx.fixture);
+  await settle(ctx.fixture, ctx.signal);
   const before = await serverCounters(ctx.fixture);
   const t0 = performance.now();
   const worker = startCli(side, ['work', '--pipeline', PIPELINE, '--exit-when-idle'], files.opts('work', o.nodeFlags));
-  while (o.watch !== undefined && worker.child.exitCode === null) {
+  while (o.watch !== undefined && worker.child.exitCode === null && !ctx.signal.aborted) {
     o.watch(await resultCount(ctx.fixture, db), worker);
     await sleep(200);
   }
   const exit = await worker.exited;
-  if (exit.code !== 0) throw new Error(`${side.label}: sluice work exited ${exit.code}; see ${exit.log}:\n${tail(exit.log)}`);
+  if (exit.code !== 0) throw new Error(failedMessage(side, 'work', exit));
   const wallSeconds = (performance.now() - t0) / 1000;
   const counters = counterDelta(before, await serverCounters(ctx.fixture));
   const s = await resultSpan(ctx.fixture, db);
   if (s.count !== n) throw new Error(`${side.label}: work left ${s.count} of ${n} results`);
   if (o.keep !== true) rmSync(files.dir, { recursive: true, force: true });
-  return { tasks: n, rate: (s.count - 1) / s.seconds, wallSeconds, peakRssMb: exit.peakRssMb, cpuSeconds: exit.cpuSeconds, counters, dir: files.dir };
+  return { tasks: n, rate: rateOver(s.count - 1, s.seconds), wallSeconds, peakRssMb: exit.peakRssMb, cpuSeconds: exit.cpuSeconds, counters, dir: files.dir };
 }

@@ -9,8 +9,9 @@ export interface Runs {
   failures: string[];
 }
 
+/** The median of the finite values (a reading that failed is NaN and left out). */
 const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
   return s.length === 0 ? NaN : s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
@@ -24,7 +25,7 @@ function rateCell(ms: Measure[]): string {
   const med = median(rates);
   const lo = Math.min(...rates);
   const hi = Math.max(...rates);
-  return `${int(med)}/s (${int(lo)}-${int(hi)}, ±${Math.round((50 * (hi - lo)) / med)}%)`;
+  return `${int(med)}/s (${int(lo)}-${int(hi)}, ±${med > 0 ? Math.round((50 * (hi - lo)) / med) : '-'}%)`;
 }
 
 function rssCell(ms: Measure[]): string {

@@ -25,7 +25,8 @@ async function git(args: string[], cwd = '.'): Promise<string> {
 /** This checkout, as it is now (uncommitted changes included: that is what a change is measured with). */
 export async function thisCheckout(): Promise<Side> {
   const sha = await git(['rev-parse', '--short', 'HEAD']);
-  const dirty = (await git(['status', '--porcelain', '--untracked-files=no'])).length > 0;
+  // What is measured: the code and its dependencies (a new result file in bench/ is not a change of them).
+  const dirty = (await git(['status', '--porcelain', '--', 'src', 'package.json', 'package-lock.json'])).length > 0;
   return { label: 'main', describe: `this checkout (${sha}${dirty ? ' + uncommitted changes' : ''})`, dir: resolve('.') };
 }
 
