@@ -150,7 +150,16 @@ const metrics = section({
 const dashboard = section({
   port: setting(int(1, 65535).default(7460), { doc: 'Port of `sluice dashboard`.', env: 'SLUICE_DASHBOARD_PORT', flag: 'port', commands: ['dashboard'], input: 'int' }),
   host: setting(text().default('127.0.0.1'), { doc: 'Address the dashboard listens on; any other than loopback requires a token.', env: 'SLUICE_DASHBOARD_HOST', flag: 'host', commands: ['dashboard'] }),
-  token: setting(z.string({ error: 'must be a string (value hidden)' }).default(''), { doc: 'Token every request must carry (Authorization: Bearer, or ?token= on the page); required off loopback.', env: 'SLUICE_DASHBOARD_TOKEN', flag: 'token', commands: ['dashboard'], secret: true, shownDefault: 'none' }),
+  allowedHosts: setting(z.array(text().regex(/^[A-Za-z0-9.-]+$|^\[[0-9A-Fa-f:.]+\]$/, { error: 'must be a host name or address, without scheme or port' }), { error: 'must be a list of host names' }).default([]), {
+    doc: 'Host names browsers use to reach the dashboard (its Host header must be one of them, or a loopback name); required when dashboard.host is not loopback.',
+    env: 'SLUICE_DASHBOARD_ALLOWED_HOSTS',
+    flag: 'allowed-hosts',
+    commands: ['dashboard'],
+    input: 'list',
+  }),
+  trustProxy: setting(z.boolean({ error: 'must be true or false' }).default(false), { doc: 'Behind a reverse proxy: take the host and scheme from X-Forwarded-Host and X-Forwarded-Proto (never trusted otherwise).', env: 'SLUICE_DASHBOARD_TRUST_PROXY', input: 'bool' }),
+  token: setting(z.string({ error: 'must be a string (value hidden)' }).default(''), { doc: 'Token every request must carry (Authorization: Bearer, or a session cookie from opening /?token=); required off loopback. Prefer tokenFile or the environment: a --token flag shows in ps.', env: 'SLUICE_DASHBOARD_TOKEN', flag: 'token', commands: ['dashboard'], secret: true, shownDefault: 'none' }),
+  tokenFile: setting(z.string({ error: 'must be a path' }).default(''), { doc: 'File holding the token (its first line); instead of dashboard.token.', env: 'SLUICE_DASHBOARD_TOKEN_FILE', flag: 'token-file', commands: ['dashboard'], shownDefault: 'none' }),
   readOnly: setting(z.boolean({ error: 'must be true or false' }).default(false), { doc: 'Turns requeue (the only write) off.', env: 'SLUICE_DASHBOARD_READ_ONLY', flag: 'read-only', commands: ['dashboard'], input: 'bool' }),
 });
 

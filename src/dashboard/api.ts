@@ -4,7 +4,9 @@
 //   GET  /api/pipelines/:p/stages?minutes=30         per stage: done per 30 s and latency p50/p99 over time
 //   GET  /api/pipelines/:p/quarantine?key=&errorClass=&stage=&since=&until=   quarantined tasks, by filter
 //   GET  /api/pipelines/:p/tasks/:key                one task's timeline (as `sluice inspect`)
-//   POST /api/pipelines/:p/requeue {filter, dryRun}  take matching tasks out of quarantine and publish them
+//   POST /api/pipelines/:p/requeue {filter | all, dryRun, expect}   take matching tasks out of quarantine and publish
+//        them: a dry run answers {matched, hash}; the requeue carries them back as `expect` (409 if the set changed)
+// Every input is validated first (api-input.ts): a request that does not fit is a 400 naming the field.
 
 import type { SluiceConfig } from '../core/config.js';
 import { getPipeline } from '../core/config.js';
@@ -17,7 +19,9 @@ import { inspectPipeline } from '../db/pipeline-tables.js';
 import type { Pool } from '../db/pool.js';
 import { produce } from '../producer/producer.js';
 import { collectStatus, type StatusReport } from '../status/collect.js';
-import { quarantined, quarantinedKeys, type QuarantineFilter } from './queries.js';
+import { intParam, keySetHash, parseQuarantineQuery, parseRequeue, pathParam, queryObject } from './api-input.js';
+import { HttpError } from './http-error.js';
+import { quarantined, quarantinedKeys } from './queries.js';
 import { SeriesCache, stageSeries } from './stage-series.js';
 
 export interface ApiContext {
@@ -28,27 +32,28 @@ export interface ApiContext {
   shutdown?: Shutdown;
   /** The stage charts' final buckets, kept between refreshes. */
   series?: SeriesCache;
-}
-
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
+  /** Consumer lag from one shared, cached admin client. */
+  lag?: (topic: string, groupId: string) => Promise<Record<string, number> | null>;
 }
 
 type Handler = (ctx: ApiContext, params: string[], query: URLSearchParams, body: unknown) => Promise<unknown>;
 
 const ROUTES: Array<[method: string, pattern: RegExp, handler: Handler]> = [
-  ['GET', /^\/api\/pipelines$/, async (ctx) => Object.entries(ctx.config.pipelines).map(([name, p]) => ({ name, topic: p.topic, table: p.source.table, stages: p.stages.map((s) => s.name) }))],
-  ['GET', /^\/api\/pipelines\/([^/]+)$/, async (ctx, [p], q) => overview(await collectStatus(ctx.config, pipelineName(ctx, p!), ctx.log, { exact: q.get('exact') === '1' ? true : undefined }))],
+  ['GET', /^\/api\/pipelines$/, async (ctx, _p, q) => (queryObject(q, []), Object.entries(ctx.config.pipelines).map(([name, p]) => ({ name, topic: p.topic, table: p.source.table, stages: p.stages.map((s) => s.name) })))],
+  ['GET', /^\/api\/pipelines\/([^/]+)$/, async (ctx, [p], q) => {
+    const { exact } = queryObject(q, ['exact']);
+    if (exact !== undefined && exact !== '0' && exact !== '1') throw new HttpError(400, `query.exact: must be 0 or 1, got ${JSON.stringify(exact)}`);
+    return overview(await collectStatus(ctx.config, pipelineName(ctx, p!), ctx.log, { exact: exact === '1' ? true : undefined, pool: ctx.pool, lag: ctx.lag }));
+  }],
   ['GET', /^\/api\/pipelines\/([^/]+)\/stages$/, async (ctx, [p], q) => {
     const name = pipelineName(ctx, p!);
-    return stageSeries(ctx.pool, name, getPipeline(ctx.config, name).stages.map((s) => s.name), clampInt(q.get('minutes'), 30, 1, 24 * 60), 10, ctx.series);
+    const minutes = intParam('minutes', queryObject(q, ['minutes']).minutes, 30, 1, 24 * 60);
+    return stageSeries(ctx.pool, name, getPipeline(ctx.config, name).stages.map((s) => s.name), minutes, 10, ctx.series);
   }],
-  ['GET', /^\/api\/pipelines\/([^/]+)\/quarantine$/, async (ctx, [p], q) => quarantined(ctx.pool, pipelineName(ctx, p!), filterOf(q), clampInt(q.get('limit'), 200, 1, 5000))],
+  ['GET', /^\/api\/pipelines\/([^/]+)\/quarantine$/, async (ctx, [p], q) => {
+    const { filter, limit } = parseQuarantineQuery(q);
+    return quarantined(ctx.pool, pipelineName(ctx, p!), filter, limit);
+  }],
   ['GET', /^\/api\/pipelines\/([^/]+)\/tasks\/(.+)$/, async (ctx, [p, key]) => {
     const name = pipelineName(ctx, p!);
     const src = await inspectPipeline(ctx.pool, getPipeline(ctx.config, name), name);
@@ -62,7 +67,7 @@ export async function handleApi(ctx: ApiContext, method: string, path: string, q
     const match = pattern.exec(path);
     if (match === null) continue;
     if (m !== method) throw new HttpError(405, `${method} is not allowed on ${path}`);
-    return handler(ctx, match.slice(1).map(decodeURIComponent), query, body);
+    return handler(ctx, match.slice(1).map(pathParam), query, body);
   }
   throw new HttpError(404, `no such endpoint: ${path}`);
 }
@@ -70,22 +75,6 @@ export async function handleApi(ctx: ApiContext, method: string, path: string, q
 function pipelineName(ctx: ApiContext, name: string): string {
   if (!Object.hasOwn(ctx.config.pipelines, name)) throw new HttpError(404, `unknown pipeline '${name}'`);
   return name;
-}
-
-function clampInt(raw: string | null, fallback: number, min: number, max: number): number {
-  const n = raw === null ? fallback : Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new HttpError(400, `must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
-  return n;
-}
-
-function filterOf(q: URLSearchParams | Record<string, unknown>): QuarantineFilter {
-  const get = (k: string): string | undefined => {
-    const v = q instanceof URLSearchParams ? q.get(k) : q[k];
-    return typeof v === 'string' && v !== '' ? v : undefined;
-  };
-  const f: QuarantineFilter = { key: get('key'), errorClass: get('errorClass'), stage: get('stage'), since: get('since'), until: get('until') };
-  for (const k of ['since', 'until'] as const) if (f[k] !== undefined && Number.isNaN(Date.parse(f[k]!))) throw new HttpError(400, `${k} must be an ISO-8601 time, got ${JSON.stringify(f[k])}`);
-  return f;
 }
 
 /** Status, plus what the page computes from it: ETA from the recent rate, and the stage that holds the rest up. */
@@ -100,19 +89,22 @@ export function overview(s: StatusReport): StatusReport & { etaSeconds: number |
 
 async function requeue(ctx: ApiContext, [p]: string[], _q: URLSearchParams, body: unknown): Promise<unknown> {
   const name = pipelineName(ctx, p!);
-  const b = (body ?? {}) as { filter?: Record<string, unknown>; dryRun?: unknown };
-  const filter = filterOf(b.filter ?? {});
-  const keys = await quarantinedKeys(ctx.pool, name, filter);
-  if (b.dryRun === true) return { matched: keys.length, requeued: 0, published: 0, dryRun: true };
+  const r = parseRequeue(body);
+  const keys = await quarantinedKeys(ctx.pool, name, r.filter);
+  const hash = keySetHash(keys);
+  if (r.dryRun) return { matched: keys.length, hash, requeued: 0, published: 0, dryRun: true };
   if (ctx.readOnly) throw new HttpError(403, 'the dashboard is read-only (--read-only)');
-  if (keys.length === 0) return { matched: 0, requeued: 0, published: 0 };
+  if (r.expect!.count !== keys.length || r.expect!.hash !== hash) {
+    throw new HttpError(409, `the filter now matches ${keys.length} task(s), not the ${r.expect!.count} confirmed: look again and confirm`, { matched: keys.length, hash });
+  }
+  if (keys.length === 0) return { matched: 0, hash, requeued: 0, published: 0 };
   await releaseDead(ctx.pool, name, keys);
   await expireDispatches(ctx.pool, name, keys);
-  ctx.log.info({ pipeline: name, filter, requeued: keys.length }, 'quarantined tasks requeued from the dashboard');
+  ctx.log.info({ pipeline: name, filter: r.filter, requeued: keys.length }, 'quarantined tasks requeued from the dashboard');
   try {
     // Only the released keys, and no counts: at 10M rows a whole produce pass would take the request 20 s.
     const s = await produce({ config: ctx.config, pipeline: name, log: ctx.log, shutdown: ctx.shutdown, keys, count: false });
-    return { matched: keys.length, requeued: keys.length, published: s.published };
+    return { matched: keys.length, hash, requeued: keys.length, published: s.published };
   } catch (err) {
     // Released but not published: the next `produce` publishes them (they are pending now).
     throw new HttpError(503, `requeued ${keys.length} task(s), but publishing failed: ${err instanceof SluiceError ? err.message : String(err)}; run produce to publish them`);

@@ -1,20 +1,15 @@
-// The dashboard page: one HTML document, plain DOM and uPlot (served by the dashboard itself), refreshed every
-// 3 s from the JSON API. Nothing is loaded from elsewhere.
+// The dashboard page: one HTML document; its script and style are files (assets/page.js, page.css) served like
+// uPlot's, so the Content-Security-Policy allows no inline script or style.
 
 export function page(opts: { readOnly: boolean }): string {
   return HTML.replace('{{requeue}}', opts.readOnly ? 'disabled title="read-only"' : '');
 }
 
 const HTML = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>sluice dashboard</title>
+<html lang="en"><head><meta charset="utf-8"><title>sluice dashboard</title><link rel="icon" href="data:,">
 <link rel="stylesheet" href="/assets/uplot.css">
-<style>
-body{font:14px system-ui,sans-serif;margin:16px;color:#222}h1{font-size:20px}h2{font-size:16px;margin-top:24px}
-table{border-collapse:collapse}td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left}th{background:#f4f4f4}
-.bar{height:14px;background:#eee;width:420px;display:inline-block;vertical-align:middle}.bar>div{height:14px;background:#2ca02c}
-.num{font-variant-numeric:tabular-nums}.stale{color:#c00;font-weight:bold}.muted{color:#777}#charts>div,#resource-charts>div{display:inline-block;margin-right:16px}
-input,select,button{font:inherit}pre{background:#f7f7f7;padding:8px;max-height:320px;overflow:auto}
-</style></head><body>
+<link rel="stylesheet" href="/assets/page.css">
+</head><body>
 <h1>sluice <select id="pipeline"></select> <span id="updated" class="muted"></span></h1>
 <div id="progress"></div>
 <h2>Stages <span id="bottleneck" class="muted"></span></h2><div id="stages"></div><div id="charts"></div>
@@ -27,110 +22,6 @@ input,select,button{font:inherit}pre{background:#f7f7f7;padding:8px;max-height:3
  <span id="requeue-msg"></span></form>
 <div id="quarantine"></div><pre id="timeline" hidden></pre>
 <script src="/assets/uplot.js"></script>
-<script>
-const token = new URLSearchParams(location.search).get('token');
-const headers = token ? { authorization: 'Bearer ' + token } : {};
-const $ = (id) => document.getElementById(id);
-const esc = (s) => String(s ?? '').replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
-const api = async (path, init = {}) => {
-  const r = await fetch(path, { ...init, headers: { ...headers, ...(init.headers || {}) } });
-  const body = await r.json();
-  if (!r.ok) throw new Error(body.error || r.status);
-  return body;
-};
-const table = (cols, rows) => '<table><tr>' + cols.map((c) => '<th>' + esc(c) + '</th>').join('') + '</tr>' + rows.map((r) => '<tr>' + r.map((v) => '<td class="num">' + v + '</td>').join('') + '</tr>').join('') + '</table>';
-const fmt = (n) => n === null || n === undefined ? '-' : Number(n).toLocaleString('en');
-const filter = () => ({ key: $('q-key').value, errorClass: $('q-class').value, stage: $('q-stage').value, since: $('q-since').value, until: $('q-until').value });
-let charts = {};
-
-async function refresh() {
-  const p = $('pipeline').value;
-  if (!p) return;
-  const s = await api('/api/pipelines/' + encodeURIComponent(p));
-  const frac = s.source === 0 ? 1 : s.done / s.source;
-  $('progress').innerHTML = '<div><span class="bar"><div style="width:' + (frac * 100).toFixed(1) + '%"></div></span> <b id="done" class="num">' + fmt(s.done) + '</b> of <span class="num">' + fmt(s.source) + '</span> done (' + (frac * 100).toFixed(1) + '%), ' + s.throughput.resultsPerSecond.toFixed(1) + '/s, ETA ' + (s.etaSeconds === null ? 'unknown' : s.etaSeconds + ' s') + '</div>'
-    + '<div class="num">pending <b id="pending">' + fmt(s.pending) + '</b> &nbsp; in flight ' + fmt(s.inFlight) + ' &nbsp; quarantined <b id="dead">' + fmt(s.dead) + '</b> &nbsp; bad messages ' + fmt(s.badMessages) + (s.orphans ? ' &nbsp; results without a source row ' + fmt(s.orphans) : '') + '</div>';
-  $('bottleneck').textContent = s.bottleneck ? 'bottleneck: ' + s.bottleneck : '';
-  $('stages').innerHTML = table(['stage', 'done', 'per second', 'failed tries (last min)', 'retry ratio'], s.stages.map((x) => [esc(x.stage), fmt(x.milestones), x.perSecond.toFixed(1), fmt(x.failedLastMinute), (x.retryRatio * 100).toFixed(1) + '%']))
-    + (s.errors.length ? '<p>errors by class</p>' + table(['class', 'count', 'last', 'example'], s.errors.map((e) => [esc(e.errorClass), fmt(e.count), esc(e.lastAt), esc(e.example)])) : '');
-  $('resources').innerHTML = s.resources.length === 0 ? '<span class="muted">none</span>' : table(['resource', 'limit', 'in flight', 'overload signals', 'processes (in flight / share)'], s.resources.map((r) => [esc(r.name), (r.configured === 'auto' ? 'learned ' : '') + fmt(r.limit), fmt(r.inFlight), fmt(r.overloads), esc(r.processes.map((x) => x.process + ' ' + x.inFlight + '/' + x.share).join(', '))]));
-  drawResources(s.resources);
-  $('processes').innerHTML = s.processes.length === 0 ? '<span class="muted">no process has a heartbeat</span>' : table(['role', 'host', 'pid', 'up since', 'spool / in flight', 'last heartbeat'], s.processes.map((x) => [esc(x.role), esc(x.host), x.pid, esc(x.startedAt), x.role === 'fetcher' ? fmt(x.info.depth && x.info.depth.items) + ' spooled waiting' : fmt(x.info.inFlight) + ' in flight', '<span class="' + (x.stale ? 'stale' : '') + '">' + x.ageSeconds.toFixed(0) + ' s ago' + (x.stale ? ' (stale)' : '') + '</span>']))
-    + (s.lag ? '<p class="num">consumer lag: ' + Object.entries(s.lag).map(([k, v]) => 'p' + k + ' ' + v).join(', ') + '</p>' : '');
-  const classes = new Set([...$('q-class').options].map((o) => o.value));
-  for (const e of s.errors) if (!classes.has(e.errorClass)) $('q-class').add(new Option(e.errorClass, e.errorClass));
-  $('updated').textContent = 'updated ' + new Date().toLocaleTimeString();
-  drawCharts(await api('/api/pipelines/' + encodeURIComponent(p) + '/stages'));
-}
-
-// At least the last 5 minutes on the time axis: one bucket alone would otherwise span years.
-const timeRange = (u, min, max) => {
-  const now = Date.now() / 1000;
-  return [Math.min(min ?? now, (max ?? now) - 300), Math.max(max ?? now, now)];
-};
-
-function drawCharts(series) {
-  for (const [stage, points] of Object.entries(series)) {
-    const xs = points.map((x) => Date.parse(x.at) / 1000);
-    const data = [xs, points.map((x) => x.done / 10), points.map((x) => x.p50Ms), points.map((x) => x.p99Ms)];
-    if (charts[stage]) { charts[stage].setData(data); continue; }
-    const el = document.createElement('div');
-    $('charts').appendChild(el);
-    charts[stage] = new uPlot({ title: stage, width: 420, height: 200, scales: { x: { time: true, range: timeRange }, ms: {} }, axes: [{}, { label: 'per s' }, { scale: 'ms', side: 1, label: 'ms', grid: { show: false } }],
-      series: [{}, { label: 'done/s', stroke: '#2ca02c' }, { label: 'p50 ms', stroke: '#1f77b4', scale: 'ms' }, { label: 'p99 ms', stroke: '#d62728', scale: 'ms' }] }, data, el);
-  }
-}
-
-// Resources over time, since the page opened: one point per refresh, the last 30 minutes.
-const resourceHistory = {};
-let resourceCharts = {};
-function drawResources(resources) {
-  const now = Date.now() / 1000;
-  for (const r of resources) {
-    const h = resourceHistory[r.name] || (resourceHistory[r.name] = [[], [], [], []]);
-    h[0].push(now); h[1].push(r.limit); h[2].push(r.inFlight); h[3].push(r.processes.length);
-    while (h[0].length > 600) for (const col of h) col.shift();
-    if (resourceCharts[r.name]) { resourceCharts[r.name].setData(h); continue; }
-    const el = document.createElement('div');
-    $('resource-charts').appendChild(el);
-    resourceCharts[r.name] = new uPlot({ title: r.name + ' (since this page opened)', width: 420, height: 200,
-      series: [{}, { label: 'limit', stroke: '#d62728' }, { label: 'in flight', stroke: '#1f77b4' }, { label: 'processes', stroke: '#7f7f7f' }] }, h, el);
-  }
-}
-
-async function search(ev) {
-  if (ev) ev.preventDefault();
-  const p = $('pipeline').value;
-  const q = new URLSearchParams(Object.entries(filter()).filter(([, v]) => v));
-  const r = await api('/api/pipelines/' + encodeURIComponent(p) + '/quarantine?' + q);
-  $('quarantine').innerHTML = '<p id="matched">' + r.total + ' matching</p>' + table(['key', 'stage', 'class', 'message', 'attempts', 'quarantined'], r.tasks.map((t) => ['<a href="#" data-key="' + esc(t.key) + '">' + esc(t.key) + '</a>', esc(t.stage), esc(t.errorClass), esc(t.errorMessage), t.attempts, esc(t.quarantinedAt)]));
-  for (const a of $('quarantine').querySelectorAll('a[data-key]')) a.onclick = (e) => { e.preventDefault(); showTask(a.dataset.key); };
-}
-
-async function showTask(key) {
-  const t = await api('/api/pipelines/' + encodeURIComponent($('pipeline').value) + '/tasks/' + encodeURIComponent(key));
-  $('timeline').hidden = false;
-  $('timeline').textContent = 'task ' + t.key + ': ' + t.state + '\\n\\nattempts:\\n' + t.attempts.map((a) => '  ' + a.created_at + '  ' + a.stage + ' #' + a.attempt + '  ' + a.error_class + ': ' + a.error_message).join('\\n')
-    + '\\n\\nmilestones:\\n' + t.milestones.map((m) => '  ' + m.created_at + '  ' + m.stage).join('\\n') + (t.quarantine ? '\\n\\nquarantine: ' + JSON.stringify(t.quarantine) : '');
-}
-
-async function requeue() {
-  const p = $('pipeline').value;
-  const preview = await api('/api/pipelines/' + encodeURIComponent(p) + '/requeue', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ filter: filter(), dryRun: true }) });
-  if (!confirm('Requeue ' + preview.matched + ' task(s)?')) return;
-  const r = await api('/api/pipelines/' + encodeURIComponent(p) + '/requeue', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ filter: filter() }) });
-  $('requeue-msg').textContent = 'requeued ' + r.requeued + ', published ' + r.published;
-  await search();
-}
-
-(async () => {
-  for (const p of await api('/api/pipelines')) $('pipeline').add(new Option(p.name, p.name));
-  $('pipeline').onchange = () => { charts = {}; $('charts').innerHTML = ''; resourceCharts = {}; $('resource-charts').innerHTML = ''; refresh(); search(); };
-  $('search').onsubmit = search;
-  $('requeue').onclick = () => requeue().catch((e) => ($('requeue-msg').textContent = e.message));
-  await refresh().catch((e) => ($('updated').textContent = e.message));
-  await search().catch(() => {});
-  setInterval(() => refresh().catch((e) => ($('updated').textContent = e.message)), 3000);
-})();
-</script></body></html>
+<script src="/assets/page.js"></script>
+</body></html>
 `;

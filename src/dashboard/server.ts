@@ -1,9 +1,9 @@
-// `sluice dashboard`: the page (page.ts), its JSON API (api.ts) and the chart library (uPlot, served from the
-// installed package: no CDN, it works offline), on one HTTP server.
+// `sluice dashboard`: the page (page.ts and assets/), its JSON API (api.ts) and the chart library (uPlot, served
+// from the installed package: no CDN, it works offline), on one HTTP server.
 //
-// Safety: on a loopback address anyone on the machine may read; bound to any other address every request
-// must carry the token (Authorization: Bearer <token>, or ?token= when opening the page). Requeue, the only
-// write, is a POST that needs the token or a same-origin request, and `readOnly` turns it off.
+// Safety (guard.ts): a request must name an allowed host (421), carry the token when one is set (401), and a
+// write must come from this dashboard's page or carry the token as Bearer (403); `readOnly` turns writes off.
+// Every answer carries a Content-Security-Policy without inline script or style, and no page may frame it.
 //
 // States: listening -> closed.
 
@@ -11,15 +11,18 @@ import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { timingSafeEqual } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import type { SluiceConfig } from '../core/config.js';
 import { ConfigError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Shutdown } from '../core/shutdown.js';
-import { openPool } from '../db/pool.js';
-import { SeriesCache } from './stage-series.js';
-import { handleApi, HttpError } from './api.js';
+import { isPoolBusy, openPool } from '../db/pool.js';
+import { LagReader } from '../kafka/lag.js';
+import { handleApi } from './api.js';
+import { LOOPBACK_NAMES, RequestGuard } from './guard.js';
+import { HttpError } from './http-error.js';
 import { page } from './page.js';
+import { SeriesCache } from './stage-series.js';
 
 export interface DashboardOptions {
   config: SluiceConfig;
@@ -32,27 +35,48 @@ export interface Dashboard {
   close(): Promise<void>;
 }
 
-const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+const SECURITY_HEADERS = {
+  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+} as const;
+
+/** Requests waiting for a database connection at most; beyond, 503. */
+const QUEUE_LIMIT = 100;
+
+const ASSETS = fileURLToPath(new URL('./assets/', import.meta.url));
 
 export async function startDashboard(opts: DashboardOptions): Promise<Dashboard> {
-  const { host, port, token, readOnly } = opts.config.dashboard;
-  if (!LOOPBACK.has(host) && token === '') {
-    throw new ConfigError([`dashboard.host: ${host} is not a loopback address, so a token is required: set --token or SLUICE_DASHBOARD_TOKEN`]);
+  const { host, port, readOnly, allowedHosts, trustProxy } = opts.config.dashboard;
+  const token = await dashboardToken(opts.config);
+  if (!LOOPBACK_NAMES.has(host)) {
+    const problems = [
+      ...(token === '' ? [`dashboard.token: ${host} is not a loopback address, so a token is required: set dashboard.tokenFile (--token-file) or SLUICE_DASHBOARD_TOKEN`] : []),
+      ...(allowedHosts.length === 0 ? [`dashboard.allowedHosts: ${host} is not a loopback address: list the host names browsers use to reach it (--allowed-hosts)`] : []),
+    ];
+    if (problems.length > 0) throw new ConfigError(problems);
   }
   const log = opts.log.child({ component: 'dashboard' });
-  const pool = await openPool(opts.config.database, { poolSize: 4 });
+  // One pool for every request (database.poolSize connections at most); a burst beyond it waits in a bounded
+  // queue, and past that is answered 503: never a connection more on the user's server.
+  const pool = await openPool(opts.config.database, { queueLimit: QUEUE_LIMIT });
+  const lag = new LagReader(opts.config.kafka, log);
   const uplotDir = dirname(createRequire(import.meta.url).resolve('uplot/package.json'));
-  const ctx = { config: opts.config, pool, log, readOnly, shutdown: opts.shutdown, series: new SeriesCache() };
+  const ctx = { config: opts.config, pool, log, readOnly, shutdown: opts.shutdown, series: new SeriesCache(), lag: (topic: string, group: string) => lag.read(topic, group) };
+  const r: Route = { guard: new RequestGuard({ allowedHosts, token, trustProxy }), readOnly, uplotDir, api: (m, p, q, b) => handleApi(ctx, m, p, q, b) };
   const server: Server = createServer((req, res) => {
-    serve(req, res, { token, needToken: !LOOPBACK.has(host) || token !== '', readOnly, uplotDir, api: (m, p, q, b) => handleApi(ctx, m, p, q, b) }).catch((err: unknown) => {
-      const status = err instanceof HttpError ? err.status : 500;
+    serve(req, res, r).catch((err: unknown) => {
+      const busy = isPoolBusy(err);
+      const status = err instanceof HttpError ? err.status : busy ? 503 : 500;
       if (status === 500) log.error({ err }, 'dashboard request failed');
-      send(res, status, { error: err instanceof Error ? err.message : String(err) });
+      const message = busy ? 'busy: every database connection of the dashboard is in use; try again' : err instanceof Error ? err.message : String(err);
+      send(res, status, { error: message, ...(err instanceof HttpError ? err.extra : {}) });
     });
   });
   await listen(server, host, port);
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/`;
-  log.info({ url, readOnly, token: token !== '' }, 'dashboard listening');
+  log.info({ url, readOnly, token: token !== '', allowedHosts }, 'dashboard listening');
   let closing: Promise<void> | null = null;
   return {
     url,
@@ -60,9 +84,26 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
       (closing ??= (async () => {
         server.closeAllConnections();
         await new Promise<void>((r) => server.close(() => r()));
+        await lag.close().catch(() => {});
         await pool.end().catch(() => {});
       })()),
   };
+}
+
+/** The token from dashboard.token or the first line of dashboard.tokenFile (not both). */
+async function dashboardToken(config: SluiceConfig): Promise<string> {
+  const { token, tokenFile } = config.dashboard;
+  if (tokenFile === '') return token;
+  if (token !== '') throw new ConfigError(['dashboard.tokenFile: set either dashboard.token or dashboard.tokenFile, not both']);
+  let text: string;
+  try {
+    text = await readFile(tokenFile, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`dashboard.tokenFile: cannot read ${tokenFile} (${(err as NodeJS.ErrnoException).code ?? String(err)})`]);
+  }
+  const first = text.split('\n')[0]!.trim();
+  if (first === '') throw new ConfigError([`dashboard.tokenFile: ${tokenFile} is empty; write the token on its first line`]);
+  return first;
 }
 
 async function listen(server: Server, host: string, port: number): Promise<void> {
@@ -75,41 +116,52 @@ async function listen(server: Server, host: string, port: number): Promise<void>
 }
 
 interface Route {
-  token: string;
-  needToken: boolean;
+  guard: RequestGuard;
   readOnly: boolean;
   uplotDir: string;
   api: (method: string, path: string, query: URLSearchParams, body: unknown) => Promise<unknown>;
 }
 
 async function serve(req: IncomingMessage, res: ServerResponse, r: Route): Promise<void> {
-  const url = new URL(req.url ?? '/', 'http://dashboard');
-  const authorized = hasToken(req, url, r.token);
-  if (r.needToken && !authorized) throw new HttpError(401, 'a token is required: Authorization: Bearer <token>, or ?token= on the page');
+  for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
+  let url: URL;
+  try {
+    url = new URL(req.url ?? '/', 'http://dashboard');
+  } catch {
+    throw new HttpError(400, 'malformed request URL');
+  }
+  const given = url.pathname === '/' ? url.searchParams.get('token') : null;
+  if (given !== null) return exchangeToken(req, res, r.guard, given);
+  const access = r.guard.admit(req);
   if (req.method === 'GET' && url.pathname === '/') return void res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(page({ readOnly: r.readOnly }));
-  if (req.method === 'GET' && url.pathname === '/assets/uplot.js') return asset(res, join(r.uplotDir, 'dist/uPlot.iife.min.js'), 'text/javascript');
-  if (req.method === 'GET' && url.pathname === '/assets/uplot.css') return asset(res, join(r.uplotDir, 'dist/uPlot.min.css'), 'text/css');
+  const file = assetFile(req.method, url.pathname, r.uplotDir);
+  if (file !== null) return asset(res, file.path, file.type);
   if (!url.pathname.startsWith('/api/')) throw new HttpError(404, `no such page: ${url.pathname}`);
   let body: unknown = undefined;
   if (req.method === 'POST') {
-    // A write from a page of another site would carry no token and another Origin: refused.
-    if (!authorized && !sameOrigin(req)) throw new HttpError(403, 'a write needs the token or a same-origin request');
+    r.guard.assertWrite(req, access);
     body = await readJson(req);
   }
   send(res, 200, await r.api(req.method ?? 'GET', url.pathname, url.searchParams, body));
 }
 
-function hasToken(req: IncomingMessage, url: URL, token: string): boolean {
-  if (token === '') return false;
-  const given = (req.headers.authorization ?? '').replace(/^Bearer\s+/i, '') || url.searchParams.get('token') || '';
-  const a = Buffer.from(given);
-  const b = Buffer.from(token);
-  return a.length === b.length && timingSafeEqual(a, b);
+/** `/?token=`: the token becomes a session cookie and leaves the address (a wrong one is a 401, host first). */
+function exchangeToken(req: IncomingMessage, res: ServerResponse, guard: RequestGuard, given: string): void {
+  guard.assertHost(req);
+  const cookie = guard.exchange(given, req);
+  if (cookie === null) throw new HttpError(401, 'wrong token (or this dashboard has none)');
+  res.writeHead(303, { 'set-cookie': cookie, location: '/', 'cache-control': 'no-store' }).end();
 }
 
-function sameOrigin(req: IncomingMessage): boolean {
-  const origin = req.headers.origin;
-  return typeof origin === 'string' && req.headers.host !== undefined && origin === `http://${req.headers.host}`;
+function assetFile(method: string | undefined, path: string, uplotDir: string): { path: string; type: string } | null {
+  if (method !== 'GET') return null;
+  const files: Record<string, { path: string; type: string }> = {
+    '/assets/uplot.js': { path: join(uplotDir, 'dist/uPlot.iife.min.js'), type: 'text/javascript' },
+    '/assets/uplot.css': { path: join(uplotDir, 'dist/uPlot.min.css'), type: 'text/css' },
+    '/assets/page.js': { path: join(ASSETS, 'page.js'), type: 'text/javascript' },
+    '/assets/page.css': { path: join(ASSETS, 'page.css'), type: 'text/css' },
+  };
+  return files[path] ?? null;
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
@@ -118,7 +170,8 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
     text += String(chunk);
     if (text.length > 64 * 1024) throw new HttpError(413, 'request body too large');
   }
-  if (text.trim() === '') return {};
+  // No body is no object: the schema says so, naming it.
+  if (text.trim() === '') return undefined;
   try {
     return JSON.parse(text) as unknown;
   } catch {
@@ -131,6 +184,7 @@ async function asset(res: ServerResponse, file: string, type: string): Promise<v
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {
+  if (status === 421) res.setHeader('connection', 'close');
   if (res.headersSent) return void res.end();
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }).end(JSON.stringify(body));
 }

@@ -16,6 +16,8 @@ export interface OpenPoolOptions {
   /** Allow several statements per query (migration scripts only). */
   multipleStatements?: boolean;
   poolSize?: number;
+  /** Queries waiting for a connection beyond this many fail at once (mysql2's "Queue limit reached."). @defaultValue unbounded */
+  queueLimit?: number;
   /** DATE/DATETIME as their text ('2026-01-02 03:04:05'): payloads keep zero dates and have no time zone drift. */
   dateStrings?: boolean;
 }
@@ -29,6 +31,7 @@ export function poolOptions(db: DatabaseConfig, opts: OpenPoolOptions = {}): Poo
     password: c.password,
     database: opts.noDatabase === true ? undefined : c.database,
     connectionLimit: opts.poolSize ?? db.poolSize,
+    queueLimit: opts.queueLimit ?? 0,
     connectTimeout: db.connectTimeoutMs,
     multipleStatements: opts.multipleStatements ?? false,
     charset: 'UTF8MB4_UNICODE_CI',
@@ -56,6 +59,11 @@ export async function openPool(db: DatabaseConfig, opts: OpenPoolOptions = {}): 
     await pool.end().catch(() => {});
     throw toDatabaseError(err, parseDatabaseUrl(db.url), db.connectTimeoutMs);
   }
+}
+
+/** The pool had every connection busy and its queue full: the caller should answer "busy", not fail. */
+export function isPoolBusy(err: unknown): boolean {
+  return err instanceof Error && /queue limit reached/i.test(err.message);
 }
 
 /** sluice never picks a database by itself: on a shared server, a default could be someone else's. */

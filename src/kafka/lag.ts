@@ -1,8 +1,22 @@
 // Consumer lag: messages on the topic that the pipeline's consumer group has not committed, per partition.
 
+import type { Admin } from 'kafkajs';
 import type { KafkaConfig } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import { checkKafka, createKafka } from './client.js';
+
+async function lagOf(admin: Admin, topic: string, groupId: string): Promise<Record<string, number>> {
+  if (!(await admin.listTopics()).includes(topic)) return {};
+  const high = await admin.fetchTopicOffsets(topic);
+  const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
+  const at = new Map((committed?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
+  const lag: Record<string, number> = {};
+  for (const p of high) {
+    const c = at.get(p.partition) ?? -1n;
+    lag[String(p.partition)] = Number(BigInt(p.high) - (c < 0n ? BigInt(p.low) : c));
+  }
+  return lag;
+}
 
 /** Messages not yet committed by the pipeline's consumer group, per partition; null when Kafka cannot be asked. */
 export async function consumerLag(kafka: KafkaConfig, topic: string, groupId: string, log: Logger): Promise<Record<string, number> | null> {
@@ -11,16 +25,7 @@ export async function consumerLag(kafka: KafkaConfig, topic: string, groupId: st
     const admin = createKafka(kafka, log.child({ component: 'kafka' }), { retry: { retries: 0 } }).admin();
     await admin.connect();
     try {
-      if (!(await admin.listTopics()).includes(topic)) return {};
-      const high = await admin.fetchTopicOffsets(topic);
-      const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
-      const at = new Map((committed?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
-      const lag: Record<string, number> = {};
-      for (const p of high) {
-        const c = at.get(p.partition) ?? -1n;
-        lag[String(p.partition)] = Number(BigInt(p.high) - (c < 0n ? BigInt(p.low) : c));
-      }
-      return lag;
+      return await lagOf(admin, topic, groupId);
     } finally {
       await admin.disconnect();
     }
@@ -29,3 +34,61 @@ export async function consumerLag(kafka: KafkaConfig, topic: string, groupId: st
   }
 }
 
+
+/**
+ * Lag for a long-lived reader (the dashboard): one admin client, connected when first asked and kept, and each
+ * topic's answer cached for `ttlMs`, so that any number of page refreshes costs one Kafka connection and a few
+ * requests every few seconds. States: idle -> connected -> closed.
+ */
+export class LagReader {
+  state: 'idle' | 'connected' | 'closed' = 'idle';
+  readonly #kafka: KafkaConfig;
+  readonly #log: Logger;
+  readonly #ttlMs: number;
+  readonly #cache = new Map<string, { at: number; lag: Promise<Record<string, number> | null> }>();
+  #admin: Admin | null = null;
+
+  constructor(kafka: KafkaConfig, log: Logger, ttlMs = 5000) {
+    this.#kafka = kafka;
+    this.#log = log;
+    this.#ttlMs = ttlMs;
+  }
+
+  read(topic: string, groupId: string): Promise<Record<string, number> | null> {
+    const key = `${topic}\u0000${groupId}`;
+    const hit = this.#cache.get(key);
+    if (hit !== undefined && performance.now() - hit.at < this.#ttlMs) return hit.lag;
+    const lag = this.#read(topic, groupId);
+    this.#cache.set(key, { at: performance.now(), lag });
+    return lag;
+  }
+
+  async #read(topic: string, groupId: string): Promise<Record<string, number> | null> {
+    if (this.state === 'closed') return null;
+    try {
+      if (this.#admin === null) {
+        const admin = createKafka(this.#kafka, this.#log.child({ component: 'kafka' }), { retry: { retries: 0 } }).admin();
+        await admin.connect();
+        this.#admin = admin;
+        this.state = 'connected';
+      }
+      return await lagOf(this.#admin, topic, groupId);
+    } catch {
+      // The next read (after the cache time) connects afresh.
+      await this.#drop();
+      return null;
+    }
+  }
+
+  async #drop(): Promise<void> {
+    const admin = this.#admin;
+    this.#admin = null;
+    if (this.state === 'connected') this.state = 'idle';
+    await admin?.disconnect().catch(() => {});
+  }
+
+  async close(): Promise<void> {
+    await this.#drop();
+    this.state = 'closed';
+  }
+}

@@ -22,14 +22,23 @@ export type StatusReport = Awaited<ReturnType<typeof collectStatus>>;
 /** Below this many source rows (the server's own estimate), status counts exactly unless told otherwise. */
 export const EXACT_BELOW_ROWS = 1_000_000;
 
+export interface StatusOptions {
+  exact?: boolean;
+  /** The caller's pool (kept open); by default one is opened for this report and closed. */
+  pool?: Pool;
+  /** The caller's lag reader (a shared, cached admin client); by default one is made for this report. */
+  lag?: (topic: string, groupId: string) => Promise<Record<string, number> | null>;
+}
+
 /**
  * Everything `status` shows, from the ledger, the consumer group and this machine's spool. `exact`: true
  * counts with the semi-join, false from the snapshot (db/count-snapshots.ts); unset, exact on a source
  * under EXACT_BELOW_ROWS rows.
  */
-export async function collectStatus(config: SluiceConfig, name: string, log: Logger, opts: { exact?: boolean } = {}) {
+export async function collectStatus(config: SluiceConfig, name: string, log: Logger, opts: StatusOptions = {}) {
   const pipeline = getPipeline(config, name);
-  const pool = await openPool(config.database, { poolSize: 2 });
+  // A long-lived caller (the dashboard) lends its one pool; `status` opens its own for the one report.
+  const pool = opts.pool ?? (await openPool(config.database, { poolSize: 2 }));
   let ledger;
   let resources;
   let processes;
@@ -45,10 +54,11 @@ export async function collectStatus(config: SluiceConfig, name: string, log: Log
     processes = (await listProcesses(pool, name)).map((p) => ({ ...p, stale: p.ageSeconds > STALE_AFTER_S }));
     databaseMs = Math.round(performance.now() - t0);
   } finally {
-    await pool.end();
+    if (opts.pool === undefined) await pool.end();
   }
   const t1 = performance.now();
-  const lag = await consumerLag(config.kafka, pipeline.topic, config.fetcher.groupId ?? `sluice.${name}`, log);
+  const groupId = config.fetcher.groupId ?? `sluice.${name}`;
+  const lag = await (opts.lag?.(pipeline.topic, groupId) ?? consumerLag(config.kafka, pipeline.topic, groupId, log));
   const paths = spoolPaths(resolve(config.spool.dir), name);
   const spool = { dir: paths.root, ...(await spoolDepth(paths)) };
   const c = ledger.counts;

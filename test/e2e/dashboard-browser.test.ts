@@ -1,13 +1,15 @@
 // The dashboard in a real browser (Debian's Chromium driven by playwright-core) during a real run: the done
 // count rises on the page, a quarantined key is found by search, its timeline shows its attempts, and
-// requeue by error class brings the quarantined count to 0 and the tasks complete. Screenshots go to
-// test-output/dashboard/.
+// requeue by error class brings the quarantined count to 0 and the tasks complete. Then in token mode, bound
+// to 0.0.0.0 and reached through 127.0.0.1: the token becomes a cookie, the charts are drawn, every request
+// succeeds and a requeue goes through. Both fail on any script error, refused request or policy violation.
+// Screenshots go to test-output/dashboard/.
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import mysql from 'mysql2/promise';
-import { chromium } from 'playwright-core';
+import { chromium, type Page } from 'playwright-core';
 import { silentLogger } from '../../src/core/logger.js';
 import { NonRetriableError } from '../../src/core/errors.js';
 import { startDashboard } from '../../src/dashboard/server.js';
@@ -21,6 +23,21 @@ import { waitFor } from '../helpers/spool.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = join(ROOT, 'test-output', 'dashboard');
+
+/** A page in a fresh headless Chromium, and what went wrong on it: script errors, console errors (a refused
+ * inline script or style is one), failed requests and answers of 400 and above. */
+async function openPage(t: TestContext): Promise<{ page: Page; problems: string[] }> {
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'] });
+  onTeardown(t, () => browser.close());
+  const page = await browser.newPage();
+  page.on('dialog', (d) => void d.accept());
+  const problems: string[] = [];
+  page.on('pageerror', (err) => problems.push(`script error: ${err.message}`));
+  page.on('console', (m) => void (m.type() === 'error' && problems.push(`console: ${m.text()}`)));
+  page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()}`));
+  page.on('response', (r) => void (r.status() >= 400 && problems.push(`${r.status()} ${r.url()}`)));
+  return { page, problems };
+}
 
 describe('the dashboard in a browser', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (.ci/run installs it)` }, () => {
   it('shows a run as it happens, finds a quarantined task and its timeline, and requeues by error class until all is done', async (t) => {
@@ -47,12 +64,7 @@ describe('the dashboard in a browser', { skip: existsSync(CHROMIUM) ? false : `$
     const log = silentLogger();
     const dashboard = await startDashboard({ config, log });
     onTeardown(t, () => dashboard.close());
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'] });
-    onTeardown(t, () => browser.close());
-    const page = await browser.newPage();
-    page.on('dialog', (d) => void d.accept());
-    const pageErrors: string[] = [];
-    page.on('pageerror', (err) => pageErrors.push(err.message));
+    const { page, problems } = await openPage(t);
     await page.goto(dashboard.url);
     await page.waitForSelector('#done');
     const doneOnPage = async (): Promise<number> => Number((await page.textContent('#done'))!.replace(/,/g, ''));
@@ -84,8 +96,11 @@ describe('the dashboard in a browser', { skip: existsSync(CHROMIUM) ? false : `$
     await page.screenshot({ path: join(SHOTS, '2-timeline.png'), fullPage: true });
 
     fixed = true;
+    // A requeue acts on the table on screen: search first.
     await page.fill('#q-key', '');
     await page.selectOption('#q-class', 'NonRetriableError');
+    await page.click('#search button[type=submit]');
+    await page.waitForFunction(() => document.getElementById('matched')?.textContent === '20 matching');
     await page.click('#requeue');
     await page.waitForFunction(() => /requeued 20/.test(document.getElementById('requeue-msg')!.textContent ?? ''), undefined, { timeout: 30_000 });
     try {
@@ -93,6 +108,36 @@ describe('the dashboard in a browser', { skip: existsSync(CHROMIUM) ? false : `$
     } finally {
       await page.screenshot({ path: join(SHOTS, '3-requeued.png'), fullPage: true });
     }
-    assert.deepEqual(pageErrors, [], 'no script error on the page');
+    assert.deepEqual(problems, [], 'no script error, refused request or policy violation on the page');
+  });
+
+  it('works in token mode bound to 0.0.0.0: the token becomes a cookie, charts and lists load, requeue goes through', async (t) => {
+    await ensureKafka();
+    mkdirSync(SHOTS, { recursive: true });
+    const port = await closedPort();
+    const source = { table: 'docs', key: 'id', columns: ['body'] };
+    const stages = [{ name: 'ner', run: async () => null }];
+    const { config, url } = await makeConfig(t, { dashboard: { port, host: '0.0.0.0', token: 'tok-3n', allowedHosts: ['sluice.example'] }, pipelines: { docs: { topic: randomName('sluice-dash'), partitions: 1, source, stages } } });
+    const db = await mysql.createConnection(url);
+    onTeardown(t, () => db.end());
+    await db.query('CREATE TABLE docs (id INT PRIMARY KEY, body VARCHAR(40) NOT NULL)');
+    await db.query("INSERT INTO docs SELECT seq, CONCAT('document ', seq) FROM seq_1_to_30");
+    await db.query("INSERT INTO sluice_dead_tasks (pipeline, task_key, stage, error_class, error_message, attempts, payload) SELECT 'docs', CAST(seq AS CHAR), 'ner', 'TypeError', 'bug', 1, '{}' FROM seq_1_to_5");
+    await db.query("INSERT INTO sluice_attempts (pipeline, task_key, stage, attempt, error_class, error_message, retriable) SELECT 'docs', CAST(seq AS CHAR), 'ner', 1, 'TypeError', 'bug', 0 FROM seq_1_to_5");
+    const dashboard = await startDashboard({ config, log: silentLogger() });
+    onTeardown(t, () => dashboard.close());
+    const { page, problems } = await openPage(t);
+    await page.goto(`http://127.0.0.1:${port}/?token=tok-3n`);
+    assert.equal(new URL(page.url()).search, '', 'the token left the address');
+    await page.waitForSelector('#charts .uplot');
+    await page.waitForFunction(() => [...(document.getElementById('q-class') as HTMLSelectElement).options].some((o) => o.value === 'TypeError'));
+    assert.equal(await page.textContent('#dead'), '5');
+    await page.selectOption('#q-class', 'TypeError');
+    await page.click('#search button[type=submit]');
+    await page.waitForFunction(() => document.getElementById('matched')?.textContent === '5 matching');
+    await page.click('#requeue');
+    await page.waitForFunction(() => /requeued 5, published 5/.test(document.getElementById('requeue-msg')!.textContent ?? ''), undefined, { timeout: 30_000 });
+    await page.screenshot({ path: join(SHOTS, '4-token-mode.png'), fullPage: true });
+    assert.deepEqual(problems, [], 'no script error, refused request or policy violation on the page');
   });
 });

@@ -102,11 +102,11 @@ describe('the dashboard API', () => {
     assert.equal((await get(base, `/api/pipelines/${name}/quarantine?since=yesterday`)).status, 400);
   });
 
-  it('requeues by filter: the count first, then the matching tasks leave quarantine and are published', async (t) => {
+  it('requeues by filter: the count and hash first, then exactly the confirmed tasks leave quarantine and are published', async (t) => {
     const { base } = await dashboard(t);
     const dry = await post(base, `/api/pipelines/${name}/requeue`, { filter: { errorClass: 'TypeError' }, dryRun: true }, { origin: base });
-    assert.deepEqual(dry.body, { matched: 5, requeued: 0, published: 0, dryRun: true });
-    const done = await post(base, `/api/pipelines/${name}/requeue`, { filter: { errorClass: 'TypeError' } }, { origin: base });
+    assert.deepEqual({ ...dry.body, hash: typeof dry.body.hash }, { matched: 5, hash: 'string', requeued: 0, published: 0, dryRun: true });
+    const done = await post(base, `/api/pipelines/${name}/requeue`, { filter: { errorClass: 'TypeError' }, expect: { count: 5, hash: dry.body.hash } }, { origin: base });
     assert.equal(done.status, 200, JSON.stringify(done.body));
     assert.equal(done.body.requeued, 5);
     // Only what it requeued: the 25 other pending tasks wait for the next produce (no pass over the whole source).
@@ -120,21 +120,25 @@ describe('the dashboard API', () => {
 
   it('refuses a write from another origin, and any write when read-only', async (t) => {
     const { base } = await dashboard(t);
-    const foreign = await post(base, `/api/pipelines/${name}/requeue`, { filter: { errorClass: 'StageTimeoutError' } }, { origin: 'http://evil.example' });
+    const foreign = await post(base, `/api/pipelines/${name}/requeue`, { filter: { errorClass: 'StageTimeoutError' }, dryRun: true }, { origin: 'http://evil.example' });
     assert.equal(foreign.status, 403);
+    const noOrigin = await post(base, `/api/pipelines/${name}/requeue`, { filter: { errorClass: 'StageTimeoutError' }, dryRun: true });
+    assert.equal(noOrigin.status, 403, 'a browser always sends Origin on a POST; a request without it is no page of ours');
     const ro = await dashboard(t, { readOnly: true });
-    const refused = await post(ro.base, `/api/pipelines/${name}/requeue`, { filter: {} }, { origin: ro.base });
+    const dry = await post(ro.base, `/api/pipelines/${name}/requeue`, { all: true, dryRun: true }, { origin: ro.base });
+    const refused = await post(ro.base, `/api/pipelines/${name}/requeue`, { all: true, expect: { count: dry.body.matched, hash: dry.body.hash } }, { origin: ro.base });
     assert.equal(refused.status, 403);
     assert.match(refused.body.error, /read-only/);
   });
 
-  it('off loopback, requires the token on every request (and refuses to start without one)', async (t) => {
-    await assert.rejects(dashboard(t, { host: '0.0.0.0' }), (e: unknown) => e instanceof ConfigError && /token is required/.test(e.message));
-    const { base } = await dashboard(t, { host: '0.0.0.0', token: 's3cret' });
+  it('off loopback, refuses to start without a token and the allowed host names, then requires the token on every request', async (t) => {
+    await assert.rejects(dashboard(t, { host: '0.0.0.0' }), (e: unknown) => e instanceof ConfigError && /dashboard\.token: .*token is required/.test(e.message) && /dashboard\.allowedHosts/.test(e.message));
+    const { base } = await dashboard(t, { host: '0.0.0.0', token: 's3cret', allowedHosts: ['sluice.example'] });
     assert.equal((await get(base, '/api/pipelines')).status, 401);
     assert.equal((await get(base, '/')).status, 401);
+    assert.equal((await get(base, '/assets/uplot.js')).status, 401);
     assert.equal((await get(base, '/api/pipelines', { authorization: 'Bearer wrong' })).status, 401);
+    assert.equal((await get(base, '/api/pipelines?token=s3cret')).status, 401, 'the token in an API URL would stay in logs: not accepted');
     assert.equal((await get(base, '/api/pipelines', { authorization: 'Bearer s3cret' })).status, 200);
-    assert.equal((await get(base, '/?token=s3cret')).status, 200);
   });
 });
