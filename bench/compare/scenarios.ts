@@ -10,8 +10,8 @@
 import { rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runCli, startCli } from './cli-process.js';
-import { copyDatabase, settle, counterDelta, deleteTopic, dispatchSpan, PIPELINE, resultCount, resultSpan, serverCounters, type StageSpec } from './fixture.js';
-import { baseTemplate, fetchAll, prepareWork, rateOver, runDb, runFiles, runWork, stop, type Measure, type RunContext, type Template } from './steps.js';
+import { counterDelta, deleteTopic, dispatchSpan, PIPELINE, resultCount, resultSpan, serverCounters, type StageSpec } from './fixture.js';
+import { baseTemplate, fetchAll, freshRun, prepareWork, rateOver, runWork, stop, type Measure, type RunContext, type Template } from './steps.js';
 import type { Side } from './worktree.js';
 
 export type { Measure, RunContext, Template } from './steps.js';
@@ -53,11 +53,7 @@ const e2e: Variant = {
   },
   async run(side, t, ctx) {
     const n = this.tasks;
-    const db = runDb(side, ctx);
-    await copyDatabase(ctx.fixture, t.db, db);
-    const files = runFiles(side, ctx, db, NOOP, 'e2e');
-    await settle(ctx.fixture, ctx.signal);
-    const before = await serverCounters(ctx.fixture);
+    const { db, files, before } = await freshRun(side, ctx, t, NOOP, 'e2e');
     // Fetcher and workers are up and waiting, as on machines that run all the time; the clock starts with produce.
     const fetcher = startCli(side, ['fetch', '--pipeline', PIPELINE], files.opts('fetch'));
     const workers = Array.from({ length: E2E_WORKERS }, (_, i) => startCli(side, ['work', '--pipeline', PIPELINE], files.opts(`work-${i}`)));
@@ -98,11 +94,7 @@ const produce: Variant = {
     return { db, dir: files.dir };
   },
   async run(side, t, ctx) {
-    const db = runDb(side, ctx);
-    await copyDatabase(ctx.fixture, t.db, db);
-    const files = runFiles(side, ctx, db, NOOP, 'produce');
-    await settle(ctx.fixture, ctx.signal);
-    const before = await serverCounters(ctx.fixture);
+    const { db, files, before } = await freshRun(side, ctx, t, NOOP, 'produce');
     const t0 = performance.now();
     const exit = await runCli(side, ['produce', '--pipeline', PIPELINE], files.opts('produce'));
     const wallSeconds = (performance.now() - t0) / 1000;
@@ -125,11 +117,7 @@ const fetch: Variant = {
     return { db, topic: files.topic, dir: files.dir };
   },
   async run(side, t, ctx) {
-    const db = runDb(side, ctx);
-    await copyDatabase(ctx.fixture, t.db, db);
-    const files = runFiles(side, ctx, db, NOOP, 'fetch', { topic: t.topic, holdAll: true });
-    await settle(ctx.fixture, ctx.signal);
-    const before = await serverCounters(ctx.fixture);
+    const { files, before } = await freshRun(side, ctx, t, NOOP, 'fetch', { topic: t.topic, holdAll: true });
     const r = await fetchAll(side, ctx, files, this.tasks);
     const counters = counterDelta(before, await serverCounters(ctx.fixture));
     if (r.exit.code !== 0) throw new Error(`${side.label}: fetch exited ${r.exit.code} on SIGTERM; see ${r.exit.log}`);

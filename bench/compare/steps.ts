@@ -51,7 +51,13 @@ export function rateOver(tasks: number, seconds: number): number {
 }
 
 /** One run's folder, config file and the settings every command of it shares. */
-export function runFiles(side: Side, ctx: RunContext, db: string, stage: StageSpec, name: string, o: { topic?: string; holdAll?: boolean; maxInFlight?: number } = {}) {
+export interface RunFilesOptions {
+  topic?: string;
+  holdAll?: boolean;
+  maxInFlight?: number;
+}
+
+export function runFiles(side: Side, ctx: RunContext, db: string, stage: StageSpec, name: string, o: RunFilesOptions = {}) {
   const topic = o.topic ?? `${ctx.fixture.names}-${suffix()}`;
   const dir = join(ctx.dir, `${side.label}-${name}-${suffix()}`);
   mkdirSync(dir, { recursive: true });
@@ -100,6 +106,23 @@ export async function fetchAll(side: Side, ctx: RunContext, files: RunFiles, n: 
   }
 }
 
+/**
+ * A measured run's start, the same for every benchmark: a fresh copy of the template's database (and spool),
+ * the run's files, InnoDB settled, and the server's counters read.
+ */
+export async function freshRun(side: Side, ctx: RunContext, t: Template, stage: StageSpec, name: string, o: RunFilesOptions = {}): Promise<{ db: string; files: RunFiles; before: Counters }> {
+  const db = runDb(side, ctx);
+  await copyDatabase(ctx.fixture, t.db, db);
+  const files = runFiles(side, ctx, db, stage, name, o);
+  if (t.spoolDir !== undefined) {
+    cpSync(t.spoolDir, files.spoolDir, { recursive: true });
+    // The copy's page cache goes to disk now, not during the run.
+    execFileSync('sync');
+  }
+  await settle(ctx.fixture, ctx.signal);
+  return { db, files, before: await serverCounters(ctx.fixture) };
+}
+
 /** A template for `work`: n tasks produced and fetched by the side itself into a spool that runs then copy. */
 export async function prepareWork(side: Side, ctx: RunContext, name: string, stage: StageSpec, n: number): Promise<Template> {
   const { db, files } = await baseTemplate(side, ctx, `work_${name}`, n, stage, true);
@@ -121,14 +144,7 @@ export interface WorkRunOptions {
 
 /** `work --exit-when-idle` from a copy of the template; `keep` leaves the run's folder (profiles are written there). */
 export async function runWork(side: Side, ctx: RunContext, t: Template, stage: StageSpec, name: string, n: number, o: WorkRunOptions = {}): Promise<Measure & { dir: string }> {
-  const db = runDb(side, ctx);
-  await copyDatabase(ctx.fixture, t.db, db);
-  const files = runFiles(side, ctx, db, stage, name, { maxInFlight: o.maxInFlight });
-  cpSync(t.spoolDir!, files.spoolDir, { recursive: true });
-  // The copy's page cache goes to disk now, not during the run.
-  execFileSync('sync');
-  await settle(ctx.fixture, ctx.signal);
-  const before = await serverCounters(ctx.fixture);
+  const { db, files, before } = await freshRun(side, ctx, t, stage, name, { maxInFlight: o.maxInFlight });
   const t0 = performance.now();
   const worker = startCli(side, ['work', '--pipeline', PIPELINE, '--exit-when-idle'], files.opts('work', o.nodeFlags));
   while (o.watch !== undefined && worker.child.exitCode === null && !ctx.signal.aborted) {
