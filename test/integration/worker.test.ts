@@ -16,7 +16,7 @@ import { SpoolWriter } from '../../src/spool/writer.js';
 import { pipeline as definePipeline } from '../../src/worker/define.js';
 import { randomName } from '../helpers/db.js';
 import { fileDatabase, makeConfig } from '../helpers/fixtures.js';
-import { spooledItems } from '../helpers/spool.js';
+import { spooledItems, waitFor } from '../helpers/spool.js';
 import { workSetup } from '../helpers/work.js';
 
 let url: string;
@@ -40,7 +40,9 @@ describe('work', () => {
     rmSync(ready, { recursive: true });
     writeFileSync(ready, 'in the way');
     await assert.rejects(w.done, (e: unknown) => e instanceof SpoolError && /spool\.dir: cannot use/.test(e.message));
-    assert.equal(await connections(), 0, 'its pool is closed by the time done rejects');
+    // The pool has sent its quits by the time done rejects; the server drops a session a moment after its quit
+    // arrives, so its count is read until it is 0 (a pool left open would hold it at 1 for good).
+    await waitFor('the worker\'s connections to leave the server', async () => (await connections()) === 0, 2000);
     const t0 = performance.now();
     await assert.rejects(w.stop(), SpoolError);
     assert.ok(performance.now() - t0 < 100, 'stop() after the failure returns at once');
