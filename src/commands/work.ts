@@ -5,6 +5,7 @@ import { UsageError } from '../core/errors.js';
 import type { SluiceConfig } from '../core/config.js';
 import { startFetcher } from '../fetcher/fetcher.js';
 import { startWorker } from '../worker/worker.js';
+import { openPool } from '../db/pool.js';
 import type { Command, CommandContext, OptionValues } from './command.js';
 import { startMetricsEndpoint } from '../metrics/endpoint.js';
 import { Registry, stageMetrics, type StageMetrics } from '../metrics/registry.js';
@@ -71,9 +72,16 @@ export const runCommand: Command = {
     const metrics = await startMetricsEndpoint(config.metrics, ctx.log);
     const stages = panelStages(ctx, metrics?.stages);
     let stopFeed = async (): Promise<void> => {};
+    let releasePool = async (): Promise<void> => {};
     try {
-      const fetcher = await startFetcher({ config, pipeline, log: ctx.log });
-      const worker = await startWorker({ config, pipeline, log: ctx.log, metrics: stages });
+      // One pool for the fetcher and the worker: a process of sluice holds at most database.poolSize.
+      const pool = await openPool(config.database);
+      releasePool = () => pool.end();
+      const fetcher = await startFetcher({ config, pipeline, log: ctx.log, pool });
+      const worker = await startWorker({ config, pipeline, log: ctx.log, metrics: stages, pool }).catch(async (err: unknown) => {
+        await fetcher.stop().catch(() => {});
+        throw err;
+      });
       metrics?.watch({ pipeline, fetcher, worker });
       if (ctx.panel !== null) stopFeed = feedPanel(ctx.panel, { pipeline, worker, fetcher, stages });
       const stopAll = (): void => {
@@ -98,6 +106,7 @@ export const runCommand: Command = {
     } finally {
       await stopFeed();
       await metrics?.close();
+      await releasePool().catch((err: unknown) => ctx.log.warn({ err }, 'database pool close failed'));
     }
   },
 };

@@ -76,7 +76,7 @@ const databaseUrl = z.string({ error: 'must be a string' }).superRefine((url, ct
 
 const database = section({
   url: setting(databaseUrl.default(''), { doc: 'mysql://user:password@host:port/database, where sluice keeps its ledger. No default: commands that touch the database stop and say so.', env: 'DATABASE_URL', flag: 'database-url', secret: true, shownDefault: 'none: must be set' }),
-  poolSize: setting(int(1, 1000).default(10), { doc: "Connections of the dashboard's one pool, shared by every request (100 more wait; beyond that 503). produce, fetch and work open fixed pools of 3, 2 and 4.", env: 'SLUICE_DB_POOL_SIZE', input: 'int' }),
+  poolSize: setting(int(1, 1000).default(4), { doc: "Most connections any one process of sluice holds (produce, fetch, work, run, dashboard, demo: one pool each, shared by all it starts). Budget: processes × poolSize; see README \"Connections\".", env: 'SLUICE_DB_POOL_SIZE', input: 'int' }),
   connectTimeoutMs: setting(int(100, 600_000).default(3000), { doc: 'Give up connecting after this long, so a dead server is reported in seconds.', env: 'SLUICE_DB_CONNECT_TIMEOUT_MS', input: 'int' }),
 });
 

@@ -6,7 +6,7 @@
 
 import { hostname } from 'node:os';
 import type { Logger } from './logger.js';
-import type { Pool } from '../db/pool.js';
+import { poolConnections, type Pool } from '../db/pool.js';
 import { beat, removeProcess } from '../db/processes.js';
 
 export const HEARTBEAT_MS = 3000;
@@ -38,7 +38,7 @@ export class Heartbeat {
   }
 
   #beat(): void {
-    this.#beating = beat(this.#pool, { id: this.id, host: hostname(), pid: process.pid, role: this.#role, pipeline: this.#pipeline, info: this.#info() }).then(
+    this.#beating = beat(this.#pool, { id: this.id, host: hostname(), pid: process.pid, role: this.#role, pipeline: this.#pipeline, info: { ...this.#info(), dbConnections: poolConnections(this.#pool) } }).then(
       () => {
         this.#failing = false;
       },

@@ -17,6 +17,7 @@ import { expireDispatches, releaseDead } from '../db/dispatches.js';
 import { inspectTask } from '../db/inspect.js';
 import { inspectPipeline } from '../db/pipeline-tables.js';
 import type { Pool } from '../db/pool.js';
+import type { SharedKafka } from '../kafka/lag.js';
 import { produce } from '../producer/producer.js';
 import { collectStatus, type StatusReport } from '../status/collect.js';
 import { intParam, keySetHash, parseQuarantineQuery, parseRequeue, pathParam, queryObject } from './api-input.js';
@@ -34,6 +35,8 @@ export interface ApiContext {
   series?: SeriesCache;
   /** Consumer lag from one shared, cached admin client. */
   lag?: (topic: string, groupId: string) => Promise<Record<string, number> | null>;
+  /** The process's one Kafka client and admin, lent to a requeue's publish. */
+  kafka?: SharedKafka;
 }
 
 type Handler = (ctx: ApiContext, params: string[], query: URLSearchParams, body: unknown) => Promise<unknown>;
@@ -103,7 +106,7 @@ async function requeue(ctx: ApiContext, [p]: string[], _q: URLSearchParams, body
   ctx.log.info({ pipeline: name, filter: r.filter, requeued: keys.length }, 'quarantined tasks requeued from the dashboard');
   try {
     // Only the released keys, and no counts: at 10M rows a whole produce pass would take the request 20 s.
-    const s = await produce({ config: ctx.config, pipeline: name, log: ctx.log, shutdown: ctx.shutdown, keys, count: false });
+    const s = await produce({ config: ctx.config, pipeline: name, log: ctx.log, shutdown: ctx.shutdown, keys, count: false, pool: ctx.pool, kafka: ctx.kafka });
     return { matched: keys.length, hash, requeued: keys.length, published: s.published };
   } catch (err) {
     // Released but not published: the next `produce` publishes them (they are pending now).

@@ -14,7 +14,7 @@ const HTML = `<!doctype html>
 <div id="progress"></div>
 <h2>Stages <span id="bottleneck" class="muted"></span></h2><div id="stages"></div><div id="charts"></div>
 <h2>Resources</h2><div id="resources"></div><div id="resource-charts"></div>
-<h2>Machines</h2><div id="processes"></div>
+<h2>Machines</h2><div id="processes"></div><p id="connections" class="num"></p>
 <h2>Quarantined tasks</h2>
 <form id="search">key <input id="q-key" size="16"> error class <select id="q-class"><option value="">any</option></select>
  stage <input id="q-stage" size="8"> since <input id="q-since" size="20" placeholder="2026-11-26T00:00:00Z"> until <input id="q-until" size="20">

@@ -63,7 +63,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
   const pool = await openPool(opts.config.database, { queueLimit: QUEUE_LIMIT });
   const lag = new LagReader(opts.config.kafka, log);
   const uplotDir = dirname(createRequire(import.meta.url).resolve('uplot/package.json'));
-  const ctx = { config: opts.config, pool, log, readOnly, shutdown: opts.shutdown, series: new SeriesCache(), lag: (topic: string, group: string) => lag.read(topic, group) };
+  const ctx = { config: opts.config, pool, log, readOnly, shutdown: opts.shutdown, series: new SeriesCache(), lag: (topic: string, group: string) => lag.read(topic, group), kafka: lag };
   const r: Route = { guard: new RequestGuard({ allowedHosts, token, trustProxy }), readOnly, uplotDir, api: (m, p, q, b) => handleApi(ctx, m, p, q, b) };
   const server: Server = createServer((req, res) => {
     serve(req, res, r).catch((err: unknown) => {

@@ -137,7 +137,8 @@ export async function fetchPendingPage(pool: Pool, src: SourceInfo, f: PendingFi
   ORDER BY s.${quoteIdentifier(src.key)}
   LIMIT ?`;
   // Arrays, not objects: one object per row (the payload) instead of three on the producer's hot path.
-  const [rows] = await pool.query<RowDataPacket[][]>({ sql, rowsAsArray: true }, params);
+  // Dates as their text: payloads keep zero dates and have no time zone drift, whatever pool this is.
+  const [rows] = await pool.query<RowDataPacket[][]>({ sql, rowsAsArray: true, dateStrings: true }, params);
   const cols = src.columns;
   return rows.map((r) => {
     const row: Record<string, unknown> = {};

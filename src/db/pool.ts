@@ -61,6 +61,42 @@ export async function openPool(db: DatabaseConfig, opts: OpenPoolOptions = {}): 
   }
 }
 
+/**
+ * One pool per process: a caller that already holds one lends it (and keeps it open); otherwise one of
+ * `database.poolSize` is opened here and `release()` ends it. This is what keeps a process of sluice within
+ * its documented budget of connections (README, "Connections").
+ */
+export interface PoolUse {
+  readonly pool: Pool;
+  /** Ends the pool if it was opened here; a lent pool stays open for its owner. Idempotent. */
+  release(): Promise<void>;
+}
+
+export async function usePool(db: DatabaseConfig, lent: Pool | undefined, opts: OpenPoolOptions = {}): Promise<PoolUse> {
+  if (lent !== undefined) return { pool: lent, release: async () => {} };
+  const pool = await openPool(db, opts);
+  let ended: Promise<void> | undefined;
+  return { pool, release: () => (ended ??= pool.end()) };
+}
+
+/** A short command's pool: never more than it needs, never more than `database.poolSize`. */
+export function smallPool(db: DatabaseConfig, needs: number): number {
+  return Math.max(1, Math.min(needs, db.poolSize));
+}
+
+interface CorePoolInternals {
+  pool?: { _allConnections?: { length?: unknown } };
+}
+
+/**
+ * The connections this pool holds open now (busy or idle), for heartbeats and status. mysql2 keeps the
+ * count in a private field; a test (test/integration/connection-budget.test.ts) fails if an upgrade moves it.
+ */
+export function poolConnections(pool: Pool): number | null {
+  const n = (pool as unknown as CorePoolInternals).pool?._allConnections?.length;
+  return typeof n === 'number' ? n : null;
+}
+
 /** The pool had every connection busy and its queue full: the caller should answer "busy", not fail. */
 export function isPoolBusy(err: unknown): boolean {
   return err instanceof Error && /queue limit reached/i.test(err.message);

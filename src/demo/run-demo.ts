@@ -60,7 +60,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
   const t0 = performance.now();
   // The demo's own tables: never created by `sluice migrate` in a user's database, only here.
   await migrate(opts.config.database, opts.log.child({ component: 'migrate' }), DEMO_MIGRATIONS_DIR);
-  const pool = await openPool(opts.config.database, { poolSize: 2 });
+  // One pool for the whole demo process, as for any process of sluice (README, "Connections").
+  const pool = await openPool(opts.config.database);
   const ner = await startNerService({ slots: opts.nerSlots ?? 8 });
   const demo = demoPipeline({ databaseUrl: opts.config.database.url, nerUrl: ner.url, nerConcurrency: opts.nerConcurrency });
   const workers = opts.workers ?? 2;
@@ -74,11 +75,11 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
       pipelines: { ...opts.config.pipelines, demo: { ...base, stages: demo.stages, results: demoResults } },
     };
     // Anything not done yet is published again (a crashed earlier demo leaves tasks "in flight").
-    const produced = await produce({ config, pipeline: 'demo', log: opts.log, staleAfterMs: 0, shutdown: opts.shutdown });
-    const fetcher = await startFetcher({ config, pipeline: 'demo', log: opts.log });
-    // Several workers, each with its own connections and its own share of the resource, as separate
-    // processes would have: together they stay within the learned limit.
-    const all = await Promise.all(Array.from({ length: workers }, (_, i) => startWorker({ config, pipeline: 'demo', log: opts.log, workerId: `demo-${i + 1}`, metrics: opts.metrics })));
+    const produced = await produce({ config, pipeline: 'demo', log: opts.log, staleAfterMs: 0, shutdown: opts.shutdown, pool });
+    const fetcher = await startFetcher({ config, pipeline: 'demo', log: opts.log, pool });
+    // Several workers, each with its own share of the resource, as separate processes would have: together
+    // they stay within the learned limit. They share the process's pool.
+    const all = await Promise.all(Array.from({ length: workers }, (_, i) => startWorker({ config, pipeline: 'demo', log: opts.log, workerId: `demo-${i + 1}`, metrics: opts.metrics, pool })));
     opts.onStarted?.({ workers: all, fetcher, ner });
     const count = async (): Promise<{ done: number; dead: number }> => {
       const [[r]] = await pool.query<RowDataPacket[]>(

@@ -6,17 +6,17 @@ import type { PipelineConfig } from '../core/config.js';
 import { DatabaseError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { inspectPipeline } from '../db/pipeline-tables.js';
-import { openPool, type Pool } from '../db/pool.js';
+import { usePool, type PoolUse } from '../db/pool.js';
 import { checkKafka, createKafka } from '../kafka/client.js';
 import { ensureTopic } from '../kafka/topics.js';
 import type { Kafka } from 'kafkajs';
 import type { FetchOptions } from './fetcher.js';
 
-export async function openFetcherParts(opts: FetchOptions, pipeline: PipelineConfig, log: Logger): Promise<{ pool: Pool | null; kafka: Kafka }> {
+export async function openFetcherParts(opts: FetchOptions, pipeline: PipelineConfig, log: Logger): Promise<{ pool: PoolUse | null; kafka: Kafka }> {
   const { config } = opts;
   const pool = await openOptionalPool(opts, log);
   try {
-    if (pool !== null) await inspectPipeline(pool, pipeline, opts.pipeline);
+    if (pool !== null) await inspectPipeline(pool.pool, pipeline, opts.pipeline);
     await checkKafka(config.kafka, log);
     const kafka = createKafka(config.kafka, opts.log.child({ component: 'kafka', pipeline: opts.pipeline }), {
       retry: { retries: config.kafka.retries, initialRetryTime: 300, maxRetryTime: 10_000 },
@@ -30,14 +30,14 @@ export async function openFetcherParts(opts: FetchOptions, pipeline: PipelineCon
     }
     return { pool, kafka };
   } catch (err) {
-    await pool?.end().catch(() => {});
+    await pool?.release().catch(() => {});
     throw err;
   }
 }
 
-async function openOptionalPool(opts: FetchOptions, log: Logger): Promise<Pool | null> {
+async function openOptionalPool(opts: FetchOptions, log: Logger): Promise<PoolUse | null> {
   try {
-    return await openPool(opts.config.database, { poolSize: 2 });
+    return await usePool(opts.config.database, opts.pool);
   } catch (err) {
     // Only an outage is tolerated here; an unset or wrong configuration is not.
     if (!(err instanceof DatabaseError) || !err.retriable) throw err;

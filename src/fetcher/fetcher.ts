@@ -17,7 +17,7 @@ import { KafkaError, coerceError } from '../core/errors.js';
 import { run } from '../core/hints.js';
 import type { Logger } from '../core/logger.js';
 import { recordBadMessages } from '../db/bad-messages.js';
-import type { Pool } from '../db/pool.js';
+import type { Pool, PoolUse } from '../db/pool.js';
 import { spoolDepth } from '../spool/depth.js';
 import type { SpoolComponentHandle } from '../spool/handle.js';
 import { randomId, safeWorkerId, spoolPaths, type SpoolPaths } from '../spool/layout.js';
@@ -43,6 +43,8 @@ export interface FetchOptions {
   fetcherId?: string;
   /** Called after a batch is durable; `resolved` is the offset kafkajs will commit for its partition (tests, metrics). */
   onBatch?: (b: { partition: number; segments: string[]; quarantined: number; resolved: string }) => void;
+  /** The process's one pool, when something else in it already opened one (`run`, the demo): kept open. */
+  pool?: Pool;
 }
 
 /** stop() finishes the batch in hand, commits and leaves the group; done rejects when the consumer fails for good. */
@@ -69,6 +71,7 @@ class Fetcher implements FetcherHandle {
   readonly #opts: FetchOptions;
   readonly #log: Logger;
   readonly #pool: Pool | null;
+  readonly #poolUse: PoolUse | null;
   readonly #spooler: BatchSpooler;
   readonly #started = performance.now();
   #gate: BackpressureGate | null = null;
@@ -79,10 +82,12 @@ class Fetcher implements FetcherHandle {
   #closing: Promise<void> | null = null;
   #stopping: Promise<FetchStats> | null = null;
 
-  constructor(opts: FetchOptions, paths: SpoolPaths, log: Logger, pool: Pool | null, writer: SpoolWriter) {
+  constructor(opts: FetchOptions, paths: SpoolPaths, log: Logger, poolUse: PoolUse | null, writer: SpoolWriter) {
     this.#opts = opts;
     this.paths = paths;
     this.#log = log;
+    this.#poolUse = poolUse;
+    const pool = poolUse?.pool ?? null;
     this.#pool = pool;
     const quarantine = new QuarantineWriter(paths);
     this.#spooler = new BatchSpooler({
@@ -170,7 +175,7 @@ class Fetcher implements FetcherHandle {
       ['stats reporter', () => this.#reporter?.close()],
       ['heartbeat', () => this.#heartbeat?.close()],
       ['consumer', () => this.#consumer?.disconnect()],
-      ['database pool', () => this.#pool?.end()],
+      ['database pool', () => this.#poolUse?.release()],
     ]);
     return this.#closing;
   }

@@ -1,6 +1,6 @@
 // Consumer lag: messages on the topic that the pipeline's consumer group has not committed, per partition.
 
-import type { Admin } from 'kafkajs';
+import type { Admin, Kafka } from 'kafkajs';
 import type { KafkaConfig } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import { checkKafka, createKafka } from './client.js';
@@ -35,23 +35,47 @@ export async function consumerLag(kafka: KafkaConfig, topic: string, groupId: st
 }
 
 
+/** A long-lived process's one Kafka client and admin, lent to what it starts (the dashboard's requeue). */
+export interface SharedKafka {
+  readonly client: Kafka;
+  /** The one admin client, connected when first asked and kept. */
+  admin(): Promise<Admin>;
+}
+
 /**
  * Lag for a long-lived reader (the dashboard): one admin client, connected when first asked and kept, and each
  * topic's answer cached for `ttlMs`, so that any number of page refreshes costs one Kafka connection and a few
- * requests every few seconds. States: idle -> connected -> closed.
+ * requests every few seconds. The same admin serves the process's other needs (SharedKafka).
+ * States: idle -> connected -> closed.
  */
-export class LagReader {
+export class LagReader implements SharedKafka {
   state: 'idle' | 'connected' | 'closed' = 'idle';
-  readonly #kafka: KafkaConfig;
-  readonly #log: Logger;
+  readonly client: Kafka;
   readonly #ttlMs: number;
   readonly #cache = new Map<string, { at: number; lag: Promise<Record<string, number> | null> }>();
   #admin: Admin | null = null;
+  #connecting: Promise<Admin> | null = null;
 
   constructor(kafka: KafkaConfig, log: Logger, ttlMs = 5000) {
-    this.#kafka = kafka;
-    this.#log = log;
+    this.client = createKafka(kafka, log.child({ component: 'kafka' }), { retry: { retries: 0 } });
     this.#ttlMs = ttlMs;
+  }
+
+  admin(): Promise<Admin> {
+    if (this.state === 'closed') return Promise.reject(new Error('the Kafka client is closed'));
+    if (this.#admin !== null) return Promise.resolve(this.#admin);
+    this.#connecting ??= (async () => {
+      const admin = this.client.admin();
+      try {
+        await admin.connect();
+      } finally {
+        this.#connecting = null;
+      }
+      this.#admin = admin;
+      this.state = 'connected';
+      return admin;
+    })();
+    return this.#connecting;
   }
 
   read(topic: string, groupId: string): Promise<Record<string, number> | null> {
@@ -66,13 +90,7 @@ export class LagReader {
   async #read(topic: string, groupId: string): Promise<Record<string, number> | null> {
     if (this.state === 'closed') return null;
     try {
-      if (this.#admin === null) {
-        const admin = createKafka(this.#kafka, this.#log.child({ component: 'kafka' }), { retry: { retries: 0 } }).admin();
-        await admin.connect();
-        this.#admin = admin;
-        this.state = 'connected';
-      }
-      return await lagOf(this.#admin, topic, groupId);
+      return await lagOf(await this.admin(), topic, groupId);
     } catch {
       // The next read (after the cache time) connects afresh.
       await this.#drop();

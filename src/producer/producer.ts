@@ -16,12 +16,13 @@ import { recordDispatches, releaseDead } from '../db/dispatches.js';
 import { assertMigrated } from '../db/migrate.js';
 import { estimateCounts, exactCounts, type PipelineCounts } from '../db/counts.js';
 import { fetchPendingPage, probeLedger, type PendingFilter, type PendingRow } from '../db/pending.js';
-import { openPool, type Pool } from '../db/pool.js';
+import { usePool, type Pool } from '../db/pool.js';
 import { withDbRetries } from '../db/db-errors.js';
 import type { RetryPolicy } from '../core/retry.js';
 import { inspectPipeline } from '../db/pipeline-tables.js';
 import { sourceQueryError, type SourceInfo } from '../db/source.js';
 import { checkKafka, createKafka } from '../kafka/client.js';
+import type { SharedKafka } from '../kafka/lag.js';
 import { ensureTopic, topicMaxMessageBytes } from '../kafka/topics.js';
 import { BatchSender, messageSize, type OutgoingMessage } from './batch-sender.js';
 import { encodeEnvelope, ENVELOPE_VERSION, payloadFromRow } from '../core/envelope.js';
@@ -54,6 +55,10 @@ export interface ProduceOptions {
   progress?: ProgressSink;
   /** Called after each batch Kafka acknowledged. */
   onBatch?: (batch: { messages: number; bytes: number }) => void;
+  /** The process's one pool, when it has one (the dashboard's requeue): kept open. */
+  pool?: Pool;
+  /** The process's one Kafka client and admin (the dashboard's): kept connected. */
+  kafka?: SharedKafka;
 }
 
 export interface SkippedTask {
@@ -134,7 +139,7 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
     return summary;
   };
 
-  const pool = await openPool(config.database, { dateStrings: true, poolSize: 3 });
+  const { pool, release } = await usePool(config.database, opts.pool);
   try {
     await assertMigrated(pool);
     const source = await inspectPipeline(pool, pipeline, opts.pipeline);
@@ -155,17 +160,9 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
     if (summary.counts !== null) log.info({ runId, ...summary.counts, exact: summary.countsExact }, 'pending tasks counted');
     if (opts.dryRun === true) return finish();
 
-    await checkKafka(config.kafka, log);
-    const kafka = createKafka(config.kafka, rootLog.child({ component: 'kafka', pipeline: opts.pipeline }));
-    const admin = kafka.admin();
-    await admin.connect();
-    try {
-      await ensureTopic(admin, pipeline.topic, pipeline.partitions, log);
-      summary.batchLimitBytes = Math.min(config.producer.batchBytes, (await topicMaxMessageBytes(admin, pipeline.topic)) - BATCH_HEADROOM);
-    } finally {
-      await admin.disconnect();
-    }
-    const producer = kafka.producer({
+    const kafka = opts.kafka ?? (await ownKafka(opts, log));
+    summary.batchLimitBytes = await prepareTopic(kafka, opts, log);
+    const producer = kafka.client.producer({
       idempotent: true,
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
@@ -182,7 +179,28 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
   } finally {
     finish();
     if (began) logSummary(log, summary);
-    await pool.end();
+    await release();
+  }
+}
+
+/** A produce run of its own (the CLI): checks the brokers answer, then makes a client whose admin lives for one call. */
+async function ownKafka(opts: ProduceOptions, log: Logger): Promise<SharedKafka> {
+  await checkKafka(opts.config.kafka, log);
+  const client = createKafka(opts.config.kafka, opts.log.child({ component: 'kafka', pipeline: opts.pipeline }));
+  return { client, admin: async () => client.admin() };
+}
+
+/** Makes sure the topic exists and returns the batch limit its max.message.bytes allows. */
+async function prepareTopic(kafka: SharedKafka, opts: ProduceOptions, log: Logger): Promise<number> {
+  const pipeline = getPipeline(opts.config, opts.pipeline);
+  const admin = await kafka.admin();
+  const own = opts.kafka === undefined;
+  if (own) await admin.connect();
+  try {
+    await ensureTopic(admin, pipeline.topic, pipeline.partitions, log);
+    return Math.min(opts.config.producer.batchBytes, (await topicMaxMessageBytes(admin, pipeline.topic)) - BATCH_HEADROOM);
+  } finally {
+    if (own) await admin.disconnect();
   }
 }
 

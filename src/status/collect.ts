@@ -8,7 +8,8 @@ import { assertMigrated } from '../db/migrate.js';
 import { inspectPipeline } from '../db/pipeline-tables.js';
 import { splitTable } from '../db/source.js';
 import type { RowDataPacket } from 'mysql2/promise';
-import { openPool, type Pool } from '../db/pool.js';
+import { openPool, smallPool, type Pool } from '../db/pool.js';
+import { connectionsReport } from '../db/connections.js';
 import { STALE_AFTER_S } from '../core/heartbeat.js';
 import { listProcesses } from '../db/processes.js';
 import { resourceStatus } from '../db/resources-status.js';
@@ -38,10 +39,11 @@ export interface StatusOptions {
 export async function collectStatus(config: SluiceConfig, name: string, log: Logger, opts: StatusOptions = {}) {
   const pipeline = getPipeline(config, name);
   // A long-lived caller (the dashboard) lends its one pool; `status` opens its own for the one report.
-  const pool = opts.pool ?? (await openPool(config.database, { poolSize: 2 }));
+  const pool = opts.pool ?? (await openPool(config.database, { poolSize: smallPool(config.database, 2) }));
   let ledger;
   let resources;
   let processes;
+  let connections;
   const t0 = performance.now();
   let databaseMs = 0;
   try {
@@ -52,6 +54,7 @@ export async function collectStatus(config: SluiceConfig, name: string, log: Log
     const used = [...new Set(pipeline.stages.flatMap((s) => (s.resource === undefined ? [] : [s.resource])))];
     resources = await resourceStatus(pool, config.resources, used);
     processes = (await listProcesses(pool, name)).map((p) => ({ ...p, stale: p.ageSeconds > STALE_AFTER_S }));
+    connections = await connectionsReport(pool, config.database.poolSize, processes);
     databaseMs = Math.round(performance.now() - t0);
   } finally {
     if (opts.pool === undefined) await pool.end();
@@ -81,6 +84,8 @@ export async function collectStatus(config: SluiceConfig, name: string, log: Log
     badMessages: ledger.badMessages,
     resources,
     processes,
+    /** Database connections sluice holds now (README "Connections"). */
+    connections,
     lag,
     spool,
     /** Where the time went: the ledger's queries, and the consumer group's offsets. */

@@ -30,6 +30,9 @@ export function renderStatus(report: StatusReport, out: (line: string) => void):
     const age = p.stale ? `STALE: last heartbeat ${Math.round(p.ageSeconds)} s ago` : `heartbeat ${p.ageSeconds.toFixed(0)} s ago`;
     out(`  ${p.role.padEnd(7)} ${p.host} pid ${p.pid}  up since ${p.startedAt}  ${what}  (${age})`);
   }
+  const c = report.connections;
+  const server = c.server === null ? 'the server did not say' : `${c.server} session(s) of this account on this database, by the server`;
+  out(`  database connections: ${c.heldByProcesses} held by ${c.processes} live process(es), ${c.heldHere ?? '?'} by this status; ${server}; at most ${c.poolSize} per process (database.poolSize)`);
   const lag = report.lag;
   out(`  consumer lag ${lag === null ? 'unknown (Kafka unreachable)' : Object.entries(lag).map(([p, n]) => `p${p}:${n}`).join(' ') || 'none'}`);
   const spool = report.spool;

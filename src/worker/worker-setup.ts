@@ -11,7 +11,7 @@ import type { Logger } from '../core/logger.js';
 import { LedgerWriter } from '../db/ledger.js';
 import { assertMigrated } from '../db/migrate.js';
 import { inspectPipeline } from '../db/pipeline-tables.js';
-import { openPool, type Pool } from '../db/pool.js';
+import { usePool, type Pool } from '../db/pool.js';
 import { sourceQueryError } from '../db/source.js';
 import { loadTaskState } from '../db/task-state.js';
 import { SpoolClaimer } from '../spool/claim.js';
@@ -26,6 +26,8 @@ import type { WorkOptions } from './worker.js';
 
 export interface WorkerParts {
   pool: Pool;
+  /** Ends the pool if this worker opened it (a lent one stays open for its owner). */
+  releasePool(): Promise<void>;
   ledger: LedgerWriter;
   claimer: SpoolClaimer;
   /** Fires on the first stop: no stage starts after it. */
@@ -42,7 +44,7 @@ export interface WorkerParts {
 
 export async function openWorkerParts(opts: WorkOptions, pipeline: PipelineConfig, paths: SpoolPaths, workerId: string, log: Logger): Promise<WorkerParts> {
   const { config } = opts;
-  const pool = await openPool(config.database, { poolSize: 4 });
+  const { pool, release: releasePool } = await usePool(config.database, opts.pool);
   try {
     await assertMigrated(pool);
     const source = await inspectPipeline(pool, pipeline, opts.pipeline);
@@ -102,9 +104,9 @@ export async function openWorkerParts(opts: WorkOptions, pipeline: PipelineConfi
         },
         reject: (items) => rejectNotInSource(items, { pool, quarantine, pipeline: opts.pipeline, topic: pipeline.topic, table: source.table, workerId, log }),
       });
-    return { pool, ledger, claimer, stopping, abort, stats, resources, heartbeat, runner };
+    return { pool, releasePool, ledger, claimer, stopping, abort, stats, resources, heartbeat, runner };
   } catch (err) {
-    await pool.end().catch(() => {});
+    await releasePool().catch(() => {});
     throw err;
   }
 }

@@ -20,6 +20,7 @@ import type { Logger } from '../core/logger.js';
 import type { StageMetrics } from '../metrics/registry.js';
 import { sleep } from '../core/sleep.js';
 import { closeAll } from '../core/close.js';
+import type { Pool } from '../db/pool.js';
 import { spoolDepth } from '../spool/depth.js';
 import type { SpoolComponentHandle } from '../spool/handle.js';
 import { ensureSpool, safeWorkerId, spoolPaths, type SpoolPaths } from '../spool/layout.js';
@@ -43,6 +44,8 @@ export interface WorkOptions {
   exitWhenIdle?: boolean;
   /** Stage counters and histograms for the metrics endpoint. */
   metrics?: StageMetrics;
+  /** The process's one pool, when something else in it already opened one (`run`, the demo): kept open. */
+  pool?: Pool;
 }
 
 /** stop(): the first call drains (then aborts after the grace period), a second call aborts at once. */
@@ -163,7 +166,7 @@ class Worker implements WorkerHandle {
       ['resource shares', () => this.#parts.resources?.close()],
       ['heartbeat', () => this.#parts.heartbeat.close()],
       ['ledger', () => this.#parts.ledger.close()],
-      ['database pool', () => Promise.race([this.#parts.pool.end(), sleep(FAIL_CLOSE_MS)])],
+      ['database pool', () => Promise.race([this.#parts.releasePool(), sleep(FAIL_CLOSE_MS)])],
     ]);
     return this.#closing;
   }

@@ -35,8 +35,8 @@ export interface E2E {
   dir: string;
   db: Connection;
   env: Record<string, string>;
-  /** `sluice <command> --pipeline <name> ...args` in its own process. */
-  start(command: 'fetch' | 'work', args?: string[], env?: Record<string, string>): Proc;
+  /** `sluice <command> --pipeline <name> ...args` in its own process (the dashboard serves every pipeline: no --pipeline). */
+  start(command: 'fetch' | 'work' | 'run' | 'dashboard', args?: string[], env?: Record<string, string>): Proc;
   /** Runs a command to its end (produce, status, ...). */
   cli(command: string, args?: string[], env?: Record<string, string>): Promise<CliResult>;
   counts(): Promise<Counts>;
@@ -90,11 +90,11 @@ export default { ...base, pipelines: { ${name}: { topic: ${JSON.stringify(topic)
   const procs = new Set<Proc>();
   let seq = 0;
 
-  const start = (command: 'fetch' | 'work', args: string[] = [], extraEnv: Record<string, string> = {}): Proc => {
+  const start = (command: 'fetch' | 'work' | 'run' | 'dashboard', args: string[] = [], extraEnv: Record<string, string> = {}): Proc => {
     const label = `${command}-${++seq}`;
     const logFile = join(dir, 'logs', `${label}.log`);
     const fd = openSync(logFile, 'w');
-    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), join(ROOT, 'src/cli.ts'), command, '--pipeline', name, ...args], {
+    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), join(ROOT, 'src/cli.ts'), command, ...(command === 'dashboard' ? [] : ['--pipeline', name]), ...args], {
       cwd: dir,
       env: cliEnv({ ...env, ...extraEnv }),
       stdio: ['ignore', 'ignore', fd],

@@ -247,4 +247,21 @@ describe('the database connections it holds', () => {
     assert.ok(answers.some((a) => a.status === 200), 'most are served');
     assert.ok(most >= 1 && most <= 3, `at most database.poolSize (3) connections at once, saw ${most}`);
   });
+
+  it('publishes a requeue through its own pool and Kafka client: not one database connection more, and says what it holds', async (t) => {
+    const { port } = await dashboard(t, {}, silentLogger(), 1);
+    const status = await raw(port, 'GET', `/api/pipelines/${name}`);
+    assert.equal(status.status, 200);
+    assert.deepEqual({ poolSize: status.body.connections.poolSize, heldHere: status.body.connections.heldHere }, { poolSize: 1, heldHere: 1 });
+    assert.ok(status.body.connections.server >= 2, 'the server sees the dashboard and this test');
+    const connectionsMade = async (): Promise<number> => Number((await db.query<RowDataPacket[]>("SHOW GLOBAL STATUS LIKE 'Connections'"))[0][0]?.Value);
+    const before = await connectionsMade();
+    const dry = await json(port, JSON.stringify({ filter: { key: '15' }, dryRun: true }));
+    assert.equal(dry.body.matched, 1);
+    const done = await json(port, JSON.stringify({ filter: { key: '15' }, expect: { count: 1, hash: dry.body.hash } }));
+    assert.equal(done.status, 200, JSON.stringify(done.body));
+    assert.deepEqual({ requeued: done.body.requeued, published: done.body.published }, { requeued: 1, published: 1 });
+    // The server's own counter of connections ever made: a requeue that opened a pool of its own adds to it.
+    assert.equal((await connectionsMade()) - before, 0, 'no new connection to the database for the requeue');
+  });
 });

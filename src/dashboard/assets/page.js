@@ -29,6 +29,9 @@ async function refresh() {
   drawResources(s.resources);
   $('processes').innerHTML = s.processes.length === 0 ? '<span class="muted">no process has a heartbeat</span>' : table(['role', 'host', 'pid', 'up since', 'spool / in flight', 'last heartbeat'], s.processes.map((x) => [esc(x.role), esc(x.host), x.pid, esc(x.startedAt), x.role === 'fetcher' ? fmt(x.info.depth && x.info.depth.items) + ' spooled waiting' : fmt(x.info.inFlight) + ' in flight', '<span class="' + (x.stale ? 'stale' : '') + '">' + x.ageSeconds.toFixed(0) + ' s ago' + (x.stale ? ' (stale)' : '') + '</span>']))
     + (s.lag ? '<p class="num">consumer lag: ' + Object.entries(s.lag).map(([k, v]) => 'p' + k + ' ' + v).join(', ') + '</p>' : '');
+  const c = s.connections;
+  $('connections').textContent = 'database connections: ' + fmt(c.heldByProcesses) + ' held by ' + fmt(c.processes) + ' live process(es), ' + (c.heldHere === null ? '?' : fmt(c.heldHere)) + ' by this dashboard; '
+    + (c.server === null ? 'the server did not say' : fmt(c.server) + ' session(s) of this account on this database (server)') + '; at most ' + fmt(c.poolSize) + ' per process (database.poolSize)';
   const classes = new Set([...$('q-class').options].map((o) => o.value));
   for (const e of s.errors) if (!classes.has(e.errorClass)) $('q-class').add(new Option(e.errorClass, e.errorClass));
   $('updated').textContent = 'updated ' + new Date().toLocaleTimeString();
