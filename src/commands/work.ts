@@ -91,15 +91,13 @@ export const runCommand: Command = {
       ctx.shutdown.onStop(stopAll);
       ctx.shutdown.onForce(() => void worker.stop());
       // Either one failing stops the other (within its own bound) and fails the command.
-      const failed = (err: unknown): never => {
-        stopAll();
+      // They share the pool: both are stopped, not just told to, before it ends.
+      const failed = async (err: unknown): Promise<never> => {
+        await Promise.allSettled([worker.stop(), fetcher.stop()]);
         throw err;
       };
-      const fetcherFailed = fetcher.done.then(
-        () => new Promise<never>(() => {}),
-        (err: unknown) => worker.stop().then(() => failed(err), () => failed(err)),
-      );
-      const w = await Promise.race([worker.done.catch((err: unknown) => fetcher.stop().then(() => failed(err), () => failed(err))), fetcherFailed]);
+      const fetcherFailed = fetcher.done.then(() => new Promise<never>(() => {}), failed);
+      const w = await Promise.race([worker.done.catch(failed), fetcherFailed]);
       const f = await fetcher.stop();
       ctx.out(`run ${pipeline}: spooled ${f.spooled}, done ${w.done}, quarantined ${w.dead + f.quarantined}, returned ${w.returned}, ${w.seconds.toFixed(1)} s`);
       return 0;

@@ -18,6 +18,7 @@ import type { Logger } from '../core/logger.js';
 import type { Shutdown } from '../core/shutdown.js';
 import { isPoolBusy, openPool } from '../db/pool.js';
 import { LagReader } from '../kafka/lag.js';
+import { sleep } from '../core/sleep.js';
 import { handleApi } from './api.js';
 import { LOOPBACK_NAMES, RequestGuard } from './guard.js';
 import { HttpError } from './http-error.js';
@@ -44,6 +45,8 @@ const SECURITY_HEADERS = {
 
 /** Requests waiting for a database connection at most; beyond, 503. */
 const QUEUE_LIMIT = 100;
+/** How long close() waits for requests in flight (a requeue's publish) before it ends the pool anyway. */
+const CLOSE_WAIT_MS = 10_000;
 
 const ASSETS = fileURLToPath(new URL('./assets/', import.meta.url));
 
@@ -64,7 +67,15 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
   const lag = new LagReader(opts.config.kafka, log);
   const uplotDir = dirname(createRequire(import.meta.url).resolve('uplot/package.json'));
   const ctx = { config: opts.config, pool, log, readOnly, shutdown: opts.shutdown, series: new SeriesCache(), lag: (topic: string, group: string) => lag.read(topic, group), kafka: lag };
-  const r: Route = { guard: new RequestGuard({ allowedHosts, token, trustProxy }), readOnly, uplotDir, api: (m, p, q, b) => handleApi(ctx, m, p, q, b) };
+  // A requeue half done when the dashboard stops would leave keys released but not published: close waits.
+  const inFlight = new Set<Promise<unknown>>();
+  const api = (m: string, p: string, q: URLSearchParams, b: unknown): Promise<unknown> => {
+    const call = handleApi(ctx, m, p, q, b);
+    const tracked = call.finally(() => inFlight.delete(tracked)).catch(() => {});
+    inFlight.add(tracked);
+    return call;
+  };
+  const r: Route = { guard: new RequestGuard({ allowedHosts, token, trustProxy }), readOnly, uplotDir, api };
   const server: Server = createServer((req, res) => {
     serve(req, res, r).catch((err: unknown) => {
       const busy = isPoolBusy(err);
@@ -84,6 +95,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
       (closing ??= (async () => {
         server.closeAllConnections();
         await new Promise<void>((r) => server.close(() => r()));
+        await Promise.race([Promise.allSettled([...inFlight]), sleep(CLOSE_WAIT_MS)]);
         await lag.close().catch(() => {});
         await pool.end().catch(() => {});
       })()),

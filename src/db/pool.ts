@@ -90,7 +90,7 @@ interface CorePoolInternals {
 
 /**
  * The connections this pool holds open now (busy or idle), for heartbeats and status. mysql2 keeps the
- * count in a private field; a test (test/integration/connection-budget.test.ts) fails if an upgrade moves it.
+ * count in a private field; a test (test/integration/dashboard-safety.test.ts and test/e2e/connection-budget.test.ts) fails if an upgrade moves it.
  */
 export function poolConnections(pool: Pool): number | null {
   const n = (pool as unknown as CorePoolInternals).pool?._allConnections?.length;

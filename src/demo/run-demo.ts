@@ -65,6 +65,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
   const ner = await startNerService({ slots: opts.nerSlots ?? 8 });
   const demo = demoPipeline({ databaseUrl: opts.config.database.url, nerUrl: ner.url, nerConcurrency: opts.nerConcurrency });
   const workers = opts.workers ?? 2;
+  // Stopped before the pool they share ends, however the demo ends.
+  const started: Array<{ stop(): Promise<unknown> }> = [];
   try {
     const seeded = await seedDemo(pool, opts.documents);
     opts.log.info({ inserted: seeded.inserted, documents: opts.documents, offline: seeded.offline }, 'demo data seeded');
@@ -77,9 +79,16 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     // Anything not done yet is published again (a crashed earlier demo leaves tasks "in flight").
     const produced = await produce({ config, pipeline: 'demo', log: opts.log, staleAfterMs: 0, shutdown: opts.shutdown, pool });
     const fetcher = await startFetcher({ config, pipeline: 'demo', log: opts.log, pool });
+    started.push(fetcher);
     // Several workers, each with its own share of the resource, as separate processes would have: together
     // they stay within the learned limit. They share the process's pool.
-    const all = await Promise.all(Array.from({ length: workers }, (_, i) => startWorker({ config, pipeline: 'demo', log: opts.log, workerId: `demo-${i + 1}`, metrics: opts.metrics, pool })));
+    const all = await Promise.all(
+      Array.from({ length: workers }, async (_, i) => {
+        const w = await startWorker({ config, pipeline: 'demo', log: opts.log, workerId: `demo-${i + 1}`, metrics: opts.metrics, pool });
+        started.push(w);
+        return w;
+      }),
+    );
     opts.onStarted?.({ workers: all, fetcher, ner });
     const count = async (): Promise<{ done: number; dead: number }> => {
       const [[r]] = await pool.query<RowDataPacket[]>(
@@ -126,6 +135,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
       completed,
     };
   } finally {
+    await Promise.allSettled(started.map((s) => s.stop()));
     await demo.close();
     await ner.close();
     await pool.end();

@@ -71,6 +71,11 @@ export class LagReader implements SharedKafka {
       } finally {
         this.#connecting = null;
       }
+      if (this.state === 'closed') {
+        // Closed while connecting: nobody will disconnect it later, and an open socket keeps the process alive.
+        await admin.disconnect().catch(() => {});
+        throw new Error('the Kafka client is closed');
+      }
       this.#admin = admin;
       this.state = 'connected';
       return admin;
@@ -89,11 +94,14 @@ export class LagReader implements SharedKafka {
 
   async #read(topic: string, groupId: string): Promise<Record<string, number> | null> {
     if (this.state === 'closed') return null;
+    let admin: Admin | null = null;
     try {
-      return await lagOf(await this.admin(), topic, groupId);
+      admin = await this.admin();
+      return await lagOf(admin, topic, groupId);
     } catch {
-      // The next read (after the cache time) connects afresh.
-      await this.#drop();
+      // The next read (after the cache time) connects afresh; only the admin that failed is dropped, not one
+      // that another caller (a requeue) has connected since.
+      if (admin !== null && admin === this.#admin) await this.#drop();
       return null;
     }
   }
