@@ -12,10 +12,10 @@ import { ensureKafka } from '../helpers/kafka.js';
 import { makeConfig } from '../helpers/fixtures.js';
 
 /** A fresh, migrated database, a spool folder and a group of the test's own, for the demo pipeline. */
-async function demoConfig(t: TestContext): Promise<SluiceConfig> {
+async function demoConfig(t: TestContext, poolSize?: number): Promise<SluiceConfig> {
   await ensureKafka();
   const source = { table: 'sluice_demo_documents', key: 'id', columns: ['title', 'body', 'lang'] };
-  return (await makeConfig(t, { pipelines: { demo: { topic: randomName('sluice-demo'), partitions: 3, source } } })).config;
+  return (await makeConfig(t, { ...(poolSize === undefined ? {} : { database: { poolSize } }), pipelines: { demo: { topic: randomName('sluice-demo'), partitions: 3, source } } })).config;
 }
 
 describe('the demo', () => {
@@ -56,7 +56,9 @@ describe('the demo', () => {
   });
 
   it('finishes every document although the entity service resets calls, thanks to retries', async (t) => {
-    const config = await demoConfig(t);
+    // The demo's workers share the process's one pool: 8 connections, as two worker processes of 4 would
+    // hold, so that the database keeps up with both calling the service at full width.
+    const config = await demoConfig(t, 8);
     // Two workers calling 12-wide each, against a service that takes 16 at once: today's per-process limit,
     // deliberately wrong for the fleet, so calls are reset but (with 8 attempts per task) none runs out.
     const s = await runDemo({ config, log: silentLogger(), documents: 300, nerConcurrency: 12, workers: 2, stallMs: 60_000 });
