@@ -94,7 +94,9 @@ const kafka = section({
   sasl: sasl.optional(),
   connectionTimeoutMs: setting(int(100, 600_000).default(3000), { doc: 'Give up connecting to a broker after this long.', env: 'SLUICE_KAFKA_CONNECTION_TIMEOUT_MS', input: 'int' }),
   requestTimeoutMs: setting(int(100, 600_000).default(30_000), { doc: 'Give up on one request after this long.' }),
-  retries: setting(int(0, 100).default(5), { doc: 'Retries of a failed request (with backoff) before the run reports the broker as down.', env: 'SLUICE_KAFKA_RETRIES', input: 'int' }),
+  retries: setting(int(0, 100).default(8), { doc: 'Retries of a failed request before the run reports the broker as down; with the backoff below, ~40 s: longer than a cluster takes to move a dead leader (README "Running beside production").', env: 'SLUICE_KAFKA_RETRIES', input: 'int' }),
+  retryInitialMs: setting(int(10, 600_000).default(500), { doc: 'First pause before a retry; doubles per retry...', env: 'SLUICE_KAFKA_RETRY_INITIAL_MS', input: 'int' }),
+  retryMaxMs: setting(int(10, 600_000).default(8000), { doc: '...up to this long.', env: 'SLUICE_KAFKA_RETRY_MAX_MS', input: 'int' }),
 });
 
 const log = section({
@@ -228,6 +230,10 @@ export const pipelineSchema = section({
   topic: text().regex(TOPIC_NAME, { error: 'must be a Kafka topic name: letters, digits, . _ and -, at most 249' }).optional(),
   /** Used when sluice creates the topic. */
   partitions: int(1, 10_000).default(6),
+  /** Replicas of each partition when sluice creates the topic (default: the cluster's default.replication.factor). */
+  replicationFactor: int(1, 32_767).optional(),
+  /** The topic's min.insync.replicas when sluice creates it (default: the cluster's); with acks=all, a write needs this many replicas. */
+  minInsyncReplicas: int(1, 32_767).optional(),
   source: sourceSchema,
   /** The user's result table; without it, results go to sluice_results only. */
   results: resultsSchema.optional(),

@@ -53,6 +53,11 @@ function crossChecks(input: Record<string, unknown>, out: SluiceConfig | null): 
     problems.push(...resourceChecks(out));
     const s = out.spool;
     if (s.lowWaterItems > s.highWaterItems) problems.push(`spool.lowWaterItems: must not be above spool.highWaterItems, got ${s.lowWaterItems}`);
+    for (const [name, pl] of Object.entries(out.pipelines)) {
+      if (pl.minInsyncReplicas !== undefined && pl.replicationFactor !== undefined && pl.minInsyncReplicas > pl.replicationFactor) {
+        problems.push(`pipelines.${name}.minInsyncReplicas: must not be above pipelines.${name}.replicationFactor (${pl.replicationFactor}): no write could ever be acknowledged, got ${pl.minInsyncReplicas}`);
+      }
+    }
     if (s.lowWaterBytes > s.highWaterBytes) problems.push(`spool.lowWaterBytes: must not be above spool.highWaterBytes, got ${s.lowWaterBytes}`);
   }
   return problems;

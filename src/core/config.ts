@@ -57,6 +57,11 @@ export function getPipeline(config: SluiceConfig, name: string): PipelineConfig 
   return p;
 }
 
+/** The pipeline's consumer group: fetcher.groupId, else `sluice.<pipeline>`. */
+export function groupIdOf(config: SluiceConfig, pipeline: string): string {
+  return config.fetcher.groupId ?? `sluice.${pipeline}`;
+}
+
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
 }

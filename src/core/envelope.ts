@@ -10,6 +10,11 @@ export const ENVELOPE_VERSION = 1;
 export interface TaskEnvelope {
   v: typeof ENVELOPE_VERSION;
   pipeline: string;
+  /**
+   * The ledger (database) that published it (db/ledger-id.ts). Optional: messages of producers before it was
+   * added have none and run as before; a fetcher or worker of another ledger never runs one that has it.
+   */
+  ledger?: string;
   /** The source key: a number for integer keys (a string past 2^53), otherwise a string. */
   key: string | number;
   payload: unknown;
@@ -36,7 +41,8 @@ export function payloadFromRow(row: Record<string, unknown>): Record<string, unk
  */
 export function encodeEnvelope(e: TaskEnvelope): string {
   const payload = JSON.stringify(e.payload) ?? 'null';
-  return `{"v":${e.v},"pipeline":${JSON.stringify(e.pipeline)},"key":${JSON.stringify(e.key)},"payload":${payload},"attempt":${e.attempt},"runId":${JSON.stringify(e.runId)},"producedAt":${JSON.stringify(e.producedAt)}}`;
+  const ledger = e.ledger === undefined ? '' : `,"ledger":${JSON.stringify(e.ledger)}`;
+  return `{"v":${e.v},"pipeline":${JSON.stringify(e.pipeline)}${ledger},"key":${JSON.stringify(e.key)},"payload":${payload},"attempt":${e.attempt},"runId":${JSON.stringify(e.runId)},"producedAt":${JSON.stringify(e.producedAt)}}`;
 }
 
 /** The longest key sluice stores (ledger columns are VARBINARY(2048)). */

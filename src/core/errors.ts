@@ -36,6 +36,8 @@ export const ERROR_CODES = {
   KAFKA_AUTH: ['unavailable', false],
   KAFKA_CONSUMER_FAILED: ['unavailable', true],
   KAFKA_PUBLISH_FAILED: ['unavailable', true],
+  KAFKA_PUBLISH_UNACKNOWLEDGED: ['unavailable', true],
+  KAFKA_OTHER_LEDGER: ['usage', false],
   MIGRATIONS_MISSING: ['migrations', false],
   MIGRATIONS_PENDING: ['migrations', false],
   MIGRATION_FAILED: ['migrations', false],

@@ -29,6 +29,8 @@ export type BatchCounters = Pick<FetchStats, 'spooled' | 'quarantined' | 'segmen
 
 export interface BatchSpoolerDeps {
   pipeline: string;
+  /** This deployment's ledger id (null: unknown, the worker checks instead). */
+  ledger: string | null;
   maxItemBytes: number;
   fetcherId: string;
   writeItems(partition: number, items: readonly SpoolItem[], lines: readonly string[]): Promise<{ names: string[]; bytes: number }>;
@@ -57,7 +59,7 @@ export class BatchSpooler {
     const lines: string[] = [];
     const rejected: Array<{ m: Message; reason: string; detail: string }> = [];
     for (const m of batch.messages) {
-      const v = classify(m, batch.partition, this.#d.pipeline, this.#d.maxItemBytes);
+      const v = classify(m, batch.partition, this.#d.pipeline, this.#d.maxItemBytes, this.#d.ledger);
       if (v.ok) {
         items.push(v.item);
         lines.push(v.line);

@@ -4,9 +4,10 @@
 // goes through resets the count. After fetcher.maxRestarts in a row the consumer stays down.
 
 import type { Consumer, Kafka } from 'kafkajs';
-import type { SluiceConfig } from '../core/config.js';
+import { groupIdOf, type SluiceConfig } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import { backoffDelay, realClock, type Clock } from '../core/retry.js';
+import { kafkaRetry } from '../kafka/client.js';
 
 /** kafkajs commits the offsets resolved so far at most this often (and when the fetcher stops or loses partitions). */
 export const COMMIT_INTERVAL_MS = 1000;
@@ -36,16 +37,14 @@ export async function onCrash(counter: RestartCounter, policy: RestartPolicy, lo
 export function createConsumer(kafka: Kafka, config: SluiceConfig, pipeline: string, counter: RestartCounter, log: Logger): Consumer {
   const { fetcher } = config;
   return kafka.consumer({
-    groupId: fetcher.groupId ?? `sluice.${pipeline}`,
+    groupId: groupIdOf(config, pipeline),
     sessionTimeout: fetcher.sessionTimeoutMs,
     heartbeatInterval: Math.min(3000, Math.floor(fetcher.sessionTimeoutMs / 10)),
     maxBytesPerPartition: fetcher.maxBytesPerPartition,
     maxBytes: fetcher.maxBytes,
     allowAutoTopicCreation: false,
     retry: {
-      retries: config.kafka.retries,
-      initialRetryTime: 300,
-      maxRetryTime: 10_000,
+      ...kafkaRetry(config.kafka, config.kafka.brokers.length),
       restartOnFailure: (err) => onCrash(counter, fetcher, log, err),
     },
   });

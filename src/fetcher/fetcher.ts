@@ -56,8 +56,8 @@ export async function startFetcher(opts: FetchOptions): Promise<FetcherHandle> {
   const paths = spoolPaths(resolvePath(opts.config.spool.dir), opts.pipeline);
   const writer = new SpoolWriter(paths, opts.config.spool.maxSegmentItems);
   await writer.open();
-  const { pool, kafka } = await openFetcherParts(opts, pipeline, log);
-  const fetcher = new Fetcher(opts, paths, log, pool, writer);
+  const { pool, kafka, ledger } = await openFetcherParts(opts, pipeline, log);
+  const fetcher = new Fetcher(opts, paths, log, pool, writer, ledger);
   const consumer = createConsumer(kafka, opts.config, opts.pipeline, fetcher.restarts, log);
   await fetcher.start(consumer, pipeline.topic, Math.min(CONCURRENT_PARTITIONS, pipeline.partitions));
   return fetcher;
@@ -82,7 +82,7 @@ class Fetcher implements FetcherHandle {
   #closing: Promise<void> | null = null;
   #stopping: Promise<FetchStats> | null = null;
 
-  constructor(opts: FetchOptions, paths: SpoolPaths, log: Logger, poolUse: PoolUse | null, writer: SpoolWriter) {
+  constructor(opts: FetchOptions, paths: SpoolPaths, log: Logger, poolUse: PoolUse | null, writer: SpoolWriter, ledger: string | null) {
     this.#opts = opts;
     this.paths = paths;
     this.#log = log;
@@ -92,6 +92,7 @@ class Fetcher implements FetcherHandle {
     const quarantine = new QuarantineWriter(paths);
     this.#spooler = new BatchSpooler({
       pipeline: opts.pipeline,
+      ledger,
       maxItemBytes: opts.config.spool.maxItemBytes,
       fetcherId: safeWorkerId(opts.fetcherId ?? `${hostname()}-${process.pid}`),
       writeItems: (partition, items, lines) => writer.writeItems(partition, items, lines),

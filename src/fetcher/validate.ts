@@ -5,7 +5,7 @@ import { ENVELOPE_VERSION, type TaskEnvelope } from '../core/envelope.js';
 import { encodeItem, type SpoolItem } from '../spool/segment.js';
 import { MAX_KEY_BYTES } from '../core/envelope.js';
 
-export type BadReason = 'empty' | 'too-large' | 'binary' | 'not-json' | 'bad-envelope' | 'unknown-version' | 'other-pipeline';
+export type BadReason = 'empty' | 'too-large' | 'binary' | 'not-json' | 'bad-envelope' | 'unknown-version' | 'other-pipeline' | 'other-ledger';
 
 /** A good message: its spool item, and the item's segment line. */
 export type Verdict = { ok: true; item: SpoolItem; line: string } | { ok: false; reason: BadReason; detail: string };
@@ -14,7 +14,8 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 const bad = (reason: BadReason, detail: string): Verdict => ({ ok: false, reason, detail });
 
-export function classify(message: KafkaMessage, partition: number, pipeline: string, maxItemBytes: number): Verdict {
+/** `ledger`: this deployment's ledger id, or null when it could not be read (the worker checks then). */
+export function classify(message: KafkaMessage, partition: number, pipeline: string, maxItemBytes: number, ledger: string | null = null): Verdict {
   const value = message.value;
   if (value === null || value.length === 0) return bad('empty', 'message has no value');
   if (value.length > maxItemBytes) return bad('too-large', `value is ${value.length} bytes; spool.maxItemBytes is ${maxItemBytes}`);
@@ -36,6 +37,9 @@ export function classify(message: KafkaMessage, partition: number, pipeline: str
     return e.v === undefined ? bad('bad-envelope', 'no envelope version "v"') : bad('unknown-version', `envelope version ${JSON.stringify(e.v)}; this fetcher reads ${ENVELOPE_VERSION}`);
   }
   if (e.pipeline !== pipeline) return bad('other-pipeline', `message is for pipeline ${JSON.stringify(e.pipeline)}, not ${JSON.stringify(pipeline)}`);
+  if (e.ledger !== undefined && typeof e.ledger !== 'string') return bad('bad-envelope', 'ledger must be a string');
+  const foreign = otherLedger(e.ledger, ledger);
+  if (foreign !== null) return bad('other-ledger', foreign);
   const key = e.key;
   if (!((typeof key === 'string' && key.length > 0) || (typeof key === 'number' && Number.isSafeInteger(key)))) {
     return bad('bad-envelope', 'key must be a non-empty string or a safe integer');
@@ -48,4 +52,10 @@ export function classify(message: KafkaMessage, partition: number, pipeline: str
   // The validated text goes into the segment as it is (no second serialisation), unless it holds a raw
   // newline (JSON whitespace), which would break the one-item-per-line format.
   return { ok: true, item, line: encodeItem(item, text.includes('\n') ? JSON.stringify(task) : text) };
+}
+
+/** Why a message of ledger `theirs` must not run here, or null (a message without a ledger runs as before). */
+export function otherLedger(theirs: string | undefined, ours: string | null): string | null {
+  if (theirs === undefined || ours === null || theirs === ours) return null;
+  return `message is from ledger ${JSON.stringify(theirs)}, not this deployment's ${JSON.stringify(ours)}: another deployment publishes to this topic (give each its own pipelines.<name>.topic)`;
 }

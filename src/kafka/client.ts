@@ -6,6 +6,7 @@ import type { KafkaConfig } from '../core/config.js';
 import { KafkaError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { run } from '../core/hints.js';
+import { sleep } from '../core/sleep.js';
 
 function saslOptions(cfg: KafkaConfig): SASLOptions | undefined {
   if (cfg.sasl === undefined) return undefined;
@@ -35,6 +36,22 @@ function logCreator(log: Logger): KafkaJsConfig['logCreator'] {
     };
 }
 
+/**
+ * kafkajs's retry options from config: every client retries with the same backoff (kafka.retryInitialMs
+ * doubling up to kafka.retryMaxMs, kafka.retries times). With the defaults a request is retried for ~40 s,
+ * longer than a KRaft cluster takes to fence a dead broker (broker.session.timeout.ms, 9 s) and move its
+ * partitions. Each retry of a connection also moves to the next seed broker, so `minRetries` is at least the
+ * number of seeds for clients that must get past dead ones.
+ */
+export function kafkaRetry(cfg: KafkaConfig, minRetries = 0): { retries: number; initialRetryTime: number; maxRetryTime: number } {
+  return { retries: Math.max(minRetries, cfg.retries), initialRetryTime: cfg.retryInitialMs, maxRetryTime: cfg.retryMaxMs };
+}
+
+/** Retries for a quick reader (status, the dashboard's lag): one try per seed broker, short pauses. */
+export function quickRetry(cfg: KafkaConfig): { retries: number; initialRetryTime: number; maxRetryTime: number } {
+  return { retries: cfg.brokers.length, initialRetryTime: 100, maxRetryTime: 500 };
+}
+
 export function createKafka(cfg: KafkaConfig, log: Logger, overrides: Partial<KafkaJsConfig> = {}): Kafka {
   return new Kafka({
     clientId: cfg.clientId,
@@ -43,58 +60,121 @@ export function createKafka(cfg: KafkaConfig, log: Logger, overrides: Partial<Ka
     sasl: saslOptions(cfg),
     connectionTimeout: cfg.connectionTimeoutMs,
     requestTimeout: cfg.requestTimeoutMs,
+    retry: kafkaRetry(cfg, cfg.brokers.length),
     logLevel: KafkaLogLevel.INFO,
     logCreator: logCreator(log),
     ...overrides,
   });
 }
 
-function describeKafkaFailure(err: unknown, brokers: string): KafkaError {
+function isAuthFailure(err: unknown): boolean {
   const name = err instanceof Error ? err.name : '';
   const msg = err instanceof Error ? err.message : String(err);
-  if (name === 'KafkaJSSASLAuthenticationError' || /SASL/i.test(msg)) {
+  return name === 'KafkaJSSASLAuthenticationError' || /SASL/i.test(msg);
+}
+
+function describeKafkaFailure(err: unknown, brokers: string, seeds: readonly SeedAnswer[]): KafkaError {
+  if (isAuthFailure(err)) {
     return new KafkaError('KAFKA_AUTH', `Kafka at ${brokers} rejected the SASL credentials`, {
       hint: 'check SLUICE_KAFKA_SASL_USERNAME and SLUICE_KAFKA_SASL_PASSWORD, or kafka.sasl in sluice.config.ts',
       cause: err,
     });
   }
-  return new KafkaError('KAFKA_UNREACHABLE', `Kafka unreachable at ${brokers}`, {
+  const why = seeds.map((s) => `${s.seed}: ${s.error ?? 'no answer'}`).join('; ');
+  return new KafkaError('KAFKA_UNREACHABLE', `Kafka unreachable: no seed broker answered (${why})`, {
     retriable: true,
     hint: `start it with: ${run('services')}, or check SLUICE_KAFKA_BROKERS`,
     cause: err,
   });
 }
 
-/**
- * Proves a broker answers a metadata request within `deadlineMs`. kafkajs's own retries would keep a
- * user waiting for half a minute before saying anything, so this check does not retry.
- */
-export async function checkKafka(cfg: KafkaConfig, log: Logger, deadlineMs = 4000): Promise<{ brokers: number; clusterId: string }> {
-  const brokers = cfg.brokers.join(',');
-  const kafka = createKafka(cfg, log.child({ component: 'kafka-check' }), {
+/** What one seed broker said to a metadata request. */
+export interface SeedAnswer {
+  seed: string;
+  ok: boolean;
+  /** Why it did not answer (ok false), or undefined while it has not answered yet. */
+  error?: string;
+}
+
+export interface KafkaCheck {
+  /** Brokers the cluster's metadata lists (live ones: KRaft drops a fenced broker). */
+  brokers: number;
+  clusterId: string;
+  live: Array<{ nodeId: number; host: string; port: number }>;
+  seeds: SeedAnswer[];
+}
+
+async function askSeed(cfg: KafkaConfig, seed: string, timeoutMs: number): Promise<Omit<KafkaCheck, 'seeds'>> {
+  const kafka = new Kafka({
+    clientId: cfg.clientId,
+    brokers: [seed],
+    ssl: cfg.ssl,
+    sasl: saslOptions(cfg),
     retry: { retries: 0 },
-    connectionTimeout: Math.min(cfg.connectionTimeoutMs, deadlineMs),
-    requestTimeout: deadlineMs,
+    connectionTimeout: Math.min(cfg.connectionTimeoutMs, timeoutMs),
+    requestTimeout: timeoutMs,
     logLevel: KafkaLogLevel.NOTHING,
   });
   const admin = kafka.admin();
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${deadlineMs} ms`)), deadlineMs);
-  });
+  const timer = new AbortController();
+  const expired = sleep(timeoutMs, timer.signal).then(
+    () => Promise.reject(new Error(`no answer within ${timeoutMs} ms`)),
+    () => new Promise<never>(() => {}),
+  );
   try {
-    const cluster = await Promise.race([
-      (async () => {
-        await admin.connect();
-        return admin.describeCluster();
-      })(),
-      deadline,
-    ]);
-    return { brokers: cluster.brokers.length, clusterId: cluster.clusterId };
-  } catch (err) {
-    throw describeKafkaFailure(err, brokers);
+    const cluster = await Promise.race([admin.connect().then(() => admin.describeCluster()), expired]);
+    return { brokers: cluster.brokers.length, clusterId: cluster.clusterId, live: cluster.brokers.map(({ nodeId, host, port }) => ({ nodeId, host, port })) };
   } finally {
-    clearTimeout(timer);
+    timer.abort();
     await admin.disconnect().catch(() => {});
   }
+}
+
+/**
+ * Proves the cluster answers a metadata request within `deadlineMs`: every seed broker is asked at once and
+ * any one that answers is enough (a dead seed is a broker down, not Kafka down). Until one answers, the
+ * seeds are asked again every half second up to the deadline, so a broker that is restarting is waited for
+ * briefly instead of refused. With `all`, waits for every seed's answer (doctor: which ones are down).
+ */
+export async function checkKafka(cfg: KafkaConfig, _log: Logger, deadlineMs = 4000, opts: { all?: boolean } = {}): Promise<KafkaCheck> {
+  const until = performance.now() + deadlineMs;
+  let lastErr: unknown = new Error('no seed broker');
+  for (;;) {
+    const left = Math.max(100, until - performance.now());
+    const seeds: SeedAnswer[] = cfg.brokers.map((seed) => ({ seed, ok: false }));
+    const asks = cfg.brokers.map((seed, i) =>
+      askSeed(cfg, seed, left).then(
+        (r) => ((seeds[i]!.ok = true), r),
+        (err: unknown) => {
+          seeds[i]!.error = err instanceof Error ? err.message : String(err);
+          // A refused credential outranks a dead broker: it is what the user must fix.
+          if (!isAuthFailure(lastErr)) lastErr = err;
+          return null;
+        },
+      ),
+    );
+    const first = opts.all === true ? await Promise.all(asks).then((rs) => rs.find((r) => r !== null) ?? null) : await firstAnswer(asks);
+    if (first !== null) {
+      // The others get a moment to answer too, so that the seeds that are down can be named.
+      if (opts.all !== true) await Promise.race([Promise.allSettled(asks), sleep(200)]);
+      return { ...first, seeds };
+    }
+    if (isAuthFailure(lastErr) || performance.now() + 500 >= until) throw describeKafkaFailure(lastErr, cfg.brokers.join(','), seeds);
+    await sleep(500);
+  }
+}
+
+/** The first non-null answer, or null once every ask has ended without one. */
+function firstAnswer<T>(asks: Array<Promise<T | null>>): Promise<T | null> {
+  return new Promise((resolve) => {
+    let pending = asks.length;
+    if (pending === 0) resolve(null);
+    for (const a of asks) {
+      void a.then((r) => {
+        pending--;
+        if (r !== null) resolve(r);
+        else if (pending === 0) resolve(null);
+      });
+    }
+  });
 }

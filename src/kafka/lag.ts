@@ -3,7 +3,7 @@
 import type { Admin, Kafka } from 'kafkajs';
 import type { KafkaConfig } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
-import { checkKafka, createKafka } from './client.js';
+import { checkKafka, createKafka, quickRetry } from './client.js';
 
 async function lagOf(admin: Admin, topic: string, groupId: string): Promise<Record<string, number>> {
   if (!(await admin.listTopics()).includes(topic)) return {};
@@ -22,7 +22,7 @@ async function lagOf(admin: Admin, topic: string, groupId: string): Promise<Reco
 export async function consumerLag(kafka: KafkaConfig, topic: string, groupId: string, log: Logger): Promise<Record<string, number> | null> {
   try {
     await checkKafka(kafka, log, 3000);
-    const admin = createKafka(kafka, log.child({ component: 'kafka' }), { retry: { retries: 0 } }).admin();
+    const admin = createKafka(kafka, log.child({ component: 'kafka' }), { retry: quickRetry(kafka) }).admin();
     await admin.connect();
     try {
       return await lagOf(admin, topic, groupId);
@@ -57,7 +57,7 @@ export class LagReader implements SharedKafka {
   #connecting: Promise<Admin> | null = null;
 
   constructor(kafka: KafkaConfig, log: Logger, ttlMs = 5000) {
-    this.client = createKafka(kafka, log.child({ component: 'kafka' }), { retry: { retries: 0 } });
+    this.client = createKafka(kafka, log.child({ component: 'kafka' }), { retry: quickRetry(kafka) });
     this.#ttlMs = ttlMs;
   }
 

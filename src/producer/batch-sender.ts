@@ -17,6 +17,8 @@ export interface OutgoingMessage {
   size: number;
   keyText: string;
   dead: boolean;
+  /** Set by the producer (acked-send.ts: partitionOf), so that each partition's acknowledgement can be checked. */
+  partition?: number;
 }
 
 export function messageSize(key: string, value: string): number {

@@ -7,6 +7,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { CompressionTypes, Partitioners, type Producer } from 'kafkajs';
+import { partitionOf, sendAcknowledged, type Acknowledged } from './acked-send.js';
 import { getPipeline, type SluiceConfig } from '../core/config.js';
 import { DatabaseError, KafkaError, coerceError } from '../core/errors.js';
 import { keyProblem } from '../core/envelope.js';
@@ -20,10 +21,12 @@ import { usePool, type Pool } from '../db/pool.js';
 import { withDbRetries } from '../db/db-errors.js';
 import type { RetryPolicy } from '../core/retry.js';
 import { inspectPipeline } from '../db/pipeline-tables.js';
+import { ledgerId } from '../db/ledger-id.js';
+import { claimNames } from '../kafka/ledger-claims.js';
 import { sourceQueryError, type SourceInfo } from '../db/source.js';
-import { checkKafka, createKafka } from '../kafka/client.js';
+import { checkKafka, createKafka, kafkaRetry } from '../kafka/client.js';
 import type { SharedKafka } from '../kafka/lag.js';
-import { ensureTopic, topicMaxMessageBytes } from '../kafka/topics.js';
+import { ensureTopic, topicMaxMessageBytes, topicSpec } from '../kafka/topics.js';
 import { BatchSender, messageSize, type OutgoingMessage } from './batch-sender.js';
 import { encodeEnvelope, ENVELOPE_VERSION, payloadFromRow } from '../core/envelope.js';
 import { Progress, type ProgressSink } from './progress.js';
@@ -83,6 +86,8 @@ export interface ProduceSummary {
   skippedTasks: SkippedTask[];
   batches: number;
   batchLimitBytes: number;
+  /** The topic's partition count, as the producer found it. */
+  partitions: number;
   seconds: number;
   rate: number;
   interrupted: boolean;
@@ -126,6 +131,7 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
     skippedTasks: [],
     batches: 0,
     batchLimitBytes: 0,
+    partitions: 0,
     seconds: 0,
     rate: 0,
     interrupted: false,
@@ -143,6 +149,7 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
   try {
     await assertMigrated(pool);
     const source = await inspectPipeline(pool, pipeline, opts.pipeline);
+    const ledger = await ledgerId(pool);
     began = true;
     const filter: PendingFilter = await probeLedger(pool, {
       pipeline: opts.pipeline,
@@ -161,17 +168,21 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
     if (opts.dryRun === true) return finish();
 
     const kafka = opts.kafka ?? (await ownKafka(opts, log));
-    summary.batchLimitBytes = await prepareTopic(kafka, opts, log);
+    const topic = await prepareTopic(kafka, opts, ledger, log);
+    summary.batchLimitBytes = topic.batchLimitBytes;
+    summary.partitions = topic.partitions;
     const producer = kafka.client.producer({
       idempotent: true,
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
       createPartitioner: Partitioners.DefaultPartitioner,
-      retry: { retries: Math.max(1, config.kafka.retries), initialRetryTime: 300, maxRetryTime: 5000 },
+      // Sized to outlast a leader change (README "Running beside production"): a send is retried for longer
+      // than the cluster takes to notice a dead broker and move its partitions.
+      retry: kafkaRetry(config.kafka, 1),
     });
     await producer.connect();
     try {
-      await publishAll({ opts, log, pool, source, filter, producer, summary });
+      await publishAll({ opts, log, pool, source, filter, producer, summary, ledger });
     } finally {
       await producer.disconnect().catch((err: unknown) => log.warn({ err }, 'producer disconnect failed'));
     }
@@ -190,15 +201,16 @@ async function ownKafka(opts: ProduceOptions, log: Logger): Promise<SharedKafka>
   return { client, admin: async () => client.admin() };
 }
 
-/** Makes sure the topic exists and returns the batch limit its max.message.bytes allows. */
-async function prepareTopic(kafka: SharedKafka, opts: ProduceOptions, log: Logger): Promise<number> {
+/** Makes sure the topic exists; returns its partition count and the batch limit its max.message.bytes allows. */
+async function prepareTopic(kafka: SharedKafka, opts: ProduceOptions, ledger: string, log: Logger): Promise<{ batchLimitBytes: number; partitions: number }> {
   const pipeline = getPipeline(opts.config, opts.pipeline);
   const admin = await kafka.admin();
   const own = opts.kafka === undefined;
   if (own) await admin.connect();
   try {
-    await ensureTopic(admin, pipeline.topic, pipeline.partitions, log);
-    return Math.min(opts.config.producer.batchBytes, (await topicMaxMessageBytes(admin, pipeline.topic)) - BATCH_HEADROOM);
+    const { partitions } = await ensureTopic(admin, pipeline.topic, topicSpec(pipeline), log);
+    await claimNames(admin, ledger, [{ kind: 'topic', name: pipeline.topic, setting: `pipelines.${opts.pipeline}.topic` }], log);
+    return { partitions, batchLimitBytes: Math.min(opts.config.producer.batchBytes, (await topicMaxMessageBytes(admin, pipeline.topic)) - BATCH_HEADROOM) };
   } finally {
     if (own) await admin.disconnect();
   }
@@ -231,6 +243,7 @@ interface RunState {
   filter: PendingFilter;
   producer: Producer;
   summary: ProduceSummary;
+  ledger: string;
 }
 
 async function* pages(s: RunState): AsyncGenerator<PendingRow[]> {
@@ -284,6 +297,7 @@ function encode(s: RunState, row: PendingRow, producedAt: string): OutgoingMessa
     value = encodeEnvelope({
       v: ENVELOPE_VERSION,
       pipeline: opts.pipeline,
+      ledger: s.ledger,
       key: row.key,
       payload,
       attempt: row.previousDispatches + 1,
@@ -299,7 +313,7 @@ function encode(s: RunState, row: PendingRow, producedAt: string): OutgoingMessa
     skip(s, row.keyText, 'tooLarge', `message is ${size} bytes; the limit is ${summary.batchLimitBytes} (producer.batchBytes / the topic's max.message.bytes)`);
     return null;
   }
-  return { key: row.keyText, value, size, keyText: row.keyText, dead: row.dead };
+  return { key: row.keyText, value, size, keyText: row.keyText, dead: row.dead, partition: partitionOf(row.keyText, summary.partitions) };
 }
 
 async function publishAll(s: RunState): Promise<void> {
@@ -312,9 +326,9 @@ async function publishAll(s: RunState): Promise<void> {
   let recording: Promise<void> = Promise.resolve();
   let recordsQueued = 0;
   let recordError: unknown = null;
-  const record = async (keys: string[]): Promise<void> => {
-    await withDbRetry('recording dispatches', () => recordDispatches(pool, opts.pipeline, summary.runId, summary.topic, keys), log, config.database.url, config.database.connectTimeoutMs);
-    summary.recorded += keys.length;
+  const record = async (acked: Acknowledged[]): Promise<void> => {
+    await withDbRetry('recording dispatches', () => recordDispatches(pool, opts.pipeline, summary.runId, summary.topic, acked), log, config.database.url, config.database.connectTimeoutMs);
+    summary.recorded += acked.length;
   };
 
   const send = async (batch: OutgoingMessage[], bytes: number): Promise<void> => {
@@ -326,10 +340,12 @@ async function publishAll(s: RunState): Promise<void> {
       await withDbRetry('releasing quarantined tasks', () => releaseDead(pool, opts.pipeline, dead), log, config.database.url, config.database.connectTimeoutMs);
       summary.requeuedDead += dead.length;
     }
+    let acked: Acknowledged[];
     try {
-      // The batch's messages go as they are: kafkajs reads key and value and ignores the bookkeeping fields.
-      await producer.send({ topic: summary.topic, acks: -1, compression, messages: batch });
+      // The batch's messages go as they are: kafkajs reads key, value and partition and ignores the rest.
+      acked = await sendAcknowledged(producer, batch, { topic: summary.topic, compression, resends: Math.max(1, config.kafka.retries), log });
     } catch (err) {
+      if (err instanceof KafkaError && err.code === 'KAFKA_PUBLISH_UNACKNOWLEDGED') throw err;
       const cause = coerceError(err);
       throw new KafkaError(
         'KAFKA_PUBLISH_FAILED',
@@ -342,12 +358,11 @@ async function publishAll(s: RunState): Promise<void> {
     progress.add(batch.length);
     opts.onBatch?.({ messages: batch.length, bytes });
     log.debug({ messages: batch.length, bytes }, 'batch published');
-    const keys = batch.map((m) => m.keyText);
     const previous = recording;
     recordsQueued++;
     recording = previous.then(async () => {
       try {
-        await record(keys);
+        await record(acked);
       } catch (err) {
         recordError = err;
         throw err;

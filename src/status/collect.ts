@@ -2,7 +2,7 @@
 // per-stage progress and recent errors, the consumer group's lag and this machine's spool.
 
 import { resolve } from 'node:path';
-import { getPipeline, type SluiceConfig } from '../core/config.js';
+import { getPipeline, groupIdOf, type SluiceConfig } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import { assertMigrated } from '../db/migrate.js';
 import { inspectPipeline } from '../db/pipeline-tables.js';
@@ -60,7 +60,7 @@ export async function collectStatus(config: SluiceConfig, name: string, log: Log
     if (opts.pool === undefined) await pool.end();
   }
   const t1 = performance.now();
-  const groupId = config.fetcher.groupId ?? `sluice.${name}`;
+  const groupId = groupIdOf(config, name);
   const lag = await (opts.lag?.(pipeline.topic, groupId) ?? consumerLag(config.kafka, pipeline.topic, groupId, log));
   const paths = spoolPaths(resolve(config.spool.dir), name);
   const spool = { dir: paths.root, ...(await spoolDepth(paths)) };

@@ -16,6 +16,7 @@ import type { SpoolItem } from '../spool/segment.js';
 import { KeyGate } from './key-gate.js';
 import type { HeldSegment, LeaseKeeper } from './lease-keeper.js';
 import { runTask, type RunnerContext, type TaskOutcome } from './run-task.js';
+import type { RejectReason } from './reject.js';
 
 export interface WorkStats {
   done: number;
@@ -39,8 +40,10 @@ export interface SegmentRunnerDeps {
   databaseUrl: string;
   /** What the ledger knows about these keys (db/task-state.ts). */
   readState: (keys: string[]) => Promise<TaskState>;
-  /** Records tasks whose key has no source row as bad messages (reject.ts). */
-  reject: (items: SpoolItem[]) => Promise<void>;
+  /** Records tasks that must not run (no source row, another ledger's) as bad messages (reject.ts). */
+  reject: (items: SpoolItem[], reason: RejectReason) => Promise<void>;
+  /** This deployment's ledger id: a task carrying another is never run. */
+  ledger: string;
   stats: WorkStats;
   runTask?: typeof runTask;
   clock?: Clock;
@@ -93,11 +96,15 @@ export class SegmentRunner {
 
   async #runTasks(h: HeldSegment, state: TaskState, snapshotAt: number): Promise<void> {
     const { stats } = this.#d;
-    const strangers = h.items.flatMap((item, index) => (state.inSource.has(keyText(item.task.key)) ? [] : [{ item, index }]));
-    if (strangers.length > 0) {
-      await this.#d.reject(strangers.map((s) => s.item));
-      for (const s of strangers) h.settled.add(s.index);
-      stats.rejected += strangers.length;
+    const ledger = this.#d.ledger;
+    const foreign = h.items.flatMap((item, index) => (item.task.ledger === undefined || item.task.ledger === ledger ? [] : [{ item, index }]));
+    const foreignAt = new Set(foreign.map((f) => f.index));
+    const strangers = h.items.flatMap((item, index) => (foreignAt.has(index) || state.inSource.has(keyText(item.task.key)) ? [] : [{ item, index }]));
+    for (const [reason, list] of [['other-ledger', foreign], ['not-in-source', strangers]] as const) {
+      if (list.length === 0) continue;
+      await this.#d.reject(list.map((s) => s.item), reason);
+      for (const s of list) h.settled.add(s.index);
+      stats.rejected += list.length;
     }
     await Promise.all(h.items.map((item, index) => this.#d.slots(() => this.#runItem(h, item, index, state, snapshotAt))));
     await this.#d.rc.ledger.flush();

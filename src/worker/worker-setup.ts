@@ -19,7 +19,8 @@ import { QuarantineWriter, taskEntry } from '../spool/quarantine.js';
 import type { LimitFunction } from 'p-limit';
 import type { LeaseKeeper } from './lease-keeper.js';
 import { PACKET_HEADROOM_BYTES } from './output-limits.js';
-import { rejectNotInSource } from './reject.js';
+import { rejectItems } from './reject.js';
+import { ledgerId } from '../db/ledger-id.js';
 import { buildLimits, type RunnerContext } from './run-task.js';
 import { SegmentRunner, type WorkStats } from './segment-runner.js';
 import type { WorkOptions } from './worker.js';
@@ -48,6 +49,7 @@ export async function openWorkerParts(opts: WorkOptions, pipeline: PipelineConfi
   try {
     await assertMigrated(pool);
     const source = await inspectPipeline(pool, pipeline, opts.pipeline);
+    const ownLedger = await ledgerId(pool);
     const packet = await maxAllowedPacket(pool);
     const maxOutputBytes = Math.min(config.worker.maxOutputBytes, packet - PACKET_HEADROOM_BYTES);
     if (maxOutputBytes < config.worker.maxOutputBytes) {
@@ -102,7 +104,8 @@ export async function openWorkerParts(opts: WorkOptions, pipeline: PipelineConfi
             throw sourceQueryError(err, pipeline.source, opts.pipeline) ?? err;
           }
         },
-        reject: (items) => rejectNotInSource(items, { pool, quarantine, pipeline: opts.pipeline, topic: pipeline.topic, table: source.table, workerId, log }),
+        ledger: ownLedger,
+        reject: (items, reason) => rejectItems(items, reason, { pool, quarantine, pipeline: opts.pipeline, topic: pipeline.topic, table: source.table, workerId, ledger: ownLedger, log }),
       });
     return { pool, releasePool, ledger, claimer, stopping, abort, stats, resources, heartbeat, runner };
   } catch (err) {

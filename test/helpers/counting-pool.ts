@@ -194,6 +194,7 @@ export function freshLedger(schema: FakeSchema): Answer {
     if (sql.includes('@@max_allowed_packet')) return [{ p: 64 * 1024 * 1024 }];
     if (sql.includes('information_schema.tables')) return [{ 1: 1 }];
     if (sql.includes('FROM _sluice_migrations')) return migrations;
+    if (sql.includes('FROM sluice_ledger')) return [{ id: '00000000-0000-4000-8000-00000000c0de' }];
     if (sql.includes('information_schema.columns')) {
       const cols = Object.entries(schema.tables[String(params[1])] ?? {});
       return cols.map(([name, type], i) => ({ name, type, column_type: type, nullable: i === 0 ? 'NO' : 'YES', scale: INT_TYPES.has(type) ? 0 : null, charset: null, coll: null }));

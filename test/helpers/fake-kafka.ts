@@ -29,6 +29,8 @@ export function installFakeKafka(): FakeKafka {
       for (const m of METHODS) client[m] = original[m];
     },
   };
+  const offsets = new Map<number, number>();
+  const groups = new Set<string>();
   client.admin = () => ({
     connect: async () => {},
     disconnect: async () => {},
@@ -36,14 +38,24 @@ export function installFakeKafka(): FakeKafka {
     listTopics: async () => [],
     createTopics: async () => true,
     fetchTopicMetadata: async ({ topics }: { topics: string[] }) => ({ topics: topics.map((name) => ({ name, partitions: [{ partitionId: 0 }] })) }),
+    listGroups: async () => ({ groups: [...groups].map((groupId) => ({ groupId, protocolType: 'consumer' })) }),
+    setOffsets: async ({ groupId }: { groupId: string }) => void groups.add(groupId),
+    deleteGroups: async (ids: string[]) => void ids.forEach((id) => groups.delete(id)),
     describeConfigs: async () => ({ resources: [{ configEntries: [{ configName: 'max.message.bytes', configValue: '1048588' }] }] }),
   });
   client.producer = () => ({
     connect: async () => fake.onProducerConnect(),
     disconnect: async () => {},
-    send: async (r: { topic: string; messages: unknown[] }) => {
+    send: async (r: { topic: string; messages: Array<{ partition?: number }> }) => {
       fake.sent.push({ topic: r.topic, messages: r.messages });
-      return [];
+      // Acknowledged like a broker: one answer per partition the send wrote.
+      const counts = new Map<number, number>();
+      for (const m of r.messages) counts.set(m.partition ?? 0, (counts.get(m.partition ?? 0) ?? 0) + 1);
+      return [...counts.keys()].map((partition) => {
+        const base = offsets.get(partition) ?? 0;
+        offsets.set(partition, base + counts.get(partition)!);
+        return { topicName: r.topic, partition, errorCode: 0, baseOffset: String(base) };
+      });
     },
   });
   client.consumer = () => ({

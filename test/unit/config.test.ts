@@ -117,7 +117,7 @@ describe('configuration', () => {
 
   it('reports a misspelt key as unknown, listing the allowed ones', () => {
     const problems = problemsOf({ ...structuredClone(defaults), kafka: { ...defaults.kafka, broker: ['x:1'] } });
-    assert.deepEqual(problems, ['kafka.broker: unknown key (allowed: brokers, clientId, ssl, sasl, connectionTimeoutMs, requestTimeoutMs, retries)']);
+    assert.deepEqual(problems, ['kafka.broker: unknown key (allowed: brokers, clientId, ssl, sasl, connectionTimeoutMs, requestTimeoutMs, retries, retryInitialMs, retryMaxMs)']);
   });
 
   it('never echoes a database URL or SASL password in its messages', () => {

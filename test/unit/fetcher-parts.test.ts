@@ -31,6 +31,7 @@ function spooler(events: string[], markWritten: () => void) {
   const durable: unknown[] = [];
   const s = new BatchSpooler({
     pipeline: 'p',
+    ledger: null,
     maxItemBytes: 1024,
     fetcherId: 'f',
     writeItems: async (_p, items) => {

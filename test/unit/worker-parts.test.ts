@@ -17,6 +17,7 @@ import { SegmentRunner, type WorkStats } from '../../src/worker/segment-runner.j
 import { fakeClock } from '../helpers/fake-clock.js';
 
 const paths = spoolPaths('/nonexistent-spool', 'p');
+const OWN_LEDGER = '0a1b2c3d-0000-4000-8000-000000000001';
 const item = (key: number): SpoolItem => ({ partition: 0, offset: String(key), task: { v: 1, pipeline: 'p', key, payload: {}, attempt: 1, runId: 'r', producedAt: '' } });
 const claim = (n: number): Claim => ({ segment: `seg-${n}`, file: `seg-${n}~w~0`, expiresAt: 0 });
 
@@ -83,6 +84,8 @@ function runnerFor(opts: { outcome?: (key: number) => TaskOutcome; readState?: (
   const released: Array<{ segment: string; keys: number[] }> = [];
   const stats: WorkStats = { done: 0, dead: 0, skipped: 0, rejected: 0, returned: 0, segments: 0, inFlight: 0, seconds: 0 };
   const rejected: number[] = [];
+  const reasons: string[] = [];
+  const ran: number[] = [];
   const stopping = opts.stop ?? new AbortController();
   const rc = { pipelineName: 'p', log: silentLogger(), stopping: stopping.signal, abort: new AbortController().signal, ledger: { flush: async () => {} } as unknown as LedgerWriter } as RunnerContext;
   const state = (keys: number[]): TaskState => ({ inSource: new Set(keys.map(String)), done: new Set(), dead: new Set(), milestones: new Map(), failures: new Map() }) as unknown as TaskState;
@@ -95,13 +98,20 @@ function runnerFor(opts: { outcome?: (key: number) => TaskOutcome; readState?: (
     paths,
     databaseUrl: 'mysql://root@127.0.0.1:3306/x',
     readState: opts.readState ?? (async () => state([1, 2, 3, 4])),
-    reject: async (items) => void rejected.push(...items.map((i) => Number(i.task.key))),
+    reject: async (items, reason) => {
+      rejected.push(...items.map((i) => Number(i.task.key)));
+      reasons.push(reason);
+    },
+    ledger: OWN_LEDGER,
     stats,
-    runTask: async (i) => (opts.outcome ?? (() => 'done'))(Number(i.task.key)),
+    runTask: async (i) => {
+      ran.push(Number(i.task.key));
+      return (opts.outcome ?? (() => 'done'))(Number(i.task.key));
+    },
     clock,
   });
   const seg = (keys: number[]): HeldSegment => ({ claim: claim(keys[0]!), items: keys.map(item), settled: new Set(), lost: false });
-  return { runner, completed, released, stats, rejected, seg, state, clock };
+  return { runner, completed, released, stats, rejected, reasons, ran, seg, state, clock };
 }
 
 describe('SegmentRunner', () => {
@@ -125,6 +135,18 @@ describe('SegmentRunner', () => {
     await r.runner.run(r.seg([1, 9, 2]));
     assert.deepEqual(r.rejected, [9]);
     assert.deepEqual([r.stats.rejected, r.stats.done], [1, 2]);
+    assert.deepEqual(r.completed, ['seg-1']);
+  });
+
+  it("never runs a task of another ledger, even when its key is in this source: it is a bad message 'other-ledger'", async () => {
+    const r = runnerFor({ outcome: () => 'done' });
+    const seg = r.seg([1, 2, 3]);
+    seg.items[1]!.task.ledger = '0a1b2c3d-0000-4000-8000-0000000000ff';
+    seg.items[2]!.task.ledger = OWN_LEDGER;
+    await r.runner.run(seg);
+    assert.deepEqual(r.rejected, [2]);
+    assert.deepEqual(r.reasons, ['other-ledger']);
+    assert.deepEqual(r.ran.sort(), [1, 3], 'a task without a ledger (an older producer) and one of this ledger run');
     assert.deepEqual(r.completed, ['seg-1']);
   });
 

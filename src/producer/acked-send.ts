@@ -1,0 +1,86 @@
+// Sends one batch and proves that every message of it is in the topic's log, with its partition and offset.
+//
+// Why not trust a resolved `producer.send`: kafkajs 2.2.4 (src/producer/sendMessages.js) keeps the answer of
+// each broker that acknowledged its share of a send, and on a retry sends only to brokers without one. When
+// a partition's leader dies and leadership moves to a broker that has already answered, that partition's
+// messages are never sent again, and the send resolves with an answer that simply lacks the partition. That
+// is how a leader kill during `produce` left ~1,030 of 150,000 recorded tasks out of the topic.
+//
+// So each message's partition is chosen here (kafkajs's own default partitioner, murmur2 of the key: the same
+// partition kafkajs would have picked), the answer is read per partition, and the partitions the answer does
+// not acknowledge are sent again in a fresh send (whose bookkeeping starts empty, so it goes to the new
+// leader). The idempotent producer rolled their sequence numbers back when their request failed, so a resend
+// of a batch the old leader did write is deduplicated by the broker, not written twice.
+
+import { Partitioners, type Producer, type CompressionTypes, type PartitionMetadata } from 'kafkajs';
+import { KafkaError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { Acknowledged } from '../db/dispatches.js';
+import type { OutgoingMessage } from './batch-sender.js';
+
+export type { Acknowledged };
+
+const partitioner = Partitioners.DefaultPartitioner();
+const metadataByCount = new Map<number, PartitionMetadata[]>();
+
+function partitionMetadata(count: number): PartitionMetadata[] {
+  let meta = metadataByCount.get(count);
+  if (meta === undefined) {
+    // Only the count matters for a keyed message (murmur2(key) % partitions); leaders are not consulted.
+    meta = Array.from({ length: count }, (_, partitionId) => ({ partitionId, leader: 0, partitionErrorCode: 0, replicas: [], isr: [] }));
+    metadataByCount.set(count, meta);
+  }
+  return meta;
+}
+
+/** The partition kafkajs's default partitioner gives a key on a topic of `partitions` partitions. */
+export function partitionOf(key: string, partitions: number): number {
+  return partitioner({ topic: '', partitionMetadata: partitionMetadata(partitions), message: { key, value: null } });
+}
+
+export interface AckedSendOptions {
+  topic: string;
+  compression: CompressionTypes;
+  /** Sends of the partitions still unacknowledged, after the first; each is a whole kafkajs send with its retries. */
+  resends: number;
+  log: Logger;
+}
+
+/**
+ * Sends `messages` (each with its `partition` set) with acks=all until every partition is acknowledged;
+ * returns each message's offset, in the batch's order. Throws KAFKA_PUBLISH_UNACKNOWLEDGED when partitions
+ * are still missing after `resends` more sends (nothing of them is recorded, so the next run publishes them).
+ */
+export async function sendAcknowledged(producer: Producer, messages: readonly OutgoingMessage[], opts: AckedSendOptions): Promise<Acknowledged[]> {
+  const byPartition = new Map<number, OutgoingMessage[]>();
+  for (const m of messages) {
+    const p = m.partition!;
+    const group = byPartition.get(p);
+    if (group === undefined) byPartition.set(p, [m]);
+    else group.push(m);
+  }
+  const offsets = new Map<OutgoingMessage, string>();
+  let pending = messages;
+  for (let send = 0; send <= opts.resends; send++) {
+    const answers = await producer.send({ topic: opts.topic, acks: -1, compression: opts.compression, messages: pending as OutgoingMessage[] });
+    for (const a of answers) {
+      const group = a.topicName === opts.topic && a.errorCode === 0 ? byPartition.get(a.partition) : undefined;
+      const base = a.baseOffset ?? a.offset;
+      if (group === undefined || base === undefined || offsets.has(group[0]!)) continue;
+      const first = BigInt(base);
+      group.forEach((m, i) => offsets.set(m, String(first + BigInt(i))));
+    }
+    if (offsets.size === messages.length) break;
+    pending = messages.filter((m) => !offsets.has(m));
+    const partitions = [...new Set(pending.map((m) => m.partition!))].sort((a, b) => a - b);
+    if (send < opts.resends) opts.log.warn({ topic: opts.topic, partitions, messages: pending.length, resend: send + 1 }, 'send resolved without acknowledging every partition; sending those again');
+  }
+  if (offsets.size !== messages.length) {
+    const missing = [...new Set(messages.filter((m) => !offsets.has(m)).map((m) => m.partition!))];
+    throw new KafkaError('KAFKA_PUBLISH_UNACKNOWLEDGED', `Kafka did not acknowledge partition(s) ${missing.join(', ')} of ${opts.topic} after ${opts.resends + 1} send(s)`, {
+      retriable: true,
+      hint: 'check the brokers (sluice doctor), then rerun produce: what was not acknowledged was not recorded',
+    });
+  }
+  return messages.map((m) => ({ keyText: m.keyText, partition: m.partition!, offset: offsets.get(m)! }));
+}
