@@ -7,7 +7,12 @@ import { assertMigrated } from '../db/migrate.js';
 import { openPool } from '../db/pool.js';
 import { inspectPipeline } from '../db/pipeline-tables.js';
 import { mergedKeys } from '../db/results-table.js';
-import { checkKafka } from '../kafka/client.js';
+import { ledgerId } from '../db/ledger-id.js';
+import { checkKafka, createKafka, quickRetry, type KafkaCheck } from '../kafka/client.js';
+import { replicationWarnings, seedsDown, topicReplication } from '../kafka/health.js';
+import { claimNames, pipelineClaims } from '../kafka/ledger-claims.js';
+import type { PipelineConfig, SluiceConfig } from '../core/config.js';
+import type { Logger } from '../core/logger.js';
 import type { Command } from './command.js';
 
 export const doctorCommand: Command = {
@@ -21,10 +26,13 @@ export const doctorCommand: Command = {
     const pipeline = name === undefined ? undefined : getPipeline(config, name);
     out(`ok  config      ${configFile ?? '(no config file: defaults and environment)'}`);
     const pool = await openPool(config.database, { poolSize: 1 });
+    let ledger: string;
     try {
       out(`ok  database    ${redactUrl(config.database.url)}`);
       await assertMigrated(pool);
       out('ok  migrations  all applied');
+      ledger = await ledgerId(pool);
+      out(`ok  ledger      ${ledger} (this database's id on shared Kafka: in every message, and in the claims on its topics and groups)`);
       if (pipeline !== undefined) {
         const src = await inspectPipeline(pool, pipeline, name ?? '');
         out(`ok  pipeline    ${name}: source ${pipeline.source.table} (${src.keyKind} key ${src.key}), topic ${pipeline.topic}`);
@@ -43,8 +51,48 @@ export const doctorCommand: Command = {
     } finally {
       await pool.end();
     }
-    const k = await checkKafka(config.kafka, log);
-    out(`ok  kafka       ${config.kafka.brokers.join(',')} (${k.brokers} broker(s), cluster ${k.clusterId})`);
+    const k = await checkKafka(config.kafka, log, 4000, { all: true });
+    out(`ok  kafka       ${config.kafka.brokers.join(',')} (${k.brokers} live broker(s): ${k.live.map((b) => b.nodeId).join(', ')}; cluster ${k.clusterId})`);
+    for (const d of seedsDown(k)) out(`warn kafka       seed broker ${d.seed} is down (${d.error}); the others serve`);
+    if (pipeline !== undefined && name !== undefined) await checkPipelineKafka(config, name, pipeline, ledger, k, log, out);
+    else await checkAllClaims(config, ledger, log, out);
     return 0;
   },
 };
+
+/** The pipeline's topic and group: not another ledger's (throws KAFKA_OTHER_LEDGER, exit 2), and replicated. */
+async function checkPipelineKafka(config: SluiceConfig, name: string, pipeline: PipelineConfig, ledger: string, k: KafkaCheck, log: Logger, out: (line: string) => void): Promise<void> {
+  const admin = createKafka(config.kafka, log.child({ component: 'kafka' }), { retry: quickRetry(config.kafka) }).admin();
+  await admin.connect();
+  try {
+    const claims = pipelineClaims(config, name, pipeline);
+    await claimNames(admin, ledger, claims, log, { check: true });
+    out(`ok  claims      ${claims.map((c) => `${c.kind} ${c.name}`).join(', ')}: no other ledger uses them`);
+    const t = await topicReplication(admin, pipeline.topic);
+    if (t === null) {
+      out(`ok  topic       ${pipeline.topic} does not exist yet: produce or fetch creates it (${topicWill(pipeline)})`);
+      return;
+    }
+    out(`ok  topic       ${pipeline.topic}: ${t.partitions} partition(s), replication factor ${t.replicationFactor}, min.insync.replicas ${t.minInsyncReplicas ?? '?'}`);
+    for (const w of replicationWarnings(k.brokers, t)) out(`warn topic       ${pipeline.topic}: ${w.replace('<p>', name)}`);
+  } finally {
+    await admin.disconnect().catch(() => {});
+  }
+}
+
+/** Without --pipeline: every configured pipeline's topic and group are this ledger's to use. */
+async function checkAllClaims(config: SluiceConfig, ledger: string, log: Logger, out: (line: string) => void): Promise<void> {
+  const claims = Object.entries(config.pipelines).flatMap(([n, p]) => pipelineClaims(config, n, p));
+  if (claims.length === 0) return;
+  const admin = createKafka(config.kafka, log.child({ component: 'kafka' }), { retry: quickRetry(config.kafka) }).admin();
+  await admin.connect();
+  try {
+    await claimNames(admin, ledger, claims, log, { check: true });
+    out(`ok  claims      ${claims.length} topic and group name(s) of ${Object.keys(config.pipelines).length} pipeline(s): no other ledger uses them`);
+  } finally {
+    await admin.disconnect().catch(() => {});
+  }
+}
+
+const topicWill = (p: PipelineConfig): string =>
+  `${p.partitions} partitions, replication factor ${p.replicationFactor ?? "the cluster's default"}, min.insync.replicas ${p.minInsyncReplicas ?? "the cluster's default"}`;

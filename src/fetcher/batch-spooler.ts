@@ -8,6 +8,7 @@ import type { BadMessageRow } from '../db/bad-messages.js';
 import type { SpoolDepth } from '../spool/depth.js';
 import type { QuarantineEntry } from '../spool/quarantine.js';
 import type { SpoolItem } from '../spool/segment.js';
+import type { IdleReport } from './idle-watch.js';
 import { classify } from './validate.js';
 
 const QUARANTINED_VALUE_BYTES = 64 * 1024;
@@ -23,6 +24,8 @@ export interface FetchStats {
   /** Messages behind the high watermark, per partition, as of the last batch from it. */
   lag: Record<string, number>;
   seconds: number;
+  /** Set while the fetcher holds no partition and its topic has lag (idle-watch.ts). */
+  idle?: IdleReport | null;
 }
 
 export type BatchCounters = Pick<FetchStats, 'spooled' | 'quarantined' | 'segments' | 'batches' | 'lag'>;

@@ -2,14 +2,15 @@
 // messages are recorded there; an outage is tolerated, a wrong configuration is not), the same source
 // check as produce and work, a reachable broker and the pipeline's topic.
 
-import { groupIdOf, type PipelineConfig, type SluiceConfig } from '../core/config.js';
+import type { PipelineConfig } from '../core/config.js';
 import { ledgerId } from '../db/ledger-id.js';
-import { claimNames, type Claim } from '../kafka/ledger-claims.js';
+import { claimNames, pipelineClaims } from '../kafka/ledger-claims.js';
 import { DatabaseError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { inspectPipeline } from '../db/pipeline-tables.js';
 import { usePool, type PoolUse } from '../db/pool.js';
-import { checkKafka, createKafka, kafkaRetry } from '../kafka/client.js';
+import { checkKafka, createKafka, kafkaFailure, kafkaRetry, retryKafka } from '../kafka/client.js';
+import { run } from '../core/hints.js';
 import { ensureTopic, topicSpec } from '../kafka/topics.js';
 import type { Kafka } from 'kafkajs';
 import type { FetchOptions } from './fetcher.js';
@@ -23,27 +24,23 @@ export async function openFetcherParts(opts: FetchOptions, pipeline: PipelineCon
     await checkKafka(config.kafka, log);
     const kafka = createKafka(config.kafka, opts.log.child({ component: 'kafka', pipeline: opts.pipeline }), { retry: kafkaRetry(config.kafka, config.kafka.brokers.length) });
     const admin = kafka.admin();
-    await admin.connect();
     try {
-      await ensureTopic(admin, pipeline.topic, topicSpec(pipeline), log);
-      if (ledger !== null) await claimNames(admin, ledger, fetcherClaims(config, opts.pipeline, pipeline), log);
-      else log.warn({ topic: pipeline.topic }, 'database unreachable: the topic and group are not checked against other deployments (the worker still refuses their messages)');
+      await admin.connect();
+      if (ledger === null) log.warn({ topic: pipeline.topic }, 'database unreachable: the topic and group are not checked against other deployments (the worker still refuses their messages)');
+      await retryKafka(config.kafka, async () => {
+        if (ledger !== null) await claimNames(admin, ledger, pipelineClaims(config, opts.pipeline, pipeline), log);
+        await ensureTopic(admin, pipeline.topic, topicSpec(pipeline), log);
+      }, log, 'prepare topic');
+    } catch (err) {
+      throw kafkaFailure(err, `could not prepare topic ${pipeline.topic}`, `check the brokers (${run('services', 'status')}) and run fetch again`);
     } finally {
-      await admin.disconnect();
+      await admin.disconnect().catch(() => {});
     }
     return { pool, kafka, ledger };
   } catch (err) {
     await pool?.release().catch(() => {});
     throw err;
   }
-}
-
-/** The names a fetcher uses: its pipeline's topic and its consumer group. */
-export function fetcherClaims(config: SluiceConfig, name: string, pipeline: PipelineConfig): Claim[] {
-  return [
-    { kind: 'topic', name: pipeline.topic, setting: `pipelines.${name}.topic` },
-    { kind: 'group', name: groupIdOf(config, name), setting: 'fetcher.groupId (SLUICE_FETCH_GROUP_ID)' },
-  ];
 }
 
 async function openOptionalPool(opts: FetchOptions, log: Logger): Promise<PoolUse | null> {

@@ -10,9 +10,10 @@
 
 import { hostname } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
-import type { Consumer } from 'kafkajs';
+import type { Consumer, Kafka } from 'kafkajs';
 import { closeAll } from '../core/close.js';
-import { getPipeline, type SluiceConfig } from '../core/config.js';
+import { withRetries } from '../core/retry.js';
+import { getPipeline, groupIdOf, type SluiceConfig } from '../core/config.js';
 import { KafkaError, coerceError } from '../core/errors.js';
 import { run } from '../core/hints.js';
 import type { Logger } from '../core/logger.js';
@@ -28,7 +29,10 @@ import { BackpressureGate } from './backpressure.js';
 import { BatchSpooler, type FetchStats } from './batch-spooler.js';
 import { COMMIT_INTERVAL_MS, RestartCounter, createConsumer } from './consumer.js';
 import { openFetcherParts } from './fetcher-setup.js';
+import { IdleWatch } from './idle-watch.js';
 import { StatsReporter } from './stats-reporter.js';
+import { lagOf } from '../kafka/lag.js';
+import { kafkaFailure } from '../kafka/client.js';
 
 export type { FetchStats } from './batch-spooler.js';
 
@@ -59,9 +63,13 @@ export async function startFetcher(opts: FetchOptions): Promise<FetcherHandle> {
   const { pool, kafka, ledger } = await openFetcherParts(opts, pipeline, log);
   const fetcher = new Fetcher(opts, paths, log, pool, writer, ledger);
   const consumer = createConsumer(kafka, opts.config, opts.pipeline, fetcher.restarts, log);
-  await fetcher.start(consumer, pipeline.topic, Math.min(CONCURRENT_PARTITIONS, pipeline.partitions));
+  await fetcher.start(consumer, kafka, pipeline.topic, Math.min(CONCURRENT_PARTITIONS, pipeline.partitions));
   return fetcher;
 }
+
+/** A failed join as sluice reports it (kafka/client.ts kafkaFailure): retried unless credentials were refused. */
+const joinFailure = (thrown: unknown): Error =>
+  kafkaFailure(thrown, 'could not join the consumer group', `check the brokers (${run('services', 'status')}) and run fetch again; nothing was lost`);
 
 class Fetcher implements FetcherHandle {
   state: 'starting' | 'running' | 'stopping' | 'stopped' | 'failed' = 'starting';
@@ -76,6 +84,7 @@ class Fetcher implements FetcherHandle {
   readonly #started = performance.now();
   #gate: BackpressureGate | null = null;
   #reporter: StatsReporter | null = null;
+  #idle: IdleWatch | null = null;
   #heartbeat: Heartbeat | null = null;
   #consumer: Consumer | null = null;
   #settle: { finish(s: FetchStats): void; fail(err: Error): void } = { finish: () => {}, fail: () => {} };
@@ -114,9 +123,12 @@ class Fetcher implements FetcherHandle {
     this.done.catch(() => void this.close());
   }
 
-  async start(consumer: Consumer, topic: string, concurrentPartitions: number): Promise<void> {
+  async start(consumer: Consumer, kafka: Kafka, topic: string, concurrentPartitions: number): Promise<void> {
     this.#consumer = consumer;
     const { spool, fetcher } = this.#opts.config;
+    const groupId = groupIdOf(this.#opts.config, this.#opts.pipeline);
+    const lag = async (admin: Parameters<typeof lagOf>[0]) => Object.values(await lagOf(admin, topic, groupId)).reduce((a, b) => a + b, 0);
+    this.#idle = new IdleWatch({ topic, groupId, afterMs: fetcher.sessionTimeoutMs, admin: () => kafka.admin(), lag, log: this.#log });
     this.#gate = new BackpressureGate(spool, { pause: () => consumer.pause([{ topic }]), resume: () => consumer.resume([{ topic }]) }, await spoolDepth(this.paths), this.#log);
     this.#gate.watch(() => spoolDepth(this.paths));
     this.#reporter = new StatsReporter(() => this.stats(), fetcher.statsIntervalMs, this.#log);
@@ -126,15 +138,30 @@ class Fetcher implements FetcherHandle {
     }
     // Which partitions this machine got: the line to grep when one fetcher seems idle.
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
-      this.#log.info({ memberId: e.payload.memberId, leader: e.payload.isLeader, partitions: e.payload.memberAssignment[topic] ?? [] }, 'joined consumer group');
+      const partitions = e.payload.memberAssignment[topic] ?? [];
+      this.#log.info({ memberId: e.payload.memberId, leader: e.payload.isLeader, partitions }, 'joined consumer group');
+      this.#idle?.joined(e.payload.memberId, partitions);
     });
     consumer.on(consumer.events.CRASH, ({ payload }) => {
       if (!payload.restart) this.#fail(coerceError(payload.error));
     });
+    // Joining is retried like a crash (a broker that dies while the fetcher starts is an outage, not a bug):
+    // the same backoff and budget as the consumer's restarts, each failed try leaving a clean consumer.
+    const join = async (): Promise<void> => {
+      try {
+        await consumer.connect();
+        await consumer.subscribe({ topic, fromBeginning: true });
+        await consumer.run({ autoCommit: true, autoCommitInterval: COMMIT_INTERVAL_MS, eachBatchAutoResolve: false, partitionsConsumedConcurrently: concurrentPartitions, eachBatch: (p) => this.#spooler.spool(p) });
+      } catch (err) {
+        await consumer.disconnect().catch(() => {});
+        throw err;
+      }
+    };
     try {
-      await consumer.connect();
-      await consumer.subscribe({ topic, fromBeginning: true });
-      await consumer.run({ autoCommit: true, autoCommitInterval: COMMIT_INTERVAL_MS, eachBatchAutoResolve: false, partitionsConsumedConcurrently: concurrentPartitions, eachBatch: (p) => this.#spooler.spool(p) });
+      await withRetries(join, { maxAttempts: fetcher.maxRestarts + 1, initialDelayMs: fetcher.restartBackoffMs, maxDelayMs: 30_000, jitter: 'none' }, {
+        classify: joinFailure,
+        onRetry: (err, attempt, delayMs) => this.#log.warn({ err, attempt, delayMs }, 'could not join the consumer group; retrying'),
+      });
     } catch (err) {
       await this.close();
       throw err;
@@ -146,7 +173,7 @@ class Fetcher implements FetcherHandle {
   stats(): FetchStats {
     const c = this.#spooler.counters;
     const depth = this.#gate?.depth ?? { items: 0, bytes: 0, readySegments: 0, claimedSegments: 0 };
-    return { ...c, lag: { ...c.lag }, restarts: this.restarts.total, paused: this.#gate?.paused ?? false, depth, seconds: (performance.now() - this.#started) / 1000 };
+    return { ...c, lag: { ...c.lag }, restarts: this.restarts.total, paused: this.#gate?.paused ?? false, depth, seconds: (performance.now() - this.#started) / 1000, idle: this.#idle?.report ?? null };
   }
 
   #fail(cause: Error): void {
@@ -174,6 +201,7 @@ class Fetcher implements FetcherHandle {
     this.#closing ??= closeAll(this.#log, [
       ['backpressure gate', () => this.#gate?.close()],
       ['stats reporter', () => this.#reporter?.close()],
+      ['idle watch', () => this.#idle?.close()],
       ['heartbeat', () => this.#heartbeat?.close()],
       ['consumer', () => this.#consumer?.disconnect()],
       ['database pool', () => this.#poolUse?.release()],

@@ -7,6 +7,8 @@ import { KafkaError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { run } from '../core/hints.js';
 import { sleep } from '../core/sleep.js';
+import { withRetries } from '../core/retry.js';
+import { isRetriable } from '../core/errors.js';
 
 function saslOptions(cfg: KafkaConfig): SASLOptions | undefined {
   if (cfg.sasl === undefined) return undefined;
@@ -80,8 +82,9 @@ function describeKafkaFailure(err: unknown, brokers: string, seeds: readonly See
       cause: err,
     });
   }
-  const why = seeds.map((s) => `${s.seed}: ${s.error ?? 'no answer'}`).join('; ');
-  return new KafkaError('KAFKA_UNREACHABLE', `Kafka unreachable: no seed broker answered (${why})`, {
+  // With several seeds, each one's answer: which are down, which are refused, which are slow.
+  const why = seeds.length < 2 ? '' : ` (no seed broker answered: ${seeds.map((s) => `${s.seed}: ${s.error ?? 'no answer'}`).join('; ')})`;
+  return new KafkaError('KAFKA_UNREACHABLE', `Kafka unreachable at ${brokers}${why}`, {
     retriable: true,
     hint: `start it with: ${run('services')}, or check SLUICE_KAFKA_BROKERS`,
     cause: err,
@@ -176,5 +179,31 @@ function firstAnswer<T>(asks: Array<Promise<T | null>>): Promise<T | null> {
         else if (pending === 0) resolve(null);
       });
     }
+  });
+}
+
+/**
+ * A kafkajs error as sluice reports it (one line, exit 3 or 2), for the places that talk to the cluster
+ * outside a send: refused credentials are the user's to fix; anything else is an outage, retriable.
+ * Anything that is not a kafkajs error (a bug, a sluice error) passes unchanged.
+ */
+export function kafkaFailure(thrown: unknown, what: string, hint: string): Error {
+  const err = thrown instanceof Error ? thrown : new Error(String(thrown));
+  if (!err.name.startsWith('KafkaJS')) return err;
+  if (isAuthFailure(err)) {
+    return new KafkaError('KAFKA_AUTH', `${what}: ${err.message}`, { hint: 'check SLUICE_KAFKA_SASL_USERNAME and SLUICE_KAFKA_SASL_PASSWORD, or kafka.sasl in sluice.config.ts', cause: err });
+  }
+  return new KafkaError('KAFKA_UNREACHABLE', `${what}: ${err.message}`, { retriable: true, hint, cause: err });
+}
+
+/**
+ * Runs a start-up step that talks to the cluster (topic, claims) again after a failure, with the clients'
+ * backoff (kafka.retries, kafka.retryInitialMs..retryMaxMs: longer than a leader change). Some kafkajs admin
+ * calls ask every broker of the metadata without retrying, so a dead broker not yet fenced fails them.
+ */
+export function retryKafka<T>(cfg: KafkaConfig, fn: () => Promise<T>, log: Logger, what: string): Promise<T> {
+  return withRetries(fn, { maxAttempts: cfg.retries + 1, initialDelayMs: cfg.retryInitialMs, maxDelayMs: cfg.retryMaxMs, jitter: 'none' }, {
+    retriable: (err) => (err.name.startsWith('KafkaJS') ? !isAuthFailure(err) : isRetriable(err) && err instanceof KafkaError),
+    onRetry: (err, attempt, delayMs) => log.warn({ err, attempt, delayMs, what }, 'Kafka call failed; retrying'),
   });
 }

@@ -5,7 +5,8 @@ import type { KafkaConfig } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import { checkKafka, createKafka, quickRetry } from './client.js';
 
-async function lagOf(admin: Admin, topic: string, groupId: string): Promise<Record<string, number>> {
+/** Messages on `topic` the group has not committed, per partition (a partition never committed counts from its low watermark). */
+export async function lagOf(admin: Admin, topic: string, groupId: string): Promise<Record<string, number>> {
   if (!(await admin.listTopics()).includes(topic)) return {};
   const high = await admin.fetchTopicOffsets(topic);
   const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });

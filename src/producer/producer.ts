@@ -22,9 +22,9 @@ import { withDbRetries } from '../db/db-errors.js';
 import type { RetryPolicy } from '../core/retry.js';
 import { inspectPipeline } from '../db/pipeline-tables.js';
 import { ledgerId } from '../db/ledger-id.js';
-import { claimNames } from '../kafka/ledger-claims.js';
+import { claimNames, pipelineClaims } from '../kafka/ledger-claims.js';
 import { sourceQueryError, type SourceInfo } from '../db/source.js';
-import { checkKafka, createKafka, kafkaRetry } from '../kafka/client.js';
+import { checkKafka, createKafka, kafkaFailure, kafkaRetry, retryKafka } from '../kafka/client.js';
 import type { SharedKafka } from '../kafka/lag.js';
 import { ensureTopic, topicMaxMessageBytes, topicSpec } from '../kafka/topics.js';
 import { BatchSender, messageSize, type OutgoingMessage } from './batch-sender.js';
@@ -206,11 +206,17 @@ async function prepareTopic(kafka: SharedKafka, opts: ProduceOptions, ledger: st
   const pipeline = getPipeline(opts.config, opts.pipeline);
   const admin = await kafka.admin();
   const own = opts.kafka === undefined;
-  if (own) await admin.connect();
   try {
-    const { partitions } = await ensureTopic(admin, pipeline.topic, topicSpec(pipeline), log);
-    await claimNames(admin, ledger, [{ kind: 'topic', name: pipeline.topic, setting: `pipelines.${opts.pipeline}.topic` }], log);
-    return { partitions, batchLimitBytes: Math.min(opts.config.producer.batchBytes, (await topicMaxMessageBytes(admin, pipeline.topic)) - BATCH_HEADROOM) };
+    if (own) await admin.connect();
+    // Claimed first: a deployment refused here has not touched the other one's topic. The group is the
+    // fetchers' to claim (produce never joins it).
+    return await retryKafka(opts.config.kafka, async () => {
+      await claimNames(admin, ledger, pipelineClaims(opts.config, opts.pipeline, pipeline).filter((c) => c.kind === 'topic'), log);
+      const { partitions } = await ensureTopic(admin, pipeline.topic, topicSpec(pipeline), log);
+      return { partitions, batchLimitBytes: Math.min(opts.config.producer.batchBytes, (await topicMaxMessageBytes(admin, pipeline.topic)) - BATCH_HEADROOM) };
+    }, log, 'prepare topic');
+  } catch (err) {
+    throw kafkaFailure(err, `could not prepare topic ${pipeline.topic}`, `check the brokers (${run('doctor')}) and run produce again; nothing was published`);
   } finally {
     if (own) await admin.disconnect();
   }

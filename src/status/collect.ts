@@ -14,6 +14,7 @@ import { STALE_AFTER_S } from '../core/heartbeat.js';
 import { listProcesses } from '../db/processes.js';
 import { resourceStatus } from '../db/resources-status.js';
 import { ledgerStatus } from '../db/status.js';
+import { kafkaHealth } from '../kafka/health.js';
 import { consumerLag } from '../kafka/lag.js';
 import { spoolDepth } from '../spool/depth.js';
 import { spoolPaths } from '../spool/layout.js';
@@ -62,6 +63,8 @@ export async function collectStatus(config: SluiceConfig, name: string, log: Log
   const t1 = performance.now();
   const groupId = groupIdOf(config, name);
   const lag = await (opts.lag?.(pipeline.topic, groupId) ?? consumerLag(config.kafka, pipeline.topic, groupId, log));
+  // A long-lived caller (the dashboard) passes its lag reader and does not ask the cluster on every refresh.
+  const kafka = opts.lag === undefined ? await kafkaHealth(config.kafka, pipeline.topic, log) : undefined;
   const paths = spoolPaths(resolve(config.spool.dir), name);
   const spool = { dir: paths.root, ...(await spoolDepth(paths)) };
   const c = ledger.counts;
@@ -87,6 +90,8 @@ export async function collectStatus(config: SluiceConfig, name: string, log: Log
     /** Database connections sluice holds now (README "Connections"). */
     connections,
     lag,
+    /** Brokers and the topic's replication (undefined: not asked; null: no seed broker answered). */
+    kafka,
     spool,
     /** Where the time went: the ledger's queries, and the consumer group's offsets. */
     timings: { databaseMs, kafkaMs: Math.round(performance.now() - t1) },

@@ -1,10 +1,19 @@
 // The human-readable status table.
 
+import { replicationWarnings } from '../kafka/health.js';
 import type { StatusReport } from './collect.js';
 
 const bar = (frac: number, width = 30): string => `[${'#'.repeat(Math.round(frac * width)).padEnd(width, '-')}] ${(frac * 100).toFixed(1)}%`;
 
 const ago = (s: number): string => (s < 90 ? `${s} s ago` : s < 5400 ? `${Math.round(s / 60)} min ago` : `${(s / 3600).toFixed(1)} h ago`);
+
+/** A fetcher's heartbeat `idle` (fetcher/idle-watch.ts): it holds no partition while the topic has lag. */
+function idleText(idle: unknown): string {
+  if (idle === null || typeof idle !== 'object') return '';
+  const r = idle as { lag?: number; members?: Array<{ clientId?: string; host?: string; topics?: string[] }> };
+  const others = (r.members ?? []).map((m) => `${m.clientId ?? '?'}@${m.host ?? '?'} on ${(m.topics ?? []).join(',') || '?'}`).join('; ');
+  return `, HOLDS NO PARTITION while the topic has lag ${r.lag ?? '?'} (other group members: ${others || 'none'})`;
+}
 
 /** The human-readable table. */
 export function renderStatus(report: StatusReport, out: (line: string) => void): void {
@@ -26,7 +35,7 @@ export function renderStatus(report: StatusReport, out: (line: string) => void):
   }
   for (const p of report.processes) {
     const i = p.info;
-    const what = p.role === 'fetcher' ? `spooled ${String(i.spooled ?? 0)}, spool ${String((i.depth as { items?: number } | undefined)?.items ?? '?')} item(s)${i.paused === true ? ', paused' : ''}` : `done ${String(i.done ?? 0)}, in flight ${String(i.inFlight ?? 0)}`;
+    const what = p.role === 'fetcher' ? `spooled ${String(i.spooled ?? 0)}, spool ${String((i.depth as { items?: number } | undefined)?.items ?? '?')} item(s)${i.paused === true ? ', paused' : ''}${idleText(i.idle)}` : `done ${String(i.done ?? 0)}, in flight ${String(i.inFlight ?? 0)}`;
     const age = p.stale ? `STALE: last heartbeat ${Math.round(p.ageSeconds)} s ago` : `heartbeat ${p.ageSeconds.toFixed(0)} s ago`;
     out(`  ${p.role.padEnd(7)} ${p.host} pid ${p.pid}  up since ${p.startedAt}  ${what}  (${age})`);
   }
@@ -35,6 +44,19 @@ export function renderStatus(report: StatusReport, out: (line: string) => void):
   out(`  database connections: ${c.heldByProcesses} held by ${c.processes} live process(es), ${c.heldHere ?? '?'} by this status; ${server}; at most ${c.poolSize} per process (database.poolSize)`);
   const lag = report.lag;
   out(`  consumer lag ${lag === null ? 'unknown (Kafka unreachable)' : Object.entries(lag).map(([p, n]) => `p${p}:${n}`).join(' ') || 'none'}`);
+  renderKafka(report, out);
   const spool = report.spool;
   out(`  spool on this machine: ${spool.items} item(s) in ${spool.readySegments} ready + ${spool.claimedSegments} claimed segment(s), ${spool.dir}`);
+}
+
+/** The brokers that answer and the topic's replication, with what an operator should act on. */
+function renderKafka(report: StatusReport, out: (line: string) => void): void {
+  const k = report.kafka;
+  if (k === undefined) return;
+  if (k === null) return out('  kafka: no seed broker answered');
+  const down = k.seedsDown.length === 0 ? 'every seed broker answers' : `seed broker(s) DOWN: ${k.seedsDown.map((d) => d.seed).join(', ')}`;
+  const t = k.topic;
+  const topic = t === null ? 'topic not created yet' : `topic: ${t.partitions} partition(s), replication factor ${t.replicationFactor}, min.insync.replicas ${t.minInsyncReplicas ?? '?'}`;
+  out(`  kafka: ${k.brokers} live broker(s), ${down}; ${topic}`);
+  if (t !== null) for (const w of replicationWarnings(k.brokers, t)) out(`  kafka warning: ${w.replace('<p>', report.pipeline)}`);
 }

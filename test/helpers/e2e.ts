@@ -36,7 +36,7 @@ export interface E2E {
   db: Connection;
   env: Record<string, string>;
   /** `sluice <command> --pipeline <name> ...args` in its own process (the dashboard serves every pipeline: no --pipeline). */
-  start(command: 'fetch' | 'work' | 'run' | 'dashboard', args?: string[], env?: Record<string, string>): Proc;
+  start(command: 'fetch' | 'work' | 'run' | 'dashboard' | 'produce', args?: string[], env?: Record<string, string>): Proc;
   /** Runs a command to its end (produce, status, ...). */
   cli(command: string, args?: string[], env?: Record<string, string>): Promise<CliResult>;
   counts(): Promise<Counts>;
@@ -90,7 +90,7 @@ export default { ...base, pipelines: { ${name}: { topic: ${JSON.stringify(topic)
   const procs = new Set<Proc>();
   let seq = 0;
 
-  const start = (command: 'fetch' | 'work' | 'run' | 'dashboard', args: string[] = [], extraEnv: Record<string, string> = {}): Proc => {
+  const start = (command: 'fetch' | 'work' | 'run' | 'dashboard' | 'produce', args: string[] = [], extraEnv: Record<string, string> = {}): Proc => {
     const label = `${command}-${++seq}`;
     const logFile = join(dir, 'logs', `${label}.log`);
     const fd = openSync(logFile, 'w');

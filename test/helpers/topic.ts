@@ -7,6 +7,7 @@ export interface ReadMessage {
   key: string;
   value: string;
   partition: number;
+  offset: string;
 }
 
 const kafka = (brokers = BROKERS) => new Kafka({ clientId: 'sluice-test-reader', brokers, logLevel: logLevel.NOTHING });
@@ -37,7 +38,7 @@ export async function readAll(topic: string, brokers = BROKERS): Promise<ReadMes
       consumer
         .run({
           eachMessage: async ({ message, partition }) => {
-            messages.push({ key: message.key?.toString('utf8') ?? '', value: message.value?.toString('utf8') ?? '', partition });
+            messages.push({ key: message.key?.toString('utf8') ?? '', value: message.value?.toString('utf8') ?? '', partition, offset: message.offset });
             if (messages.length >= expected) {
               clearTimeout(timer);
               resolve();

@@ -249,6 +249,48 @@ describe('fetch: group life and visibility', () => {
     assert.deepEqual(Object.keys(stat.lag as object).sort(), ['0', '1']);
   });
 
+  it('says so, once, when it holds no partition because another group member subscribes to another topic', async (t) => {
+    const lines: string[] = [];
+    const sink = new Writable({ write: (c, _e, done) => (lines.push(String(c)), done()) });
+    const logger = createLogger({ level: 'info', pretty: false, isTTY: false, destination: sink });
+    const s = await setup(2, { fetcher: { sessionTimeoutMs: 6000 } });
+    await publishRaw(s.topic, tasks(s.pipeline, 40));
+    // A consumer of another topic in the same group, there first: kafkajs's leader assigns only its own topics.
+    const otherTopic = randomName('other-topic');
+    await createTopic(otherTopic, 1);
+    const { Kafka, logLevel } = await import('kafkajs');
+    const intruder = new Kafka({ clientId: 'intruder-app', brokers: BROKERS, logLevel: logLevel.NOTHING }).consumer({ groupId: s.groupId, sessionTimeout: 6000 });
+    await intruder.connect();
+    t.after(() => intruder.disconnect());
+    await intruder.subscribe({ topic: otherTopic });
+    let intruderJoined = false;
+    intruder.on(intruder.events.GROUP_JOIN, () => (intruderJoined = true));
+    await intruder.run({ eachMessage: async () => {} });
+    await waitFor('the other consumer leads the group', () => intruderJoined);
+
+    const f = await s.start(undefined, logger);
+    const warned = () => lines.filter((l) => l.includes('fetcher holds no partition'));
+    await waitFor('the warning', () => warned().length > 0, 40_000);
+    assert.equal(f.stats().spooled, 0, 'nothing fetched: the fetcher really held no partition');
+    const record = JSON.parse(warned()[0]!) as { level: number; topic: string; groupId: string; lag: number; members: Array<{ clientId: string; topics: string[] }> };
+    assert.equal(record.level, 40);
+    assert.deepEqual([record.topic, record.groupId, record.lag], [s.topic, s.groupId, 40]);
+    assert.deepEqual(record.members.map((m) => [m.clientId, m.topics]), [['intruder-app', [otherTopic]]]);
+    const idle = f.stats().idle;
+    assert.ok(idle !== null && idle !== undefined, 'the heartbeat reports it');
+    assert.equal(idle.lag, 40);
+    assert.equal(idle.members[0]?.clientId, 'intruder-app');
+    // Said once, not on every check.
+    await new Promise((r) => setTimeout(r, 5000));
+    assert.equal(warned().length, 1);
+
+    // The other member leaves: the fetcher gets the partitions, fetches, and the report clears.
+    await intruder.disconnect();
+    await waitFor('40 spooled once the group is its own', () => f.stats().spooled >= 40, 40_000);
+    assert.equal(f.stats().idle, null);
+    await f.stop();
+  });
+
   it('rides out a broker restart (restarting with backoff), and fails with a clear error when the broker stays away', async () => {
     const broker = await startPrivateBroker();
     try {

@@ -86,9 +86,11 @@ describe('produce', () => {
 
     const messages = await readAll(s.topic);
     assert.deepEqual(messages.map((m) => m.key).sort(), want.map(String).sort());
+    const [[ledger]] = await db.query<RowDataPacket[]>('SELECT id FROM sluice_ledger');
     for (const m of messages) {
       const e = JSON.parse(m.value) as TaskEnvelope;
-      assert.deepEqual(Object.keys(e).sort(), ['attempt', 'key', 'payload', 'pipeline', 'producedAt', 'runId', 'v']);
+      assert.deepEqual(Object.keys(e).sort(), ['attempt', 'key', 'ledger', 'payload', 'pipeline', 'producedAt', 'runId', 'v']);
+      assert.equal(e.ledger, String(ledger!.id), "the message carries its ledger's id");
       assert.equal(e.v, ENVELOPE_VERSION);
       assert.equal(e.pipeline, s.pipeline);
       assert.equal(e.key, Number(m.key), 'integer keys travel as numbers');
@@ -99,9 +101,11 @@ describe('produce', () => {
     }
     const d = await dispatched(s.pipeline);
     assert.deepEqual([...d.keys()].sort(), want.map(String).sort());
-    for (const row of d.values()) {
+    const at = new Map(messages.map((m) => [`${m.partition}:${m.offset}`, m.key]));
+    for (const [key, row] of d) {
       assert.equal(row.run_id, summary.runId);
       assert.equal(row.topic, s.topic);
+      assert.equal(at.get(`${row.kafka_partition}:${row.kafka_offset}`), key, 'recorded at the partition and offset Kafka acknowledged');
     }
   });
 
