@@ -97,31 +97,37 @@ describe('a partition leader killed', () => {
       rows: ROWS,
       partitions: 6,
       brokers: c.brokers,
-      config: { producer: { progressIntervalMs: 200, batchBytes: 32 * 1024 } },
+      // A small spool keeps the fetcher fetching while the workers drain it (paused and resumed by backpressure).
+      config: { producer: { progressIntervalMs: 200, batchBytes: 32 * 1024 }, spool: { leaseMs: 3000, highWaterItems: 3000, lowWaterItems: 1500 } },
       stages: `[{ name: 'recognise', concurrency: 16, run: async (p, ctx) => { await new Promise((r) => setTimeout(r, 10)); return { n: ctx.task.key }; } }]`,
     });
     const h = e;
     const spool = `${h.dir}/machine-1`;
     const fetch1 = h.start('fetch', ['--spool-dir', spool]);
-    const worker = h.start('work', ['--spool-dir', spool]);
+    await waitFor('the first fetcher runs', () => fetch1.log().includes('"msg":"fetcher started"'), 60_000);
 
     // --- 1. The leader of partition 0 is killed while produce is sending.
     const produce = h.start('produce');
     const sent = (): number => Math.max(0, ...produce.log().split('\n').filter((l) => l.includes('"produce progress"')).map((l) => Number(/"published":(\d+)/.exec(l)?.[1] ?? 0)));
-    await waitFor('produce is sending', () => sent() > 0 || produce.child.exitCode !== null, 60_000);
+    await waitFor('produce is a quarter through', () => sent() >= ROWS / 4 || produce.child.exitCode !== null, 60_000);
     assert.equal(produce.child.exitCode, null, `produce still runs when the leader is killed: ${produce.log().slice(-1500)}`);
     const victim = await leaderOf(c.brokers, h.topic);
     c.kill(victim);
     t.diagnostic(`killed node ${victim}, leader of partition 0, while produce ran: ${sent()} of ${ROWS} sent`);
     const firstCode = await produce.exited;
-    t.diagnostic(`produce during the leader kill exited ${firstCode}`);
+    const resends = produce.log().split('\n').filter((l) => l.includes('sending those again')).length;
+    t.diagnostic(`produce during the leader kill exited ${firstCode}; ${resends} resend(s) of partitions a resolved send had not acknowledged`);
     assert.ok(firstCode === 0 || firstCode === 3, `produce exits 0, or 3 on a send it could not get acknowledged: ${produce.log().slice(-3000)}`);
 
     // --- 2. With the broker still down: the fetcher restarts, and a rerun of produce starts and finishes.
     fetch1.child.kill('SIGTERM');
     assert.equal(await fetch1.exited, 0, fetch1.log().slice(-2000));
+    const restartedAt = Date.now();
     const fetch2 = h.start('fetch', ['--spool-dir', spool]);
-    await waitFor('the fetcher restarted while a broker is down', () => fetch2.log().includes('"msg":"fetcher started"'), 60_000);
+    await waitFor('the fetcher restarted while a broker is down', () => fetch2.log().includes('"msg":"fetcher started"'), 120_000).catch((err: Error) => {
+      throw new Error(`${err.message}: ${fetch2.log().split('\n').filter((l) => !l.includes('"level":20')).slice(-30).join('\n')}`);
+    });
+    t.diagnostic(`fetcher restarted with node ${victim} down: started in ${Date.now() - restartedAt} ms`);
     const rerun = await h.cli('produce', ['--json']);
     assert.equal(rerun.code, 0, rerun.stderr.slice(-3000));
     const summary = JSON.parse(rerun.stdout) as { published: number };
@@ -149,6 +155,7 @@ describe('a partition leader killed', () => {
     // --- 3. The broker comes back; then the leader of partition 0 is killed while the work goes on.
     await c.restart(victim);
     await waitFor(`node ${victim} back in sync`, async () => (await partitions(c.brokers, h.topic)).every((p) => p.isr.length === 3), 60_000);
+    const worker = h.start('work', ['--spool-dir', spool]);
     const running = mustRun([fetch2, worker]);
     await waitFor('work under way', async () => (await h.counts()).results >= ROWS / 5, 240_000);
     const second = await leaderOf(c.brokers, h.topic);

@@ -1,10 +1,16 @@
+// Where sluice meets a production Kafka cluster, the parts without a broker: acknowledged sends, the
+// replication warnings doctor and status give, and how a kafkajs failure is reported.
+//
 // The producer records a task as dispatched only for a message Kafka acknowledged, with its partition and
 // offset. kafkajs 2.2.4 can resolve a send without writing some partitions (a leader moved to a broker that had
 // already answered): the fake producer here answers like that, and the messages must still all be written.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CompressionTypes, Partitioners, type Producer, type RecordMetadata } from 'kafkajs';
+import { KafkaError } from '../../src/core/errors.js';
 import { silentLogger } from '../../src/core/logger.js';
+import { kafkaFailure } from '../../src/kafka/client.js';
+import { replicationWarnings } from '../../src/kafka/health.js';
 import { partitionOf, sendAcknowledged } from '../../src/producer/acked-send.js';
 import { messageSize, type OutgoingMessage } from '../../src/producer/batch-sender.js';
 
@@ -66,5 +72,31 @@ describe('sendAcknowledged', () => {
       (err: Error & { code?: string }) => err.code === 'KAFKA_PUBLISH_UNACKNOWLEDGED' && err.message.includes(`partition(s) ${p}`),
     );
     assert.equal(f.sends(), 3);
+  });
+});
+
+describe('replication warnings (doctor, status)', () => {
+  const topic = { partitions: 6, replicationFactor: 3, underReplicated: 0, minInsyncReplicas: 2 };
+  it('says nothing of 3 replicas with min ISR 2, nor of a single-broker development cluster', () => {
+    assert.deepEqual(replicationWarnings(3, topic), []);
+    assert.deepEqual(replicationWarnings(1, { ...topic, replicationFactor: 1, minInsyncReplicas: 1 }), []);
+  });
+  it('warns of fewer than 3 replicas on 3 or more brokers, of min ISR 1 with acks=all, and of partitions out of sync', () => {
+    assert.match(replicationWarnings(3, { ...topic, replicationFactor: 1, minInsyncReplicas: 1 }).join('\n'), /^1 replica\(s\) per partition on a cluster of 3 brokers/);
+    assert.match(replicationWarnings(3, { ...topic, minInsyncReplicas: 1 }).join('\n'), /^min\.insync\.replicas 1 with acks=all/);
+    assert.match(replicationWarnings(3, { ...topic, underReplicated: 2 }).join('\n'), /^2 of 6 partition\(s\) have fewer in-sync replicas/);
+  });
+});
+
+describe('a kafkajs error outside a send', () => {
+  it('is an outage (retriable, exit 3) unless the credentials were refused; anything else passes unchanged', () => {
+    const refused = Object.assign(new Error('Connection error: connect ECONNREFUSED 127.0.0.1:1'), { name: 'KafkaJSConnectionError' });
+    const outage = kafkaFailure(refused, 'could not prepare topic t', 'check the brokers');
+    assert.ok(outage instanceof KafkaError);
+    assert.deepEqual([outage.code, outage.retriable, outage.message], ['KAFKA_UNREACHABLE', true, 'could not prepare topic t: Connection error: connect ECONNREFUSED 127.0.0.1:1']);
+    const auth = kafkaFailure(Object.assign(new Error('SASL PLAIN authentication failed'), { name: 'KafkaJSSASLAuthenticationError' }), 'x', 'y');
+    assert.deepEqual([(auth as KafkaError).code, (auth as KafkaError).retriable], ['KAFKA_AUTH', false]);
+    const bug = new TypeError('x is undefined');
+    assert.equal(kafkaFailure(bug, 'x', 'y'), bug);
   });
 });
