@@ -8,7 +8,7 @@ import { openPool } from '../db/pool.js';
 import { inspectPipeline } from '../db/pipeline-tables.js';
 import { mergedKeys } from '../db/results-table.js';
 import { ledgerId } from '../db/ledger-id.js';
-import { checkKafka, createKafka, quickRetry, type KafkaCheck } from '../kafka/client.js';
+import { checkKafka, createKafka, kafkaFailure, quickRetry, retryKafka, type KafkaCheck } from '../kafka/client.js';
 import { replicationWarnings, seedsDown, topicReplication } from '../kafka/health.js';
 import { claimNames, pipelineClaims } from '../kafka/ledger-claims.js';
 import type { PipelineConfig, SluiceConfig } from '../core/config.js';
@@ -63,18 +63,22 @@ export const doctorCommand: Command = {
 /** The pipeline's topic and group: not another ledger's (throws KAFKA_OTHER_LEDGER, exit 2), and replicated. */
 async function checkPipelineKafka(config: SluiceConfig, name: string, pipeline: PipelineConfig, ledger: string, k: KafkaCheck, log: Logger, out: (line: string) => void): Promise<void> {
   const admin = createKafka(config.kafka, log.child({ component: 'kafka' }), { retry: quickRetry(config.kafka) }).admin();
-  await admin.connect();
   try {
+    await admin.connect();
     const claims = pipelineClaims(config, name, pipeline);
-    await claimNames(admin, ledger, claims, log, { check: true });
+    const t = await retryKafka(config.kafka, async () => {
+      await claimNames(admin, ledger, claims, log, { check: true });
+      return topicReplication(admin, pipeline.topic);
+    }, log, 'doctor');
     out(`ok  claims      ${claims.map((c) => `${c.kind} ${c.name}`).join(', ')}: no other ledger uses them`);
-    const t = await topicReplication(admin, pipeline.topic);
     if (t === null) {
       out(`ok  topic       ${pipeline.topic} does not exist yet: produce or fetch creates it (${topicWill(pipeline)})`);
       return;
     }
     out(`ok  topic       ${pipeline.topic}: ${t.partitions} partition(s), replication factor ${t.replicationFactor}, min.insync.replicas ${t.minInsyncReplicas ?? '?'}`);
     for (const w of replicationWarnings(k.brokers, t)) out(`warn topic       ${pipeline.topic}: ${w.replace('<p>', name)}`);
+  } catch (err) {
+    throw kafkaFailure(err, `could not check topic ${pipeline.topic}`, 'check the brokers and run doctor again');
   } finally {
     await admin.disconnect().catch(() => {});
   }
@@ -85,10 +89,12 @@ async function checkAllClaims(config: SluiceConfig, ledger: string, log: Logger,
   const claims = Object.entries(config.pipelines).flatMap(([n, p]) => pipelineClaims(config, n, p));
   if (claims.length === 0) return;
   const admin = createKafka(config.kafka, log.child({ component: 'kafka' }), { retry: quickRetry(config.kafka) }).admin();
-  await admin.connect();
   try {
-    await claimNames(admin, ledger, claims, log, { check: true });
+    await admin.connect();
+    await retryKafka(config.kafka, () => claimNames(admin, ledger, claims, log, { check: true }), log, 'doctor');
     out(`ok  claims      ${claims.length} topic and group name(s) of ${Object.keys(config.pipelines).length} pipeline(s): no other ledger uses them`);
+  } catch (err) {
+    throw kafkaFailure(err, 'could not check the claims', 'check the brokers and run doctor again');
   } finally {
     await admin.disconnect().catch(() => {});
   }

@@ -38,6 +38,7 @@ export const ERROR_CODES = {
   KAFKA_PUBLISH_FAILED: ['unavailable', true],
   KAFKA_PUBLISH_UNACKNOWLEDGED: ['unavailable', true],
   KAFKA_OTHER_LEDGER: ['usage', false],
+  KAFKA_REFUSED: ['usage', false],
   MIGRATIONS_MISSING: ['migrations', false],
   MIGRATIONS_PENDING: ['migrations', false],
   MIGRATION_FAILED: ['migrations', false],

@@ -33,6 +33,7 @@ import { IdleWatch } from './idle-watch.js';
 import { StatsReporter } from './stats-reporter.js';
 import { lagOf } from '../kafka/lag.js';
 import { kafkaFailure } from '../kafka/client.js';
+import { ClaimKeeper, pipelineClaims } from '../kafka/ledger-claims.js';
 
 export type { FetchStats } from './batch-spooler.js';
 
@@ -60,8 +61,9 @@ export async function startFetcher(opts: FetchOptions): Promise<FetcherHandle> {
   const paths = spoolPaths(resolvePath(opts.config.spool.dir), opts.pipeline);
   const writer = new SpoolWriter(paths, opts.config.spool.maxSegmentItems);
   await writer.open();
-  const { pool, kafka, ledger } = await openFetcherParts(opts, pipeline, log);
+  const { pool, kafka, ledger } = await openFetcherParts(opts, pipeline, log, paths.root);
   const fetcher = new Fetcher(opts, paths, log, pool, writer, ledger);
+  fetcher.keepClaims(new ClaimKeeper(kafka, ledger, pipelineClaims(opts.config, opts.pipeline, pipeline), log));
   const consumer = createConsumer(kafka, opts.config, opts.pipeline, fetcher.restarts, log);
   await fetcher.start(consumer, kafka, pipeline.topic, Math.min(CONCURRENT_PARTITIONS, pipeline.partitions));
   return fetcher;
@@ -85,6 +87,7 @@ class Fetcher implements FetcherHandle {
   #gate: BackpressureGate | null = null;
   #reporter: StatsReporter | null = null;
   #idle: IdleWatch | null = null;
+  #claims: ClaimKeeper | null = null;
   #heartbeat: Heartbeat | null = null;
   #consumer: Consumer | null = null;
   #settle: { finish(s: FetchStats): void; fail(err: Error): void } = { finish: () => {}, fail: () => {} };
@@ -170,6 +173,11 @@ class Fetcher implements FetcherHandle {
     this.#log.info({ topic, spool: this.paths.root, fetcherId: safeWorkerId(this.#opts.fetcherId ?? `${hostname()}-${process.pid}`) }, 'fetcher started');
   }
 
+  /** The claims on the topic and group, kept alive while the fetcher runs; closed with it. */
+  keepClaims(keeper: ClaimKeeper): void {
+    this.#claims = keeper;
+  }
+
   stats(): FetchStats {
     const c = this.#spooler.counters;
     const depth = this.#gate?.depth ?? { items: 0, bytes: 0, readySegments: 0, claimedSegments: 0 };
@@ -202,6 +210,7 @@ class Fetcher implements FetcherHandle {
       ['backpressure gate', () => this.#gate?.close()],
       ['stats reporter', () => this.#reporter?.close()],
       ['idle watch', () => this.#idle?.close()],
+      ['claim keeper', () => this.#claims?.close()],
       ['heartbeat', () => this.#heartbeat?.close()],
       ['consumer', () => this.#consumer?.disconnect()],
       ['database pool', () => this.#poolUse?.release()],

@@ -42,7 +42,9 @@ export class IdleWatch {
   #noPartitionSince: number;
   #memberId: string | null = null;
   #warned = false;
-  #checking = false;
+  #checking: Promise<void> | null = null;
+  #admin: Admin | null = null;
+  #told = false;
   readonly #d: IdleWatchDeps;
   readonly #now: () => number;
   readonly #timer: NodeJS.Timeout;
@@ -50,7 +52,8 @@ export class IdleWatch {
   constructor(deps: IdleWatchDeps, checkEveryMs = Math.max(1000, Math.floor(deps.afterMs / 3))) {
     this.#d = deps;
     this.#now = deps.now ?? (() => performance.now());
-    this.#noPartitionSince = this.#now();
+    // The clock starts at the first join: a join still under way (a broker outage at start) is not idleness.
+    this.#noPartitionSince = Number.POSITIVE_INFINITY;
     this.#timer = setInterval(() => void this.check(), checkEveryMs);
     this.#timer.unref();
   }
@@ -74,20 +77,28 @@ export class IdleWatch {
   }
 
   /** One look: idle long enough and lag on the topic -> report (and warn once). */
-  async check(): Promise<void> {
-    if (this.state === 'closed' || this.#checking) return;
+  check(): Promise<void> {
+    if (this.state === 'closed' || this.#checking !== null) return this.#checking ?? Promise.resolve();
     const idleMs = this.#now() - this.#noPartitionSince;
-    if (!(idleMs > this.#d.afterMs)) return;
-    this.#checking = true;
-    const admin = this.#d.admin();
+    if (!(idleMs > this.#d.afterMs)) return Promise.resolve();
+    this.#checking = this.#look(idleMs).finally(() => (this.#checking = null));
+    return this.#checking;
+  }
+
+  async #look(idleMs: number): Promise<void> {
+    const admin = (this.#admin = this.#d.admin());
     try {
       await admin.connect();
       const lag = await this.#d.lag(admin);
-      if (lag <= 0 || (this.state as IdleWatch['state']) === 'closed') {
+      const members = lag > 0 ? await othersIn(admin, this.#d.groupId, this.#memberId) : [];
+      // Every other member reads this topic too: more fetchers than partitions, which is no fault.
+      const foreign = members.filter((m) => !m.topics.includes(this.#d.topic));
+      if (lag <= 0 || (this.state as IdleWatch['state']) === 'closed' || foreign.length === 0) {
+        if (lag > 0 && !this.#told) this.#d.log.info({ topic: this.#d.topic, members: members.length }, 'fetcher holds no partition: the group has more fetchers than the topic has partitions');
+        this.#told ||= lag > 0;
         this.#report = null;
         return;
       }
-      const members = await othersIn(admin, this.#d.groupId, this.#memberId);
       this.#report = { sinceMs: Math.round(idleMs), lag, members };
       if (!this.#warned) {
         this.#warned = true;
@@ -100,14 +111,17 @@ export class IdleWatch {
     } catch (err) {
       this.#d.log.debug({ err }, 'could not check why the fetcher holds no partition');
     } finally {
-      this.#checking = false;
+      this.#admin = null;
       await admin.disconnect().catch(() => {});
     }
   }
 
-  close(): void {
+  /** Idempotent; a check under way is cut short (its admin disconnected) and waited for. */
+  async close(): Promise<void> {
     this.state = 'closed';
     clearInterval(this.#timer);
+    await this.#admin?.disconnect().catch(() => {});
+    await this.#checking;
   }
 }
 

@@ -182,10 +182,17 @@ function firstAnswer<T>(asks: Array<Promise<T | null>>): Promise<T | null> {
   });
 }
 
+/** kafkajs's verdict on an error: its `retriable` flag; giving up after its own retries is final too. */
+function kafkaJsRetriable(err: Error): boolean {
+  if (isAuthFailure(err) || err.name === 'KafkaJSNumberOfRetriesExceeded') return false;
+  return (err as { retriable?: unknown }).retriable !== false;
+}
+
 /**
- * A kafkajs error as sluice reports it (one line, exit 3 or 2), for the places that talk to the cluster
- * outside a send: refused credentials are the user's to fix; anything else is an outage, retriable.
- * Anything that is not a kafkajs error (a bug, a sluice error) passes unchanged.
+ * A kafkajs error as sluice reports it (one line), for the places that talk to the cluster outside a send:
+ * refused credentials (exit 3, not retried), a request the cluster refuses for good (a replication factor
+ * above its brokers, a policy, an authorisation: exit 2, the setting to fix), and anything else an outage
+ * (retriable, exit 3). Anything that is not a kafkajs error (a bug, a sluice error) passes unchanged.
  */
 export function kafkaFailure(thrown: unknown, what: string, hint: string): Error {
   const err = thrown instanceof Error ? thrown : new Error(String(thrown));
@@ -193,17 +200,25 @@ export function kafkaFailure(thrown: unknown, what: string, hint: string): Error
   if (isAuthFailure(err)) {
     return new KafkaError('KAFKA_AUTH', `${what}: ${err.message}`, { hint: 'check SLUICE_KAFKA_SASL_USERNAME and SLUICE_KAFKA_SASL_PASSWORD, or kafka.sasl in sluice.config.ts', cause: err });
   }
+  const type = (err as { type?: unknown }).type;
+  if (err.name === 'KafkaJSProtocolError' && !kafkaJsRetriable(err)) {
+    return new KafkaError('KAFKA_REFUSED', `${what}: Kafka refused it: ${err.message}${typeof type === 'string' ? ` (${type})` : ''}`, {
+      hint: 'check the pipeline\'s topic settings (partitions, replicationFactor, minInsyncReplicas) against the cluster, and the client\'s rights on the topic and group',
+      cause: err,
+    });
+  }
   return new KafkaError('KAFKA_UNREACHABLE', `${what}: ${err.message}`, { retriable: true, hint, cause: err });
 }
 
 /**
  * Runs a start-up step that talks to the cluster (topic, claims) again after a failure, with the clients'
  * backoff (kafka.retries, kafka.retryInitialMs..retryMaxMs: longer than a leader change). Some kafkajs admin
- * calls ask every broker of the metadata without retrying, so a dead broker not yet fenced fails them.
+ * calls (listGroups) ask every broker of the metadata once without retrying, so a dead broker not yet fenced
+ * fails them; calls kafkajs retried itself until it gave up are not retried again.
  */
 export function retryKafka<T>(cfg: KafkaConfig, fn: () => Promise<T>, log: Logger, what: string): Promise<T> {
   return withRetries(fn, { maxAttempts: cfg.retries + 1, initialDelayMs: cfg.retryInitialMs, maxDelayMs: cfg.retryMaxMs, jitter: 'none' }, {
-    retriable: (err) => (err.name.startsWith('KafkaJS') ? !isAuthFailure(err) : isRetriable(err) && err instanceof KafkaError),
+    retriable: (err) => (err.name.startsWith('KafkaJS') ? kafkaJsRetriable(err) : isRetriable(err) && err instanceof KafkaError),
     onRetry: (err, attempt, delayMs) => log.warn({ err, attempt, delayMs, what }, 'Kafka call failed; retrying'),
   });
 }

@@ -5,7 +5,8 @@
 import type { Admin } from 'kafkajs';
 import type { KafkaConfig } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
-import { checkKafka, createKafka, quickRetry, type KafkaCheck } from './client.js';
+import { KafkaError } from '../core/errors.js';
+import { checkKafka, createKafka, kafkaFailure, quickRetry, type KafkaCheck } from './client.js';
 import { topicConfigs } from './topics.js';
 
 export interface TopicReplication {
@@ -16,6 +17,8 @@ export interface TopicReplication {
   underReplicated: number;
   /** The topic's effective min.insync.replicas; null when it could not be read. */
   minInsyncReplicas: number | null;
+  /** Brokers that hold replicas of the topic but are not live (down, or fenced), by node id. */
+  downBrokers: number[];
 }
 
 export interface KafkaHealth {
@@ -30,12 +33,15 @@ export async function topicReplication(admin: Admin, topic: string): Promise<Top
   if (!(await admin.listTopics()).includes(topic)) return null;
   const [meta] = (await admin.fetchTopicMetadata({ topics: [topic] })).topics;
   const parts = meta?.partitions ?? [];
+  const live = new Set((await admin.describeCluster()).brokers.map((b) => b.nodeId));
+  const downBrokers = [...new Set(parts.flatMap((p) => [...p.replicas, ...(p.offlineReplicas ?? [])]))].filter((id) => !live.has(id)).sort((a, b) => a - b);
   const minIsr = Number((await topicConfigs(admin, topic, ['min.insync.replicas']))['min.insync.replicas']);
   return {
     partitions: parts.length,
     replicationFactor: parts.length === 0 ? 0 : Math.min(...parts.map((p) => p.replicas.length)),
     underReplicated: parts.filter((p) => p.isr.length < p.replicas.length).length,
     minInsyncReplicas: Number.isInteger(minIsr) && minIsr > 0 ? minIsr : null,
+    downBrokers,
   };
 }
 
@@ -54,8 +60,10 @@ export async function kafkaHealth(cfg: KafkaConfig, topic: string, log: Logger, 
     } finally {
       await admin.disconnect();
     }
-  } catch {
-    return null;
+  } catch (err) {
+    // No seed answered: the report says so. Anything else (a bug, a refused request) is not hidden as that.
+    if (err instanceof KafkaError && err.code === 'KAFKA_UNREACHABLE') return null;
+    throw kafkaFailure(err, `could not read topic ${topic}`, 'check the brokers');
   }
 }
 
@@ -64,8 +72,14 @@ export async function kafkaHealth(cfg: KafkaConfig, topic: string, log: Logger, 
  * min.insync.replicas is how many copies a write is acknowledged with: 1 means an acknowledged write can be
  * lost with one broker.
  */
-export function replicationWarnings(brokers: number, t: TopicReplication): string[] {
+export function replicationWarnings(liveBrokers: number, t: TopicReplication): string[] {
   const warnings: string[] = [];
+  // The cluster's size counts the brokers that are down too: the warning matters most then.
+  const brokers = liveBrokers + t.downBrokers.length;
+  if (t.downBrokers.length > 0) warnings.push(`broker(s) ${t.downBrokers.join(', ')} hold replicas of the topic and are down`);
+  if (t.minInsyncReplicas !== null && t.minInsyncReplicas > t.replicationFactor) {
+    warnings.push(`min.insync.replicas ${t.minInsyncReplicas} is above the topic's ${t.replicationFactor} replica(s): every write with acks=all fails (NOT_ENOUGH_REPLICAS); lower pipelines.<p>.minInsyncReplicas or add replicas`);
+  }
   if (brokers >= 3 && t.replicationFactor < 3) {
     warnings.push(`${t.replicationFactor} replica(s) per partition on a cluster of ${brokers} brokers: a broker lost is data lost or a pipeline stopped; recreate the topic with pipelines.<p>.replicationFactor: 3 (kafka-reassign-partitions can add replicas in place)`);
   }

@@ -13,10 +13,11 @@
 // withdraws its new claim first): never both running. Messages carry their ledger id as well (envelope), so
 // even a deployment that never claimed (an older sluice) cannot have its tasks run by the wrong ledger.
 
-import type { Admin } from 'kafkajs';
+import type { Admin, Kafka } from 'kafkajs';
 import { groupIdOf, type PipelineConfig, type SluiceConfig } from '../core/config.js';
 import { KafkaError } from '../core/errors.js';
 import { withRetries } from '../core/retry.js';
+import { sleep } from '../core/sleep.js';
 import type { Logger } from '../core/logger.js';
 
 export const CLAIMS_TOPIC = 'sluice.claims';
@@ -56,17 +57,12 @@ export function parseClaim(groupId: string): { kind: ClaimKind; ledger: string; 
   return null;
 }
 
-/**
- * kafkajs's listGroups asks every broker in the metadata once, without retries: a broker that died and is not
- * fenced yet (KRaft: broker.session.timeout.ms, 9 s) fails it. Retried for longer than that.
- */
-function listGroups(admin: Admin): ReturnType<Admin['listGroups']> {
-  return withRetries(() => admin.listGroups(), { maxAttempts: 10, initialDelayMs: 500, maxDelayMs: 5000, jitter: 'none' }, { retriable: (err) => err.name !== 'KafkaJSSASLAuthenticationError' });
-}
+/** Every consumer group of the cluster. kafkajs asks each broker once, without retrying: callers retry (retryKafka). */
+const listGroups = (admin: Admin): ReturnType<Admin['listGroups']> => admin.listGroups();
 
 /** Other ledgers' claims on these names, by claim. */
 async function foreignClaims(admin: Admin, ledger: string, claims: readonly Claim[]): Promise<Map<Claim, string[]>> {
-  const { groups } = await admin.listGroups();
+  const { groups } = await listGroups(admin);
   const found = new Map<Claim, string[]>();
   for (const g of groups) {
     const c = parseClaim(g.groupId);
@@ -92,7 +88,9 @@ function refusal(found: Map<Claim, string[]>, claims: readonly Claim[], ledger: 
 async function ensureClaimsTopic(admin: Admin): Promise<void> {
   if ((await admin.listTopics()).includes(CLAIMS_TOPIC)) return;
   try {
-    await admin.createTopics({ topics: [{ topic: CLAIMS_TOPIC, numPartitions: 1 }], waitForLeaders: true });
+    // Replicated where the cluster allows: with its only replica down, no deployment could write a new claim.
+    const brokers = (await admin.describeCluster()).brokers.length;
+    await admin.createTopics({ topics: [{ topic: CLAIMS_TOPIC, numPartitions: 1, replicationFactor: Math.min(3, brokers) }], waitForLeaders: true });
   } catch (err) {
     // Another deployment created it in between.
     if (!(await admin.listTopics()).includes(CLAIMS_TOPIC)) throw err;
@@ -100,14 +98,30 @@ async function ensureClaimsTopic(admin: Admin): Promise<void> {
 }
 
 /**
- * kafkajs writes a group's offset by joining it briefly, so two processes of one ledger that claim the same
- * name at once (produce and fetch, fetchers on several machines) can find the group mid-join: that is
- * retried after a short random pause, and a claim that exists afterwards was written by the other one.
+ * Writes one claim: a member joins the claim's group for a moment and commits offset 0 of the claims topic.
+ * (kafkajs's admin.setOffsets does the same but then waits out a whole fetch, 5 s.) Two processes of one
+ * ledger that claim the same name at once (produce and fetch, fetchers on several machines) can meet in the
+ * group's join: that is retried after a short random pause, and a claim that exists afterwards was written
+ * by the other one.
  */
-async function writeClaim(admin: Admin, groupId: string): Promise<void> {
-  const write = () => admin.setOffsets({ groupId, topic: CLAIMS_TOPIC, partitions: [{ partition: 0, offset: '0' }] });
+async function writeClaim(client: Kafka, admin: Admin, groupId: string): Promise<void> {
+  const write = async (): Promise<void> => {
+    const consumer = client.consumer({ groupId, sessionTimeout: 10_000, maxWaitTimeInMs: 100, allowAutoTopicCreation: false, retry: { retries: 2 } });
+    const stop = new AbortController();
+    try {
+      const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
+      await consumer.connect();
+      await consumer.subscribe({ topic: CLAIMS_TOPIC, fromBeginning: true });
+      await consumer.run({ autoCommit: false, eachBatch: async () => {} });
+      await Promise.race([joined, sleep(30_000, stop.signal).then(() => Promise.reject(new Error(`no join of ${groupId} within 30 s`)))]);
+      await consumer.commitOffsets([{ topic: CLAIMS_TOPIC, partition: 0, offset: '0' }]);
+    } finally {
+      stop.abort();
+      await consumer.disconnect().catch(() => {});
+    }
+  };
   try {
-    await withRetries(write, { maxAttempts: 5, initialDelayMs: 300, maxDelayMs: 3000, jitter: 'full' }, { retriable: () => true });
+    await withRetries(write, { maxAttempts: 5, initialDelayMs: 300, maxDelayMs: 3000, jitter: 'full' });
   } catch (err) {
     if (!(await listGroups(admin)).groups.some((g) => g.groupId === groupId)) throw err;
   }
@@ -115,17 +129,20 @@ async function writeClaim(admin: Admin, groupId: string): Promise<void> {
 
 /**
  * Claims the names for this ledger, or throws KAFKA_OTHER_LEDGER (exit 2) naming the first one another
- * ledger holds. With `check` only, claims nothing (doctor).
+ * ledger holds. With `check` only, claims nothing (doctor); else `client` writes the missing claims (of the
+ * kinds in `write`, default all: produce checks the group but leaves claiming it to the fetchers).
  */
-export async function claimNames(admin: Admin, ledger: string, claims: readonly Claim[], log: Logger, opts: { check?: boolean } = {}): Promise<void> {
+export async function claimNames(admin: Admin, ledger: string, claims: readonly Claim[], log: Logger, opts: { check?: boolean; client?: Kafka; write?: readonly ClaimKind[] } = {}): Promise<void> {
   const before = await foreignClaims(admin, ledger, claims);
   if (before.size > 0) throw refusal(before, claims, ledger);
   if (opts.check === true) return;
+  const client = opts.client;
+  if (client === undefined) throw new TypeError('claimNames: a Kafka client is needed to write claims');
   const existing = new Set((await listGroups(admin)).groups.map((g) => g.groupId));
-  const made = claims.map((c) => claimGroupId(c.kind, ledger, c.name)).filter((g) => !existing.has(g));
+  const made = claims.filter((c) => opts.write?.includes(c.kind) ?? true).map((c) => claimGroupId(c.kind, ledger, c.name)).filter((g) => !existing.has(g));
   if (made.length === 0) return;
   await ensureClaimsTopic(admin);
-  for (const groupId of made) await writeClaim(admin, groupId);
+  await Promise.all(made.map((groupId) => writeClaim(client, admin, groupId)));
   const after = await foreignClaims(admin, ledger, claims);
   if (after.size > 0) {
     // A deployment that claimed at the same moment: both withdraw what they just claimed, and both refuse.
@@ -133,4 +150,54 @@ export async function claimNames(admin: Admin, ledger: string, claims: readonly 
     throw refusal(after, claims, ledger);
   }
   if (made.length > 0) log.info({ ledger, claims: claims.map((c) => `${c.kind} ${c.name}`) }, 'claimed Kafka names for this ledger');
+}
+
+/** How often a long-running fetcher writes its claims again: well inside Kafka's 7-day offset retention. */
+export const CLAIM_REFRESH_MS = 24 * 3600 * 1000;
+
+/**
+ * Keeps a running process's claims alive: Kafka drops a claim offsets.retention.minutes after it was written,
+ * and a fetcher can run for longer than that. States: running -> closed.
+ */
+export class ClaimKeeper {
+  state: 'running' | 'closed' = 'running';
+  readonly #timer: NodeJS.Timeout;
+  #refreshing: Promise<void> | null = null;
+
+  constructor(
+    private readonly client: Kafka,
+    private readonly ledger: string,
+    private readonly claims: readonly Claim[],
+    private readonly log: Logger,
+    everyMs = CLAIM_REFRESH_MS,
+  ) {
+    this.#timer = setInterval(() => void this.refresh(), everyMs);
+    this.#timer.unref();
+  }
+
+  /** Writes every claim again; a failure is logged (the next refresh tries again), never thrown. */
+  refresh(): Promise<void> {
+    if (this.state === 'closed') return Promise.resolve();
+    this.#refreshing ??= (async () => {
+      const admin = this.client.admin();
+      try {
+        await admin.connect();
+        await ensureClaimsTopic(admin);
+        await Promise.all(this.claims.map((c) => writeClaim(this.client, admin, claimGroupId(c.kind, this.ledger, c.name))));
+        this.log.debug({ claims: this.claims.length }, 'claims refreshed');
+      } catch (err) {
+        this.log.warn({ err }, 'could not refresh the claims on the topic and group (tried again later)');
+      } finally {
+        await admin.disconnect().catch(() => {});
+        this.#refreshing = null;
+      }
+    })();
+    return this.#refreshing;
+  }
+
+  async close(): Promise<void> {
+    this.state = 'closed';
+    clearInterval(this.#timer);
+    await this.#refreshing;
+  }
 }

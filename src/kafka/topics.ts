@@ -44,6 +44,12 @@ export async function ensureTopic(admin: Admin, topic: string, spec: TopicSpec, 
   if (replicas !== undefined && partitions.length > 0 && replicas !== spec.replicationFactor) {
     log.warn({ topic, replicationFactor: replicas, configured: spec.replicationFactor }, 'topic exists with another replication factor; using it as it is (kafka-reassign-partitions changes it)');
   }
+  if (spec.minInsyncReplicas !== undefined) {
+    const minIsr = Number((await topicConfigs(admin, topic, ['min.insync.replicas']))['min.insync.replicas']);
+    if (Number.isInteger(minIsr) && minIsr !== spec.minInsyncReplicas) {
+      log.warn({ topic, minInsyncReplicas: minIsr, configured: spec.minInsyncReplicas }, 'topic exists with another min.insync.replicas; using it as it is (kafka-configs --alter changes it)');
+    }
+  }
   return { created, partitions: partitions.length };
 }
 

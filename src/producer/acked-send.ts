@@ -12,7 +12,7 @@
 // leader). The idempotent producer rolled their sequence numbers back when their request failed, so a resend
 // of a batch the old leader did write is deduplicated by the broker, not written twice.
 
-import { Partitioners, type Producer, type CompressionTypes, type PartitionMetadata } from 'kafkajs';
+import { Partitioners, type Producer, type CompressionTypes, type PartitionMetadata, type RecordMetadata } from 'kafkajs';
 import { KafkaError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Acknowledged } from '../db/dispatches.js';
@@ -38,6 +38,17 @@ export function partitionOf(key: string, partitions: number): number {
   return partitioner({ topic: '', partitionMetadata: partitionMetadata(partitions), message: { key, value: null } });
 }
 
+/** A batch that failed part way: `error` is why, `acknowledged` the messages Kafka did write (record them). */
+export class UnacknowledgedError extends Error {
+  constructor(
+    readonly error: unknown,
+    readonly acknowledged: Acknowledged[],
+  ) {
+    super(error instanceof Error ? error.message : String(error), { cause: error });
+    this.name = 'UnacknowledgedError';
+  }
+}
+
 export interface AckedSendOptions {
   topic: string;
   compression: CompressionTypes;
@@ -60,9 +71,16 @@ export async function sendAcknowledged(producer: Producer, messages: readonly Ou
     else group.push(m);
   }
   const offsets = new Map<OutgoingMessage, string>();
+  const acknowledged = (): Acknowledged[] => messages.filter((m) => offsets.has(m)).map((m) => ({ keyText: m.keyText, partition: m.partition!, offset: offsets.get(m)! }));
   let pending = messages;
   for (let send = 0; send <= opts.resends; send++) {
-    const answers = await producer.send({ topic: opts.topic, acks: -1, compression: opts.compression, messages: pending as OutgoingMessage[] });
+    let answers: RecordMetadata[];
+    try {
+      answers = await producer.send({ topic: opts.topic, acks: -1, compression: opts.compression, messages: pending as OutgoingMessage[] });
+    } catch (err) {
+      // What earlier sends got acknowledged is in the topic: it travels with the failure, to be recorded.
+      throw new UnacknowledgedError(err, acknowledged());
+    }
     for (const a of answers) {
       const group = a.topicName === opts.topic && a.errorCode === 0 ? byPartition.get(a.partition) : undefined;
       const base = a.baseOffset ?? a.offset;
@@ -77,10 +95,11 @@ export async function sendAcknowledged(producer: Producer, messages: readonly Ou
   }
   if (offsets.size !== messages.length) {
     const missing = [...new Set(messages.filter((m) => !offsets.has(m)).map((m) => m.partition!))];
-    throw new KafkaError('KAFKA_PUBLISH_UNACKNOWLEDGED', `Kafka did not acknowledge partition(s) ${missing.join(', ')} of ${opts.topic} after ${opts.resends + 1} send(s)`, {
+    const err = new KafkaError('KAFKA_PUBLISH_UNACKNOWLEDGED', `Kafka did not acknowledge partition(s) ${missing.join(', ')} of ${opts.topic} after ${opts.resends + 1} send(s)`, {
       retriable: true,
       hint: 'check the brokers (sluice doctor), then rerun produce: what was not acknowledged was not recorded',
     });
+    throw new UnacknowledgedError(err, acknowledged());
   }
   return messages.map((m) => ({ keyText: m.keyText, partition: m.partition!, offset: offsets.get(m)! }));
 }

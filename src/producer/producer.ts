@@ -7,7 +7,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { CompressionTypes, Partitioners, type Producer } from 'kafkajs';
-import { partitionOf, sendAcknowledged, type Acknowledged } from './acked-send.js';
+import { UnacknowledgedError, partitionOf, sendAcknowledged, type Acknowledged } from './acked-send.js';
 import { getPipeline, type SluiceConfig } from '../core/config.js';
 import { DatabaseError, KafkaError, coerceError } from '../core/errors.js';
 import { keyProblem } from '../core/envelope.js';
@@ -208,10 +208,10 @@ async function prepareTopic(kafka: SharedKafka, opts: ProduceOptions, ledger: st
   const own = opts.kafka === undefined;
   try {
     if (own) await admin.connect();
-    // Claimed first: a deployment refused here has not touched the other one's topic. The group is the
-    // fetchers' to claim (produce never joins it).
+    // Claimed first: a deployment refused here has not touched the other one's topic. The group is checked
+    // but left to the fetchers to claim (produce never joins it).
     return await retryKafka(opts.config.kafka, async () => {
-      await claimNames(admin, ledger, pipelineClaims(opts.config, opts.pipeline, pipeline).filter((c) => c.kind === 'topic'), log);
+      await claimNames(admin, ledger, pipelineClaims(opts.config, opts.pipeline, pipeline), log, { client: kafka.client, write: ['topic'] });
       const { partitions } = await ensureTopic(admin, pipeline.topic, topicSpec(pipeline), log);
       return { partitions, batchLimitBytes: Math.min(opts.config.producer.batchBytes, (await topicMaxMessageBytes(admin, pipeline.topic)) - BATCH_HEADROOM) };
     }, log, 'prepare topic');
@@ -350,7 +350,15 @@ async function publishAll(s: RunState): Promise<void> {
     try {
       // The batch's messages go as they are: kafkajs reads key, value and partition and ignores the rest.
       acked = await sendAcknowledged(producer, batch, { topic: summary.topic, compression, resends: Math.max(1, config.kafka.retries), log });
-    } catch (err) {
+    } catch (thrown) {
+      // Kafka wrote part of the batch before the failure: that part is recorded, so no rerun sends it again.
+      const partial = thrown instanceof UnacknowledgedError ? thrown.acknowledged : [];
+      const err = thrown instanceof UnacknowledgedError ? thrown.error : thrown;
+      if (partial.length > 0) {
+        await recording.catch(() => {});
+        summary.published += partial.length;
+        await record(partial).catch((e: unknown) => log.error({ err: e, tasks: partial.length }, 'could not record the acknowledged part of a failed batch (a rerun publishes it again)'));
+      }
       if (err instanceof KafkaError && err.code === 'KAFKA_PUBLISH_UNACKNOWLEDGED') throw err;
       const cause = coerceError(err);
       throw new KafkaError(

@@ -58,15 +58,27 @@ export function installFakeKafka(): FakeKafka {
       });
     },
   });
-  client.consumer = () => ({
-    events: { GROUP_JOIN: 'consumer.group_join', CRASH: 'consumer.crash' },
-    on: () => () => {},
-    connect: async () => {},
-    subscribe: async () => {},
-    run: async (c: { eachBatch: (p: EachBatchPayload) => Promise<void> }) => void (fake.eachBatch = c.eachBatch),
-    pause: () => {},
-    resume: () => {},
-    disconnect: async () => {},
-  });
+  client.consumer = ({ groupId }: { groupId: string }) => {
+    // A claim (kafka/ledger-claims.ts) joins its group and commits: the join is answered at once.
+    const claim = groupId.startsWith('sluice-claim.');
+    const joins: Array<() => void> = [];
+    return {
+      events: { GROUP_JOIN: 'consumer.group_join', CRASH: 'consumer.crash' },
+      on: (event: string, fn: () => void) => {
+        if (claim && event === 'consumer.group_join') joins.push(fn);
+        return () => {};
+      },
+      connect: async () => {},
+      subscribe: async () => {},
+      run: async (c: { eachBatch: (p: EachBatchPayload) => Promise<void> }) => {
+        if (claim) setImmediate(() => joins.forEach((fn) => fn()));
+        else fake.eachBatch = c.eachBatch;
+      },
+      commitOffsets: async () => void groups.add(groupId),
+      pause: () => {},
+      resume: () => {},
+      disconnect: async () => {},
+    };
+  };
   return fake;
 }
