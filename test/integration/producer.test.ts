@@ -333,17 +333,19 @@ describe('npm run produce', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-produce-cli-'));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     const topic = randomName('sluice-test');
+    // A pipeline name of its own: its default consumer group is claimed by whichever test database used it first.
+    const cli = randomName('cli');
     writeFileSync(
       join(dir, 'sluice.config.ts'),
-      `export default { pipelines: { cli: { topic: '${topic}', partitions: 1, source: { table: '${table}', key: 'id', columns: ['body'] } } } };\n`,
+      `export default { pipelines: { ${cli}: { topic: '${topic}', partitions: 1, source: { table: '${table}', key: 'id', columns: ['body'] } } } };\n`,
     );
     const env = { DATABASE_URL: url, SLUICE_KAFKA_BROKERS: BROKERS.join(','), SLUICE_LOG_LEVEL: 'silent', SLUICE_CONFIG: join(dir, 'sluice.config.ts') };
-    const r = await runCli(['produce', '--pipeline', 'cli', '--batch-bytes', '2048'], { env, cwd: ROOT });
+    const r = await runCli(['produce', '--pipeline', cli, '--batch-bytes', '2048'], { env, cwd: ROOT });
     assert.equal(r.code, 5, r.stderr);
     assert.match(r.stdout, /published +2/);
     assert.match(r.stdout, /SKIPPED +1 +\(too large 1, unserialisable 0, empty key 0\)/);
     assert.match(r.stdout, /key "2": message is \d+ bytes; the limit is 2048/);
-    const again = await runCli(['produce', '--pipeline', 'cli', '--json'], { env, cwd: ROOT });
+    const again = await runCli(['produce', '--pipeline', cli, '--json'], { env, cwd: ROOT });
     assert.equal(again.code, 0, again.stderr);
     const summary = JSON.parse(again.stdout) as { published: number; counts: { inFlight: number } };
     assert.equal(summary.published, 1, 'with the default 1 MiB limit the large task goes through');
