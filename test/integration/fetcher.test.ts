@@ -18,15 +18,17 @@ import { dbConfig, randomName, testDatabase, createIntSource } from '../helpers/
 import { Writable } from 'node:stream';
 import { createLogger } from '../../src/core/logger.js';
 import { KafkaError } from '../../src/core/errors.js';
-import { BROKERS, ensureKafka, startPrivateBroker } from '../helpers/kafka.js';
+import { BROKERS, closedPort, ensureKafka, startPrivateBroker } from '../helpers/kafka.js';
 import { committedOffsets, createTopic, envelope, highWatermarks, offsetKey, publishRaw, spooledItems, tasks, waitFor } from '../helpers/spool.js';
 
 const log = silentLogger();
 let url: string;
 const fetchers: FetcherHandle[] = [];
 
+let deadDbPort = 0;
 before(async () => {
   await ensureKafka();
+  deadDbPort = await closedPort();
   url = await testDatabase(file);
   await migrate(dbConfig(url), log);
   const conn = await mysql.createConnection(url);
@@ -290,6 +292,30 @@ describe('fetch: group life and visibility', () => {
     await waitFor('40 spooled once the group is its own', () => f.stats().spooled >= 40, 40_000);
     assert.equal(f.stats().idle, null);
     await f.stop();
+  });
+
+  it('started while the database is down, knows its ledger from its spool; a spool that never saw one waits for the database', async () => {
+    const s = await setup(1);
+    const first = await s.start();
+    await first.stop();
+    const ledger = readFileSync(join(first.paths.root, 'ledger'), 'utf8').trim();
+    assert.match(ledger, /^[0-9a-f-]{36}$/, 'the spool keeps the ledger id');
+
+    const down = (dir?: string): SluiceConfig => ({ ...s.config(dir), database: { ...s.config(dir).database, url: `mysql://root@127.0.0.1:${deadDbPort}/none` } });
+    const f = await startFetcher({ config: down(), pipeline: s.pipeline, log });
+    fetchers.push(f);
+    const foreign = JSON.stringify({ ...JSON.parse(envelope(s.pipeline, 1)), ledger: '0b5e7a40-1111-4222-8333-444455556666' });
+    await publishRaw(s.topic, [{ key: '1', value: foreign }, { key: '2', value: envelope(s.pipeline, 2) }, { key: '3', value: JSON.stringify({ ...JSON.parse(envelope(s.pipeline, 3)), ledger }) }]);
+    await waitFor('three handled', () => f.stats().spooled + f.stats().quarantined >= 3, 30_000);
+    assert.deepEqual([f.stats().spooled, f.stats().quarantined], [2, 1], "another ledger's message is quarantined even without the database");
+    await f.stop();
+
+    await assert.rejects(startFetcher({ config: down(tempDir('sluice-spool-')), pipeline: s.pipeline, log }), (err: Error & { code?: string; retriable?: boolean }) => {
+      assert.equal(err.code, 'DB_UNREACHABLE');
+      assert.equal(err.retriable, true);
+      assert.match(err.message, /this spool has not fetched for a ledger yet, so the fetcher waits for the database/);
+      return true;
+    });
   });
 
   it('rides out a broker restart (restarting with backoff), and fails with a clear error when the broker stays away', async () => {
