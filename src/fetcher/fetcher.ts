@@ -132,7 +132,11 @@ class Fetcher implements FetcherHandle {
     const groupId = groupIdOf(this.#opts.config, this.#opts.pipeline);
     const lag = async (admin: Parameters<typeof lagOf>[0]) => Object.values(await lagOf(admin, topic, groupId)).reduce((a, b) => a + b, 0);
     this.#idle = new IdleWatch({ topic, groupId, afterMs: fetcher.sessionTimeoutMs, admin: () => kafka.admin(), lag, log: this.#log });
-    this.#gate = new BackpressureGate(spool, { pause: () => consumer.pause([{ topic }]), resume: () => consumer.resume([{ topic }]) }, await spoolDepth(this.paths), this.#log);
+    // kafkajs refuses pause() before run(): until the group is joined (which can take a while through a broker
+    // outage) the gate only keeps its state, and it is applied once the consumer runs.
+    let running = false;
+    const valve = { pause: () => running && consumer.pause([{ topic }]), resume: () => running && consumer.resume([{ topic }]) };
+    this.#gate = new BackpressureGate(spool, valve, await spoolDepth(this.paths), this.#log);
     this.#gate.watch(() => spoolDepth(this.paths));
     this.#reporter = new StatsReporter(() => this.stats(), fetcher.statsIntervalMs, this.#log);
     if (this.#pool !== null) {
@@ -169,6 +173,8 @@ class Fetcher implements FetcherHandle {
       await this.close();
       throw err;
     }
+    running = true;
+    if (this.#gate.paused) consumer.pause([{ topic }]);
     this.state = 'running';
     this.#log.info({ topic, spool: this.paths.root, fetcherId: safeWorkerId(this.#opts.fetcherId ?? `${hostname()}-${process.pid}`) }, 'fetcher started');
   }
