@@ -43,19 +43,26 @@ export interface PrivateBroker {
  * A broker of the test's own (own ports, own data folder) for tests that kill or restart it.
  * The jars of the project's broker are reused when present.
  */
+/** Reuses the project's Kafka jars in a private state folder, when they are there (no second Maven fetch). */
+async function linkBrokerJars(dir: string): Promise<void> {
+  const { mkdirSync, existsSync, symlinkSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const shared = join(ROOT, '.services', 'kafka', 'libs');
+  if (existsSync(join(shared, '.pom-sha256'))) {
+    mkdirSync(join(dir, 'kafka'), { recursive: true });
+    symlinkSync(shared, join(dir, 'kafka', 'libs'));
+  }
+}
+
 export async function startPrivateBroker(): Promise<PrivateBroker> {
-  const { mkdtempSync, mkdirSync, existsSync, symlinkSync, readFileSync, rmSync } = await import('node:fs');
+  const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');
   const dir = mkdtempSync(join(tmpdir(), 'sluice-broker-'));
   const port = await closedPort();
   let controller = await closedPort();
   while (controller === port) controller = await closedPort();
-  const shared = join(ROOT, '.services', 'kafka', 'libs');
-  if (existsSync(join(shared, '.pom-sha256'))) {
-    mkdirSync(join(dir, 'kafka'), { recursive: true });
-    symlinkSync(shared, join(dir, 'kafka', 'libs'));
-  }
+  await linkBrokerJars(dir);
   const env = {
     ...process.env,
     SLUICE_SERVICES_DIR: dir,
@@ -138,7 +145,7 @@ export interface PrivateCluster {
  */
 export async function startPrivateCluster(nodes = 3, opts: { defaultRf?: number; minIsr?: number } = {}): Promise<PrivateCluster> {
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > 5) throw new Error(`startPrivateCluster: 1..5 nodes, not ${nodes}`);
-  const { mkdtempSync, mkdirSync, existsSync, symlinkSync, readFileSync, rmSync } = await import('node:fs');
+  const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');
   const dir = mkdtempSync(join(tmpdir(), 'sluice-cluster-'));
@@ -147,11 +154,7 @@ export async function startPrivateCluster(nodes = 3, opts: { defaultRf?: number;
     nodes,
     Array.from({ length: nodes }, (_, i) => port + i),
   );
-  const shared = join(ROOT, '.services', 'kafka', 'libs');
-  if (existsSync(join(shared, '.pom-sha256'))) {
-    mkdirSync(join(dir, 'kafka'), { recursive: true });
-    symlinkSync(shared, join(dir, 'kafka', 'libs'));
-  }
+  await linkBrokerJars(dir);
   const env = {
     ...process.env,
     SLUICE_SERVICES_DIR: dir,
