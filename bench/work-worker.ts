@@ -104,6 +104,6 @@ async function bullmq(): Promise<void> {
 if (mode === 'noop') await sluice({ name: 'noop', concurrency: CONCURRENCY, run: async () => null });
 else if (mode === 'usertable') {
   const row = (): Record<string, unknown> => ({ ent_list_str: 'Ada Lovelace,Alan Turing', mapped_list_str: '17,42' });
-  await sluice({ name: 'noop', concurrency: CONCURRENCY, run: async () => null }, { table: 'bench_user_results', key: 'doc_id', columns: ['ent_list_str', 'mapped_list_str'], row, onConflict: 'keep' });
+  await sluice({ name: 'noop', concurrency: CONCURRENCY, run: async () => null }, { table: 'bench_user_results', key: 'doc_id', columns: ['ent_list_str', 'mapped_list_str'], row, onConflict: 'keep', mergeKeys: false });
 } else if (mode === 'sleep') await sluice({ name: 'wait', concurrency: CONCURRENCY, run: () => new Promise((r) => setTimeout(r, 20)) });
 else await bullmq();

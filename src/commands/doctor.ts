@@ -6,7 +6,9 @@ import { redactUrl } from '../core/logger.js';
 import { assertMigrated } from '../db/migrate.js';
 import { openPool } from '../db/pool.js';
 import { inspectPipeline } from '../db/pipeline-tables.js';
-import { mergedKeys } from '../db/results-table.js';
+import { collisions } from '../db/results-table.js';
+import { SourceError } from '../core/errors.js';
+import { fitMessage } from '../db/key-fit.js';
 import { ledgerId } from '../db/ledger-id.js';
 import { checkKafka, createKafka, kafkaFailure, quickRetry, retryKafka, type KafkaCheck } from '../kafka/client.js';
 import { replicationWarnings, seedsDown, topicReplication } from '../kafka/health.js';
@@ -34,18 +36,18 @@ export const doctorCommand: Command = {
       ledger = await ledgerId(pool);
       out(`ok  ledger      ${ledger} (this database's id on shared Kafka: in every message, and in the claims on its topics and groups)`);
       if (pipeline !== undefined) {
-        const src = await inspectPipeline(pool, pipeline, name ?? '');
+        const src = await inspectPipeline(pool, pipeline, name ?? '', { refuseMisfit: false });
         out(`ok  pipeline    ${name}: source ${pipeline.source.table} (${src.keyKind} key ${src.key}), topic ${pipeline.topic}`);
         const r = src.results;
         if (r !== undefined) {
-          out(`ok  results     ${r.table}.${r.key} (unique, ${r.keyKind}), columns ${r.columns.join(', ')}, on conflict ${r.onConflict}`);
-          const merged = await mergedKeys(pool, r, src.table, src.key);
-          if (merged > 0) {
-            out(
-              `warn results    ${r.table}.${r.key} uses ${r.collation}, under which ${merged} source keys that differ (by case or trailing spaces) are one key: ` +
-                `their results would collide. Give the column a binary no-pad collation (MariaDB: ${r.charset ?? 'utf8mb4'}_nopad_bin, MySQL 8: utf8mb4_0900_bin) or make it VARBINARY`,
-            );
+          const c = r.merging === null ? null : await collisions(pool, src, r);
+          const today = c === null ? '' : c.keys === 0 ? ' (no source keys collide today)' : ` (${c.keys} source key(s) collide today, e.g. ${c.example.map((k) => JSON.stringify(k)).join(' and ')})`;
+          if (r.merging !== null && !r.mergeKeys) {
+            const { message, hint } = fitMessage(r.merging, { table: src.table, col: src.keyColumn }, { table: r.table, col: r.keyColumn });
+            throw new SourceError(r.merging.class === 'merges' ? 'RESULTS_KEY_MERGES' : 'RESULTS_KEY_CUTS', `pipelines.${name}.results.key: ${message}${today}`, { hint });
           }
+          out(`ok  results     ${r.table}.${r.key} (unique, ${r.keyKind}), columns ${r.columns.join(', ')}, on conflict ${r.onConflict}`);
+          if (r.merging !== null) out(`warn results    ${r.table}.${r.key} ${r.merging.why}; results.mergeKeys accepts that: source rows that share a result row are done by it${today}`);
         }
       }
     } finally {

@@ -73,7 +73,7 @@ export const inspectCommand: Command = {
     let record: TaskRecord;
     try {
       await assertMigrated(pool);
-      record = await inspectTask(pool, await inspectPipeline(pool, pipeline, name), name, key, config.producer.staleAfterMs);
+      record = await inspectTask(pool, await inspectPipeline(pool, pipeline, name, { refuseMisfit: false }), name, key, config.producer.staleAfterMs);
     } finally {
       await pool.end();
     }

@@ -223,6 +223,11 @@ const resultsSchema = section({
   row: fn<(output: any, task: { key: string | number; payload: unknown }) => Record<string, unknown>>('must be a function (output, task) => ({ column: value })'), // eslint-disable-line @typescript-eslint/no-explicit-any
   /** What a second result for the same key does: keep the first row, or update it. */
   onConflict: oneOf(['keep', 'update'], "must be 'keep' or 'update'").default('keep'),
+  /**
+   * Accept a key column that can merge source keys (a collation that takes 'abc' and 'ABC' for one) or cut
+   * them: source rows that share a result row are then all done by it. Without it such a column is refused.
+   */
+  mergeKeys: z.boolean({ error: 'must be true or false' }).default(false),
 });
 
 export const pipelineSchema = section({

@@ -59,7 +59,7 @@ const ROUTES: Array<[method: string, pattern: RegExp, handler: Handler]> = [
   }],
   ['GET', /^\/api\/pipelines\/([^/]+)\/tasks\/(.+)$/, async (ctx, [p, key]) => {
     const name = pipelineName(ctx, p!);
-    const src = await inspectPipeline(ctx.pool, getPipeline(ctx.config, name), name);
+    const src = await inspectPipeline(ctx.pool, getPipeline(ctx.config, name), name, { refuseMisfit: false });
     return inspectTask(ctx.pool, src, name, key!, ctx.config.producer.staleAfterMs);
   }],
   ['POST', /^\/api\/pipelines\/([^/]+)\/requeue$/, requeue],

@@ -17,6 +17,7 @@
 import type { PoolConnection, RowDataPacket } from 'mysql2/promise';
 import { quoteIdentifier } from '../core/identifiers.js';
 import { doneJoin, sourceFrom } from './key-sql.js';
+import { exactKeys } from './key-fit.js';
 import type { Pool } from './pool.js';
 import type { SourceInfo } from './source.js';
 
@@ -24,6 +25,8 @@ export interface CountSnapshot {
   source: number;
   /** Source rows with a result (exact), or result rows (an estimate: orphans are not subtracted). */
   done: number;
+  /** Done source rows sharing a result row with another (results.mergeKeys; else 0). */
+  shared: number;
   /** Milestones per stage. */
   stages: Record<string, number>;
   exact: boolean;
@@ -71,20 +74,25 @@ export async function takeSnapshot(pool: Pool, src: SourceInfo, pipeline: string
   const snap = await withReadView(pool, async (conn, at) => {
     let source: number;
     let done: number;
-    if (src.where === undefined) {
+    let shared = 0;
+    const merged = src.results !== undefined && !exactKeys(src.results);
+    if (src.where === undefined && !merged) {
       const [[total]] = await conn.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${sourceFrom(src)}`);
       source = Number(total?.n ?? 0);
       done = Math.min(source, await resultRows(conn, src, pipeline));
     } else {
       // A filtered source: the result table also holds rows of keys outside the filter (another pipeline's,
-      // or done before the filter), so only the semi-join tells which results are this pipeline's.
+      // or done before the filter), so only the semi-join tells which results are this pipeline's. So too
+      // with merged keys, where one result row is the result of several source rows.
       const params: unknown[] = [];
       const r = doneJoin(src, pipeline, params);
-      const [[row]] = await conn.query<RowDataPacket[]>(`SELECT COUNT(*) AS n, COALESCE(SUM(${r.done}), 0) AS done FROM ${sourceFrom(src)} ${r.sql}`, params);
+      const matched = r.merged === null ? '0' : `COUNT(DISTINCT ${r.merged})`;
+      const [[row]] = await conn.query<RowDataPacket[]>(`SELECT COUNT(*) AS n, COALESCE(SUM(${r.done}), 0) AS done, ${matched} AS matched FROM ${sourceFrom(src)} ${r.sql}`, params);
       source = Number(row?.n ?? 0);
       done = Number(row?.done ?? 0);
+      if (r.merged !== null) shared = done - Number(row?.matched ?? 0);
     }
-    return { source, done, stages: await stageRows(conn, pipeline), exact: false, countedAt: at };
+    return { source, done, shared, stages: await stageRows(conn, pipeline), exact: false, countedAt: at };
   });
   const full = { ...snap, ageSeconds: 0, tookMs: Math.round(performance.now() - t0) };
   await saveSnapshot(pool, pipeline, full);
@@ -94,28 +102,29 @@ export async function takeSnapshot(pool: Pool, src: SourceInfo, pipeline: string
 /** Stores a snapshot unless a newer one is there already. */
 export async function saveSnapshot(pool: Pool, pipeline: string, s: Omit<CountSnapshot, 'ageSeconds'>): Promise<void> {
   await pool.query(
-    `INSERT INTO sluice_count_snapshots (pipeline, source_rows, done_rows, stage_rows, exact, counted_at, took_ms) VALUES (?, ?, ?, ?, ?, ?, ?)
+    `INSERT INTO sluice_count_snapshots (pipeline, source_rows, done_rows, shared_rows, stage_rows, exact, counted_at, took_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
      ON DUPLICATE KEY UPDATE
        source_rows = IF(VALUES(counted_at) >= counted_at, VALUES(source_rows), source_rows),
+       shared_rows = IF(VALUES(counted_at) >= counted_at, VALUES(shared_rows), shared_rows),
        done_rows = IF(VALUES(counted_at) >= counted_at, VALUES(done_rows), done_rows),
        stage_rows = IF(VALUES(counted_at) >= counted_at, VALUES(stage_rows), stage_rows),
        exact = IF(VALUES(counted_at) >= counted_at, VALUES(exact), exact),
        took_ms = IF(VALUES(counted_at) >= counted_at, VALUES(took_ms), took_ms),
        counted_at = GREATEST(counted_at, VALUES(counted_at))`,
-    [pipeline, s.source, s.done, JSON.stringify(s.stages), s.exact, s.countedAt, s.tookMs],
+    [pipeline, s.source, s.done, s.shared, JSON.stringify(s.stages), s.exact, s.countedAt, s.tookMs],
   );
 }
 
 export async function readSnapshot(pool: Pool, pipeline: string): Promise<CountSnapshot | null> {
   const [[r]] = await pool.query<RowDataPacket[]>(
-    `SELECT source_rows, done_rows, stage_rows, exact, CAST(counted_at AS CHAR) AS at, took_ms,
+    `SELECT source_rows, done_rows, shared_rows, stage_rows, exact, CAST(counted_at AS CHAR) AS at, took_ms,
        TIMESTAMPDIFF(MICROSECOND, counted_at, NOW(3)) / 1e6 AS age
      FROM sluice_count_snapshots WHERE pipeline = ?`,
     [pipeline],
   );
   if (r === undefined) return null;
   const stages = (typeof r.stage_rows === 'string' ? JSON.parse(r.stage_rows) : r.stage_rows) as Record<string, number>;
-  return { source: Number(r.source_rows), done: Number(r.done_rows), stages, exact: Number(r.exact) === 1, countedAt: String(r.at), ageSeconds: Math.max(0, Number(r.age)), tookMs: Number(r.took_ms) };
+  return { source: Number(r.source_rows), done: Number(r.done_rows), shared: Number(r.shared_rows), stages, exact: Number(r.exact) === 1, countedAt: String(r.at), ageSeconds: Math.max(0, Number(r.age)), tookMs: Number(r.took_ms) };
 }
 
 /** Milestones per stage created after `since`: an index range each. */

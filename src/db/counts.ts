@@ -29,6 +29,8 @@ export interface PipelineCounts {
   pending: number;
   /** Results whose key has no source row: reported, never counted as done. */
   orphans: number;
+  /** Done source rows whose result row is another's too (only with results.mergeKeys): done minus the rows they share. */
+  shared: number;
   /** Whether these are exact (the semi-join) or an estimate (a snapshot plus the ledger since). */
   exact: boolean;
   /** Milestones per stage (for the estimate: the snapshot's plus those since). */
@@ -49,7 +51,8 @@ export async function exactCounts(pool: Pool, src: SourceInfo, f: PendingFilter)
       `SELECT COUNT(*) AS source,
          COALESCE(SUM(${from.done}), 0) AS done,
          COALESCE(SUM(NOT (${from.done}) AND x.task_key IS NOT NULL), 0) AS dead,
-         COALESCE(SUM(NOT (${from.done}) AND x.task_key IS NULL AND d.task_key IS NOT NULL AND ${recent}), 0) AS in_flight
+         COALESCE(SUM(NOT (${from.done}) AND x.task_key IS NULL AND d.task_key IS NOT NULL AND ${recent}), 0) AS in_flight,
+         ${from.merged === null ? `COALESCE(SUM(${from.done}), 0)` : `COUNT(DISTINCT ${from.merged})`} AS matched
        ${from.sql}`,
       params,
     );
@@ -61,10 +64,13 @@ export async function exactCounts(pool: Pool, src: SourceInfo, f: PendingFilter)
   const inFlight = Number(row?.in_flight ?? 0);
   const missing = source - done;
   // Each source row matches at most one result and each result at most one row (unique keys, one text
-  // per key), so the results that matched no row are exactly the rest.
-  const orphans = results - done;
-  await saveSnapshot(pool, f.pipeline, { source, done, stages, exact: true, countedAt: at, tookMs: Math.round(performance.now() - t0) });
-  return { source, done, missing, inFlight, dead, pending: missing - inFlight - (f.includeDead ? 0 : dead), orphans, exact: true, stages, countedAt: at, countAgeSeconds: 0 };
+  // per key), so the results that matched no row are exactly the rest; with merged keys a result row
+  // may be matched by several source rows, and counts once.
+  const matched = Number(row?.matched ?? done);
+  const orphans = results - matched;
+  const shared = done - matched;
+  await saveSnapshot(pool, f.pipeline, { source, done, shared, stages, exact: true, countedAt: at, tookMs: Math.round(performance.now() - t0) });
+  return { source, done, missing, inFlight, dead, pending: missing - inFlight - (f.includeDead ? 0 : dead), orphans, shared, exact: true, stages, countedAt: at, countAgeSeconds: 0 };
 }
 
 /**
@@ -102,5 +108,5 @@ export async function estimateCounts(pool: Pool, src: SourceInfo, f: PendingFilt
   const missing = source - done;
   const deadN = Math.min(missing, Number(dead?.n ?? 0));
   inFlight = Math.min(missing - deadN, inFlight);
-  return { source, done, missing, inFlight, dead: deadN, pending: Math.max(0, missing - inFlight - (f.includeDead ? 0 : deadN)), orphans: 0, exact: false, stages, countedAt: snap.countedAt, countAgeSeconds: snap.ageSeconds };
+  return { source, done, missing, inFlight, dead: deadN, pending: Math.max(0, missing - inFlight - (f.includeDead ? 0 : deadN)), orphans: 0, shared: snap.shared, exact: false, stages, countedAt: snap.countedAt, countAgeSeconds: snap.ageSeconds };
 }

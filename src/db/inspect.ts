@@ -6,6 +6,7 @@ import { quoteIdentifier } from '../core/identifiers.js';
 import { INTEGER_KEY, keyTextSql, sourceFrom } from './key-sql.js';
 import type { Pool } from './pool.js';
 import type { SourceInfo } from './source.js';
+import { exactKeys } from './key-fit.js';
 
 export interface TaskRecord {
   key: string;
@@ -28,11 +29,11 @@ const plain = (r: RowDataPacket | undefined): Record<string, unknown> | null => 
   return out;
 };
 
-async function inFrom(pool: Pool, from: string, src: SourceInfo, key: string, column = src.key): Promise<RowDataPacket | undefined> {
+async function inFrom(pool: Pool, from: string, src: SourceInfo, key: string, column = src.key, exact = true): Promise<RowDataPacket | undefined> {
   if (src.keyKind === 'int' && !INTEGER_KEY.test(key)) return undefined;
   const [rows] = await pool.query<RowDataPacket[]>(`SELECT s.*, ${keyTextSql({ key: column, keyKind: src.keyKind })} AS __k FROM ${from} WHERE s.${quoteIdentifier(column)} = ?`, [key]);
   // Byte for byte: a collation may return 'ABC' for 'abc'.
-  const row = rows.find((r) => (Buffer.isBuffer(r.__k) ? r.__k.toString('utf8') : String(r.__k)) === key);
+  const row = exact ? rows.find((r) => (Buffer.isBuffer(r.__k) ? r.__k.toString('utf8') : String(r.__k)) === key) : rows[0];
   if (row !== undefined) delete row.__k;
   return row;
 }
@@ -42,7 +43,7 @@ export async function inspectTask(pool: Pool, src: SourceInfo, pipeline: string,
   const inSource = inTable && (src.where === undefined || (await inFrom(pool, sourceFrom(src), src, key)) !== undefined);
   const one = async (sql: string): Promise<RowDataPacket | undefined> => (await pool.query<RowDataPacket[]>(sql, [pipeline, key]))[0][0];
   const bookkeeping = await one('SELECT attempts, worker_id, started_at, finished_at, duration_ms, output FROM sluice_results WHERE pipeline = ? AND task_key = ?');
-  const result = src.results === undefined ? bookkeeping : await inFrom(pool, `${quoteIdentifier(src.results.table)} s`, src, key, src.results.key);
+  const result = src.results === undefined ? bookkeeping : await inFrom(pool, `${quoteIdentifier(src.results.table)} s`, src, key, src.results.key, exactKeys(src.results));
   const [[dispatch]] = await pool.query<RowDataPacket[]>(
     'SELECT run_id, topic, dispatches, dispatched_at, dispatched_at > NOW(3) - INTERVAL ? MICROSECOND AS recent FROM sluice_dispatches WHERE pipeline = ? AND task_key = ?',
     [staleAfterMs * 1000, pipeline, key],

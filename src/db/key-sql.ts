@@ -10,6 +10,7 @@
 import { MAX_KEY_BYTES } from '../core/envelope.js';
 import { quoteIdentifier } from '../core/identifiers.js';
 import type { SourceInfo } from './source.js';
+import { asResultKey, exactKeys } from './key-fit.js';
 
 /** SQL for the canonical text of the key of source row alias `s`. */
 export function keyTextSql(src: Pick<SourceInfo, 'key' | 'keyKind'>, alias = 's'): string {
@@ -34,27 +35,27 @@ export function sourceFrom(src: Pick<SourceInfo, 'table' | 'where'>): string {
   return src.where === undefined ? `${table} s` : `(SELECT * FROM ${table} WHERE (${src.where})) s`;
 }
 
-const NAME = /^[A-Za-z0-9_]+$/;
 
 /**
  * How a source row `s` meets its result: sluice_results (alias r), or the user's result table (alias u).
  * `done` is true on a row that has one. A text key is matched through the result column's own collation
  * (so its unique index is used) and then byte for byte, so no collation makes two keys one.
  */
-export function doneJoin(src: SourceInfo, pipeline: string, params: unknown[]): { sql: string; done: string } {
+export function doneJoin(src: SourceInfo, pipeline: string, params: unknown[]): { sql: string; done: string; merged: string | null } {
   const r = src.results;
   if (r === undefined) {
     params.push(pipeline);
-    return { sql: `LEFT JOIN sluice_results r ON r.pipeline = ? AND r.task_key = ${keyTextSql(src)}`, done: 'r.task_key IS NOT NULL' };
+    return { sql: `LEFT JOIN sluice_results r ON r.pipeline = ? AND r.task_key = ${keyTextSql(src)}`, done: 'r.task_key IS NOT NULL', merged: null };
   }
   const uk = `u.${quoteIdentifier(r.key)}`;
   const sk = `s.${quoteIdentifier(src.key)}`;
   let on: string;
   if (src.keyKind === 'int') on = `${uk} = ${sk}`;
   else {
-    const cs = r.charset !== null && NAME.test(r.charset) ? r.charset : 'utf8mb4';
-    const coll = r.collation !== null && NAME.test(r.collation) ? ` COLLATE ${r.collation}` : '';
-    on = `${uk} = CONVERT(${sk} USING ${cs})${coll} AND CAST(CONVERT(${uk} USING utf8mb4) AS BINARY) = CAST(CONVERT(${sk} USING utf8mb4) AS BINARY)`;
+    on = `${uk} = ${asResultKey(r, sk)}`;
+    // Unless the user accepted merged keys (results.mergeKeys): then the merged row is the result of all.
+    if (exactKeys(r)) on += ` AND CAST(CONVERT(${uk} USING utf8mb4) AS BINARY) = CAST(CONVERT(${sk} USING utf8mb4) AS BINARY)`;
   }
-  return { sql: `LEFT JOIN ${quoteIdentifier(r.table)} u ON ${on}`, done: `${uk} IS NOT NULL` };
+  // `merged`: the result key, where several source rows may share its row (COUNT(DISTINCT) tells how many rows).
+  return { sql: `LEFT JOIN ${quoteIdentifier(r.table)} u ON ${on}`, done: `${uk} IS NOT NULL`, merged: exactKeys(r) ? null : uk };
 }

@@ -18,19 +18,32 @@ import { COLUMN_BYTES, cutBytes } from '../core/text.js';
 import { DB_OUTAGE_POLICY, withDbRetries } from './db-errors.js';
 import type { RetryPolicy, Clock } from '../core/retry.js';
 import type { Pool } from './pool.js';
+import type { ResultsInfo } from './results-table.js';
+import { keysWithResult } from './task-state.js';
 
 export type LedgerOp =
   | { kind: 'milestone'; pipeline: string; key: string; stage: string; output: string; durationMs: number; attempt: number }
   | { kind: 'result'; pipeline: string; key: string; output: string; attempts: number; workerId: string; startedAt: Date; finishedAt: Date; durationMs: number }
   | { kind: 'attempt'; pipeline: string; key: string; stage: string; attempt: number; errorClass: string; errorMessage: string; retriable: boolean; workerId: string }
   | { kind: 'dead'; pipeline: string; key: string; stage: string | null; errorClass: string; errorMessage: string; attempts: number; payload: string | null; workerId: string }
-  /** A row of the user's result table: the key, then `values` for `columns`. */
-  | { kind: 'row'; pipeline: string; key: string; table: string; keyColumn: string; columns: string[]; values: unknown[]; onConflict: 'keep' | 'update' };
+  /** A row of the user's result table: the key, then `values` for `columns`; read back to check it is there for this key. */
+  | { kind: 'row'; pipeline: string; key: string; results: ResultsInfo; values: unknown[] };
 
 /** The database refused this row for good (its content): the task it belongs to cannot be recorded as is. */
 export class LedgerWriteError extends SluiceError {
   constructor(kind: string, cause: Error) {
     super('LEDGER_WRITE_FAILED', `the database refused the ${kind} row: ${cause.message}`, { retriable: false, cause });
+  }
+}
+
+/**
+ * The result table holds no row for the task's key after its write (a key column that merges or cuts keys,
+ * a trigger): the task cannot be done as is. Quarantined, like a row the database refused.
+ */
+export class ResultNotStoredError extends LedgerWriteError {
+  constructor(r: ResultsInfo, key: string) {
+    const col = `${r.table}.${r.key} (${r.keyColumn.columnType}${r.collation === null ? '' : ` ${r.collation}`})`;
+    super('row', new Error(`result table '${r.table}' has no row for key ${JSON.stringify(key)} after its write: ${col} stored it under another key or cut it`));
   }
 }
 
@@ -60,17 +73,17 @@ const SQL = {
 } as const;
 
 /** The upsert into a user's result table: one statement shape per table and column list. */
-function rowSql(op: Extract<LedgerOp, { kind: 'row' }>): string {
-  const cols = [op.keyColumn, ...op.columns].map(quoteIdentifier);
-  const k = quoteIdentifier(op.keyColumn);
-  const update = op.onConflict === 'update' ? op.columns.map((c) => `${quoteIdentifier(c)} = VALUES(${quoteIdentifier(c)})`).join(', ') : `${k} = ${k}`;
-  return `INSERT INTO ${quoteIdentifier(op.table)} (${cols.join(', ')}) VALUES ? ON DUPLICATE KEY UPDATE ${update}`;
+function rowSql({ results: r }: Extract<LedgerOp, { kind: 'row' }>): string {
+  const cols = [r.key, ...r.columns].map(quoteIdentifier);
+  const k = quoteIdentifier(r.key);
+  const update = r.onConflict === 'update' ? r.columns.map((c) => `${quoteIdentifier(c)} = VALUES(${quoteIdentifier(c)})`).join(', ') : `${k} = ${k}`;
+  return `INSERT INTO ${quoteIdentifier(r.table)} (${cols.join(', ')}) VALUES ? ON DUPLICATE KEY UPDATE ${update}`;
 }
 
 const sqlFor = (op: LedgerOp): string => (op.kind === 'row' ? rowSql(op) : SQL[op.kind]);
 
 /** Ops that share a statement: one kind, and for user rows one table and column list. */
-const groupOf = (op: LedgerOp): string => (op.kind === 'row' ? `row\u0000${op.table}\u0000${op.columns.join(',')}` : op.kind);
+const groupOf = (op: LedgerOp): string => (op.kind === 'row' ? `row\u0000${op.results.table}\u0000${op.results.columns.join(',')}` : op.kind);
 
 const cls = (s: string): string => cutBytes(s, COLUMN_BYTES.errorClass);
 const msg = (s: string): string => cutBytes(s, COLUMN_BYTES.text);
@@ -185,7 +198,8 @@ export class LedgerWriter {
   async #writeChunk(kind: LedgerOp['kind'], items: Pending[]): Promise<void> {
     try {
       await this.#withRetry(kind, () => this.#pool.query(sqlFor(items[0]!.op), [items.map((p) => row(p.op))]));
-      for (const p of items) p.resolve();
+      if (kind === 'row') await this.#checkStored(items);
+      else for (const p of items) p.resolve();
     } catch (err) {
       if (err instanceof LedgerClosedError) {
         for (const p of items) p.reject(err);
@@ -199,6 +213,27 @@ export class LedgerWriter {
       const half = Math.ceil(items.length / 2);
       await this.#writeChunk(kind, items.slice(0, half));
       await this.#writeChunk(kind, items.slice(half));
+    }
+  }
+
+  /**
+   * A user's result row counts only when the table holds it for this very key: the written keys are read
+   * back in one query, and a key with no row fails its task alone (upserts report no such thing: a merged
+   * key is a "duplicate" the table kept quietly).
+   */
+  async #checkStored(items: Pending[]): Promise<void> {
+    const op = items[0]!.op as Extract<LedgerOp, { kind: 'row' }>;
+    let stored = new Set<string>();
+    await this.#withRetry('row', async () => {
+      stored = await keysWithResult(this.#pool, op.results, items.map((p) => p.op.key));
+    });
+    for (const p of items) {
+      if (stored.has(p.op.key)) p.resolve();
+      else {
+        const err = new ResultNotStoredError(op.results, p.op.key);
+        this.#log.warn({ key: p.op.key, table: op.results.table, error: err.message }, 'result row not stored for its key');
+        p.reject(err);
+      }
     }
   }
 

@@ -51,6 +51,8 @@ interface From {
   sql: string;
   /** True on a source row that has its result (one definition of done: key-sql.ts doneJoin). */
   done: string;
+  /** The result key when merged keys are accepted (results.mergeKeys), else null. */
+  merged: string | null;
   dispatches: string;
   dead: string;
 }
@@ -71,6 +73,7 @@ export function joins(src: SourceInfo, f: PendingFilter, params: unknown[]): Fro
   return {
     sql,
     done: result.done,
+    merged: result.merged,
     dispatches: f.hasDispatches === false ? '0' : 'COALESCE(d.dispatches, 0)',
     dead: f.hasDead === false ? '0' : 'x.task_key IS NOT NULL',
   };

@@ -6,8 +6,16 @@ import type { Pool } from './pool.js';
 import { inspectResults } from './results-table.js';
 import { inspectSource, type SourceInfo } from './source.js';
 
-export async function inspectPipeline(pool: Pool, pipeline: PipelineConfig, name: string): Promise<SourceInfo> {
+export interface InspectOptions {
+  /**
+   * false: a result key that can merge or cut source keys is reported in `results.merging` instead of
+   * refused (doctor counts the collisions before it refuses; status and the dashboard only read).
+   */
+  refuseMisfit?: boolean;
+}
+
+export async function inspectPipeline(pool: Pool, pipeline: PipelineConfig, name: string, opts: InspectOptions = {}): Promise<SourceInfo> {
   const src = await inspectSource(pool, pipeline.source, name);
   if (pipeline.results === undefined) return src;
-  return { ...src, results: await inspectResults(pool, pipeline.results, src.keyKind, name) };
+  return { ...src, results: await inspectResults(pool, pipeline.results, src, name, opts) };
 }

@@ -1,53 +1,31 @@
 // A pipeline's result table of the user's own (`results` in the config): where "done" is defined and where
 // workers write each task's result. Checked at start, before anything is written: the table and its columns
-// exist, its key is NOT NULL with a unique index of its own (an upsert needs it), and the key's type matches
-// the source key's (integer with integer, text with text). Each problem is one ResultsError naming the key.
+// exist, its key is NOT NULL with a unique index of its own (an upsert needs it), the key's type matches
+// the source key's (integer with integer, text with text), and it can hold every source key as itself
+// (key-fit.ts: no collation, character set, length or range that merges or cuts keys, unless the user
+// accepts merged keys with results.mergeKeys). Each problem is one SourceError naming the key.
 
 import type { RowDataPacket } from 'mysql2/promise';
 import type { ResultsConfig } from '../core/config.js';
 import { SourceError } from '../core/errors.js';
 import { quoteIdentifier } from '../core/identifiers.js';
 import type { Pool } from './pool.js';
-import { columnKind, splitTable, type KeyKind } from './source.js';
+import { columnKind, type KeyKind, type SourceInfo } from './source.js';
+import { asResultKey, columnsOf, fitMessage, intRange, keyFit, modifyStatement, splitTable, type ColumnMeta, type FitProblem } from './key-fit.js';
 
 export interface ResultsInfo extends ResultsConfig {
   keyKind: KeyKind;
   /** Character set and collation of a text key column (null for integers). */
   charset: string | null;
   collation: string | null;
+  keyColumn: ColumnMeta;
+  /**
+   * How the key column can merge or cut source keys, when `mergeKeys` accepted that (null: it cannot).
+   * Merged keys are then matched under the column's collation, not byte for byte.
+   */
+  merging: FitProblem | null;
 }
 
-interface Column {
-  type: string;
-  columnType: string;
-  nullable: boolean;
-  scale: number | null;
-  charset: string | null;
-  collation: string | null;
-}
-
-async function columnsOf(pool: Pool, table: string): Promise<Map<string, Column>> {
-  const [schema, name] = splitTable(table);
-  const [cols] = await pool.query<RowDataPacket[]>(
-    `SELECT column_name AS name, data_type AS type, column_type AS column_type, is_nullable AS nullable, numeric_scale AS scale,
-       character_set_name AS charset, collation_name AS coll
-     FROM information_schema.columns WHERE table_schema = COALESCE(?, DATABASE()) AND table_name = ?`,
-    [schema, name],
-  );
-  return new Map(
-    cols.map((c) => [
-      String(c.name).toLowerCase(),
-      {
-        type: String(c.type).toLowerCase(),
-        columnType: String(c.column_type),
-        nullable: c.nullable === 'YES',
-        scale: c.scale === null ? null : Number(c.scale),
-        charset: c.charset === null ? null : String(c.charset),
-        collation: c.coll === null ? null : String(c.coll),
-      },
-    ]),
-  );
-}
 
 async function hasOwnUniqueIndex(pool: Pool, table: string, column: string): Promise<boolean> {
   const [schema, name] = splitTable(table);
@@ -61,7 +39,10 @@ async function hasOwnUniqueIndex(pool: Pool, table: string, column: string): Pro
 }
 
 /** Inspects the result table against the source key's kind; throws a SourceError (exit 2) for each problem. */
-export async function inspectResults(pool: Pool, results: ResultsConfig, sourceKind: KeyKind, pipeline: string): Promise<ResultsInfo> {
+export async function inspectResults(pool: Pool, results: ResultsConfig, source: Pick<SourceInfo, 'table' | 'keyKind' | 'keyColumn'>, pipeline: string,
+  opts: { refuseMisfit?: boolean } = {},
+): Promise<ResultsInfo> {
+  const sourceKind = source.keyKind;
   const at = `pipelines.${pipeline}.results`;
   const cols = await columnsOf(pool, results.table);
   if (cols.size === 0) {
@@ -77,7 +58,7 @@ export async function inspectResults(pool: Pool, results: ResultsConfig, sourceK
     throw new SourceError(
       'RESULTS_KEY_TYPE',
       `${at}.key: '${results.table}.${results.key}' is ${key.columnType}, the source key is ${sourceKind === 'int' ? 'an integer' : 'text'}; they must be both integers or both text`,
-      { hint: 'point results.key at a column of the same kind as source.key' },
+      { hint: `${modifyStatement(results.table, results.key, source.keyColumn)}, or point results.key at a column of the same kind as source.key` },
     );
   }
   if (key.nullable) {
@@ -95,18 +76,45 @@ export async function inspectResults(pool: Pool, results: ResultsConfig, sourceK
       hint: `ALTER TABLE ${results.table} ADD UNIQUE (${results.key})`,
     });
   }
-  return { ...results, keyKind, charset: key.charset, collation: key.collation };
+  const fit = keyFit(source.keyColumn, key, keyKind);
+  if (fit !== null && !results.mergeKeys && opts.refuseMisfit !== false) {
+    const { message, hint } = fitMessage(fit, { table: source.table, col: source.keyColumn }, { table: results.table, col: key });
+    throw new SourceError(fit.class === 'merges' ? 'RESULTS_KEY_MERGES' : 'RESULTS_KEY_CUTS', `${at}.key: ${message}`, { hint });
+  }
+  return { ...results, keyKind, charset: key.charset, collation: key.collation, keyColumn: key, merging: fit };
+}
+
+export interface Collisions {
+  /** Source keys that share a result key with another (or fall outside an integer key's range). */
+  keys: number;
+  /** Two source keys that become one result key (or one key out of range), as the source holds them. */
+  example: string[];
 }
 
 /**
- * Whether the result key's collation would merge keys the source holds as different rows ('a', 'a ' and 'A'
- * in a case-insensitive or PAD SPACE collation): the number of such source keys, for `doctor` to warn.
+ * The source keys the result key column merges or cuts today: a GROUP BY over the whole source, for
+ * `doctor` (too slow for every start). Nothing when the column fits.
  */
-export async function mergedKeys(pool: Pool, info: ResultsInfo, sourceTable: string, sourceKey: string): Promise<number> {
-  if (info.keyKind !== 'string' || info.collation === null || info.charset === null) return 0;
-  const k = `CONVERT(${quoteIdentifier(sourceKey)} USING ${info.charset}) COLLATE ${info.collation}`;
-  const [[row]] = await pool.query<RowDataPacket[]>(
-    `SELECT COALESCE(SUM(n), 0) AS n FROM (SELECT COUNT(*) AS n FROM ${quoteIdentifier(sourceTable)} GROUP BY ${k} HAVING COUNT(*) > 1) d`,
-  );
-  return Number(row?.n ?? 0);
+export async function collisions(pool: Pool, src: Pick<SourceInfo, 'table' | 'key' | 'keyColumn'>, info: ResultsInfo): Promise<Collisions> {
+  const none = { keys: 0, example: [] };
+  if (info.merging === null) return none;
+  const sk = quoteIdentifier(src.key);
+  const table = quoteIdentifier(src.table);
+  if (info.keyKind === 'int') {
+    const [lo, hi] = intRange(info.keyColumn);
+    const [[row]] = await pool.query<RowDataPacket[]>(`SELECT COUNT(*) AS n, CAST(MIN(${sk}) AS CHAR) AS a FROM ${table} WHERE ${sk} < ${lo} OR ${sk} > ${hi}`);
+    return Number(row?.n ?? 0) === 0 ? none : { keys: Number(row?.n), example: [String(row?.a)] };
+  }
+  // The key as the column would store it: in its character set, cut to its length, trailing spaces dropped by CHAR.
+  let image = sk;
+  if (info.keyColumn.chars !== null) image = `LEFT(${image}, ${info.keyColumn.chars})`;
+  if (info.keyColumn.type === 'char') image = `RTRIM(${image})`;
+  image = asResultKey(info, image);
+  const bytes = `CAST(CONVERT(${sk} USING utf8mb4) AS BINARY)`;
+  const groups = `FROM ${table} GROUP BY ${image} HAVING COUNT(*) > 1`;
+  const [[count]] = await pool.query<RowDataPacket[]>(`SELECT COALESCE(SUM(n), 0) AS n FROM (SELECT COUNT(*) AS n ${groups}) d`);
+  if (Number(count?.n ?? 0) === 0) return none;
+  const [[pair]] = await pool.query<RowDataPacket[]>(`SELECT MIN(${bytes}) AS a, MAX(${bytes}) AS b ${groups} LIMIT 1`);
+  const text = (v: unknown): string => (Buffer.isBuffer(v) ? v.toString('utf8') : String(v));
+  return { keys: Number(count?.n), example: [text(pair?.a), text(pair?.b)] };
 }

@@ -9,11 +9,14 @@ import { SourceError } from '../core/errors.js';
 import type { Pool } from './pool.js';
 import type { ResultsInfo } from './results-table.js';
 import { quoteIdentifier } from '../core/identifiers.js';
+import { columnsOf, splitTable, type ColumnMeta } from './key-fit.js';
 
 export type KeyKind = 'int' | 'string';
 
 export interface SourceInfo extends SourceConfig {
   keyKind: KeyKind;
+  /** The key column as the database describes it (result keys are checked against it). */
+  keyColumn: ColumnMeta;
   /** The user's result table, when the pipeline has one (see results-table.ts): it defines "done". */
   results?: ResultsInfo;
 }
@@ -21,17 +24,7 @@ export interface SourceInfo extends SourceConfig {
 const INT_TYPES = new Set(['tinyint', 'smallint', 'mediumint', 'int', 'integer', 'bigint']);
 const STRING_TYPES = new Set(['char', 'varchar', 'tinytext', 'text', 'mediumtext', 'longtext']);
 
-export function splitTable(table: string): [string | null, string] {
-  const parts = table.split('.');
-  return parts.length === 2 ? [parts[0]!, parts[1]!] : [null, parts[0]!];
-}
-
-interface KeyColumn {
-  type: string;
-  columnType: string;
-  nullable: boolean;
-  scale: number | null;
-}
+export { splitTable };
 
 /** The kind of key a column can hold, or null when sluice cannot compare it exactly. */
 export function columnKind(type: string, scale: number | null): KeyKind | null {
@@ -43,7 +36,7 @@ export function columnKind(type: string, scale: number | null): KeyKind | null {
   return null;
 }
 
-function keyKindOf(pipeline: string, source: SourceConfig, col: KeyColumn): KeyKind {
+function keyKindOf(pipeline: string, source: SourceConfig, col: ColumnMeta): KeyKind {
   const kind = columnKind(col.type, col.scale);
   if (kind !== null) return kind;
   throw new SourceError(
@@ -57,20 +50,10 @@ function keyKindOf(pipeline: string, source: SourceConfig, col: KeyColumn): KeyK
 export async function inspectSource(pool: Pool, source: SourceConfig, pipeline: string): Promise<SourceInfo> {
   const [schema, table] = splitTable(source.table);
   const at = `pipelines.${pipeline}.source`;
-  const [cols] = await pool.query<RowDataPacket[]>(
-    `SELECT column_name AS name, data_type AS type, column_type AS column_type, is_nullable AS nullable, numeric_scale AS scale
-     FROM information_schema.columns WHERE table_schema = COALESCE(?, DATABASE()) AND table_name = ?`,
-    [schema, table],
-  );
-  if (cols.length === 0) {
+  const byName = await columnsOf(pool, source.table);
+  if (byName.size === 0) {
     throw new SourceError('SOURCE_MISSING', `${at}.table: source table '${source.table}' does not exist`, { hint: 'create it, or fix source.table in the config' });
   }
-  const byName = new Map<string, KeyColumn>(
-    cols.map((c) => [
-      String(c.name).toLowerCase(),
-      { type: String(c.type).toLowerCase(), columnType: String(c.column_type), nullable: c.nullable === 'YES', scale: c.scale === null ? null : Number(c.scale) },
-    ]),
-  );
   const missing = [source.key, ...source.columns].filter((c) => !byName.has(c.toLowerCase()));
   if (missing.length > 0) {
     throw new SourceError('SOURCE_COLUMNS', `${at}: source table '${source.table}' has no column(s) ${missing.join(', ')}`, {
@@ -97,7 +80,7 @@ export async function inspectSource(pool: Pool, source: SourceConfig, pipeline: 
     });
   }
   if (source.where !== undefined) await checkWhere(pool, source, pipeline);
-  return { ...source, keyKind };
+  return { ...source, keyKind, keyColumn: col };
 }
 
 /** Lets the database plan the filter once: a syntax error or an unknown column is one line at start. */

@@ -8,6 +8,8 @@ import { quoteIdentifier } from '../core/identifiers.js';
 import { INTEGER_KEY, jsonKeysTable, keyTextSql, sourceFrom } from './key-sql.js';
 import type { Pool } from './pool.js';
 import type { SourceInfo } from './source.js';
+import type { ResultsInfo } from './results-table.js';
+import { asResultKey, exactKeys } from './key-fit.js';
 
 export interface TaskState {
   /** Keys that have a source row (canonical text, compared byte for byte). */
@@ -53,6 +55,22 @@ async function keysIn(pool: Pool, from: string, key: string, kind: SourceInfo['k
   return found;
 }
 
+/**
+ * The keys among `keys` that have their row in the user's result table: the row of this very key, or,
+ * when the user accepted merged keys (results.mergeKeys), the row its key merges with.
+ */
+export async function keysWithResult(pool: Pool, r: ResultsInfo, keys: readonly string[]): Promise<Set<string>> {
+  if (exactKeys(r)) return keysIn(pool, `${quoteIdentifier(r.table)} s`, r.key, r.keyKind, keys);
+  const found = new Set<string>();
+  if (keys.length === 0) return found;
+  const [rows] = await pool.query<RowDataPacket[]>(
+    `SELECT j.k FROM ${jsonKeysTable('j')} WHERE EXISTS (SELECT 1 FROM ${quoteIdentifier(r.table)} u WHERE u.${quoteIdentifier(r.key)} = ${asResultKey(r, 'j.k')})`,
+    [JSON.stringify(keys)],
+  );
+  for (const row of rows) found.add(textOf(row.k));
+  return found;
+}
+
 /** The keys among `keys` that have a source row the pipeline's filter selects. */
 export function keysInSource(pool: Pool, src: SourceInfo, keys: readonly string[]): Promise<Set<string>> {
   return keysIn(pool, sourceFrom(src), src.key, src.keyKind, keys);
@@ -70,7 +88,7 @@ export async function loadTaskState(pool: Pool, src: SourceInfo, pipeline: strin
     for (const r of results) state.done.add(textOf(r.task_key));
   } else {
     // Done means a row in the user's result table, however it got there (an earlier offline run too).
-    state.done = await keysIn(pool, `${quoteIdentifier(src.results.table)} s`, src.results.key, src.keyKind, keys);
+    state.done = await keysWithResult(pool, src.results, keys);
   }
   const [dead] = await pool.query<RowDataPacket[]>(`SELECT task_key FROM sluice_dead_tasks WHERE pipeline = ? AND ${inKeys}`, [pipeline, list]);
   for (const r of dead) state.dead.add(textOf(r.task_key));

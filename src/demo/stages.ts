@@ -84,6 +84,7 @@ export const demoResults: ResultsConfig = {
   columns: ['ent_list_str', 'mapped_list_str'],
   row: (o: Matched) => ({ ent_list_str: [...o.entities.map((e) => e.name), ...o.unmatched].join(','), mapped_list_str: o.entities.map((e) => e.id).join(',') }),
   onConflict: 'keep',
+  mergeKeys: false,
 };
 
 export function demoStages(opts: DemoStageOptions): StageConfig[] {

@@ -49,7 +49,7 @@ export async function collectStatus(config: SluiceConfig, name: string, log: Log
   let databaseMs = 0;
   try {
     await assertMigrated(pool);
-    const src = await inspectPipeline(pool, pipeline, name);
+    const src = await inspectPipeline(pool, pipeline, name, { refuseMisfit: false });
     const exact = opts.exact ?? (await tableRowsGuess(pool, src.table)) < EXACT_BELOW_ROWS;
     ledger = await ledgerStatus(pool, src, name, config.producer.staleAfterMs, exact, pipeline.stages.map((s) => s.name));
     const used = [...new Set(pipeline.stages.flatMap((s) => (s.resource === undefined ? [] : [s.resource])))];
@@ -78,6 +78,8 @@ export async function collectStatus(config: SluiceConfig, name: string, log: Log
     inFlight: c.inFlight,
     dead: c.dead,
     orphans: c.orphans,
+    /** Done source rows whose result row another source row shares (results.mergeKeys). */
+    shared: c.shared,
     exact: c.exact,
     countedAt: c.countedAt,
     countAgeSeconds: Math.round(c.countAgeSeconds),

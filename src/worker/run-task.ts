@@ -285,7 +285,7 @@ export async function runTask(item: SpoolItem, state: TaskState, rc: RunnerConte
       const mapped = userRow(item.task, input, rc.results);
       if (mapped instanceof Error) return await quarantine(t, current, mapped, totalAttempts, rc);
       const r = rc.results;
-      writes.push(rc.ledger.write({ kind: 'row', pipeline: rc.pipelineName, key, table: r.table, keyColumn: r.key, columns: r.columns, values: mapped, onConflict: r.onConflict }));
+      writes.push(rc.ledger.write({ kind: 'row', pipeline: rc.pipelineName, key, results: r, values: mapped }));
     }
     // With a result table of the user's, its row is the result, and the milestones (stage, attempt, duration)
     // are sluice's bookkeeping: a sluice_results row as well would be a third write per task (bench:work

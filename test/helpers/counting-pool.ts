@@ -27,7 +27,10 @@ export interface SqlCall {
   kind: string;
 }
 
-/** Rows for a read (objects, or arrays when the query asked for rowsAsArray); undefined: no rows. */
+/**
+ * Rows for a read (objects, or arrays when the query asked for rowsAsArray); undefined: no rows. Writes are
+ * shown to it too (its answer ignored), so that it can remember what was written.
+ */
 export type Answer = (sql: string, params: readonly unknown[]) => unknown[] | undefined;
 
 export interface Tally {
@@ -120,7 +123,8 @@ export class CountingPool {
 
   #reply(sql: string, params: readonly unknown[]): [unknown, unknown] {
     this.record(sql, params);
-    if (READS.test(sql)) return [this.#answer(sql, params) ?? [], []];
+    const answer = this.#answer(sql, params);
+    if (READS.test(sql)) return [answer ?? [], []];
     const bulk = Array.isArray(params[0]) && params[0].every(Array.isArray) ? params[0].length : 1;
     return [{ fieldCount: 0, affectedRows: bulk, insertId: 0, info: '', serverStatus: 2, warningStatus: 0, changedRows: 0 }, undefined];
   }
@@ -189,7 +193,15 @@ export function freshLedger(schema: FakeSchema): Answer {
   const migrations = readMigrations().map((f) => ({ migration_name: f.name, checksum: f.checksum, finished_at: new Date(0), logs: null }));
   const { source } = schema;
   const pendingAfter = (sql: string): number => Number(/s\.`\w+` > (\d+)/.exec(sql)?.[1] ?? 0);
+  // Keys written to the user's result tables, so that the worker's read-back finds them.
+  const written = new Map<string, Set<string>>();
   return (sql, params) => {
+    const insert = /^INSERT INTO `(\w+)`/.exec(sql.trim());
+    if (insert !== null && !insert[1]!.startsWith('sluice_') && Array.isArray(params[0])) {
+      const keys = written.get(insert[1]!) ?? new Set<string>();
+      for (const row of params[0] as unknown[][]) keys.add(String(row[0]));
+      written.set(insert[1]!, keys);
+    }
     if (/^SELECT 1$/.test(sql.trim())) return [{ 1: 1 }];
     if (sql.includes('@@max_allowed_packet')) return [{ p: 64 * 1024 * 1024 }];
     if (sql.includes('information_schema.tables')) return [{ 1: 1 }];
@@ -207,9 +219,12 @@ export function freshLedger(schema: FakeSchema): Answer {
       const n = Math.max(0, Math.min(Number(params[params.length - 1]), source.rows - from));
       return Array.from({ length: n }, (_, i) => [String(from + i + 1), 0, 0, ...columns.map((c) => `${c} of ${from + i + 1}`)]);
     }
-    // Which of these keys a table holds (task-state.ts keysIn): the source holds every key 1..rows; a result table none yet.
+    // Which of these keys a table holds (task-state.ts keysIn): the source holds every key 1..rows; a result table
+    // the keys written to it.
     const probed = /AS k FROM `(\w+)` s WHERE \S+ IN \(([^)]*)\)/.exec(sql);
     if (probed !== null) {
+      const keys = probed[2]!.split(',').map((k) => k.trim());
+      if (written.has(probed[1]!)) return keys.filter((k) => written.get(probed[1]!)!.has(k)).map((k) => ({ k }));
       if (probed[1] !== source.table) return [];
       return probed[2]!.split(',').map(Number).filter((k) => k >= 1 && k <= source.rows).map((k) => ({ k: String(k) }));
     }

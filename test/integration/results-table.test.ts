@@ -12,6 +12,7 @@ import { validateConfig } from '../../src/core/config-validate.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { LedgerWriter } from '../../src/db/ledger.js';
 import { migrate } from '../../src/db/migrate.js';
+import { inspectPipeline } from '../../src/db/pipeline-tables.js';
 import { openPool } from '../../src/db/pool.js';
 import { startFetcher } from '../../src/fetcher/fetcher.js';
 import { produce } from '../../src/producer/producer.js';
@@ -131,8 +132,8 @@ describe('a pipeline with a result table of the user', () => {
     const pool = await openPool(dbConfig(url), { poolSize: 1 });
     try {
       const ledger = new LedgerWriter(pool, log, { maxBatch: 10, flushMs: 1, databaseUrl: url });
-      const write = (value: string, onConflict: 'keep' | 'update') =>
-        ledger.write({ kind: 'row', pipeline: name, key: '2', table: 'map_b', keyColumn: 'id', columns: ['ent_list_str', 'mapped_list_str'], values: [value, value], onConflict });
+      const info = (await inspectPipeline(pool, c.pipelines[name]!, name)).results!;
+      const write = (value: string, onConflict: 'keep' | 'update') => ledger.write({ kind: 'row', pipeline: name, key: '2', results: { ...info, onConflict }, values: [value, value] });
       await write('second', 'keep');
       const [[kept]] = await db.query<RowDataPacket[]>('SELECT ent_list_str AS e, (SELECT COUNT(*) FROM map_b) AS n FROM map_b WHERE id = 2');
       assert.deepEqual([kept?.e, Number(kept?.n)], ['two', 2]);
@@ -145,7 +146,7 @@ describe('a pipeline with a result table of the user', () => {
     }
   });
 
-  it('keys that differ only by case or a trailing space stay distinct on a no-pad binary collation; doctor warns on a case-insensitive one', async () => {
+  it('keys that differ only by case or a trailing space stay distinct on a no-pad binary collation; doctor refuses a case-insensitive one and counts the collisions', async () => {
     const name = randomName('r');
     await db.query('CREATE TABLE docs_c (k VARCHAR(20) COLLATE utf8mb4_nopad_bin PRIMARY KEY, body VARCHAR(20) NOT NULL)');
     await db.query("INSERT INTO docs_c VALUES ('a', 'x'), ('A', 'y'), ('a ', 'z')");
@@ -166,8 +167,8 @@ describe('a pipeline with a result table of the user', () => {
     const cfg = join(dir, `${name}.config.mjs`);
     writeFileSync(cfg, `export default { pipelines: { ci: { source: { table: 'docs_c', key: 'k', columns: ['body'] }, results: { table: 'map_ci', key: 'k', columns: ['ent_list_str'], row: () => ({}) } } } };\n`);
     const doctor = await runCli(['doctor', '--pipeline', 'ci', '--config', cfg, '--brokers', BROKERS.join(',')], { env: { DATABASE_URL: url } });
-    assert.equal(doctor.code, 0, doctor.stderr);
-    assert.match(doctor.stdout, /warn results {4}map_ci\.k uses utf8mb4_general_ci, under which 3 source keys that differ .* are one key/);
+    assert.equal(doctor.code, 2, doctor.stderr);
+    assert.match(doctor.stderr, /'map_ci\.k' \(varchar\(20\) utf8mb4_general_ci\) can merge keys of 'docs_c\.k' .*3 source key\(s\) collide today, e\.g\. "A" and "a "/);
   });
 
   it('source.where limits every count and what is published; a bad condition is one line, exit 2', async () => {

@@ -54,11 +54,12 @@ const WORKER_KINDS = {
 
 // Worker, results in the user's table (pipeline `results`): "done" is read from that table instead of
 // sluice_results, the result row is written there, and no sluice_results row is written (run-task.ts).
-const USER_TABLE_STATEMENTS = 9;
-const USER_TABLE_ROUND_TRIPS = 9;
+// Each batch of result rows is read back in one query (ledger.ts: a row not there for its key fails its task).
+const USER_TABLE_STATEMENTS = 11;
+const USER_TABLE_ROUND_TRIPS = 11;
 const USER_TABLE_KINDS = {
   'SELECT docs': 1,
-  'SELECT doc_results': 1,
+  'SELECT doc_results': 3,
   'SELECT sluice_dead_tasks': 1,
   'SELECT sluice_milestones': 1,
   'SELECT sluice_attempts': 1,
