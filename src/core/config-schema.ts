@@ -123,6 +123,12 @@ const spool = section({
   highWaterBytes: setting(int(1024).default(256 * 1024 * 1024), { doc: 'Pause fetching above this many spooled bytes...', env: 'SLUICE_SPOOL_HIGH_WATER_BYTES', input: 'int', shownDefault: '268435456 (256 MiB)' }),
   lowWaterBytes: setting(int(0).default(128 * 1024 * 1024), { doc: '...and resume below this many.', env: 'SLUICE_SPOOL_LOW_WATER_BYTES', input: 'int', shownDefault: '134217728 (128 MiB)' }),
   leaseMs: setting(int(100, MAX_MS).default(60_000), { doc: "How long a worker's claim on a segment lasts unless renewed." }),
+  minFreeBytes: setting(int(0).default(64 * 1024 * 1024), {
+    doc: "Pause fetching while the spool's file system has less free space than this (resume at twice as much; 0: only a failed write pauses).",
+    env: 'SLUICE_SPOOL_MIN_FREE_BYTES',
+    input: 'int',
+    shownDefault: '67108864 (64 MiB)',
+  }),
 });
 
 const fetcher = section({

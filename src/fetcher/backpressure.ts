@@ -1,7 +1,8 @@
 // The fetcher's backpressure: pause the topic when the spool is above its high-water mark (items or bytes),
 // resume below the low-water mark. The spool folder is listed every CHECK_MS; between listings the items a
 // batch wrote are added to the last count, so a batch never waits on a listing of the whole spool.
-// Heartbeats go on while paused: the consumer keeps its partitions.
+// Heartbeats go on while paused: the consumer keeps its partitions. A full disk (disk-guard.ts) is a second
+// reason to pause; fetching resumes when no reason is left.
 //
 // States: open <-> paused -> closed.
 
@@ -22,9 +23,13 @@ export interface Valve {
   resume(): void;
 }
 
+export type PauseReason = 'high-water mark' | 'disk full';
+
 export class BackpressureGate {
   state: 'open' | 'paused' | 'closed' = 'open';
   depth: SpoolDepth;
+  readonly #reasons = new Set<PauseReason>();
+  #reasonAtClose: PauseReason | null = null;
   readonly #marks: WaterMarks;
   readonly #valve: Valve;
   readonly #log: Logger;
@@ -58,15 +63,39 @@ export class BackpressureGate {
     if (this.state === 'closed') return;
     this.depth = d;
     const m = this.#marks;
-    if (this.state === 'open' && (d.items >= m.highWaterItems || d.bytes >= m.highWaterBytes)) {
+    if (!this.#reasons.has('high-water mark') && (d.items >= m.highWaterItems || d.bytes >= m.highWaterBytes)) {
+      this.hold('high-water mark');
+      this.#log.info({ items: d.items, bytes: d.bytes }, 'spool above high-water mark: fetching paused');
+    } else if (this.#reasons.has('high-water mark') && d.items <= m.lowWaterItems && d.bytes <= m.lowWaterBytes) {
+      this.#log.info({ items: d.items, bytes: d.bytes }, 'spool below low-water mark: fetching resumed');
+      this.release('high-water mark');
+    }
+  }
+
+  /** Pauses for `reason` (the topic is paused with the first reason). */
+  hold(reason: PauseReason): void {
+    if (this.state === 'closed') return;
+    this.#reasons.add(reason);
+    if (this.state === 'open') {
       this.state = 'paused';
       this.#valve.pause();
-      this.#log.info({ items: d.items, bytes: d.bytes }, 'spool above high-water mark: fetching paused');
-    } else if (this.state === 'paused' && d.items <= m.lowWaterItems && d.bytes <= m.lowWaterBytes) {
+    }
+  }
+
+  /** `reason` is gone; the topic resumes when no reason is left. */
+  release(reason: PauseReason): void {
+    if (this.state === 'closed') return;
+    this.#reasons.delete(reason);
+    if (this.state === 'paused' && this.#reasons.size === 0) {
       this.state = 'open';
       this.#valve.resume();
-      this.#log.info({ items: d.items, bytes: d.bytes }, 'spool below low-water mark: fetching resumed');
     }
+  }
+
+  /** Why fetching is paused (a full disk first: it is the one to act on), or null. */
+  get reason(): PauseReason | null {
+    if (this.state === 'closed') return this.#reasonAtClose;
+    return this.#reasons.has('disk full') ? 'disk full' : this.#reasons.has('high-water mark') ? 'high-water mark' : null;
   }
 
   /** Whether fetching is paused (as it was at close, once closed). */
@@ -76,6 +105,7 @@ export class BackpressureGate {
 
   close(): void {
     clearInterval(this.#timer);
+    this.#reasonAtClose = this.reason;
     this.#pausedAtClose = this.state === 'paused';
     this.state = 'closed';
   }

@@ -1,6 +1,9 @@
 // One fetched batch (one partition, offsets in order) into the spool: classify each message -> write the
 // good ones as durable segments and the bad ones to quarantine -> only then resolve the batch's last
 // offset. kafkajs commits resolved offsets, so a committed offset is never past an item not on disk.
+// A full disk (no room before the write, or ENOSPC during it) leaves the batch unresolved: the topic is
+// paused (disk-guard.ts) and kafkajs fetches the batch again from the last resolved offset once it resumes.
+// Segments of the batch already written stay: a duplicate the workers absorb, never a gap.
 
 import type { EachBatchPayload } from 'kafkajs';
 import type { Logger } from '../core/logger.js';
@@ -10,6 +13,7 @@ import type { QuarantineEntry } from '../spool/quarantine.js';
 import type { SpoolItem } from '../spool/segment.js';
 import type { IdleReport } from './idle-watch.js';
 import { classify } from './validate.js';
+import { isDiskFull } from '../spool/layout.js';
 
 const QUARANTINED_VALUE_BYTES = 64 * 1024;
 
@@ -20,6 +24,10 @@ export interface FetchStats {
   batches: number;
   restarts: number;
   paused: boolean;
+  /** Why fetching is paused: 'high-water mark' or 'disk full' (null: not paused). */
+  pausedReason: string | null;
+  /** Free bytes on the spool's file system at the last check (null: not measured). */
+  freeBytes: number | null;
   depth: SpoolDepth;
   /** Messages behind the high watermark, per partition, as of the last batch from it. */
   lag: Record<string, number>;
@@ -38,6 +46,10 @@ export interface BatchSpoolerDeps {
   fetcherId: string;
   writeItems(partition: number, items: readonly SpoolItem[], lines: readonly string[]): Promise<{ names: string[]; bytes: number }>;
   quarantine(entry: QuarantineEntry): Promise<string>;
+  /** Whether the disk has room for `bytes` more (false: paused for a full disk). */
+  room(bytes: number): Promise<boolean>;
+  /** A write failed with ENOSPC or EDQUOT: pause for a full disk. */
+  diskFull(err: NodeJS.ErrnoException): void;
   /** Records bad messages in the database; best effort (they are in the spool either way). */
   recordBad(rows: BadMessageRow[]): void;
   /** A batch is durable and its offset resolved. */
@@ -68,8 +80,19 @@ export class BatchSpooler {
         lines.push(v.line);
       } else rejected.push({ m, reason: v.reason, detail: v.detail });
     }
-    const { names: segments, bytes } = await this.#d.writeItems(batch.partition, items, lines);
-    await this.#quarantine(batch.topic, batch.partition, rejected);
+    const need = lines.reduce((n, l) => n + l.length, 0) + rejected.length * 4096;
+    // Not resolved: fetched again from the last resolved offset once the disk has room.
+    if (!(await this.#d.room(need))) return;
+    let segments: string[];
+    let bytes: number;
+    try {
+      ({ names: segments, bytes } = await this.#d.writeItems(batch.partition, items, lines));
+      await this.#quarantine(batch.topic, batch.partition, rejected);
+    } catch (err) {
+      if (!isDiskFull(err)) throw err;
+      this.#d.diskFull(err as NodeJS.ErrnoException);
+      return;
+    }
     // Lost the partition while writing: the new owner fetches these again (a duplicate, never a gap).
     if (isStale()) return;
     const last = batch.messages[batch.messages.length - 1]!.offset;

@@ -26,6 +26,7 @@ import { Heartbeat } from '../core/heartbeat.js';
 import { QuarantineWriter } from '../spool/quarantine.js';
 import { SpoolWriter } from '../spool/writer.js';
 import { BackpressureGate } from './backpressure.js';
+import { DiskGuard } from './disk-guard.js';
 import { BatchSpooler, type FetchStats } from './batch-spooler.js';
 import { COMMIT_INTERVAL_MS, RestartCounter, createConsumer } from './consumer.js';
 import { openFetcherParts } from './fetcher-setup.js';
@@ -83,6 +84,7 @@ class Fetcher implements FetcherHandle {
   readonly #pool: Pool | null;
   readonly #poolUse: PoolUse | null;
   readonly #spooler: BatchSpooler;
+  readonly #disk: DiskGuard;
   readonly #started = performance.now();
   #gate: BackpressureGate | null = null;
   #reporter: StatsReporter | null = null;
@@ -102,6 +104,13 @@ class Fetcher implements FetcherHandle {
     const pool = poolUse?.pool ?? null;
     this.#pool = pool;
     const quarantine = new QuarantineWriter(paths);
+    this.#disk = new DiskGuard({
+      dir: paths.root,
+      minFreeBytes: opts.config.spool.minFreeBytes,
+      log,
+      onFull: () => this.#gate?.hold('disk full'),
+      onRoom: () => this.#gate?.release('disk full'),
+    });
     this.#spooler = new BatchSpooler({
       pipeline: opts.pipeline,
       ledger,
@@ -109,6 +118,8 @@ class Fetcher implements FetcherHandle {
       fetcherId: safeWorkerId(opts.fetcherId ?? `${hostname()}-${process.pid}`),
       writeItems: (partition, items, lines) => writer.writeItems(partition, items, lines),
       quarantine: (entry) => quarantine.write(entry),
+      room: (bytes) => this.#disk.room(bytes),
+      diskFull: (err) => this.#disk.failed(err),
       recordBad: (rows) => {
         if (pool === null) return;
         recordBadMessages(pool, rows).catch((err: unknown) => log.warn({ err }, 'could not record quarantined messages in the database (they are in the spool)'));
@@ -187,7 +198,8 @@ class Fetcher implements FetcherHandle {
   stats(): FetchStats {
     const c = this.#spooler.counters;
     const depth = this.#gate?.depth ?? { items: 0, bytes: 0, readySegments: 0, claimedSegments: 0 };
-    return { ...c, lag: { ...c.lag }, restarts: this.restarts.total, paused: this.#gate?.paused ?? false, depth, seconds: (performance.now() - this.#started) / 1000, idle: this.#idle?.report ?? null };
+    const gate = this.#gate;
+    return { ...c, lag: { ...c.lag }, restarts: this.restarts.total, paused: gate?.paused ?? false, pausedReason: gate?.reason ?? null, freeBytes: this.#disk.lastFree, depth, seconds: (performance.now() - this.#started) / 1000, idle: this.#idle?.report ?? null };
   }
 
   #fail(cause: Error): void {
@@ -214,6 +226,7 @@ class Fetcher implements FetcherHandle {
   close(): Promise<void> {
     this.#closing ??= closeAll(this.#log, [
       ['backpressure gate', () => this.#gate?.close()],
+      ['disk guard', () => this.#disk.close()],
       ['stats reporter', () => this.#reporter?.close()],
       ['idle watch', () => this.#idle?.close()],
       ['claim keeper', () => this.#claims?.close()],

@@ -10,12 +10,16 @@
 // T; then any worker's `recoverExpired` puts the segment back. A worker whose renew fails has lost the
 // segment (it expired and was recovered): it must stop working on it; the items it already finished are
 // absorbed by idempotent result writes when the segment is processed again.
+//
+// A full disk never fails a worker: a rename that needs a directory block it cannot get leaves the segment
+// where it is (claim: taken later; renew: the lease is renewed at the next try), and a release that cannot
+// write the unfinished items puts the whole segment back instead (its finished items are skipped as done).
 
 import { readFile, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fsyncDir, writeSynced } from './durable.js';
-import { claimedName, parseClaimedName, parseSegmentName, segmentName, type SpoolPaths } from './layout.js';
+import { claimedName, isDiskFull, parseClaimedName, parseSegmentName, segmentName, type SpoolPaths } from './layout.js';
 import { decodeItems, encodeItems, type SpoolItem } from './segment.js';
 
 export interface Claim {
@@ -51,6 +55,7 @@ export class SpoolClaimer {
         return { segment, file, expiresAt };
       } catch (err) {
         if (isMissing(err)) continue; // another worker was faster
+        if (isDiskFull(err)) return null;
         throw err;
       }
     }
@@ -69,6 +74,7 @@ export class SpoolClaimer {
       await rename(join(this.#p.claimed, c.file), join(this.#p.claimed, file));
     } catch (err) {
       if (isMissing(err)) return false;
+      if (isDiskFull(err)) return true;
       throw err;
     }
     c.file = file;
@@ -89,7 +95,15 @@ export class SpoolClaimer {
       const data = Buffer.from(encodeItems(unfinished), 'utf8');
       const meta = parseSegmentName(c.segment)!;
       const name = segmentName({ ...meta, firstOffset: unfinished[0]!.offset, count: unfinished.length, bytes: data.length, id: randomBytes(4).toString('hex') });
-      await writeSynced(join(this.#p.tmp, name), join(this.#p.ready, name), data);
+      try {
+        await writeSynced(join(this.#p.tmp, name), join(this.#p.ready, name), data);
+      } catch (err) {
+        if (!isDiskFull(err)) throw err;
+        await unlink(join(this.#p.tmp, name)).catch(() => {});
+        await rename(join(this.#p.claimed, c.file), join(this.#p.ready, c.segment));
+        await fsyncDir(this.#p.ready);
+        return;
+      }
       await fsyncDir(this.#p.ready);
     }
     await this.complete(c);

@@ -1,7 +1,7 @@
 // Durable file creation: write under a temporary name, fsync the file, rename it into place, fsync the
 // directory. After a crash the file is either absent or complete: never torn, never half visible.
 
-import { open, rename } from 'node:fs/promises';
+import { open, rename, unlink } from 'node:fs/promises';
 
 export async function fsyncDir(dir: string): Promise<void> {
   const fh = await open(dir, 'r');
@@ -18,8 +18,12 @@ export async function writeSynced(tmpPath: string, finalPath: string, data: stri
   try {
     await fh.writeFile(data);
     await fh.sync();
-  } finally {
-    await fh.close();
+  } catch (err) {
+    // A write that failed (a full disk) leaves no partial file to hold the space.
+    await fh.close().catch(() => {});
+    await unlink(tmpPath).catch(() => {});
+    throw err;
   }
+  await fh.close();
   await rename(tmpPath, finalPath);
 }

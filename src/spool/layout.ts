@@ -48,6 +48,12 @@ const FS_PROBLEMS: Record<string, string> = {
   EISDIR: 'a folder stands where a file should be',
 };
 
+/** The file system is full (or the user's quota used up): backpressure, not a failure. */
+export const isDiskFull = (err: unknown): boolean => {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+};
+
 /** A file-system error on the spool as one line naming spool.dir; anything else is returned as it is. */
 export function asSpoolError(err: unknown, p: SpoolPaths): unknown {
   const e = err as NodeJS.ErrnoException | null;

@@ -15,6 +15,14 @@ function idleText(idle: unknown): string {
   return `, HOLDS NO PARTITION while the topic has lag ${r.lag ?? '?'} (other group members: ${others || 'none'})`;
 }
 
+/** Why a fetcher is paused (its heartbeat's `pausedReason`): a full disk says how much is free. */
+function pausedText(i: Record<string, unknown>): string {
+  if (i.paused !== true) return '';
+  if (i.pausedReason !== 'disk full') return `, paused: ${typeof i.pausedReason === 'string' ? i.pausedReason : 'high-water mark'}`;
+  const free = typeof i.freeBytes === 'number' ? ` (${(i.freeBytes / 1048576).toFixed(0)} MiB free)` : '';
+  return `, paused: disk full${free}`;
+}
+
 /** The human-readable table. */
 export function renderStatus(report: StatusReport, out: (line: string) => void): void {
   out(`pipeline ${report.pipeline}  (topic ${report.topic}, source ${report.table})`);
@@ -36,7 +44,7 @@ export function renderStatus(report: StatusReport, out: (line: string) => void):
   }
   for (const p of report.processes) {
     const i = p.info;
-    const what = p.role === 'fetcher' ? `spooled ${String(i.spooled ?? 0)}, spool ${String((i.depth as { items?: number } | undefined)?.items ?? '?')} item(s)${i.paused === true ? ', paused' : ''}${idleText(i.idle)}` : `done ${String(i.done ?? 0)}, in flight ${String(i.inFlight ?? 0)}`;
+    const what = p.role === 'fetcher' ? `spooled ${String(i.spooled ?? 0)}, spool ${String((i.depth as { items?: number } | undefined)?.items ?? '?')} item(s)${pausedText(i)}${idleText(i.idle)}` : `done ${String(i.done ?? 0)}, in flight ${String(i.inFlight ?? 0)}`;
     const age = p.stale ? `STALE: last heartbeat ${Math.round(p.ageSeconds)} s ago` : `heartbeat ${p.ageSeconds.toFixed(0)} s ago`;
     out(`  ${p.role.padEnd(7)} ${p.host} pid ${p.pid}  up since ${p.startedAt}  ${what}  (${age})`);
   }

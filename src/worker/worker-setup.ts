@@ -6,7 +6,7 @@ import { stageDefaults, type PipelineConfig, type SluiceConfig } from '../core/c
 import { Heartbeat } from '../core/heartbeat.js';
 import { ResourceCoordinator, type ResourceSpec } from '../resources/coordinator.js';
 import { leaseForTimeout } from '../resources/lease-time.js';
-import { randomId, type SpoolPaths } from '../spool/layout.js';
+import { isDiskFull, randomId, type SpoolPaths } from '../spool/layout.js';
 import type { Logger } from '../core/logger.js';
 import { LedgerWriter } from '../db/ledger.js';
 import { assertMigrated } from '../db/migrate.js';
@@ -78,7 +78,13 @@ export async function openWorkerParts(opts: WorkOptions, pipeline: PipelineConfi
       results: source.results,
       metrics: opts.metrics,
       onDead: async (item, stage, err, attempts) => {
-        await quarantine.write(taskEntry(item, pipeline.topic, 'task-failed', `stage ${stage} failed ${attempts} time(s): ${err.name}: ${err.message}`));
+        try {
+          await quarantine.write(taskEntry(item, pipeline.topic, 'task-failed', `stage ${stage} failed ${attempts} time(s): ${err.name}: ${err.message}`));
+        } catch (e) {
+          // The ledger's quarantine row is the record; the spool's file is a copy a full disk may skip.
+          if (!isDiskFull(e)) throw e;
+          log.warn({ key: String(item.task.key), dir: paths.quarantine, code: (e as NodeJS.ErrnoException).code }, 'spool disk full: quarantine file not written (the task is quarantined in the database)');
+        }
       },
     };
     const specs = resourceSpecs(config, pipeline);

@@ -8,6 +8,8 @@ import { encodeEnvelope, envelopeKey, keyProblem, keyText, MAX_KEY_BYTES } from 
 import { silentLogger } from '../../src/core/logger.js';
 import { BackpressureGate } from '../../src/fetcher/backpressure.js';
 import { BatchSpooler } from '../../src/fetcher/batch-spooler.js';
+import { DiskGuard } from '../../src/fetcher/disk-guard.js';
+import { pino } from 'pino';
 import { onCrash, RestartCounter } from '../../src/fetcher/consumer.js';
 import type { QuarantineEntry } from '../../src/spool/quarantine.js';
 import { fakeClock } from '../helpers/fake-clock.js';
@@ -26,7 +28,7 @@ function batch(values: Array<Buffer | null>, opts: { staleAfterWrite?: boolean }
   return { payload, events, markWritten: () => (written = true) };
 }
 
-function spooler(events: string[], markWritten: () => void) {
+function spooler(events: string[], markWritten: () => void, disk: { room?: boolean; writeFails?: string } = {}) {
   const quarantined: QuarantineEntry[] = [];
   const durable: unknown[] = [];
   const s = new BatchSpooler({
@@ -36,6 +38,7 @@ function spooler(events: string[], markWritten: () => void) {
     fetcherId: 'f',
     writeItems: async (_p, items) => {
       events.push(`write ${items.map((i) => i.task.key).join(',')}`);
+      if (disk.writeFails !== undefined) throw Object.assign(new Error(`${disk.writeFails}: no space left on device, write`), { code: disk.writeFails });
       markWritten();
       return { names: ['seg'], bytes: 10 };
     },
@@ -45,6 +48,8 @@ function spooler(events: string[], markWritten: () => void) {
       return 'file.json';
     },
     recordBad: (rows) => void events.push(`record ${rows.length}`),
+    room: async (bytes) => (events.push(`room for ${bytes}?`), disk.room ?? true),
+    diskFull: (err) => void events.push(`disk full ${err.code}`),
     onDurable: (b) => void durable.push(b),
     log: silentLogger(),
   });
@@ -56,7 +61,7 @@ describe('BatchSpooler', () => {
     const b = batch([good(1), Buffer.from('not json'), good(2), null, Buffer.alloc(2048, 'x')]);
     const { s, quarantined, durable } = spooler(b.events, b.markWritten);
     await s.spool(b.payload);
-    assert.deepEqual(b.events, ['write 1,2', 'quarantine not-json', 'quarantine empty', 'quarantine too-large', 'record 3', 'resolve 104', 'heartbeat']);
+    assert.deepEqual(b.events.slice(1), ['write 1,2', 'quarantine not-json', 'quarantine empty', 'quarantine too-large', 'record 3', 'resolve 104', 'heartbeat']);
     assert.deepEqual(quarantined.map((q) => [q.offset, q.source]), [['101', 'fetcher'], ['103', 'fetcher'], ['104', 'fetcher']]);
     assert.deepEqual(durable, [{ partition: 2, items: 2, bytes: 10, segments: ['seg'], quarantined: 3, resolved: '105' }]);
     assert.deepEqual([s.counters.spooled, s.counters.quarantined, s.counters.batches, s.counters.lag], [2, 3, 1, { 2: 7 }]);
@@ -66,8 +71,83 @@ describe('BatchSpooler', () => {
     const b = batch([good(1)], { staleAfterWrite: true });
     const { s, durable } = spooler(b.events, b.markWritten);
     await s.spool(b.payload);
-    assert.deepEqual(b.events, ['write 1']);
+    assert.deepEqual(b.events.slice(1), ['write 1']);
     assert.deepEqual(durable, []);
+  });
+
+  it('a full disk before the write: nothing written, nothing resolved (fetched again once the disk has room)', async () => {
+    const b = batch([good(1), good(2)]);
+    const { s, durable } = spooler(b.events, b.markWritten, { room: false });
+    await s.spool(b.payload);
+    assert.match(b.events.join(' | '), /^room for \d+\?$/);
+    assert.deepEqual([durable, s.counters.batches], [[], 0]);
+  });
+
+  it('ENOSPC or EDQUOT during the write is the same pause: not thrown (kafkajs would restart the consumer), not resolved', async () => {
+    for (const code of ['ENOSPC', 'EDQUOT']) {
+      const b = batch([good(1)]);
+      const { s, durable } = spooler(b.events, b.markWritten, { writeFails: code });
+      await s.spool(b.payload);
+      assert.deepEqual(b.events.slice(1), ['write 1', `disk full ${code}`]);
+      assert.deepEqual(durable, []);
+    }
+    const b = batch([good(1)]);
+    const { s } = spooler(b.events, b.markWritten, { writeFails: 'EACCES' });
+    await assert.rejects(s.spool(b.payload), /EACCES/, 'any other file-system error is not a full disk');
+  });
+});
+
+describe('DiskGuard', () => {
+  it('pauses when a write would leave less than minFreeBytes, warns once per episode, resumes at twice the minimum', async () => {
+    const MiB = 1024 * 1024;
+    let free = 100 * MiB;
+    const events: string[] = [];
+    const lines: Array<{ msg: string; level: number }> = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as { msg: string; level: number }) });
+    const guard = new DiskGuard({ dir: '/spool', minFreeBytes: 64 * MiB, log, free: async () => free, onFull: () => events.push('pause'), onRoom: () => events.push('resume') });
+    try {
+      assert.equal(await guard.room(30 * MiB), true);
+      assert.equal(await guard.room(40 * MiB), false, '100 - 40 MiB is under the 64 MiB minimum');
+      assert.equal(await guard.room(1), false, 'stays full until measured again');
+      guard.failed(Object.assign(new Error('ENOSPC'), { code: 'ENOSPC' }));
+      free = 120 * MiB;
+      await new Promise((r) => setTimeout(r, 700));
+      assert.deepEqual(events, ['pause'], '120 MiB is under twice the minimum');
+      free = 130 * MiB;
+      await waitUntil(() => events.length === 2);
+      assert.deepEqual(events, ['pause', 'resume']);
+      assert.equal(await guard.room(1), true);
+      guard.failed(Object.assign(new Error('ENOSPC'), { code: 'ENOSPC' }));
+      assert.deepEqual(events, ['pause', 'resume', 'pause'], 'a write that failed anyway pauses at once');
+      await waitUntil(() => lines.filter((l) => l.msg.startsWith('spool disk full')).length === 2);
+      const warnings = lines.filter((l) => l.level === 40);
+      assert.equal(warnings.length, 2, 'one warning per episode');
+      assert.match(JSON.stringify(warnings[0]), /"freeMiB":100,"minFreeMiB":64,"dir":"\/spool"/);
+      assert.equal(lines.filter((l) => l.level >= 50).length, 0, 'no error records');
+    } finally {
+      guard.close();
+    }
+  });
+});
+
+async function waitUntil(ok: () => boolean): Promise<void> {
+  for (let i = 0; i < 100 && !ok(); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(ok(), 'condition not reached in 5 s');
+}
+
+describe('BackpressureGate and a full disk', () => {
+  it('is paused while either reason holds, says which, and resumes only when both are gone', () => {
+    const valve: string[] = [];
+    const gate = new BackpressureGate({ highWaterItems: 100, lowWaterItems: 50, highWaterBytes: 10_000, lowWaterBytes: 5000 }, { pause: () => valve.push('pause'), resume: () => valve.push('resume') }, { items: 0, bytes: 0, readySegments: 0, claimedSegments: 0 }, silentLogger());
+    gate.hold('disk full');
+    gate.added(200, 100, 1);
+    assert.deepEqual([gate.state, gate.reason], ['paused', 'disk full']);
+    gate.release('disk full');
+    assert.deepEqual([gate.state, gate.reason], ['paused', 'high-water mark']);
+    gate.apply({ items: 0, bytes: 0, readySegments: 0, claimedSegments: 0 });
+    assert.deepEqual([gate.state, gate.reason], ['open', null]);
+    assert.deepEqual(valve, ['pause', 'resume']);
+    gate.close();
   });
 });
 

@@ -10,6 +10,8 @@ const api = async (path, init = {}) => {
 };
 const table = (cols, rows) => '<table><tr>' + cols.map((c) => '<th>' + esc(c) + '</th>').join('') + '</tr>' + rows.map((r) => '<tr>' + r.map((v) => '<td class="num">' + v + '</td>').join('') + '</tr>').join('') + '</table>';
 // A fetcher that holds no partition while its topic has lag (its heartbeat's info.idle): who holds the group.
+// Why a fetcher is paused (its heartbeat's info.pausedReason): a full disk is the one to act on.
+const pausedNote = (i) => !i.paused ? '' : i.pausedReason === 'disk full' ? ' <span class="stale">paused: disk full (' + fmt(i.freeBytes === null || i.freeBytes === undefined ? null : Math.round(i.freeBytes / 1048576)) + ' MiB free)</span>' : ' <span class="muted">paused: ' + esc(i.pausedReason || 'high-water mark') + '</span>';
 const idleNote = (idle) => !idle ? '' : ' <span class="stale">holds no partition (lag ' + fmt(idle.lag) + '; other members: ' + esc((idle.members || []).map((m) => m.clientId + '@' + m.host + ' on ' + ((m.topics || []).join(',') || '?')).join('; ') || 'none') + ')</span>';
 const fmt = (n) => n === null || n === undefined ? '-' : Number(n).toLocaleString('en');
 const filter = () => ({ key: $('q-key').value, errorClass: $('q-class').value, stage: $('q-stage').value, since: $('q-since').value, until: $('q-until').value });
@@ -29,7 +31,7 @@ async function refresh() {
     + (s.errors.length ? '<p>errors by class</p>' + table(['class', 'count', 'last', 'example'], s.errors.map((e) => [esc(e.errorClass), fmt(e.count), esc(e.lastAt), esc(e.example)])) : '');
   $('resources').innerHTML = s.resources.length === 0 ? '<span class="muted">none</span>' : table(['resource', 'limit', 'in flight', 'overload signals', 'processes (in flight / share)'], s.resources.map((r) => [esc(r.name), (r.configured === 'auto' ? 'learned ' : '') + fmt(r.limit), fmt(r.inFlight), fmt(r.overloads), esc(r.processes.map((x) => x.process + ' ' + x.inFlight + '/' + x.share).join(', '))]));
   drawResources(s.resources);
-  $('processes').innerHTML = s.processes.length === 0 ? '<span class="muted">no process has a heartbeat</span>' : table(['role', 'host', 'pid', 'up since', 'spool / in flight', 'last heartbeat'], s.processes.map((x) => [esc(x.role), esc(x.host), x.pid, esc(x.startedAt), x.role === 'fetcher' ? fmt(x.info.depth && x.info.depth.items) + ' spooled waiting' + idleNote(x.info.idle) : fmt(x.info.inFlight) + ' in flight', '<span class="' + (x.stale ? 'stale' : '') + '">' + x.ageSeconds.toFixed(0) + ' s ago' + (x.stale ? ' (stale)' : '') + '</span>']))
+  $('processes').innerHTML = s.processes.length === 0 ? '<span class="muted">no process has a heartbeat</span>' : table(['role', 'host', 'pid', 'up since', 'spool / in flight', 'last heartbeat'], s.processes.map((x) => [esc(x.role), esc(x.host), x.pid, esc(x.startedAt), x.role === 'fetcher' ? fmt(x.info.depth && x.info.depth.items) + ' spooled waiting' + pausedNote(x.info) + idleNote(x.info.idle) : fmt(x.info.inFlight) + ' in flight', '<span class="' + (x.stale ? 'stale' : '') + '">' + x.ageSeconds.toFixed(0) + ' s ago' + (x.stale ? ' (stale)' : '') + '</span>']))
     + (s.lag ? '<p class="num">consumer lag: ' + Object.entries(s.lag).map(([k, v]) => 'p' + k + ' ' + v).join(', ') + '</p>' : '');
   const c = s.connections;
   $('connections').textContent = 'database connections: ' + fmt(c.heldByProcesses) + ' held by ' + fmt(c.processes) + ' live process(es), ' + (c.heldHere === null ? '?' : fmt(c.heldHere)) + ' by this dashboard; '
