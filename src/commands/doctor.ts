@@ -6,7 +6,7 @@ import { redactUrl } from '../core/logger.js';
 import { assertMigrated } from '../db/migrate.js';
 import { openPool } from '../db/pool.js';
 import { inspectPipeline } from '../db/pipeline-tables.js';
-import { collisions } from '../db/results-table.js';
+import { collisions, type Collisions } from '../db/results-table.js';
 import { SourceError } from '../core/errors.js';
 import { fitMessage } from '../db/key-fit.js';
 import { ledgerId } from '../db/ledger-id.js';
@@ -41,8 +41,8 @@ export const doctorCommand: Command = {
         const r = src.results;
         if (r !== undefined) {
           const c = r.merging === null ? null : await collisions(pool, src, r);
-          const today = c === null ? '' : c.keys === 0 ? ' (no source keys collide today)' : ` (${c.keys} source key(s) collide today, e.g. ${c.example.map((k) => JSON.stringify(k)).join(' and ')})`;
-          if (r.merging !== null && !r.mergeKeys) {
+          const today = c === null ? '' : ` (${collisionText(c)})`;
+          if (r.merging !== null && (r.merging.class === 'cuts' || !r.mergeKeys)) {
             const { message, hint } = fitMessage(r.merging, { table: src.table, col: src.keyColumn }, { table: r.table, col: r.keyColumn });
             throw new SourceError(r.merging.class === 'merges' ? 'RESULTS_KEY_MERGES' : 'RESULTS_KEY_CUTS', `pipelines.${name}.results.key: ${message}${today}`, { hint });
           }
@@ -61,6 +61,13 @@ export const doctorCommand: Command = {
     return 0;
   },
 };
+
+/** What the source holds today that the result key column would merge or cut. */
+function collisionText(c: Collisions): string {
+  const parts = [c.keys === 0 ? 'no source keys collide today' : `${c.keys} source key(s) collide today, e.g. ${c.example.map((k) => JSON.stringify(k)).join(' and ')}`];
+  if (c.cut > 0) parts.push(`${c.cut} cannot be stored as they are, e.g. ${JSON.stringify(c.cutExample)}`);
+  return parts.join('; ');
+}
 
 /** The pipeline's topic and group: not another ledger's (throws KAFKA_OTHER_LEDGER, exit 2), and replicated. */
 async function checkPipelineKafka(config: SluiceConfig, name: string, pipeline: PipelineConfig, ledger: string, k: KafkaCheck, log: Logger, out: (line: string) => void): Promise<void> {

@@ -86,6 +86,7 @@ const isBin = (coll: string): boolean => /_bin$/.test(coll);
 /** NO PAD: 'a' and 'a ' are two keys (MariaDB's *_nopad_*, MySQL 8's *_0900_*). */
 const isNoPad = (coll: string): boolean => /_nopad_|_0900_/.test(coll);
 
+/** merges: accepted with results.mergeKeys; cuts: never (a cut key can land on, and overwrite, another key's row). */
 export type FitProblem = { class: 'merges' | 'cuts'; why: string };
 
 /**
@@ -109,6 +110,14 @@ export function keyFit(source: ColumnMeta, result: ColumnMeta, kind: 'int' | 'st
   if (rc === sc) return null;
   // A binary collation tells apart every two keys the source's does, unless it pads and the source does not.
   if (isBin(rc) && (isNoPad(rc) || !isNoPad(sc))) return null;
+  // The same rules in a character set that holds the source's (utf8mb3_general_ci -> utf8mb4_general_ci), or
+  // their accent- and case-sensitive variant (utf8mb4_0900_ai_ci -> utf8mb4_0900_as_cs).
+  const rRules = rc.slice(rs.length);
+  const sRules = sc.slice(ss.length);
+  if (rc.startsWith(`${rs}_`) && sc.startsWith(`${ss}_`)) {
+    if (rRules === sRules) return null;
+    if (rRules.endsWith('_as_cs') && sRules.replace(/_(ai|as)_ci$/, '_as_cs') === rRules) return null;
+  }
   return { class: 'merges', why: `compares keys under ${rc || 'another collation'}, which can take keys that ${sc} tells apart (as 'abc' and 'ABC') for one` };
 }
 
@@ -119,7 +128,7 @@ export function fitMessage(p: FitProblem, src: { table: string; col: ColumnMeta 
   const what = p.class === 'merges' ? 'can merge keys' : 'can cut keys';
   return {
     message: `${describe(res.table, res.col)} ${what} of ${describe(src.table, src.col)}: it ${p.why}, so some results would be stored under another key or not at all`,
-    hint: `${modifyStatement(res.table, res.col.name, src.col)} (or set results.mergeKeys: true to accept merged keys)`,
+    hint: `${modifyStatement(res.table, res.col.name, src.col)}${p.class === 'merges' ? ' (or set results.mergeKeys: true to accept merged keys)' : ''}`,
   };
 }
 
@@ -143,4 +152,4 @@ export function asResultKey(r: { charset: string | null; collation: string | nul
  * merged text keys (results.mergeKeys), which are then matched under the result key's collation.
  */
 export const exactKeys = (r: { merging: FitProblem | null; mergeKeys: boolean; keyKind: 'int' | 'string' }): boolean =>
-  r.merging === null || !r.mergeKeys || r.keyKind === 'int';
+  r.merging === null || r.merging.class !== 'merges' || !r.mergeKeys || r.keyKind === 'int';

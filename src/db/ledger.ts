@@ -198,8 +198,6 @@ export class LedgerWriter {
   async #writeChunk(kind: LedgerOp['kind'], items: Pending[]): Promise<void> {
     try {
       await this.#withRetry(kind, () => this.#pool.query(sqlFor(items[0]!.op), [items.map((p) => row(p.op))]));
-      if (kind === 'row') await this.#checkStored(items);
-      else for (const p of items) p.resolve();
     } catch (err) {
       if (err instanceof LedgerClosedError) {
         for (const p of items) p.reject(err);
@@ -213,7 +211,10 @@ export class LedgerWriter {
       const half = Math.ceil(items.length / 2);
       await this.#writeChunk(kind, items.slice(0, half));
       await this.#writeChunk(kind, items.slice(half));
+      return;
     }
+    if (kind === 'row') await this.#checkStored(items);
+    else for (const p of items) p.resolve();
   }
 
   /**
@@ -224,9 +225,15 @@ export class LedgerWriter {
   async #checkStored(items: Pending[]): Promise<void> {
     const op = items[0]!.op as Extract<LedgerOp, { kind: 'row' }>;
     let stored = new Set<string>();
-    await this.#withRetry('row', async () => {
-      stored = await keysWithResult(this.#pool, op.results, items.map((p) => p.op.key));
-    });
+    try {
+      await this.#withRetry('row', async () => {
+        stored = await keysWithResult(this.#pool, op.results, items.map((p) => p.op.key));
+      });
+    } catch (err) {
+      // Not known whether the rows are there: the tasks go back (closed) or fail with the reason, never rewritten here.
+      for (const p of items) p.reject(err instanceof LedgerClosedError ? err : new LedgerWriteError('row (read back)', err as Error));
+      return;
+    }
     for (const p of items) {
       if (stored.has(p.op.key)) p.resolve();
       else {

@@ -77,7 +77,7 @@ export async function inspectResults(pool: Pool, results: ResultsConfig, source:
     });
   }
   const fit = keyFit(source.keyColumn, key, keyKind);
-  if (fit !== null && !results.mergeKeys && opts.refuseMisfit !== false) {
+  if (fit !== null && (fit.class === 'cuts' || !results.mergeKeys) && opts.refuseMisfit !== false) {
     const { message, hint } = fitMessage(fit, { table: source.table, col: source.keyColumn }, { table: results.table, col: key });
     throw new SourceError(fit.class === 'merges' ? 'RESULTS_KEY_MERGES' : 'RESULTS_KEY_CUTS', `${at}.key: ${message}`, { hint });
   }
@@ -85,36 +85,48 @@ export async function inspectResults(pool: Pool, results: ResultsConfig, source:
 }
 
 export interface Collisions {
-  /** Source keys that share a result key with another (or fall outside an integer key's range). */
+  /** Source keys that share a result key with another. */
   keys: number;
-  /** Two source keys that become one result key (or one key out of range), as the source holds them. */
+  /** Two source keys that become one result key, as the source holds them. */
   example: string[];
+  /** Source keys the column cannot store as they are (too long, a character its set lacks, trailing spaces in CHAR, out of range). */
+  cut: number;
+  cutExample: string | null;
 }
 
+const text = (v: unknown): string => (Buffer.isBuffer(v) ? v.toString('utf8') : String(v));
+
 /**
- * The source keys the result key column merges or cuts today: a GROUP BY over the whole source, for
+ * The source keys the result key column merges or cuts today: GROUP BYs over the whole source, for
  * `doctor` (too slow for every start). Nothing when the column fits.
  */
 export async function collisions(pool: Pool, src: Pick<SourceInfo, 'table' | 'key' | 'keyColumn'>, info: ResultsInfo): Promise<Collisions> {
-  const none = { keys: 0, example: [] };
+  const none: Collisions = { keys: 0, example: [], cut: 0, cutExample: null };
   if (info.merging === null) return none;
   const sk = quoteIdentifier(src.key);
   const table = quoteIdentifier(src.table);
+  const cutBy = async (where: string): Promise<Pick<Collisions, 'cut' | 'cutExample'>> => {
+    const [[row]] = await pool.query<RowDataPacket[]>(`SELECT COUNT(*) AS n, MIN(CAST(CONVERT(${sk} USING utf8mb4) AS BINARY)) AS a FROM ${table} WHERE ${where}`);
+    return { cut: Number(row?.n ?? 0), cutExample: Number(row?.n ?? 0) === 0 ? null : text(row?.a) };
+  };
   if (info.keyKind === 'int') {
     const [lo, hi] = intRange(info.keyColumn);
-    const [[row]] = await pool.query<RowDataPacket[]>(`SELECT COUNT(*) AS n, CAST(MIN(${sk}) AS CHAR) AS a FROM ${table} WHERE ${sk} < ${lo} OR ${sk} > ${hi}`);
-    return Number(row?.n ?? 0) === 0 ? none : { keys: Number(row?.n), example: [String(row?.a)] };
+    return { ...none, ...(await cutBy(`${sk} < ${lo} OR ${sk} > ${hi}`)) };
   }
+  const bytes = `CAST(CONVERT(${sk} USING utf8mb4) AS BINARY)`;
+  const c = info.keyColumn;
+  const cuts = [`${bytes} <> CAST(CONVERT(${asResultKey(info, sk)} USING utf8mb4) AS BINARY)`];
+  if (c.chars !== null) cuts.push(`CHAR_LENGTH(${sk}) > ${c.chars}`);
+  if (c.type === 'char') cuts.push(`HEX(RIGHT(${sk}, 1)) = '20'`);
+  const cut = await cutBy(cuts.join(' OR '));
   // The key as the column would store it: in its character set, cut to its length, trailing spaces dropped by CHAR.
   let image = sk;
-  if (info.keyColumn.chars !== null) image = `LEFT(${image}, ${info.keyColumn.chars})`;
-  if (info.keyColumn.type === 'char') image = `RTRIM(${image})`;
+  if (c.chars !== null) image = `LEFT(${image}, ${c.chars})`;
+  if (c.type === 'char') image = `RTRIM(${image})`;
   image = asResultKey(info, image);
-  const bytes = `CAST(CONVERT(${sk} USING utf8mb4) AS BINARY)`;
   const groups = `FROM ${table} GROUP BY ${image} HAVING COUNT(*) > 1`;
   const [[count]] = await pool.query<RowDataPacket[]>(`SELECT COALESCE(SUM(n), 0) AS n FROM (SELECT COUNT(*) AS n ${groups}) d`);
-  if (Number(count?.n ?? 0) === 0) return none;
+  if (Number(count?.n ?? 0) === 0) return { ...none, ...cut };
   const [[pair]] = await pool.query<RowDataPacket[]>(`SELECT MIN(${bytes}) AS a, MAX(${bytes}) AS b ${groups} LIMIT 1`);
-  const text = (v: unknown): string => (Buffer.isBuffer(v) ? v.toString('utf8') : String(v));
-  return { keys: Number(count?.n), example: [text(pair?.a), text(pair?.b)] };
+  return { keys: Number(count?.n), example: [text(pair?.a), text(pair?.b)], ...cut };
 }

@@ -50,6 +50,8 @@ export interface BatchSpoolerDeps {
   room(bytes: number): Promise<boolean>;
   /** A write failed with ENOSPC or EDQUOT: pause for a full disk. */
   diskFull(err: NodeJS.ErrnoException): void;
+  /** The bytes `room` reserved are written (or failed). */
+  written(bytes: number): void;
   /** Records bad messages in the database; best effort (they are in the spool either way). */
   recordBad(rows: BadMessageRow[]): void;
   /** A batch is durable and its offset resolved. */
@@ -80,7 +82,8 @@ export class BatchSpooler {
         lines.push(v.line);
       } else rejected.push({ m, reason: v.reason, detail: v.detail });
     }
-    const need = lines.reduce((n, l) => n + l.length, 0) + rejected.length * 4096;
+    // Quarantine files hold at most QUARANTINED_VALUE_BYTES of a message, base64, plus the record.
+    const need = lines.reduce((n, l) => n + Buffer.byteLength(l), 0) + rejected.length * (QUARANTINED_VALUE_BYTES * 2);
     // Not resolved: fetched again from the last resolved offset once the disk has room.
     if (!(await this.#d.room(need))) return;
     let segments: string[];
@@ -92,6 +95,8 @@ export class BatchSpooler {
       if (!isDiskFull(err)) throw err;
       this.#d.diskFull(err as NodeJS.ErrnoException);
       return;
+    } finally {
+      this.#d.written(need);
     }
     // Lost the partition while writing: the new owner fetches these again (a duplicate, never a gap).
     if (isStale()) return;

@@ -2,8 +2,10 @@
 // spool's file system keeps `spool.minFreeBytes` free after it; if not (or a write failed with ENOSPC
 // anyway: another process filled the disk between the check and the write), the guard turns 'full', the
 // fetcher pauses its topic as at the high-water mark and leaves the batch unresolved, so it is fetched again
-// and nothing is committed past it. Every CHECK_MS it measures again, and turns 'ok' once twice the minimum
-// is free (the workers free space as they finish segments). One warning line per episode, no stack.
+// and nothing is committed past it. Every CHECK_MS it measures again, and turns 'ok' once the minimum plus
+// one whole fetch (fetcher.maxBytes) is free, so the next batch fits (the workers free space as they finish
+// segments). One warning line per episode, no stack. Batches written at the same time (several partitions)
+// each reserve their bytes until written, so two of them never count the same free space.
 //
 // States: ok <-> full -> closed.
 
@@ -11,8 +13,6 @@ import { statfs } from 'node:fs/promises';
 import type { Logger } from '../core/logger.js';
 
 const CHECK_MS = 500;
-/** Resuming needs at least this much free even with minFreeBytes 0, or the next write fails again at once. */
-const MIN_RESUME_BYTES = 1024 * 1024;
 
 export type FreeBytes = (dir: string) => Promise<number>;
 
@@ -25,6 +25,8 @@ export const freeBytes: FreeBytes = async (dir) => {
 export interface DiskGuardOptions {
   dir: string;
   minFreeBytes: number;
+  /** The largest fetch (fetcher.maxBytes): resuming needs room for one beyond the minimum. */
+  batchBytes: number;
   log: Logger;
   onFull(): void;
   onRoom(): void;
@@ -42,19 +44,35 @@ export class DiskGuard {
   #timer: NodeJS.Timeout | undefined;
   /** The episode's warning was logged. */
   #warned = false;
+  /** Bytes of batches that had room and are being written. */
+  #reserved = 0;
 
   constructor(opts: DiskGuardOptions) {
     this.#o = { free: freeBytes, ...opts };
   }
 
-  /** Whether `bytes` more can be written; false turns the guard 'full' (the caller leaves the batch unresolved). */
+  /**
+   * Whether `bytes` more can be written, reserving them until `written(bytes)`; false turns the guard 'full'
+   * (the caller leaves the batch unresolved and reserves nothing).
+   */
   async room(bytes: number): Promise<boolean> {
     if (this.state === 'full') return false;
-    if (this.state === 'closed' || this.#o.minFreeBytes === 0) return true;
+    if (this.state === 'closed' || this.#o.minFreeBytes === 0) {
+      this.#reserved += bytes;
+      return true;
+    }
     const free = await this.#measure();
-    if (free === null || free - bytes >= this.#o.minFreeBytes) return true;
+    if (free === null || free - this.#reserved - bytes >= this.#o.minFreeBytes) {
+      this.#reserved += bytes;
+      return true;
+    }
     this.#full(free, null);
     return false;
+  }
+
+  /** A batch that had room is on disk (or failed): its reservation ends. */
+  written(bytes: number): void {
+    this.#reserved = Math.max(0, this.#reserved - bytes);
   }
 
   /** A write failed with ENOSPC or EDQUOT. */
@@ -71,7 +89,7 @@ export class DiskGuard {
     if (this.#warned) return;
     this.#warned = true;
     this.#o.log.warn(
-      { freeMiB: free === null ? null : mib(free), minFreeMiB: mib(this.#o.minFreeBytes), dir: this.#o.dir, code: code ?? undefined },
+      { freeMiB: free === null ? null : mib(free), minFreeMiB: mib(this.#o.minFreeBytes), resumeAtMiB: mib(this.resumeAt), dir: this.#o.dir, code: code ?? undefined },
       'spool disk full: fetching paused until space returns',
     );
   }
@@ -86,12 +104,17 @@ export class DiskGuard {
 
   async #recheck(): Promise<void> {
     const free = await this.#measure();
-    if (this.state !== 'full' || free === null || free < Math.max(2 * this.#o.minFreeBytes, MIN_RESUME_BYTES)) return;
+    if (this.state !== 'full' || free === null || free < this.resumeAt) return;
     clearInterval(this.#timer);
     this.#timer = undefined;
     this.state = 'ok';
     this.#o.log.info({ freeMiB: mib(free), dir: this.#o.dir }, 'spool disk has room again: fetching resumed');
     this.#o.onRoom();
+  }
+
+  /** Free bytes at which a full guard turns 'ok' again. */
+  get resumeAt(): number {
+    return this.#o.minFreeBytes + this.#o.batchBytes;
   }
 
   /** null when the file system cannot say (then only a failed write pauses). */

@@ -107,6 +107,7 @@ class Fetcher implements FetcherHandle {
     this.#disk = new DiskGuard({
       dir: paths.root,
       minFreeBytes: opts.config.spool.minFreeBytes,
+      batchBytes: opts.config.fetcher.maxBytes,
       log,
       onFull: () => this.#gate?.hold('disk full'),
       onRoom: () => this.#gate?.release('disk full'),
@@ -120,6 +121,7 @@ class Fetcher implements FetcherHandle {
       quarantine: (entry) => quarantine.write(entry),
       room: (bytes) => this.#disk.room(bytes),
       diskFull: (err) => this.#disk.failed(err),
+      written: (bytes) => this.#disk.written(bytes),
       recordBad: (rows) => {
         if (pool === null) return;
         recordBadMessages(pool, rows).catch((err: unknown) => log.warn({ err }, 'could not record quarantined messages in the database (they are in the spool)'));
@@ -158,6 +160,8 @@ class Fetcher implements FetcherHandle {
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
       const partitions = e.payload.memberAssignment[topic] ?? [];
       this.#log.info({ memberId: e.payload.memberId, leader: e.payload.isLeader, partitions }, 'joined consumer group');
+      // A restarted consumer (after a crash) is a new group member with nothing paused: pause it again.
+      if (running && this.#gate?.paused === true) consumer.pause([{ topic }]);
       this.#idle?.joined(e.payload.memberId, partitions);
     });
     consumer.on(consumer.events.CRASH, ({ payload }) => {

@@ -74,7 +74,8 @@ export class SpoolClaimer {
       await rename(join(this.#p.claimed, c.file), join(this.#p.claimed, file));
     } catch (err) {
       if (isMissing(err)) return false;
-      if (isDiskFull(err)) return true;
+      // Not renewed this time; still ours until it expires (then another worker may take it back: lost).
+      if (isDiskFull(err)) return this.#now() < c.expiresAt;
       throw err;
     }
     c.file = file;
@@ -99,9 +100,12 @@ export class SpoolClaimer {
         await writeSynced(join(this.#p.tmp, name), join(this.#p.ready, name), data);
       } catch (err) {
         if (!isDiskFull(err)) throw err;
-        await unlink(join(this.#p.tmp, name)).catch(() => {});
-        await rename(join(this.#p.claimed, c.file), join(this.#p.ready, c.segment));
-        await fsyncDir(this.#p.ready);
+        // The whole segment goes back instead (its finished items are skipped as done); if even that
+        // rename cannot be made, the claim stays until its lease expires and any worker recovers it.
+        await rename(join(this.#p.claimed, c.file), join(this.#p.ready, c.segment)).catch((e: unknown) => {
+          if (!isDiskFull(e) && !isMissing(e)) throw e;
+        });
+        await fsyncDir(this.#p.ready).catch(() => {});
         return;
       }
       await fsyncDir(this.#p.ready);
@@ -120,7 +124,8 @@ export class SpoolClaimer {
         await rename(join(this.#p.claimed, file), join(this.#p.ready, c.segment));
         n++;
       } catch (err) {
-        if (!isMissing(err)) throw err;
+        // A full disk: tried again at the next recovery.
+        if (!isMissing(err) && !isDiskFull(err)) throw err;
       }
     }
     return n;

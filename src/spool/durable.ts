@@ -25,5 +25,10 @@ export async function writeSynced(tmpPath: string, finalPath: string, data: stri
     throw err;
   }
   await fh.close();
-  await rename(tmpPath, finalPath);
+  try {
+    await rename(tmpPath, finalPath);
+  } catch (err) {
+    await unlink(tmpPath).catch(() => {});
+    throw err;
+  }
 }

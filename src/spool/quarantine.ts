@@ -4,7 +4,8 @@
 
 import { join } from 'node:path';
 import { fsyncDir, writeSynced } from './durable.js';
-import { randomId, sequence, type SpoolPaths } from './layout.js';
+import { isDiskFull, randomId, sequence, type SpoolPaths } from './layout.js';
+import type { DiskFullNotice } from './disk-full-notice.js';
 import type { SpoolItem } from './segment.js';
 
 export interface QuarantineEntry {
@@ -23,16 +24,28 @@ export interface QuarantineEntry {
 
 export class QuarantineWriter {
   readonly paths: SpoolPaths;
+  readonly #onDiskFull: DiskFullNotice | undefined;
 
-  constructor(paths: SpoolPaths) {
+  /**
+   * `onDiskFull`: a full disk skips the file (write returns '') and is reported there (the workers, whose
+   * record is the database's); without it the error is thrown (the fetcher, which pauses instead).
+   */
+  constructor(paths: SpoolPaths, onDiskFull?: DiskFullNotice) {
     this.paths = paths;
+    this.#onDiskFull = onDiskFull;
   }
 
   /** Keeps a message that cannot be processed, with why; returns the file name. */
   async write(entry: QuarantineEntry): Promise<string> {
     const name = `${sequence()}-p${entry.partition}-o${entry.offset}-${randomId()}.json`;
-    await writeSynced(join(this.paths.tmp, name), join(this.paths.quarantine, name), `${JSON.stringify(entry, null, 2)}\n`);
-    await fsyncDir(this.paths.quarantine);
+    try {
+      await writeSynced(join(this.paths.tmp, name), join(this.paths.quarantine, name), `${JSON.stringify(entry, null, 2)}\n`);
+      await fsyncDir(this.paths.quarantine);
+    } catch (err) {
+      if (this.#onDiskFull === undefined || !isDiskFull(err)) throw err;
+      this.#onDiskFull.skipped(this.paths.quarantine, err as NodeJS.ErrnoException);
+      return '';
+    }
     return name;
   }
 }

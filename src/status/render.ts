@@ -30,7 +30,7 @@ export function renderStatus(report: StatusReport, out: (line: string) => void):
   out(`  ${bar(report.source === 0 ? 1 : report.done / report.source)}  ${report.done} of ${report.source} done${est}, ${report.throughput.resultsPerSecond.toFixed(1)}/s recently`);
   out(`  pending ${report.pending}   in flight ${report.inFlight}   quarantined ${report.dead}   bad messages ${report.badMessages}`);
   if (report.orphans > 0) out(`  results without a source row ${report.orphans} (not counted as done)`);
-  if (report.shared > 0) out(`  ${report.shared} done source row(s) share their result row with another (results.mergeKeys: keys the result table merges)`);
+  if (report.shared > 0) out(`  ${report.shared} done source row(s) have no result row of their own: they share one with another key (results.mergeKeys)`);
   for (const s of report.stages) {
     const failed = s.failedLastMinute === 0 ? '' : `   ${s.failedLastMinute} failed tries in the last minute (${(s.retryRatio * 100).toFixed(1)}% of tries)`;
     out(`  stage ${s.stage.padEnd(16)} ${String(s.milestones).padStart(10)} done   ${s.perSecond.toFixed(1)}/s${failed}`);

@@ -6,7 +6,6 @@
 import { recordBadMessages } from '../db/bad-messages.js';
 import type { Pool } from '../db/pool.js';
 import type { SpoolItem } from '../spool/segment.js';
-import { isDiskFull } from '../spool/layout.js';
 import { taskEntry, type QuarantineWriter } from '../spool/quarantine.js';
 import type { Logger } from '../core/logger.js';
 import { otherLedger } from '../fetcher/validate.js';
@@ -37,14 +36,8 @@ export async function rejectItems(items: readonly SpoolItem[], reason: RejectRea
   for (const item of items) {
     const detail = detailOf(item, reason, rc);
     const entry = taskEntry(item, rc.topic, reason, detail);
-    let file = '';
-    try {
-      file = await rc.quarantine.write(entry);
-    } catch (err) {
-      // The bad-message row below is the record; a full disk only skips the spool's copy.
-      if (!isDiskFull(err)) throw err;
-      rc.log.warn({ key: String(item.task.key), code: (err as NodeJS.ErrnoException).code }, 'spool disk full: quarantine file not written (the bad message is recorded in the database)');
-    }
+    // '' on a full disk: the bad-message row below is the record.
+    const file = await rc.quarantine.write(entry);
     rows.push({ pipeline: rc.pipeline, topic: rc.topic, partition: item.partition, offset: item.offset, reason, detail, key: Buffer.from(String(item.task.key)), size: entry.size, fetcherId: rc.workerId, spoolFile: file });
   }
   const example = String(items[0]!.task.key).slice(0, 200);

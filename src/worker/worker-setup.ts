@@ -6,7 +6,8 @@ import { stageDefaults, type PipelineConfig, type SluiceConfig } from '../core/c
 import { Heartbeat } from '../core/heartbeat.js';
 import { ResourceCoordinator, type ResourceSpec } from '../resources/coordinator.js';
 import { leaseForTimeout } from '../resources/lease-time.js';
-import { isDiskFull, randomId, type SpoolPaths } from '../spool/layout.js';
+import { randomId, type SpoolPaths } from '../spool/layout.js';
+import { DiskFullNotice } from '../spool/disk-full-notice.js';
 import type { Logger } from '../core/logger.js';
 import { LedgerWriter } from '../db/ledger.js';
 import { assertMigrated } from '../db/migrate.js';
@@ -61,7 +62,7 @@ export async function openWorkerParts(opts: WorkOptions, pipeline: PipelineConfi
       databaseUrl: config.database.url,
       maxStatementBytes: Math.min(4 * 1024 * 1024, packet - PACKET_HEADROOM_BYTES),
     });
-    const quarantine = new QuarantineWriter(paths);
+    const quarantine = new QuarantineWriter(paths, new DiskFullNotice(log));
     const stopping = new AbortController();
     const abort = new AbortController();
     const stats: WorkStats = { done: 0, dead: 0, skipped: 0, rejected: 0, returned: 0, segments: 0, inFlight: 0, seconds: 0 };
@@ -78,13 +79,8 @@ export async function openWorkerParts(opts: WorkOptions, pipeline: PipelineConfi
       results: source.results,
       metrics: opts.metrics,
       onDead: async (item, stage, err, attempts) => {
-        try {
-          await quarantine.write(taskEntry(item, pipeline.topic, 'task-failed', `stage ${stage} failed ${attempts} time(s): ${err.name}: ${err.message}`));
-        } catch (e) {
-          // The ledger's quarantine row is the record; the spool's file is a copy a full disk may skip.
-          if (!isDiskFull(e)) throw e;
-          log.warn({ key: String(item.task.key), dir: paths.quarantine, code: (e as NodeJS.ErrnoException).code }, 'spool disk full: quarantine file not written (the task is quarantined in the database)');
-        }
+        // The ledger's quarantine row is the record; a full disk skips the spool's copy (QuarantineWriter).
+        await quarantine.write(taskEntry(item, pipeline.topic, 'task-failed', `stage ${stage} failed ${attempts} time(s): ${err.name}: ${err.message}`));
       },
     };
     const specs = resourceSpecs(config, pipeline);

@@ -49,6 +49,7 @@ function spooler(events: string[], markWritten: () => void, disk: { room?: boole
     },
     recordBad: (rows) => void events.push(`record ${rows.length}`),
     room: async (bytes) => (events.push(`room for ${bytes}?`), disk.room ?? true),
+    written: (bytes) => void events.push(`written ${bytes}`),
     diskFull: (err) => void events.push(`disk full ${err.code}`),
     onDurable: (b) => void durable.push(b),
     log: silentLogger(),
@@ -61,7 +62,9 @@ describe('BatchSpooler', () => {
     const b = batch([good(1), Buffer.from('not json'), good(2), null, Buffer.alloc(2048, 'x')]);
     const { s, quarantined, durable } = spooler(b.events, b.markWritten);
     await s.spool(b.payload);
-    assert.deepEqual(b.events.slice(1), ['write 1,2', 'quarantine not-json', 'quarantine empty', 'quarantine too-large', 'record 3', 'resolve 104', 'heartbeat']);
+    const need = Number(/^room for (\d+)\?$/.exec(b.events[0]!)?.[1]);
+    assert.ok(need > 2 * 100, `the room asked for covers the lines and the quarantine files: ${need}`);
+    assert.deepEqual(b.events.slice(1), ['write 1,2', 'quarantine not-json', 'quarantine empty', 'quarantine too-large', 'record 3', `written ${need}`, 'resolve 104', 'heartbeat']);
     assert.deepEqual(quarantined.map((q) => [q.offset, q.source]), [['101', 'fetcher'], ['103', 'fetcher'], ['104', 'fetcher']]);
     assert.deepEqual(durable, [{ partition: 2, items: 2, bytes: 10, segments: ['seg'], quarantined: 3, resolved: '105' }]);
     assert.deepEqual([s.counters.spooled, s.counters.quarantined, s.counters.batches, s.counters.lag], [2, 3, 1, { 2: 7 }]);
@@ -71,7 +74,8 @@ describe('BatchSpooler', () => {
     const b = batch([good(1)], { staleAfterWrite: true });
     const { s, durable } = spooler(b.events, b.markWritten);
     await s.spool(b.payload);
-    assert.deepEqual(b.events.slice(1), ['write 1']);
+    assert.match(b.events[0]!, /^room for \d+\?$/);
+    assert.deepEqual(b.events.slice(1, 2), ['write 1']);
     assert.deepEqual(durable, []);
   });
 
@@ -88,7 +92,9 @@ describe('BatchSpooler', () => {
       const b = batch([good(1)]);
       const { s, durable } = spooler(b.events, b.markWritten, { writeFails: code });
       await s.spool(b.payload);
-      assert.deepEqual(b.events.slice(1), ['write 1', `disk full ${code}`]);
+      assert.match(b.events[0]!, /^room for \d+\?$/);
+      assert.deepEqual(b.events.slice(1, 3), ['write 1', `disk full ${code}`]);
+      assert.match(b.events[3]!, /^written \d+$/, 'the reservation ends');
       assert.deepEqual(durable, []);
     }
     const b = batch([good(1)]);
@@ -98,31 +104,34 @@ describe('BatchSpooler', () => {
 });
 
 describe('DiskGuard', () => {
-  it('pauses when a write would leave less than minFreeBytes, warns once per episode, resumes at twice the minimum', async () => {
+  it('pauses when a write would leave less than minFreeBytes, warns once per episode, resumes with room for a whole fetch', async () => {
     const MiB = 1024 * 1024;
     let free = 100 * MiB;
     const events: string[] = [];
     const lines: Array<{ msg: string; level: number }> = [];
     const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as { msg: string; level: number }) });
-    const guard = new DiskGuard({ dir: '/spool', minFreeBytes: 64 * MiB, log, free: async () => free, onFull: () => events.push('pause'), onRoom: () => events.push('resume') });
+    const guard = new DiskGuard({ dir: '/spool', minFreeBytes: 64 * MiB, batchBytes: 8 * MiB, log, free: async () => free, onFull: () => events.push('pause'), onRoom: () => events.push('resume') });
     try {
-      assert.equal(await guard.room(30 * MiB), true);
-      assert.equal(await guard.room(40 * MiB), false, '100 - 40 MiB is under the 64 MiB minimum');
+      assert.equal(await guard.room(20 * MiB), true);
+      assert.equal(await guard.room(20 * MiB), false, 'a batch still being written keeps its 20 MiB: 100 - 20 - 20 is under 64');
+      assert.deepEqual(events, ['pause']);
+      guard.written(20 * MiB);
       assert.equal(await guard.room(1), false, 'stays full until measured again');
       guard.failed(Object.assign(new Error('ENOSPC'), { code: 'ENOSPC' }));
-      free = 120 * MiB;
+      free = 70 * MiB;
       await new Promise((r) => setTimeout(r, 700));
-      assert.deepEqual(events, ['pause'], '120 MiB is under twice the minimum');
-      free = 130 * MiB;
+      assert.deepEqual(events, ['pause'], '70 MiB has no room for a whole fetch beyond the minimum (72 MiB)');
+      free = 72 * MiB;
       await waitUntil(() => events.length === 2);
       assert.deepEqual(events, ['pause', 'resume']);
       assert.equal(await guard.room(1), true);
+      guard.written(1);
       guard.failed(Object.assign(new Error('ENOSPC'), { code: 'ENOSPC' }));
       assert.deepEqual(events, ['pause', 'resume', 'pause'], 'a write that failed anyway pauses at once');
       await waitUntil(() => lines.filter((l) => l.msg.startsWith('spool disk full')).length === 2);
       const warnings = lines.filter((l) => l.level === 40);
       assert.equal(warnings.length, 2, 'one warning per episode');
-      assert.match(JSON.stringify(warnings[0]), /"freeMiB":100,"minFreeMiB":64,"dir":"\/spool"/);
+      assert.match(JSON.stringify(warnings[0]), /"freeMiB":100,"minFreeMiB":64,"resumeAtMiB":72,"dir":"\/spool"/);
       assert.equal(lines.filter((l) => l.level >= 50).length, 0, 'no error records');
     } finally {
       guard.close();
