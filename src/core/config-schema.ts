@@ -124,7 +124,7 @@ const spool = section({
   lowWaterBytes: setting(int(0).default(128 * 1024 * 1024), { doc: '...and resume below this many.', env: 'SLUICE_SPOOL_LOW_WATER_BYTES', input: 'int', shownDefault: '134217728 (128 MiB)' }),
   leaseMs: setting(int(100, MAX_MS).default(60_000), { doc: "How long a worker's claim on a segment lasts unless renewed." }),
   minFreeBytes: setting(int(0).default(64 * 1024 * 1024), {
-    doc: "Pause fetching while the spool's file system has less free space than this (resume at twice as much; 0: only a failed write pauses).",
+    doc: "Pause fetching while a batch would leave the spool's file system less free space than this (resume at this plus fetcher.maxBytes; 0: only a failed write pauses).",
     env: 'SLUICE_SPOOL_MIN_FREE_BYTES',
     input: 'int',
     shownDefault: '67108864 (64 MiB)',
