@@ -1,5 +1,5 @@
-// What the database already knows about the tasks of a segment, read in one query per table before the
-// segment is processed: which keys are in the source at all (a task for any other key is not run),
+// What the database already knows about the tasks of a segment, read before the segment is processed (the
+// source, then the ledger's tables in one UNION ALL): which keys are in the source at all (a task for any other key is not run),
 // finished tasks are skipped (a duplicate delivery), finished stages reuse their stored output, and attempt
 // counts carry over from earlier runs and crashed workers (attempts superseded by --retry-dead do not).
 
@@ -76,33 +76,46 @@ export function keysInSource(pool: Pool, src: SourceInfo, keys: readonly string[
   return keysIn(pool, sourceFrom(src), src.key, src.keyKind, keys);
 }
 
+/**
+ * One segment's state in two round trips: which keys the source holds, then one UNION ALL over the ledger's
+ * tables (results, quarantine, milestones, failed attempts), each branch a semi-join on the keys by its
+ * primary key. With the user's result table, "done" is read from it in a third.
+ */
 export async function loadTaskState(pool: Pool, src: SourceInfo, pipeline: string, keys: readonly string[]): Promise<TaskState> {
   const state: TaskState = { inSource: new Set(), done: new Set(), dead: new Set(), milestones: new Map(), failures: new Map() };
   if (keys.length === 0) return state;
   state.inSource = await keysInSource(pool, src, keys);
   const list = JSON.stringify(keys);
   // The keys travel as one JSON array (see key-sql.ts); a semi-join on it uses each table's primary key.
-  const inKeys = `task_key IN (SELECT j.k FROM ${jsonKeysTable('j')})`;
-  if (src.results === undefined) {
-    const [results] = await pool.query<RowDataPacket[]>(`SELECT task_key FROM sluice_results WHERE pipeline = ? AND ${inKeys}`, [pipeline, list]);
-    for (const r of results) state.done.add(textOf(r.task_key));
-  } else {
-    // Done means a row in the user's result table, however it got there (an earlier offline run too).
-    state.done = await keysWithResult(pool, src.results, keys);
-  }
-  const [dead] = await pool.query<RowDataPacket[]>(`SELECT task_key FROM sluice_dead_tasks WHERE pipeline = ? AND ${inKeys}`, [pipeline, list]);
-  for (const r of dead) state.dead.add(textOf(r.task_key));
-  const [ms] = await pool.query<RowDataPacket[]>(`SELECT task_key, stage, output FROM sluice_milestones WHERE pipeline = ? AND ${inKeys}`, [pipeline, list]);
-  for (const r of ms) {
+  const inKeys = `pipeline = ? AND task_key IN (SELECT j.k FROM ${jsonKeysTable('j')})`;
+  const branches = [
+    `SELECT 'x' AS t, task_key, NULL AS stage, NULL AS output, 0 AS n FROM sluice_dead_tasks WHERE ${inKeys}`,
+    `SELECT 'm', task_key, stage, output, 0 FROM sluice_milestones WHERE ${inKeys}`,
+    `SELECT 'a', task_key, stage, NULL, COUNT(*) FROM sluice_attempts WHERE superseded = FALSE AND ${inKeys} GROUP BY task_key, stage`,
+  ];
+  // Done means a row in the user's result table, however it got there (an earlier offline run too).
+  if (src.results === undefined) branches.unshift(`SELECT 'r' AS t, task_key, NULL AS stage, NULL AS output, 0 AS n FROM sluice_results WHERE ${inKeys}`);
+  else state.done = await keysWithResult(pool, src.results, keys);
+  const [rows] = await pool.query<RowDataPacket[]>(branches.join('\nUNION ALL '), branches.flatMap(() => [pipeline, list]));
+  for (const r of rows) {
     const key = textOf(r.task_key);
-    const m = state.milestones.get(key) ?? new Map<string, string | null>();
-    m.set(String(r.stage), r.output === null ? null : typeof r.output === 'string' ? r.output : JSON.stringify(r.output));
-    state.milestones.set(key, m);
+    switch (String(r.t)) {
+      case 'r':
+        state.done.add(key);
+        break;
+      case 'x':
+        state.dead.add(key);
+        break;
+      case 'm': {
+        const m = state.milestones.get(key) ?? new Map<string, string | null>();
+        m.set(textOf(r.stage), r.output === null ? null : typeof r.output === 'string' ? r.output : Buffer.isBuffer(r.output) ? r.output.toString('utf8') : JSON.stringify(r.output));
+        state.milestones.set(key, m);
+        break;
+      }
+      case 'a':
+        state.failures.set(`${key}\u0000${textOf(r.stage)}`, Number(r.n));
+        break;
+    }
   }
-  const [fails] = await pool.query<RowDataPacket[]>(
-    `SELECT task_key, stage, COUNT(*) AS n FROM sluice_attempts WHERE pipeline = ? AND superseded = FALSE AND ${inKeys} GROUP BY task_key, stage`,
-    [pipeline, list],
-  );
-  for (const r of fails) state.failures.set(`${textOf(r.task_key)}\u0000${String(r.stage)}`, Number(r.n));
   return state;
 }

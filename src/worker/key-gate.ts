@@ -5,13 +5,20 @@
 // a copy in a segment claimed later is skipped even though its segment's ledger snapshot predates the run;
 // but a quarantined key whose copy comes with a snapshot taken after the quarantine, and no longer
 // quarantined in it, was requeued (produce --retry-dead, the dashboard): that copy runs.
+//
+// Memory: what is running, plus a window of the last `remember` (100,000) finished keys: a Map entry of the
+// key and one small integer each (the time it finished, in whole ms, negative for a quarantine), about 60
+// bytes plus the key's string, which the task held anyway. No object per key.
 
 import type { TaskOutcome } from './run-task.js';
 
 export class KeyGate {
   readonly #running = new Map<string, Promise<TaskOutcome>>();
-  /** Insertion-ordered: the oldest finished keys are forgotten first. */
-  readonly #finished = new Map<string, { outcome: 'done' | 'dead'; at: number }>();
+  /**
+   * Insertion-ordered: the oldest finished keys are forgotten first. The value is when the key finished
+   * (performance.now(), whole ms, + 1 so that it is never 0), negated when it was quarantined.
+   */
+  readonly #finished = new Map<string, number>();
   readonly #remember: number;
 
   constructor(remember = 100_000) {
@@ -26,7 +33,8 @@ export class KeyGate {
   async run(key: string, fn: () => Promise<TaskOutcome>, snapshot?: { at: number; dead: boolean }): Promise<TaskOutcome> {
     for (let r = this.#running.get(key); r !== undefined; r = this.#running.get(key)) await r.catch(() => {});
     const seen = this.#finished.get(key);
-    const requeued = seen?.outcome === 'dead' && snapshot !== undefined && snapshot.at > seen.at && !snapshot.dead;
+    // A quarantine seen here, then a snapshot read after it that no longer has the key quarantined: requeued.
+    const requeued = seen !== undefined && seen < 0 && snapshot !== undefined && snapshot.at > -seen - 1 && !snapshot.dead;
     if (seen !== undefined && !requeued) return 'skipped';
     // No await between the check above and the set below: two copies can never both get here.
     const p = fn();
@@ -45,9 +53,15 @@ export class KeyGate {
     return this.#running.size;
   }
 
+  /** Finished keys remembered now (bounded by `remember`). */
+  get remembered(): number {
+    return this.#finished.size;
+  }
+
   #markFinished(key: string, outcome: 'done' | 'dead'): void {
     this.#finished.delete(key);
-    this.#finished.set(key, { outcome, at: performance.now() });
+    const at = Math.ceil(performance.now()) + 1;
+    this.#finished.set(key, outcome === 'dead' ? -at : at);
     if (this.#finished.size > this.#remember) {
       const oldest = this.#finished.keys().next().value;
       if (oldest !== undefined) this.#finished.delete(oldest);

@@ -74,26 +74,56 @@ class NotRetried extends Error {
   }
 }
 
-/** Runs `fn` with a signal that fires on `timeoutMs` or when `outer` aborts; a handler that ignores it is abandoned. */
-async function withTimeout<T>(stage: string, timeoutMs: number, outer: AbortSignal, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const ctl = new AbortController();
-  const timer = setTimeout(() => ctl.abort(new StageTimeoutError(stage, timeoutMs)), timeoutMs);
-  const onOuter = (): void => ctl.abort(outer.reason);
-  // An 'abort' listener added to a signal that already fired is never called.
-  if (outer.aborted) ctl.abort(outer.reason);
-  else outer.addEventListener('abort', onOuter, { once: true });
-  try {
-    return await Promise.race([
-      fn(ctl.signal),
-      new Promise<never>((_, reject) => {
-        if (ctl.signal.aborted) reject(ctl.signal.reason);
-        ctl.signal.addEventListener('abort', () => reject(ctl.signal.reason), { once: true });
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-    outer.removeEventListener('abort', onOuter);
-  }
+/**
+ * Runs `fn` with a signal that fires on `timeoutMs` or when `outer` aborts; a handler that ignores it is
+ * abandoned. The AbortController behind the signal is made only when the stage reads it (`signal()`): most
+ * calls finish without anyone listening, and each controller is an EventTarget (bench:profile).
+ */
+function withTimeout<T>(stage: string, timeoutMs: number, outer: AbortSignal, fn: (signal: () => AbortSignal) => Promise<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let ctl: AbortController | undefined;
+    let reason: unknown;
+    let settled = false;
+    const end = (): void => {
+      settled = true;
+      clearTimeout(timer);
+      outer.removeEventListener('abort', onOuter);
+    };
+    const fail = (why: unknown): void => {
+      if (settled) return;
+      end();
+      reason = why;
+      ctl?.abort(why);
+      reject(why);
+    };
+    const onOuter = (): void => fail(outer.reason);
+    const timer = setTimeout(() => fail(new StageTimeoutError(stage, timeoutMs)), timeoutMs);
+    // An 'abort' listener added to a signal that already fired is never called.
+    if (outer.aborted) return fail(outer.reason);
+    outer.addEventListener('abort', onOuter, { once: true });
+    const signal = (): AbortSignal => {
+      if (ctl === undefined) {
+        ctl = new AbortController();
+        if (reason !== undefined) ctl.abort(reason);
+      }
+      return ctl.signal;
+    };
+    let running: Promise<T>;
+    try {
+      running = fn(signal);
+    } catch (err) {
+      // A stage that throws before its first await.
+      return fail(err);
+    }
+    running.then(
+      (value) => {
+        if (settled) return;
+        end();
+        resolve(value);
+      },
+      fail,
+    );
+  });
 }
 
 /** A call counted against a fleet-wide resource: it waits for a permit (a stop gives up waiting), and reports how it went. */
@@ -123,11 +153,59 @@ function observe(rc: RunnerContext, stage: string, outcome: 'processed' | 'faile
   rc.metrics.duration.observe(labels, (performance.now() - since) / 1000);
 }
 
-interface Task {
-  item: SpoolItem;
-  key: string;
-  log: Logger;
-  outputs: Record<string, unknown>;
+/**
+ * One task on its way through the stages. Its logger (a pino child with the key) is made when something
+ * logs, not per task: at the default level a task that goes well logs nothing (bench:profile charged 7-9 µs
+ * per task to two child loggers made eagerly).
+ */
+class Task {
+  readonly outputs: Record<string, unknown> = {};
+  #log: Logger | undefined;
+
+  constructor(
+    readonly item: SpoolItem,
+    readonly key: string,
+    readonly parent: Logger,
+  ) {}
+
+  get log(): Logger {
+    return (this.#log ??= this.parent.child({ key: this.key }));
+  }
+}
+
+/**
+ * What a stage call receives (define.ts StageContext): `signal`, `outputs` (a copy, so a stage cannot change
+ * what the next one sees) and `log` are made only when the stage reads them. They are getters: a stage that
+ * passes its context on whole keeps them; `{ ...ctx }` would copy only `task` and `attempt`.
+ */
+class StageCall {
+  readonly task: { key: string | number; payload: unknown; attempt: number };
+  readonly attempt: number;
+  readonly #signal: () => AbortSignal;
+  readonly #stage: string;
+  readonly #of: Task;
+  #outputs: Record<string, unknown> | undefined;
+  #log: Logger | undefined;
+
+  constructor(task: StageCall['task'], attempt: number, signal: () => AbortSignal, stage: string, of: Task) {
+    this.task = task;
+    this.attempt = attempt;
+    this.#signal = signal;
+    this.#stage = stage;
+    this.#of = of;
+  }
+
+  get signal(): AbortSignal {
+    return this.#signal();
+  }
+
+  get outputs(): Record<string, unknown> {
+    return (this.#outputs ??= { ...this.#of.outputs });
+  }
+
+  get log(): Logger {
+    return (this.#log ??= this.#of.log.child({ stage: this.#stage }));
+  }
 }
 
 type StageResult = { ok: true; output: unknown; json: string; attempt: number; ms: number } | { ok: false; aborted: true } | { ok: false; aborted: false; err: Error; attempt: number };
@@ -196,8 +274,8 @@ async function runOnce(t: Task, stage: StageConfig, input: unknown, attempt: num
     const output = await limits.limit(async () => {
       if (rc.stopping.aborted || rc.abort.aborted) throw new NotStarted();
       await limits.rate?.acquire(rc.abort);
-      const ctx = { task: { key: task.key, payload: task.payload, attempt: task.attempt }, outputs: { ...t.outputs }, attempt, log: t.log.child({ stage: stage.name }) };
-      const call = (): Promise<unknown> => withTimeout(stage.name, timeoutMs, rc.abort, (signal) => Promise.resolve(stage.run(input, { ...ctx, signal })));
+      const info = { key: task.key, payload: task.payload, attempt: task.attempt };
+      const call = (): Promise<unknown> => withTimeout(stage.name, timeoutMs, rc.abort, (signal) => Promise.resolve(stage.run(input, new StageCall(info, attempt, signal, stage.name, t))));
       const gate = stage.resource === undefined ? undefined : rc.resources?.gate(stage.resource);
       return gate === undefined ? call() : throughGate(gate, timeoutMs, rc, call);
     });
@@ -242,10 +320,18 @@ async function quarantine(t: Task, stage: string, err: Error, attempts: number, 
   return 'dead';
 }
 
-/** Waits for every write, then throws the first failure (so no write is left unobserved). */
-async function settleAll(writes: Array<Promise<void>>): Promise<void> {
-  const settled = await Promise.allSettled(writes);
-  for (const r of settled) if (r.status === 'rejected') throw r.reason;
+/**
+ * Waits for the result and the last milestone written with it (the ledger commits the milestone first in
+ * the same flush). The result decides: written, the task is done even if its milestone was refused (a
+ * retry has nothing to skip to); refused or closed, its error is the task's.
+ */
+async function settleResult(result: Promise<void>, milestone: Promise<void> | undefined, t: Task): Promise<void> {
+  const [r, m] = await Promise.allSettled([result, milestone]);
+  if (r.status === 'rejected') throw r.reason;
+  if (m.status === 'rejected') {
+    if (m.reason instanceof LedgerClosedError) throw m.reason;
+    t.log.warn({ err: m.reason }, 'last milestone refused; the result is written, so the task is done');
+  }
 }
 
 export async function runTask(item: SpoolItem, state: TaskState, rc: RunnerContext): Promise<TaskOutcome> {
@@ -253,17 +339,24 @@ export async function runTask(item: SpoolItem, state: TaskState, rc: RunnerConte
   if (state.done.has(key) || state.dead.has(key)) return 'skipped';
   const started = new Date();
   const t0 = performance.now();
-  const t: Task = { item, key, log: rc.log.child({ key }), outputs: {} };
+  const t = new Task(item, key, rc.log);
   const stored = state.milestones.get(key);
   let input: unknown = item.task.payload;
   let totalAttempts = 1;
   let current = rc.pipeline.stages[0]?.name ?? '';
+  const debug = rc.log.isLevelEnabled('debug');
+  const stages = rc.pipeline.stages;
+  // The last output as JSON text: stored once as the last milestone and once as the result, stringified once.
+  let json = JSON.stringify(input) ?? 'null';
+  // The last stage's milestone goes with the result (below), not before it: one ledger flush per task, not two.
+  let lastMilestone: Promise<void> | undefined;
   try {
-    for (const stage of rc.pipeline.stages) {
+    for (const [i, stage] of stages.entries()) {
       current = stage.name;
       const previous = stored?.get(stage.name);
       if (previous !== undefined) {
         input = previous === null ? null : (JSON.parse(previous) as unknown);
+        json = previous ?? 'null';
         t.outputs[stage.name] = input;
         continue;
       }
@@ -274,27 +367,30 @@ export async function runTask(item: SpoolItem, state: TaskState, rc: RunnerConte
         await rc.ledger.write({ kind: 'attempt', pipeline: rc.pipelineName, key, stage: stage.name, attempt: r.attempt, errorClass: problem.name, errorMessage: problem.message, retriable: false, workerId: rc.workerId });
         return await quarantine(t, stage.name, problem, r.attempt, rc);
       }
-      await rc.ledger.write({ kind: 'milestone', pipeline: rc.pipelineName, key, stage: stage.name, output: r.json, durationMs: r.ms, attempt: r.attempt });
-      t.log.debug({ stage: stage.name, attempt: r.attempt, ms: r.ms }, 'stage done');
+      const milestone = rc.ledger.write({ kind: 'milestone', pipeline: rc.pipelineName, key, stage: stage.name, output: r.json, durationMs: r.ms, attempt: r.attempt });
+      if (i < stages.length - 1) await milestone;
+      else lastMilestone = milestone;
+      json = r.json;
+      if (debug) t.log.debug({ stage: stage.name, attempt: r.attempt, ms: r.ms }, 'stage done');
       t.outputs[stage.name] = r.output;
       input = r.output;
       totalAttempts = Math.max(totalAttempts, r.attempt);
     }
-    const writes: Array<Promise<void>> = [];
+    let result: Promise<void>;
     if (rc.results !== undefined) {
       const mapped = userRow(item.task, input, rc.results);
-      if (mapped instanceof Error) return await quarantine(t, current, mapped, totalAttempts, rc);
-      const r = rc.results;
-      writes.push(rc.ledger.write({ kind: 'row', pipeline: rc.pipelineName, key, results: r, values: mapped }));
+      if (mapped instanceof Error) {
+        await lastMilestone;
+        return await quarantine(t, current, mapped, totalAttempts, rc);
+      }
+      result = rc.ledger.write({ kind: 'row', pipeline: rc.pipelineName, key, results: rc.results, values: mapped });
+    } else {
+      // With a result table of the user's, its row is the result, and the milestones (stage, attempt, duration)
+      // are sluice's bookkeeping: a sluice_results row as well would be a third write per task (bench:work
+      // measured 80% of the throughput with it, against the target of 90%).
+      result = rc.ledger.write({ kind: 'result', pipeline: rc.pipelineName, key, output: json, attempts: totalAttempts, workerId: rc.workerId, startedAt: started, finishedAt: new Date(), durationMs: Math.round(performance.now() - t0) });
     }
-    // With a result table of the user's, its row is the result, and the milestones (stage, attempt, duration)
-    // are sluice's bookkeeping: a sluice_results row as well would be a third write per task (bench:work
-    // measured 80% of the throughput with it, against the target of 90%).
-    if (rc.results === undefined) {
-      const output = JSON.stringify(input) ?? 'null';
-      writes.push(rc.ledger.write({ kind: 'result', pipeline: rc.pipelineName, key, output, attempts: totalAttempts, workerId: rc.workerId, startedAt: started, finishedAt: new Date(), durationMs: Math.round(performance.now() - t0) }));
-    }
-    await settleAll(writes);
+    await settleResult(result, lastMilestone, t);
     return 'done';
   } catch (err) {
     if (err instanceof LedgerClosedError) return 'aborted';

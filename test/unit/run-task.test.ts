@@ -48,6 +48,9 @@ const state = (): TaskState => ({ inSource: new Set(['k']), done: new Set(), dea
 describe('runTask when the ledger refuses a write', () => {
   it('a refused milestone quarantines the task: the stage ran once and no failure of it is recorded', async () => {
     const c = context((op) => (op.kind === 'milestone' ? new LedgerWriteError('milestone', new Error('Data too long')) : null));
+    // A stage after it: the milestone of a stage that is not the last is what the next ones start from.
+    c.rc.pipeline = { ...c.rc.pipeline, stages: [...c.rc.pipeline.stages, { name: 'next', run: async (n: unknown) => n }] };
+    c.rc.limits = buildLimits(c.rc.pipeline);
     assert.equal(await runTask(item, state(), c.rc), 'dead');
     assert.equal(c.runs(), 1);
     assert.deepEqual(c.writes.map((w) => w.kind), ['dead']);
@@ -55,6 +58,15 @@ describe('runTask when the ledger refuses a write', () => {
     assert.equal(dead.errorClass, 'LedgerWriteError');
     assert.match(dead.errorMessage, /refused the milestone row: Data too long/);
     assert.deepEqual(c.quarantined, ['k']);
+  });
+
+  it("the last stage's milestone goes with the result: a refused one does not undo a written result", async () => {
+    const c = context((op) => (op.kind === 'milestone' ? new LedgerWriteError('milestone', new Error('Data too long')) : null));
+    assert.equal(await runTask(item, state(), c.rc), 'done');
+    assert.deepEqual(c.writes.map((w) => w.kind), ['result']);
+    const refusedBoth = context((op) => (op.kind === 'milestone' || op.kind === 'result' ? new LedgerWriteError(op.kind, new Error('Data too long')) : null));
+    assert.equal(await runTask(item, state(), refusedBoth.rc), 'dead', 'the result decides');
+    assert.match((refusedBoth.writes[0] as Extract<LedgerOp, { kind: 'dead' }>).errorMessage, /refused the result row/);
   });
 
   it('a refused quarantine row is written again without the payload: what can be saved is saved', async () => {
@@ -70,5 +82,60 @@ describe('runTask when the ledger refuses a write', () => {
     const c = context((op) => (op.kind === 'milestone' ? new LedgerClosedError(new Error('gone')) : null));
     assert.equal(await runTask(item, state(), c.rc), 'aborted');
     assert.deepEqual(c.quarantined, []);
+  });
+});
+
+describe('what a stage call receives', () => {
+  it('the task, the attempt, the signal; its logger and a copy of the earlier outputs only when the stage reads them', async () => {
+    const c = context(() => null);
+    let children = 0;
+    const counting = (log: ReturnType<typeof silentLogger>): ReturnType<typeof silentLogger> =>
+      new Proxy(log, { get: (target, prop, receiver) => (prop === 'child' ? (b: object) => (children++, counting(target.child(b))) : Reflect.get(target, prop, receiver)) });
+    c.rc.log = counting(silentLogger());
+    const seen: Array<Record<string, unknown>> = [];
+    c.rc.pipeline = {
+      ...c.rc.pipeline,
+      stages: [
+        { name: 'quiet', run: async (_in: unknown, ctx: { task: unknown; attempt: number; signal: AbortSignal }) => (seen.push({ task: ctx.task, attempt: ctx.attempt, aborted: ctx.signal.aborted }), 1) },
+        { name: 'reads', run: async (_in: unknown, ctx: { outputs: Record<string, unknown>; log: { info: (m: string) => void } }) => (ctx.log.info('x'), ctx.outputs.quiet) },
+      ],
+    };
+    c.rc.limits = buildLimits(c.rc.pipeline);
+    assert.equal(await runTask(item, state(), c.rc), 'done');
+    assert.deepEqual(seen, [{ task: { key: 'k', payload: {}, attempt: 1 }, attempt: 1, aborted: false }]);
+    assert.equal(children, 2, "one child logger for the task's key and one for the stage that logged, none for the quiet stage");
+    const result = c.writes.find((w) => w.kind === 'result') as Extract<LedgerOp, { kind: 'result' }>;
+    assert.equal(result.output, '1', "the second stage read the first one's output");
+  });
+});
+
+describe("a stage's timeout and signal", () => {
+  it('a stage past its timeout is abandoned with StageTimeoutError and its signal fires; a sync throw and an abort end the call too', async () => {
+    const c = context(() => null);
+    let signalSeen: AbortSignal | undefined;
+    const stages = (run: (input: unknown, ctx: { signal: AbortSignal }) => unknown) => [{ name: 'slow', timeoutMs: 30, retry: { maxAttempts: 1 }, run }];
+    c.rc.pipeline = { ...c.rc.pipeline, stages: stages((_i, ctx) => ((signalSeen = ctx.signal), new Promise(() => {}))) };
+    c.rc.limits = buildLimits(c.rc.pipeline);
+    const t0 = performance.now();
+    assert.equal(await runTask(item, state(), c.rc), 'dead');
+    assert.ok(performance.now() - t0 < 5000, 'abandoned, not awaited');
+    assert.equal(signalSeen?.aborted, true);
+    assert.equal(signalSeen?.reason?.name, 'StageTimeoutError');
+    const dead = c.writes.find((w) => w.kind === 'dead') as Extract<LedgerOp, { kind: 'dead' }>;
+    assert.match(dead.errorMessage, /stage slow timed out after 30 ms/);
+
+    const sync = context(() => null);
+    sync.rc.pipeline = { ...sync.rc.pipeline, stages: stages(() => { throw new TypeError('a bug before the first await'); }) };
+    sync.rc.limits = buildLimits(sync.rc.pipeline);
+    assert.equal(await runTask(item, state(), sync.rc), 'dead');
+    assert.match((sync.writes.find((w) => w.kind === 'dead') as Extract<LedgerOp, { kind: 'dead' }>).errorMessage, /a bug before the first await/);
+
+    const stop = new AbortController();
+    const aborted = context(() => null);
+    aborted.rc.abort = stop.signal;
+    aborted.rc.pipeline = { ...aborted.rc.pipeline, stages: [{ name: 'slow', timeoutMs: 60_000, run: (_i: unknown, ctx: { signal: AbortSignal }) => ((signalSeen = ctx.signal), setTimeout(() => stop.abort(new Error('forced stop')), 10), new Promise(() => {})) }] };
+    aborted.rc.limits = buildLimits(aborted.rc.pipeline);
+    assert.equal(await runTask(item, state(), aborted.rc), 'aborted', 'a forced stop gives the task back');
+    assert.equal(signalSeen?.aborted, true);
   });
 });

@@ -37,17 +37,14 @@ import { onTeardown, tempDir } from '../helpers/fixtures.js';
 const TASKS = 500;
 
 // Worker, one no-op stage, results in sluice_results. Per segment: which keys have a source row (integer keys
-// as literals), then what the ledger knows of them (results, quarantine, milestones, attempts: one query per
-// table). Per wave of tasks in flight (worker.maxInFlight, 256; a segment of 500 runs in two): one milestone
-// upsert, one result upsert. The ledger batch (500) never fills: a wave is smaller.
-const WORKER_STATEMENTS = 9;
-const WORKER_ROUND_TRIPS = 9;
+// as literals), then what the ledger knows of them (results, quarantine, milestones, attempts: one UNION ALL,
+// counted by its first table). Per wave of tasks in flight (worker.maxInFlight, 256; a segment of 500 runs in
+// two): one milestone upsert, one result upsert. The ledger batch (500) never fills: a wave is smaller.
+const WORKER_STATEMENTS = 6;
+const WORKER_ROUND_TRIPS = 6;
 const WORKER_KINDS = {
   'SELECT docs': 1,
   'SELECT sluice_results': 1,
-  'SELECT sluice_dead_tasks': 1,
-  'SELECT sluice_milestones': 1,
-  'SELECT sluice_attempts': 1,
   'INSERT sluice_milestones': 2,
   'INSERT sluice_results': 2,
 };
@@ -55,14 +52,12 @@ const WORKER_KINDS = {
 // Worker, results in the user's table (pipeline `results`): "done" is read from that table instead of
 // sluice_results, the result row is written there, and no sluice_results row is written (run-task.ts).
 // Each batch of result rows is read back in one query (ledger.ts: a row not there for its key fails its task).
-const USER_TABLE_STATEMENTS = 11;
-const USER_TABLE_ROUND_TRIPS = 11;
+const USER_TABLE_STATEMENTS = 9;
+const USER_TABLE_ROUND_TRIPS = 9;
 const USER_TABLE_KINDS = {
   'SELECT docs': 1,
   'SELECT doc_results': 3,
   'SELECT sluice_dead_tasks': 1,
-  'SELECT sluice_milestones': 1,
-  'SELECT sluice_attempts': 1,
   'INSERT sluice_milestones': 2,
   'INSERT doc_results': 2,
 };

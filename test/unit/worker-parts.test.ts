@@ -203,4 +203,13 @@ describe('KeyGate', () => {
     assert.equal(await gate.run('b', run('done'), { at: performance.now() + 1, dead: false }), 'done', 'requeued: runs again');
     assert.equal(runs, 3);
   });
+
+  it('remembers a bounded window of finished keys: the oldest are forgotten first', async () => {
+    const { KeyGate } = await import('../../src/worker/key-gate.js');
+    const gate = new KeyGate(3);
+    for (const k of ['a', 'b', 'c', 'd']) await gate.run(k, async () => 'done');
+    assert.equal(gate.remembered, 3);
+    assert.equal(await gate.run('d', async () => 'done'), 'skipped');
+    assert.equal(await gate.run('a', async () => 'done'), 'done', "'a' was forgotten: its copy runs (the ledger's done check is the guarantee)");
+  });
 });
