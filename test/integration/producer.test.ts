@@ -288,7 +288,7 @@ describe('produce', () => {
     const s = setup({ table: await intSource([1, 2, 3]), key: 'id', columns: [] });
     const summary = await s.run({ dryRun: true });
     const { countedAt, countAgeSeconds, stages: _stages, ...counts } = summary.counts!;
-    assert.deepEqual(counts, { source: 3, done: 0, missing: 3, inFlight: 0, dead: 0, pending: 3, orphans: 0, exact: true });
+    assert.deepEqual(counts, { source: 3, done: 0, missing: 3, inFlight: 0, dead: 0, pending: 3, orphans: 0, shared: 0, exact: true });
     assert.match(countedAt, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$/);
     assert.equal(countAgeSeconds, 0);
     assert.equal(summary.published, 0);
