@@ -29,6 +29,7 @@ export interface Variant {
 const env = (n: string, d: number): number => Number(process.env[n] ?? d);
 export const NOOP: StageSpec = { name: 'noop', concurrency: 64, waitMs: 0 };
 export const WAIT20: StageSpec = { name: 'wait', concurrency: 64, waitMs: 20 };
+export const WAIT20_C256: StageSpec = { name: 'wait', concurrency: 256, waitMs: 20 };
 
 function workVariant(name: string, stage: StageSpec, n: number, bound?: number): Variant {
   return {
@@ -128,7 +129,9 @@ const fetch: Variant = {
 };
 
 export const BENCHES: Record<string, Variant[]> = {
-  work: [workVariant('noop', NOOP, env('BENCH_COMPARE_WORK_TASKS', 100_000)), workVariant('wait20-c64', WAIT20, env('BENCH_COMPARE_WAIT_TASKS', 64_000), 64 / 0.02)],
+  work: [workVariant('noop', NOOP, env('BENCH_COMPARE_WORK_TASKS', 100_000)), workVariant('wait20-c64', WAIT20, env('BENCH_COMPARE_WAIT_TASKS', 64_000), 64 / 0.02),
+    workVariant('wait20-c256', WAIT20_C256, env('BENCH_COMPARE_WAIT_TASKS', 64_000), 256 / 0.02),
+  ],
   e2e: [e2e],
   produce: [produce],
   fetch: [fetch],

@@ -142,7 +142,10 @@ const fetcher = section({
 });
 
 const worker = section({
-  maxInFlight: setting(int(1, 100_000).default(256), { doc: 'Tasks in progress at once in one worker process, all stages together.' }),
+  maxInFlight: setting(int(1, 100_000).optional(), {
+    doc: 'Tasks in progress at once in one worker process, all stages together (default: 256, or twice the largest stage concurrency when that is more, so that tasks waiting on the ledger never starve a stage).',
+    shownDefault: '256 or 2 × the largest stage concurrency',
+  }),
   shutdownGraceMs: setting(int(0, 3_600_000).default(10_000), { doc: 'On shutdown, how long running stages may finish before they are aborted.' }),
   pollMs: setting(int(1, 60_000).default(200), { doc: 'How often an idle worker looks for new segments.' }),
   ledgerBatch: setting(int(1, 100_000).default(500), { doc: 'Ledger writes per batch.' }),

@@ -14,7 +14,7 @@ import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import pLimit from 'p-limit';
-import { getPipeline, type SluiceConfig } from '../core/config.js';
+import { getPipeline, stageDefaults, type SluiceConfig, type StageConfig } from '../core/config.js';
 import { UsageError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { StageMetrics } from '../metrics/registry.js';
@@ -29,6 +29,16 @@ import { ClaimLoop } from './claim-loop.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import type { WorkStats } from './segment-runner.js';
 import { openWorkerParts, type WorkerParts } from './worker-setup.js';
+
+/**
+ * Tasks a worker runs at once: the configured number, or 256, or twice the largest stage concurrency when that
+ * is more (a task also waits for its ledger writes, holding its slot, and the stage should stay full meanwhile).
+ */
+export function inFlightLimit(configured: number | undefined, stages: readonly StageConfig[]): number {
+  if (configured !== undefined) return configured;
+  const widest = Math.max(0, ...stages.map((s) => s.concurrency ?? stageDefaults.concurrency));
+  return Math.max(256, 2 * widest);
+}
 
 export type { WorkStats } from './segment-runner.js';
 
@@ -93,7 +103,7 @@ class Worker implements WorkerHandle {
     // Grace over (or a failure): writes held up by a database outage give their tasks back to the spool.
     parts.abort.signal.addEventListener('abort', () => parts.ledger.abort(), { once: true });
     const { config } = opts;
-    const slots = pLimit(config.worker.maxInFlight);
+    const slots = pLimit(inFlightLimit(config.worker.maxInFlight, getPipeline(config, opts.pipeline).stages));
     this.#leases = new LeaseKeeper(parts.claimer, config.spool.leaseMs, log);
     const runner = parts.runner(slots, this.#leases);
     this.#loop = new ClaimLoop({

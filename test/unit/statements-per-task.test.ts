@@ -30,6 +30,7 @@ import { encodeItem, type SpoolItem } from '../../src/spool/segment.js';
 import { SpoolWriter } from '../../src/spool/writer.js';
 import { LeaseKeeper } from '../../src/worker/lease-keeper.js';
 import { openWorkerParts } from '../../src/worker/worker-setup.js';
+import { inFlightLimit } from '../../src/worker/worker.js';
 import { CountingPool, freshLedger, installCountingPools, tally, type SqlCall, type Tally } from '../helpers/counting-pool.js';
 import { installFakeKafka } from '../helpers/fake-kafka.js';
 import { onTeardown, tempDir } from '../helpers/fixtures.js';
@@ -162,7 +163,7 @@ async function runSegment(t: TestContext, pipeline: Record<string, unknown>): Pr
   const held = { claim, items: await parts.claimer.read(claim), settled: new Set<number>(), lost: false };
   assert.equal(held.items.length, TASKS, 'one segment holds every task (spool.maxSegmentItems)');
   const from = pool().calls.length;
-  await parts.runner(pLimit(config.worker.maxInFlight), leases).run(held);
+  await parts.runner(pLimit(inFlightLimit(config.worker.maxInFlight, config.pipelines.docs!.stages)), leases).run(held);
   assert.equal(parts.stats.done, TASKS, 'every task is done: the happy path ran');
   return onPath(pool().since(from));
 }

@@ -213,3 +213,14 @@ describe('KeyGate', () => {
     assert.equal(await gate.run('a', async () => 'done'), 'done', "'a' was forgotten: its copy runs (the ledger's done check is the guarantee)");
   });
 });
+
+describe('tasks in flight in one worker', () => {
+  it('is the configured number, else 256, else twice the widest stage so that tasks waiting on the ledger never starve it', async () => {
+    const { inFlightLimit } = await import('../../src/worker/worker.js');
+    const stage = (concurrency?: number) => ({ name: 's', run: () => null, ...(concurrency === undefined ? {} : { concurrency }) });
+    assert.equal(inFlightLimit(64, [stage(512)]), 64);
+    assert.equal(inFlightLimit(undefined, [stage(64), stage()]), 256);
+    assert.equal(inFlightLimit(undefined, [stage(16), stage(256)]), 512);
+    assert.equal(inFlightLimit(undefined, []), 256);
+  });
+});
