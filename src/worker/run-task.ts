@@ -79,15 +79,35 @@ class NotRetried extends Error {
  * abandoned. The AbortController behind the signal is made only when the stage reads it (`signal()`): most
  * calls finish without anyone listening, and each controller is an EventTarget (bench:profile).
  */
+/** Callbacks of the calls running under a signal: one listener per signal, not an add and a remove per call. */
+const watchers = new WeakMap<AbortSignal, Set<() => void>>();
+
+function onAbort(signal: AbortSignal, fn: () => void): () => void {
+  let set = watchers.get(signal);
+  if (set === undefined) {
+    const calls = new Set<() => void>();
+    signal.addEventListener('abort', () => {
+      for (const f of calls) f();
+      calls.clear();
+    }, { once: true });
+    watchers.set(signal, calls);
+    set = calls;
+  }
+  const s = set;
+  s.add(fn);
+  return () => void s.delete(fn);
+}
+
 function withTimeout<T>(stage: string, timeoutMs: number, outer: AbortSignal, fn: (signal: () => AbortSignal) => Promise<T>): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let ctl: AbortController | undefined;
     let reason: unknown;
     let settled = false;
+    let unwatch = (): void => {};
     const end = (): void => {
       settled = true;
       clearTimeout(timer);
-      outer.removeEventListener('abort', onOuter);
+      unwatch();
     };
     const fail = (why: unknown): void => {
       if (settled) return;
@@ -96,11 +116,10 @@ function withTimeout<T>(stage: string, timeoutMs: number, outer: AbortSignal, fn
       ctl?.abort(why);
       reject(why);
     };
-    const onOuter = (): void => fail(outer.reason);
     const timer = setTimeout(() => fail(new StageTimeoutError(stage, timeoutMs)), timeoutMs);
     // An 'abort' listener added to a signal that already fired is never called.
     if (outer.aborted) return fail(outer.reason);
-    outer.addEventListener('abort', onOuter, { once: true });
+    unwatch = onAbort(outer, () => fail(outer.reason));
     const signal = (): AbortSignal => {
       if (ctl === undefined) {
         ctl = new AbortController();
