@@ -16,6 +16,8 @@ import { classify } from './validate.js';
 import { isDiskFull } from '../spool/layout.js';
 
 const QUARANTINED_VALUE_BYTES = 64 * 1024;
+/** A spool line's bytes beside the message value: `{"partition":..,"offset":"..","task":` and the newline. */
+const LINE_OVERHEAD_BYTES = 64;
 
 export interface FetchStats {
   spooled: number;
@@ -82,8 +84,10 @@ export class BatchSpooler {
         lines.push(v.line);
       } else rejected.push({ m, reason: v.reason, detail: v.detail });
     }
-    // Quarantine files hold at most QUARANTINED_VALUE_BYTES of a message, base64, plus the record.
-    const need = lines.reduce((n, l) => n + Buffer.byteLength(l), 0) + rejected.length * (QUARANTINED_VALUE_BYTES * 2);
+    // From the messages' sizes, not the lines' (no pass over the text): a line is its value plus a short
+    // prefix; a quarantine file at most QUARANTINED_VALUE_BYTES of it, base64, plus the record.
+    let need = rejected.length * (QUARANTINED_VALUE_BYTES * 2);
+    for (const m of batch.messages) need += (m.value?.length ?? 0) + LINE_OVERHEAD_BYTES;
     // Not resolved: fetched again from the last resolved offset once the disk has room.
     if (!(await this.#d.room(need))) return;
     let segments: string[];
