@@ -194,37 +194,25 @@ class Task {
 
 /**
  * What a stage call receives (define.ts StageContext): `signal`, `outputs` (a copy, so a stage cannot change
- * what the next one sees) and `log` are made only when the stage reads them. They are getters: a stage that
- * passes its context on whole keeps them; `{ ...ctx }` would copy only `task` and `attempt`.
+ * what the next one sees) and `log` are made only when the stage reads them. They are the object's own
+ * enumerable getters, so a stage that copies its context (`{ ...ctx, extra }`) passes real values on.
  */
-class StageCall {
-  readonly task: { key: string | number; payload: unknown; attempt: number };
-  readonly attempt: number;
-  readonly #signal: () => AbortSignal;
-  readonly #stage: string;
-  readonly #of: Task;
-  #outputs: Record<string, unknown> | undefined;
-  #log: Logger | undefined;
-
-  constructor(task: StageCall['task'], attempt: number, signal: () => AbortSignal, stage: string, of: Task) {
-    this.task = task;
-    this.attempt = attempt;
-    this.#signal = signal;
-    this.#stage = stage;
-    this.#of = of;
-  }
-
-  get signal(): AbortSignal {
-    return this.#signal();
-  }
-
-  get outputs(): Record<string, unknown> {
-    return (this.#outputs ??= { ...this.#of.outputs });
-  }
-
-  get log(): Logger {
-    return (this.#log ??= this.#of.log.child({ stage: this.#stage }));
-  }
+function stageCall(task: { key: string | number; payload: unknown; attempt: number }, attempt: number, signal: () => AbortSignal, stage: string, of: Task) {
+  let outputs: Record<string, unknown> | undefined;
+  let log: Logger | undefined;
+  return {
+    task,
+    attempt,
+    get signal(): AbortSignal {
+      return signal();
+    },
+    get outputs(): Record<string, unknown> {
+      return (outputs ??= { ...of.outputs });
+    },
+    get log(): Logger {
+      return (log ??= of.log.child({ stage }));
+    },
+  };
 }
 
 type StageResult = { ok: true; output: unknown; json: string; attempt: number; ms: number } | { ok: false; aborted: true } | { ok: false; aborted: false; err: Error; attempt: number };
@@ -294,7 +282,7 @@ async function runOnce(t: Task, stage: StageConfig, input: unknown, attempt: num
       if (rc.stopping.aborted || rc.abort.aborted) throw new NotStarted();
       await limits.rate?.acquire(rc.abort);
       const info = { key: task.key, payload: task.payload, attempt: task.attempt };
-      const call = (): Promise<unknown> => withTimeout(stage.name, timeoutMs, rc.abort, (signal) => Promise.resolve(stage.run(input, new StageCall(info, attempt, signal, stage.name, t))));
+      const call = (): Promise<unknown> => withTimeout(stage.name, timeoutMs, rc.abort, (signal) => Promise.resolve(stage.run(input, stageCall(info, attempt, signal, stage.name, t))));
       const gate = stage.resource === undefined ? undefined : rc.resources?.gate(stage.resource);
       return gate === undefined ? call() : throughGate(gate, timeoutMs, rc, call);
     });
@@ -347,10 +335,7 @@ async function quarantine(t: Task, stage: string, err: Error, attempts: number, 
 async function settleResult(result: Promise<void>, milestone: Promise<void> | undefined, t: Task): Promise<void> {
   const [r, m] = await Promise.allSettled([result, milestone]);
   if (r.status === 'rejected') throw r.reason;
-  if (m.status === 'rejected') {
-    if (m.reason instanceof LedgerClosedError) throw m.reason;
-    t.log.warn({ err: m.reason }, 'last milestone refused; the result is written, so the task is done');
-  }
+  if (m.status === 'rejected') t.log.warn({ err: m.reason }, 'last milestone not written; the result is, so the task is done');
 }
 
 export async function runTask(item: SpoolItem, state: TaskState, rc: RunnerContext): Promise<TaskOutcome> {
@@ -388,7 +373,11 @@ export async function runTask(item: SpoolItem, state: TaskState, rc: RunnerConte
       }
       const milestone = rc.ledger.write({ kind: 'milestone', pipeline: rc.pipelineName, key, stage: stage.name, output: r.json, durationMs: r.ms, attempt: r.attempt });
       if (i < stages.length - 1) await milestone;
-      else lastMilestone = milestone;
+      else {
+        // Observed by settleResult; this keeps a rejection from going unhandled on any other way out.
+        milestone.catch(() => {});
+        lastMilestone = milestone;
+      }
       json = r.json;
       if (debug) t.log.debug({ stage: stage.name, attempt: r.attempt, ms: r.ms }, 'stage done');
       t.outputs[stage.name] = r.output;

@@ -79,7 +79,7 @@ describe('runTask when the ledger refuses a write', () => {
   });
 
   it('a writer closed during a database outage gives the task back to the spool (the worker is stopping)', async () => {
-    const c = context((op) => (op.kind === 'milestone' ? new LedgerClosedError(new Error('gone')) : null));
+    const c = context(() => new LedgerClosedError(new Error('gone')));
     assert.equal(await runTask(item, state(), c.rc), 'aborted');
     assert.deepEqual(c.quarantined, []);
   });
@@ -137,5 +137,16 @@ describe("a stage's timeout and signal", () => {
     aborted.rc.limits = buildLimits(aborted.rc.pipeline);
     assert.equal(await runTask(item, state(), aborted.rc), 'aborted', 'a forced stop gives the task back');
     assert.equal(signalSeen?.aborted, true);
+
+    // A stage that passes on a copy of its context: the copy has the real signal, and a stop still reaches it.
+    const stop2 = new AbortController();
+    const copied = context(() => null);
+    copied.rc.abort = stop2.signal;
+    let copy: { signal?: AbortSignal; log?: unknown; outputs?: unknown } = {};
+    copied.rc.pipeline = { ...copied.rc.pipeline, stages: [{ name: 'slow', timeoutMs: 60_000, run: (_i: unknown, ctx: object) => ((copy = { ...ctx, extra: 1 }), setTimeout(() => stop2.abort(new Error('forced stop')), 10), new Promise(() => {})) }] };
+    copied.rc.limits = buildLimits(copied.rc.pipeline);
+    assert.equal(await runTask(item, state(), copied.rc), 'aborted');
+    assert.equal(copy.signal?.aborted, true, '{ ...ctx } carries the signal');
+    assert.ok(copy.log !== undefined && copy.outputs !== undefined);
   });
 });
