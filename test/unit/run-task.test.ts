@@ -142,7 +142,7 @@ describe("a stage's timeout and signal", () => {
     const stop2 = new AbortController();
     const copied = context(() => null);
     copied.rc.abort = stop2.signal;
-    let copy: { signal?: AbortSignal; log?: unknown; outputs?: unknown } = {};
+    let copy: { signal?: AbortSignal; log?: unknown; outputs?: unknown; extra?: number } = {};
     copied.rc.pipeline = { ...copied.rc.pipeline, stages: [{ name: 'slow', timeoutMs: 60_000, run: (_i: unknown, ctx: object) => ((copy = { ...ctx, extra: 1 }), setTimeout(() => stop2.abort(new Error('forced stop')), 10), new Promise(() => {})) }] };
     copied.rc.limits = buildLimits(copied.rc.pipeline);
     assert.equal(await runTask(item, state(), copied.rc), 'aborted');
