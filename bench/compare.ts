@@ -8,6 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { openHarness, type Harness } from './compare/harness.js';
+import { RAWS } from './compare/raw.js';
 import { BENCHES, type Measure, type Template, type Variant } from './compare/scenarios.js';
 import { renderTable, type Runs } from './compare/table.js';
 import { refWorktree, thisCheckout, type Side } from './compare/worktree.js';
@@ -29,7 +30,8 @@ function args(): { ref: string; benches: string[]; rounds: number; runs: number 
 
 /** Every variant's runs, ref and main alternating run by run, the order swapped each round (ABBA). */
 async function runAll(h: Harness, a: ReturnType<typeof args>, sides: Side[], variants: Variant[]): Promise<Runs[]> {
-  const results: Runs[] = variants.map((variant) => ({ variant, ref: [], main: [], failures: [] }));
+  const rawsOf = (v: Variant) => RAWS[`${v.bench} ${v.name}`] ?? RAWS[v.bench] ?? [];
+  const results: Runs[] = variants.map((variant) => ({ variant, ref: [], main: [], failures: [], raws: rawsOf(variant).map((raw) => ({ raw, runs: [] })) }));
   const key = (s: Side, v: Variant): string => `${s.label}/${v.bench}/${v.name}`;
   const templates = new Map<string, Template>();
   for (const v of variants) {
@@ -56,6 +58,20 @@ async function runAll(h: Harness, a: ReturnType<typeof args>, sides: Side[], var
           }
         }
       }
+      // The limits once per round, between the sides' runs, from main's template (the same data as ref's).
+      for (const r of results[i]!.raws) {
+        if (h.ctx.signal.aborted) return results;
+        const tag = `round ${round}/${a.rounds}, ${v.bench}/${v.name} against ${r.raw.name}`;
+        try {
+          const m = await r.raw.run(templates.get(key(sides[1]!, v))!, h.ctx, v.tasks);
+          r.runs.push(m);
+          h.log(`${tag}: ${Math.round(m.rate)}/s, peak RSS ${m.peakRssMb} MB`);
+        } catch (err) {
+          const msg = err instanceof Error ? err.message : String(err);
+          results[i]!.failures.push(`${tag}: ${msg.split('\n')[0]}`);
+          h.log(`${tag}: FAILED ${msg}`);
+        }
+      }
     }
   }
   return results;
@@ -79,13 +95,13 @@ async function main(): Promise<void> {
   if (h.ctx.signal.aborted) return;
   const meta = [
     `${a.rounds} rounds × ${a.runs} runs per side per variant, alternating ref and main run by run (the order swapped each round); ${cpus().length} cores, node ${process.version}, ${new Date().toISOString().slice(0, 16)}Z; the whole compare took ${h.minutes().toFixed(1)} min.`,
-    "Rates are steady-state: tasks between the first and the last result (work, e2e), dispatch record (produce) or committed offset (fetch) of a run. Peak RSS is the measured sluice process's own (the largest of an e2e run's four), from GNU time.",
+    "Rates are steady-state: tasks between the first and the last result (work, e2e), dispatch record (produce) or spool segment written (fetch) of a run. Peak RSS is the measured sluice process's own (the largest of an e2e run's four), from GNU time.",
   ];
   const lines = [`### bench:compare ${a.benches.join(' ')} against ${a.ref}`, '', ...renderTable(results, { ref: ref.describe, main: here.describe }, meta)];
   console.log(lines.join('\n'));
   mkdirSync('bench/results', { recursive: true });
   writeFileSync('bench/results/compare.md', `${lines.join('\n')}\n`);
-  const figures = results.map((r) => ({ bench: r.variant.bench, variant: r.variant.name, tasks: r.variant.tasks, ref: r.ref, main: r.main, failures: r.failures }));
+  const figures = results.map((r) => ({ bench: r.variant.bench, variant: r.variant.name, tasks: r.variant.tasks, ref: r.ref, main: r.main, raws: r.raws.map((x) => ({ name: x.raw.name, runs: x.runs })), failures: r.failures }));
   writeFileSync('bench/results/compare.json', JSON.stringify({ date: new Date().toISOString(), ref: ref.describe, main: here.describe, minutes: h.minutes(), results: figures }, null, 2));
   // A failed run's config and logs were kept (.bench/runs) for reading.
   if (results.some((r) => r.failures.length > 0)) process.exitCode = 1;

@@ -8,6 +8,8 @@ import { defaults, mergeLayers } from '../src/core/config.js';
 import { validateConfig } from '../src/core/config-validate.js';
 import { silentLogger } from '../src/core/logger.js';
 import { startFetcher } from '../src/fetcher/fetcher.js';
+import { spoolPaths } from '../src/spool/layout.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
 
 const [mode, topic = "", countArg, spoolDir = ""] = process.argv.slice(2);
 const count = Number(countArg);
@@ -25,6 +27,10 @@ async function sluice(): Promise<void> {
       pipelines: { benchfetch: { topic, partitions: 6, source: { table: 'unused', key: 'id', columns: [] } } },
     }),
   );
+  // No database here: the spool says whose ledger it fetches for, as one that fetched before would.
+  const root = spoolPaths(spoolDir, 'benchfetch').root;
+  mkdirSync(root, { recursive: true });
+  writeFileSync(`${root}/ledger`, `bench-${randomUUID()}\n`);
   let first = 0;
   let last = 0;
   const f = await startFetcher({

@@ -76,3 +76,17 @@ export function writeResults(name: string, lines: string[], checks: Check[], fig
   writeFileSync(`bench/results/${name}.md`, `${md}\n`);
   writeFileSync(`bench/results/${name}.json`, JSON.stringify({ date: new Date().toISOString(), ...figures, checks }, null, 2));
 }
+
+/**
+ * BullMQ is only needed by bench:work and bench:compare, and with it in package.json this machine's npm
+ * writes a lockfile its own `npm ci` rejects (msgpackr-extract's optional platform packages), so it is
+ * installed on demand.
+ */
+export async function ensureBullmq(): Promise<void> {
+  try {
+    import.meta.resolve('bullmq');
+  } catch {
+    console.error('  installing bullmq@5 for the comparison (npm install --no-save)');
+    await run('npm', ['install', '--no-save', '--no-audit', '--no-fund', 'bullmq@5'], { maxBuffer: 1 << 24 });
+  }
+}

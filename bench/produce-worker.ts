@@ -18,9 +18,10 @@ const brokers = (process.env.SLUICE_KAFKA_BROKERS ?? '127.0.0.1:9092').split(','
 const rssMb = (): number => Math.round(process.resourceUsage().maxRSS / 1024);
 const emit = (o: Record<string, unknown>): void => console.log(JSON.stringify({ mode, ...o, peakRssMb: rssMb() }));
 
+/** BENCH_TOPIC_PREFIX: the caller's prefix, so that it can sweep the topics a run leaves (bench:compare). */
 async function newTopic(partitions = 6): Promise<{ kafka: Kafka; topic: string }> {
   const kafka = new Kafka({ clientId: 'sluice-bench', brokers, logLevel: logLevel.NOTHING });
-  const topic = `sluice-bench-${randomUUID().slice(0, 8)}`;
+  const topic = `${process.env.BENCH_TOPIC_PREFIX ?? 'sluice-bench'}-${randomUUID().slice(0, 8)}`;
   const admin = kafka.admin();
   await admin.connect();
   await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });

@@ -2,15 +2,13 @@
 // into a user result table instead of sluice_results, (b) one stage
 // awaiting 20 ms at concurrency 64 against Little's law (64 / 0.020 s = 3,200/s), (c) BullMQ doing the
 // same no-op job at the same concurrency, writing the same result rows to MySQL.
-import { execFile } from 'node:child_process';
 import { cpus } from 'node:os';
-import { promisify } from 'node:util';
 import mysql from 'mysql2/promise';
 import { defaults } from '../src/core/config.js';
 import { silentLogger } from '../src/core/logger.js';
 import { withDatabase } from '../src/db/database-url.js';
 import { migrate } from '../src/db/migrate.js';
-import { median, report, REPEATS, variant, type Result } from './lib.js';
+import { ensureBullmq, median, report, REPEATS, variant, type Result } from './lib.js';
 
 const url = process.env.BENCH_DATABASE_URL ?? 'mysql://root@127.0.0.1:3306/sluice_bench_work';
 const N = Number(process.env.BENCH_WORK_TASKS ?? 100_000);
@@ -18,19 +16,6 @@ const SLEEP_N = Number(process.env.BENCH_WORK_SLEEP_TASKS ?? 16_000);
 const BOUND = 64 / 0.02;
 
 const workVariant = (...args: string[]): Promise<Result> => variant('bench/work-worker.ts', args, { ...process.env, BENCH_DATABASE_URL: url });
-
-/**
- * BullMQ is only needed here, and with it in package.json this machine's npm writes a lockfile its own
- * `npm ci` rejects (msgpackr-extract's optional platform packages), so it is installed on demand.
- */
-async function ensureBullmq(): Promise<void> {
-  try {
-    import.meta.resolve('bullmq');
-  } catch {
-    console.error('  installing bullmq@5 for the comparison (npm install --no-save)');
-    await promisify(execFile)('npm', ['install', '--no-save', '--no-audit', '--no-fund', 'bullmq@5'], { maxBuffer: 1 << 24 });
-  }
-}
 
 async function main(): Promise<void> {
   console.error(`bench:work on ${cpus().length} cores, node ${process.version}`);

@@ -6,12 +6,12 @@
 //   produce  publishing every pending row of the source (200k)
 //   fetch    spooling a topic that holds 200k tasks
 // Throughput is steady-state: tasks between the first and the last timestamp the run left (results' finished_at,
-// dispatches' dispatched_at, or the consumer group's committed offsets), so start-up and drain are not in it.
+// dispatches' dispatched_at, or the spool's segment names), so start-up and drain are not in it.
 import { rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runCli, startCli } from './cli-process.js';
 import { counterDelta, deleteTopic, dispatchSpan, PIPELINE, resultCount, resultSpan, serverCounters, type StageSpec } from './fixture.js';
-import { baseTemplate, fetchAll, freshRun, prepareWork, rateOver, runWork, stop, type Measure, type RunContext, type Template } from './steps.js';
+import { baseTemplate, fetchAll, freshRun, prepareWork, rateOver, runWork, spoolSpan, stop, type Measure, type RunContext, type Template } from './steps.js';
 import type { Side } from './worktree.js';
 
 export type { Measure, RunContext, Template } from './steps.js';
@@ -122,8 +122,9 @@ const fetch: Variant = {
     const r = await fetchAll(side, ctx, files, this.tasks);
     const counters = counterDelta(before, await serverCounters(ctx.fixture));
     if (r.exit.code !== 0) throw new Error(`${side.label}: fetch exited ${r.exit.code} on SIGTERM; see ${r.exit.log}`);
+    const span = spoolSpan(files.spoolDir);
     rmSync(files.dir, { recursive: true, force: true });
-    const rate = rateOver(this.tasks - r.firstCount, (r.last - r.first) / 1000);
+    const rate = rateOver(span.items, span.seconds);
     return { tasks: this.tasks, rate, wallSeconds: (r.last - r.first) / 1000, peakRssMb: r.exit.peakRssMb, cpuSeconds: r.exit.cpuSeconds, counters };
   },
 };

@@ -2,7 +2,7 @@
 // database, fetching a topic to the end, and a `work` run from a copy of a filled spool (bench:compare and
 // bench:profile both time this one).
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { failedMessage, runCli, startCli, type CliProcess, type Exit } from './cli-process.js';
@@ -83,6 +83,23 @@ export async function baseTemplate(side: Side, ctx: RunContext, name: string, n:
 export async function stop(p: CliProcess): Promise<Exit> {
   p.signal('SIGTERM');
   return p.exited;
+}
+
+/**
+ * The fetcher's steady rate from its spool: every segment's name starts with the millisecond it was written
+ * (layout.ts, the same on every version so far) and holds its item count. Items after the first write, over
+ * the time from the first write to the last: what kafkajs's own "first batch to last message" measures, free of
+ * the one-second grain of committed offsets.
+ */
+export function spoolSpan(spoolDir: string): { items: number; seconds: number } {
+  const segs = readdirSync(join(spoolDir, PIPELINE, 'ready')).flatMap((name) => {
+    const m = /^(\d{13})\d{6}-p\d+-o\d+-n(\d+)-/.exec(name);
+    return m === null ? [] : [{ at: Number(m[1]), count: Number(m[2]) }];
+  });
+  if (segs.length === 0) return { items: 0, seconds: 0 };
+  const first = Math.min(...segs.map((s) => s.at));
+  const last = Math.max(...segs.map((s) => s.at));
+  return { items: segs.filter((s) => s.at > first).reduce((a, s) => a + s.count, 0), seconds: (last - first) / 1000 };
 }
 
 /** Starts the side's fetcher and waits until the group has committed `n` offsets; returns when they were seen. */

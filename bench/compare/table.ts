@@ -1,5 +1,6 @@
 // The comparison's table: per variant, each side's median steady-state rate with its spread, main/ref, peak RSS,
 // and what the database and the process did per task. Medians of all runs of both rounds.
+import type { Raw, RawMeasure } from './raw.js';
 import type { Measure, Variant } from './scenarios.js';
 
 export interface Runs {
@@ -7,6 +8,8 @@ export interface Runs {
   ref: Measure[];
   main: Measure[];
   failures: string[];
+  /** The limits (or the rival) measured in the same sitting, once per round. */
+  raws: Array<{ raw: Raw; runs: RawMeasure[] }>;
 }
 
 /** The median of the finite values (a reading that failed is NaN and left out). */
@@ -64,6 +67,7 @@ export function renderTable(all: Runs[], sides: { ref: string; main: string }, m
       );
     }
   }
+  lines.push(...rawTable(all));
   const failed = all.flatMap((r) => r.failures.map((f) => `- ${r.variant.bench} ${r.variant.name}: ${f}`));
   if (failed.length > 0) lines.push('', 'Runs that failed (left out of the medians):', ...failed);
   return lines;
@@ -71,4 +75,35 @@ export function renderTable(all: Runs[], sides: { ref: string; main: string }, m
 
 function pct(ms: Measure[], bound: number): string {
   return ms.length === 0 ? '-' : `${Math.round((100 * median(ms.map((m) => m.rate))) / bound)}%`;
+}
+
+/**
+ * Each side against what the parts do alone (a share of the limit) or against a rival (a multiple of it);
+ * where a benchmark has two limits, the slower one is what a side is held against.
+ */
+function rawTable(all: Runs[]): string[] {
+  const withRaws = all.filter((r) => r.raws.some((x) => x.runs.length > 0));
+  if (withRaws.length === 0) return [];
+  const lines = [
+    '',
+    "Against the parts alone and the rival, measured in the same sitting (once per round, this checkout's bench code; the median of the rounds):",
+    '',
+    '| variant | measured against | its tasks/s (runs) | ref | main |',
+    '| --- | --- | ---: | ---: | ---: |',
+  ];
+  for (const r of withRaws) {
+    const refRate = median(r.ref.map((m) => m.rate));
+    const mainRate = median(r.main.map((m) => m.rate));
+    const rated = r.raws.filter((x) => x.runs.length > 0).map((x) => ({ ...x, rate: median(x.runs.map((m) => m.rate)) }));
+    const show = (kind: Raw['kind'], side: number, rate: number): string => (kind === 'limit' ? `${Math.round((100 * side) / rate)}%` : `${fixed(side / rate, 1)}x`);
+    for (const x of rated) {
+      lines.push(`| ${r.variant.bench} ${r.variant.name} | ${x.raw.name} | ${int(x.rate)}/s (${x.runs.map((m) => int(m.rate)).join(', ')}) | ${show(x.raw.kind, refRate, x.rate)} | ${show(x.raw.kind, mainRate, x.rate)} |`);
+    }
+    const limits = rated.filter((x) => x.raw.kind === 'limit');
+    if (limits.length > 1) {
+      const slower = limits.reduce((a, b) => (b.rate < a.rate ? b : a));
+      lines.push(`| ${r.variant.bench} ${r.variant.name} | the slower limit (${slower.raw.name}) | ${int(slower.rate)}/s | **${show('limit', refRate, slower.rate)}** | **${show('limit', mainRate, slower.rate)}** |`);
+    }
+  }
+  return lines;
 }

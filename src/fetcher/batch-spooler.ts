@@ -10,7 +10,7 @@ import type { Logger } from '../core/logger.js';
 import type { BadMessageRow } from '../db/bad-messages.js';
 import type { SpoolDepth } from '../spool/depth.js';
 import type { QuarantineEntry } from '../spool/quarantine.js';
-import type { SpoolItem } from '../spool/segment.js';
+import type { SpoolLine } from '../spool/segment.js';
 import type { IdleReport } from './idle-watch.js';
 import { classify } from './validate.js';
 import { isDiskFull } from '../spool/layout.js';
@@ -46,7 +46,7 @@ export interface BatchSpoolerDeps {
   ledger: string | null;
   maxItemBytes: number;
   fetcherId: string;
-  writeItems(partition: number, items: readonly SpoolItem[], lines: readonly string[]): Promise<{ names: string[]; bytes: number }>;
+  writeLines(partition: number, lines: readonly SpoolLine[]): Promise<{ names: string[]; bytes: number }>;
   quarantine(entry: QuarantineEntry): Promise<string>;
   /** Whether the disk has room for `bytes` more (false: paused for a full disk). */
   room(bytes: number): Promise<boolean>;
@@ -74,15 +74,12 @@ export class BatchSpooler {
 
   async spool({ batch, resolveOffset, heartbeat, isStale }: Payload): Promise<void> {
     if (batch.messages.length === 0 || isStale()) return;
-    const items: SpoolItem[] = [];
-    const lines: string[] = [];
+    const lines: SpoolLine[] = [];
     const rejected: Array<{ m: Message; reason: string; detail: string }> = [];
     for (const m of batch.messages) {
       const v = classify(m, batch.partition, this.#d.pipeline, this.#d.maxItemBytes, this.#d.ledger);
-      if (v.ok) {
-        items.push(v.item);
-        lines.push(v.line);
-      } else rejected.push({ m, reason: v.reason, detail: v.detail });
+      if (v.ok) lines.push(v.line);
+      else rejected.push({ m, reason: v.reason, detail: v.detail });
     }
     // From the messages' sizes, not the lines' (no pass over the text): a line is its value plus a short
     // prefix; a quarantine file at most QUARANTINED_VALUE_BYTES of it, base64, plus the record.
@@ -93,7 +90,7 @@ export class BatchSpooler {
     let segments: string[];
     let bytes: number;
     try {
-      ({ names: segments, bytes } = await this.#d.writeItems(batch.partition, items, lines));
+      ({ names: segments, bytes } = await this.#d.writeLines(batch.partition, lines));
       await this.#quarantine(batch.topic, batch.partition, rejected);
     } catch (err) {
       if (!isDiskFull(err)) throw err;
@@ -110,12 +107,12 @@ export class BatchSpooler {
     await heartbeat();
     const c = this.counters;
     c.batches++;
-    c.spooled += items.length;
+    c.spooled += lines.length;
     c.quarantined += rejected.length;
     c.segments += segments.length;
     c.lag[String(batch.partition)] = Number(batch.offsetLag());
-    this.#d.log.debug({ partition: batch.partition, items: items.length, segments: segments.length, committed: next }, 'batch spooled');
-    this.#d.onDurable({ partition: batch.partition, items: items.length, bytes, segments, quarantined: rejected.length, resolved: next });
+    this.#d.log.debug({ partition: batch.partition, items: lines.length, segments: segments.length, committed: next }, 'batch spooled');
+    this.#d.onDurable({ partition: batch.partition, items: lines.length, bytes, segments, quarantined: rejected.length, resolved: next });
   }
 
   async #quarantine(topic: string, partition: number, rejected: Array<{ m: Message; reason: string; detail: string }>): Promise<void> {

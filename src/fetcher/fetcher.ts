@@ -117,7 +117,7 @@ class Fetcher implements FetcherHandle {
       ledger,
       maxItemBytes: opts.config.spool.maxItemBytes,
       fetcherId: safeWorkerId(opts.fetcherId ?? `${hostname()}-${process.pid}`),
-      writeItems: (partition, items, lines) => writer.writeItems(partition, items, lines),
+      writeLines: (partition, lines) => writer.writeLines(partition, lines),
       quarantine: (entry) => quarantine.write(entry),
       room: (bytes) => this.#disk.room(bytes),
       diskFull: (err) => this.#disk.failed(err),

@@ -1,16 +1,16 @@
 // Decides, per Kafka message, whether it becomes a spool item or goes to quarantine, and why.
 
+import { isUtf8 } from 'node:buffer';
 import type { KafkaMessage } from 'kafkajs';
 import { ENVELOPE_VERSION, type TaskEnvelope } from '../core/envelope.js';
-import { encodeItem, type SpoolItem } from '../spool/segment.js';
+import type { SpoolLine } from '../spool/segment.js';
 import { MAX_KEY_BYTES } from '../core/envelope.js';
 
 export type BadReason = 'empty' | 'too-large' | 'binary' | 'not-json' | 'bad-envelope' | 'unknown-version' | 'other-pipeline' | 'other-ledger';
 
-/** A good message: its spool item, and the item's segment line. */
-export type Verdict = { ok: true; item: SpoolItem; line: string } | { ok: false; reason: BadReason; detail: string };
+/** A good message: its validated task, and the segment line it becomes. */
+export type Verdict = { ok: true; task: TaskEnvelope; line: SpoolLine } | { ok: false; reason: BadReason; detail: string };
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 const bad = (reason: BadReason, detail: string): Verdict => ({ ok: false, reason, detail });
 
@@ -19,12 +19,8 @@ export function classify(message: KafkaMessage, partition: number, pipeline: str
   const value = message.value;
   if (value === null || value.length === 0) return bad('empty', 'message has no value');
   if (value.length > maxItemBytes) return bad('too-large', `value is ${value.length} bytes; spool.maxItemBytes is ${maxItemBytes}`);
-  let text: string;
-  try {
-    text = utf8.decode(value);
-  } catch {
-    return bad('binary', 'value is not UTF-8 text');
-  }
+  if (!isUtf8(value)) return bad('binary', 'value is not UTF-8 text');
+  const text = value.toString('utf8');
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -48,10 +44,10 @@ export function classify(message: KafkaMessage, partition: number, pipeline: str
   if (!('payload' in e)) return bad('bad-envelope', 'no payload');
   if (typeof e.attempt !== 'number' || !Number.isInteger(e.attempt) || e.attempt < 1) return bad('bad-envelope', 'attempt must be a positive integer');
   const task = e as TaskEnvelope;
-  const item: SpoolItem = { partition, offset: message.offset, task };
-  // The validated text goes into the segment as it is (no second serialisation), unless it holds a raw
+  // The validated bytes go into the segment as they are (no second serialisation), unless they hold a raw
   // newline (JSON whitespace), which would break the one-item-per-line format.
-  return { ok: true, item, line: encodeItem(item, text.includes('\n') ? JSON.stringify(task) : text) };
+  const bytes = value.indexOf(0x0a) === -1 ? value : Buffer.from(JSON.stringify(task), 'utf8');
+  return { ok: true, task, line: { offset: message.offset, task: bytes } };
 }
 
 /** Why a message of ledger `theirs` must not run here, or null (a message without a ledger runs as before). */

@@ -6,7 +6,7 @@ import { readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDir, writeSynced } from './durable.js';
 import { asSpoolError, ensureSpool, randomId as rand, segmentName, sequence as seq, type SpoolPaths } from './layout.js';
-import { encodeItems, type SpoolItem } from './segment.js';
+import { encodeItems, encodeLines, type SpoolItem, type SpoolLine } from './segment.js';
 
 export class SpoolWriter {
   readonly paths: SpoolPaths;
@@ -32,14 +32,23 @@ export class SpoolWriter {
    * The segments are written and fsynced in parallel (the disk can merge the flushes); the directory is
    * synced once, after all of them are in place.
    */
-  async writeItems(partition: number, items: readonly SpoolItem[], lines?: readonly string[]): Promise<{ names: string[]; bytes: number }> {
+  writeItems(partition: number, items: readonly SpoolItem[]): Promise<{ names: string[]; bytes: number }> {
+    return this.#write(partition, items.length, (i) => items[i]!.offset, (from, to) => Buffer.from(encodeItems(items.slice(from, to)), 'utf8'));
+  }
+
+  /** The fetcher's path: validated messages, written from their own bytes (segment.ts encodeLines). */
+  writeLines(partition: number, lines: readonly SpoolLine[]): Promise<{ names: string[]; bytes: number }> {
+    return this.#write(partition, lines.length, (i) => lines[i]!.offset, (from, to) => encodeLines(partition, lines, from, to));
+  }
+
+  async #write(partition: number, n: number, offsetOf: (i: number) => string, bytesOf: (from: number, to: number) => Buffer): Promise<{ names: string[]; bytes: number }> {
     const jobs: Array<Promise<void>> = [];
     const names: string[] = [];
     let bytes = 0;
-    for (let i = 0; i < items.length; i += this.#maxSegmentItems) {
-      const chunk = items.slice(i, i + this.#maxSegmentItems);
-      const data = Buffer.from(lines === undefined ? encodeItems(chunk) : lines.slice(i, i + this.#maxSegmentItems).join(''), 'utf8');
-      const name = segmentName({ seq: seq(), partition, firstOffset: chunk[0]!.offset, count: chunk.length, bytes: data.length, id: rand() });
+    for (let i = 0; i < n; i += this.#maxSegmentItems) {
+      const to = Math.min(n, i + this.#maxSegmentItems);
+      const data = bytesOf(i, to);
+      const name = segmentName({ seq: seq(), partition, firstOffset: offsetOf(i), count: to - i, bytes: data.length, id: rand() });
       jobs.push(writeSynced(join(this.paths.tmp, name), join(this.paths.ready, name), data));
       names.push(name);
       bytes += data.length;

@@ -36,8 +36,8 @@ function spooler(events: string[], markWritten: () => void, disk: { room?: boole
     ledger: null,
     maxItemBytes: 1024,
     fetcherId: 'f',
-    writeItems: async (_p, items) => {
-      events.push(`write ${items.map((i) => i.task.key).join(',')}`);
+    writeLines: async (_p, lines) => {
+      events.push(`write ${lines.map((l) => (JSON.parse(Buffer.from(l.task).toString()) as { key: unknown }).key).join(',')}`);
       if (disk.writeFails !== undefined) throw Object.assign(new Error(`${disk.writeFails}: no space left on device, write`), { code: disk.writeFails });
       markWritten();
       return { names: ['seg'], bytes: 10 };

@@ -10,7 +10,8 @@ import { describe, it, type TestContext } from 'node:test';
 import { SpoolClaimer } from '../../src/spool/claim.js';
 import { spoolDepth } from '../../src/spool/depth.js';
 import { parseSegmentName, spoolPaths, type SpoolPaths } from '../../src/spool/layout.js';
-import type { SpoolItem } from '../../src/spool/segment.js';
+import { decodeItems, encodeItems, encodeLines, type SpoolItem } from '../../src/spool/segment.js';
+import { readFileSync } from 'node:fs';
 import { SpoolWriter } from '../../src/spool/writer.js';
 import { ROOT } from '../helpers/cli.js';
 
@@ -42,6 +43,25 @@ describe('spool', () => {
     const depth = await spoolDepth(paths);
     assert.equal(depth.items, 70);
     assert.ok(depth.bytes > 70 * 50);
+  });
+
+  it("writes a fetched message's own bytes into the line: the same segment text as encoding the item", async (t) => {
+    const tasks = [
+      { v: 1 as const, pipeline: 'p', key: 'Grüße 東京 🎉', payload: { body: 'a "quoted"\\ line\u2028' }, attempt: 1, runId: 'r', producedAt: '' },
+      { v: 1 as const, pipeline: 'p', key: 9007199254740991, payload: null, attempt: 2, runId: 'r', producedAt: '' },
+    ];
+    const items: SpoolItem[] = tasks.map((task, i) => ({ partition: 3, offset: String(18446744073709551615n - BigInt(i)), task }));
+    const lines = items.map((i) => ({ offset: i.offset, task: Buffer.from(JSON.stringify(i.task), 'utf8') }));
+    assert.equal(encodeLines(3, lines, 0, 2).toString('utf8'), encodeItems(items));
+    assert.deepEqual(decodeItems(encodeLines(3, lines, 1, 2).toString('utf8')), [items[1]]);
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-spool-test-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const paths = spoolPaths(dir, 'p');
+    const writer = new SpoolWriter(paths, 1);
+    await writer.open();
+    const { names } = await writer.writeLines(3, lines);
+    assert.deepEqual(names.map((n) => parseSegmentName(n)?.firstOffset), items.map((i) => i.offset));
+    assert.deepEqual(names.flatMap((n) => decodeItems(readFileSync(join(paths.ready, n), 'utf8'))), items);
   });
 
   it('never lets two claimers hold the same segment (50 concurrent claims in one process)', async (t) => {

@@ -26,7 +26,7 @@ import { silentLogger } from '../../src/core/logger.js';
 import { startFetcher } from '../../src/fetcher/fetcher.js';
 import { produce } from '../../src/producer/producer.js';
 import { spoolPaths } from '../../src/spool/layout.js';
-import { encodeItem, type SpoolItem } from '../../src/spool/segment.js';
+import type { SpoolItem } from '../../src/spool/segment.js';
 import { SpoolWriter } from '../../src/spool/writer.js';
 import { LeaseKeeper } from '../../src/worker/lease-keeper.js';
 import { openWorkerParts } from '../../src/worker/worker-setup.js';
@@ -148,7 +148,7 @@ async function runSegment(t: TestContext, pipeline: Record<string, unknown>): Pr
   const writer = new SpoolWriter(paths, config.spool.maxSegmentItems);
   await writer.open();
   const items = Array.from({ length: TASKS }, (_, i) => task(i + 1));
-  await writer.writeItems(0, items, items.map((i) => encodeItem(i)));
+  await writer.writeItems(0, items);
   const log = silentLogger();
   const parts = await openWorkerParts({ config, pipeline: 'docs', log }, getPipeline(config, 'docs'), paths, 'w1', log);
   const leases = new LeaseKeeper(parts.claimer, config.spool.leaseMs, log);
