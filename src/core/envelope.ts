@@ -37,12 +37,26 @@ export function payloadFromRow(row: Record<string, unknown>): Record<string, unk
 
 /**
  * Serialises an envelope, fields in the documented order; throws when the payload cannot be represented
- * as JSON (BigInt, cycles, ...). Assembled from parts: it runs once per task on the producer's hot path.
+ * as JSON (BigInt, cycles, ...).
  */
 export function encodeEnvelope(e: TaskEnvelope): string {
-  const payload = JSON.stringify(e.payload) ?? 'null';
-  const ledger = e.ledger === undefined ? '' : `,"ledger":${JSON.stringify(e.ledger)}`;
-  return `{"v":${e.v},"pipeline":${JSON.stringify(e.pipeline)}${ledger},"key":${JSON.stringify(e.key)},"payload":${payload},"attempt":${e.attempt},"runId":${JSON.stringify(e.runId)},"producedAt":${JSON.stringify(e.producedAt)}}`;
+  return envelopeEncoder(e)(e.key, e.payload, e.attempt);
+}
+
+export type EnvelopeFixed = Pick<TaskEnvelope, 'v' | 'pipeline' | 'ledger' | 'runId' | 'producedAt'>;
+
+/**
+ * The producer's hot path: what every task of a page shares (version, pipeline, ledger, run, time) is
+ * serialised once, and each task adds its key, payload and attempt. The same text as encodeEnvelope.
+ */
+export function envelopeEncoder(f: EnvelopeFixed): (key: string | number, payload: unknown, attempt: number) => string {
+  const ledger = f.ledger === undefined ? '' : `,"ledger":${JSON.stringify(f.ledger)}`;
+  const head = `{"v":${f.v},"pipeline":${JSON.stringify(f.pipeline)}${ledger},"key":`;
+  const tail = `,"runId":${JSON.stringify(f.runId)},"producedAt":${JSON.stringify(f.producedAt)}}`;
+  return (key, payload, attempt) => {
+    const k = typeof key === 'number' ? String(key) : JSON.stringify(key);
+    return `${head}${k},"payload":${JSON.stringify(payload) ?? 'null'},"attempt":${attempt}${tail}`;
+  };
 }
 
 /** The longest key sluice stores (ledger columns are VARBINARY(2048)). */

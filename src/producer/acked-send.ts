@@ -12,7 +12,7 @@
 // leader). The idempotent producer rolled their sequence numbers back when their request failed, so a resend
 // of a batch the old leader did write is deduplicated by the broker, not written twice.
 
-import { Partitioners, type Producer, type CompressionTypes, type PartitionMetadata, type RecordMetadata } from 'kafkajs';
+import type { Producer, CompressionTypes, RecordMetadata } from 'kafkajs';
 import { KafkaError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Acknowledged } from '../db/dispatches.js';
@@ -20,22 +20,46 @@ import type { OutgoingMessage } from './batch-sender.js';
 
 export type { Acknowledged };
 
-const partitioner = Partitioners.DefaultPartitioner();
-const metadataByCount = new Map<number, PartitionMetadata[]>();
+const M = 0x5bd1e995;
+/** Room for any key sluice publishes (MAX_KEY_BYTES of UTF-8) without an allocation per message. */
+const scratch = Buffer.allocUnsafe(4096);
 
-function partitionMetadata(count: number): PartitionMetadata[] {
-  let meta = metadataByCount.get(count);
-  if (meta === undefined) {
-    // Only the count matters for a keyed message (murmur2(key) % partitions); leaders are not consulted.
-    meta = Array.from({ length: count }, (_, partitionId) => ({ partitionId, leader: 0, partitionErrorCode: 0, replicas: [], isr: [] }));
-    metadataByCount.set(count, meta);
+/**
+ * Kafka's murmur2 (the Java client's Utils.murmur2, which kafkajs's default partitioner ports with 64-bit Long
+ * objects) in 32-bit integer arithmetic: the same hash, without allocating a Long per step.
+ */
+export function murmur2(data: Uint8Array, length = data.length): number {
+  let h = (0x9747b28c ^ length) | 0;
+  const whole = length & ~3;
+  for (let i = 0; i < whole; i += 4) {
+    let k = data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24);
+    k = Math.imul(k, M);
+    k ^= k >>> 24;
+    k = Math.imul(k, M);
+    h = Math.imul(h, M) ^ k;
   }
-  return meta;
+  switch (length & 3) {
+    case 3:
+      h ^= data[whole + 2]! << 16;
+    // falls through
+    case 2:
+      h ^= data[whole + 1]! << 8;
+    // falls through
+    case 1:
+      h ^= data[whole]!;
+      h = Math.imul(h, M);
+  }
+  h ^= h >>> 13;
+  h = Math.imul(h, M);
+  h ^= h >>> 15;
+  return h;
 }
 
 /** The partition kafkajs's default partitioner gives a key on a topic of `partitions` partitions. */
 export function partitionOf(key: string, partitions: number): number {
-  return partitioner({ topic: '', partitionMetadata: partitionMetadata(partitions), message: { key, value: null } });
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: a key that short always fits the scratch buffer whole.
+  const hash = key.length * 3 <= scratch.length ? murmur2(scratch, scratch.write(key, 0, 'utf8')) : murmur2(Buffer.from(key, 'utf8'));
+  return (hash & 0x7fffffff) % partitions;
 }
 
 /** A batch that failed part way: `error` is why, `acknowledged` the messages Kafka did write (record them). */
@@ -85,8 +109,10 @@ export async function sendAcknowledged(producer: Producer, messages: readonly Ou
       const group = a.topicName === opts.topic && a.errorCode === 0 ? byPartition.get(a.partition) : undefined;
       const base = a.baseOffset ?? a.offset;
       if (group === undefined || base === undefined || offsets.has(group[0]!)) continue;
-      const first = BigInt(base);
-      group.forEach((m, i) => offsets.set(m, String(first + BigInt(i))));
+      // Offsets past 2^53 (never seen in practice) are counted exactly as BigInt; the others as numbers.
+      const first = Number(base);
+      if (Number.isSafeInteger(first + group.length)) group.forEach((m, i) => offsets.set(m, String(first + i)));
+      else group.forEach((m, i) => offsets.set(m, String(BigInt(base) + BigInt(i))));
     }
     if (offsets.size === messages.length) break;
     pending = messages.filter((m) => !offsets.has(m));

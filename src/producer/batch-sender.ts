@@ -12,7 +12,8 @@ export const RECORD_OVERHEAD = 32;
 
 export interface OutgoingMessage {
   key: string;
-  value: string;
+  /** The envelope's UTF-8 bytes. */
+  value: Buffer;
   /** Bytes the record takes in a batch: key + value + RECORD_OVERHEAD. */
   size: number;
   keyText: string;
@@ -21,8 +22,8 @@ export interface OutgoingMessage {
   partition?: number;
 }
 
-export function messageSize(key: string, value: string): number {
-  return Buffer.byteLength(key) + Buffer.byteLength(value) + RECORD_OVERHEAD;
+export function messageSize(key: string, value: string | Uint8Array): number {
+  return Buffer.byteLength(key) + (typeof value === 'string' ? Buffer.byteLength(value) : value.length) + RECORD_OVERHEAD;
 }
 
 export class BatchSender {

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { BatchSender, messageSize, type OutgoingMessage } from '../../src/producer/batch-sender.js';
 
 const msg = (key: string, bytes: number): OutgoingMessage => {
-  const value = 'v'.repeat(bytes - messageSize(key, ''));
+  const value = Buffer.from('v'.repeat(bytes - messageSize(key, '')));
   return { key, value, size: messageSize(key, value), keyText: key, dead: false };
 };
 

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { EachBatchPayload } from 'kafkajs';
-import { encodeEnvelope, envelopeKey, keyProblem, keyText, MAX_KEY_BYTES } from '../../src/core/envelope.js';
+import { encodeEnvelope, envelopeEncoder, envelopeKey, keyProblem, keyText, MAX_KEY_BYTES } from '../../src/core/envelope.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { BackpressureGate } from '../../src/fetcher/backpressure.js';
 import { BatchSpooler } from '../../src/fetcher/batch-spooler.js';
@@ -202,5 +202,17 @@ describe('envelope', () => {
     assert.equal(keyProblem(''), 'key is empty');
     assert.equal(keyProblem('é'.repeat(MAX_KEY_BYTES / 2)), null);
     assert.match(keyProblem('é'.repeat(MAX_KEY_BYTES / 2 + 1)) ?? '', /2050 bytes/);
+  });
+
+  it("the producer's per-page encoder writes what JSON.stringify writes of the envelope, ledger or not", () => {
+    for (const ledger of [undefined, 'led"ger']) {
+      const fixed = { v: 1 as const, pipeline: 'pipé', ...(ledger === undefined ? {} : { ledger }), runId: 'r\n1', producedAt: '2026-12-06T00:00:00.000Z' };
+      const encode = envelopeEncoder(fixed);
+      for (const [key, payload, attempt] of [[42, { t: 'Grüße 🎉', n: null }, 1], ['k"\\ 東', [1, 'x'], 3], [9007199254740991, undefined, 2]] as const) {
+        const e = { v: 1 as const, pipeline: fixed.pipeline, ...(ledger === undefined ? {} : { ledger }), key, payload: payload ?? null, attempt, runId: fixed.runId, producedAt: fixed.producedAt };
+        assert.equal(encode(key, payload, attempt), JSON.stringify(e));
+        assert.equal(encodeEnvelope({ ...e, payload }), JSON.stringify(e));
+      }
+    }
   });
 });

@@ -17,7 +17,7 @@ import { messageSize, type OutgoingMessage } from '../../src/producer/batch-send
 const PARTITIONS = 6;
 
 function message(key: string): OutgoingMessage {
-  return { key, value: `{"key":"${key}"}`, size: messageSize(key, '{}'), keyText: key, dead: false, partition: partitionOf(key, PARTITIONS) };
+  return { key, value: Buffer.from(`{"key":"${key}"}`), size: messageSize(key, '{}'), keyText: key, dead: false, partition: partitionOf(key, PARTITIONS) };
 }
 
 /** A producer whose log is kept per partition; `drop` lists partitions a send leaves out of its answer and its log. */
@@ -48,6 +48,20 @@ describe('sendAcknowledged', () => {
     const kafkajs = Partitioners.DefaultPartitioner();
     const meta = Array.from({ length: PARTITIONS }, (_, partitionId) => ({ partitionId, leader: partitionId % 3, partitionErrorCode: 0, replicas: [], isr: [] }));
     for (const key of ['1', '42', 'abc', 'ünï', '18446744073709551615']) assert.equal(partitionOf(key, PARTITIONS), kafkajs({ topic: 't', partitionMetadata: meta, message: { key, value: null } }));
+  });
+
+  it("hashes like kafkajs's murmur2 for keys of every length, any characters, and any partition count", () => {
+    const kafkajs = Partitioners.DefaultPartitioner();
+    const alphabet = ['a', 'Z', '7', '-', 'ü', '東', '🎉', '\u0000', '\u00ff', ' '];
+    let seed = 7;
+    const rand = (n: number): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+    for (let i = 0; i < 3000; i++) {
+      const length = i < 40 ? i + 1 : 1 + rand(i % 10 === 0 ? 2000 : 40);
+      const key = Array.from({ length }, () => alphabet[rand(alphabet.length)]).join('');
+      const partitions = 1 + rand(64);
+      const meta = Array.from({ length: partitions }, (_, partitionId) => ({ partitionId, leader: 0, partitionErrorCode: 0, replicas: [], isr: [] }));
+      assert.equal(partitionOf(key, partitions), kafkajs({ topic: 't', partitionMetadata: meta, message: { key, value: null } }), `key ${JSON.stringify(key.slice(0, 20))} of ${length}, ${partitions} partitions`);
+    }
   });
 
   it('sends again the partitions a resolved send did not acknowledge, and returns every offset', async () => {
