@@ -74,6 +74,8 @@ const e2e: Variant = {
       }
       const wallSeconds = (performance.now() - t0) / 1000;
       const exits = await Promise.all([...all.filter((p) => p !== producer).map(stop), producer.exited]);
+      // Whose CPU the run was: fetch, the workers, produce (start-up included), in that order.
+      ctx.log(`${side.label} e2e CPU seconds: ${exits.map((e) => e.cpuSeconds.toFixed(1)).join(', ')} (fetch, ${E2E_WORKERS} work, produce)`);
       const counters = counterDelta(before, await serverCounters(ctx.fixture));
       const s = await resultSpan(ctx.fixture, db);
       await deleteTopic(ctx.fixture, files.topic);

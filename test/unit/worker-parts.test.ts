@@ -212,6 +212,24 @@ describe('KeyGate', () => {
     assert.equal(await gate.run('d', async () => 'done'), 'skipped');
     assert.equal(await gate.run('a', async () => 'done'), 'done', "'a' was forgotten: its copy runs (the ledger's done check is the guarantee)");
   });
+
+  it('a key that finished again is remembered from its last finish, and the window holds exactly the last `remember` keys', async () => {
+    const { KeyGate } = await import('../../src/worker/key-gate.js');
+    const gate = new KeyGate(3);
+    await gate.run('a', async () => 'dead');
+    await gate.run('b', async () => 'done');
+    assert.equal(await gate.run('a', async () => 'done', { at: performance.now() + 1, dead: false }), 'done', 'requeued');
+    await gate.run('c', async () => 'done');
+    assert.equal(gate.remembered, 3, "the slot of a's first finish is reused without forgetting a");
+    assert.equal(await gate.run('a', async () => 'done'), 'skipped');
+    await gate.run('d', async () => 'done');
+    assert.equal(await gate.run('b', async () => 'done'), 'done', 'b was the oldest');
+    const big = new KeyGate(1000);
+    for (let i = 0; i < 5000; i++) await big.run(`k${i}`, async () => 'done');
+    assert.equal(big.remembered, 1000);
+    assert.equal(await big.run('k4000', async () => 'done'), 'skipped');
+    assert.equal(await big.run('k3999', async () => 'done'), 'done');
+  });
 });
 
 describe('tasks in flight in one worker', () => {
