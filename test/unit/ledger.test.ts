@@ -29,6 +29,32 @@ describe('LedgerWriter', () => {
     assert.deepEqual(statements.map((s) => [s.sql.trim().split(/\s+/).slice(0, 3).join(' '), s.rows]), [['INSERT INTO sluice_milestones', 1], ['INSERT INTO sluice_results', 50]]);
   });
 
+  it('while one batch commits, what is written meanwhile waits and goes as the next batch, whole', async () => {
+    const statements: Array<{ table: string; rows: number }> = [];
+    let release = (): void => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const pool = {
+      query: async (sql: string, params: unknown[][][]) => {
+        statements.push({ table: sql.trim().split(/\s+/)[2]!, rows: params[0]!.length });
+        if (statements.length === 1) await gate;
+        return [[], []];
+      },
+    } as unknown as Pool;
+    const ledger = new LedgerWriter(pool, silentLogger(), { maxBatch: 10, flushMs: 1, databaseUrl: 'mysql://root@127.0.0.1:3306/x' });
+    const first = ledger.write(result('first'));
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(statements.length, 1, 'the first batch is being committed');
+    let flushed = false;
+    const later = Array.from({ length: 25 }, (_, i) => ledger.write(result(`later-${i}`)));
+    const flush = ledger.flush().then(() => (flushed = true));
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(statements.length, 1, 'nothing more is sent while the commit before it runs');
+    assert.equal(flushed, false);
+    release();
+    await Promise.all([first, ...later, flush]);
+    assert.deepEqual(statements, [{ table: 'sluice_results', rows: 1 }, { table: 'sluice_results', rows: 25 }], 'the 25 writes (past maxBatch) went as one statement');
+  });
+
   it('retries a write that failed because the database went away, and resolves it once it succeeds', async () => {
     const { pool, statements } = fakePool([{ code: 'ECONNREFUSED' }, { code: 'PROTOCOL_CONNECTION_LOST' }, { code: 'ER_LOCK_DEADLOCK' }]);
     const clock = fakeClock();
