@@ -1,4 +1,4 @@
-// npm run bench:compare -- <git-ref> [work e2e produce fetch] [--rounds 2] [--runs 3]
+// npm run bench:compare -- <git-ref> [work e2e produce fetch] [--rounds 2] [--runs 3] [--installed]
 // Measures this checkout against any commit in one sitting: the ref is checked out into a worktree of its own
 // (installed once, kept under .bench/worktrees), then each chosen benchmark's variants run alternately
 // ref / main / ref / main ..., `runs` times per side per round, for `rounds` rounds. Both sides are driven
@@ -13,10 +13,10 @@ import { BENCHES, type Measure, type Template, type Variant } from './compare/sc
 import { renderTable, type Runs } from './compare/table.js';
 import { refWorktree, thisCheckout, type Side } from './compare/worktree.js';
 
-const USAGE = 'usage: npm run bench:compare -- <git-ref> [work e2e produce fetch] [--rounds N (>= 2)] [--runs N (>= 1)]';
+const USAGE = 'usage: npm run bench:compare -- <git-ref> [work e2e produce fetch] [--rounds N (>= 2)] [--runs N (>= 1)] [--installed]';
 
-function args(): { ref: string; benches: string[]; rounds: number; runs: number } {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { rounds: { type: 'string' }, runs: { type: 'string' } } });
+function args(): { ref: string; benches: string[]; rounds: number; runs: number; installed: boolean } {
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { rounds: { type: 'string' }, runs: { type: 'string' }, installed: { type: 'boolean' } } });
   const [ref, ...benches] = positionals;
   const unknown = benches.filter((b) => BENCHES[b] === undefined);
   const rounds = Number(values.rounds ?? process.env.BENCH_COMPARE_ROUNDS ?? 2);
@@ -25,7 +25,7 @@ function args(): { ref: string; benches: string[]; rounds: number; runs: number 
     console.error(unknown.length > 0 ? `bench:compare: unknown benchmark(s) ${unknown.join(', ')} (choose from ${Object.keys(BENCHES).join(', ')})` : USAGE);
     process.exit(2);
   }
-  return { ref, benches: benches.length > 0 ? benches : ['work', 'e2e'], rounds, runs };
+  return { ref, benches: benches.length > 0 ? benches : ['work', 'e2e'], rounds, runs, installed: values.installed === true };
 }
 
 /** Every variant's runs, ref and main alternating run by run, the order swapped each round (ABBA). */
@@ -84,8 +84,8 @@ async function main(): Promise<void> {
   let ref: Side;
   let here: Side;
   try {
-    ref = await refWorktree(a.ref, h.log);
-    here = await thisCheckout();
+    ref = await refWorktree(a.ref, h.log, a.installed);
+    here = await thisCheckout(a.installed);
     const variants = a.benches.flatMap((b) => BENCHES[b]!);
     h.log(`comparing ${here.describe} with ${ref.describe}: ${variants.map((v) => `${v.bench} ${v.name}`).join(', ')}; ${a.rounds} rounds of ${a.runs} runs per side`);
     results = await runAll(h, a, [ref, here], variants);
@@ -94,6 +94,7 @@ async function main(): Promise<void> {
   }
   if (h.ctx.signal.aborted) return;
   const meta = [
+    `Each side runs as ${a.installed ? 'its package bin does (--installed)' : 'src/cli.ts through tsx'}: ref ${ref!.how}, main ${here!.how}.`,
     `${a.rounds} rounds × ${a.runs} runs per side per variant, alternating ref and main run by run (the order swapped each round); ${cpus().length} cores, node ${process.version}, ${new Date().toISOString().slice(0, 16)}Z; the whole compare took ${h.minutes().toFixed(1)} min.`,
     "Rates are steady-state: tasks between the first and the last result (work, e2e), dispatch record (produce) or spool segment written (fetch) of a run. Peak RSS is the measured sluice process's own (the largest of an e2e run's four), from GNU time.",
   ];

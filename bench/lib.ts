@@ -1,7 +1,8 @@
 // Shared by the benchmark orchestrators: each variant runs in a child process and prints one JSON line.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { cpus } from 'node:os';
 
 const run = promisify(execFile);
@@ -83,10 +84,8 @@ export function writeResults(name: string, lines: string[], checks: Check[], fig
  * installed on demand.
  */
 export async function ensureBullmq(): Promise<void> {
-  try {
-    import.meta.resolve('bullmq');
-  } catch {
-    console.error('  installing bullmq@5 for the comparison (npm install --no-save)');
-    await run('npm', ['install', '--no-save', '--no-audit', '--no-fund', 'bullmq@5'], { maxBuffer: 1 << 24 });
-  }
+  // Looked for on disk: a failed import.meta.resolve is remembered by the process, so it would install each time.
+  if (existsSync(join(import.meta.dirname, '..', 'node_modules', 'bullmq', 'package.json'))) return;
+  console.error('  installing bullmq@5 for the comparison (npm install --no-save)');
+  await run('npm', ['install', '--no-save', '--no-audit', '--no-fund', 'bullmq@5'], { maxBuffer: 1 << 24 });
 }

@@ -1,10 +1,9 @@
-// One side's command line as a process of its own: `node --import tsx src/cli.ts <command>` in the side's
+// One side's command line as a process of its own: `node <side.entry> <command>` (worktree.ts) in the side's
 // folder, under GNU time so that its peak RSS and CPU are the process's own (the harness seeds and watches
 // from here, and none of that is counted). Signals go to the node process, not to time, which would die of
 // them and leave node behind.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, readFileSync, closeSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Side } from './worktree.js';
 
 export interface Exit {
@@ -51,7 +50,7 @@ export function startCli(side: Side, args: string[], opts: { config: string; dat
   if (!existsSync(TIME)) throw new Error('bench:compare needs GNU time at /usr/bin/time (apt-get install time)');
   const timeFile = `${opts.logFile}.time`;
   const out = openSync(opts.logFile, 'a');
-  const node = [process.execPath, ...(opts.nodeFlags ?? []), '--import', 'tsx', join(side.dir, 'src/cli.ts'), ...args, '--config', opts.config, '--log-level', 'warn'];
+  const node = [process.execPath, ...(opts.nodeFlags ?? []), ...side.entry, ...args, '--config', opts.config, '--log-level', 'warn'];
   // Its own process group: a Ctrl-C meant for the harness is the harness's to pass on (killAll).
   const child = spawn(TIME, ['-f', '%M %U %S', '-o', timeFile, ...node], {
     detached: true,
