@@ -66,6 +66,8 @@ const md = [
     if (run.code !== 0) return [`### ${name}`, '', `FAILED (exit ${String(run.code)} after ${run.seconds.toFixed(0)} s); see the console output.`, ''];
     return [readFileSync(file, 'utf8').trimEnd(), '', `(${run.seconds.toFixed(0)} s including set-up)`, ''];
   }),
+  // bench:compare is run by hand (against a ref of one's choosing); its latest table is kept with the others.
+  ...(existsSync('bench/results/compare.md') ? ['## The latest bench:compare', '', readFileSync('bench/results/compare.md', 'utf8').trimEnd(), ''] : []),
 ].join('\n');
 writeFileSync('bench/RESULTS.md', md);
 console.error(`\nbench: wrote bench/RESULTS.md (${outcomes.map((o) => `${o.name} ${o.code === 0 ? 'ok' : 'FAILED'}`).join(', ')})`);
