@@ -20,18 +20,21 @@ async function demoConfig(t: TestContext, poolSize?: number): Promise<SluiceConf
 
 describe('the demo', () => {
   it('the simulated GPU queues calls beyond its slots (latency grows), resets calls beyond its hard limit, and changes capacity while it runs', async () => {
-    const ner = await startNerService({ slots: 2, randomResetRate: 0, minLatencyMs: 40, maxLatencyMs: 40 });
+    const ner = await startNerService({ slots: 2, randomResetRate: 0, minLatencyMs: 100, maxLatencyMs: 100 });
     try {
       const call = async (): Promise<number> => {
         const t0 = performance.now();
         await (await fetch(ner.url, { method: 'POST', body: JSON.stringify({ text: 'x' }) })).json();
         return performance.now() - t0;
       };
+      // The client's first request sets up its connections (slow on a busy machine): not part of what is timed.
+      await call();
       const six = await Promise.allSettled(Array.from({ length: 6 }, call));
       const ms = six.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : [])).sort((a, b) => a - b);
       assert.equal(ms.length, 4, '2 running + 2 queued are served');
       assert.equal(ner.stats().resetsOverLimit, 2);
-      assert.ok(ms[3]! > ms[0]! + 30, `the queued calls waited for a slot (${ms.map(Math.round).join(', ')} ms)`);
+      assert.equal(ner.stats().mostAtOnce, 4, '2 running and 2 queued at once');
+      assert.ok(ms[3]! > ms[0]! + 60, `the queued calls waited a 100 ms call for a slot (${ms.map(Math.round).join(', ')} ms)`);
       ner.setSlots(4);
       const again = await Promise.allSettled(Array.from({ length: 8 }, call));
       assert.equal(again.filter((r) => r.status === 'fulfilled').length, 8, 'with 4 slots the hard limit is 8');
