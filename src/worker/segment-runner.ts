@@ -50,12 +50,6 @@ export interface SegmentRunnerDeps {
 }
 
 export class SegmentRunner {
-  /**
-   * Items of held segments not yet handed to the slots (their ledger read is on its way): the claim loop counts
-   * them as waiting. Without them a slow read let the loop claim segment after segment, each looking like free
-   * room, until one worker held the whole spool (its memory doubled, the other workers had nothing to run).
-   */
-  loading = 0;
   readonly #d: SegmentRunnerDeps;
   readonly #gate = new KeyGate();
   readonly #runTask: typeof runTask;
@@ -68,18 +62,11 @@ export class SegmentRunner {
   /** Runs the segment's tasks, then hands the segment back (complete, or release what is unfinished). */
   async run(h: HeldSegment): Promise<void> {
     this.#d.leases.add(h);
-    const loading = { n: h.items.length };
-    this.loading += loading.n;
-    const handedOver = (): void => {
-      this.loading -= loading.n;
-      loading.n = 0;
-    };
     try {
       const at = performance.now();
       const state = await this.#loadState(h);
-      if (state !== null) await this.#runTasks(h, state, at, handedOver);
+      if (state !== null) await this.#runTasks(h, state, at);
     } finally {
-      handedOver();
       await this.#finish(h).catch((err: unknown) => {
         throw asSpoolError(err, this.#d.paths);
       });
@@ -107,7 +94,7 @@ export class SegmentRunner {
     }
   }
 
-  async #runTasks(h: HeldSegment, state: TaskState, snapshotAt: number, handedOver: () => void): Promise<void> {
+  async #runTasks(h: HeldSegment, state: TaskState, snapshotAt: number): Promise<void> {
     const { stats } = this.#d;
     const ledger = this.#d.ledger;
     const foreign = h.items.flatMap((item, index) => (item.task.ledger === undefined || item.task.ledger === ledger ? [] : [{ item, index }]));
@@ -119,10 +106,7 @@ export class SegmentRunner {
       for (const s of list) h.settled.add(s.index);
       stats.rejected += list.length;
     }
-    const runs = h.items.map((item, index) => this.#d.slots(() => this.#runItem(h, item, index, state, snapshotAt)));
-    // From here the slots count what is still waiting (their pendingCount).
-    handedOver();
-    await Promise.all(runs);
+    await Promise.all(h.items.map((item, index) => this.#d.slots(() => this.#runItem(h, item, index, state, snapshotAt))));
     await this.#d.rc.ledger.flush();
   }
 

@@ -109,7 +109,7 @@ class Worker implements WorkerHandle {
     this.#loop = new ClaimLoop({
       claimer: parts.claimer,
       run: (h) => runner.run(h),
-      waiting: () => slots.pendingCount + runner.loading,
+      waiting: () => slots.pendingCount,
       spoolItems: async () => (await spoolDepth(paths)).items,
       paths,
       pollMs: config.worker.pollMs,
