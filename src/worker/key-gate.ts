@@ -19,7 +19,10 @@ export class KeyGate {
   readonly #running = new Map<string, Promise<TaskOutcome>>();
   /** Finished key -> its slot in the ring. */
   readonly #finished = new Map<string, number>();
-  /** The ring: slot i holds a key and when it finished (performance.now(), whole ms, + 1 so that it is never 0), negated when it was quarantined. */
+  /**
+   * The ring: slot i holds a key and when it finished (performance.now(), whole ms, + 1 so that it is never 0),
+   * negated when it was quarantined.
+   */
   readonly #keys: Array<string | undefined>;
   readonly #times: Float64Array;
   /** The next slot to write, which holds the oldest key once the ring is full. */
