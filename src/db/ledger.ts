@@ -1,7 +1,8 @@
 // Batched, idempotent writes of the workers' ledger: milestones, results, attempt history, quarantined
 // tasks. A write resolves once its batch is committed; batches are flushed at `maxBatch` rows or `flushMs`
 // after the first write, whichever comes first, and grow with what arrives while the one before commits.
-// Upserts (INSERT ... ON DUPLICATE KEY UPDATE) make a duplicate delivery harmless: the first milestone and the first result stay, nothing is written twice.
+// Upserts (INSERT ... ON DUPLICATE KEY UPDATE) make a duplicate delivery harmless: the first milestone and
+// the first result stay, nothing is written twice.
 //
 // Failures, by cause:
 //   - the database is away (server gone, deadlock): the statement is retried with backoff until it
