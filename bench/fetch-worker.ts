@@ -4,8 +4,8 @@
 // Rates are measured from the first batch to the last message (group join time excluded for both).
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel } from 'kafkajs';
-import { defaults, mergeLayers } from '../src/core/config.js';
-import { validateConfig } from '../src/core/config-validate.js';
+import { defaults, mergeLayers } from '../src/config/config.js';
+import { validateConfig } from '../src/config/validate.js';
 import { silentLogger } from '../src/core/logger.js';
 import { startFetcher } from '../src/fetcher/fetcher.js';
 import { spoolPaths } from '../src/spool/layout.js';

@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql, { type RowDataPacket } from 'mysql2/promise';
-import { defaults } from '../src/core/config.js';
+import { defaults } from '../src/config/config.js';
 import { silentLogger } from '../src/core/logger.js';
 import { sleep } from '../src/core/sleep.js';
 import { withDatabase } from '../src/db/database-url.js';

@@ -7,8 +7,8 @@ import { randomUUID } from 'node:crypto';
 import { Kafka, Partitioners, logLevel } from 'kafkajs';
 import mysqlCallbacks from 'mysql2';
 import mysql, { type RowDataPacket } from 'mysql2/promise';
-import { defaults, mergeLayers } from '../src/core/config.js';
-import { validateConfig } from '../src/core/config-validate.js';
+import { defaults, mergeLayers } from '../src/config/config.js';
+import { validateConfig } from '../src/config/validate.js';
 import { silentLogger } from '../src/core/logger.js';
 import { produce } from '../src/producer/producer.js';
 

@@ -4,7 +4,7 @@
 import { cpus, totalmem } from 'node:os';
 import mysql from 'mysql2/promise';
 import { silentLogger } from '../src/core/logger.js';
-import { defaults } from '../src/core/config.js';
+import { defaults } from '../src/config/config.js';
 import { withDatabase } from '../src/db/database-url.js';
 import { migrate } from '../src/db/migrate.js';
 import { median, report, REPEATS, variant, type Result } from './lib.js';

@@ -4,7 +4,7 @@
 // same no-op job at the same concurrency, writing the same result rows to MySQL.
 import { cpus } from 'node:os';
 import mysql from 'mysql2/promise';
-import { defaults } from '../src/core/config.js';
+import { defaults } from '../src/config/config.js';
 import { silentLogger } from '../src/core/logger.js';
 import { withDatabase } from '../src/db/database-url.js';
 import { migrate } from '../src/db/migrate.js';

@@ -15,12 +15,12 @@ import { produceCommand } from './commands/produce.js';
 import { servicesCommand } from './commands/services.js';
 import { statusCommand } from './commands/status.js';
 import { runCommand, workCommand } from './commands/work.js';
-import { loadConfig } from './core/config-load.js';
-import { validateConfig } from './core/config-validate.js';
+import { loadConfig } from './config/load.js';
+import { validateConfig } from './config/validate.js';
 import { EXIT, SluiceError, UsageError } from './core/errors.js';
 import { setHintStyle } from './core/hints.js';
-import { createLogger } from './core/logger.js';
-import { TerminalPanel } from './core/terminal-panel.js';
+import { childLogger, createLogger } from './core/logger.js';
+import { TerminalPanel } from './commands/terminal-panel.js';
 import { Shutdown } from './core/shutdown.js';
 
 const COMMANDS: Command[] = [initCommand, servicesCommand, migrateCommand, doctorCommand, produceCommand, fetchCommand, workCommand, runCommand, statusCommand, inspectCommand, dashboardCommand, demoCommand];
@@ -92,7 +92,7 @@ async function main(argv: string[]): Promise<number> {
     const code = await command.run({
       config,
       configFile: file,
-      log: log.child({ command: command.name }),
+      log: childLogger(log, { command: command.name }),
       out: (line) => process.stdout.write(`${line}\n`),
       progress: { tty: process.stderr.isTTY === true, write: (text) => process.stderr.write(text) },
       panel,

@@ -1,5 +1,5 @@
 // sluice's public API: configuration helpers, errors, and the building blocks behind the CLI.
-export { defineConfig, defaults } from './core/config.js';
+export { defineConfig, defaults } from './config/config.js';
 export type {
   DatabaseConfig,
   KafkaConfig,
@@ -11,9 +11,9 @@ export type {
   SluiceConfigInput,
   SourceConfig,
   StageConfig,
-} from './core/config.js';
-export { loadConfig, type ConfigFlags, type Env } from './core/config-load.js';
-export { validateConfig } from './core/config-validate.js';
+} from './config/config.js';
+export { loadConfig, type ConfigFlags, type Env } from './config/load.js';
+export { validateConfig } from './config/validate.js';
 export {
   ConfigError,
   DatabaseError,

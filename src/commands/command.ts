@@ -2,12 +2,12 @@
 // Shutdown, then calls `run`; commands never touch process.* themselves.
 
 import type { ParseArgsConfig } from 'node:util';
-import type { SluiceConfig } from '../core/config.js';
-import type { Env } from '../core/config-load.js';
+import type { SluiceConfig } from '../config/config.js';
+import type { Env } from '../config/load.js';
 import type { Logger } from '../core/logger.js';
 import type { Shutdown } from '../core/shutdown.js';
 import type { ProgressSink } from '../producer/progress.js';
-import type { TerminalPanel } from '../core/terminal-panel.js';
+import type { TerminalPanel } from './terminal-panel.js';
 
 export type OptionSpecs = NonNullable<ParseArgsConfig['options']>;
 export type OptionValues = Record<string, string | boolean | string[] | boolean[] | undefined>;

@@ -7,12 +7,13 @@ import { migrate } from '../db/migrate.js';
 import { runDemo } from '../demo/run-demo.js';
 import type { NerService } from '../demo/ner-service.js';
 import type { FetcherHandle } from '../fetcher/fetcher.js';
-import { Registry, stageMetrics } from '../metrics/registry.js';
+import { Registry, stageMetrics } from '../core/metrics.js';
 import type { WorkerHandle } from '../worker/worker.js';
 import { feedPanel } from './panel-feed.js';
 import type { Command } from './command.js';
 import { collectStatus } from '../status/collect.js';
 import { renderStatus } from '../status/render.js';
+import { childLogger } from '../core/logger.js';
 
 const SERVICES = fileURLToPath(new URL('../../scripts/services.sh', import.meta.url));
 
@@ -47,7 +48,7 @@ export const demoCommand: Command = {
       });
       if (code !== 0) return code;
     }
-    await migrate(config.database, log.child({ component: 'migrate' }));
+    await migrate(config.database, childLogger(log, { component: 'migrate' }));
     const stages = panel === null ? undefined : stageMetrics(new Registry());
     let stopFeed = async (): Promise<void> => {};
     const onStarted = (p: { workers: WorkerHandle[]; fetcher: FetcherHandle; ner: NerService }): void => {

@@ -1,19 +1,19 @@
 // `sluice doctor`: checks, in the order a new user trips over them, that configuration, database,
 // migrations and Kafka are ready, and that a pipeline's source table has the configured columns.
 
-import { getPipeline } from '../core/config.js';
-import { redactUrl } from '../core/logger.js';
+import { getPipeline } from '../config/config.js';
+import { childLogger, redactUrl } from '../core/logger.js';
 import { assertMigrated } from '../db/migrate.js';
 import { openPool } from '../db/pool.js';
-import { inspectPipeline } from '../db/pipeline-tables.js';
-import { collisions, type Collisions } from '../db/results-table.js';
+import { checkPipelineTables } from '../user-tables/pipeline-tables.js';
+import { collisions, type Collisions } from '../user-tables/results-table.js';
 import { SourceError } from '../core/errors.js';
-import { fitMessage } from '../db/key-fit.js';
-import { ledgerId } from '../db/ledger-id.js';
+import { fitMessage } from '../user-tables/key-fit.js';
+import { ledgerId } from '../ledger/ledger-id.js';
 import { checkKafka, createKafka, kafkaFailure, quickRetry, retryKafka, type KafkaCheck } from '../kafka/client.js';
 import { replicationWarnings, seedsDown, topicReplication } from '../kafka/health.js';
 import { claimNames, pipelineClaims } from '../kafka/ledger-claims.js';
-import type { PipelineConfig, SluiceConfig } from '../core/config.js';
+import type { PipelineConfig, SluiceConfig } from '../config/config.js';
 import type { Logger } from '../core/logger.js';
 import type { Command } from './command.js';
 
@@ -36,7 +36,7 @@ export const doctorCommand: Command = {
       ledger = await ledgerId(pool);
       out(`ok  ledger      ${ledger} (this database's id on shared Kafka: in every message, and in the claims on its topics and groups)`);
       if (pipeline !== undefined) {
-        const src = await inspectPipeline(pool, pipeline, name ?? '', { refuseMisfit: false });
+        const src = await checkPipelineTables(pool, pipeline, { refuseMisfit: false });
         out(`ok  pipeline    ${name}: source ${pipeline.source.table} (${src.keyKind} key ${src.key}), topic ${pipeline.topic}`);
         const r = src.results;
         if (r !== undefined) {
@@ -71,10 +71,10 @@ function collisionText(c: Collisions): string {
 
 /** The pipeline's topic and group: not another ledger's (throws KAFKA_OTHER_LEDGER, exit 2), and replicated. */
 async function checkPipelineKafka(config: SluiceConfig, name: string, pipeline: PipelineConfig, ledger: string, k: KafkaCheck, log: Logger, out: (line: string) => void): Promise<void> {
-  const admin = createKafka(config.kafka, log.child({ component: 'kafka' }), { retry: quickRetry(config.kafka) }).admin();
+  const admin = createKafka(config.kafka, childLogger(log, { component: 'kafka' }), { retry: quickRetry(config.kafka) }).admin();
   try {
     await admin.connect();
-    const claims = pipelineClaims(config, name, pipeline);
+    const claims = pipelineClaims(pipeline);
     const t = await retryKafka(config.kafka, async () => {
       await claimNames(admin, ledger, claims, log, { check: true });
       return topicReplication(admin, pipeline.topic);
@@ -95,9 +95,9 @@ async function checkPipelineKafka(config: SluiceConfig, name: string, pipeline: 
 
 /** Without --pipeline: every configured pipeline's topic and group are this ledger's to use. */
 async function checkAllClaims(config: SluiceConfig, ledger: string, log: Logger, out: (line: string) => void): Promise<void> {
-  const claims = Object.entries(config.pipelines).flatMap(([n, p]) => pipelineClaims(config, n, p));
+  const claims = Object.values(config.pipelines).flatMap((p) => pipelineClaims(p));
   if (claims.length === 0) return;
-  const admin = createKafka(config.kafka, log.child({ component: 'kafka' }), { retry: quickRetry(config.kafka) }).admin();
+  const admin = createKafka(config.kafka, childLogger(log, { component: 'kafka' }), { retry: quickRetry(config.kafka) }).admin();
   try {
     await admin.connect();
     await retryKafka(config.kafka, () => claimNames(admin, ledger, claims, log, { check: true }), log, 'doctor');

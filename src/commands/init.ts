@@ -29,8 +29,8 @@ export function configText(o: InitOptions): string {
   const use = first === undefined ? 'ctx.task.key' : `row.${first}`;
   return `// sluice's configuration for this project, written by \`npx sluice init\`.
 // Settings here override sluice's defaults; environment variables (DATABASE_URL, SLUICE_KAFKA_BROKERS, ...)
-// override this file, and command-line flags override both. Every setting: the "Configuration" section of
-// sluice's README.
+// override this file, and command-line flags override both. Every setting: docs/configuration.md
+// in sluice's repository.
 import { defineConfig, NonRetriableError, pipeline } from 'sluice';
 
 /** One task's payload: the columns listed in source.columns, as the database returns them. */

@@ -4,12 +4,12 @@
 
 import { readdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { getPipeline } from '../core/config.js';
+import { getPipeline } from '../config/config.js';
 import { UsageError } from '../core/errors.js';
 import { keyText } from '../core/envelope.js';
-import { inspectTask, type TaskRecord } from '../db/inspect.js';
+import { inspectTask, type TaskRecord } from '../ledger/inspect.js';
 import { assertMigrated } from '../db/migrate.js';
-import { inspectPipeline } from '../db/pipeline-tables.js';
+import { checkPipelineTables } from '../user-tables/pipeline-tables.js';
 import { openPool } from '../db/pool.js';
 import { spoolPaths, type SpoolPaths } from '../spool/layout.js';
 import { decodeItems } from '../spool/segment.js';
@@ -73,7 +73,7 @@ export const inspectCommand: Command = {
     let record: TaskRecord;
     try {
       await assertMigrated(pool);
-      record = await inspectTask(pool, await inspectPipeline(pool, pipeline, name, { refuseMisfit: false }), name, key, config.producer.staleAfterMs);
+      record = await inspectTask(pool, await checkPipelineTables(pool, pipeline, { refuseMisfit: false }), name, key, config.producer.staleAfterMs);
     } finally {
       await pool.end();
     }

@@ -4,6 +4,7 @@ import { parseDatabaseUrl } from '../db/database-url.js';
 import { migrate, migrationState } from '../db/migrate.js';
 import { openPool, assertDatabaseUrl } from '../db/pool.js';
 import type { Command } from './command.js';
+import { childLogger } from '../core/logger.js';
 
 export const migrateCommand: Command = {
   name: 'migrate',
@@ -14,7 +15,7 @@ export const migrateCommand: Command = {
   async run({ config, log, out, values }) {
     assertDatabaseUrl(config.database);
     const { database } = parseDatabaseUrl(config.database.url);
-    const mlog = log.child({ component: 'migrate' });
+    const mlog = childLogger(log, { component: 'migrate' });
     if (values.status === true) {
       const pool = await openPool(config.database, { poolSize: 1 });
       try {

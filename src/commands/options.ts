@@ -3,8 +3,8 @@
 // errors); and the help text made from them.
 
 import { parseArgs } from 'node:util';
-import { flagSettings, type Setting } from '../core/config-settings.js';
-import type { ConfigFlags } from '../core/config-load.js';
+import { flagSettings, type Setting } from '../config/settings.js';
+import type { ConfigFlags } from '../config/load.js';
 import { UsageError } from '../core/errors.js';
 import type { Command, OptionSpecs, OptionValues } from './command.js';
 

@@ -2,9 +2,9 @@
 // done, rate and retries; the worker's calls in flight; the spool; the resources; any extra lines (the
 // demo's service).
 
-import type { TerminalPanel } from '../core/terminal-panel.js';
+import type { TerminalPanel } from './terminal-panel.js';
 import type { FetcherHandle } from '../fetcher/fetcher.js';
-import type { StageMetrics } from '../metrics/registry.js';
+import type { StageMetrics } from '../core/metrics.js';
 import type { WorkerHandle } from '../worker/worker.js';
 
 export interface PanelSources {
@@ -41,8 +41,8 @@ export function feedPanel(panel: TerminalPanel, s: PanelSources): () => Promise<
     });
     last = { at: now, done };
     if (workers.length > 0) {
-      const w = workers.map((x) => x.stats()).reduce((a, b) => ({ ...a, done: a.done + b.done, dead: a.dead + b.dead, inFlight: a.inFlight + b.inFlight, returned: a.returned + b.returned }));
-      lines.push(`${s.pipeline}: tasks done ${w.done}, quarantined ${w.dead}, in flight ${w.inFlight}${workers.length > 1 ? ` (${workers.length} workers)` : ''}`);
+      const w = workers.map((x) => x.stats()).reduce((a, b) => ({ ...a, done: a.done + b.done, quarantined: a.quarantined + b.quarantined, inFlight: a.inFlight + b.inFlight, returned: a.returned + b.returned }));
+      lines.push(`${s.pipeline}: tasks done ${w.done}, quarantined ${w.quarantined}, in flight ${w.inFlight}${workers.length > 1 ? ` (${workers.length} workers)` : ''}`);
       for (const r of workers[0]!.resources()) lines.push(`resource ${r.name}: limit ${r.limit === null ? '-' : Math.floor(r.limit)}${r.auto ? ' (learned)' : ''}, in flight ${r.fleetInFlight} fleet-wide over ${r.processes} process(es), share here ${r.share}`);
     }
     if (s.fetcher !== undefined) {

@@ -20,7 +20,7 @@ function report(s: ProduceSummary, out: (l: string) => void): void {
   out(`pipeline ${s.pipeline} -> topic ${s.topic} (run ${s.runId})`);
   if (s.dryRun) {
     if (c !== null) {
-      out(`  pending             ${c.pending}  (source ${c.source}, done ${c.done}, no result ${c.missing}, in flight ${c.inFlight}, quarantined ${c.dead})`);
+      out(`  pending             ${c.pending}  (source ${c.source}, done ${c.done}, no result ${c.missing}, in flight ${c.inFlight}, quarantined ${c.quarantined})`);
       if (c.orphans > 0) out(`  results without a source row ${c.orphans} (not counted as done)`);
     }
     out('  dry run: nothing published');
@@ -29,7 +29,7 @@ function report(s: ProduceSummary, out: (l: string) => void): void {
   out(`  pending found       ${s.found}`);
   out(`  published           ${s.published}  (recorded ${s.recorded}, ${s.batches} batch(es) of at most ${s.batchLimitBytes} bytes)`);
   out(`  skipped as in flight ${c === null ? 'not counted (--no-count)' : c.inFlight}`);
-  if (s.requeuedDead > 0) out(`  requeued from quarantine ${s.requeuedDead}`);
+  if (s.requeuedQuarantined > 0) out(`  requeued from quarantine ${s.requeuedQuarantined}`);
   const skipped = s.skipped.tooLarge + s.skipped.unserialisable + s.skipped.emptyKey;
   if (skipped > 0) {
     out(`  SKIPPED             ${skipped}  (too large ${s.skipped.tooLarge}, unserialisable ${s.skipped.unserialisable}, empty key ${s.skipped.emptyKey})`);
@@ -49,6 +49,7 @@ export const produceCommand: Command = {
   options: {
     pipeline: { type: 'string', short: 'p' },
     all: { type: 'boolean' },
+    'retry-quarantined': { type: 'boolean' },
     'retry-dead': { type: 'boolean' },
     'dry-run': { type: 'boolean' },
     limit: { type: 'string' },
@@ -58,7 +59,8 @@ export const produceCommand: Command = {
   optionHelp: {
     pipeline: 'the pipeline to produce (required)',
     all: 'publish tasks still in flight too (ignore dispatch records)',
-    'retry-dead': 'publish quarantined tasks too, taking them out of quarantine',
+    'retry-quarantined': 'publish quarantined tasks too, taking them out of quarantine',
+    'retry-dead': 'the same as --retry-quarantined (its earlier name)',
     'dry-run': 'count pending, in-flight and quarantined tasks; publish nothing',
     limit: 'publish at most this many tasks',
     'no-count': 'skip the count query (no total, no ETA) on very large tables',
@@ -74,15 +76,21 @@ export const produceCommand: Command = {
       log: ctx.log,
       shutdown: ctx.shutdown,
       all: values.all === true,
-      retryDead: values['retry-dead'] === true,
+      retryQuarantined: values['retry-quarantined'] === true || values['retry-dead'] === true,
       dryRun: values['dry-run'] === true,
       limit: positiveInt('limit', values.limit),
       count: values['no-count'] !== true,
       progress: ctx.progress,
     });
-    if (values.json === true) ctx.out(JSON.stringify(summary));
+    if (values.json === true) ctx.out(JSON.stringify(withEarlierNames(summary)));
     else report(summary, ctx.out);
     if (summary.interrupted) return EXIT_INTERRUPTED;
     return summary.skipped.tooLarge + summary.skipped.unserialisable + summary.skipped.emptyKey > 0 ? EXIT_SKIPPED : 0;
   },
 };
+
+/** The summary as JSON, with the names earlier versions gave two of its fields, for scripts that read them. */
+function withEarlierNames(s: ProduceSummary): ProduceSummary & { requeuedDead: number } {
+  const counts = s.counts === null ? null : { ...s.counts, dead: s.counts.quarantined };
+  return { ...s, counts, requeuedDead: s.requeuedQuarantined };
+}

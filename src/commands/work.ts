@@ -2,13 +2,13 @@
 // and workers in one process, for small setups).
 
 import { UsageError } from '../core/errors.js';
-import type { SluiceConfig } from '../core/config.js';
+import type { SluiceConfig } from '../config/config.js';
 import { startFetcher } from '../fetcher/fetcher.js';
 import { startWorker } from '../worker/worker.js';
 import { openPool } from '../db/pool.js';
 import type { Command, CommandContext, OptionValues } from './command.js';
 import { startMetricsEndpoint } from '../metrics/endpoint.js';
-import { Registry, stageMetrics, type StageMetrics } from '../metrics/registry.js';
+import { Registry, stageMetrics, type StageMetrics } from '../core/metrics.js';
 import { feedPanel } from './panel-feed.js';
 
 /** Stage counters for the panel: the metrics endpoint's when it is on, otherwise a private set. */
@@ -52,7 +52,7 @@ export const workCommand: Command = {
       ctx.shutdown.onStop(onStop);
       ctx.shutdown.onForce(onStop);
       const s = await worker.done;
-      ctx.out(`work ${pipeline}: done ${s.done}, quarantined ${s.dead}, skipped (already done) ${s.skipped}, returned to the spool ${s.returned}, ${s.seconds.toFixed(1)} s`);
+      ctx.out(`work ${pipeline}: done ${s.done}, quarantined ${s.quarantined}, skipped (already done) ${s.skipped}, returned to the spool ${s.returned}, ${s.seconds.toFixed(1)} s`);
       return 0;
     } finally {
       await stopFeed();
@@ -99,7 +99,7 @@ export const runCommand: Command = {
       const fetcherFailed = fetcher.done.then(() => new Promise<never>(() => {}), failed);
       const w = await Promise.race([worker.done.catch(failed), fetcherFailed]);
       const f = await fetcher.stop();
-      ctx.out(`run ${pipeline}: spooled ${f.spooled}, done ${w.done}, quarantined ${w.dead + f.quarantined}, returned ${w.returned}, ${w.seconds.toFixed(1)} s`);
+      ctx.out(`run ${pipeline}: spooled ${f.spooled}, done ${w.done}, quarantined ${w.quarantined + f.quarantined}, returned ${w.returned}, ${w.seconds.toFixed(1)} s`);
       return 0;
     } finally {
       await stopFeed();

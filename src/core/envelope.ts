@@ -1,7 +1,7 @@
 // The task contract every side reaches: the producer writes it, the fetcher validates it, the spool stores
 // it, the worker runs it. One JSON envelope per task on the topic, versioned so that fetchers can refuse what
-// they do not understand (README, "Message format"); and the task's key as sluice carries it everywhere: its
-// canonical text. The database produces that text from the source row (db/key-sql.ts), the envelope carries
+// they do not understand (docs/operations.md, "Message format"); and the task's key as sluice carries it everywhere: its
+// canonical text. The database produces that text from the source row (user-tables/key-sql.ts), the envelope carries
 // it (a number when it is a safe integer), the ledger stores its UTF-8 bytes, and every lookup compares
 // those bytes. Nothing else ever derives a key's text, and its limit is defined here only.
 
@@ -11,14 +11,14 @@ export interface TaskEnvelope {
   v: typeof ENVELOPE_VERSION;
   pipeline: string;
   /**
-   * The ledger (database) that published it (db/ledger-id.ts). Optional: messages of producers before it was
+   * The ledger (database) that published it (ledger/ledger-id.ts). Optional: messages of producers before it was
    * added have none and run as before; a fetcher or worker of another ledger never runs one that has it.
    */
   ledger?: string;
   /** The source key: a number for integer keys (a string past 2^53), otherwise a string. */
   key: string | number;
   payload: unknown;
-  /** 1 on the first publication of the task, +1 on each republication (stale or --retry-dead). */
+  /** 1 on the first publication of the task, +1 on each republication (stale or --retry-quarantined). */
   attempt: number;
   /** The producer run that published it. */
   runId: string;
@@ -80,4 +80,10 @@ export function keyProblem(text: string): string | null {
   const bytes = Buffer.byteLength(text);
   if (bytes > MAX_KEY_BYTES) return `key is ${bytes} bytes of UTF-8; the most sluice stores is ${MAX_KEY_BYTES}`;
   return null;
+}
+
+/** Why a message of ledger `theirs` must not run here, or null (a message without a ledger runs as before). */
+export function otherLedger(theirs: string | undefined, ours: string | null): string | null {
+  if (theirs === undefined || ours === null || theirs === ours) return null;
+  return `message is from ledger ${JSON.stringify(theirs)}, not this deployment's ${JSON.stringify(ours)}: another deployment publishes to this topic (give each its own pipelines.<name>.topic)`;
 }

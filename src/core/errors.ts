@@ -53,8 +53,6 @@ export const ERROR_CODES = {
   OVERLOAD: ['failed', true],
   LEDGER_WRITE_FAILED: ['failed', false],
   LEDGER_CLOSED: ['failed', true],
-  NER_UNAVAILABLE: ['failed', true],
-  NER_HTTP: ['failed', true],
 } as const satisfies Record<string, readonly [ExitKind, boolean]>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -4,9 +4,10 @@
 // could hold a secret is redacted. Logs go to stderr so stdout stays clean for command output (--json).
 
 import { pino, type DestinationStream, type Logger } from 'pino';
-import type { LogConfig } from './config.js';
 
 export type { Logger };
+
+type Bindings = Record<string, unknown>;
 
 const REDACT = [
   'password',
@@ -29,7 +30,12 @@ function censor(value: unknown, path: string[]): unknown {
   return '[redacted]';
 }
 
-export interface LoggerOptions extends Omit<LogConfig, 'panel'> {
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+/** What the logger needs of the configuration's `log` section (config/ checks that it fits). */
+export interface LoggerOptions {
+  level: LogLevel;
+  pretty: boolean | 'auto';
   /** Whether stderr is a terminal (decides 'auto' pretty printing). */
   isTTY: boolean;
   /** Where JSON lines go instead of stderr (tests). */
@@ -43,6 +49,7 @@ export function createLogger(opts: LoggerOptions): Logger {
     base: { pid: process.pid },
     redact: { paths: REDACT, censor },
     serializers: { err: pino.stdSerializers.err },
+    hooks: { logMethod: withoutBoundKeys },
   };
   if (opts.destination !== undefined) return pino(base, opts.destination);
   if (pretty) {
@@ -59,6 +66,42 @@ export function createLogger(opts: LoggerOptions): Logger {
 }
 
 /** A logger that drops everything (tests, library use without a logger). */
+// pino writes a child's bindings and then the call's fields as they come, so a key bound twice appears twice in
+// one JSON line (and a parser keeps only one of them). Two guards: childLogger derives every child from the
+// logger its ancestors came from, with the bindings merged (a nested component is named once, 'worker.resources');
+// and a call's field named like a binding is dropped when it says the same, or renamed `<key>2` when not.
+const origins = new WeakMap<Logger, { base: Logger; bindings: Bindings }>();
+
+/** `parent.child(bindings)`, with each key written once: a component inside another is 'outer.inner'. */
+export function childLogger(parent: Logger, bindings: Bindings): Logger {
+  const origin = origins.get(parent) ?? { base: parent, bindings: {} };
+  const merged: Bindings = { ...origin.bindings };
+  for (const [k, v] of Object.entries(bindings)) {
+    const outer = merged[k];
+    merged[k] = k === 'component' && typeof outer === 'string' && outer !== v ? `${outer}.${String(v)}` : v;
+  }
+  const child = origin.base.child(merged);
+  origins.set(child, { base: origin.base, bindings: merged });
+  return child;
+}
+
+function withoutBoundKeys(this: Logger, args: Parameters<Logger['info']>, method: (...a: unknown[]) => void): void {
+  const [first] = args as unknown[];
+  if (first !== null && typeof first === 'object' && !(first instanceof Error)) {
+    const bound = origins.get(this)?.bindings ?? this.bindings();
+    const fields = first as Bindings;
+    if (Object.keys(fields).some((k) => k in bound || k === 'pid')) {
+      const clean: Bindings = {};
+      for (const [k, v] of Object.entries(fields)) {
+        if (!(k in bound) && k !== 'pid') clean[k] = v;
+        else if (bound[k] !== v) clean[`${k}2`] = v;
+      }
+      (args as unknown[])[0] = clean;
+    }
+  }
+  method.apply(this, args as unknown[]);
+}
+
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });
 }

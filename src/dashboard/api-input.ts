@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { HttpError } from './http-error.js';
-import type { QuarantineFilter } from './queries.js';
+import type { QuarantineFilter } from '../ledger/quarantine-queries.js';
 
 /** ISO-8601 as a date, or a date and a time with an optional zone: `Dec 25` or `1` are not times. */
 const ISO = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;

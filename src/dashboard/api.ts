@@ -1,4 +1,4 @@
-// The dashboard's JSON API (documented in the README, "Dashboard"): what the page shows, for scripts too.
+// The dashboard's JSON API (documented in docs/dashboard-and-metrics.md): what the page shows, for scripts too.
 //   GET  /api/pipelines                              every configured pipeline
 //   GET  /api/pipelines/:p                           status (counts, stages, errors, resources, processes, lag), ETA, bottleneck
 //   GET  /api/pipelines/:p/stages?minutes=30         per stage: done per 30 s and latency p50/p99 over time
@@ -8,22 +8,22 @@
 //        them: a dry run answers {matched, hash}; the requeue carries them back as `expect` (409 if the set changed)
 // Every input is validated first (api-input.ts): a request that does not fit is a 400 naming the field.
 
-import type { SluiceConfig } from '../core/config.js';
-import { getPipeline } from '../core/config.js';
+import type { SluiceConfig } from '../config/config.js';
+import { getPipeline } from '../config/config.js';
 import { SluiceError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Shutdown } from '../core/shutdown.js';
-import { expireDispatches, releaseDead } from '../db/dispatches.js';
-import { inspectTask } from '../db/inspect.js';
-import { inspectPipeline } from '../db/pipeline-tables.js';
+import { expireDispatches, releaseQuarantined } from '../ledger/dispatches.js';
+import { inspectTask } from '../ledger/inspect.js';
+import { checkPipelineTables } from '../user-tables/pipeline-tables.js';
 import type { Pool } from '../db/pool.js';
 import type { SharedKafka } from '../kafka/lag.js';
 import { produce } from '../producer/producer.js';
 import { collectStatus, type StatusReport } from '../status/collect.js';
 import { intParam, keySetHash, parseQuarantineQuery, parseRequeue, pathParam, queryObject } from './api-input.js';
 import { HttpError } from './http-error.js';
-import { quarantined, quarantinedKeys } from './queries.js';
-import { SeriesCache, stageSeries } from './stage-series.js';
+import { quarantined, quarantinedKeys } from '../ledger/quarantine-queries.js';
+import { SeriesCache, stageSeries } from '../ledger/stage-series.js';
 
 export interface ApiContext {
   config: SluiceConfig;
@@ -59,7 +59,7 @@ const ROUTES: Array<[method: string, pattern: RegExp, handler: Handler]> = [
   }],
   ['GET', /^\/api\/pipelines\/([^/]+)\/tasks\/(.+)$/, async (ctx, [p, key]) => {
     const name = pipelineName(ctx, p!);
-    const src = await inspectPipeline(ctx.pool, getPipeline(ctx.config, name), name, { refuseMisfit: false });
+    const src = await checkPipelineTables(ctx.pool, getPipeline(ctx.config, name), { refuseMisfit: false });
     return inspectTask(ctx.pool, src, name, key!, ctx.config.producer.staleAfterMs);
   }],
   ['POST', /^\/api\/pipelines\/([^/]+)\/requeue$/, requeue],
@@ -101,7 +101,7 @@ async function requeue(ctx: ApiContext, [p]: string[], _q: URLSearchParams, body
     throw new HttpError(409, `the filter now matches ${keys.length} task(s), not the ${r.expect!.count} confirmed: look again and confirm`, { matched: keys.length, hash });
   }
   if (keys.length === 0) return { matched: 0, hash, requeued: 0, published: 0 };
-  await releaseDead(ctx.pool, name, keys);
+  await releaseQuarantined(ctx.pool, name, keys);
   await expireDispatches(ctx.pool, name, keys);
   ctx.log.info({ pipeline: name, filter: r.filter, requeued: keys.length }, 'quarantined tasks requeued from the dashboard');
   try {

@@ -12,9 +12,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { SluiceConfig } from '../core/config.js';
+import type { SluiceConfig } from '../config/config.js';
 import { ConfigError } from '../core/errors.js';
-import type { Logger } from '../core/logger.js';
+import { childLogger, type Logger } from '../core/logger.js';
 import type { Shutdown } from '../core/shutdown.js';
 import { isPoolBusy, openPool } from '../db/pool.js';
 import { LagReader } from '../kafka/lag.js';
@@ -23,7 +23,7 @@ import { handleApi } from './api.js';
 import { LOOPBACK_NAMES, RequestGuard } from './guard.js';
 import { HttpError } from './http-error.js';
 import { page } from './page.js';
-import { SeriesCache } from './stage-series.js';
+import { SeriesCache } from '../ledger/stage-series.js';
 
 export interface DashboardOptions {
   config: SluiceConfig;
@@ -60,7 +60,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
     ];
     if (problems.length > 0) throw new ConfigError(problems);
   }
-  const log = opts.log.child({ component: 'dashboard' });
+  const log = childLogger(opts.log, { component: 'dashboard' });
   // One pool for every request (database.poolSize connections at most); a burst beyond it waits in a bounded
   // queue, and past that is answered 503: never a connection more on the user's server.
   const pool = await openPool(opts.config.database, { queueLimit: QUEUE_LIMIT });

@@ -14,7 +14,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RowDataPacket } from 'mysql2/promise';
-import type { DatabaseConfig } from '../core/config.js';
+import type { DatabaseConfig } from '../config/config.js';
 import { MigrationError } from '../core/errors.js';
 import { COLUMN_BYTES, cutBytes } from '../core/text.js';
 import { quoteIdentifier } from '../core/identifiers.js';

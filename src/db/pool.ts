@@ -1,8 +1,8 @@
 // mysql2 connection pools for the hot paths, opened with a preflight query so that a dead server, a wrong
 // password or a missing database is reported within seconds as one clear line, not as a pool timeout later.
 
-import mysql, { type Pool, type PoolOptions } from 'mysql2/promise';
-import type { DatabaseConfig } from '../core/config.js';
+import mysql, { type Pool, type PoolOptions, type RowDataPacket } from 'mysql2/promise';
+import type { DatabaseConfig } from '../config/config.js';
 import { ConfigError } from '../core/errors.js';
 import { toDatabaseError } from './db-errors.js';
 import { parseDatabaseUrl } from './database-url.js';
@@ -64,7 +64,7 @@ export async function openPool(db: DatabaseConfig, opts: OpenPoolOptions = {}): 
 /**
  * One pool per process: a caller that already holds one lends it (and keeps it open); otherwise one of
  * `database.poolSize` is opened here and `release()` ends it. This is what keeps a process of sluice within
- * its documented budget of connections (README, "Connections").
+ * its documented budget of connections (docs/operations.md, "Connections").
  */
 export interface PoolUse {
   readonly pool: Pool;
@@ -109,4 +109,10 @@ export function assertDatabaseUrl(db: DatabaseConfig): void {
       'database.url is not set: set DATABASE_URL, pass --database-url, or set database.url in sluice.config.ts (sluice does not pick a database by itself)',
     ]);
   }
+}
+
+/** The server's largest statement, in bytes (the ledger writer sizes its batches under it). */
+export async function maxAllowedPacket(pool: Pool): Promise<number> {
+  const [rows] = await pool.query<RowDataPacket[]>('SELECT @@max_allowed_packet AS p');
+  return Number(rows[0]?.p ?? 16 * 1024 * 1024);
 }

@@ -3,13 +3,14 @@
 
 import { sleep } from '../core/sleep.js';
 import type { RowDataPacket } from 'mysql2/promise';
-import { getPipeline, type SluiceConfig } from '../core/config.js';
-import type { Logger } from '../core/logger.js';
+import { quarantinedUpTo, runSummary } from '../ledger/run-summary.js';
+import { getPipeline, resolveStage, type SluiceConfig } from '../config/config.js';
+import { childLogger, type Logger } from '../core/logger.js';
 import type { Shutdown } from '../core/shutdown.js';
 import { DEMO_MIGRATIONS_DIR, migrate } from '../db/migrate.js';
 import { openPool } from '../db/pool.js';
 import { startFetcher, type FetcherHandle } from '../fetcher/fetcher.js';
-import type { StageMetrics } from '../metrics/registry.js';
+import type { StageMetrics } from '../core/metrics.js';
 import { produce } from '../producer/producer.js';
 import { startWorker, type WorkerHandle } from '../worker/worker.js';
 import { startNerService, type NerService, type NerStats } from './ner-service.js';
@@ -59,8 +60,8 @@ export interface DemoSummary {
 export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
   const t0 = performance.now();
   // The demo's own tables: never created by `sluice migrate` in a user's database, only here.
-  await migrate(opts.config.database, opts.log.child({ component: 'migrate' }), DEMO_MIGRATIONS_DIR);
-  // One pool for the whole demo process, as for any process of sluice (README, "Connections").
+  await migrate(opts.config.database, childLogger(opts.log, { component: 'migrate' }), DEMO_MIGRATIONS_DIR);
+  // One pool for the whole demo process, as for any process of sluice (docs/operations.md, "Connections").
   const pool = await openPool(opts.config.database);
   const ner = await startNerService({ slots: opts.nerSlots ?? 8 });
   const demo = demoPipeline({ databaseUrl: opts.config.database.url, nerUrl: ner.url, nerConcurrency: opts.nerConcurrency });
@@ -74,7 +75,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     const config: SluiceConfig = {
       ...opts.config,
       resources: { [DEMO_RESOURCE]: demoResource, ...opts.config.resources },
-      pipelines: { ...opts.config.pipelines, demo: { ...base, stages: demo.stages, results: demoResults } },
+      pipelines: { ...opts.config.pipelines, demo: { ...base, stages: demo.stages.map(resolveStage), results: demoResults } },
     };
     // Anything not done yet is published again (a crashed earlier demo leaves tasks "in flight").
     const produced = await produce({ config, pipeline: 'demo', log: opts.log, staleAfterMs: 0, shutdown: opts.shutdown, pool });
@@ -90,48 +91,46 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
       }),
     );
     opts.onStarted?.({ workers: all, fetcher, ner });
-    const count = async (): Promise<{ done: number; dead: number }> => {
+    const count = async (): Promise<{ done: number; quarantined: number }> => {
       const [[r]] = await pool.query<RowDataPacket[]>(
-        `SELECT (SELECT COUNT(*) FROM sluice_demo_doc_ent_map x JOIN sluice_demo_documents d ON x.doc_id = d.id WHERE d.id <= ?) AS done,
-                (SELECT COUNT(*) FROM sluice_dead_tasks x JOIN sluice_demo_documents d ON x.task_key = CONVERT(d.id USING utf8mb4) WHERE x.pipeline = 'demo' AND d.id <= ?) AS dead`,
-        [opts.documents, opts.documents],
+        'SELECT COUNT(*) AS done FROM sluice_demo_doc_ent_map x JOIN sluice_demo_documents d ON x.doc_id = d.id WHERE d.id <= ?',
+        [opts.documents],
       );
-      return { done: Number(r?.done), dead: Number(r?.dead) };
+      const quarantined = await quarantinedUpTo(pool, 'demo', { table: 'sluice_demo_documents', key: 'id' }, opts.documents);
+      return { done: Number(r?.done), quarantined };
     };
     let last = await count();
     let lastChange = performance.now();
     let completed = false;
     for (;;) {
-      if (last.done + last.dead >= opts.documents) {
+      if (last.done + last.quarantined >= opts.documents) {
         completed = true;
         break;
       }
       if (opts.shutdown?.stopping.aborted === true || performance.now() - lastChange > (opts.stallMs ?? 120_000)) break;
       await sleep(500);
       const now = await count();
-      if (now.done + now.dead !== last.done + last.dead) lastChange = performance.now();
+      if (now.done + now.quarantined !== last.done + last.quarantined) lastChange = performance.now();
       last = now;
       const s = ner.stats();
-      opts.progress?.(`demo: ${last.done}/${opts.documents} done, ${last.dead} quarantined; ner calls ${s.requests}, in service ${s.inService}/${s.slots} slots, resets ${s.resetsOverLimit + s.resetsRandom}`);
+      opts.progress?.(`demo: ${last.done}/${opts.documents} done, ${last.quarantined} quarantined; ner calls ${s.requests}, in service ${s.inService}/${s.slots} slots, resets ${s.resetsOverLimit + s.resetsRandom}`);
     }
-    const [limits] = await pool.query<RowDataPacket[]>('SELECT learned_limit FROM sluice_resources WHERE name = ?', [DEMO_RESOURCE]);
     await Promise.all(all.map((w) => w.stop()));
     await fetcher.stop();
-    const [retries] = await pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM sluice_attempts WHERE pipeline = 'demo'");
-    const [ms] = await pool.query<RowDataPacket[]>("SELECT stage, COUNT(*) AS n FROM sluice_milestones WHERE pipeline = 'demo' GROUP BY stage");
+    const summary = await runSummary(pool, 'demo', DEMO_RESOURCE);
     return {
       documents: opts.documents,
       done: last.done,
-      quarantined: last.dead,
+      quarantined: last.quarantined,
       seconds: (performance.now() - t0) / 1000,
       published: produced.published,
       offline: seeded.offline,
-      retries: Number(retries[0]?.n ?? 0),
-      milestones: Object.fromEntries(ms.map((r) => [String(r.stage), Number(r.n)])),
+      retries: summary.retries,
+      milestones: summary.milestones,
       ner: ner.stats(),
       nerConcurrency: opts.nerConcurrency ?? null,
       workers,
-      learnedLimit: opts.nerConcurrency === undefined && limits[0]?.learned_limit != null ? Number(limits[0].learned_limit) : null,
+      learnedLimit: opts.nerConcurrency === undefined ? summary.learnedLimit : null,
       completed,
     };
   } finally {

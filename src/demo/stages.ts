@@ -4,8 +4,8 @@
 // what a wrong number does); lookup and match run wide.
 
 import mysql, { type Pool, type RowDataPacket } from 'mysql2/promise';
-import type { ResultsConfig, StageConfig } from '../core/config.js';
-import { SluiceError } from '../core/errors.js';
+import type { ResultsConfig, StageConfig } from '../config/config.js';
+import { NerError } from './errors.js';
 import { pipeline } from '../worker/define.js';
 
 export interface DemoStageOptions {
@@ -41,9 +41,9 @@ export function demoPipeline(opts: DemoStageOptions): { stages: StageConfig[]; c
         } catch (err) {
           // fetch reports a reset connection as a TypeError, which sluice would treat as a bug: say what it is.
           if (ctx.signal.aborted) throw err;
-          throw new SluiceError('NER_UNAVAILABLE', `entity recognition call failed: ${(err as Error).message}`, { retriable: true, cause: err });
+          throw new NerError('NER_UNAVAILABLE', `entity recognition call failed: ${(err as Error).message}`, { retriable: true, cause: err });
         }
-        if (!res.ok) throw new SluiceError('NER_HTTP', `entity recognition answered ${res.status}`, { retriable: res.status >= 500 });
+        if (!res.ok) throw new NerError('NER_HTTP', `entity recognition answered ${res.status}`, { retriable: res.status >= 500 });
         return ((await res.json()) as { entities: string[] }).entities;
       },
       opts.nerConcurrency !== undefined

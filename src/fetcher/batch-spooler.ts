@@ -7,7 +7,7 @@
 
 import type { EachBatchPayload } from 'kafkajs';
 import type { Logger } from '../core/logger.js';
-import type { BadMessageRow } from '../db/bad-messages.js';
+import type { BadMessageRow } from '../ledger/bad-messages.js';
 import type { SpoolDepth } from '../spool/depth.js';
 import type { QuarantineEntry } from '../spool/quarantine.js';
 import type { SpoolLine } from '../spool/segment.js';

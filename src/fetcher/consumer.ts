@@ -4,7 +4,7 @@
 // goes through resets the count. After fetcher.maxRestarts in a row the consumer stays down.
 
 import type { Consumer, Kafka } from 'kafkajs';
-import { groupIdOf, type SluiceConfig } from '../core/config.js';
+import type { PipelineConfig, SluiceConfig } from '../config/config.js';
 import type { Logger } from '../core/logger.js';
 import { backoffDelay, realClock, type Clock } from '../core/retry.js';
 import { kafkaRetry } from '../kafka/client.js';
@@ -34,10 +34,10 @@ export async function onCrash(counter: RestartCounter, policy: RestartPolicy, lo
   return again;
 }
 
-export function createConsumer(kafka: Kafka, config: SluiceConfig, pipeline: string, counter: RestartCounter, log: Logger): Consumer {
+export function createConsumer(kafka: Kafka, config: SluiceConfig, pipeline: PipelineConfig, counter: RestartCounter, log: Logger): Consumer {
   const { fetcher } = config;
   return kafka.consumer({
-    groupId: groupIdOf(config, pipeline),
+    groupId: pipeline.groupId,
     sessionTimeout: fetcher.sessionTimeoutMs,
     heartbeatInterval: Math.min(3000, Math.floor(fetcher.sessionTimeoutMs / 10)),
     maxBytesPerPartition: fetcher.maxBytesPerPartition,

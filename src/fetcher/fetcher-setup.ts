@@ -2,12 +2,12 @@
 // messages are recorded there; an outage is tolerated, a wrong configuration is not), the same source
 // check as produce and work, its ledger's id, a reachable broker, its claims and the pipeline's topic.
 
-import type { PipelineConfig } from '../core/config.js';
-import { ledgerId } from '../db/ledger-id.js';
+import type { PipelineConfig } from '../config/config.js';
+import { ledgerId } from '../ledger/ledger-id.js';
 import { claimNames, pipelineClaims } from '../kafka/ledger-claims.js';
 import { DatabaseError } from '../core/errors.js';
-import type { Logger } from '../core/logger.js';
-import { inspectPipeline } from '../db/pipeline-tables.js';
+import { childLogger, type Logger } from '../core/logger.js';
+import { checkPipelineTables } from '../user-tables/pipeline-tables.js';
 import { usePool, type PoolUse } from '../db/pool.js';
 import { checkKafka, createKafka, kafkaFailure, kafkaRetry, retryKafka } from '../kafka/client.js';
 import { run } from '../core/hints.js';
@@ -15,21 +15,21 @@ import { ensureTopic, topicSpec } from '../kafka/topics.js';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Kafka } from 'kafkajs';
-import type { FetchOptions } from './fetcher.js';
+import type { FetchOptions } from './options.js';
 
 export async function openFetcherParts(opts: FetchOptions, pipeline: PipelineConfig, log: Logger, spoolRoot: string): Promise<{ pool: PoolUse | null; kafka: Kafka; ledger: string }> {
   const { config } = opts;
   const { pool, outage } = await openOptionalPool(opts, log);
   try {
-    if (pool !== null) await inspectPipeline(pool.pool, pipeline, opts.pipeline);
+    if (pool !== null) await checkPipelineTables(pool.pool, pipeline);
     const ledger = await knownLedger(pool, spoolRoot, outage);
     await checkKafka(config.kafka, log);
-    const kafka = createKafka(config.kafka, opts.log.child({ component: 'kafka', pipeline: opts.pipeline }), { retry: kafkaRetry(config.kafka, config.kafka.brokers.length) });
+    const kafka = createKafka(config.kafka, childLogger(opts.log, { component: 'kafka', pipeline: opts.pipeline }), { retry: kafkaRetry(config.kafka, config.kafka.brokers.length) });
     const admin = kafka.admin();
     try {
       await admin.connect();
       await retryKafka(config.kafka, async () => {
-        await claimNames(admin, ledger, pipelineClaims(config, opts.pipeline, pipeline), log, { client: kafka });
+        await claimNames(admin, ledger, pipelineClaims(pipeline), log, { client: kafka });
         await ensureTopic(admin, pipeline.topic, topicSpec(pipeline), log);
       }, log, 'prepare topic');
     } catch (err) {

@@ -13,16 +13,16 @@ import { resolve as resolvePath } from 'node:path';
 import type { Consumer, Kafka } from 'kafkajs';
 import { closeAll } from '../core/close.js';
 import { withRetries } from '../core/retry.js';
-import { getPipeline, groupIdOf, type SluiceConfig } from '../core/config.js';
+import { getPipeline, type PipelineConfig } from '../config/config.js';
 import { KafkaError, coerceError } from '../core/errors.js';
 import { run } from '../core/hints.js';
-import type { Logger } from '../core/logger.js';
-import { recordBadMessages } from '../db/bad-messages.js';
+import { childLogger, type Logger } from '../core/logger.js';
+import { recordBadMessages } from '../ledger/bad-messages.js';
 import type { Pool, PoolUse } from '../db/pool.js';
 import { spoolDepth } from '../spool/depth.js';
 import type { SpoolComponentHandle } from '../spool/handle.js';
 import { randomId, safeWorkerId, spoolPaths, type SpoolPaths } from '../spool/layout.js';
-import { Heartbeat } from '../core/heartbeat.js';
+import { Heartbeat } from '../ledger/heartbeat.js';
 import { QuarantineWriter } from '../spool/quarantine.js';
 import { SpoolWriter } from '../spool/writer.js';
 import { BackpressureGate } from './backpressure.js';
@@ -30,6 +30,9 @@ import { DiskGuard } from './disk-guard.js';
 import { BatchSpooler, type FetchStats } from './batch-spooler.js';
 import { COMMIT_INTERVAL_MS, RestartCounter, createConsumer } from './consumer.js';
 import { openFetcherParts } from './fetcher-setup.js';
+import type { FetchOptions } from './options.js';
+
+export type { FetchOptions };
 import { IdleWatch } from './idle-watch.js';
 import { StatsReporter } from './stats-reporter.js';
 import { lagOf } from '../kafka/lag.js';
@@ -41,32 +44,20 @@ export type { FetchStats } from './batch-spooler.js';
 /** Partitions whose batches are written at the same time (their fsyncs overlap). */
 const CONCURRENT_PARTITIONS = 3;
 
-export interface FetchOptions {
-  config: SluiceConfig;
-  pipeline: string;
-  log: Logger;
-  /** Shown in quarantine records; default <hostname>-<pid>. */
-  fetcherId?: string;
-  /** Called after a batch is durable; `resolved` is the offset kafkajs will commit for its partition (tests, metrics). */
-  onBatch?: (b: { partition: number; segments: string[]; quarantined: number; resolved: string }) => void;
-  /** The process's one pool, when something else in it already opened one (`run`, the demo): kept open. */
-  pool?: Pool;
-}
-
 /** stop() finishes the batch in hand, commits and leaves the group; done rejects when the consumer fails for good. */
 export type FetcherHandle = SpoolComponentHandle<FetchStats>;
 
 export async function startFetcher(opts: FetchOptions): Promise<FetcherHandle> {
   const pipeline = getPipeline(opts.config, opts.pipeline);
-  const log = opts.log.child({ component: 'fetcher', pipeline: opts.pipeline });
+  const log = childLogger(opts.log, { component: 'fetcher', pipeline: opts.pipeline });
   const paths = spoolPaths(resolvePath(opts.config.spool.dir), opts.pipeline);
   const writer = new SpoolWriter(paths, opts.config.spool.maxSegmentItems);
   await writer.open();
   const { pool, kafka, ledger } = await openFetcherParts(opts, pipeline, log, paths.root);
   const fetcher = new Fetcher(opts, paths, log, pool, writer, ledger);
-  fetcher.keepClaims(new ClaimKeeper(kafka, ledger, pipelineClaims(opts.config, opts.pipeline, pipeline), log));
-  const consumer = createConsumer(kafka, opts.config, opts.pipeline, fetcher.restarts, log);
-  await fetcher.start(consumer, kafka, pipeline.topic, Math.min(CONCURRENT_PARTITIONS, pipeline.partitions));
+  fetcher.keepClaims(new ClaimKeeper(kafka, ledger, pipelineClaims(pipeline), log));
+  const consumer = createConsumer(kafka, opts.config, pipeline, fetcher.restarts, log);
+  await fetcher.start(consumer, kafka, pipeline, Math.min(CONCURRENT_PARTITIONS, pipeline.partitions));
   return fetcher;
 }
 
@@ -139,10 +130,10 @@ class Fetcher implements FetcherHandle {
     this.done.catch(() => void this.close());
   }
 
-  async start(consumer: Consumer, kafka: Kafka, topic: string, concurrentPartitions: number): Promise<void> {
+  async start(consumer: Consumer, kafka: Kafka, pipeline: PipelineConfig, concurrentPartitions: number): Promise<void> {
+    const { topic, groupId } = pipeline;
     this.#consumer = consumer;
     const { spool, fetcher } = this.#opts.config;
-    const groupId = groupIdOf(this.#opts.config, this.#opts.pipeline);
     const lag = async (admin: Parameters<typeof lagOf>[0]) => Object.values(await lagOf(admin, topic, groupId)).reduce((a, b) => a + b, 0);
     this.#idle = new IdleWatch({ topic, groupId, afterMs: fetcher.sessionTimeoutMs, admin: () => kafka.admin(), lag, log: this.#log });
     // kafkajs refuses pause() before run(): until the group is joined (which can take a while through a broker

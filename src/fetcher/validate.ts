@@ -2,9 +2,8 @@
 
 import { isUtf8 } from 'node:buffer';
 import type { KafkaMessage } from 'kafkajs';
-import { ENVELOPE_VERSION, type TaskEnvelope } from '../core/envelope.js';
+import { ENVELOPE_VERSION, MAX_KEY_BYTES, otherLedger, type TaskEnvelope } from '../core/envelope.js';
 import type { SpoolLine } from '../spool/segment.js';
-import { MAX_KEY_BYTES } from '../core/envelope.js';
 
 export type BadReason = 'empty' | 'too-large' | 'binary' | 'not-json' | 'bad-envelope' | 'unknown-version' | 'other-pipeline' | 'other-ledger';
 
@@ -48,10 +47,4 @@ export function classify(message: KafkaMessage, partition: number, pipeline: str
   // newline (JSON whitespace), which would break the one-item-per-line format.
   const bytes = value.indexOf(0x0a) === -1 ? value : Buffer.from(JSON.stringify(task), 'utf8');
   return { ok: true, task, line: { offset: message.offset, task: bytes } };
-}
-
-/** Why a message of ledger `theirs` must not run here, or null (a message without a ledger runs as before). */
-export function otherLedger(theirs: string | undefined, ours: string | null): string | null {
-  if (theirs === undefined || ours === null || theirs === ours) return null;
-  return `message is from ledger ${JSON.stringify(theirs)}, not this deployment's ${JSON.stringify(ours)}: another deployment publishes to this topic (give each its own pipelines.<name>.topic)`;
 }

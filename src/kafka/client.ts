@@ -2,7 +2,7 @@
 // lines routed into the component's pino logger, and a preflight that fails in seconds with one clear line.
 
 import { Kafka, logLevel as KafkaLogLevel, type KafkaConfig as KafkaJsConfig, type SASLOptions } from 'kafkajs';
-import type { KafkaConfig } from '../core/config.js';
+import type { KafkaConfig } from '../config/config.js';
 import { KafkaError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { run } from '../core/hints.js';

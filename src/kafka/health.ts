@@ -3,8 +3,8 @@
 // min.insync.replicas). And the warnings an operator should act on before a broker is lost.
 
 import type { Admin } from 'kafkajs';
-import type { KafkaConfig } from '../core/config.js';
-import type { Logger } from '../core/logger.js';
+import type { KafkaConfig } from '../config/config.js';
+import { childLogger, type Logger } from '../core/logger.js';
 import { KafkaError } from '../core/errors.js';
 import { checkKafka, createKafka, kafkaFailure, quickRetry, type KafkaCheck } from './client.js';
 import { topicConfigs } from './topics.js';
@@ -53,7 +53,7 @@ export function seedsDown(check: KafkaCheck): KafkaHealth['seedsDown'] {
 export async function kafkaHealth(cfg: KafkaConfig, topic: string, log: Logger, deadlineMs = 3000): Promise<KafkaHealth | null> {
   try {
     const check = await checkKafka(cfg, log, deadlineMs, { all: true });
-    const admin = createKafka(cfg, log.child({ component: 'kafka' }), { retry: quickRetry(cfg) }).admin();
+    const admin = createKafka(cfg, childLogger(log, { component: 'kafka' }), { retry: quickRetry(cfg) }).admin();
     await admin.connect();
     try {
       return { brokers: check.brokers, clusterId: check.clusterId, seedsDown: seedsDown(check), topic: await topicReplication(admin, topic) };

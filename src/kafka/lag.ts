@@ -1,8 +1,8 @@
 // Consumer lag: messages on the topic that the pipeline's consumer group has not committed, per partition.
 
 import type { Admin, Kafka } from 'kafkajs';
-import type { KafkaConfig } from '../core/config.js';
-import type { Logger } from '../core/logger.js';
+import type { KafkaConfig } from '../config/config.js';
+import { childLogger, type Logger } from '../core/logger.js';
 import { checkKafka, createKafka, quickRetry } from './client.js';
 
 /** Messages on `topic` the group has not committed, per partition (a partition never committed counts from its low watermark). */
@@ -23,7 +23,7 @@ export async function lagOf(admin: Admin, topic: string, groupId: string): Promi
 export async function consumerLag(kafka: KafkaConfig, topic: string, groupId: string, log: Logger): Promise<Record<string, number> | null> {
   try {
     await checkKafka(kafka, log, 3000);
-    const admin = createKafka(kafka, log.child({ component: 'kafka' }), { retry: quickRetry(kafka) }).admin();
+    const admin = createKafka(kafka, childLogger(log, { component: 'kafka' }), { retry: quickRetry(kafka) }).admin();
     await admin.connect();
     try {
       return await lagOf(admin, topic, groupId);
@@ -58,7 +58,7 @@ export class LagReader implements SharedKafka {
   #connecting: Promise<Admin> | null = null;
 
   constructor(kafka: KafkaConfig, log: Logger, ttlMs = 5000) {
-    this.client = createKafka(kafka, log.child({ component: 'kafka' }), { retry: quickRetry(kafka) });
+    this.client = createKafka(kafka, childLogger(log, { component: 'kafka' }), { retry: quickRetry(kafka) });
     this.#ttlMs = ttlMs;
   }
 

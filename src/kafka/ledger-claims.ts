@@ -14,7 +14,7 @@
 // even a deployment that never claimed (an older sluice) cannot have its tasks run by the wrong ledger.
 
 import type { Admin, Kafka } from 'kafkajs';
-import { groupIdOf, type PipelineConfig, type SluiceConfig } from '../core/config.js';
+import type { PipelineConfig } from '../config/config.js';
 import { KafkaError } from '../core/errors.js';
 import { withRetries } from '../core/retry.js';
 import { sleep } from '../core/sleep.js';
@@ -34,10 +34,10 @@ export interface Claim {
 }
 
 /** The names a pipeline uses on Kafka: its topic and its fetchers' consumer group. */
-export function pipelineClaims(config: SluiceConfig, name: string, pipeline: Pick<PipelineConfig, 'topic'>): Claim[] {
+export function pipelineClaims(pipeline: Pick<PipelineConfig, 'name' | 'topic' | 'groupId'>): Claim[] {
   return [
-    { kind: 'topic', name: pipeline.topic, setting: `pipelines.${name}.topic` },
-    { kind: 'group', name: groupIdOf(config, name), setting: 'fetcher.groupId (SLUICE_FETCH_GROUP_ID)' },
+    { kind: 'topic', name: pipeline.topic, setting: `pipelines.${pipeline.name}.topic` },
+    { kind: 'group', name: pipeline.groupId, setting: 'fetcher.groupId (SLUICE_FETCH_GROUP_ID)' },
   ];
 }
 

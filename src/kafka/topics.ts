@@ -4,7 +4,7 @@
 // its replication factor and min.insync.replicas when the pipeline sets them (else the cluster's defaults).
 
 import kafkajs, { type Admin } from 'kafkajs';
-import type { PipelineConfig } from '../core/config.js';
+import type { PipelineConfig } from '../config/config.js';
 import type { Logger } from '../core/logger.js';
 
 /** Kafka's default max.message.bytes (1 MiB + 12); a record batch larger than the topic's value is refused. */

@@ -8,10 +8,10 @@ import type { FetcherHandle } from '../fetcher/fetcher.js';
 import { spoolDepth } from '../spool/depth.js';
 import type { ResourceSnapshot } from '../resources/coordinator.js';
 import type { WorkerHandle } from '../worker/worker.js';
-import type { MetricsConfig } from '../core/config.js';
+import type { MetricsConfig } from '../config/config.js';
 import { ConfigError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { createRegistry, mirror, stageMetrics, type Registry, type StageMetrics } from './registry.js';
+import { createRegistry, mirror, stageMetrics, type Registry, type StageMetrics } from '../core/metrics.js';
 
 export interface MetricsEndpoint {
   readonly registry: Registry;

@@ -15,7 +15,7 @@
 import type { Producer, CompressionTypes, RecordMetadata } from 'kafkajs';
 import { KafkaError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { Acknowledged } from '../db/dispatches.js';
+import type { Acknowledged } from '../ledger/dispatches.js';
 import type { OutgoingMessage } from './batch-sender.js';
 
 export type { Acknowledged };

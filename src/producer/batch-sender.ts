@@ -17,7 +17,7 @@ export interface OutgoingMessage {
   /** Bytes the record takes in a batch: key + value + RECORD_OVERHEAD. */
   size: number;
   keyText: string;
-  dead: boolean;
+  quarantined: boolean;
   /** Set by the producer (acked-send.ts: partitionOf), so that each partition's acknowledgement can be checked. */
   partition?: number;
 }

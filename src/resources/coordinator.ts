@@ -1,19 +1,20 @@
 // A process's side of every fleet-wide resource its stages use: one gate per resource (gate.ts) for the
-// calls, and a renewal of each share about every RENEW_MS through the database (db/resource-leases.ts). A
+// calls, and a renewal of each share about every RENEW_MS through the database (ledger/resource-leases.ts). A
 // share is only ever lowered locally first (no call starts above it; what is still in flight is reported
 // until it ends), then reported; it is raised only once the database granted it. A renewal that fails leaves the gate on its old lease, which runs out
 // by itself: the process then starts no more calls until a renewal gets through.
 //
 // States: running -> closed (shares given back, so the others may use them at once).
 
-import type { ResourceConfig } from '../core/config.js';
+import type { ResourceConfig } from '../config/config.js';
 import { closeAll } from '../core/close.js';
-import type { Logger } from '../core/logger.js';
+import { childLogger, type Logger } from '../core/logger.js';
 import { realClock, type Clock } from '../core/retry.js';
 import type { Pool } from '../db/pool.js';
-import { releaseShares, renewShare, type ShareAnswer } from '../db/resource-leases.js';
+import { releaseShares, renewShare, type ShareAnswer } from '../ledger/resource-leases.js';
+import { decideShare } from './share-decision.js';
 import { ResourceGate } from './gate.js';
-import { leaseMargin, RENEW_MS } from './lease-time.js';
+import { leaseMargin, RENEW_MS } from '../config/lease-time.js';
 
 
 export interface ResourceSpec {
@@ -59,7 +60,7 @@ export class ResourceCoordinator {
   constructor(pool: Pool, processId: string, specs: readonly ResourceSpec[], log: Logger, clock: Clock = realClock) {
     this.#pool = pool;
     this.#processId = processId;
-    this.#log = log.child({ component: 'resources' });
+    this.#log = childLogger(log, { component: 'resources' });
     this.#clock = clock;
     for (const spec of specs) this.#held.set(spec.name, { spec, gate: new ResourceGate(spec.name, clock), seq: 0, target: { concurrency: Infinity, rate: Infinity }, last: null, overloads: 0, failing: false });
   }
@@ -106,7 +107,7 @@ export class ResourceCoordinator {
         inFlight: gate.inFlight,
         samples: { seq: ++h.seq, calls: samples.calls, ok: samples.ok, overloads: samples.overloads, latencySumMs: samples.latencySumMs },
         leaseMs: spec.leaseMs,
-      });
+      }, decideShare);
       // The row records what is held (calls still in flight count); new calls start only up to the fair
       // share, so a process above it comes down as its calls end, and the next renewal reports less.
       const concurrency = Math.min(answer.concurrency, answer.target.concurrency);

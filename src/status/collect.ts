@@ -2,24 +2,58 @@
 // per-stage progress and recent errors, the consumer group's lag and this machine's spool.
 
 import { resolve } from 'node:path';
-import { getPipeline, groupIdOf, type SluiceConfig } from '../core/config.js';
+import { getPipeline, type SluiceConfig } from '../config/config.js';
 import type { Logger } from '../core/logger.js';
 import { assertMigrated } from '../db/migrate.js';
-import { inspectPipeline } from '../db/pipeline-tables.js';
-import { splitTable } from '../db/source.js';
-import type { RowDataPacket } from 'mysql2/promise';
+import { checkPipelineTables } from '../user-tables/pipeline-tables.js';
+import { tableRowsGuess } from '../user-tables/source.js';
 import { openPool, smallPool, type Pool } from '../db/pool.js';
-import { connectionsReport } from '../db/connections.js';
-import { STALE_AFTER_S } from '../core/heartbeat.js';
-import { listProcesses } from '../db/processes.js';
-import { resourceStatus } from '../db/resources-status.js';
-import { ledgerStatus } from '../db/status.js';
-import { kafkaHealth } from '../kafka/health.js';
+import { connectionsReport, type ConnectionsReport } from '../ledger/connections.js';
+import { STALE_AFTER_S } from '../ledger/heartbeat.js';
+import { listProcesses, type ProcessRow } from '../ledger/processes.js';
+import { resourceStatus, type ResourceStatus } from '../ledger/resources-status.js';
+import { ledgerStatus, type ErrorGroup, type StageCount } from '../ledger/status-reads.js';
+import { kafkaHealth, type KafkaHealth } from '../kafka/health.js';
 import { consumerLag } from '../kafka/lag.js';
-import { spoolDepth } from '../spool/depth.js';
+import { spoolDepth, type SpoolDepth } from '../spool/depth.js';
 import { spoolPaths } from '../spool/layout.js';
 
-export type StatusReport = Awaited<ReturnType<typeof collectStatus>>;
+/** Where a pipeline stands, as `status --json`, the dashboard's API and `collectStatus` give it. */
+export interface StatusReport {
+  pipeline: string;
+  topic: string;
+  table: string;
+  source: number;
+  done: number;
+  pending: number;
+  inFlight: number;
+  /** Tasks in quarantine. */
+  quarantined: number;
+  /** The same as `quarantined`: the name earlier versions gave it, kept for scripts that read it. */
+  dead: number;
+  /** Results for keys that are not in the source (counted apart, never as done). */
+  orphans: number;
+  /** Done source rows whose result row another source row shares (results.mergeKeys). */
+  shared: number;
+  exact: boolean;
+  countedAt: string;
+  countAgeSeconds: number;
+  stages: StageCount[];
+  throughput: { resultsPerSecond: number };
+  errors: ErrorGroup[];
+  badMessages: number;
+  resources: ResourceStatus[];
+  processes: Array<ProcessRow & { stale: boolean }>;
+  /** Database connections sluice holds now (docs/operations.md, "Connections"). */
+  connections: ConnectionsReport;
+  /** Messages behind, per partition (null: the group's offsets could not be read). */
+  lag: Record<string, number> | null;
+  /** Brokers and the topic's replication (undefined: not asked; null: no seed broker answered). */
+  kafka: KafkaHealth | null | undefined;
+  spool: SpoolDepth & { dir: string };
+  /** Where the time went: the ledger's queries, and the consumer group's offsets. */
+  timings: { databaseMs: number; kafkaMs: number };
+}
 
 /** Below this many source rows (the server's own estimate), status counts exactly unless told otherwise. */
 export const EXACT_BELOW_ROWS = 1_000_000;
@@ -34,10 +68,10 @@ export interface StatusOptions {
 
 /**
  * Everything `status` shows, from the ledger, the consumer group and this machine's spool. `exact`: true
- * counts with the semi-join, false from the snapshot (db/count-snapshots.ts); unset, exact on a source
+ * counts with the semi-join, false from the snapshot (ledger/count-snapshots.ts); unset, exact on a source
  * under EXACT_BELOW_ROWS rows.
  */
-export async function collectStatus(config: SluiceConfig, name: string, log: Logger, opts: StatusOptions = {}) {
+export async function collectStatus(config: SluiceConfig, name: string, log: Logger, opts: StatusOptions = {}): Promise<StatusReport> {
   const pipeline = getPipeline(config, name);
   // A long-lived caller (the dashboard) lends its one pool; `status` opens its own for the one report.
   const pool = opts.pool ?? (await openPool(config.database, { poolSize: smallPool(config.database, 2) }));
@@ -49,7 +83,7 @@ export async function collectStatus(config: SluiceConfig, name: string, log: Log
   let databaseMs = 0;
   try {
     await assertMigrated(pool);
-    const src = await inspectPipeline(pool, pipeline, name, { refuseMisfit: false });
+    const src = await checkPipelineTables(pool, pipeline, { refuseMisfit: false });
     const exact = opts.exact ?? (await tableRowsGuess(pool, src.table)) < EXACT_BELOW_ROWS;
     ledger = await ledgerStatus(pool, src, name, config.producer.staleAfterMs, exact, pipeline.stages.map((s) => s.name));
     const used = [...new Set(pipeline.stages.flatMap((s) => (s.resource === undefined ? [] : [s.resource])))];
@@ -61,7 +95,7 @@ export async function collectStatus(config: SluiceConfig, name: string, log: Log
     if (opts.pool === undefined) await pool.end();
   }
   const t1 = performance.now();
-  const groupId = groupIdOf(config, name);
+  const { groupId } = pipeline;
   const lag = await (opts.lag?.(pipeline.topic, groupId) ?? consumerLag(config.kafka, pipeline.topic, groupId, log));
   // A long-lived caller (the dashboard) passes its lag reader and does not ask the cluster on every refresh.
   const kafka = opts.lag === undefined ? await kafkaHealth(config.kafka, pipeline.topic, log) : undefined;
@@ -76,9 +110,9 @@ export async function collectStatus(config: SluiceConfig, name: string, log: Log
     done: c.done,
     pending: c.pending,
     inFlight: c.inFlight,
-    dead: c.dead,
+    quarantined: c.quarantined,
+    dead: c.quarantined,
     orphans: c.orphans,
-    /** Done source rows whose result row another source row shares (results.mergeKeys). */
     shared: c.shared,
     exact: c.exact,
     countedAt: c.countedAt,
@@ -89,22 +123,12 @@ export async function collectStatus(config: SluiceConfig, name: string, log: Log
     badMessages: ledger.badMessages,
     resources,
     processes,
-    /** Database connections sluice holds now (README "Connections"). */
     connections,
     lag,
-    /** Brokers and the topic's replication (undefined: not asked; null: no seed broker answered). */
     kafka,
     spool,
-    /** Where the time went: the ledger's queries, and the consumer group's offsets. */
     timings: { databaseMs, kafkaMs: Math.round(performance.now() - t1) },
   };
-}
-
-/** The server's estimate of a table's rows (information_schema): enough to tell 10k from 10M, instantly. */
-async function tableRowsGuess(pool: Pool, table: string): Promise<number> {
-  const [schema, name] = splitTable(table);
-  const [[r]] = await pool.query<RowDataPacket[]>('SELECT TABLE_ROWS AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?', [schema, name]);
-  return Number(r?.n ?? 0);
 }
 
 /** The --check verdict: every source row has a result. Only an exact count can pass it. */

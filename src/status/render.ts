@@ -28,7 +28,7 @@ export function renderStatus(report: StatusReport, out: (line: string) => void):
   out(`pipeline ${report.pipeline}  (topic ${report.topic}, source ${report.table})`);
   const est = report.exact ? '' : ` (estimate: source and results counted ${ago(report.countAgeSeconds)}, plus the ledger since; --exact counts now)`;
   out(`  ${bar(report.source === 0 ? 1 : report.done / report.source)}  ${report.done} of ${report.source} done${est}, ${report.throughput.resultsPerSecond.toFixed(1)}/s recently`);
-  out(`  pending ${report.pending}   in flight ${report.inFlight}   quarantined ${report.dead}   bad messages ${report.badMessages}`);
+  out(`  pending ${report.pending}   in flight ${report.inFlight}   quarantined ${report.quarantined}   bad messages ${report.badMessages}`);
   if (report.orphans > 0) out(`  results without a source row ${report.orphans} (not counted as done)`);
   if (report.shared > 0) out(`  ${report.shared} done source row(s) have no result row of their own: they share one with another key (results.mergeKeys)`);
   for (const s of report.stages) {

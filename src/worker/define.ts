@@ -6,7 +6,7 @@
 //     .stage('lookup', async (entities) => lookUp(entities), { concurrency: 16 })
 //     .build();
 
-import type { StageConfig } from '../core/config.js';
+import type { StageConfig } from '../config/config.js';
 import type { Logger } from '../core/logger.js';
 
 export interface TaskInfo {

@@ -4,7 +4,7 @@
 // did not (it was given back on a stop, or failed unexpectedly). Finished keys are remembered (bounded), so
 // a copy in a segment claimed later is skipped even though its segment's ledger snapshot predates the run;
 // but a quarantined key whose copy comes with a snapshot taken after the quarantine, and no longer
-// quarantined in it, was requeued (produce --retry-dead, the dashboard): that copy runs.
+// quarantined in it, was requeued (produce --retry-quarantined, the dashboard): that copy runs.
 //
 // Memory: what is running, plus a window of the last `remember` (100,000) finished keys, in a ring: a Map
 // entry (key -> ring slot) and, per slot, the key and the time it finished (whole ms, negative for a
@@ -38,19 +38,19 @@ export class KeyGate {
    * `snapshot`: when the copy's ledger snapshot was read (performance.now() before the query), and whether
    * it had the key quarantined.
    */
-  async run(key: string, fn: () => Promise<TaskOutcome>, snapshot?: { at: number; dead: boolean }): Promise<TaskOutcome> {
+  async run(key: string, fn: () => Promise<TaskOutcome>, snapshot?: { at: number; quarantined: boolean }): Promise<TaskOutcome> {
     for (let r = this.#running.get(key); r !== undefined; r = this.#running.get(key)) await r.catch(() => {});
     const slot = this.#finished.get(key);
     const seen = slot === undefined ? undefined : this.#times[slot]!;
     // A quarantine seen here, then a snapshot read after it that no longer has the key quarantined: requeued.
-    const requeued = seen !== undefined && seen < 0 && snapshot !== undefined && snapshot.at > -seen - 1 && !snapshot.dead;
+    const requeued = seen !== undefined && seen < 0 && snapshot !== undefined && snapshot.at > -seen - 1 && !snapshot.quarantined;
     if (seen !== undefined && !requeued) return 'skipped';
     // No await between the check above and the set below: two copies can never both get here.
     const p = fn();
     this.#running.set(key, p);
     try {
       const outcome = await p;
-      if (outcome === 'done' || outcome === 'dead') this.#markFinished(key, outcome);
+      if (outcome === 'done' || outcome === 'quarantined') this.#markFinished(key, outcome);
       return outcome;
     } finally {
       this.#running.delete(key);
@@ -67,14 +67,14 @@ export class KeyGate {
     return this.#finished.size;
   }
 
-  #markFinished(key: string, outcome: 'done' | 'dead'): void {
+  #markFinished(key: string, outcome: 'done' | 'quarantined'): void {
     const slot = this.#head;
     const oldest = this.#keys[slot];
     // The slot's key is forgotten unless it finished again since (it then lives in a newer slot).
     if (oldest !== undefined && this.#finished.get(oldest) === slot) this.#finished.delete(oldest);
     const at = Math.ceil(performance.now()) + 1;
     this.#keys[slot] = key;
-    this.#times[slot] = outcome === 'dead' ? -at : at;
+    this.#times[slot] = outcome === 'quarantined' ? -at : at;
     this.#finished.set(key, slot);
     this.#head = slot + 1 === this.#keys.length ? 0 : slot + 1;
   }

@@ -3,12 +3,12 @@
 // result would count for nothing, and the row they were made for may be gone. They are recorded as bad
 // messages (reason not-in-source) in the database and kept in the spool's quarantine, like the fetcher's.
 
-import { recordBadMessages } from '../db/bad-messages.js';
+import { recordBadMessages } from '../ledger/bad-messages.js';
 import type { Pool } from '../db/pool.js';
 import type { SpoolItem } from '../spool/segment.js';
 import { taskEntry, type QuarantineWriter } from '../spool/quarantine.js';
 import type { Logger } from '../core/logger.js';
-import { otherLedger } from '../fetcher/validate.js';
+import { otherLedger } from '../core/envelope.js';
 
 export interface RejectContext {
   pool: Pool;

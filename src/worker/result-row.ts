@@ -3,7 +3,7 @@
 // `results.columns` fails that task alone (quarantined with the reason); other tasks go on.
 
 import { coerceError, NonRetriableError } from '../core/errors.js';
-import type { ResultsInfo } from '../db/results-table.js';
+import type { ResultsInfo } from '../user-tables/table-info.js';
 import type { TaskEnvelope } from '../core/envelope.js';
 
 export class ResultRowError extends NonRetriableError {}

@@ -11,15 +11,14 @@
 // that reason, and never counts as a failure of the stage or sends the task back to the spool to run again.
 // Only a writer closed during an outage (LedgerClosedError: the worker is stopping) gives the task back.
 
-import type { PipelineConfig, StageConfig } from '../core/config.js';
-import { stageDefaults } from '../core/config.js';
+import type { PipelineConfig, ResolvedStage } from '../config/config.js';
 import { coerceError, isBug, isRetriable, SluiceError } from '../core/errors.js';
-import type { Logger } from '../core/logger.js';
-import type { StageMetrics } from '../metrics/registry.js';
+import { childLogger, type Logger } from '../core/logger.js';
+import type { StageMetrics } from '../core/metrics.js';
 import { keyText } from '../core/envelope.js';
-import { LedgerClosedError, LedgerWriteError, type LedgerWriter } from '../db/ledger.js';
-import type { ResultsInfo } from '../db/results-table.js';
-import type { TaskState } from '../db/task-state.js';
+import { LedgerClosedError, LedgerWriteError, type LedgerWriter } from '../ledger/ledger-writer.js';
+import type { ResultsInfo } from '../user-tables/table-info.js';
+import type { TaskState } from '../ledger/task-state.js';
 import type { SpoolItem } from '../spool/segment.js';
 import { stageLimits, type StageLimits } from './limits.js';
 import { withRetries, type RetryPolicy } from '../core/retry.js';
@@ -29,7 +28,7 @@ import { isOverload } from '../resources/overload.js';
 import { outputProblem } from './output-limits.js';
 import { userRow } from './result-row.js';
 
-export type TaskOutcome = 'done' | 'dead' | 'skipped' | 'aborted';
+export type TaskOutcome = 'done' | 'quarantined' | 'skipped' | 'aborted';
 
 export class StageTimeoutError extends SluiceError {
   constructor(stage: string, ms: number) {
@@ -57,11 +56,11 @@ export interface RunnerContext {
   /** The fleet-wide resources the pipeline's stages use, when any. */
   resources?: ResourceCoordinator;
   /** Called when a task is quarantined, to move it to the spool's quarantine folder. */
-  onDead: (item: SpoolItem, stage: string, err: Error, attempts: number) => Promise<void>;
+  onQuarantined: (item: SpoolItem, stage: string, err: Error, attempts: number) => Promise<void>;
 }
 
 export function buildLimits(pipeline: PipelineConfig): Map<string, StageLimits> {
-  return new Map(pipeline.stages.map((s) => [s.name, stageLimits(s.concurrency ?? stageDefaults.concurrency, s.ratePerSecond)]));
+  return new Map(pipeline.stages.map((s) => [s.name, stageLimits(s.concurrency, s.ratePerSecond)]));
 }
 
 /** Thrown inside a stage's queue slot when the worker is stopping: the stage is not started. */
@@ -188,7 +187,7 @@ class Task {
   ) {}
 
   get log(): Logger {
-    return (this.#log ??= this.parent.child({ key: this.key }));
+    return (this.#log ??= childLogger(this.parent, { key: this.key }));
   }
 }
 
@@ -210,7 +209,7 @@ function stageCall(task: { key: string | number; payload: unknown; attempt: numb
       return (outputs ??= { ...of.outputs });
     },
     get log(): Logger {
-      return (log ??= of.log.child({ stage }));
+      return (log ??= childLogger(of.log, { stage }));
     },
   };
 }
@@ -218,7 +217,7 @@ function stageCall(task: { key: string | number; payload: unknown; attempt: numb
 type StageResult = { ok: true; output: unknown; json: string; attempt: number; ms: number } | { ok: false; aborted: true } | { ok: false; aborted: false; err: Error; attempt: number };
 
 /** One stage, with its retries; the failures are recorded as attempts, the success is not yet. */
-async function runStage(t: Task, stage: StageConfig, input: unknown, state: TaskState, rc: RunnerContext): Promise<StageResult> {
+async function runStage(t: Task, stage: ResolvedStage, input: unknown, state: TaskState, rc: RunnerContext): Promise<StageResult> {
   const first = (state.failures.get(`${t.key}\u0000${stage.name}`) ?? 0) + 1;
   try {
     // The common case, a first try that works, goes without the retry machinery (bench:work measures it).
@@ -228,12 +227,12 @@ async function runStage(t: Task, stage: StageConfig, input: unknown, state: Task
   }
 }
 
-const policies = new WeakMap<StageConfig, RetryPolicy>();
+const policies = new WeakMap<ResolvedStage, RetryPolicy>();
 
-function stagePolicy(stage: StageConfig): RetryPolicy {
+function stagePolicy(stage: ResolvedStage): RetryPolicy {
   let p = policies.get(stage);
   if (p === undefined) {
-    const r = { ...stageDefaults.retry, ...stage.retry };
+    const r = stage.retry;
     p = { maxAttempts: r.maxAttempts, initialDelayMs: r.initialDelayMs, maxDelayMs: r.maxDelayMs, jitter: 'full' };
     policies.set(stage, p);
   }
@@ -241,7 +240,7 @@ function stagePolicy(stage: StageConfig): RetryPolicy {
 }
 
 /** After a failed first try: the retry policy judges that failure first, then runs the next attempts. */
-async function retryStage(firstErr: unknown, t: Task, stage: StageConfig, input: unknown, first: number, rc: RunnerContext): Promise<StageResult> {
+async function retryStage(firstErr: unknown, t: Task, stage: ResolvedStage, input: unknown, first: number, rc: RunnerContext): Promise<StageResult> {
   let last = first;
   try {
     return await withRetries(
@@ -270,10 +269,10 @@ async function retryStage(firstErr: unknown, t: Task, stage: StageConfig, input:
 }
 
 /** One run of a stage; a failure is recorded as an attempt row and rethrown for the retry policy to judge. */
-async function runOnce(t: Task, stage: StageConfig, input: unknown, attempt: number, rc: RunnerContext): Promise<Extract<StageResult, { ok: true }>> {
+async function runOnce(t: Task, stage: ResolvedStage, input: unknown, attempt: number, rc: RunnerContext): Promise<Extract<StageResult, { ok: true }>> {
   if (rc.abort.aborted || rc.stopping.aborted) throw new NotStarted();
   const limits = rc.limits.get(stage.name)!;
-  const timeoutMs = stage.timeoutMs ?? stageDefaults.timeoutMs;
+  const { timeoutMs } = stage;
   const { task } = t.item;
   const s0 = performance.now();
   let err: Error;
@@ -311,20 +310,20 @@ async function quarantine(t: Task, stage: string, err: Error, attempts: number, 
   const why = err instanceof LedgerWriteError ? 'not recordable' : !isRetriable(err) ? (isBug(err) ? 'bug' : 'non-retriable') : 'attempts exhausted';
   t.log.error({ stage: stage, attempt: attempts, why, err }, 'task quarantined');
   const payload = JSON.stringify(t.item.task.payload) ?? 'null';
-  const dead = { kind: 'dead' as const, pipeline: rc.pipelineName, key: t.key, stage, errorClass: err.name, errorMessage: err.message, attempts, workerId: rc.workerId };
+  const quarantined = { kind: 'quarantined' as const, pipeline: rc.pipelineName, key: t.key, stage, errorClass: err.name, errorMessage: err.message, attempts, workerId: rc.workerId };
   try {
-    await rc.ledger.write({ ...dead, payload: Buffer.byteLength(payload) <= rc.maxOutputBytes ? payload : null });
+    await rc.ledger.write({ ...quarantined, payload: Buffer.byteLength(payload) <= rc.maxOutputBytes ? payload : null });
   } catch (first) {
     if (first instanceof LedgerClosedError) return 'aborted';
     try {
-      await rc.ledger.write({ ...dead, payload: null, errorMessage: err.message.slice(0, 1000) });
+      await rc.ledger.write({ ...quarantined, payload: null, errorMessage: err.message.slice(0, 1000) });
     } catch (second) {
       if (second instanceof LedgerClosedError) return 'aborted';
       t.log.error({ err: second }, 'quarantine row refused; the task is kept in the spool quarantine only');
     }
   }
-  await rc.onDead(t.item, stage, err, attempts);
-  return 'dead';
+  await rc.onQuarantined(t.item, stage, err, attempts);
+  return 'quarantined';
 }
 
 /**
@@ -340,7 +339,7 @@ async function settleResult(result: Promise<void>, milestone: Promise<void> | un
 
 export async function runTask(item: SpoolItem, state: TaskState, rc: RunnerContext): Promise<TaskOutcome> {
   const key = keyText(item.task.key);
-  if (state.done.has(key) || state.dead.has(key)) return 'skipped';
+  if (state.done.has(key) || state.quarantined.has(key)) return 'skipped';
   const started = new Date();
   const t0 = performance.now();
   const t = new Task(item, key, rc.log);

@@ -9,7 +9,7 @@ import { coerceError, isRetriable } from '../core/errors.js';
 import { keyText } from '../core/envelope.js';
 import type { Clock } from '../core/retry.js';
 import { withDbRetries } from '../db/db-errors.js';
-import type { TaskState } from '../db/task-state.js';
+import type { TaskState } from '../ledger/task-state.js';
 import type { Claim } from '../spool/claim.js';
 import { asSpoolError, type SpoolPaths } from '../spool/layout.js';
 import type { SpoolItem } from '../spool/segment.js';
@@ -20,7 +20,7 @@ import type { RejectReason } from './reject.js';
 
 export interface WorkStats {
   done: number;
-  dead: number;
+  quarantined: number;
   skipped: number;
   /** Tasks whose key has no source row: recorded as bad messages, not run. */
   rejected: number;
@@ -38,7 +38,7 @@ export interface SegmentRunnerDeps {
   leases: LeaseKeeper;
   paths: SpoolPaths;
   databaseUrl: string;
-  /** What the ledger knows about these keys (db/task-state.ts). */
+  /** What the ledger knows about these keys (ledger/task-state.ts). */
   readState: (keys: string[]) => Promise<TaskState>;
   /** Records tasks that must not run (no source row, another ledger's) as bad messages (reject.ts). */
   reject: (items: SpoolItem[], reason: RejectReason) => Promise<void>;
@@ -118,7 +118,7 @@ export class SegmentRunner {
     let outcome: TaskOutcome;
     try {
       const key = keyText(item.task.key);
-      outcome = await this.#gate.run(key, () => this.#runTask(item, state, rc), { at: snapshotAt, dead: state.dead.has(key) });
+      outcome = await this.#gate.run(key, () => this.#runTask(item, state, rc), { at: snapshotAt, quarantined: state.quarantined.has(key) });
     } catch (err) {
       // Not a ledger refusal (those quarantine the task): a bug or an unusable spool quarantine.
       rc.log.error({ err: coerceError(err), key: item.task.key }, 'task failed unexpectedly; returning it to the spool');
@@ -129,7 +129,8 @@ export class SegmentRunner {
     if (outcome === 'aborted') return;
     h.settled.add(index);
     stats[outcome]++;
-    rc.metrics?.tasks.inc({ pipeline: rc.pipelineName, outcome });
+    // The metric keeps its first label for a quarantine ('dead'): dashboards and alerts already select on it.
+    rc.metrics?.tasks.inc({ pipeline: rc.pipelineName, outcome: outcome === 'quarantined' ? 'dead' : outcome });
   }
 
   async #finish(h: HeldSegment): Promise<void> {

@@ -2,31 +2,32 @@
 // table) it can trust, and the server's packet limit, which bounds stage outputs and ledger statements.
 // Anything that fails here closes what was opened and throws (the CLI prints one line).
 
-import { stageDefaults, type PipelineConfig, type SluiceConfig } from '../core/config.js';
-import { Heartbeat } from '../core/heartbeat.js';
+import type { PipelineConfig, SluiceConfig } from '../config/config.js';
+import { Heartbeat } from '../ledger/heartbeat.js';
 import { ResourceCoordinator, type ResourceSpec } from '../resources/coordinator.js';
-import { leaseForTimeout } from '../resources/lease-time.js';
+import { leaseForTimeout } from '../config/lease-time.js';
 import { randomId, type SpoolPaths } from '../spool/layout.js';
 import { DiskFullNotice } from '../spool/disk-full-notice.js';
 import type { Logger } from '../core/logger.js';
-import { LedgerWriter } from '../db/ledger.js';
+import { LedgerWriter } from '../ledger/ledger-writer.js';
 import { assertMigrated } from '../db/migrate.js';
-import { inspectPipeline } from '../db/pipeline-tables.js';
-import { usePool, type Pool } from '../db/pool.js';
-import { sourceQueryError } from '../db/source.js';
-import { loadTaskState } from '../db/task-state.js';
+import { checkPipelineTables } from '../user-tables/pipeline-tables.js';
+import { maxAllowedPacket, usePool, type Pool } from '../db/pool.js';
+import { sourceQueryError } from '../user-tables/source.js';
+import { loadTaskState } from '../ledger/task-state.js';
 import { SpoolClaimer } from '../spool/claim.js';
 import { QuarantineWriter, taskEntry } from '../spool/quarantine.js';
 import type { LimitFunction } from 'p-limit';
 import type { LeaseKeeper } from './lease-keeper.js';
 import { PACKET_HEADROOM_BYTES } from './output-limits.js';
 import { rejectItems } from './reject.js';
-import { ledgerId } from '../db/ledger-id.js';
+import { ledgerId } from '../ledger/ledger-id.js';
 import { buildLimits, type RunnerContext } from './run-task.js';
 import { SegmentRunner, type WorkStats } from './segment-runner.js';
-import type { WorkOptions } from './worker.js';
+import type { WorkOptions } from './options.js';
 
 export interface WorkerParts {
+  pipeline: PipelineConfig;
   pool: Pool;
   /** Ends the pool if this worker opened it (a lent one stays open for its owner). */
   releasePool(): Promise<void>;
@@ -49,7 +50,7 @@ export async function openWorkerParts(opts: WorkOptions, pipeline: PipelineConfi
   const { pool, release: releasePool } = await usePool(config.database, opts.pool);
   try {
     await assertMigrated(pool);
-    const source = await inspectPipeline(pool, pipeline, opts.pipeline);
+    const source = await checkPipelineTables(pool, pipeline);
     const ownLedger = await ledgerId(pool);
     const packet = await maxAllowedPacket(pool);
     const maxOutputBytes = Math.min(config.worker.maxOutputBytes, packet - PACKET_HEADROOM_BYTES);
@@ -65,7 +66,7 @@ export async function openWorkerParts(opts: WorkOptions, pipeline: PipelineConfi
     const quarantine = new QuarantineWriter(paths, new DiskFullNotice(log));
     const stopping = new AbortController();
     const abort = new AbortController();
-    const stats: WorkStats = { done: 0, dead: 0, skipped: 0, rejected: 0, returned: 0, segments: 0, inFlight: 0, seconds: 0 };
+    const stats: WorkStats = { done: 0, quarantined: 0, skipped: 0, rejected: 0, returned: 0, segments: 0, inFlight: 0, seconds: 0 };
     const rc: RunnerContext = {
       pipelineName: opts.pipeline,
       pipeline,
@@ -78,7 +79,7 @@ export async function openWorkerParts(opts: WorkOptions, pipeline: PipelineConfi
       maxOutputBytes,
       results: source.results,
       metrics: opts.metrics,
-      onDead: async (item, stage, err, attempts) => {
+      onQuarantined: async (item, stage, err, attempts) => {
         // The ledger's quarantine row is the record; a full disk skips the spool's copy (QuarantineWriter).
         await quarantine.write(taskEntry(item, pipeline.topic, 'task-failed', `stage ${stage} failed ${attempts} time(s): ${err.name}: ${err.message}`));
       },
@@ -109,7 +110,7 @@ export async function openWorkerParts(opts: WorkOptions, pipeline: PipelineConfi
         ledger: ownLedger,
         reject: (items, reason) => rejectItems(items, reason, { pool, quarantine, pipeline: opts.pipeline, topic: pipeline.topic, table: source.table, workerId, ledger: ownLedger, log }),
       });
-    return { pool, releasePool, ledger, claimer, stopping, abort, stats, resources, heartbeat, runner };
+    return { pipeline, pool, releasePool, ledger, claimer, stopping, abort, stats, resources, heartbeat, runner };
   } catch (err) {
     await releasePool().catch(() => {});
     throw err;
@@ -124,12 +125,7 @@ export function resourceSpecs(config: SluiceConfig, pipeline: PipelineConfig): R
   const names = [...new Set(pipeline.stages.flatMap((s) => (s.resource === undefined ? [] : [s.resource])))];
   return names.map((name) => {
     const r = config.resources[name]!;
-    const longest = Math.max(...pipeline.stages.filter((s) => s.resource === name).map((s) => s.timeoutMs ?? stageDefaults.timeoutMs));
+    const longest = Math.max(...pipeline.stages.filter((s) => s.resource === name).map((s) => s.timeoutMs));
     return { name, config: r, leaseMs: r.leaseMs ?? leaseForTimeout(longest) };
   });
-}
-
-async function maxAllowedPacket(pool: Pool): Promise<number> {
-  const [rows] = await pool.query<import('mysql2/promise').RowDataPacket[]>('SELECT @@max_allowed_packet AS p');
-  return Number(rows[0]?.p ?? 16 * 1024 * 1024);
 }

@@ -1,6 +1,6 @@
 // A worker process: claims spool segments and runs their tasks through the pipeline's stages. Made of
 // parts: the claim loop (intake, claim-loop.ts), the segment runner (tasks of one segment,
-// segment-runner.ts), the lease keeper (lease-keeper.ts) and the ledger writer (db/ledger.ts).
+// segment-runner.ts), the lease keeper (lease-keeper.ts) and the ledger writer (ledger/ledger-writer.ts).
 //
 // States: running (claim segments while fewer than maxInFlight tasks are queued or running)
 //         -> draining (first stop: no new claims; running stages may finish for shutdownGraceMs)
@@ -14,13 +14,11 @@ import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import pLimit from 'p-limit';
-import { getPipeline, stageDefaults, type SluiceConfig, type StageConfig } from '../core/config.js';
+import { getPipeline, type ResolvedStage } from '../config/config.js';
 import { UsageError } from '../core/errors.js';
-import type { Logger } from '../core/logger.js';
-import type { StageMetrics } from '../metrics/registry.js';
+import { childLogger, type Logger } from '../core/logger.js';
 import { sleep } from '../core/sleep.js';
 import { closeAll } from '../core/close.js';
-import type { Pool } from '../db/pool.js';
 import { spoolDepth } from '../spool/depth.js';
 import type { SpoolComponentHandle } from '../spool/handle.js';
 import { ensureSpool, safeWorkerId, spoolPaths, type SpoolPaths } from '../spool/layout.js';
@@ -28,15 +26,18 @@ import type { ResourceSnapshot } from '../resources/coordinator.js';
 import { ClaimLoop } from './claim-loop.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import type { WorkStats } from './segment-runner.js';
+import type { WorkOptions } from './options.js';
 import { openWorkerParts, type WorkerParts } from './worker-setup.js';
+
+export type { WorkOptions };
 
 /**
  * Tasks a worker runs at once: the configured number, or 256, or twice the largest stage concurrency when that
  * is more (a task also waits for its ledger writes, holding its slot, and the stage should stay full meanwhile).
  */
-export function inFlightLimit(configured: number | undefined, stages: readonly StageConfig[]): number {
+export function inFlightLimit(configured: number | undefined, stages: readonly ResolvedStage[]): number {
   if (configured !== undefined) return configured;
-  const widest = Math.max(0, ...stages.map((s) => s.concurrency ?? stageDefaults.concurrency));
+  const widest = Math.max(0, ...stages.map((s) => s.concurrency));
   return Math.max(256, 2 * widest);
 }
 
@@ -44,19 +45,6 @@ export type { WorkStats } from './segment-runner.js';
 
 /** After a fatal error, how long running work may take to stop before everything is closed regardless. */
 const FAIL_CLOSE_MS = 3000;
-
-export interface WorkOptions {
-  config: SluiceConfig;
-  pipeline: string;
-  log: Logger;
-  workerId?: string;
-  /** Stop by itself once the spool is empty (tests, batch use); default: keep polling until stopped. */
-  exitWhenIdle?: boolean;
-  /** Stage counters and histograms for the metrics endpoint. */
-  metrics?: StageMetrics;
-  /** The process's one pool, when something else in it already opened one (`run`, the demo): kept open. */
-  pool?: Pool;
-}
 
 /** stop(): the first call drains (then aborts after the grace period), a second call aborts at once. */
 export interface WorkerHandle extends SpoolComponentHandle<WorkStats> {
@@ -72,7 +60,7 @@ export async function startWorker(opts: WorkOptions): Promise<WorkerHandle> {
     throw new UsageError(`pipeline '${opts.pipeline}' has no stages`, 'add stages to the pipeline in sluice.config.ts');
   }
   const workerId = safeWorkerId(opts.workerId ?? `${hostname()}-${process.pid}`);
-  const log = opts.log.child({ component: 'worker', pipeline: opts.pipeline, workerId });
+  const log = childLogger(opts.log, { component: 'worker', pipeline: opts.pipeline, workerId });
   const paths = spoolPaths(resolvePath(opts.config.spool.dir), opts.pipeline);
   await ensureSpool(paths);
   const worker = new Worker(opts, paths, log, await openWorkerParts(opts, pipeline, paths, workerId, log));
@@ -103,7 +91,7 @@ class Worker implements WorkerHandle {
     // Grace over (or a failure): writes held up by a database outage give their tasks back to the spool.
     parts.abort.signal.addEventListener('abort', () => parts.ledger.abort(), { once: true });
     const { config } = opts;
-    const slots = pLimit(inFlightLimit(config.worker.maxInFlight, getPipeline(config, opts.pipeline).stages));
+    const slots = pLimit(inFlightLimit(config.worker.maxInFlight, parts.pipeline.stages));
     this.#leases = new LeaseKeeper(parts.claimer, config.spool.leaseMs, log);
     const runner = parts.runner(slots, this.#leases);
     this.#loop = new ClaimLoop({
@@ -164,7 +152,7 @@ class Worker implements WorkerHandle {
     await this.close();
     this.state = 'stopped';
     const s = this.stats();
-    this.#log.info({ done: s.done, dead: s.dead, skipped: s.skipped, rejected: s.rejected, returned: s.returned, seconds: Number(s.seconds.toFixed(1)) }, 'worker stopped');
+    this.#log.info({ done: s.done, quarantined: s.quarantined, skipped: s.skipped, rejected: s.rejected, returned: s.returned, seconds: Number(s.seconds.toFixed(1)) }, 'worker stopped');
     return s;
   }
 

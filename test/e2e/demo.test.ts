@@ -2,7 +2,7 @@
 // entity-recognition service called wider than it allows, so that resets happen and are absorbed.
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
-import { type SluiceConfig } from '../../src/core/config.js';
+import { type SluiceConfig } from '../../src/config/config.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { runDemo } from '../../src/demo/run-demo.js';
 import { findEntities, startNerService } from '../../src/demo/ner-service.js';

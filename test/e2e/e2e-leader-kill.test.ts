@@ -167,7 +167,7 @@ describe('a partition leader killed', () => {
 
     const counts = await h.counts();
     assert.equal(counts.distinctResults, ROWS);
-    assert.equal(counts.dead, 0);
+    assert.equal(counts.quarantined, 0);
     assert.deepEqual(await h.mismatches(), { missing: 0, extra: 0 });
     const check = await h.cli('status', ['--check']);
     assert.equal(check.code, 0, check.stdout + check.stderr);

@@ -65,7 +65,7 @@ describe('service restarts', () => {
     assert.deepEqual(await h.stopAll(), [0, 0]);
 
     assert.deepEqual(await h.mismatches(), { missing: 0, extra: 0 });
-    assert.equal((await h.counts()).dead, 0);
+    assert.equal((await h.counts()).quarantined, 0);
     // Clear log lines: what went away and that it was retried.
     assert.match(fetcher.log(), /consumer crashed|Connection error|ECONNREFUSED|KafkaJSConnectionError/i, 'the fetcher says the broker went away');
     assert.match(worker.log(), /ledger write failed; retrying|reading task state failed; retrying/, 'the worker says it waits for the database');

@@ -56,7 +56,7 @@ describe('end to end', () => {
     const c = await e.counts();
     assert.equal(c.distinctResults, 20_000);
     assert.equal(c.milestones, 40_000, 'one milestone per stage per task');
-    assert.equal(c.dead, 0);
+    assert.equal(c.quarantined, 0);
     // Both machines took part: the group split the partitions between the two fetchers.
     for (const f of fetchers) assert.match(f.log(), /"spooled":[1-9]/, `${f.label} spooled something`);
     const workedBy = await e.db.query<RowDataPacket[]>('SELECT COUNT(DISTINCT worker_id) AS n FROM sluice_results WHERE pipeline = ?', [e.name]);
@@ -85,11 +85,11 @@ describe('end to end', () => {
     e.start('fetch');
     e.start('work');
     e.start('work');
-    await untilDone(e, (c) => c.results + c.dead === 2000, 'every task done or quarantined');
+    await untilDone(e, (c) => c.results + c.quarantined === 2000, 'every task done or quarantined');
     await e.stopAll();
     const c = await e.counts();
     assert.equal(c.results, 1960);
-    assert.equal(c.dead, 40);
+    assert.equal(c.quarantined, 40);
     const [hist] = await e.db.query<RowDataPacket[]>(
       `SELECT error_class, COUNT(*) AS n, COUNT(DISTINCT task_key) AS tasks FROM sluice_attempts WHERE pipeline = ? GROUP BY error_class ORDER BY error_class`,
       [e.name],
@@ -105,21 +105,21 @@ describe('end to end', () => {
 
     const status = await e.cli('status', ['--json', '--check']);
     assert.equal(status.code, 1, '--check fails while tasks are quarantined');
-    const s = JSON.parse(status.stdout) as { source: number; done: number; dead: number; pending: number; errors: Array<{ errorClass: string; count: number }> };
+    const s = JSON.parse(status.stdout) as { source: number; done: number; quarantined: number; pending: number; errors: Array<{ errorClass: string; count: number }> };
     assert.equal(s.source, 2000);
     assert.equal(s.done, 1960);
-    assert.equal(s.dead, 40);
+    assert.equal(s.quarantined, 40);
     assert.equal(s.pending, 0);
     assert.deepEqual(s.errors.map((x) => x.errorClass).sort(), ['Error', 'StageTimeoutError']);
 
     const requeue = await e.cli('produce', ['--retry-dead']);
     assert.equal(requeue.code, 0, requeue.stderr);
-    assert.match(requeue.stderr, /"published":40,.*"requeuedDead":40/);
+    assert.match(requeue.stderr, /"published":40,.*"requeuedQuarantined":40/);
     e.start('fetch', [], { E2E_FIXED: '1' });
     e.start('work', [], { E2E_FIXED: '1' });
     await untilDone(e, (c) => c.results === 2000, 'the requeued tasks done once fixed');
     await e.stopAll();
-    assert.equal((await e.counts()).dead, 0, 'a requeued task leaves quarantine');
+    assert.equal((await e.counts()).quarantined, 0, 'a requeued task leaves quarantine');
     assert.equal((await e.cli('status', ['--check'])).code, 0);
   });
 

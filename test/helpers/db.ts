@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import type { TestContext } from 'node:test';
 import mysql from 'mysql2/promise';
-import { defaults, type DatabaseConfig } from '../../src/core/config.js';
+import { defaults, type DatabaseConfig } from '../../src/config/config.js';
 import { withDatabase } from '../../src/db/database-url.js';
 
 /** The server tests run against. Override with SLUICE_TEST_DATABASE_URL (any database name). */

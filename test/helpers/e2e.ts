@@ -25,7 +25,7 @@ export interface Counts {
   results: number;
   distinctResults: number;
   milestones: number;
-  dead: number;
+  quarantined: number;
   attempts: number;
 }
 
@@ -127,7 +127,7 @@ export default { ...base, pipelines: { ${name}: { topic: ${JSON.stringify(topic)
       results: await count('SELECT COUNT(*) AS n FROM sluice_results WHERE pipeline = ?'),
       distinctResults: await count('SELECT COUNT(DISTINCT task_key) AS n FROM sluice_results WHERE pipeline = ?'),
       milestones: await count('SELECT COUNT(*) AS n FROM sluice_milestones WHERE pipeline = ?'),
-      dead: await count('SELECT COUNT(*) AS n FROM sluice_dead_tasks WHERE pipeline = ?'),
+      quarantined: await count('SELECT COUNT(*) AS n FROM sluice_dead_tasks WHERE pipeline = ?'),
       attempts: await count('SELECT COUNT(*) AS n FROM sluice_attempts WHERE pipeline = ?'),
     }),
     mismatches: async () => ({

@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { silentLogger } from '../../src/core/logger.js';
-import { defaults } from '../../src/core/config.js';
+import { defaults } from '../../src/config/config.js';
 import { checkKafka } from '../../src/kafka/client.js';
 import { ROOT } from './cli.js';
 

@@ -4,7 +4,7 @@
 
 import { PrismaMariaDb } from '@prisma/adapter-mariadb';
 import { PrismaClient } from '../../generated/prisma/client.js';
-import type { DatabaseConfig } from '../../src/core/config.js';
+import type { DatabaseConfig } from '../../src/config/config.js';
 import { parseDatabaseUrl } from '../../src/db/database-url.js';
 import { openPool } from '../../src/db/pool.js';
 

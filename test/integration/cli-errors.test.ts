@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mysql, { type Connection } from 'mysql2/promise';
-import { defaults, mergeLayers } from '../../src/core/config.js';
-import { validateConfig } from '../../src/core/config-validate.js';
+import { defaults, mergeLayers } from '../../src/config/config.js';
+import { validateConfig } from '../../src/config/validate.js';
 import { ConfigError, SourceError } from '../../src/core/errors.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { migrate } from '../../src/db/migrate.js';
@@ -159,7 +159,7 @@ describe('a failure in the middle of a run', () => {
 
 describe('finding the configuration', () => {
   it('uses the nearest sluice.config.* in a parent folder (.mjs too)', async () => {
-    const { loadConfig } = await import('../../src/core/config-load.js');
+    const { loadConfig } = await import('../../src/config/load.js');
     const root = mkdtempSync(join(tmpdir(), 'sluice-discovery-'));
     try {
       const nested = join(root, 'a', 'b');

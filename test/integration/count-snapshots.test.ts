@@ -4,12 +4,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import { readSnapshot } from '../../src/db/count-snapshots.js';
-import { estimateCounts, exactCounts } from '../../src/db/counts.js';
-import type { PendingFilter } from '../../src/db/pending.js';
+import { readSnapshot } from '../../src/ledger/count-snapshots.js';
+import { estimateCounts, exactCounts } from '../../src/ledger/counts.js';
+import type { PendingFilter } from '../../src/ledger/pending.js';
 import type { Pool } from '../../src/db/pool.js';
-import { inspectSource, type SourceInfo } from '../../src/db/source.js';
-import { ledgerStatus } from '../../src/db/status.js';
+import { checkSource } from '../../src/user-tables/source.js';
+import type { SourceInfo } from '../../src/user-tables/table-info.js';
+import { ledgerStatus } from '../../src/ledger/status-reads.js';
 import { randomName } from '../helpers/db.js';
 import { fileDatabase } from '../helpers/fixtures.js';
 
@@ -17,13 +18,13 @@ let db: Connection;
 let pool: Pool;
 fileDatabase({ poolSize: 3 }, (d) => ({ db, pool } = d));
 
-const filter = (pipeline: string): PendingFilter => ({ pipeline, staleAfterMs: 3_600_000, includeDead: false });
+const filter = (pipeline: string): PendingFilter => ({ pipeline, staleAfterMs: 3_600_000, includeQuarantined: false });
 
 async function source(rows: number): Promise<SourceInfo> {
   const table = randomName('src');
   await db.query(`CREATE TABLE ${table} (id INT PRIMARY KEY)`);
   await db.query(`INSERT INTO ${table} SELECT seq FROM seq_1_to_${rows}`);
-  return inspectSource(pool, { table, key: 'id', columns: [] }, 'p');
+  return checkSource(pool, { table, key: 'id', columns: [] }, 'p');
 }
 
 /** What a worker leaves for a finished task of a one-stage pipeline: the milestone, then the result. */
@@ -128,7 +129,7 @@ describe('a filtered source', () => {
     const table = randomName('src');
     await db.query(`CREATE TABLE ${table} (id INT PRIMARY KEY)`);
     await db.query(`INSERT INTO ${table} SELECT seq FROM seq_1_to_100`);
-    const src = await inspectSource(pool, { table, key: 'id', columns: [], where: 'id <= 10' }, 'p');
+    const src = await checkSource(pool, { table, key: 'id', columns: [], where: 'id <= 10' }, 'p');
     const p = randomName('p');
     // Results for 1..40: 10 of them are this pipeline's rows, 30 are outside its filter.
     await finish(p, 1, 40);

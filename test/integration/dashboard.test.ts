@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { before, describe, it, type TestContext } from 'node:test';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import { mergeLayers, type SluiceConfig, type SluiceConfigInput } from '../../src/core/config.js';
-import { validateConfig } from '../../src/core/config-validate.js';
+import { mergeLayers, type SluiceConfig, type SluiceConfigInput } from '../../src/config/config.js';
+import { validateConfig } from '../../src/config/validate.js';
 import { ConfigError } from '../../src/core/errors.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { startDashboard } from '../../src/dashboard/server.js';
@@ -60,7 +60,7 @@ describe('the dashboard API', () => {
     const list = await get(base, '/api/pipelines');
     assert.deepEqual(list.body, [{ name, topic, table: name, stages: ['ner'] }]);
     const s = (await get(base, `/api/pipelines/${name}?exact=1`)).body;
-    assert.deepEqual([s.source, s.done, s.dead, s.pending, s.exact], [100, 60, 15, 25, true]);
+    assert.deepEqual([s.source, s.done, s.quarantined, s.pending, s.exact], [100, 60, 15, 25, true]);
     assert.ok('etaSeconds' in s && 'bottleneck' in s);
     assert.deepEqual([s.resources, s.processes], [[], []]);
     assert.equal((await get(base, '/api/pipelines/nope')).status, 404);

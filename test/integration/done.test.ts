@@ -6,11 +6,12 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import mysql, { type Connection } from 'mysql2/promise';
 import { SourceError } from '../../src/core/errors.js';
-import { exactCounts } from '../../src/db/counts.js';
-import { fetchPendingPage, type PendingFilter } from '../../src/db/pending.js';
+import { exactCounts } from '../../src/ledger/counts.js';
+import { fetchPendingPage, type PendingFilter } from '../../src/ledger/pending.js';
 import { type Pool } from '../../src/db/pool.js';
-import { inspectSource, type SourceInfo } from '../../src/db/source.js';
-import { keysInSource } from '../../src/db/task-state.js';
+import { checkSource } from '../../src/user-tables/source.js';
+import type { SourceInfo } from '../../src/user-tables/table-info.js';
+import { keysInSource } from '../../src/ledger/task-state.js';
 import { isComplete } from '../../src/status/collect.js';
 import { randomName } from '../helpers/db.js';
 import { fileDatabase } from '../helpers/fixtures.js';
@@ -26,13 +27,13 @@ const addResults = async (pipeline: string, keys: string[]): Promise<void> => {
 const addDead = async (pipeline: string, keys: string[]): Promise<void> => {
   if (keys.length > 0) await db.query('INSERT INTO sluice_dead_tasks (pipeline, task_key, error_class, error_message, attempts) VALUES ?', [keys.map((k) => [pipeline, k, 'E', 'm', 1])]);
 };
-const filter = (pipeline: string): PendingFilter => ({ pipeline, staleAfterMs: 3_600_000, includeDead: false });
+const filter = (pipeline: string): PendingFilter => ({ pipeline, staleAfterMs: 3_600_000, includeQuarantined: false });
 
 async function source(ddl: string, values: unknown[][]): Promise<SourceInfo> {
   const table = randomName('src');
   await db.query(`CREATE TABLE ${table} (${ddl})`);
   if (values.length > 0) await db.query(`INSERT INTO ${table} VALUES ?`, [values]);
-  return inspectSource(pool, { table, key: 'id', columns: [] }, 'p');
+  return checkSource(pool, { table, key: 'id', columns: [] }, 'p');
 }
 
 async function allPending(src: SourceInfo, pipeline: string): Promise<string[]> {
@@ -158,7 +159,7 @@ describe('status --check', () => {
 
 describe('status rates', () => {
   it('are per second over the actual window: 20 results over the last 10 s read about 2/s, not 20/60', async () => {
-    const { ledgerStatus } = await import('../../src/db/status.js');
+    const { ledgerStatus } = await import('../../src/ledger/status-reads.js');
     const src = await source('id INT PRIMARY KEY', Array.from({ length: 20 }, (_, i) => [i + 1]));
     const p = randomName('p');
     await db.query(

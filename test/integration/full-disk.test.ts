@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
-import { defaults, mergeLayers, type SluiceConfig } from '../../src/core/config.js';
-import { validateConfig } from '../../src/core/config-validate.js';
+import { defaults, mergeLayers, resolveStage, type SluiceConfig } from '../../src/config/config.js';
+import { validateConfig } from '../../src/config/validate.js';
 import { createLogger, silentLogger } from '../../src/core/logger.js';
 import { migrate } from '../../src/db/migrate.js';
 import { startFetcher } from '../../src/fetcher/fetcher.js';
@@ -139,7 +139,7 @@ describe('a full spool disk', () => {
     const name = randomName('wfull');
     const dir = smallDisk('2m');
     const c = config(name, dir, 0);
-    c.pipelines[name]!.stages = [{ name: 'fails', run: async () => { throw new NonRetriableError('this document cannot be read'); } }];
+    c.pipelines[name]!.stages = [resolveStage({ name: 'fails', run: async () => { throw new NonRetriableError('this document cannot be read'); } })];
     const writer = new SpoolWriter(spoolPaths(dir, name), 50);
     await writer.open();
     const task = (key: number) => ({ v: 1 as const, pipeline: name, key, payload: { body: 'b' }, attempt: 1, runId: 'r', producedAt: '' });
@@ -155,7 +155,7 @@ describe('a full spool disk', () => {
     }
     const { records, log } = capture();
     const stats = await (await startWorker({ config: c, pipeline: name, log, exitWhenIdle: true })).done;
-    assert.deepEqual([stats.dead, stats.done], [2, 0]);
+    assert.deepEqual([stats.quarantined, stats.done], [2, 0]);
     const [dead] = await db.query<RowDataPacket[]>('SELECT CAST(task_key AS CHAR) AS k FROM sluice_dead_tasks WHERE pipeline = ? ORDER BY k', [name]);
     assert.deepEqual(dead.map((d) => d.k), ['1', '2']);
     const [bad] = await db.query<RowDataPacket[]>("SELECT reason FROM sluice_bad_messages WHERE pipeline = ?", [name]);

@@ -3,10 +3,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type Connection, type RowDataPacket } from 'mysql2/promise';
-import type { StageConfig } from '../../src/core/config.js';
+import type { StageConfig } from '../../src/config/config.js';
 import { silentLogger } from '../../src/core/logger.js';
-import { releaseDead } from '../../src/db/dispatches.js';
-import { LedgerWriteError, LedgerWriter, type LedgerOp } from '../../src/db/ledger.js';
+import { releaseQuarantined } from '../../src/ledger/dispatches.js';
+import { LedgerWriteError, LedgerWriter, type LedgerOp } from '../../src/ledger/ledger-writer.js';
 import { DB_OUTAGE_POLICY } from '../../src/db/db-errors.js';
 import { type Pool } from '../../src/db/pool.js';
 import { fileDatabase } from '../helpers/fixtures.js';
@@ -55,7 +55,7 @@ describe('a worker whose tasks produce what the ledger cannot store', () => {
     const s = await workSetup(t, db, url, stages, { ledgerBatch: 500, ledgerFlushMs: 50 });
     await s.spool(['a', 'huge', 'b', 'deep', 'c'], { perSegment: 10 });
     const stats = await (await s.start()).done;
-    assert.deepEqual([stats.done, stats.dead], [3, 2]);
+    assert.deepEqual([stats.done, stats.quarantined], [3, 2]);
     assert.equal(runs.get('huge'), 1);
     assert.equal(runs.get('deep'), 1);
     const [dead] = await db.query<RowDataPacket[]>('SELECT CAST(task_key AS CHAR) AS k, error_message FROM sluice_dead_tasks WHERE pipeline = ? ORDER BY k', [s.name]);
@@ -76,7 +76,7 @@ describe('a worker whose tasks produce what the ledger cannot store', () => {
     const w = await s.start();
     const stats = await w.done;
     assert.equal(runs, 2, 'two attempts, then quarantine');
-    assert.equal(stats.dead, 1);
+    assert.equal(stats.quarantined, 1);
     const [rows] = await db.query<RowDataPacket[]>('SELECT OCTET_LENGTH(error_message) AS b FROM sluice_attempts WHERE pipeline = ?', [s.name]);
     assert.equal(rows.length, 2);
     for (const r of rows) assert.ok(Number(r.b) <= 65_535 && Number(r.b) > 60_000, `stored ${r.b} bytes`);
@@ -106,7 +106,7 @@ describe('copies of one task', () => {
   });
 });
 
-describe('a task requeued from quarantine (produce --retry-dead)', () => {
+describe('a task requeued from quarantine (produce --retry-quarantined)', () => {
   it('gets a fresh attempt budget; its history stays', async (t) => {
     let failFirst = Infinity;
     let runs = 0;
@@ -116,13 +116,13 @@ describe('a task requeued from quarantine (produce --retry-dead)', () => {
       return 'ok';
     } }]);
     await s.spool(['r1']);
-    assert.equal((await (await s.start()).done).dead, 1);
+    assert.equal((await (await s.start()).done).quarantined, 1);
     assert.equal(runs, 3);
     failFirst = runs + 1; // one more transient failure, then success
-    await releaseDead(pool, s.name, ['r1']);
+    await releaseQuarantined(pool, s.name, ['r1']);
     await s.spool(['r1']);
     const second = await (await s.start()).done;
-    assert.deepEqual([second.done, second.dead], [1, 0]);
+    assert.deepEqual([second.done, second.quarantined], [1, 0]);
     assert.equal(await s.count('sluice_attempts'), 4, 'all four failures kept');
     assert.equal(await s.count('sluice_attempts', 'AND superseded = TRUE'), 3);
   });

@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { type Connection, type RowDataPacket } from 'mysql2/promise';
-import { createRegistry, mirror, stageMetrics } from '../../src/metrics/registry.js';
+import { createRegistry, mirror, stageMetrics } from '../../src/core/metrics.js';
 import { ROOT, runCli } from '../helpers/cli.js';
 import { kafkaAdmin, spawnCli, tempDir, fileDatabase } from '../helpers/fixtures.js';
 import { randomName } from '../helpers/db.js';

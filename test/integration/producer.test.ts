@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { type Connection, type RowDataPacket } from 'mysql2/promise';
-import { defaults, mergeLayers, type SluiceConfig, type SourceConfig } from '../../src/core/config.js';
-import { validateConfig } from '../../src/core/config-validate.js';
+import { defaults, mergeLayers, type SluiceConfig, type SourceConfig } from '../../src/config/config.js';
+import { validateConfig } from '../../src/config/validate.js';
 import { KafkaError } from '../../src/core/errors.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { Shutdown } from '../../src/core/shutdown.js';
@@ -82,7 +82,7 @@ describe('produce', () => {
     assert.equal(summary.published, want.length);
     assert.equal(summary.recorded, want.length);
     const c = summary.counts!;
-    assert.deepEqual({ missing: c.missing, inFlight: c.inFlight, dead: c.dead, pending: c.pending }, { missing: want.length, inFlight: 0, dead: 0, pending: want.length });
+    assert.deepEqual({ missing: c.missing, inFlight: c.inFlight, quarantined: c.quarantined, pending: c.pending }, { missing: want.length, inFlight: 0, quarantined: 0, pending: want.length });
 
     const messages = await readAll(s.topic);
     assert.deepEqual(messages.map((m) => m.key).sort(), want.map(String).sort());
@@ -171,14 +171,14 @@ describe('produce', () => {
     assert.equal((await s.run({ all: true })).published, 0);
   });
 
-  it('--retry-dead takes a task out of quarantine and resets its attempt budget; its history stays', async () => {
+  it('--retry-quarantined takes a task out of quarantine and resets its attempt budget; its history stays', async () => {
     const s = setup({ table: await intSource([1, 2]), key: 'id', columns: [] });
     await db.query('INSERT INTO sluice_dead_tasks (pipeline, task_key, error_class, error_message, attempts) VALUES (?, ?, ?, ?, ?)', [s.pipeline, '2', 'E', 'm', 3]);
     await db.query('INSERT INTO sluice_attempts (pipeline, task_key, stage, attempt, error_class, error_message, retriable) VALUES ?', [[1, 2, 3].map((a) => [s.pipeline, '2', 'st', a, 'E', 'm', 1])]);
-    const summary = await s.run({ retryDead: true });
+    const summary = await s.run({ retryQuarantined: true });
     const [[dead]] = await db.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM sluice_dead_tasks WHERE pipeline = ?', [s.pipeline]);
     const [[live]] = await db.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM sluice_attempts WHERE pipeline = ? AND superseded = FALSE', [s.pipeline]);
-    assert.equal(summary.requeuedDead, 1);
+    assert.equal(summary.requeuedQuarantined, 1);
     assert.deepEqual([Number(dead?.n), Number(live?.n)], [0, 0]);
     assert.deepEqual((await readAll(s.topic)).map((m) => m.key).sort(), ['1', '2']);
   });
@@ -201,7 +201,7 @@ describe('produce', () => {
     const rerun = await s.run();
     assert.equal(rerun.published, 0);
     const rc = rerun.counts!;
-    assert.deepEqual({ missing: rc.missing, inFlight: rc.inFlight, dead: rc.dead, pending: rc.pending }, { missing: 200, inFlight: 200, dead: 0, pending: 0 });
+    assert.deepEqual({ missing: rc.missing, inFlight: rc.inFlight, quarantined: rc.quarantined, pending: rc.pending }, { missing: 200, inFlight: 200, quarantined: 0, pending: 0 });
 
     await markDone(s.pipeline, ids.slice(0, 50));
     const stale = await s.run({ staleAfterMs: 0 });
@@ -216,7 +216,7 @@ describe('produce', () => {
     assert.equal(d.get('1')?.dispatches, 1);
   });
 
-  it('republishes quarantined tasks only with --retry-dead, and takes them out of quarantine', async () => {
+  it('republishes quarantined tasks only with --retry-quarantined, and takes them out of quarantine', async () => {
     const ids = Array.from({ length: 40 }, (_, i) => i + 1);
     const s = setup({ table: await intSource(ids), key: 'id', columns: ['title'] });
     const dead = [5, 6, 7];
@@ -225,14 +225,14 @@ describe('produce', () => {
     ]);
     const first = await s.run();
     assert.equal(first.published, 37);
-    assert.equal(first.counts?.dead, 3);
+    assert.equal(first.counts?.quarantined, 3);
     // Two of the tasks just published fail for good at once: quarantined, not in flight, however recent.
     await db.query('INSERT INTO sluice_dead_tasks (pipeline, task_key, stage, error_class, error_message, attempts) VALUES ?', [
       [10, 11].map((k) => [s.pipeline, Buffer.from(String(k)), 'ner', 'Error', 'boom', 3]),
     ]);
-    const retry = await s.run({ retryDead: true });
+    const retry = await s.run({ retryQuarantined: true });
     assert.equal(retry.published, 5);
-    assert.equal(retry.requeuedDead, 5);
+    assert.equal(retry.requeuedQuarantined, 5);
     const retried = (await envelopes(s.topic)).filter((e) => e.runId === retry.runId).map((e) => e.key);
     assert.deepEqual(retried.sort((a, b) => Number(a) - Number(b)), [...dead, 10, 11]);
     const [left] = await db.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM sluice_dead_tasks WHERE pipeline = ?', [s.pipeline]);
@@ -288,7 +288,7 @@ describe('produce', () => {
     const s = setup({ table: await intSource([1, 2, 3]), key: 'id', columns: [] });
     const summary = await s.run({ dryRun: true });
     const { countedAt, countAgeSeconds, stages: _stages, ...counts } = summary.counts!;
-    assert.deepEqual(counts, { source: 3, done: 0, missing: 3, inFlight: 0, dead: 0, pending: 3, orphans: 0, shared: 0, exact: true });
+    assert.deepEqual(counts, { source: 3, done: 0, missing: 3, inFlight: 0, quarantined: 0, pending: 3, orphans: 0, shared: 0, exact: true });
     assert.match(countedAt, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$/);
     assert.equal(countAgeSeconds, 0);
     assert.equal(summary.published, 0);

@@ -7,12 +7,12 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
-import { defaults, mergeLayers, type SluiceConfig } from '../../src/core/config.js';
-import { validateConfig } from '../../src/core/config-validate.js';
+import { defaults, mergeLayers, type SluiceConfig } from '../../src/config/config.js';
+import { validateConfig } from '../../src/config/validate.js';
 import { silentLogger } from '../../src/core/logger.js';
-import { estimateCounts } from '../../src/db/counts.js';
+import { estimateCounts } from '../../src/ledger/counts.js';
 import { migrate } from '../../src/db/migrate.js';
-import { inspectPipeline } from '../../src/db/pipeline-tables.js';
+import { checkPipelineTables } from '../../src/user-tables/pipeline-tables.js';
 import { openPool } from '../../src/db/pool.js';
 import { startFetcher } from '../../src/fetcher/fetcher.js';
 import { produce } from '../../src/producer/producer.js';
@@ -137,21 +137,21 @@ describe("the user's result key: a result write that stored nothing is never a s
       await f.stop();
     }
     const stats = await (await startWorker({ config: c, pipeline: name, log, exitWhenIdle: true })).done;
-    assert.deepEqual([stats.done + stats.skipped, stats.dead], [5, 0]);
+    assert.deepEqual([stats.done + stats.skipped, stats.quarantined], [5, 0]);
     const [rows] = await db.query<RowDataPacket[]>('SELECT id FROM res_merged ORDER BY id');
     assert.equal(rows.length, 2, "one row for the four merged keys, one for 'xyz'");
     assert.equal((await produce({ config: c, pipeline: name, log })).published, 0, 'a rerun publishes nothing');
     // A fresh snapshot (count-snapshots.ts, what status reads on a large source), then the exact count.
     const pool = await openPool(dbConfig(url), { poolSize: 1 });
     try {
-      const src = await inspectPipeline(pool, c.pipelines[name]!, name);
-      const estimate = await estimateCounts(pool, src, { pipeline: name, staleAfterMs: 3_600_000, includeDead: false }, ['copy'], { refresh: true });
+      const src = await checkPipelineTables(pool, c.pipelines[name]!);
+      const estimate = await estimateCounts(pool, src, { pipeline: name, staleAfterMs: 3_600_000, includeQuarantined: false }, ['copy'], { refresh: true });
       assert.deepEqual([estimate.exact, estimate.done, estimate.shared], [false, 5, 3], 'the estimate counts the merged keys done too');
     } finally {
       await pool.end();
     }
     const s = await collectStatus(c, name, log, { exact: true });
-    assert.deepEqual([s.done, s.inFlight, s.pending, s.dead, s.shared, s.orphans], [5, 0, 0, 0, 3, 0]);
+    assert.deepEqual([s.done, s.inFlight, s.pending, s.quarantined, s.shared, s.orphans], [5, 0, 0, 0, 3, 0]);
     const lines: string[] = [];
     renderStatus(s, (l) => lines.push(l));
     assert.ok(lines.includes('  3 done source row(s) have no result row of their own: they share one with another key (results.mergeKeys)'), lines.join('\n'));
@@ -168,12 +168,12 @@ describe("the user's result key: a result write that stored nothing is never a s
     const task = (key: string, body: string) => ({ v: 1 as const, pipeline: name, key, payload: { body }, attempt: 1, runId: 'r', producedAt: '' });
     await writer.writeItems(0, [task('ABC', 'two'), task('xyz', 'five')].map((t, i) => ({ partition: 0, offset: String(i), task: t })));
     const stats = await (await startWorker({ config: c, pipeline: name, log, exitWhenIdle: true })).done;
-    assert.deepEqual([stats.done, stats.dead], [1, 1]);
+    assert.deepEqual([stats.done, stats.quarantined], [1, 1]);
     const [dead] = await db.query<RowDataPacket[]>('SELECT CAST(task_key AS CHAR) AS k, error_message AS m FROM sluice_dead_tasks WHERE pipeline = ?', [name]);
     assert.equal(dead.length, 1);
     assert.equal(dead[0]!.k, 'xyz');
     assert.match(String(dead[0]!.m), /result table 'res_trig' has no row for key "xyz" after its write/);
     const s = await collectStatus(c, name, log, { exact: true });
-    assert.deepEqual([s.done, s.dead, s.inFlight], [1, 1, 0], "'ABC' done, 'xyz' quarantined: nothing in flight");
+    assert.deepEqual([s.done, s.quarantined, s.inFlight], [1, 1, 0], "'ABC' done, 'xyz' quarantined: nothing in flight");
   });
 });

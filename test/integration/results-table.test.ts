@@ -7,12 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
-import { defaults, mergeLayers, type SluiceConfig } from '../../src/core/config.js';
-import { validateConfig } from '../../src/core/config-validate.js';
+import { defaults, mergeLayers, type SluiceConfig } from '../../src/config/config.js';
+import { validateConfig } from '../../src/config/validate.js';
 import { silentLogger } from '../../src/core/logger.js';
-import { LedgerWriter } from '../../src/db/ledger.js';
+import { LedgerWriter } from '../../src/ledger/ledger-writer.js';
 import { migrate } from '../../src/db/migrate.js';
-import { inspectPipeline } from '../../src/db/pipeline-tables.js';
+import { checkPipelineTables } from '../../src/user-tables/pipeline-tables.js';
 import { openPool } from '../../src/db/pool.js';
 import { startFetcher } from '../../src/fetcher/fetcher.js';
 import { produce } from '../../src/producer/producer.js';
@@ -132,7 +132,7 @@ describe('a pipeline with a result table of the user', () => {
     const pool = await openPool(dbConfig(url), { poolSize: 1 });
     try {
       const ledger = new LedgerWriter(pool, log, { maxBatch: 10, flushMs: 1, databaseUrl: url });
-      const info = (await inspectPipeline(pool, c.pipelines[name]!, name)).results!;
+      const info = (await checkPipelineTables(pool, c.pipelines[name]!)).results!;
       const write = (value: string, onConflict: 'keep' | 'update') => ledger.write({ kind: 'row', pipeline: name, key: '2', results: { ...info, onConflict }, values: [value, value] });
       await write('second', 'keep');
       const [[kept]] = await db.query<RowDataPacket[]>('SELECT ent_list_str AS e, (SELECT COUNT(*) FROM map_b) AS n FROM map_b WHERE id = 2');
@@ -226,7 +226,7 @@ describe('a pipeline with a result table of the user', () => {
     await writer.open();
     await writer.writeItems(0, [1, 2, 3].map((k, i) => ({ partition: 0, offset: String(i), task: { v: 1 as const, pipeline: name, key: k, payload: { body: ['fine', 'throws', 'extra'][i] }, attempt: 1, runId: 'r', producedAt: '' } })));
     const stats = await (await startWorker({ config: c, pipeline: name, log, exitWhenIdle: true })).done;
-    assert.deepEqual([stats.done, stats.dead], [1, 2]);
+    assert.deepEqual([stats.done, stats.quarantined], [1, 2]);
     const [dead] = await db.query<RowDataPacket[]>('SELECT CAST(task_key AS CHAR) AS k, error_class, error_message FROM sluice_dead_tasks WHERE pipeline = ? ORDER BY k', [name]);
     assert.deepEqual(dead.map((d) => [d.k, d.error_class, d.error_message]), [
       ['2', 'ResultRowError', 'results.row threw: cannot map this one'],

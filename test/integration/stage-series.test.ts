@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Connection } from 'mysql2/promise';
 import type { Pool } from '../../src/db/pool.js';
-import { SeriesCache, stageSeries } from '../../src/dashboard/stage-series.js';
+import { SeriesCache, stageSeries } from '../../src/ledger/stage-series.js';
 import { randomName } from '../helpers/db.js';
 import { fileDatabase } from '../helpers/fixtures.js';
 

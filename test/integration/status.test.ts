@@ -34,8 +34,9 @@ describe('npm run status', () => {
     const r = await runCli(['status', '--pipeline', 'st', '--json'], { env });
     assert.equal(r.code, 0, r.stderr);
     const s = JSON.parse(r.stdout) as Record<string, unknown>;
-    for (const k of ['pipeline', 'source', 'done', 'pending', 'inFlight', 'dead', 'stages', 'lag', 'spool']) assert.ok(k in s, `key ${k}`);
-    assert.deepEqual([s.source, s.done, s.inFlight, s.dead, s.pending], [10, 5, 2, 1, 2]);
+    for (const k of ['pipeline', 'source', 'done', 'pending', 'inFlight', 'quarantined', 'dead', 'stages', 'lag', 'spool']) assert.ok(k in s, `key ${k}`);
+    assert.deepEqual([s.source, s.done, s.inFlight, s.quarantined, s.pending], [10, 5, 2, 1, 2]);
+    assert.equal(s.dead, s.quarantined, 'dead: the earlier name of quarantined, kept for scripts');
     assert.deepEqual((s.stages as Array<{ stage: string; milestones: number }>).map((x) => [x.stage, x.milestones]), [['first', 6]]);
     assert.deepEqual((s.errors as Array<{ errorClass: string; count: number }>).map((e) => [e.errorClass, e.count]), [['SluiceError', 2], ['NonRetriableError', 1]]);
     assert.deepEqual(s.lag, {}, 'the topic does not exist yet: nothing to lag behind');

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import mysql from 'mysql2/promise';
-import { formatRecord, TerminalPanel } from '../../src/core/terminal-panel.js';
+import { formatRecord, TerminalPanel } from '../../src/commands/terminal-panel.js';
 import { spoolPaths } from '../../src/spool/layout.js';
 import { SpoolWriter } from '../../src/spool/writer.js';
 import { cliEnv, makeConfig, onTeardown, ROOT, tempDir } from '../helpers/fixtures.js';

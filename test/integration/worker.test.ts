@@ -6,8 +6,8 @@ import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { type Connection, type RowDataPacket } from 'mysql2/promise';
-import type { StageConfig } from '../../src/core/config.js';
-import { NonRetriableError, SluiceError, SpoolError } from '../../src/core/errors.js';
+import type { StageConfig } from '../../src/config/config.js';
+import { NonRetriableError, SpoolError } from '../../src/core/errors.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { startWorker } from '../../src/worker/worker.js';
 import { spoolDepth } from '../../src/spool/depth.js';
@@ -134,7 +134,7 @@ describe('work', () => {
     const s = await workSetup(t, db, url, [hang]);
     await s.spool(['stuck']);
     const stats = await (await s.start()).done;
-    assert.equal(stats.dead, 1);
+    assert.equal(stats.quarantined, 1);
     assert.equal(aborted, 2, 'the signal fired on each attempt');
     const [rows] = await db.query<RowDataPacket[]>('SELECT error_class, retriable FROM sluice_attempts WHERE pipeline = ? ORDER BY attempt', [s.name]);
     assert.deepEqual(rows.map((r) => [r.error_class, Number(r.retriable)]), [['StageTimeoutError', 1], ['StageTimeoutError', 1]]);
@@ -149,7 +149,7 @@ describe('work', () => {
         run: async (p: { n: string }) => {
           const n = (calls.get(p.n) ?? 0) + 1;
           calls.set(p.n, n);
-          if (p.n === 'flaky' && n <= 2) throw new SluiceError('NER_UNAVAILABLE', 'connection reset by peer', { retriable: true });
+          if (p.n === 'flaky' && n <= 2) throw Object.assign(new Error('connection reset by peer'), { retriable: true });
           if (p.n === 'refused') throw new NonRetriableError('document is empty');
           if (p.n === 'bug') return (undefined as unknown as { x: number }).x;
           return 'ok';
@@ -160,12 +160,12 @@ describe('work', () => {
     await s.spool(['flaky', 'refused', 'bug', 'fine']);
     const w = await s.start();
     const stats = await w.done;
-    assert.deepEqual({ done: stats.done, dead: stats.dead }, { done: 2, dead: 2 });
+    assert.deepEqual({ done: stats.done, quarantined: stats.quarantined }, { done: 2, quarantined: 2 });
     assert.deepEqual(Object.fromEntries(calls), { flaky: 3, refused: 1, bug: 1, fine: 1 });
     const [attempts] = await db.query<RowDataPacket[]>('SELECT task_key, attempt, error_class, retriable FROM sluice_attempts WHERE pipeline = ? ORDER BY task_key, attempt', [s.name]);
     assert.deepEqual(
       attempts.map((r) => [Buffer.from(r.task_key).toString(), r.attempt, r.error_class, Number(r.retriable)]),
-      [['bug', 1, 'TypeError', 0], ['flaky', 1, 'SluiceError', 1], ['flaky', 2, 'SluiceError', 1], ['refused', 1, 'NonRetriableError', 0]],
+      [['bug', 1, 'TypeError', 0], ['flaky', 1, 'Error', 1], ['flaky', 2, 'Error', 1], ['refused', 1, 'NonRetriableError', 0]],
     );
     const [dead] = await db.query<RowDataPacket[]>('SELECT task_key, stage, error_class, attempts FROM sluice_dead_tasks WHERE pipeline = ? ORDER BY task_key', [s.name]);
     assert.deepEqual(dead.map((r) => [Buffer.from(r.task_key).toString(), r.stage, r.error_class, r.attempts]), [['bug', 'flaky', 'TypeError', 1], ['refused', 'flaky', 'NonRetriableError', 1]]);

@@ -4,7 +4,7 @@ import { BatchSender, messageSize, type OutgoingMessage } from '../../src/produc
 
 const msg = (key: string, bytes: number): OutgoingMessage => {
   const value = Buffer.from('v'.repeat(bytes - messageSize(key, '')));
-  return { key, value, size: messageSize(key, value), keyText: key, dead: false };
+  return { key, value, size: messageSize(key, value), keyText: key, quarantined: false };
 };
 
 describe('BatchSender', () => {

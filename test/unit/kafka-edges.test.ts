@@ -17,7 +17,7 @@ import { messageSize, type OutgoingMessage } from '../../src/producer/batch-send
 const PARTITIONS = 6;
 
 function message(key: string): OutgoingMessage {
-  return { key, value: Buffer.from(`{"key":"${key}"}`), size: messageSize(key, '{}'), keyText: key, dead: false, partition: partitionOf(key, PARTITIONS) };
+  return { key, value: Buffer.from(`{"key":"${key}"}`), size: messageSize(key, '{}'), keyText: key, quarantined: false, partition: partitionOf(key, PARTITIONS) };
 }
 
 /** A producer whose log is kept per partition; `drop` lists partitions a send leaves out of its answer and its log. */

@@ -3,7 +3,7 @@
 // makes the result key like the source key.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { fitMessage, keyFit, type ColumnMeta } from '../../src/db/key-fit.js';
+import { fitMessage, keyFit, type ColumnMeta } from '../../src/user-tables/key-fit.js';
 
 const text = (columnType: string, collation: string, chars: number, charset = collation.split('_')[0]!): ColumnMeta => ({
   name: 'k',

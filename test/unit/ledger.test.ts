@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { silentLogger } from '../../src/core/logger.js';
-import { LedgerWriter, type LedgerOp } from '../../src/db/ledger.js';
+import { LedgerWriter, type LedgerOp } from '../../src/ledger/ledger-writer.js';
 import type { Pool } from '../../src/db/pool.js';
 import { fakeClock } from '../helpers/fake-clock.js';
 

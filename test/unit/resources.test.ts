@@ -6,9 +6,9 @@ import { ConfigError, SluiceError } from '../../src/core/errors.js';
 import { initialState, nextLimit, PROBE_EVERY_MS, type ControllerState } from '../../src/resources/controller.js';
 import { fairShares } from '../../src/resources/fair-share.js';
 import { ResourceGate } from '../../src/resources/gate.js';
-import { leaseFits, leaseForTimeout, leaseMargin, RENEW_MS } from '../../src/resources/lease-time.js';
-import { defaults, mergeLayers } from '../../src/core/config.js';
-import { validateConfig } from '../../src/core/config-validate.js';
+import { leaseFits, leaseForTimeout, leaseMargin, RENEW_MS } from '../../src/config/lease-time.js';
+import { defaults, mergeLayers } from '../../src/config/config.js';
+import { validateConfig } from '../../src/config/validate.js';
 import { isOverload, OverloadError } from '../../src/resources/overload.js';
 import { fakeClock } from '../helpers/fake-clock.js';
 
@@ -196,7 +196,7 @@ describe('overload signals', () => {
   it('are resets, timeouts, 429 and 503, and OverloadError, also as the cause of another error', () => {
     assert.ok(isOverload(new OverloadError()));
     assert.ok(isOverload(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })));
-    assert.ok(isOverload(new SluiceError('NER_UNAVAILABLE', 'call failed', { cause: new TypeError('fetch failed', { cause: Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' }) }) })));
+    assert.ok(isOverload(new SluiceError('STAGE_TIMEOUT', 'call failed', { cause: new TypeError('fetch failed', { cause: Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' }) }) })));
     assert.ok(isOverload(Object.assign(new Error('too busy'), { status: 503 })));
     assert.ok(!isOverload(new Error('document is empty')));
     assert.ok(!isOverload(Object.assign(new Error('bad request'), { status: 400 })));

@@ -1,12 +1,12 @@
 // The shape the code promises (issue 13): no function in src/ over 100 lines; one retry loop, in
-// core/retry.ts; no hand-made timer promises beside core/sleep.ts; the README's configuration table made
+// core/retry.ts; no hand-made timer promises beside core/sleep.ts; the configuration table (docs/configuration.md) made
 // from the schema; a produce progress bar drawn by cli-progress.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
 import ts from 'typescript';
-import { configTable, TABLE_END, TABLE_START } from '../../src/core/config-docs.js';
+import { configTable, TABLE_END, TABLE_START } from '../../src/config/docs.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { Progress } from '../../src/producer/progress.js';
 import { ROOT } from '../helpers/fixtures.js';
@@ -49,8 +49,8 @@ describe('code structure', () => {
     }
   });
 
-  it("keeps the README's configuration table in step with the schema (npm run docs:config)", () => {
-    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  it('keeps the configuration table of docs/configuration.md in step with the schema (npm run docs:config)', () => {
+    const readme = readFileSync(join(ROOT, 'docs', 'configuration.md'), 'utf8');
     const table = readme.slice(readme.indexOf(TABLE_START) + TABLE_START.length, readme.indexOf(TABLE_END)).trim();
     assert.equal(table, configTable());
   });

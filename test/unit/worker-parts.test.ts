@@ -5,8 +5,8 @@ import { describe, it } from 'node:test';
 import pLimit from 'p-limit';
 import { SpoolError } from '../../src/core/errors.js';
 import { silentLogger } from '../../src/core/logger.js';
-import type { LedgerWriter } from '../../src/db/ledger.js';
-import type { TaskState } from '../../src/db/task-state.js';
+import type { LedgerWriter } from '../../src/ledger/ledger-writer.js';
+import type { TaskState } from '../../src/ledger/task-state.js';
 import type { Claim } from '../../src/spool/claim.js';
 import { spoolPaths } from '../../src/spool/layout.js';
 import type { SpoolItem } from '../../src/spool/segment.js';
@@ -82,13 +82,13 @@ describe('ClaimLoop', () => {
 function runnerFor(opts: { outcome?: (key: number) => TaskOutcome; readState?: () => Promise<TaskState>; stop?: AbortController }) {
   const completed: string[] = [];
   const released: Array<{ segment: string; keys: number[] }> = [];
-  const stats: WorkStats = { done: 0, dead: 0, skipped: 0, rejected: 0, returned: 0, segments: 0, inFlight: 0, seconds: 0 };
+  const stats: WorkStats = { done: 0, quarantined: 0, skipped: 0, rejected: 0, returned: 0, segments: 0, inFlight: 0, seconds: 0 };
   const rejected: number[] = [];
   const reasons: string[] = [];
   const ran: number[] = [];
   const stopping = opts.stop ?? new AbortController();
   const rc = { pipelineName: 'p', log: silentLogger(), stopping: stopping.signal, abort: new AbortController().signal, ledger: { flush: async () => {} } as unknown as LedgerWriter } as RunnerContext;
-  const state = (keys: number[]): TaskState => ({ inSource: new Set(keys.map(String)), done: new Set(), dead: new Set(), milestones: new Map(), failures: new Map() }) as unknown as TaskState;
+  const state = (keys: number[]): TaskState => ({ inSource: new Set(keys.map(String)), done: new Set(), quarantined: new Set(), milestones: new Map(), failures: new Map() }) as unknown as TaskState;
   const clock = fakeClock();
   const runner = new SegmentRunner({
     rc,
@@ -116,10 +116,10 @@ function runnerFor(opts: { outcome?: (key: number) => TaskOutcome; readState?: (
 
 describe('SegmentRunner', () => {
   it('completes a segment whose tasks all finished, counting each outcome', async () => {
-    const r = runnerFor({ outcome: (k) => (k === 2 ? 'dead' : k === 3 ? 'skipped' : 'done') });
+    const r = runnerFor({ outcome: (k) => (k === 2 ? 'quarantined' : k === 3 ? 'skipped' : 'done') });
     await r.runner.run(r.seg([1, 2, 3]));
     assert.deepEqual(r.completed, ['seg-1']);
-    assert.deepEqual([r.stats.done, r.stats.dead, r.stats.skipped, r.stats.segments], [1, 1, 1, 1]);
+    assert.deepEqual([r.stats.done, r.stats.quarantined, r.stats.skipped, r.stats.segments], [1, 1, 1, 1]);
   });
 
   it('releases the unfinished items of a segment (aborted tasks, and a task that threw) back to the spool', async () => {
@@ -196,11 +196,11 @@ describe('KeyGate', () => {
     const run = (outcome: TaskOutcome) => async (): Promise<TaskOutcome> => (runs++, outcome);
     const before = performance.now();
     assert.equal(await gate.run('a', run('done')), 'done');
-    assert.equal(await gate.run('a', run('done'), { at: performance.now() + 1, dead: false }), 'skipped', 'done stays done');
-    assert.equal(await gate.run('b', run('dead')), 'dead');
-    assert.equal(await gate.run('b', run('dead'), { at: before, dead: false }), 'skipped', 'a snapshot older than the quarantine proves nothing');
-    assert.equal(await gate.run('b', run('dead'), { at: performance.now() + 1, dead: true }), 'skipped', 'still quarantined');
-    assert.equal(await gate.run('b', run('done'), { at: performance.now() + 1, dead: false }), 'done', 'requeued: runs again');
+    assert.equal(await gate.run('a', run('done'), { at: performance.now() + 1, quarantined: false }), 'skipped', 'done stays done');
+    assert.equal(await gate.run('b', run('quarantined')), 'quarantined');
+    assert.equal(await gate.run('b', run('quarantined'), { at: before, quarantined: false }), 'skipped', 'a snapshot older than the quarantine proves nothing');
+    assert.equal(await gate.run('b', run('quarantined'), { at: performance.now() + 1, quarantined: true }), 'skipped', 'still quarantined');
+    assert.equal(await gate.run('b', run('done'), { at: performance.now() + 1, quarantined: false }), 'done', 'requeued: runs again');
     assert.equal(runs, 3);
   });
 
@@ -216,9 +216,9 @@ describe('KeyGate', () => {
   it('a key that finished again is remembered from its last finish, and the window holds exactly the last `remember` keys', async () => {
     const { KeyGate } = await import('../../src/worker/key-gate.js');
     const gate = new KeyGate(3);
-    await gate.run('a', async () => 'dead');
+    await gate.run('a', async () => 'quarantined');
     await gate.run('b', async () => 'done');
-    assert.equal(await gate.run('a', async () => 'done', { at: performance.now() + 1, dead: false }), 'done', 'requeued');
+    assert.equal(await gate.run('a', async () => 'done', { at: performance.now() + 1, quarantined: false }), 'done', 'requeued');
     await gate.run('c', async () => 'done');
     assert.equal(gate.remembered, 3, "the slot of a's first finish is reused without forgetting a");
     assert.equal(await gate.run('a', async () => 'done'), 'skipped');
@@ -235,7 +235,8 @@ describe('KeyGate', () => {
 describe('tasks in flight in one worker', () => {
   it('is the configured number, else 256, else twice the widest stage so that tasks waiting on the ledger never starve it', async () => {
     const { inFlightLimit } = await import('../../src/worker/worker.js');
-    const stage = (concurrency?: number) => ({ name: 's', run: () => null, ...(concurrency === undefined ? {} : { concurrency }) });
+    const { resolveStage } = await import('../../src/config/config.js');
+    const stage = (concurrency?: number) => resolveStage({ name: 's', run: () => null, ...(concurrency === undefined ? {} : { concurrency }) });
     assert.equal(inFlightLimit(64, [stage(512)]), 64);
     assert.equal(inFlightLimit(undefined, [stage(64), stage()]), 256);
     assert.equal(inFlightLimit(undefined, [stage(16), stage(256)]), 512);

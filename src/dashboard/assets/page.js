@@ -23,7 +23,7 @@ async function refresh() {
   const s = await api('/api/pipelines/' + encodeURIComponent(p));
   const frac = s.source === 0 ? 1 : s.done / s.source;
   $('progress').innerHTML = '<div><span class="bar"><div id="bar-done"></div></span> <b id="done" class="num">' + fmt(s.done) + '</b> of <span class="num">' + fmt(s.source) + '</span> done (' + (frac * 100).toFixed(1) + '%), ' + s.throughput.resultsPerSecond.toFixed(1) + '/s, ETA ' + (s.etaSeconds === null ? 'unknown' : s.etaSeconds + ' s') + '</div>'
-    + '<div class="num">pending <b id="pending">' + fmt(s.pending) + '</b> &nbsp; in flight ' + fmt(s.inFlight) + ' &nbsp; quarantined <b id="dead">' + fmt(s.dead) + '</b> &nbsp; bad messages ' + fmt(s.badMessages) + (s.orphans ? ' &nbsp; results without a source row ' + fmt(s.orphans) : '') + '</div>';
+    + '<div class="num">pending <b id="pending">' + fmt(s.pending) + '</b> &nbsp; in flight ' + fmt(s.inFlight) + ' &nbsp; quarantined <b id="quarantined">' + fmt(s.quarantined) + '</b> &nbsp; bad messages ' + fmt(s.badMessages) + (s.orphans ? ' &nbsp; results without a source row ' + fmt(s.orphans) : '') + '</div>';
   // Set through the DOM, not a style attribute: the page's policy allows no inline style.
   $('bar-done').style.width = (frac * 100).toFixed(1) + '%';
   $('bottleneck').textContent = s.bottleneck ? 'bottleneck: ' + s.bottleneck : '';

@@ -1,0 +1,121 @@
+// What the database already knows about the tasks of a segment, read before the segment is processed (the
+// source, then the ledger's tables in one UNION ALL): which keys are in the source at all (a task for any other key is not run),
+// finished tasks are skipped (a duplicate delivery), finished stages reuse their stored output, and attempt
+// counts carry over from earlier runs and crashed workers (attempts superseded by --retry-quarantined do not).
+
+import type { RowDataPacket } from 'mysql2/promise';
+import { quoteIdentifier } from '../core/identifiers.js';
+import { INTEGER_KEY, jsonKeysTable, keyTextSql, sourceFrom } from '../user-tables/key-sql.js';
+import type { Pool } from '../db/pool.js';
+import type { SourceInfo } from '../user-tables/table-info.js';
+import type { ResultsInfo } from '../user-tables/table-info.js';
+import { asResultKey, exactKeys } from '../user-tables/key-fit.js';
+
+export interface TaskState {
+  /** Keys that have a source row (canonical text, compared byte for byte). */
+  inSource: Set<string>;
+  done: Set<string>;
+  quarantined: Set<string>;
+  /** key -> stage -> stored output (JSON text). */
+  milestones: Map<string, Map<string, string | null>>;
+  /** `${key}\u0000${stage}` -> failures recorded so far. */
+  failures: Map<string, number>;
+}
+
+const textOf = (v: unknown): string => (Buffer.isBuffer(v) ? v.toString('utf8') : String(v));
+
+/**
+ * The keys among `keys` that `from` (a FROM item with alias s, keyed by column `key`) holds. Probed by the
+ * table's own key index: integer keys as literals (only canonical integers can match), text keys as one
+ * list. The canonical text of each row found is compared with the key exactly, so a case-insensitive or PAD
+ * SPACE collation cannot let 'ABC' or 'abc ' stand for 'abc'.
+ */
+async function keysIn(pool: Pool, from: string, key: string, kind: SourceInfo['keyKind'], keys: readonly string[]): Promise<Set<string>> {
+  const found = new Set<string>();
+  const col = `s.${quoteIdentifier(key)}`;
+  const text = keyTextSql({ key, keyKind: kind });
+  let sql: string;
+  let params: unknown[];
+  if (kind === 'int') {
+    const ints = keys.filter((k) => INTEGER_KEY.test(k));
+    if (ints.length === 0) return found;
+    sql = `SELECT ${text} AS k FROM ${from} WHERE ${col} IN (${ints.join(', ')})`;
+    params = [];
+  } else {
+    if (keys.length === 0) return found;
+    sql = `SELECT ${text} AS k FROM ${from} WHERE ${col} IN (?)`;
+    params = [keys];
+  }
+  const [rows] = await pool.query<RowDataPacket[]>(sql, params);
+  const wanted = new Set(keys);
+  for (const r of rows) {
+    const k = textOf(r.k);
+    if (wanted.has(k)) found.add(k);
+  }
+  return found;
+}
+
+/**
+ * The keys among `keys` that have their row in the user's result table: the row of this very key, or,
+ * when the user accepted merged keys (results.mergeKeys), the row its key merges with.
+ */
+export async function keysWithResult(pool: Pool, r: ResultsInfo, keys: readonly string[]): Promise<Set<string>> {
+  if (exactKeys(r)) return keysIn(pool, `${quoteIdentifier(r.table)} s`, r.key, r.keyKind, keys);
+  const found = new Set<string>();
+  if (keys.length === 0) return found;
+  const [rows] = await pool.query<RowDataPacket[]>(
+    `SELECT j.k FROM ${jsonKeysTable('j')} WHERE EXISTS (SELECT 1 FROM ${quoteIdentifier(r.table)} u WHERE u.${quoteIdentifier(r.key)} = ${asResultKey(r, 'j.k')})`,
+    [JSON.stringify(keys)],
+  );
+  for (const row of rows) found.add(textOf(row.k));
+  return found;
+}
+
+/** The keys among `keys` that have a source row the pipeline's filter selects. */
+export function keysInSource(pool: Pool, src: SourceInfo, keys: readonly string[]): Promise<Set<string>> {
+  return keysIn(pool, sourceFrom(src), src.key, src.keyKind, keys);
+}
+
+/**
+ * One segment's state in two round trips: which keys the source holds, then one UNION ALL over the ledger's
+ * tables (results, quarantine, milestones, failed attempts), each branch a semi-join on the keys by its
+ * primary key. With the user's result table, "done" is read from it in a third.
+ */
+export async function loadTaskState(pool: Pool, src: SourceInfo, pipeline: string, keys: readonly string[]): Promise<TaskState> {
+  const state: TaskState = { inSource: new Set(), done: new Set(), quarantined: new Set(), milestones: new Map(), failures: new Map() };
+  if (keys.length === 0) return state;
+  state.inSource = await keysInSource(pool, src, keys);
+  const list = JSON.stringify(keys);
+  // The keys travel as one JSON array (see key-sql.ts); a semi-join on it uses each table's primary key.
+  const inKeys = `pipeline = ? AND task_key IN (SELECT j.k FROM ${jsonKeysTable('j')})`;
+  const branches = [
+    `SELECT 'x' AS t, task_key, NULL AS stage, NULL AS output, 0 AS n FROM sluice_dead_tasks WHERE ${inKeys}`,
+    `SELECT 'm', task_key, stage, output, 0 FROM sluice_milestones WHERE ${inKeys}`,
+    `SELECT 'a', task_key, stage, NULL, COUNT(*) FROM sluice_attempts WHERE superseded = FALSE AND ${inKeys} GROUP BY task_key, stage`,
+  ];
+  // Done means a row in the user's result table, however it got there (an earlier offline run too).
+  if (src.results === undefined) branches.unshift(`SELECT 'r' AS t, task_key, NULL AS stage, NULL AS output, 0 AS n FROM sluice_results WHERE ${inKeys}`);
+  else state.done = await keysWithResult(pool, src.results, keys);
+  const [rows] = await pool.query<RowDataPacket[]>(branches.join('\nUNION ALL '), branches.flatMap(() => [pipeline, list]));
+  for (const r of rows) {
+    const key = textOf(r.task_key);
+    switch (String(r.t)) {
+      case 'r':
+        state.done.add(key);
+        break;
+      case 'x':
+        state.quarantined.add(key);
+        break;
+      case 'm': {
+        const m = state.milestones.get(key) ?? new Map<string, string | null>();
+        m.set(textOf(r.stage), r.output === null ? null : typeof r.output === 'string' ? r.output : Buffer.isBuffer(r.output) ? r.output.toString('utf8') : JSON.stringify(r.output));
+        state.milestones.set(key, m);
+        break;
+      }
+      case 'a':
+        state.failures.set(`${key}\u0000${textOf(r.stage)}`, Number(r.n));
+        break;
+    }
+  }
+  return state;
+}
