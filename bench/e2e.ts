@@ -30,27 +30,49 @@ function peakRssMb(child: ChildProcess): number {
 }
 
 async function main(): Promise<void> {
-  console.error(`bench:e2e on ${cpus().length} cores, node ${process.version}: ${N} tasks, 1 fetcher, ${WORKERS} workers`);
+  console.error(
+    `bench:e2e on ${cpus().length} cores, node ${process.version}: ${N} tasks, 1 fetcher, ${WORKERS} workers`,
+  );
   const server = await mysql.createConnection(withDatabase(url, 'mysql'));
   await server.query(`DROP DATABASE IF EXISTS \`${new URL(url).pathname.slice(1)}\``);
   await server.end();
   await migrate({ ...defaults.database, url }, silentLogger());
   const db = await mysql.createConnection(url);
-  await db.query('CREATE TABLE bench_e2e (id BIGINT PRIMARY KEY, title VARCHAR(100) NOT NULL, body VARCHAR(400) NOT NULL)');
-  await db.query(`INSERT INTO bench_e2e SELECT seq, CONCAT('Document ', seq), CONCAT(REPEAT('lorem ipsum ', 24), seq) FROM seq_1_to_${N}`);
+  await db.query(
+    'CREATE TABLE bench_e2e (id BIGINT PRIMARY KEY, title VARCHAR(100) NOT NULL, body VARCHAR(400) NOT NULL)',
+  );
+  await db.query(
+    `INSERT INTO bench_e2e SELECT seq, CONCAT('Document ', seq), ` +
+      `CONCAT(REPEAT('lorem ipsum ', 24), seq) FROM seq_1_to_${N}`,
+  );
 
   const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-e2e-'));
   const suffix = randomBytes(4).toString('hex');
   writeFileSync(
     join(dir, 'sluice.config.ts'),
-    `export default { fetcher: { groupId: 'bench-e2e-${suffix}' }, spool: { dir: ${JSON.stringify(join(dir, 'spool'))} }, worker: { pollMs: 20 },
-  pipelines: { bench_e2e: { topic: 'sluice-bench-e2e-${suffix}', partitions: 6, source: { table: 'bench_e2e', key: 'id', columns: ['title', 'body'] },
+    `export default { fetcher: { groupId: 'bench-e2e-${suffix}' }, ` +
+      `spool: { dir: ${JSON.stringify(join(dir, 'spool'))} }, worker: { ` +
+      `pollMs: 20 },
+  pipelines: { bench_e2e: { topic: ` +
+      `'sluice-bench-e2e-${suffix}', partitions: 6, source: { table: ` +
+      `'bench_e2e', key: 'id', columns: ` +
+      `['title', 'body'] },
     stages: [{ name: 'noop', concurrency: 64, run: async () => null }] } } };\n`,
   );
-  const env = { ...process.env, DATABASE_URL: url, SLUICE_KAFKA_BROKERS: brokers, SLUICE_CONFIG: join(dir, 'sluice.config.ts'), SLUICE_LOG_LEVEL: 'warn' };
+  const env = {
+    ...process.env,
+    DATABASE_URL: url,
+    SLUICE_KAFKA_BROKERS: brokers,
+    SLUICE_CONFIG: join(dir, 'sluice.config.ts'),
+    SLUICE_LOG_LEVEL: 'warn',
+  };
   const start = (command: string): ChildProcess =>
-    spawn(process.execPath, ['--import', 'tsx', CLI, command, '--pipeline', 'bench_e2e'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
-  const exit = (c: ChildProcess): Promise<number | null> => (c.exitCode !== null ? Promise.resolve(c.exitCode) : new Promise((r) => c.once('exit', r)));
+    spawn(process.execPath, ['--import', 'tsx', CLI, command, '--pipeline', 'bench_e2e'], {
+      env,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+  const exit = (c: ChildProcess): Promise<number | null> =>
+    c.exitCode !== null ? Promise.resolve(c.exitCode) : new Promise((r) => c.once('exit', r));
 
   // Fetcher and workers wait, started, as on machines that run all the time; the clock starts with produce.
   const fetcher = start('fetch');
@@ -65,7 +87,9 @@ async function main(): Promise<void> {
     peaks.fetch = Math.max(peaks.fetch, peakRssMb(fetcher));
     peaks.work = Math.max(peaks.work, ...workers.map(peakRssMb));
     peaks.produce = Math.max(peaks.produce, peakRssMb(producer));
-    const [[row]] = await db.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM sluice_results WHERE pipeline = 'bench_e2e'");
+    const [[row]] = await db.query<RowDataPacket[]>(
+      "SELECT COUNT(*) AS n FROM sluice_results WHERE pipeline = 'bench_e2e'",
+    );
     if (Number(row?.n) >= N) break;
     if (performance.now() - t0 > 600_000) throw new Error(`only ${String(row?.n)} of ${N} results after 10 minutes`);
     await new Promise((r) => setTimeout(r, 100));
@@ -78,11 +102,20 @@ async function main(): Promise<void> {
   await db.end();
   rmSync(dir, { recursive: true, force: true });
 
-  const row = (mode: string, tasks: number, s: number, rss: number): Result => ({ mode, tasks, seconds: s, rate: tasks / s, peakRssMb: rss });
+  const row = (mode: string, tasks: number, s: number, rss: number): Result => ({
+    mode,
+    tasks,
+    seconds: s,
+    rate: tasks / s,
+    peakRssMb: rss,
+  });
   const whole = row('e2e', N, seconds, Math.max(peaks.fetch, peaks.work, peaks.produce));
   report(
     'e2e',
-    `One run: ${N} tasks from the source table to result rows, produce + 1 fetch + ${WORKERS} work processes (no-op stage, concurrency 64) on the same machine as MariaDB and Kafka; exit codes ${codes.join(', ')}.`,
+    `One run: ${N} tasks from the source table to result rows, produce + 1 ` +
+      `fetch + ${WORKERS} work processes (no-op stage, concurrency 64) on the ` +
+      `same machine as ` +
+      `MariaDB and Kafka; exit codes ${codes.join(', ')}.`,
     'tasks',
     [
       ['produce -> fetch -> work, first publish to last result', whole],
@@ -90,7 +123,13 @@ async function main(): Promise<void> {
       ['fetch process (peak RSS)', row('fetch', N, seconds, peaks.fetch)],
       [`work processes, ${WORKERS} (highest peak RSS)`, row('work', N, seconds, peaks.work)],
     ],
-    [{ target: 'every task has a result, every process exits 0 on SIGTERM', show: `${N} results, exit codes ${codes.join(', ')}`, pass: codes.every((c) => c === 0) }],
+    [
+      {
+        target: 'every task has a result, every process exits 0 on SIGTERM',
+        show: `${N} results, exit codes ${codes.join(', ')}`,
+        pass: codes.every((c) => c === 0),
+      },
+    ],
   );
 }
 

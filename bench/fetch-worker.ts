@@ -11,10 +11,11 @@ import { startFetcher } from '../src/fetcher/fetcher.js';
 import { spoolPaths } from '../src/spool/layout.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 
-const [mode, topic = "", countArg, spoolDir = ""] = process.argv.slice(2);
+const [mode, topic = '', countArg, spoolDir = ''] = process.argv.slice(2);
 const count = Number(countArg);
 const brokers = (process.env.SLUICE_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
-const emit = (o: Record<string, unknown>): void => console.log(JSON.stringify({ mode, ...o, peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024) }));
+const emit = (o: Record<string, unknown>): void =>
+  console.log(JSON.stringify({ mode, ...o, peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024) }));
 
 async function sluice(): Promise<void> {
   const config = validateConfig(
@@ -49,7 +50,9 @@ async function sluice(): Promise<void> {
 }
 
 async function raw(): Promise<void> {
-  const consumer = new Kafka({ clientId: 'bench', brokers, logLevel: logLevel.NOTHING }).consumer({ groupId: `bench-raw-${randomUUID()}` });
+  const consumer = new Kafka({ clientId: 'bench', brokers, logLevel: logLevel.NOTHING }).consumer({
+    groupId: `bench-raw-${randomUUID()}`,
+  });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   let n = 0;
@@ -57,11 +60,12 @@ async function raw(): Promise<void> {
   let last = 0;
   await new Promise<void>((resolve) => {
     void consumer.run({
-      eachBatch: async ({ batch }) => {
+      eachBatch: ({ batch }) => {
         if (first === 0) first = performance.now();
         n += batch.messages.length;
         last = performance.now();
         if (n >= count) resolve();
+        return Promise.resolve();
       },
     });
   });

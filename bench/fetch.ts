@@ -26,12 +26,19 @@ async function fill(n: number): Promise<string> {
   for (let i = 0; i < n; i += 2000) {
     const messages = [];
     for (let k = i; k < Math.min(n, i + 2000); k++) {
-      messages.push({ key: String(k), value: `{"v":1,"pipeline":"benchfetch","key":${k},"payload":{"body":"${filler}"},"attempt":1,"runId":"bench","producedAt":"2026-11-23T00:00:00.000Z"}` });
+      messages.push({
+        key: String(k),
+        value:
+          `{"v":1,"pipeline":"benchfetch","key":${k},"payload":{"body":"` +
+          `${filler}"},"attempt":1,"runId":"bench","producedAt":"2026-11-23T00:00:00.000Z"}`,
+      });
     }
     await producer.send({ topic, acks: 1, messages });
   }
   await producer.disconnect();
-  console.error(`  filled ${topic} with ${n} messages of ~500 bytes (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+  console.error(
+    `  filled ${topic} with ${n} messages of ~500 bytes (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
+  );
   return topic;
 }
 
@@ -54,13 +61,26 @@ async function main(): Promise<void> {
     clean();
 
     const checks = [
-      { target: '>= 50% of kafkajs consuming alone, with full durability', show: `${Math.round((100 * sluice.rate) / raw.rate)}%`, pass: sluice.rate >= 0.5 * raw.rate },
-      { target: 'peak RSS < 256 MB', show: `${Math.max(sluice.peakRssMb, small.peakRssMb, big.peakRssMb)} MB`, pass: Math.max(sluice.peakRssMb, small.peakRssMb, big.peakRssMb) < 256 },
-      { target: `peak RSS the same for a ${SMALL / 1000}k and a ${BIG / 1000}k backlog`, show: `${small.peakRssMb} MB -> ${big.peakRssMb} MB`, pass: big.peakRssMb <= small.peakRssMb * 1.15 },
+      {
+        target: '>= 50% of kafkajs consuming alone, with full durability',
+        show: `${Math.round((100 * sluice.rate) / raw.rate)}%`,
+        pass: sluice.rate >= 0.5 * raw.rate,
+      },
+      {
+        target: 'peak RSS < 256 MB',
+        show: `${Math.max(sluice.peakRssMb, small.peakRssMb, big.peakRssMb)} MB`,
+        pass: Math.max(sluice.peakRssMb, small.peakRssMb, big.peakRssMb) < 256,
+      },
+      {
+        target: `peak RSS the same for a ${SMALL / 1000}k and a ${BIG / 1000}k backlog`,
+        show: `${small.peakRssMb} MB -> ${big.peakRssMb} MB`,
+        pass: big.peakRssMb <= small.peakRssMb * 1.15,
+      },
     ];
     report(
       'fetch',
-      `Median of ${REPEATS} runs where several are shown (all runs' items/s in brackets). Rates run from the first batch to the last message.`,
+      `Median of ${REPEATS} runs where several are shown (all runs' items/s in brackets). Rates run ` +
+        `from the first batch to the last message.`,
       'items',
       [
         [`sluice fetch -> durable spool, ${RATE_N / 1000}k messages, 6 partitions`, sluice],

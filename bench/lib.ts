@@ -25,19 +25,30 @@ export interface Result {
 export async function variant(script: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Result> {
   const { stdout } = await run(process.execPath, ['--import', 'tsx', script, ...args], { env, maxBuffer: 1 << 20 });
   const r = JSON.parse(stdout.trim().split('\n').pop()!) as Result;
-  console.error(`  ${args.slice(0, 3).join(' ')}: ${r.tasks} in ${r.seconds.toFixed(2)} s = ${Math.round(r.rate)}/s, peak RSS ${r.peakRssMb} MB`);
+  console.error(
+    `  ${args.slice(0, 3).join(' ')}: ${r.tasks} in ${r.seconds.toFixed(2)} s = ${Math.round(r.rate)}/s, ` +
+      `peak RSS ${r.peakRssMb} MB`,
+  );
   return r;
 }
 
 /** The median-rate run of `runs`, with the highest peak RSS of them all; `before` runs ahead of each. */
-export async function median(runs: number, once: () => Promise<Result>, before: () => Promise<void> | void = () => {}): Promise<Result> {
+export async function median(
+  runs: number,
+  once: () => Promise<Result>,
+  before: () => Promise<void> | void = () => {},
+): Promise<Result> {
   const results: Result[] = [];
   for (let i = 0; i < runs; i++) {
     await before();
     results.push(await once());
   }
   results.sort((x, y) => x.rate - y.rate);
-  return { ...results[Math.floor(results.length / 2)]!, peakRssMb: Math.max(...results.map((r) => r.peakRssMb)), runs: results.map((r) => Math.round(r.rate)) };
+  return {
+    ...results[Math.floor(results.length / 2)]!,
+    peakRssMb: Math.max(...results.map((r) => r.peakRssMb)),
+    runs: results.map((r) => Math.round(r.rate)),
+  };
 }
 
 export interface Check {
@@ -58,12 +69,20 @@ export function report(name: string, note: string, unit: string, rows: Array<[st
     '',
     `| variant | ${unit} | seconds | ${unit}/s | peak RSS MB |`,
     '| --- | ---: | ---: | ---: | ---: |',
-    ...rows.map(([label, r]) => `| ${label} | ${r.tasks} | ${r.seconds.toFixed(2)} | ${Math.round(r.rate)}${r.runs ? ` [${r.runs.join(', ')}]` : ''} | ${r.peakRssMb} |`),
+    ...rows.map(
+      ([label, r]) =>
+        `| ${label} | ${r.tasks} | ${r.seconds.toFixed(2)} | ` +
+        `${Math.round(r.rate)}${r.runs ? ` [${r.runs.join(', ')}]` : ''} | ` +
+        `${r.peakRssMb} |`,
+    ),
   ];
   writeResults(name, md, checks, { rows: rows.map(([label, r]) => ({ name: label, ...r })) });
 }
 
-/** Prints a benchmark's report (its lines, then the targets table) and writes it to bench/results/<name>.md, the figures to .json. */
+/**
+ * Prints a benchmark's report (its lines, then the targets table) and writes it to bench/results/<name>.md, the
+ * figures to .json.
+ */
 export function writeResults(name: string, lines: string[], checks: Check[], figures: Record<string, unknown>): void {
   const md = [
     ...lines,
@@ -75,7 +94,10 @@ export function writeResults(name: string, lines: string[], checks: Check[], fig
   console.log(md);
   mkdirSync('bench/results', { recursive: true });
   writeFileSync(`bench/results/${name}.md`, `${md}\n`);
-  writeFileSync(`bench/results/${name}.json`, JSON.stringify({ date: new Date().toISOString(), ...figures, checks }, null, 2));
+  writeFileSync(
+    `bench/results/${name}.json`,
+    JSON.stringify({ date: new Date().toISOString(), ...figures, checks }, null, 2),
+  );
 }
 
 /**

@@ -48,7 +48,9 @@ async function naive(table: string, samples: number): Promise<void> {
   await producer.connect();
   const conn = await mysql.createConnection(url);
   const [[{ n }]] = (await conn.query('SELECT COUNT(*) AS n FROM naive_results')) as unknown as [[{ n: number }]];
-  const [[{ total }]] = (await conn.query(`SELECT COUNT(*) AS total FROM ${table}`)) as unknown as [[{ total: number }]];
+  const [[{ total }]] = (await conn.query(`SELECT COUNT(*) AS total FROM ${table}`)) as unknown as [
+    [{ total: number }],
+  ];
   const pages = Math.ceil((Number(total) - Number(n)) / 1000);
   // Page k costs more the further it is: sample pages spread over the run and integrate a linear fit.
   const picks = Array.from({ length: samples }, (_, i) => Math.floor((i * (pages - 1)) / Math.max(1, samples - 1)));
@@ -56,18 +58,33 @@ async function naive(table: string, samples: number): Promise<void> {
   for (const k of picks) {
     const t0 = performance.now();
     const [rows] = await conn.query<RowDataPacket[]>(
-      `SELECT id, title, body FROM ${table} WHERE id NOT IN (SELECT task_key FROM naive_results) ORDER BY id LIMIT 1000 OFFSET ${k * 1000}`,
+      `SELECT id, title, body FROM ${table} WHERE id NOT IN (SELECT task_key FROM naive_results) ORDER BY id LIMIT ` +
+        `1000 OFFSET ${k * 1000}`,
     );
     await producer.send({ topic, messages: rows.map((r) => ({ key: String(r.id), value: JSON.stringify(r) })) });
     points.push([k, (performance.now() - t0) / 1000]);
   }
   const meanK = points.reduce((s, p) => s + p[0], 0) / points.length;
   const meanT = points.reduce((s, p) => s + p[1], 0) / points.length;
-  const slope = points.reduce((s, p) => s + (p[0] - meanK) * (p[1] - meanT), 0) / Math.max(1e-9, points.reduce((s, p) => s + (p[0] - meanK) ** 2, 0));
+  const slope =
+    points.reduce((s, p) => s + (p[0] - meanK) * (p[1] - meanT), 0) /
+    Math.max(
+      1e-9,
+      points.reduce((s, p) => s + (p[0] - meanK) ** 2, 0),
+    );
   const intercept = meanT - slope * meanK;
   let seconds = 0;
   for (let k = 0; k < pages; k++) seconds += Math.max(0, intercept + slope * k);
-  emit({ tasks: Number(total) - Number(n), seconds, rate: (Number(total) - Number(n)) / seconds, pagesMeasured: points.length, pages, firstPageS: points[0]?.[1], lastPageS: points[points.length - 1]?.[1], extrapolated: true });
+  emit({
+    tasks: Number(total) - Number(n),
+    seconds,
+    rate: (Number(total) - Number(n)) / seconds,
+    pagesMeasured: points.length,
+    pages,
+    firstPageS: points[0]?.[1],
+    lastPageS: points[points.length - 1]?.[1],
+    extrapolated: true,
+  });
   await conn.end();
   await producer.disconnect();
 }
@@ -92,7 +109,12 @@ async function antijoin(table: string, pipeline: string): Promise<void> {
 
 async function kafkaOnly(count: number, bytes: number): Promise<void> {
   const { kafka, topic } = await newTopic();
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner, retry: { retries: 5 } });
+  const producer = kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    createPartitioner: Partitioners.DefaultPartitioner,
+    retry: { retries: 5 },
+  });
   await producer.connect();
   const filler = 'x'.repeat(bytes);
   const batches: Array<Array<{ key: string; value: string }>> = [];

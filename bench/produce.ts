@@ -14,28 +14,38 @@ const BIG = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const SMALL = Math.round(BIG / 10);
 const NAIVE_SAMPLES = Number(process.env.BENCH_NAIVE_SAMPLES ?? 12);
 
-const produceVariant = (...args: string[]): Promise<Result> => variant('bench/produce-worker.ts', args, { ...process.env, BENCH_DATABASE_URL: url });
+const produceVariant = (...args: string[]): Promise<Result> =>
+  variant('bench/produce-worker.ts', args, { ...process.env, BENCH_DATABASE_URL: url });
 
 async function seed(conn: mysql.Connection, table: string, rows: number, pipeline: string): Promise<void> {
   const t0 = performance.now();
-  await conn.query(`CREATE TABLE ${table} (id BIGINT PRIMARY KEY, title VARCHAR(100) NOT NULL, body VARCHAR(400) NOT NULL)`);
+  await conn.query(
+    `CREATE TABLE ${table} (id BIGINT PRIMARY KEY, title VARCHAR(100) NOT NULL, body VARCHAR(400) NOT NULL)`,
+  );
   const [[{ v }]] = (await conn.query('SELECT VERSION() AS v')) as unknown as [[{ v: string }]];
   const numbers = /mariadb/i.test(v)
     ? `SELECT seq AS n FROM seq_1_to_${rows}`
     : `WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < ${rows}) SELECT n FROM c`;
   if (!/mariadb/i.test(v)) await conn.query(`SET SESSION cte_max_recursion_depth = ${rows + 1}`);
-  await conn.query(`INSERT INTO ${table} (id, title, body) SELECT n, CONCAT('Document ', n), CONCAT(REPEAT('lorem ipsum ', 24), n) FROM (${numbers}) q`);
+  await conn.query(
+    `INSERT INTO ${table} (id, title, body) SELECT n, CONCAT('Document ', n), ` +
+      `CONCAT(REPEAT('lorem ipsum ', 24), n) FROM (${numbers}) q`,
+  );
   await conn.query(
     `INSERT INTO sluice_results (pipeline, task_key, started_at, finished_at, duration_ms)
      SELECT ?, CONVERT(id USING utf8mb4), NOW(3), NOW(3), 1 FROM ${table} WHERE id % 2 = 0`,
     [pipeline],
   );
   await conn.query(`ANALYZE TABLE ${table}, sluice_results`);
-  console.error(`  seeded ${table}: ${rows} rows, ${rows / 2} done (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+  console.error(
+    `  seeded ${table}: ${rows} rows, ${rows / 2} done (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
+  );
 }
 
 async function main(): Promise<void> {
-  console.error(`bench:produce on ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`);
+  console.error(
+    `bench:produce on ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`,
+  );
   const server = await mysql.createConnection(withDatabase(url, 'mysql'));
   const dbName = new URL(url).pathname.slice(1);
   await server.query(`DROP DATABASE IF EXISTS \`${dbName}\``);
@@ -44,7 +54,9 @@ async function main(): Promise<void> {
   const conn = await mysql.createConnection({ uri: url, multipleStatements: true });
   await seed(conn, 'bench_small', SMALL, 'bench_small');
   await seed(conn, 'bench_big', BIG, 'bench_big');
-  await conn.query('CREATE TABLE naive_results (task_key BIGINT PRIMARY KEY) SELECT id AS task_key FROM bench_big WHERE id % 2 = 0');
+  await conn.query(
+    'CREATE TABLE naive_results (task_key BIGINT PRIMARY KEY) SELECT id AS task_key FROM bench_big WHERE id % 2 = 0',
+  );
   // Each sluice run starts from "nothing in flight", as a first run does.
   const reset = async (): Promise<void> => void (await conn.query('DELETE FROM sluice_dispatches'));
 
@@ -57,18 +69,35 @@ async function main(): Promise<void> {
 
   const slowerRaw = Math.min(antijoin.rate, kafka.rate);
   const checks = [
-    { target: 'sluice >= 20x naive (a)', pass: big.rate / naive.rate >= 20, show: `${(big.rate / naive.rate).toFixed(1)}x` },
-    { target: 'sluice >= 70% of the slower raw limit (b)', pass: big.rate / slowerRaw >= 0.7, show: `${Math.round((100 * big.rate) / slowerRaw)}%` },
-    { target: `peak RSS flat from ${SMALL / 1000}k to ${BIG / 1000}k rows`, pass: big.peakRssMb <= small.peakRssMb * 1.25, show: `${small.peakRssMb} MB -> ${big.peakRssMb} MB` },
+    {
+      target: 'sluice >= 20x naive (a)',
+      pass: big.rate / naive.rate >= 20,
+      show: `${(big.rate / naive.rate).toFixed(1)}x`,
+    },
+    {
+      target: 'sluice >= 70% of the slower raw limit (b)',
+      pass: big.rate / slowerRaw >= 0.7,
+      show: `${Math.round((100 * big.rate) / slowerRaw)}%`,
+    },
+    {
+      target: `peak RSS flat from ${SMALL / 1000}k to ${BIG / 1000}k rows`,
+      pass: big.peakRssMb <= small.peakRssMb * 1.25,
+      show: `${small.peakRssMb} MB -> ${big.peakRssMb} MB`,
+    },
   ];
   report(
     'produce',
-    `Median of ${REPEATS} runs where a variant shows several (all runs' tasks/s in brackets); peak RSS is the highest of them.`,
+    `Median of ${REPEATS} runs where a variant shows several (all runs' tasks/s in brackets); ` +
+      `peak RSS is the highest of them.`,
     'tasks',
     [
       ['sluice produce, 1M source / 500k pending', big],
       [`sluice produce, ${SMALL / 1000}k source / ${SMALL / 2000}k pending`, small],
-      [`(a) naive OFFSET + NOT IN, 1000/page (extrapolated from ${String(naive.pagesMeasured)} of ${String(naive.pages)} pages)`, naive],
+      [
+        `(a) naive OFFSET + NOT IN, 1000/page ` +
+          `(extrapolated from ${String(naive.pagesMeasured)} of ${String(naive.pages)} pages)`,
+        naive,
+      ],
       ['(b) anti-join streamed alone, no Kafka', antijoin],
       ['(b) kafkajs pre-built 1 MiB batches alone, no database', kafka],
     ],

@@ -22,7 +22,10 @@ import { growth, heapByKind, total } from './profile/heap-snapshot.js';
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { tasks: { type: 'string' } } });
 const N = Number(values.tasks ?? process.env.BENCH_PROFILE_TASKS ?? 100_000);
 if (!Number.isInteger(N) || N < 1000 || N % 2 !== 0) {
-  console.error(`bench:profile: --tasks must be an even whole number of at least 1000, got ${String(values.tasks ?? process.env.BENCH_PROFILE_TASKS)}`);
+  console.error(
+    `bench:profile: --tasks must be an even whole number of at least ` +
+      `1000, got ${String(values.tasks ?? process.env.BENCH_PROFILE_TASKS)}`,
+  );
   process.exit(2);
 }
 const WAIT_N = Math.max(16_000, Math.round(N / 3));
@@ -32,7 +35,10 @@ const us = (ms: number, tasks: number): string => ((1000 * ms) / tasks).toFixed(
 function cpuTable(title: string, b: CpuBreakdown, m: Measure): string[] {
   const busy = b.busyMs;
   return [
-    `#### ${title}: ${m.tasks.toLocaleString('en-US')} tasks at ${Math.round(m.rate)}/s under the profiler; ${us(busy, m.tasks)} µs of CPU per task on the main thread (idle ${(b.idleMs / 1000).toFixed(1)} s of ${((busy + b.idleMs) / 1000).toFixed(1)} s)`,
+    `#### ${title}: ${m.tasks.toLocaleString('en-US')} ` +
+      `tasks at ${Math.round(m.rate)}/s under the ` +
+      `profiler; ${us(busy, m.tasks)} µs of CPU per task on the main ` +
+      `thread (idle ${(b.idleMs / 1000).toFixed(1)} s of ${((busy + b.idleMs) / 1000).toFixed(1)} s)`,
     '',
     '| where (self time) | µs per task | share |',
     '| --- | ---: | ---: |',
@@ -40,7 +46,10 @@ function cpuTable(title: string, b: CpuBreakdown, m: Measure): string[] {
     '',
     '| charged to (the nearest sluice feature on the stack) | µs per task | share |',
     '| --- | ---: | ---: |',
-    ...b.byFeature.filter((f) => f.ms / m.tasks >= 0.0001).slice(0, 18).map((f) => `| ${f.feature} | ${us(f.ms, m.tasks)} | ${Math.round((100 * f.ms) / busy)}% |`),
+    ...b.byFeature
+      .filter((f) => f.ms / m.tasks >= 0.0001)
+      .slice(0, 18)
+      .map((f) => `| ${f.feature} | ${us(f.ms, m.tasks)} | ${Math.round((100 * f.ms) / busy)}% |`),
     '',
     '| hottest functions (self) | µs per task |',
     '| --- | ---: |',
@@ -49,7 +58,14 @@ function cpuTable(title: string, b: CpuBreakdown, m: Measure): string[] {
   ];
 }
 
-async function cpuRun(side: Side, ctx: RunContext, t: Template, stage: StageSpec, name: string, n: number): Promise<{ b: CpuBreakdown; m: Measure }> {
+async function cpuRun(
+  side: Side,
+  ctx: RunContext,
+  t: Template,
+  stage: StageSpec,
+  name: string,
+  n: number,
+): Promise<{ b: CpuBreakdown; m: Measure }> {
   const dir = join(ctx.dir, `cpu-${name}`);
   mkdirSync(dir, { recursive: true });
   const m = await runWork(side, ctx, t, stage, name, n, { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
@@ -73,12 +89,20 @@ async function heapRun(side: Side, ctx: RunContext, t: Template, n: number): Pro
       }
     },
   });
-  const files = readdirSync(dir).filter((f) => f.endsWith('.heapsnapshot')).sort();
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.heapsnapshot'))
+    .sort();
   if (files.length < 2) return [`(heap: only ${files.length} snapshot(s) were written; the run was too short)`];
   const [a, b] = [heapByKind(join(dir, files[0]!)), heapByKind(join(dir, files[1]!))];
   const seen = taken[1]! - taken[0]!;
   return [
-    `#### Heap kept per task seen (no-op): snapshots after ${taken[0]!.toLocaleString('en-US')} and ${taken[1]!.toLocaleString('en-US')} results; live heap ${(total(a) / 2 ** 20).toFixed(1)} MB -> ${(total(b) / 2 ** 20).toFixed(1)} MB = ${((total(b) - total(a)) / seen).toFixed(0)} bytes per task seen`,
+    `#### Heap kept per task seen (no-op): ` +
+      `snapshots after ${taken[0]!.toLocaleString('en-US')} and ${taken[1]!.toLocaleString('en-US')} ` +
+      `results; ` +
+      `live heap ${(total(a) / 2 ** 20).toFixed(1)} MB -> ` +
+      `${(total(b) / 2 ** 20).toFixed(1)} MB = ` +
+      `${((total(b) - total(a)) / seen).toFixed(0)} ` +
+      `bytes per task seen`,
     '',
     '| kind of object (V8 type and constructor) | bytes per task seen |',
     '| --- | ---: |',
@@ -124,10 +148,23 @@ function render(side: Side, p: Profile, minutes: number): string[] {
   const per = (x: number): string => (x / N).toFixed(3);
   const { half, double, w64, w512 } = p.rss;
   return [
-    `### bench:profile (${new Date().toISOString().slice(0, 16)}Z, ${side.describe}, ${cpus().length} cores, node ${process.version})`,
+    `### ` +
+      `bench:profile (${new Date().toISOString().slice(0, 16)}Z, ${side.describe}, ${cpus().length} ` +
+      `cores, node ${process.version})`,
     '',
-    `Plain no-op run of ${N.toLocaleString('en-US')} tasks: ${Math.round(p.plain.rate)}/s steady, peak RSS ${p.plain.peakRssMb} MB, ${((1e6 * p.plain.cpuSeconds) / N).toFixed(0)} µs CPU per task in the worker process (all threads), ${((1e6 * c.dbCpuSeconds) / N).toFixed(0)} µs in the database server.`,
-    `Server counters per task: ${per(c.Questions)} statements (${per(c.Com_select)} SELECT, ${per(c.Com_insert)} INSERT, ${per(c.Com_commit)} COMMIT), ${per(c.Rows_read)} rows read, ${per(c.Handler_write + c.Handler_update)} rows written, ${per(c.Innodb_data_fsyncs)} fsyncs, ${(c.Bytes_received / N).toFixed(0)} bytes sent to the server.`,
+    `Plain ` +
+      `no-op run of ${N.toLocaleString('en-US')} tasks: ${Math.round(p.plain.rate)}/s ` +
+      `steady, ` +
+      `peak RSS ${p.plain.peakRssMb} MB, ${((1e6 * p.plain.cpuSeconds) / N).toFixed(0)} ` +
+      `µs CPU per task in the worker process (all ` +
+      `threads), ${((1e6 * c.dbCpuSeconds) / N).toFixed(0)} µs in the ` +
+      `database server.`,
+    `Server counters per task: ${per(c.Questions)} ` +
+      `statements (${per(c.Com_select)} SELECT, ${per(c.Com_insert)} ` +
+      `INSERT, ${per(c.Com_commit)} COMMIT), ${per(c.Rows_read)} ` +
+      `rows read, ${per(c.Handler_write + c.Handler_update)} rows ` +
+      `written, ${per(c.Innodb_data_fsyncs)} ` +
+      `fsyncs, ${(c.Bytes_received / N).toFixed(0)} bytes sent to the server.`,
     '',
     ...cpuTable('CPU, no-op stage', p.cpuNoop.b, p.cpuNoop.m),
     ...cpuTable('CPU, one stage awaiting 20 ms, concurrency 64', p.cpuWait.b, p.cpuWait.m),
@@ -142,7 +179,13 @@ function render(side: Side, p: Profile, minutes: number): string[] {
     `| 20 ms stage, concurrency = maxInFlight = 64 | ${WAIT_N.toLocaleString('en-US')} | ${w64.peakRssMb} |`,
     `| 20 ms stage, concurrency = maxInFlight = 512 | ${WAIT_N.toLocaleString('en-US')} | ${w512.peakRssMb} |`,
     '',
-    `Per task seen (no-op, ${(N / 2).toLocaleString('en-US')} -> ${(2 * N).toLocaleString('en-US')}): ${((1024 * 1024 * (double.peakRssMb - half.peakRssMb)) / (1.5 * N)).toFixed(0)} bytes of peak RSS. Per task in flight (64 -> 512): ${((1024 * 1024 * (w512.peakRssMb - w64.peakRssMb)) / 448).toFixed(0)} bytes. One run each.`,
+    `Per task seen ` +
+      `(no-op, ${(N / 2).toLocaleString('en-US')} -> ` +
+      `${(2 * N).toLocaleString('en-US')}): ` +
+      `${((1024 * 1024 * (double.peakRssMb - half.peakRssMb)) / (1.5 * N)).toFixed(0)} ` +
+      `bytes of peak RSS. Per task in flight (64 ` +
+      `-> 512): ${((1024 * 1024 * (w512.peakRssMb - w64.peakRssMb)) / 448).toFixed(0)} ` +
+      `bytes. One run each.`,
     '',
     `The whole profile took ${minutes.toFixed(1)} min.`,
   ];
@@ -165,7 +208,10 @@ async function main(): Promise<void> {
   mkdirSync('bench/results', { recursive: true });
   const name = ref === undefined ? 'profile' : `profile-${ref.replace(/[^\w.-]/g, '_')}`;
   writeFileSync(`bench/results/${name}.md`, `${lines.join('\n')}\n`);
-  writeFileSync(`bench/results/${name}.json`, JSON.stringify({ date: new Date().toISOString(), tasks: N, ...figures }, null, 2));
+  writeFileSync(
+    `bench/results/${name}.json`,
+    JSON.stringify({ date: new Date().toISOString(), tasks: N, ...figures }, null, 2),
+  );
 }
 
 await main();

@@ -10,7 +10,9 @@ import { NOOP } from './compare/scenarios.js';
 import { prepareWork, runWork, type Measure } from './compare/steps.js';
 import { thisCheckout } from './compare/worktree.js';
 
-const { values } = parseArgs({ options: { tasks: { type: 'string' }, runs: { type: 'string' }, installed: { type: 'boolean' } } });
+const { values } = parseArgs({
+  options: { tasks: { type: 'string' }, runs: { type: 'string' }, installed: { type: 'boolean' } },
+});
 const sizes = (values.tasks ?? '100000,1000000').split(',').map(Number);
 const runs = Number(values.runs ?? 2);
 if (sizes.some((n) => !Number.isInteger(n) || n < 1000) || !Number.isInteger(runs) || runs < 1) {
@@ -43,12 +45,23 @@ const lines = [
   '',
   '| tasks | peak RSS MB, each run | tasks/s, each run |',
   '| ---: | --- | --- |',
-  ...rows.map((r) => `| ${r.tasks.toLocaleString('en-US')} | ${r.runs.map((m) => m.peakRssMb).join(', ')} | ${r.runs.map((m) => Math.round(m.rate).toLocaleString('en-US')).join(', ')} |`),
+  ...rows.map(
+    (r) =>
+      `| ${r.tasks.toLocaleString('en-US')} | ` +
+      `${r.runs.map((m) => m.peakRssMb).join(', ')} | ` +
+      `${r.runs.map((m) => Math.round(m.rate).toLocaleString('en-US')).join(', ')} |`,
+  ),
 ];
 if (rows.length >= 2) {
   const max = (r: (typeof rows)[number]): number => Math.max(...r.runs.map((m) => m.peakRssMb));
   const [first, last] = [rows[0]!, rows[rows.length - 1]!];
-  lines.push('', `Highest peak RSS ${Math.max(...rows.map(max))} MB; from ${first.tasks.toLocaleString('en-US')} to ${last.tasks.toLocaleString('en-US')} tasks the highest grew by ${Math.round((100 * (max(last) - max(first))) / max(first))}%.`);
+  lines.push(
+    '',
+    `Highest peak RSS ${Math.max(...rows.map(max))} ` +
+      `MB; from ${first.tasks.toLocaleString('en-US')} to ${last.tasks.toLocaleString('en-US')} ` +
+      `tasks the highest ` +
+      `grew by ${Math.round((100 * (max(last) - max(first))) / max(first))}%.`,
+  );
 }
 console.log(lines.join('\n'));
 writeFileSync('bench/results/rss.md', `${lines.join('\n')}\n`);

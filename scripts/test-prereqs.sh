@@ -13,8 +13,11 @@ fi
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   echo "npm test: installing chromium for the dashboard's browser tests (apt-get)" >&2
   export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }
+  if ! apt-get install -y -q chromium >/dev/null 2>&1; then
+    apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null || true
+  fi
   [ -x "$CHROMIUM" ] && exit 0
 fi
-echo "npm test: the dashboard's browser tests need $CHROMIUM: run 'sudo apt-get install -y chromium' (or set SLUICE_SKIP_BROWSER=1 to skip them)" >&2
+echo "npm test: the dashboard's browser tests need $CHROMIUM: run 'sudo apt-get install -y chromium'" \
+  "(or set SLUICE_SKIP_BROWSER=1 to skip them)" >&2
 exit 1

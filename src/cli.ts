@@ -23,7 +23,20 @@ import { childLogger, createLogger } from './core/logger.js';
 import { TerminalPanel } from './commands/terminal-panel.js';
 import { Shutdown } from './core/shutdown.js';
 
-const COMMANDS: Command[] = [initCommand, servicesCommand, migrateCommand, doctorCommand, produceCommand, fetchCommand, workCommand, runCommand, statusCommand, inspectCommand, dashboardCommand, demoCommand];
+const COMMANDS: Command[] = [
+  initCommand,
+  servicesCommand,
+  migrateCommand,
+  doctorCommand,
+  produceCommand,
+  fetchCommand,
+  workCommand,
+  runCommand,
+  statusCommand,
+  inspectCommand,
+  dashboardCommand,
+  demoCommand,
+];
 
 /** Commands that keep a live panel at the bottom of a terminal. */
 const PANEL_COMMANDS = new Set(['demo', 'work', 'run', 'fetch']);
@@ -50,7 +63,11 @@ function watchParent(stop: () => void): NodeJS.Timeout {
 
 /** Inside sluice's own repository (`npm run <script>`), hints name npm scripts; elsewhere the installed bin. */
 function hintStyle(): 'npm' | 'npx' {
-  return process.env.npm_package_name === 'sluice' && process.env.npm_lifecycle_event !== undefined && process.env.npm_lifecycle_event !== 'npx' ? 'npm' : 'npx';
+  return process.env.npm_package_name === 'sluice' &&
+    process.env.npm_lifecycle_event !== undefined &&
+    process.env.npm_lifecycle_event !== 'npx'
+    ? 'npm'
+    : 'npx';
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -62,7 +79,10 @@ async function main(argv: string[]): Promise<number> {
   }
   const command = COMMANDS.find((c) => c.name === name);
   if (command === undefined) {
-    throw new UsageError(`unknown command '${name}' (commands: ${COMMANDS.map((c) => c.name).join(', ')})`, 'see: sluice --help');
+    throw new UsageError(
+      `unknown command '${name}' (commands: ${COMMANDS.map((c) => c.name).join(', ')})`,
+      'see: sluice --help',
+    );
   }
   const { values, positionals, flags } = parseCommandLine(command, rest);
   if (values.help === true) {
@@ -73,7 +93,10 @@ async function main(argv: string[]): Promise<number> {
     ? { config: validateConfig({}), file: null }
     : await loadConfig({ cwd: process.cwd(), env: process.env, flags });
   const tty = process.stderr.isTTY === true;
-  const panel = PANEL_COMMANDS.has(command.name) && tty && config.log.panel !== false && config.log.pretty !== false ? new TerminalPanel(process.stderr) : null;
+  const panel =
+    PANEL_COMMANDS.has(command.name) && tty && config.log.panel !== false && config.log.pretty !== false
+      ? new TerminalPanel(process.stderr)
+      : null;
   const log = createLogger({ ...config.log, isTTY: tty, destination: panel ?? undefined });
   const shutdown = new Shutdown();
   const onSignal = (sig: NodeJS.Signals): void => {
@@ -113,7 +136,10 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-/** Exit once stdout and stderr are flushed, even if something (user stage code, a half-closed client) left a handle open. */
+/**
+ * Exit once stdout and stderr are flushed, even if something (user stage code, a half-closed client) left a handle
+ * open.
+ */
 function exitAfterFlush(code: number): void {
   process.exitCode = code;
   // A stream that never drains must not keep a failed process alive either.
@@ -128,7 +154,9 @@ main(process.argv.slice(2)).then(exitAfterFlush, (err: unknown) => {
     exitAfterFlush(err.exitCode);
   } else {
     // A bug, not a condition we know: show the stack so it can be reported.
-    process.stderr.write(`sluice: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.stderr.write(
+      `sluice: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
     exitAfterFlush(EXIT.failed);
   }
 });

@@ -46,11 +46,24 @@ function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, NODE_ENV: 'production', ...extra };
 }
 
-export function startCli(side: Side, args: string[], opts: { config: string; databaseUrl: string; brokers: string; logFile: string; nodeFlags?: string[] }): CliProcess {
+export function startCli(
+  side: Side,
+  args: string[],
+  opts: { config: string; databaseUrl: string; brokers: string; logFile: string; nodeFlags?: string[] },
+): CliProcess {
   if (!existsSync(TIME)) throw new Error('bench:compare needs GNU time at /usr/bin/time (apt-get install time)');
   const timeFile = `${opts.logFile}.time`;
   const out = openSync(opts.logFile, 'a');
-  const node = [process.execPath, ...(opts.nodeFlags ?? []), ...side.entry, ...args, '--config', opts.config, '--log-level', 'warn'];
+  const node = [
+    process.execPath,
+    ...(opts.nodeFlags ?? []),
+    ...side.entry,
+    ...args,
+    '--config',
+    opts.config,
+    '--log-level',
+    'warn',
+  ];
   // Its own process group: a Ctrl-C meant for the harness is the harness's to pass on (killAll).
   const child = spawn(TIME, ['-f', '%M %U %S', '-o', timeFile, ...node], {
     detached: true,
@@ -63,8 +76,18 @@ export function startCli(side: Side, args: string[], opts: { config: string; dat
   const exited = new Promise<Exit>((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', (code) => {
-      const [rss, user, sys] = (existsSync(timeFile) ? readFileSync(timeFile, 'utf8') : '').trim().split('\n').pop()!.split(' ').map(Number);
-      resolve({ code, peakRssMb: Math.round((rss ?? 0) / 1024), cpuSeconds: (user ?? 0) + (sys ?? 0), log: opts.logFile });
+      const [rss, user, sys] = (existsSync(timeFile) ? readFileSync(timeFile, 'utf8') : '')
+        .trim()
+        .split('\n')
+        .pop()!
+        .split(' ')
+        .map(Number);
+      resolve({
+        code,
+        peakRssMb: Math.round((rss ?? 0) / 1024),
+        cpuSeconds: (user ?? 0) + (sys ?? 0),
+        log: opts.logFile,
+      });
     });
   });
   const p: CliProcess = {
@@ -105,7 +128,8 @@ export async function runCli(side: Side, args: string[], opts: Parameters<typeof
   return exit;
 }
 
-export const failedMessage = (side: Side, command: string, exit: Exit): string => `${side.label}: sluice ${command} exited ${exit.code}; see ${exit.log}:\n${tail(exit.log)}`;
+export const failedMessage = (side: Side, command: string, exit: Exit): string =>
+  `${side.label}: sluice ${command} exited ${exit.code}; see ${exit.log}:\n${tail(exit.log)}`;
 
 function tail(file: string, lines = 8): string {
   try {

@@ -25,7 +25,11 @@ export interface Fixture {
 export async function openFixture(serverUrl: string, brokers: string): Promise<Fixture> {
   const url = new URL(serverUrl);
   const server = await mysql.createConnection({ uri: serverUrl });
-  const admin = new Kafka({ clientId: 'sluice-bench-compare', brokers: brokers.split(','), logLevel: logLevel.NOTHING }).admin();
+  const admin = new Kafka({
+    clientId: 'sluice-bench-compare',
+    brokers: brokers.split(','),
+    logLevel: logLevel.NOTHING,
+  }).admin();
   await admin.connect();
   const id = randomBytes(3).toString('hex');
   return {
@@ -53,18 +57,26 @@ export async function recreateDatabase(f: Fixture, name: string): Promise<void> 
 
 /** Drops every database, topic and consumer group this invocation made, whatever state it stopped in. */
 export async function sweep(f: Fixture): Promise<void> {
-  const [dbs] = await f.server.query<RowDataPacket[]>('SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ?', [`${f.tag}\\_%`]);
+  const [dbs] = await f.server.query<RowDataPacket[]>(
+    'SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ?',
+    [`${f.tag}\\_%`],
+  );
   for (const { s } of dbs) await f.server.query(`DROP DATABASE IF EXISTS \`${s}\``);
   const topics = (await f.admin.listTopics().catch(() => [] as string[])).filter((t) => t.startsWith(f.names));
   if (topics.length > 0) await f.admin.deleteTopics({ topics, timeout: 10_000 }).catch(() => {});
-  const groups = (await f.admin.listGroups().catch(() => ({ groups: [] as Array<{ groupId: string }> }))).groups.map((g) => g.groupId).filter((g) => g.startsWith(f.names));
+  const groups = (await f.admin.listGroups().catch(() => ({ groups: [] as Array<{ groupId: string }> }))).groups
+    .map((g) => g.groupId)
+    .filter((g) => g.startsWith(f.names));
   if (groups.length > 0) await f.admin.deleteGroups(groups).catch(() => {});
 }
 
 /** Every table of `from`, rows included, into a fresh `to`: a run starts from exactly the template's state. */
 export async function copyDatabase(f: Fixture, from: string, to: string): Promise<void> {
   await recreateDatabase(f, to);
-  const [tables] = await f.server.query<RowDataPacket[]>("SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'", [from]);
+  const [tables] = await f.server.query<RowDataPacket[]>(
+    "SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'",
+    [from],
+  );
   for (const { t } of tables) {
     await f.server.query(`CREATE TABLE \`${to}\`.\`${t}\` LIKE \`${from}\`.\`${t}\``);
     await f.server.query(`INSERT INTO \`${to}\`.\`${t}\` SELECT * FROM \`${from}\`.\`${t}\``);
@@ -73,8 +85,14 @@ export async function copyDatabase(f: Fixture, from: string, to: string): Promis
 
 /** n documents of ~300 bytes, keys 1..n (the sequence engine makes them in one statement). */
 export async function seedSource(f: Fixture, db: string, n: number): Promise<void> {
-  await f.server.query(`CREATE TABLE \`${db}\`.${SOURCE_TABLE} (id BIGINT PRIMARY KEY, title VARCHAR(100) NOT NULL, body VARCHAR(400) NOT NULL)`);
-  await f.server.query(`INSERT INTO \`${db}\`.${SOURCE_TABLE} SELECT seq, CONCAT('Document ', seq), CONCAT(REPEAT('lorem ipsum ', 24), seq) FROM seq_1_to_${n}`);
+  await f.server.query(
+    `CREATE TABLE \`${db}\`.${SOURCE_TABLE} (id BIGINT PRIMARY KEY, title VARCHAR(100) NOT NULL, body VARCHAR(400) ` +
+      `NOT NULL)`,
+  );
+  await f.server.query(
+    `INSERT INTO \`${db}\`.${SOURCE_TABLE} SELECT seq, CONCAT('Document ', seq), CONCAT(REPEAT('lorem ipsum ', ` +
+      `24), seq) FROM seq_1_to_${n}`,
+  );
 }
 
 export interface Span {
@@ -85,12 +103,20 @@ export interface Span {
 
 /** Results written for the bench pipeline, and the time from the first to the last one finished. */
 export async function resultSpan(f: Fixture, db: string): Promise<Span> {
-  return span(f, `SELECT COUNT(*) AS n, TIMESTAMPDIFF(MICROSECOND, MIN(finished_at), MAX(finished_at)) AS us FROM \`${db}\`.sluice_results WHERE pipeline = ?`);
+  return span(
+    f,
+    `SELECT COUNT(*) AS n, TIMESTAMPDIFF(MICROSECOND, MIN(finished_at), ` +
+      `MAX(finished_at)) AS us FROM \`${db}\`.sluice_results WHERE pipeline = ?`,
+  );
 }
 
 /** Dispatches recorded by produce, and the time from the first to the last one. */
 export async function dispatchSpan(f: Fixture, db: string): Promise<Span> {
-  return span(f, `SELECT COUNT(*) AS n, TIMESTAMPDIFF(MICROSECOND, MIN(dispatched_at), MAX(dispatched_at)) AS us FROM \`${db}\`.sluice_dispatches WHERE pipeline = ?`);
+  return span(
+    f,
+    `SELECT COUNT(*) AS n, TIMESTAMPDIFF(MICROSECOND, MIN(dispatched_at), ` +
+      `MAX(dispatched_at)) AS us FROM \`${db}\`.sluice_dispatches WHERE pipeline = ?`,
+  );
 }
 
 async function span(f: Fixture, sql: string): Promise<Span> {
@@ -99,7 +125,10 @@ async function span(f: Fixture, sql: string): Promise<Span> {
 }
 
 export async function resultCount(f: Fixture, db: string): Promise<number> {
-  const [[row]] = await f.server.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM \`${db}\`.sluice_results WHERE pipeline = ?`, [PIPELINE]);
+  const [[row]] = await f.server.query<RowDataPacket[]>(
+    `SELECT COUNT(*) AS n FROM \`${db}\`.sluice_results WHERE pipeline = ?`,
+    [PIPELINE],
+  );
   return Number(row?.n ?? 0);
 }
 
@@ -124,9 +153,15 @@ export interface ConfigSpec {
 
 /** A config file every version reads: plain JavaScript, settings that have existed since the first release. */
 export function writeConfig(file: string, c: ConfigSpec): void {
-  const marks = c.holdAll === true ? ', highWaterItems: 1e8, lowWaterItems: 5e7, highWaterBytes: 2 ** 40, lowWaterBytes: 2 ** 39' : '';
+  const marks =
+    c.holdAll === true
+      ? ', highWaterItems: 1e8, lowWaterItems: 5e7, highWaterBytes: 2 ** 40, lowWaterBytes: 2 ** 39'
+      : '';
   const worker = c.maxInFlight === undefined ? '' : `\n  worker: { maxInFlight: ${c.maxInFlight} },`;
-  const run = c.stage.waitMs === 0 ? 'async () => null' : `() => new Promise((resolve) => setTimeout(() => resolve(null), ${c.stage.waitMs}))`;
+  const run =
+    c.stage.waitMs === 0
+      ? 'async () => null'
+      : `() => new Promise((resolve) => setTimeout(() => resolve(null), ${c.stage.waitMs}))`;
   writeFileSync(
     file,
     `// Written by bench:compare for one run.
@@ -159,7 +194,20 @@ export async function deleteTopic(f: Fixture, topic: string): Promise<void> {
 }
 
 /** The server's counters a run is charged with (their deltas over a run, per task). */
-export const COUNTERS = ['Questions', 'Com_select', 'Com_insert', 'Com_update', 'Com_delete', 'Com_commit', 'Com_stmt_execute', 'Rows_read', 'Handler_write', 'Handler_update', 'Innodb_data_fsyncs', 'Bytes_received'] as const;
+export const COUNTERS = [
+  'Questions',
+  'Com_select',
+  'Com_insert',
+  'Com_update',
+  'Com_delete',
+  'Com_commit',
+  'Com_stmt_execute',
+  'Rows_read',
+  'Handler_write',
+  'Handler_update',
+  'Innodb_data_fsyncs',
+  'Bytes_received',
+] as const;
 export type Counters = Record<(typeof COUNTERS)[number], number> & { dbCpuSeconds: number };
 
 /**
@@ -169,8 +217,12 @@ export type Counters = Record<(typeof COUNTERS)[number], number> & { dbCpuSecond
  */
 export async function serverCounters(f: Fixture): Promise<Counters> {
   const names = COUNTERS.map(() => '?').join(', ');
-  const [global] = await f.server.query<RowDataPacket[]>(`SHOW GLOBAL STATUS WHERE Variable_name IN (${names})`, [...COUNTERS]);
-  const [session] = await f.server.query<RowDataPacket[]>(`SHOW SESSION STATUS WHERE Variable_name IN (${names})`, [...COUNTERS]);
+  const [global] = await f.server.query<RowDataPacket[]>(`SHOW GLOBAL STATUS WHERE Variable_name IN (${names})`, [
+    ...COUNTERS,
+  ]);
+  const [session] = await f.server.query<RowDataPacket[]>(`SHOW SESSION STATUS WHERE Variable_name IN (${names})`, [
+    ...COUNTERS,
+  ]);
   const own = new Map(session.map((r) => [r.Variable_name as string, Number(r.Value)]));
   const out = { dbCpuSeconds: serverCpuSeconds() } as Counters;
   // InnoDB's counters have no session value (SHOW SESSION STATUS repeats the global one): nothing to subtract.
@@ -210,18 +262,30 @@ function serverCpuSeconds(): number {
  */
 export async function settle(f: Fixture, signal?: AbortSignal, timeoutMs = 120_000): Promise<number> {
   const t0 = performance.now();
-  const [[saved]] = await f.server.query<RowDataPacket[]>('SELECT @@innodb_max_dirty_pages_pct AS pct, @@innodb_max_dirty_pages_pct_lwm AS lwm, @@innodb_log_file_size AS logSize');
+  const [[saved]] = await f.server.query<RowDataPacket[]>(
+    'SELECT @@innodb_max_dirty_pages_pct AS pct, ' +
+      '@@innodb_max_dirty_pages_pct_lwm AS lwm, @@innodb_log_file_size AS logSize',
+  );
   try {
     await f.server.query('SET GLOBAL innodb_max_dirty_pages_pct_lwm = 0.001, GLOBAL innodb_max_dirty_pages_pct = 0');
     for (;;) {
-      const [rows] = await f.server.query<RowDataPacket[]>("SHOW GLOBAL STATUS WHERE Variable_name IN ('Innodb_buffer_pool_pages_dirty', 'Innodb_buffer_pool_pages_total', 'Innodb_checkpoint_age')");
+      const [rows] = await f.server.query<RowDataPacket[]>(
+        'SHOW GLOBAL STATUS WHERE Variable_name IN ' +
+          "('Innodb_buffer_pool_pages_dirty', 'Innodb_buffer_pool_pages_total', " +
+          "'Innodb_checkpoint_age')",
+      );
       const v = Object.fromEntries(rows.map((r) => [r.Variable_name as string, Number(r.Value)]));
-      const clean = (v.Innodb_buffer_pool_pages_dirty ?? 0) <= 0.01 * (v.Innodb_buffer_pool_pages_total ?? 0) && (v.Innodb_checkpoint_age ?? 0) <= 0.05 * Number(saved?.logSize);
+      const clean =
+        (v.Innodb_buffer_pool_pages_dirty ?? 0) <= 0.01 * (v.Innodb_buffer_pool_pages_total ?? 0) &&
+        (v.Innodb_checkpoint_age ?? 0) <= 0.05 * Number(saved?.logSize);
       if (clean || signal?.aborted === true || performance.now() - t0 > timeoutMs) break;
       await new Promise((r) => setTimeout(r, 250));
     }
   } finally {
-    await f.server.query('SET GLOBAL innodb_max_dirty_pages_pct = ?, GLOBAL innodb_max_dirty_pages_pct_lwm = ?', [saved?.pct, saved?.lwm]);
+    await f.server.query('SET GLOBAL innodb_max_dirty_pages_pct = ?, GLOBAL innodb_max_dirty_pages_pct_lwm = ?', [
+      saved?.pct,
+      saved?.lwm,
+    ]);
   }
   return (performance.now() - t0) / 1000;
 }

@@ -18,8 +18,12 @@ export interface Harness {
 
 export async function openHarness(folder: string): Promise<Harness> {
   const started = performance.now();
-  const log = (line: string): void => console.error(`[${((performance.now() - started) / 1000).toFixed(0).padStart(5)} s] ${line}`);
-  const fixture = await openFixture(process.env.BENCH_DATABASE_SERVER_URL ?? 'mysql://root@127.0.0.1:3306/mysql', process.env.SLUICE_KAFKA_BROKERS ?? '127.0.0.1:9092');
+  const log = (line: string): void =>
+    console.error(`[${((performance.now() - started) / 1000).toFixed(0).padStart(5)} s] ${line}`);
+  const fixture = await openFixture(
+    process.env.BENCH_DATABASE_SERVER_URL ?? 'mysql://root@127.0.0.1:3306/mysql',
+    process.env.SLUICE_KAFKA_BROKERS ?? '127.0.0.1:9092',
+  );
   const dir = resolve('.bench', folder);
   rmSync(dir, { recursive: true, force: true });
   const abort = new AbortController();

@@ -46,19 +46,28 @@ export const RAWS: Record<string, Raw[]> = {
     {
       name: 'anti-join streamed alone',
       kind: 'limit',
-      run: async (t, ctx) => measured(await variant(script('produce-worker.ts'), ['antijoin', SOURCE_TABLE, PIPELINE], env(ctx, await inCopy(t, ctx)))),
+      run: async (t, ctx) =>
+        measured(
+          await variant(
+            script('produce-worker.ts'),
+            ['antijoin', SOURCE_TABLE, PIPELINE],
+            env(ctx, await inCopy(t, ctx)),
+          ),
+        ),
     },
     {
       name: 'kafkajs sending pre-built batches alone',
       kind: 'limit',
-      run: async (_t, ctx, tasks) => measured(await variant(script('produce-worker.ts'), ['kafka', String(tasks), String(MESSAGE_BYTES)], env(ctx))),
+      run: async (_t, ctx, tasks) =>
+        measured(await variant(script('produce-worker.ts'), ['kafka', String(tasks), String(MESSAGE_BYTES)], env(ctx))),
     },
   ],
   fetch: [
     {
       name: 'kafkajs consuming the topic, writing nothing',
       kind: 'limit',
-      run: async (t, ctx, tasks) => measured(await variant(script('fetch-worker.ts'), ['raw', t.topic!, String(tasks)], env(ctx))),
+      run: async (t, ctx, tasks) =>
+        measured(await variant(script('fetch-worker.ts'), ['raw', t.topic!, String(tasks)], env(ctx))),
     },
   ],
   'work noop': [
@@ -67,7 +76,9 @@ export const RAWS: Record<string, Raw[]> = {
       kind: 'rival',
       run: async (t, ctx, tasks) => {
         await ensureBullmq();
-        return measured(await variant(script('work-worker.ts'), ['bullmq', String(tasks)], env(ctx, await inCopy(t, ctx))));
+        return measured(
+          await variant(script('work-worker.ts'), ['bullmq', String(tasks)], env(ctx, await inCopy(t, ctx))),
+        );
       },
     },
   ],

@@ -10,8 +10,29 @@
 import { rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runCli, startCli } from './cli-process.js';
-import { counterDelta, deleteTopic, dispatchSpan, PIPELINE, resultCount, resultSpan, serverCounters, type StageSpec } from './fixture.js';
-import { baseTemplate, fetchAll, freshRun, prepareWork, rateOver, runWork, spoolSpan, stop, type Measure, type RunContext, type Template } from './steps.js';
+import {
+  counterDelta,
+  deleteTopic,
+  dispatchSpan,
+  PIPELINE,
+  resultCount,
+  resultSpan,
+  serverCounters,
+  type StageSpec,
+} from './fixture.js';
+import {
+  baseTemplate,
+  fetchAll,
+  freshRun,
+  prepareWork,
+  rateOver,
+  runWork,
+  spoolSpan,
+  stop,
+  type Measure,
+  type RunContext,
+  type Template,
+} from './steps.js';
 import type { Side } from './worktree.js';
 
 export type { Measure, RunContext, Template } from './steps.js';
@@ -57,7 +78,9 @@ const e2e: Variant = {
     const { db, files, before } = await freshRun(side, ctx, t, NOOP, 'e2e');
     // Fetcher and workers are up and waiting, as on machines that run all the time; the clock starts with produce.
     const fetcher = startCli(side, ['fetch', '--pipeline', PIPELINE], files.opts('fetch'));
-    const workers = Array.from({ length: E2E_WORKERS }, (_, i) => startCli(side, ['work', '--pipeline', PIPELINE], files.opts(`work-${i}`)));
+    const workers = Array.from({ length: E2E_WORKERS }, (_, i) =>
+      startCli(side, ['work', '--pipeline', PIPELINE], files.opts(`work-${i}`)),
+    );
     const all = [fetcher, ...workers];
     try {
       await sleep(4000);
@@ -68,21 +91,37 @@ const e2e: Variant = {
         const c = await resultCount(ctx.fixture, db);
         if (c >= n) break;
         const dead = all.find((p) => p.child.exitCode !== null && p !== producer);
-        if (dead !== undefined || (producer.child.exitCode !== null && producer.child.exitCode !== 0)) throw new Error(`${side.label}: a process of the e2e run exited early; see ${files.dir}`);
-        if (performance.now() - t0 > 600_000 || ctx.signal.aborted) throw new Error(`${side.label}: ${c} of ${n} results (${ctx.signal.aborted ? 'interrupted' : 'after 10 minutes'})`);
+        if (dead !== undefined || (producer.child.exitCode !== null && producer.child.exitCode !== 0))
+          throw new Error(`${side.label}: a process of the e2e run exited early; see ${files.dir}`);
+        if (performance.now() - t0 > 600_000 || ctx.signal.aborted)
+          throw new Error(
+            `${side.label}: ${c} of ${n} results (${ctx.signal.aborted ? 'interrupted' : 'after 10 minutes'})`,
+          );
         // A count over the results grows with them: asked once a second, it takes little of the CPU the run measures.
         await sleep(1000);
       }
       const wallSeconds = (performance.now() - t0) / 1000;
       const exits = await Promise.all([...all.filter((p) => p !== producer).map(stop), producer.exited]);
       // Whose CPU the run was: fetch, the workers, produce (start-up included), in that order.
-      ctx.log(`${side.label} e2e CPU seconds: ${exits.map((e) => e.cpuSeconds.toFixed(1)).join(', ')} (fetch, ${E2E_WORKERS} work, produce)`);
+      ctx.log(
+        `${side.label} e2e CPU ` +
+          `seconds: ${exits.map((e) => e.cpuSeconds.toFixed(1)).join(', ')} ` +
+          `(fetch, ${E2E_WORKERS} work, produce)`,
+      );
       const counters = counterDelta(before, await serverCounters(ctx.fixture));
       const s = await resultSpan(ctx.fixture, db);
       await deleteTopic(ctx.fixture, files.topic);
-      if (exits.some((e) => e.code !== 0)) throw new Error(`${side.label}: exit codes ${exits.map((e) => e.code).join(', ')}; see ${files.dir}`);
+      if (exits.some((e) => e.code !== 0))
+        throw new Error(`${side.label}: exit codes ${exits.map((e) => e.code).join(', ')}; see ${files.dir}`);
       rmSync(files.dir, { recursive: true, force: true });
-      return { tasks: n, rate: rateOver(s.count - 1, s.seconds), wallSeconds, peakRssMb: Math.max(...exits.map((e) => e.peakRssMb)), cpuSeconds: exits.reduce((a, e) => a + e.cpuSeconds, 0), counters };
+      return {
+        tasks: n,
+        rate: rateOver(s.count - 1, s.seconds),
+        wallSeconds,
+        peakRssMb: Math.max(...exits.map((e) => e.peakRssMb)),
+        cpuSeconds: exits.reduce((a, e) => a + e.cpuSeconds, 0),
+        counters,
+      };
     } finally {
       for (const p of all) if (p.child.exitCode === null) p.signal('SIGKILL');
     }
@@ -105,9 +144,17 @@ const produce: Variant = {
     const counters = counterDelta(before, await serverCounters(ctx.fixture));
     const s = await dispatchSpan(ctx.fixture, db);
     await deleteTopic(ctx.fixture, files.topic);
-    if (s.count !== this.tasks) throw new Error(`${side.label}: produce recorded ${s.count} of ${this.tasks} dispatches`);
+    if (s.count !== this.tasks)
+      throw new Error(`${side.label}: produce recorded ${s.count} of ${this.tasks} dispatches`);
     rmSync(files.dir, { recursive: true, force: true });
-    return { tasks: this.tasks, rate: rateOver(s.count - 1, s.seconds), wallSeconds, peakRssMb: exit.peakRssMb, cpuSeconds: exit.cpuSeconds, counters };
+    return {
+      tasks: this.tasks,
+      rate: rateOver(s.count - 1, s.seconds),
+      wallSeconds,
+      peakRssMb: exit.peakRssMb,
+      cpuSeconds: exit.cpuSeconds,
+      counters,
+    };
   },
 };
 
@@ -128,12 +175,21 @@ const fetch: Variant = {
     const span = spoolSpan(files.spoolDir);
     rmSync(files.dir, { recursive: true, force: true });
     const rate = rateOver(span.items, span.seconds);
-    return { tasks: this.tasks, rate, wallSeconds: (r.last - r.first) / 1000, peakRssMb: r.exit.peakRssMb, cpuSeconds: r.exit.cpuSeconds, counters };
+    return {
+      tasks: this.tasks,
+      rate,
+      wallSeconds: (r.last - r.first) / 1000,
+      peakRssMb: r.exit.peakRssMb,
+      cpuSeconds: r.exit.cpuSeconds,
+      counters,
+    };
   },
 };
 
 export const BENCHES: Record<string, Variant[]> = {
-  work: [workVariant('noop', NOOP, env('BENCH_COMPARE_WORK_TASKS', 100_000)), workVariant('wait20-c64', WAIT20, env('BENCH_COMPARE_WAIT_TASKS', 64_000), 64 / 0.02),
+  work: [
+    workVariant('noop', NOOP, env('BENCH_COMPARE_WORK_TASKS', 100_000)),
+    workVariant('wait20-c64', WAIT20, env('BENCH_COMPARE_WAIT_TASKS', 64_000), 64 / 0.02),
     workVariant('wait20-c256', WAIT20_C256, env('BENCH_COMPARE_WAIT_TASKS', 64_000), 256 / 0.02),
   ],
   e2e: [e2e],

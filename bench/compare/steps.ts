@@ -6,7 +6,25 @@ import { cpSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { failedMessage, runCli, startCli, type CliProcess, type Exit } from './cli-process.js';
-import { committed, copyDatabase, settle, counterDelta, databaseUrl, deleteTopic, PIPELINE, recreateDatabase, resultCount, resultSpan, seedSource, serverCounters, suffix, writeConfig, type Counters, type Fixture, type StageSpec } from './fixture.js';
+import {
+  committed,
+  copyDatabase,
+  settle,
+  counterDelta,
+  databaseUrl,
+  deleteTopic,
+  PIPELINE,
+  recreateDatabase,
+  resultCount,
+  resultSpan,
+  seedSource,
+  serverCounters,
+  suffix,
+  writeConfig,
+  type Counters,
+  type Fixture,
+  type StageSpec,
+} from './fixture.js';
 import type { Side } from './worktree.js';
 
 export interface Measure {
@@ -46,7 +64,8 @@ export const runDb = (side: Side, ctx: RunContext): string => `${ctx.fixture.tag
 
 /** Tasks per second over a span; a span too short to measure is a failed run, not an infinite rate. */
 export function rateOver(tasks: number, seconds: number): number {
-  if (!(seconds > 0) || tasks < 2) throw new Error(`a run of ${tasks} task(s) over ${seconds} s is too short to measure`);
+  if (!(seconds > 0) || tasks < 2)
+    throw new Error(`a run of ${tasks} task(s) over ${seconds} s is too short to measure`);
   return tasks / seconds;
 }
 
@@ -57,7 +76,14 @@ export interface RunFilesOptions {
   maxInFlight?: number;
 }
 
-export function runFiles(side: Side, ctx: RunContext, db: string, stage: StageSpec, name: string, o: RunFilesOptions = {}) {
+export function runFiles(
+  side: Side,
+  ctx: RunContext,
+  db: string,
+  stage: StageSpec,
+  name: string,
+  o: RunFilesOptions = {},
+) {
   const topic = o.topic ?? `${ctx.fixture.names}-${suffix()}`;
   const dir = join(ctx.dir, `${side.label}-${name}-${suffix()}`);
   mkdirSync(dir, { recursive: true });
@@ -65,13 +91,35 @@ export function runFiles(side: Side, ctx: RunContext, db: string, stage: StageSp
   const config = join(dir, 'sluice.config.mjs');
   const url = databaseUrl(ctx.fixture, db);
   const groupId = `${ctx.fixture.names}-${suffix()}`;
-  writeConfig(config, { databaseUrl: url, brokers: ctx.fixture.brokers, spoolDir, topic, groupId, stage, holdAll: o.holdAll, maxInFlight: o.maxInFlight });
-  const opts = (cmd: string, nodeFlags: string[] = []) => ({ config, databaseUrl: url, brokers: ctx.fixture.brokers, logFile: join(dir, `${cmd}.log`), nodeFlags });
+  writeConfig(config, {
+    databaseUrl: url,
+    brokers: ctx.fixture.brokers,
+    spoolDir,
+    topic,
+    groupId,
+    stage,
+    holdAll: o.holdAll,
+    maxInFlight: o.maxInFlight,
+  });
+  const opts = (cmd: string, nodeFlags: string[] = []) => ({
+    config,
+    databaseUrl: url,
+    brokers: ctx.fixture.brokers,
+    logFile: join(dir, `${cmd}.log`),
+    nodeFlags,
+  });
   return { dir, spoolDir, config, topic, url, opts, groupId };
 }
 
 /** A database migrated by the side's own CLI and holding the source rows. */
-export async function baseTemplate(side: Side, ctx: RunContext, name: string, n: number, stage: StageSpec, holdAll = false): Promise<{ db: string; files: RunFiles }> {
+export async function baseTemplate(
+  side: Side,
+  ctx: RunContext,
+  name: string,
+  n: number,
+  stage: StageSpec,
+  holdAll = false,
+): Promise<{ db: string; files: RunFiles }> {
   const db = `${ctx.fixture.tag}_${side.label}_${name.replace(/[^A-Za-z0-9_]/g, '_')}`;
   await recreateDatabase(ctx.fixture, db);
   const files = runFiles(side, ctx, db, stage, `${name}-template`, { holdAll });
@@ -103,7 +151,12 @@ export function spoolSpan(spoolDir: string): { items: number; seconds: number } 
 }
 
 /** Starts the side's fetcher and waits until the group has committed `n` offsets; returns when they were seen. */
-export async function fetchAll(side: Side, ctx: RunContext, files: RunFiles, n: number): Promise<{ first: number; firstCount: number; last: number; exit: Exit }> {
+export async function fetchAll(
+  side: Side,
+  ctx: RunContext,
+  files: RunFiles,
+  n: number,
+): Promise<{ first: number; firstCount: number; last: number; exit: Exit }> {
   const fetcher = startCli(side, ['fetch', '--pipeline', PIPELINE], files.opts('fetch'));
   let first = 0;
   let firstCount = 0;
@@ -114,8 +167,14 @@ export async function fetchAll(side: Side, ctx: RunContext, files: RunFiles, n: 
       const now = performance.now();
       if (c > 0 && first === 0) [first, firstCount] = [now, c];
       if (c >= n) return { first, firstCount, last: now, exit: await stop(fetcher) };
-      if (fetcher.child.exitCode !== null) throw new Error(`${side.label}: fetch exited ${fetcher.child.exitCode} at ${c} of ${n}; see ${files.opts('fetch').logFile}`);
-      if (now > deadline || ctx.signal.aborted) throw new Error(`${side.label}: fetch committed ${c} of ${n} (${ctx.signal.aborted ? 'interrupted' : 'in 10 minutes'})`);
+      if (fetcher.child.exitCode !== null)
+        throw new Error(
+          `${side.label}: fetch exited ${fetcher.child.exitCode} at ${c} of ${n}; see ${files.opts('fetch').logFile}`,
+        );
+      if (now > deadline || ctx.signal.aborted)
+        throw new Error(
+          `${side.label}: fetch committed ${c} of ${n} (${ctx.signal.aborted ? 'interrupted' : 'in 10 minutes'})`,
+        );
       await sleep(50);
     }
   } finally {
@@ -127,7 +186,14 @@ export async function fetchAll(side: Side, ctx: RunContext, files: RunFiles, n: 
  * A measured run's start, the same for every benchmark: a fresh copy of the template's database (and spool),
  * the run's files, InnoDB settled, and the server's counters read.
  */
-export async function freshRun(side: Side, ctx: RunContext, t: Template, stage: StageSpec, name: string, o: RunFilesOptions = {}): Promise<{ db: string; files: RunFiles; before: Counters }> {
+export async function freshRun(
+  side: Side,
+  ctx: RunContext,
+  t: Template,
+  stage: StageSpec,
+  name: string,
+  o: RunFilesOptions = {},
+): Promise<{ db: string; files: RunFiles; before: Counters }> {
   const db = runDb(side, ctx);
   await copyDatabase(ctx.fixture, t.db, db);
   const files = runFiles(side, ctx, db, stage, name, o);
@@ -141,7 +207,13 @@ export async function freshRun(side: Side, ctx: RunContext, t: Template, stage: 
 }
 
 /** A template for `work`: n tasks produced and fetched by the side itself into a spool that runs then copy. */
-export async function prepareWork(side: Side, ctx: RunContext, name: string, stage: StageSpec, n: number): Promise<Template> {
+export async function prepareWork(
+  side: Side,
+  ctx: RunContext,
+  name: string,
+  stage: StageSpec,
+  n: number,
+): Promise<Template> {
   const { db, files } = await baseTemplate(side, ctx, `work_${name}`, n, stage, true);
   await runCli(side, ['produce', '--pipeline', PIPELINE], files.opts('produce'));
   await fetchAll(side, ctx, files, n);
@@ -159,8 +231,18 @@ export interface WorkRunOptions {
   watch?: (results: number, worker: CliProcess) => void;
 }
 
-/** `work --exit-when-idle` from a copy of the template; `keep` leaves the run's folder (profiles are written there). */
-export async function runWork(side: Side, ctx: RunContext, t: Template, stage: StageSpec, name: string, n: number, o: WorkRunOptions = {}): Promise<Measure & { dir: string }> {
+/**
+ * `work --exit-when-idle` from a copy of the template; `keep` leaves the run's folder (profiles are written there).
+ */
+export async function runWork(
+  side: Side,
+  ctx: RunContext,
+  t: Template,
+  stage: StageSpec,
+  name: string,
+  n: number,
+  o: WorkRunOptions = {},
+): Promise<Measure & { dir: string }> {
   const { db, files, before } = await freshRun(side, ctx, t, stage, name, { maxInFlight: o.maxInFlight });
   const t0 = performance.now();
   const worker = startCli(side, ['work', '--pipeline', PIPELINE, '--exit-when-idle'], files.opts('work', o.nodeFlags));
@@ -175,5 +257,13 @@ export async function runWork(side: Side, ctx: RunContext, t: Template, stage: S
   const s = await resultSpan(ctx.fixture, db);
   if (s.count !== n) throw new Error(`${side.label}: work left ${s.count} of ${n} results`);
   if (o.keep !== true) rmSync(files.dir, { recursive: true, force: true });
-  return { tasks: n, rate: rateOver(s.count - 1, s.seconds), wallSeconds, peakRssMb: exit.peakRssMb, cpuSeconds: exit.cpuSeconds, counters, dir: files.dir };
+  return {
+    tasks: n,
+    rate: rateOver(s.count - 1, s.seconds),
+    wallSeconds,
+    peakRssMb: exit.peakRssMb,
+    cpuSeconds: exit.cpuSeconds,
+    counters,
+    dir: files.dir,
+  };
 }

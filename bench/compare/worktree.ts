@@ -22,7 +22,10 @@ export interface Side {
   how: string;
 }
 
-const fromSource = (dir: string): Pick<Side, 'entry' | 'how'> => ({ entry: ['--import', 'tsx', resolve(dir, 'src/cli.ts')], how: 'src/cli.ts through tsx' });
+const fromSource = (dir: string): Pick<Side, 'entry' | 'how'> => ({
+  entry: ['--import', 'tsx', resolve(dir, 'src/cli.ts')],
+  how: 'src/cli.ts through tsx',
+});
 
 /**
  * `installed`: the side as its package's bin runs it, as a user has it. A version whose bin is the built
@@ -46,7 +49,12 @@ export async function thisCheckout(installed = false): Promise<Side> {
   const sha = await git(['rev-parse', '--short', 'HEAD']);
   // What is measured: the code and its dependencies (a new result file in bench/ is not a change of them).
   const dirty = (await git(['status', '--porcelain', '--', 'src', 'package.json', 'package-lock.json'])).length > 0;
-  return { label: 'main', describe: `this checkout (${sha}${dirty ? ' + uncommitted changes' : ''})`, dir: resolve('.'), ...(await entryOf(resolve('.'), installed)) };
+  return {
+    label: 'main',
+    describe: `this checkout (${sha}${dirty ? ' + uncommitted changes' : ''})`,
+    dir: resolve('.'),
+    ...(await entryOf(resolve('.'), installed)),
+  };
 }
 
 /** The ref's worktree, made and installed the first time it is asked for. */
@@ -55,7 +63,9 @@ export async function refWorktree(ref: string, log: (line: string) => void, inst
   try {
     sha = await git(['rev-parse', '--verify', `${ref}^{commit}`]);
   } catch {
-    throw new Error(`bench:compare: '${ref}' is not a commit here (git rev-parse failed); give a sha, a branch or a tag`);
+    throw new Error(
+      `bench:compare: '${ref}' is not a commit here (git rev-parse failed); give a sha, a branch or a tag`,
+    );
   }
   const dir = resolve('.bench/worktrees', sha);
   if (!existsSync(resolve(dir, 'package.json'))) {

@@ -72,13 +72,25 @@ export function analyse(file: string): CpuBreakdown {
       continue;
     }
     add(places, place(url, functionName), ms);
-    add(fns, `${functionName || '(anonymous)'} ${url.replace(/^.*\/(src|node_modules)\//, '$1/')}:${lineNumber + 1}`, ms);
+    add(
+      fns,
+      `${functionName || '(anonymous)'} ${url.replace(/^.*\/(src|node_modules)\//, '$1/')}:${lineNumber + 1}`,
+      ms,
+    );
     add(features, featureOf(id, byId, parent) ?? `no sluice frame: ${place(url, functionName)}`, ms);
   }
   const sorted = <K extends string>(m: Map<string, number>, k: K): Array<Record<K, string> & { ms: number }> =>
-    [...m.entries()].sort((a, b) => b[1] - a[1]).map(([name, ms]) => ({ [k]: name, ms }) as Record<K, string> & { ms: number });
+    [...m.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .map(([name, ms]) => ({ [k]: name, ms }) as Record<K, string> & { ms: number });
   const busyMs = [...places.values()].reduce((a, b) => a + b, 0);
-  return { busyMs, idleMs, byPlace: sorted(places, 'place'), byFeature: sorted(features, 'feature'), topFunctions: sorted(fns, 'fn').slice(0, 15) };
+  return {
+    busyMs,
+    idleMs,
+    byPlace: sorted(places, 'place'),
+    byFeature: sorted(features, 'feature'),
+    topFunctions: sorted(fns, 'fn').slice(0, 15),
+  };
 }
 
 /** The feature of the nearest frame on the stack that has one; other sluice code by its folder. */

@@ -20,7 +20,10 @@ export function heapByKind(file: string): Map<string, number> {
   for (let i = 0; i < s.nodes.length; i += width) {
     const type = types[s.nodes[i + iType]!] ?? '?';
     // Strings are many and unique: one line for all of them; other kinds by constructor name.
-    const name = type === 'string' || type === 'concatenated string' || type === 'sliced string' ? '' : ` ${(s.strings[s.nodes[i + iName]!] ?? '').slice(0, 60)}`;
+    const name =
+      type === 'string' || type === 'concatenated string' || type === 'sliced string'
+        ? ''
+        : ` ${(s.strings[s.nodes[i + iName]!] ?? '').slice(0, 60)}`;
     const kind = `${type}${name}`;
     out.set(kind, (out.get(kind) ?? 0) + s.nodes[i + iSize]!);
   }
@@ -28,7 +31,12 @@ export function heapByKind(file: string): Map<string, number> {
 }
 
 /** What grew from `a` to `b`, per unit (per task seen), largest first. */
-export function growth(a: Map<string, number>, b: Map<string, number>, units: number, top = 10): Array<{ kind: string; bytesPerUnit: number }> {
+export function growth(
+  a: Map<string, number>,
+  b: Map<string, number>,
+  units: number,
+  top = 10,
+): Array<{ kind: string; bytesPerUnit: number }> {
   const kinds = new Set([...a.keys(), ...b.keys()]);
   return [...kinds]
     .map((kind) => ({ kind, bytesPerUnit: ((b.get(kind) ?? 0) - (a.get(kind) ?? 0)) / units }))

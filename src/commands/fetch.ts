@@ -29,7 +29,11 @@ export const fetchCommand: Command = {
       void fetcher.done.finally(stopFeed).catch(() => {});
       shutdown.onStop(() => void fetcher.stop());
       const s = await fetcher.done;
-      out(`fetch ${pipeline}: spooled ${s.spooled} item(s) in ${s.segments} segment(s), quarantined ${s.quarantined}, ${s.seconds.toFixed(1)} s; spool ${fetcher.paths.root} holds ${s.depth.items} item(s)`);
+      out(
+        `fetch ${pipeline}: spooled ${s.spooled} item(s) in ${s.segments} ` +
+          `segment(s), quarantined ${s.quarantined}, ${s.seconds.toFixed(1)} ` +
+          `s; spool ${fetcher.paths.root} holds ${s.depth.items} item(s)`,
+      );
       return 0;
     } finally {
       await metrics?.close();

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { isIdentifier, isQualifiedIdentifier, IDENTIFIER_RULE } from '../core/identifiers.js';
 import { UsageError } from '../core/errors.js';
 import type { Command } from './command.js';
+import { asText } from '../core/text.js';
 
 const SCRIPTS: Record<string, string> = {
   'sluice:migrate': 'sluice migrate',
@@ -77,15 +78,43 @@ function pascal(name: string): string {
 
 function options(values: Record<string, unknown>): InitOptions {
   const table = values.table;
-  if (typeof table !== 'string') throw new UsageError('--table is required (the source table: one row per task)', 'e.g. npx sluice init --table products --key id --columns name,description');
-  if (!isQualifiedIdentifier(table)) throw new UsageError(`--table must be an SQL identifier (or database.table): ${IDENTIFIER_RULE}, got '${table}'`);
+  if (typeof table !== 'string')
+    throw new UsageError(
+      '--table is required (the source table: one row per task)',
+      'e.g. npx sluice init --table products --key id --columns name,description',
+    );
+  if (!isQualifiedIdentifier(table))
+    throw new UsageError(
+      `--table must be an SQL identifier (or database.table): ${IDENTIFIER_RULE}, got '${asText(table)}'`,
+    );
   const key = typeof values.key === 'string' ? values.key : 'id';
-  if (!isIdentifier(key)) throw new UsageError(`--key must be an SQL identifier: ${IDENTIFIER_RULE}, got '${key}'`);
-  const columns = typeof values.columns === 'string' ? values.columns.split(',').map((c) => c.trim()).filter((c) => c !== '') : [];
-  for (const c of columns) if (!isIdentifier(c)) throw new UsageError(`--columns: '${c}' is not an SQL identifier (${IDENTIFIER_RULE})`);
-  const base = table.split('.').pop()!.toLowerCase().replace(/[^a-z0-9_-]/g, '_');
-  const pipeline = typeof values.pipeline === 'string' ? values.pipeline : /^[a-z]/.test(base) ? base.slice(0, 64) : `p_${base}`.slice(0, 64);
-  if (!/^[a-z][a-z0-9_-]{0,63}$/.test(pipeline)) throw new UsageError(`--pipeline must be lowercase letters, digits, - and _, starting with a letter, got '${pipeline}'`);
+  if (!isIdentifier(key))
+    throw new UsageError(`--key must be an SQL identifier: ${IDENTIFIER_RULE}, got '${asText(key)}'`);
+  const columns =
+    typeof values.columns === 'string'
+      ? values.columns
+          .split(',')
+          .map((c) => c.trim())
+          .filter((c) => c !== '')
+      : [];
+  for (const c of columns)
+    if (!isIdentifier(c))
+      throw new UsageError(`--columns: '${asText(c)}' is not an SQL identifier (${IDENTIFIER_RULE})`);
+  const base = table
+    .split('.')
+    .pop()!
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]/g, '_');
+  const pipeline =
+    typeof values.pipeline === 'string'
+      ? values.pipeline
+      : /^[a-z]/.test(base)
+        ? base.slice(0, 64)
+        : `p_${base}`.slice(0, 64);
+  if (!/^[a-z][a-z0-9_-]{0,63}$/.test(pipeline))
+    throw new UsageError(
+      `--pipeline must be lowercase letters, digits, - and _, starting with a letter, got '${pipeline}'`,
+    );
   const databaseUrl = typeof values['database-url'] === 'string' ? values['database-url'] : undefined;
   return { table, key, columns, pipeline, ...(databaseUrl === undefined ? {} : { databaseUrl }) };
 }
@@ -110,35 +139,53 @@ export const initCommand: Command = {
   summary: 'write a sluice.config.ts for your table in this project (never overwrites a file)',
   usage: '--table <table> [--key <column>] [--columns a,b,c] [--pipeline <name>] [--scripts]',
   details: ['Example: npx sluice init --table products --key id --columns name,description --scripts'],
-  options: { table: { type: 'string' }, key: { type: 'string' }, columns: { type: 'string' }, pipeline: { type: 'string' }, scripts: { type: 'boolean' } },
+  options: {
+    table: { type: 'string' },
+    key: { type: 'string' },
+    columns: { type: 'string' },
+    pipeline: { type: 'string' },
+    scripts: { type: 'boolean' },
+  },
   optionHelp: {
     table: 'the source table, one row per task (or database.table)',
     key: 'its unique, NOT NULL key column (default id)',
     columns: 'columns copied into each task, comma-separated',
     pipeline: 'the pipeline name (default: from the table name)',
-    scripts: "also add sluice:* scripts to package.json (existing ones are kept)",
+    scripts: 'also add sluice:* scripts to package.json (existing ones are kept)',
   },
-  async run({ values, cwd, out }) {
-    const o = options(values);
-    const file = join(cwd, 'sluice.config.ts');
-    if (existsSync(file)) throw new UsageError(`${file} exists already; init never overwrites it`, 'edit it, or remove it and run init again');
-    writeFileSync(file, configText(o), { flag: 'wx' });
-    out(`wrote ${file} (pipeline ${o.pipeline} on table ${o.table})`);
-    const hasPackage = existsSync(join(cwd, 'package.json'));
-    if (values.scripts === true && hasPackage) {
-      const added = addScripts(cwd, o.pipeline);
-      out(added.length > 0 ? `added to package.json: ${added.join(', ')}` : 'package.json has the sluice scripts already');
-    } else if (hasPackage) {
-      out('package.json scripts you may want (or run init with --scripts to add them):');
-      for (const [name, cmd] of Object.entries(SCRIPTS)) out(`  "${name}": "${cmd.endsWith('--pipeline') ? `${cmd} ${o.pipeline}` : cmd}"`);
-    }
-    out('next:');
-    out('  export DATABASE_URL=mysql://user:password@host:3306/database   # or edit database.url in the file');
-    out(`  npx sluice doctor --pipeline ${o.pipeline}     # checks the database, the table and Kafka`);
-    out('  npx sluice migrate                         # creates sluice_* tables beside yours');
-    out(`  npx sluice produce --pipeline ${o.pipeline}    # publishes every row without a result`);
-    out(`  npx sluice fetch --pipeline ${o.pipeline} & npx sluice work --pipeline ${o.pipeline}`);
-    out(`  npx sluice status --pipeline ${o.pipeline} --check`);
-    return 0;
+  run({ values, cwd, out }) {
+    // A throw inside the executor becomes the rejection, as in an async function.
+    return new Promise((resolve) => resolve(initProject(values, cwd, out)));
   },
 };
+
+function initProject(values: Record<string, unknown>, cwd: string, out: (line: string) => void): number {
+  const o = options(values);
+  const file = join(cwd, 'sluice.config.ts');
+  if (existsSync(file))
+    throw new UsageError(
+      `${file} exists already; init never overwrites it`,
+      'edit it, or remove it and run init again',
+    );
+  writeFileSync(file, configText(o), { flag: 'wx' });
+  out(`wrote ${file} (pipeline ${o.pipeline} on table ${o.table})`);
+  const hasPackage = existsSync(join(cwd, 'package.json'));
+  if (values.scripts === true && hasPackage) {
+    const added = addScripts(cwd, o.pipeline);
+    out(
+      added.length > 0 ? `added to package.json: ${added.join(', ')}` : 'package.json has the sluice scripts already',
+    );
+  } else if (hasPackage) {
+    out('package.json scripts you may want (or run init with --scripts to add them):');
+    for (const [name, cmd] of Object.entries(SCRIPTS))
+      out(`  "${name}": "${cmd.endsWith('--pipeline') ? `${cmd} ${o.pipeline}` : cmd}"`);
+  }
+  out('next:');
+  out('  export DATABASE_URL=mysql://user:password@host:3306/database   # or edit database.url in the file');
+  out(`  npx sluice doctor --pipeline ${o.pipeline}     # checks the database, the table and Kafka`);
+  out('  npx sluice migrate                         # creates sluice_* tables beside yours');
+  out(`  npx sluice produce --pipeline ${o.pipeline}    # publishes every row without a result`);
+  out(`  npx sluice fetch --pipeline ${o.pipeline} & npx sluice work --pipeline ${o.pipeline}`);
+  out(`  npx sluice status --pipeline ${o.pipeline} --check`);
+  return 0;
+}

@@ -34,7 +34,11 @@ async function spoolHits(p: SpoolPaths, key: string): Promise<SpoolHit[]> {
   const b64 = Buffer.from(key).toString('base64');
   for (const file of await readdir(p.quarantine).catch(() => [] as string[])) {
     try {
-      const e = JSON.parse(await readFile(join(p.quarantine, file), 'utf8')) as { key?: string; reason?: string; offset?: string };
+      const e = JSON.parse(await readFile(join(p.quarantine, file), 'utf8')) as {
+        key?: string;
+        reason?: string;
+        offset?: string;
+      };
       if (e.key === b64) hits.push({ folder: 'quarantine', file, offset: e.offset ?? '', reason: e.reason ?? '' });
     } catch {
       // not an entry of ours
@@ -44,16 +48,54 @@ async function spoolHits(p: SpoolPaths, key: string): Promise<SpoolHit[]> {
 }
 
 function render(r: TaskRecord & { spool: SpoolHit[] }, out: (l: string) => void): void {
-  out(`key ${JSON.stringify(r.key)}: ${r.state}${r.inTable && !r.inSource ? ' (in the table, outside source.where)' : ''}`);
+  out(
+    `key ${JSON.stringify(r.key)}: ${r.state}` +
+      `${r.inTable && !r.inSource ? ' (in the table, outside source.where)' : ''}`,
+  );
   if (r.result !== null) out(`  result      ${JSON.stringify(r.result)}`);
-  if (r.bookkeeping !== null) out(`  finished    ${String(r.bookkeeping.finished_at)} by ${String(r.bookkeeping.worker_id)} in ${String(r.bookkeeping.duration_ms)} ms, ${String(r.bookkeeping.attempts)} attempt(s)`);
-  if (r.dispatch !== null) out(`  dispatched  ${String(r.dispatch.dispatches)} time(s), last ${String(r.dispatch.dispatched_at)} (run ${String(r.dispatch.run_id)}, topic ${String(r.dispatch.topic)})`);
-  if (r.quarantine !== null) out(`  quarantined ${String(r.quarantine.quarantined_at)} at stage ${String(r.quarantine.stage)}: ${String(r.quarantine.error_class)}: ${String(r.quarantine.error_message).slice(0, 300)}`);
-  for (const m of r.milestones) out(`  milestone   ${String(m.stage)} attempt ${String(m.attempt)}, ${String(m.duration_ms)} ms, ${String(m.created_at)}`);
+  if (r.bookkeeping !== null)
+    out(
+      `  ` +
+        `finished    ${String(r.bookkeeping.finished_at)} by ` +
+        `${String(r.bookkeeping.worker_id)} in ` +
+        `${String(r.bookkeeping.duration_ms)} ms, ` +
+        `${String(r.bookkeeping.attempts)} ` +
+        `attempt(s)`,
+    );
+  if (r.dispatch !== null)
+    out(
+      `  dispatched  ${String(r.dispatch.dispatches)} ` +
+        `time(s), last ${String(r.dispatch.dispatched_at)} (run ` +
+        `${String(r.dispatch.run_id)}, topic ${String(r.dispatch.topic)})`,
+    );
+  if (r.quarantine !== null)
+    out(
+      `  quarantined ${String(r.quarantine.quarantined_at)} ` +
+        `at stage ${String(r.quarantine.stage)}: ` +
+        `${String(r.quarantine.error_class)}: ` +
+        `${String(r.quarantine.error_message).slice(0, 300)}`,
+    );
+  for (const m of r.milestones)
+    out(
+      `  milestone   ${String(m.stage)} ` +
+        `attempt ${String(m.attempt)}, ${String(m.duration_ms)} ms, ${String(m.created_at)}`,
+    );
   for (const a of r.attempts) {
-    out(`  failed      ${String(a.stage)} attempt ${String(a.attempt)}${Number(a.superseded) === 1 ? ' (before a requeue)' : ''} on ${String(a.worker_id)} ${String(a.created_at)}: ${String(a.error_class)}: ${String(a.error_message).slice(0, 300)}`);
+    out(
+      `  failed      ${String(a.stage)} ` +
+        `attempt ${String(a.attempt)}` +
+        `${Number(a.superseded) === 1 ? ' (before a requeue)' : ''} on ` +
+        `${String(a.worker_id)} ${String(a.created_at)}: ` +
+        `${String(a.error_class)}: ${String(a.error_message).slice(0, 300)}`,
+    );
   }
-  for (const h of r.spool) out(`  spool       ${h.folder}/${h.file}${h.offset === undefined ? '' : ` offset ${h.offset}`}${h.reason === undefined ? '' : ` (${h.reason})`}`);
+  for (const h of r.spool)
+    out(
+      `  ` +
+        `spool       ${h.folder}/${h.file}` +
+        `${h.offset === undefined ? '' : ` offset ${h.offset}`}` +
+        `${h.reason === undefined ? '' : ` (${h.reason})`}`,
+    );
   if (r.spool.length === 0) out('  spool       nothing on this machine');
 }
 
@@ -67,17 +109,28 @@ export const inspectCommand: Command = {
     const name = values.pipeline;
     if (typeof name !== 'string') throw new UsageError('--pipeline is required', 'see: sluice inspect --help');
     const key = positionals[0];
-    if (key === undefined || positionals.length > 1) throw new UsageError('give exactly one task key (quote it for the shell)', 'see: sluice inspect --help');
+    if (key === undefined || positionals.length > 1)
+      throw new UsageError('give exactly one task key (quote it for the shell)', 'see: sluice inspect --help');
     const pipeline = getPipeline(config, name);
     const pool = await openPool(config.database, { poolSize: 1 });
     let record: TaskRecord;
     try {
       await assertMigrated(pool);
-      record = await inspectTask(pool, await checkPipelineTables(pool, pipeline, { refuseMisfit: false }), name, key, config.producer.staleAfterMs);
+      record = await inspectTask(
+        pool,
+        await checkPipelineTables(pool, pipeline, { refuseMisfit: false }),
+        name,
+        key,
+        config.producer.staleAfterMs,
+      );
     } finally {
       await pool.end();
     }
-    const report = { pipeline: name, ...record, spool: await spoolHits(spoolPaths(resolve(config.spool.dir), name), key) };
+    const report = {
+      pipeline: name,
+      ...record,
+      spool: await spoolHits(spoolPaths(resolve(config.spool.dir), name), key),
+    };
     if (values.json === true) out(JSON.stringify(report));
     else render(report, out);
     return 0;

@@ -20,23 +20,28 @@ const GLOBAL_HELP: Record<string, string> = {
 
 function settingHelp(s: Setting): string {
   const shown = s.shownDefault ?? (s.defaultValue === undefined ? undefined : JSON.stringify(s.defaultValue));
-  return `${s.doc} (${s.path}${shown === undefined ? '' : `, default ${shown}`}${s.env === undefined ? '' : `, env ${s.env}`})`;
+  return (
+    `${s.doc} (${s.path}${shown === undefined ? '' : `, default ${shown}`}` +
+    `${s.env === undefined ? '' : `, env ${s.env}`})`
+  );
 }
 
 /** Setting flags: the global ones, or a command's own. */
 function settingOptions(command?: string): { specs: OptionSpecs; help: Record<string, string> } {
   const list = flagSettings(command).filter((s) => command === undefined || s.commands !== undefined);
   return {
-    specs: Object.fromEntries(list.map((s) => [s.flag!, { type: s.input === 'bool' ? ('boolean' as const) : ('string' as const) }])),
+    specs: Object.fromEntries(
+      list.map((s) => [s.flag!, { type: s.input === 'bool' ? ('boolean' as const) : ('string' as const) }]),
+    ),
     help: Object.fromEntries(list.map((s) => [s.flag!, settingHelp(s)])),
   };
 }
 
-
-
 function optionLines(specs: OptionSpecs, help: Record<string, string>): string[] {
   return Object.entries(specs).map(([name, spec]) => {
-    const flag = `${spec.short === undefined ? '    ' : `-${spec.short}, `}--${name}${spec.type === 'string' ? ' <value>' : ''}`;
+    const flag =
+      `${spec.short === undefined ? '    ' : `-${spec.short}, `}--${name}` +
+      `${spec.type === 'string' ? ' <value>' : ''}`;
     return `  ${flag.padEnd(30)} ${help[name] ?? ''}`;
   });
 }
@@ -46,7 +51,8 @@ export function mainHelp(commands: readonly Command[]): string {
   return [
     'sluice: get a large, failure-prone batch job done fast and completely.',
     '',
-    'Usage: sluice <command> [options]       (npx sluice <command> in a project; npm run <command> -- in this repository)',
+    'Usage: sluice <command> [options]       (npx sluice <command> in a ' +
+      'project; npm run <command> -- in this repository)',
     '',
     'Commands:',
     ...commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`),
@@ -66,7 +72,9 @@ export function commandHelp(c: Command): string {
     '',
     c.summary,
     ...(c.details === undefined ? [] : ['', ...c.details.map((d) => `  ${d}`)]),
-    ...(Object.keys(c.options).length + Object.keys(own.specs).length === 0 ? [] : ['', 'Options:', ...optionLines({ ...c.options, ...own.specs }, { ...c.optionHelp, ...own.help })]),
+    ...(Object.keys(c.options).length + Object.keys(own.specs).length === 0
+      ? []
+      : ['', 'Options:', ...optionLines({ ...c.options, ...own.specs }, { ...c.optionHelp, ...own.help })]),
     '',
     'Global options:',
     ...optionLines({ ...GLOBAL_OPTIONS, ...g.specs }, { ...GLOBAL_HELP, ...g.help }),
@@ -74,7 +82,10 @@ export function commandHelp(c: Command): string {
 }
 
 /** The command's arguments, and the flags that set configuration (to loadConfig). */
-export function parseCommandLine(c: Command, argv: string[]): { values: OptionValues; positionals: string[]; flags: ConfigFlags } {
+export function parseCommandLine(
+  c: Command,
+  argv: string[],
+): { values: OptionValues; positionals: string[]; flags: ConfigFlags } {
   try {
     const options = { ...GLOBAL_OPTIONS, ...settingOptions().specs, ...settingOptions(c.name).specs, ...c.options };
     const r = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
@@ -87,9 +98,8 @@ export function parseCommandLine(c: Command, argv: string[]): { values: OptionVa
     }
     return { values, positionals: r.positionals, flags };
   } catch (err) {
-    const msg = err instanceof Error ? err.message.split('\n')[0] ?? '' : String(err);
+    const msg = err instanceof Error ? (err.message.split('\n')[0] ?? '') : String(err);
     const short = msg.replace(/^Unknown option/, 'unknown option').replace(/\. To specify a positional.*$/, '');
     throw new UsageError(short, `see: sluice ${c.name} --help`);
   }
 }
-

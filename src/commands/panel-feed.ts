@@ -23,7 +23,8 @@ type Counts = Map<string, number>;
 async function perStage(metric: StageMetrics['processed'] | undefined): Promise<Counts> {
   const out: Counts = new Map();
   if (metric === undefined) return out;
-  for (const v of (await metric.get()).values) out.set(String(v.labels.stage), (out.get(String(v.labels.stage)) ?? 0) + v.value);
+  for (const v of (await metric.get()).values)
+    out.set(String(v.labels.stage), (out.get(String(v.labels.stage)) ?? 0) + v.value);
   return out;
 }
 
@@ -37,17 +38,39 @@ export function feedPanel(panel: TerminalPanel, s: PanelSources): () => Promise<
     const now = performance.now();
     const lines = [...done.keys()].map((stage) => {
       const rate = ((done.get(stage)! - (last.done.get(stage) ?? 0)) * 1000) / Math.max(1, now - last.at);
-      return `stage ${stage.padEnd(14)} done ${String(done.get(stage)).padStart(8)}  ${rate.toFixed(1).padStart(7)}/s  retries ${retried.get(stage) ?? 0}`;
+      return (
+        `stage ${stage.padEnd(14)} done ${String(done.get(stage)).padStart(8)}  ${rate.toFixed(1).padStart(7)}/s ` +
+        ` retries ${retried.get(stage) ?? 0}`
+      );
     });
     last = { at: now, done };
     if (workers.length > 0) {
-      const w = workers.map((x) => x.stats()).reduce((a, b) => ({ ...a, done: a.done + b.done, quarantined: a.quarantined + b.quarantined, inFlight: a.inFlight + b.inFlight, returned: a.returned + b.returned }));
-      lines.push(`${s.pipeline}: tasks done ${w.done}, quarantined ${w.quarantined}, in flight ${w.inFlight}${workers.length > 1 ? ` (${workers.length} workers)` : ''}`);
-      for (const r of workers[0]!.resources()) lines.push(`resource ${r.name}: limit ${r.limit === null ? '-' : Math.floor(r.limit)}${r.auto ? ' (learned)' : ''}, in flight ${r.fleetInFlight} fleet-wide over ${r.processes} process(es), share here ${r.share}`);
+      const w = workers
+        .map((x) => x.stats())
+        .reduce((a, b) => ({
+          ...a,
+          done: a.done + b.done,
+          quarantined: a.quarantined + b.quarantined,
+          inFlight: a.inFlight + b.inFlight,
+          returned: a.returned + b.returned,
+        }));
+      lines.push(
+        `${s.pipeline}: tasks done ${w.done}, quarantined ${w.quarantined}, ` +
+          `in flight ${w.inFlight}${workers.length > 1 ? ` (${workers.length} workers)` : ''}`,
+      );
+      for (const r of workers[0]!.resources())
+        lines.push(
+          `resource ${r.name}: limit ${r.limit === null ? '-' : Math.floor(r.limit)}${r.auto ? ' (learned)' : ''}, ` +
+            `in flight ${r.fleetInFlight} fleet-wide over ${r.processes} ` +
+            `process(es), share here ${r.share}`,
+        );
     }
     if (s.fetcher !== undefined) {
       const f = s.fetcher.stats();
-      lines.push(`spool: ${f.depth.items} item(s) waiting, fetched ${f.spooled}, quarantined ${f.quarantined}${f.paused ? ', fetching paused (spool above its high-water mark)' : ''}`);
+      lines.push(
+        `spool: ${f.depth.items} item(s) waiting, fetched ${f.spooled}, ` +
+          `quarantined ${f.quarantined}${f.paused ? ', fetching paused (spool above its high-water mark)' : ''}`,
+      );
     }
     lines.push(...(s.extra?.() ?? []));
     panel.setLines(lines);

@@ -3,6 +3,7 @@
 import { UsageError } from '../core/errors.js';
 import { produce, type ProduceSummary } from '../producer/producer.js';
 import type { Command, CommandContext } from './command.js';
+import { asText } from '../core/text.js';
 
 /** Exit code when the run finished but skipped tasks (too large, unserialisable): they need attention. */
 export const EXIT_SKIPPED = 5;
@@ -11,7 +12,7 @@ export const EXIT_INTERRUPTED = 130;
 function positiveInt(name: string, v: unknown): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name} must be a whole number, got '${String(v)}'`);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name} must be a whole number, got '${asText(v)}'`);
   return n;
 }
 
@@ -20,22 +21,38 @@ function report(s: ProduceSummary, out: (l: string) => void): void {
   out(`pipeline ${s.pipeline} -> topic ${s.topic} (run ${s.runId})`);
   if (s.dryRun) {
     if (c !== null) {
-      out(`  pending             ${c.pending}  (source ${c.source}, done ${c.done}, no result ${c.missing}, in flight ${c.inFlight}, quarantined ${c.quarantined})`);
+      out(
+        `  pending             ${c.pending}  ` +
+          `(source ${c.source}, done ${c.done}, no result ${c.missing}, ` +
+          `in flight ${c.inFlight}, quarantined ${c.quarantined})`,
+      );
       if (c.orphans > 0) out(`  results without a source row ${c.orphans} (not counted as done)`);
     }
     out('  dry run: nothing published');
     return;
   }
   out(`  pending found       ${s.found}`);
-  out(`  published           ${s.published}  (recorded ${s.recorded}, ${s.batches} batch(es) of at most ${s.batchLimitBytes} bytes)`);
+  out(
+    `  published           ${s.published}  ` +
+      `(recorded ${s.recorded}, ${s.batches} batch(es) of ` +
+      `at most ${s.batchLimitBytes} bytes)`,
+  );
   out(`  skipped as in flight ${c === null ? 'not counted (--no-count)' : c.inFlight}`);
   if (s.requeuedQuarantined > 0) out(`  requeued from quarantine ${s.requeuedQuarantined}`);
   const skipped = s.skipped.tooLarge + s.skipped.unserialisable + s.skipped.emptyKey;
   if (skipped > 0) {
-    out(`  SKIPPED             ${skipped}  (too large ${s.skipped.tooLarge}, unserialisable ${s.skipped.unserialisable}, empty key ${s.skipped.emptyKey})`);
+    out(
+      `  SKIPPED             ${skipped}  (too large ${s.skipped.tooLarge}, ` +
+        `unserialisable ${s.skipped.unserialisable}, ` +
+        `empty key ${s.skipped.emptyKey})`,
+    );
     for (const t of s.skippedTasks.slice(0, 10)) out(`    key ${JSON.stringify(t.key)}: ${t.reason}`);
   }
-  out(`  time                ${s.seconds.toFixed(1)} s, ${Math.round(s.rate)} tasks/s${s.interrupted ? '  (interrupted: rerun to continue)' : ''}`);
+  out(
+    `  time        ` +
+      `        ${s.seconds.toFixed(1)} s, ${Math.round(s.rate)} tasks/s` +
+      `${s.interrupted ? '  (interrupted: rerun to continue)' : ''}`,
+  );
 }
 
 export const produceCommand: Command = {
@@ -44,7 +61,8 @@ export const produceCommand: Command = {
   usage: '--pipeline <name> [options]',
   details: [
     'Rerun it at any time: it publishes only what is still missing. Ctrl-C stops after the batch in hand.',
-    `Exit codes: 0 done, ${EXIT_SKIPPED} done but some tasks were skipped (listed), 3 Kafka or database unavailable, ${EXIT_INTERRUPTED} interrupted.`,
+    `Exit codes: 0 done, ${EXIT_SKIPPED} done but some tasks were skipped (listed), 3 Kafka or database ` +
+      `unavailable, ${EXIT_INTERRUPTED} interrupted.`,
   ],
   options: {
     pipeline: { type: 'string', short: 'p' },

@@ -11,7 +11,9 @@ const ACTIONS = ['up', 'down', 'status', 'reset', 'logs'];
 
 export const servicesCommand: Command = {
   name: 'services',
-  summary: 'start, stop or check the local Kafka broker and MariaDB (no Docker needed; MariaDB 11.4 from Maven Central when none is installed)',
+  summary:
+    'start, stop or check the local Kafka broker and MariaDB (no Docker ' +
+    'needed; MariaDB 11.4 from Maven Central when none is installed)',
   usage: '[up|down|status|reset|logs]',
   details: [
     'up      start what is not running and wait until it answers (default; does nothing when all is up)',
@@ -24,12 +26,16 @@ export const servicesCommand: Command = {
   optionHelp: {},
   async run({ positionals, env, cwd }) {
     const action = positionals[0] ?? 'up';
-    if (!ACTIONS.includes(action)) throw new UsageError(`unknown services action '${action}' (use: ${ACTIONS.join(', ')})`);
+    if (!ACTIONS.includes(action))
+      throw new UsageError(`unknown services action '${action}' (use: ${ACTIONS.join(', ')})`);
     return new Promise<number>((resolve, reject) => {
       // Installed as a package, the state (jars, data, logs) goes in the user's project, not in node_modules.
       const installed = SCRIPT.includes(`${sep}node_modules${sep}`);
       const state = env.SLUICE_SERVICES_DIR ?? (installed ? join(cwd, '.sluice-services') : undefined);
-      const child = spawn('bash', [SCRIPT, action, ...positionals.slice(1)], { stdio: 'inherit', env: { ...env, ...(state === undefined ? {} : { SLUICE_SERVICES_DIR: state }) } });
+      const child = spawn('bash', [SCRIPT, action, ...positionals.slice(1)], {
+        stdio: 'inherit',
+        env: { ...env, ...(state === undefined ? {} : { SLUICE_SERVICES_DIR: state }) },
+      });
       child.on('error', reject);
       child.on('exit', (code, signal) => resolve(code ?? (signal === null ? 1 : 128)));
     });

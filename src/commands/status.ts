@@ -12,10 +12,17 @@ export const statusCommand: Command = {
   usage: '--pipeline <name> [--json] [--check] [--exact | --estimate]',
   details: [
     '--check exits 1 while any source row has no result (pending, in flight or quarantined): a gate for cron or CI.',
-    `Counts are exact (a semi-join of the source with the results) on a source under ${EXACT_BELOW_ROWS.toLocaleString('en')} rows; on a larger one they`,
+    `Counts are exact (a semi-join of the source with the results) on a ` +
+      `source under ${EXACT_BELOW_ROWS.toLocaleString('en')} rows; on a larger one they`,
     'are an estimate: the last whole-table count (each produce takes one) plus the results recorded since.',
   ],
-  options: { pipeline: { type: 'string', short: 'p' }, json: { type: 'boolean' }, check: { type: 'boolean' }, exact: { type: 'boolean' }, estimate: { type: 'boolean' } },
+  options: {
+    pipeline: { type: 'string', short: 'p' },
+    json: { type: 'boolean' },
+    check: { type: 'boolean' },
+    exact: { type: 'boolean' },
+    estimate: { type: 'boolean' },
+  },
   optionHelp: {
     pipeline: 'the pipeline (required)',
     json: 'print one JSON object',
@@ -26,8 +33,10 @@ export const statusCommand: Command = {
   async run({ values, config, log, out }) {
     const name = values.pipeline;
     if (typeof name !== 'string') throw new UsageError('--pipeline is required', 'see: sluice status --help');
-    if (values.check === true && values.estimate === true) throw new UsageError('--check needs exact counts; leave out --estimate', 'see: sluice status --help');
-    if (values.exact === true && values.estimate === true) throw new UsageError('--exact and --estimate contradict each other; give one', 'see: sluice status --help');
+    if (values.check === true && values.estimate === true)
+      throw new UsageError('--check needs exact counts; leave out --estimate', 'see: sluice status --help');
+    if (values.exact === true && values.estimate === true)
+      throw new UsageError('--exact and --estimate contradict each other; give one', 'see: sluice status --help');
     const exact = values.check === true || values.exact === true ? true : values.estimate === true ? false : undefined;
     const report = await collectStatus(config, name, log, { exact });
     if (values.json === true) out(JSON.stringify(report));

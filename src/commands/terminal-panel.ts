@@ -6,6 +6,7 @@
 // States: live -> closed (the panel is drawn a last time and left on screen).
 
 import type { DestinationStream } from 'pino';
+import { asText } from '../core/text.js';
 
 const LEVELS: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO ', 40: 'WARN ', 50: 'ERROR', 60: 'FATAL' };
 const COLOURS: Record<number, string> = { 40: '\x1b[33m', 50: '\x1b[31m', 60: '\x1b[31m' };
@@ -28,9 +29,15 @@ export function formatRecord(json: string, columns = 160): string {
   const time = new Date(Number(r.time)).toISOString().slice(11, 23);
   const fields = Object.entries(r)
     .filter(([k]) => !SKIP.has(k))
-    .map(([k, v]) => `${k}=${k === 'err' && v !== null && typeof v === 'object' ? JSON.stringify((v as { message?: unknown }).message) : JSON.stringify(v)}`)
+    .map(([k, v]) => {
+      const shown = k === 'err' && v !== null && typeof v === 'object' ? (v as { message?: unknown }).message : v;
+      return `${k}=${JSON.stringify(shown)}`;
+    })
     .join(' ');
-  const head = `${time} ${LEVELS[level] ?? String(level)} ${r.component === undefined ? '' : `[${String(r.component)}] `}${String(r.msg ?? '')}`;
+  const head =
+    `${time} ${LEVELS[level] ?? String(level)} ` +
+    `${r.component === undefined ? '' : `[${asText(r.component)}] `}` +
+    `${asText(r.msg ?? '')}`;
   const line = `${head}${fields === '' ? '' : `  ${fields}`}`.replace(/\s*\n\s*/g, ' ');
   const cut = line.length > columns ? `${line.slice(0, columns - 1)}…` : line;
   return COLOURS[level] === undefined ? cut : `${COLOURS[level]}${cut}\x1b[0m`;
@@ -57,7 +64,9 @@ export class TerminalPanel implements DestinationStream {
       for (const r of records) this.#out.write(`${formatRecord(r, this.#columns())}\n`);
       return;
     }
-    this.#out.write(this.#clear() + records.map((r) => `${formatRecord(r, this.#columns())}\n`).join('') + this.#draw());
+    this.#out.write(
+      this.#clear() + records.map((r) => `${formatRecord(r, this.#columns())}\n`).join('') + this.#draw(),
+    );
   }
 
   /** New panel content; drawn at the next refresh. */

@@ -36,7 +36,8 @@ export const workCommand: Command = {
   usage: '--pipeline <name> [--spool-dir <dir>] [--metrics-port <port>] [--exit-when-idle]',
   details: [
     'Start as many worker processes per machine as you like: they never run the same task at once.',
-    'Ctrl-C / SIGTERM: no new stages start, running ones get worker.shutdownGraceMs (10 s), the rest go back to the spool.',
+    'Ctrl-C / SIGTERM: no new stages start, running ones get ' +
+      'worker.shutdownGraceMs (10 s), the rest go back to the spool.',
   ],
   ...common,
   async run(ctx: CommandContext) {
@@ -45,14 +46,24 @@ export const workCommand: Command = {
     const stages = panelStages(ctx, metrics?.stages);
     let stopFeed = async (): Promise<void> => {};
     try {
-      const worker = await startWorker({ config, pipeline, log: ctx.log, exitWhenIdle: ctx.values['exit-when-idle'] === true, metrics: stages });
+      const worker = await startWorker({
+        config,
+        pipeline,
+        log: ctx.log,
+        exitWhenIdle: ctx.values['exit-when-idle'] === true,
+        metrics: stages,
+      });
       metrics?.watch({ pipeline, worker });
       if (ctx.panel !== null) stopFeed = feedPanel(ctx.panel, { pipeline, worker, stages });
       const onStop = (): void => void worker.stop();
       ctx.shutdown.onStop(onStop);
       ctx.shutdown.onForce(onStop);
       const s = await worker.done;
-      ctx.out(`work ${pipeline}: done ${s.done}, quarantined ${s.quarantined}, skipped (already done) ${s.skipped}, returned to the spool ${s.returned}, ${s.seconds.toFixed(1)} s`);
+      ctx.out(
+        `work ${pipeline}: done ${s.done}, quarantined ${s.quarantined}, ` +
+          `skipped (already done) ${s.skipped}, returned to ` +
+          `the spool ${s.returned}, ${s.seconds.toFixed(1)} s`,
+      );
       return 0;
     } finally {
       await stopFeed();
@@ -78,10 +89,12 @@ export const runCommand: Command = {
       const pool = await openPool(config.database);
       releasePool = () => pool.end();
       const fetcher = await startFetcher({ config, pipeline, log: ctx.log, pool });
-      const worker = await startWorker({ config, pipeline, log: ctx.log, metrics: stages, pool }).catch(async (err: unknown) => {
-        await fetcher.stop().catch(() => {});
-        throw err;
-      });
+      const worker = await startWorker({ config, pipeline, log: ctx.log, metrics: stages, pool }).catch(
+        async (err: unknown) => {
+          await fetcher.stop().catch(() => {});
+          throw err;
+        },
+      );
       metrics?.watch({ pipeline, fetcher, worker });
       if (ctx.panel !== null) stopFeed = feedPanel(ctx.panel, { pipeline, worker, fetcher, stages });
       const stopAll = (): void => {
@@ -99,7 +112,11 @@ export const runCommand: Command = {
       const fetcherFailed = fetcher.done.then(() => new Promise<never>(() => {}), failed);
       const w = await Promise.race([worker.done.catch(failed), fetcherFailed]);
       const f = await fetcher.stop();
-      ctx.out(`run ${pipeline}: spooled ${f.spooled}, done ${w.done}, quarantined ${w.quarantined + f.quarantined}, returned ${w.returned}, ${w.seconds.toFixed(1)} s`);
+      ctx.out(
+        `run ${pipeline}: spooled ${f.spooled}, done ${w.done}, ` +
+          `quarantined ${w.quarantined + f.quarantined}, ` +
+          `returned ${w.returned}, ${w.seconds.toFixed(1)} s`,
+      );
       return 0;
     } finally {
       await stopFeed();

@@ -26,14 +26,27 @@ type Parser = (raw: string) => unknown;
 
 const PARSERS: Record<RawInput, { parse: Parser; rule: string }> = {
   text: { parse: (raw) => raw, rule: '' },
-  list: { parse: (raw) => raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0), rule: '' },
+  list: {
+    parse: (raw) =>
+      raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0),
+    rule: '',
+  },
   int: { parse: (raw) => (/^\d+$/.test(raw.trim()) ? Number(raw) : undefined), rule: 'must be a whole number' },
   duration: { parse: (raw) => parseDuration(raw) ?? undefined, rule: 'must be a duration like 90s, 30m or 1h' },
   bool: {
     parse: (raw) => {
       const v = raw.trim().toLowerCase();
       // 'auto' is passed on for the settings that take it (log.pretty, log.panel); the others' schema refuses it.
-      return ['1', 'true', 'yes', 'on'].includes(v) ? true : ['0', 'false', 'no', 'off', ''].includes(v) ? false : v === 'auto' ? 'auto' : undefined;
+      return ['1', 'true', 'yes', 'on'].includes(v)
+        ? true
+        : ['0', 'false', 'no', 'off', ''].includes(v)
+          ? false
+          : v === 'auto'
+            ? 'auto'
+            : undefined;
     },
     rule: "must be true or false (or 'auto' where the setting takes it)",
   },
@@ -161,6 +174,9 @@ export async function loadConfig(opts: { cwd: string; env: Env; flags?: ConfigFl
   }
   if (file !== null) fileLayer = await importConfigFile(file);
   // Defaults are the schema's: it fills whatever no layer set.
-  const merged = [envLayer(opts.env), flagsLayer(flags)].reduce<unknown>((acc, layer) => mergeLayers(acc, layer), fileLayer);
+  const merged = [envLayer(opts.env), flagsLayer(flags)].reduce<unknown>(
+    (acc, layer) => mergeLayers(acc, layer),
+    fileLayer,
+  );
   return { config: validateConfig(merged), file };
 }

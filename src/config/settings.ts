@@ -14,7 +14,8 @@ export interface Setting extends SettingMeta {
 
 function unwrap(s: z.ZodType): z.ZodType {
   let cur = s;
-  while (cur instanceof z.ZodOptional || cur instanceof z.ZodDefault || cur instanceof z.ZodPrefault) cur = cur.unwrap() as z.ZodType;
+  while (cur instanceof z.ZodOptional || cur instanceof z.ZodDefault || cur instanceof z.ZodPrefault)
+    cur = cur.unwrap() as z.ZodType;
   return cur;
 }
 
@@ -45,10 +46,15 @@ export function settings(): readonly Setting[] {
 
 /** The settings a command accepts as flags (global ones, and those naming the command). */
 export function flagSettings(command?: string): Setting[] {
-  return settings().filter((s) => s.flag !== undefined && (s.commands === undefined || (command !== undefined && s.commands.includes(command))));
+  return settings().filter(
+    (s) =>
+      s.flag !== undefined && (s.commands === undefined || (command !== undefined && s.commands.includes(command))),
+  );
 }
 
 /** Paths whose values are never echoed in messages. */
 export function secretPaths(): string[] {
-  return settings().filter((s) => s.secret === true).map((s) => s.path);
+  return settings()
+    .filter((s) => s.secret === true)
+    .map((s) => s.path);
 }

@@ -1,9 +1,9 @@
-// The task contract every side reaches: the producer writes it, the fetcher validates it, the spool stores
-// it, the worker runs it. One JSON envelope per task on the topic, versioned so that fetchers can refuse what
-// they do not understand (docs/operations.md, "Message format"); and the task's key as sluice carries it everywhere: its
+// The task contract every side reaches: the producer writes it, the fetcher validates it, the spool stores it, the
+// worker runs it. One JSON envelope per task on the topic, versioned so that fetchers can refuse what they do not
+// understand (docs/operations.md, "Message format"); and the task's key as sluice carries it everywhere: its
 // canonical text. The database produces that text from the source row (user-tables/key-sql.ts), the envelope carries
-// it (a number when it is a safe integer), the ledger stores its UTF-8 bytes, and every lookup compares
-// those bytes. Nothing else ever derives a key's text, and its limit is defined here only.
+// it (a number when it is a safe integer), the ledger stores its UTF-8 bytes, and every lookup compares those bytes.
+// Nothing else ever derives a key's text, and its limit is defined here only.
 
 export const ENVELOPE_VERSION = 1;
 
@@ -85,5 +85,10 @@ export function keyProblem(text: string): string | null {
 /** Why a message of ledger `theirs` must not run here, or null (a message without a ledger runs as before). */
 export function otherLedger(theirs: string | undefined, ours: string | null): string | null {
   if (theirs === undefined || ours === null || theirs === ours) return null;
-  return `message is from ledger ${JSON.stringify(theirs)}, not this deployment's ${JSON.stringify(ours)}: another deployment publishes to this topic (give each its own pipelines.<name>.topic)`;
+  return (
+    `message is from ledger ${JSON.stringify(theirs)}, not this ` +
+    `deployment's ${JSON.stringify(ours)}: another deployment publishes to ` +
+    `this topic (give each its own ` +
+    `pipelines.<name>.topic)`
+  );
 }

@@ -153,7 +153,7 @@ export function isRetriable(err: unknown): boolean {
   if (isBug(err)) return false;
   if (err instanceof SluiceError) return err.retriable;
   if (err !== null && typeof err === 'object' && 'retriable' in err) {
-    return Boolean((err as { retriable: unknown }).retriable);
+    return Boolean(err.retriable);
   }
   return true;
 }

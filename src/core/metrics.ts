@@ -29,11 +29,37 @@ export function stageMetrics(registry: Registry): StageMetrics {
   const registers = [registry];
   const stage = ['pipeline', 'stage'] as const;
   return {
-    processed: new Counter({ name: 'sluice_stage_processed_total', help: 'Stage runs that succeeded.', labelNames: stage, registers }),
-    failed: new Counter({ name: 'sluice_stage_failed_total', help: 'Stage runs that threw or timed out (retried or not).', labelNames: stage, registers }),
-    retried: new Counter({ name: 'sluice_stage_retried_total', help: 'Failed stage runs that will be retried after backoff.', labelNames: stage, registers }),
-    duration: new Histogram({ name: 'sluice_stage_duration_seconds', help: 'Duration of stage runs, successful or not.', labelNames: stage, buckets: DURATION_BUCKETS, registers }),
-    tasks: new Counter({ name: 'sluice_tasks_total', help: 'Tasks finished by this process, by outcome (done, dead, skipped).', labelNames: ['pipeline', 'outcome'], registers }),
+    processed: new Counter({
+      name: 'sluice_stage_processed_total',
+      help: 'Stage runs that succeeded.',
+      labelNames: stage,
+      registers,
+    }),
+    failed: new Counter({
+      name: 'sluice_stage_failed_total',
+      help: 'Stage runs that threw or timed out (retried or not).',
+      labelNames: stage,
+      registers,
+    }),
+    retried: new Counter({
+      name: 'sluice_stage_retried_total',
+      help: 'Failed stage runs that will be retried after backoff.',
+      labelNames: stage,
+      registers,
+    }),
+    duration: new Histogram({
+      name: 'sluice_stage_duration_seconds',
+      help: 'Duration of stage runs, successful or not.',
+      labelNames: stage,
+      buckets: DURATION_BUCKETS,
+      registers,
+    }),
+    tasks: new Counter({
+      name: 'sluice_tasks_total',
+      help: 'Tasks finished by this process, by outcome (done, dead, skipped).',
+      labelNames: ['pipeline', 'outcome'],
+      registers,
+    }),
   };
 }
 
@@ -44,17 +70,36 @@ export type Collect = (set: (labels: Labels, value: number) => void) => void | P
  * A value mirrored from a component's state, read at scrape time. `type: 'counter'` for a total the
  * component keeps itself (exposed with counter semantics: it only grows while the process lives).
  */
-export function mirror(registry: Registry, name: string, help: string, labelNames: readonly string[], collect: Collect, type: 'gauge' | 'counter' = 'gauge'): void {
+export function mirror(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly string[],
+  collect: Collect,
+  type: 'gauge' | 'counter' = 'gauge',
+): void {
   const registers = [registry];
   if (type === 'gauge') {
-    new Gauge({ name, help, labelNames, registers, async collect() {
-      this.reset();
-      await collect((labels, value) => this.set(labels, value));
-    } });
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers,
+      async collect() {
+        this.reset();
+        await collect((labels, value) => this.set(labels, value));
+      },
+    });
     return;
   }
-  new Counter({ name, help, labelNames, registers, async collect() {
-    this.reset();
-    await collect((labels, value) => this.inc(labels, value));
-  } });
+  new Counter({
+    name,
+    help,
+    labelNames,
+    registers,
+    async collect() {
+      this.reset();
+      await collect((labels, value) => this.inc(labels, value));
+    },
+  });
 }

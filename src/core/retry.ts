@@ -14,7 +14,9 @@ export interface RetryPolicy {
   maxAttempts: number;
   initialDelayMs: number;
   maxDelayMs: number;
-  /** 'full': a random delay in [0, backoff] (many clients retrying at once spread out); 'none': the backoff itself. */
+  /**
+   * 'full': a random delay in [0, backoff] (many clients retrying at once spread out); 'none': the backoff itself.
+   */
   jitter: 'full' | 'none';
 }
 
@@ -27,7 +29,11 @@ export interface Clock {
 export const realClock: Clock = { now: () => performance.now(), sleep };
 
 /** The delay before attempt `attempt + 1`: initial × 2^(attempt−1), capped, with the policy's jitter. */
-export function backoffDelay(policy: Pick<RetryPolicy, 'initialDelayMs' | 'maxDelayMs' | 'jitter'>, attempt: number, random: () => number = Math.random): number {
+export function backoffDelay(
+  policy: Pick<RetryPolicy, 'initialDelayMs' | 'maxDelayMs' | 'jitter'>,
+  attempt: number,
+  random: () => number = Math.random,
+): number {
   const ceiling = Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** Math.min(Math.max(0, attempt - 1), 40));
   return policy.jitter === 'full' ? Math.round(random() * ceiling) : ceiling;
 }
@@ -48,7 +54,11 @@ export interface RetryOptions {
 }
 
 /** Runs `fn(attempt)` until it resolves, an error is not retriable, the attempts are used up or `signal` aborts. */
-export async function withRetries<T>(fn: (attempt: number) => Promise<T>, policy: RetryPolicy, opts: RetryOptions = {}): Promise<T> {
+export async function withRetries<T>(
+  fn: (attempt: number) => Promise<T>,
+  policy: RetryPolicy,
+  opts: RetryOptions = {},
+): Promise<T> {
   const clock = opts.clock ?? realClock;
   const classify = opts.classify ?? coerceError;
   const retriable = opts.retriable ?? isRetriable;

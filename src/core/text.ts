@@ -39,11 +39,26 @@ export function jsonDepth(json: string): number {
   for (let i = 0; i < json.length; i++) {
     const c = json.charCodeAt(i);
     if (inString) {
-      if (c === 92) i++; // backslash: skip the escaped character
+      if (c === 92)
+        i++; // backslash: skip the escaped character
       else if (c === 34) inString = false;
     } else if (c === 34) inString = true;
     else if (c === 91 || c === 123) max = Math.max(max, ++depth);
     else if (c === 93 || c === 125) depth--;
   }
   return max;
+}
+
+/** Any value as text for a message: objects as JSON (never '[object Object]'), the rest as String() gives it. */
+export function asText(v: unknown): string {
+  if (v !== null && typeof v === 'object') {
+    try {
+      return JSON.stringify(v);
+    } catch {
+      return Object.prototype.toString.call(v);
+    }
+  }
+  if (typeof v === 'symbol') return v.toString();
+  if (typeof v === 'function') return `[function ${v.name}]`;
+  return `${v as string | number | boolean | bigint | null | undefined}`;
 }

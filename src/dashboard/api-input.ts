@@ -10,19 +10,35 @@ import type { QuarantineFilter } from '../ledger/quarantine-queries.js';
 
 /** ISO-8601 as a date, or a date and a time with an optional zone: `Dec 25` or `1` are not times. */
 const ISO = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
-const isoTime = z.string().regex(ISO, { error: 'must be an ISO-8601 time such as 2026-11-26T08:00:00Z' }).refine((v) => !Number.isNaN(Date.parse(v)), { error: 'is not a real date' });
+const isoTime = z
+  .string()
+  .regex(ISO, { error: 'must be an ISO-8601 time such as 2026-11-26T08:00:00Z' })
+  .refine((v) => !Number.isNaN(Date.parse(v)), { error: 'is not a real date' });
 const text = z.string().min(1).max(512);
 
-const filterShape = { key: text.optional(), errorClass: text.optional(), stage: text.optional(), since: isoTime.optional(), until: isoTime.optional() };
+const filterShape = {
+  key: text.optional(),
+  errorClass: text.optional(),
+  stage: text.optional(),
+  since: isoTime.optional(),
+  until: isoTime.optional(),
+};
 
-const filterSchema = z.strictObject(filterShape, { error: 'must be an object of key, errorClass, stage, since, until' });
+const filterSchema = z.strictObject(filterShape, {
+  error: 'must be an object of key, errorClass, stage, since, until',
+});
 
 const requeueSchema = z.strictObject(
   {
     filter: filterSchema.optional(),
     all: z.literal(true, { error: 'must be true (or left out)' }).optional(),
     dryRun: z.boolean({ error: 'must be true or false' }).optional(),
-    expect: z.strictObject({ count: z.int().min(0), hash: z.string().regex(/^[0-9a-f]{16}$/) }, { error: 'must be {count, hash} from a dry run' }).optional(),
+    expect: z
+      .strictObject(
+        { count: z.int().min(0), hash: z.string().regex(/^[0-9a-f]{16}$/) },
+        { error: 'must be {count, hash} from a dry run' },
+      )
+      .optional(),
   },
   { error: 'the body must be a JSON object' },
 );
@@ -45,9 +61,16 @@ export function parseRequeue(body: unknown): RequeueRequest {
   if (!r.success) fail(r.error, 'body');
   const filter = r.data.filter ?? {};
   const empty = Object.values(filter).every((v) => v === undefined);
-  if (empty && r.data.all !== true) throw new HttpError(400, 'body.filter: give at least one of key, errorClass, stage, since, until, or {"all": true} to match every quarantined task');
-  if (!empty && r.data.all === true) throw new HttpError(400, 'body.all: a filter and {"all": true} do not go together');
-  if (r.data.dryRun !== true && r.data.expect === undefined) throw new HttpError(400, 'body.expect: a requeue carries the {count, hash} its dry run returned');
+  if (empty && r.data.all !== true)
+    throw new HttpError(
+      400,
+      'body.filter: give at least one of key, errorClass, stage, since, until, ' +
+        'or {"all": true} to match every quarantined task',
+    );
+  if (!empty && r.data.all === true)
+    throw new HttpError(400, 'body.all: a filter and {"all": true} do not go together');
+  if (r.data.dryRun !== true && r.data.expect === undefined)
+    throw new HttpError(400, 'body.expect: a requeue carries the {count, hash} its dry run returned');
   return { filter, dryRun: r.data.dryRun === true, expect: r.data.expect };
 }
 
@@ -64,7 +87,8 @@ export function queryObject(q: URLSearchParams, allowed?: readonly string[]): Re
   const out: Record<string, string> = {};
   for (const [k, v] of q) {
     if (Object.hasOwn(out, k)) throw new HttpError(400, `query.${k}: given more than once`);
-    if (allowed !== undefined && !allowed.includes(k)) throw new HttpError(400, `query: unknown parameter ${k} (allowed: ${allowed.join(', ') || 'none'})`);
+    if (allowed !== undefined && !allowed.includes(k))
+      throw new HttpError(400, `query: unknown parameter ${k} (allowed: ${allowed.join(', ') || 'none'})`);
     out[k] = v;
   }
   return out;
@@ -73,7 +97,8 @@ export function queryObject(q: URLSearchParams, allowed?: readonly string[]): Re
 export function intParam(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
   if (raw === undefined) return fallback;
   const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isInteger(n) || n < min || n > max) throw new HttpError(400, `query.${name}: must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new HttpError(400, `query.${name}: must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
   return n;
 }
 

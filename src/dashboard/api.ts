@@ -1,12 +1,12 @@
-// The dashboard's JSON API (documented in docs/dashboard-and-metrics.md): what the page shows, for scripts too.
-//   GET  /api/pipelines                              every configured pipeline
-//   GET  /api/pipelines/:p                           status (counts, stages, errors, resources, processes, lag), ETA, bottleneck
-//   GET  /api/pipelines/:p/stages?minutes=30         per stage: done per 30 s and latency p50/p99 over time
-//   GET  /api/pipelines/:p/quarantine?key=&errorClass=&stage=&since=&until=   quarantined tasks, by filter
-//   GET  /api/pipelines/:p/tasks/:key                one task's timeline (as `sluice inspect`)
-//   POST /api/pipelines/:p/requeue {filter | all, dryRun, expect}   take matching tasks out of quarantine and publish
-//        them: a dry run answers {matched, hash}; the requeue carries them back as `expect` (409 if the set changed)
-// Every input is validated first (api-input.ts): a request that does not fit is a 400 naming the field.
+// The dashboard's JSON API (documented in docs/dashboard-and-metrics.md): what the page shows, for scripts too.   GET
+// /api/pipelines                              every configured pipeline   GET  /api/pipelines/:p
+// status (counts, stages, errors, resources, processes, lag), ETA, bottleneck   GET
+// /api/pipelines/:p/stages?minutes=30         per stage: done per 30 s and latency p50/p99 over time   GET
+// /api/pipelines/:p/quarantine?key=&errorClass=&stage=&since=&until=   quarantined tasks, by filter   GET
+// /api/pipelines/:p/tasks/:key                one task's timeline (as `sluice inspect`)   POST
+// /api/pipelines/:p/requeue {filter | all, dryRun, expect}   take matching tasks out of quarantine and publish
+// them: a dry run answers {matched, hash}; the requeue carries them back as `expect` (409 if the set changed) Every
+// input is validated first (api-input.ts): a request that does not fit is a 400 naming the field.
 
 import type { SluiceConfig } from '../config/config.js';
 import { getPipeline } from '../config/config.js';
@@ -42,30 +42,79 @@ export interface ApiContext {
 type Handler = (ctx: ApiContext, params: string[], query: URLSearchParams, body: unknown) => Promise<unknown>;
 
 const ROUTES: Array<[method: string, pattern: RegExp, handler: Handler]> = [
-  ['GET', /^\/api\/pipelines$/, async (ctx, _p, q) => (queryObject(q, []), Object.entries(ctx.config.pipelines).map(([name, p]) => ({ name, topic: p.topic, table: p.source.table, stages: p.stages.map((s) => s.name) })))],
-  ['GET', /^\/api\/pipelines\/([^/]+)$/, async (ctx, [p], q) => {
-    const { exact } = queryObject(q, ['exact']);
-    if (exact !== undefined && exact !== '0' && exact !== '1') throw new HttpError(400, `query.exact: must be 0 or 1, got ${JSON.stringify(exact)}`);
-    return overview(await collectStatus(ctx.config, pipelineName(ctx, p!), ctx.log, { exact: exact === '1' ? true : undefined, pool: ctx.pool, lag: ctx.lag }));
-  }],
-  ['GET', /^\/api\/pipelines\/([^/]+)\/stages$/, async (ctx, [p], q) => {
-    const name = pipelineName(ctx, p!);
-    const minutes = intParam('minutes', queryObject(q, ['minutes']).minutes, 30, 1, 24 * 60);
-    return stageSeries(ctx.pool, name, getPipeline(ctx.config, name).stages.map((s) => s.name), minutes, 10, ctx.series);
-  }],
-  ['GET', /^\/api\/pipelines\/([^/]+)\/quarantine$/, async (ctx, [p], q) => {
-    const { filter, limit } = parseQuarantineQuery(q);
-    return quarantined(ctx.pool, pipelineName(ctx, p!), filter, limit);
-  }],
-  ['GET', /^\/api\/pipelines\/([^/]+)\/tasks\/(.+)$/, async (ctx, [p, key]) => {
-    const name = pipelineName(ctx, p!);
-    const src = await checkPipelineTables(ctx.pool, getPipeline(ctx.config, name), { refuseMisfit: false });
-    return inspectTask(ctx.pool, src, name, key!, ctx.config.producer.staleAfterMs);
-  }],
+  [
+    'GET',
+    /^\/api\/pipelines$/,
+    (ctx, _p, q) => {
+      queryObject(q, []);
+      const list = Object.values(ctx.config.pipelines).map((p) => ({
+        name: p.name,
+        topic: p.topic,
+        table: p.source.table,
+        stages: p.stages.map((s) => s.name),
+      }));
+      return Promise.resolve(list);
+    },
+  ],
+  [
+    'GET',
+    /^\/api\/pipelines\/([^/]+)$/,
+    async (ctx, [p], q) => {
+      const { exact } = queryObject(q, ['exact']);
+      if (exact !== undefined && exact !== '0' && exact !== '1')
+        throw new HttpError(400, `query.exact: must be 0 or 1, got ${JSON.stringify(exact)}`);
+      return overview(
+        await collectStatus(ctx.config, pipelineName(ctx, p!), ctx.log, {
+          exact: exact === '1' ? true : undefined,
+          pool: ctx.pool,
+          lag: ctx.lag,
+        }),
+      );
+    },
+  ],
+  [
+    'GET',
+    /^\/api\/pipelines\/([^/]+)\/stages$/,
+    async (ctx, [p], q) => {
+      const name = pipelineName(ctx, p!);
+      const minutes = intParam('minutes', queryObject(q, ['minutes']).minutes, 30, 1, 24 * 60);
+      return stageSeries(
+        ctx.pool,
+        name,
+        getPipeline(ctx.config, name).stages.map((s) => s.name),
+        minutes,
+        10,
+        ctx.series,
+      );
+    },
+  ],
+  [
+    'GET',
+    /^\/api\/pipelines\/([^/]+)\/quarantine$/,
+    async (ctx, [p], q) => {
+      const { filter, limit } = parseQuarantineQuery(q);
+      return quarantined(ctx.pool, pipelineName(ctx, p!), filter, limit);
+    },
+  ],
+  [
+    'GET',
+    /^\/api\/pipelines\/([^/]+)\/tasks\/(.+)$/,
+    async (ctx, [p, key]) => {
+      const name = pipelineName(ctx, p!);
+      const src = await checkPipelineTables(ctx.pool, getPipeline(ctx.config, name), { refuseMisfit: false });
+      return inspectTask(ctx.pool, src, name, key!, ctx.config.producer.staleAfterMs);
+    },
+  ],
   ['POST', /^\/api\/pipelines\/([^/]+)\/requeue$/, requeue],
 ];
 
-export async function handleApi(ctx: ApiContext, method: string, path: string, query: URLSearchParams, body: unknown): Promise<unknown> {
+export async function handleApi(
+  ctx: ApiContext,
+  method: string,
+  path: string,
+  query: URLSearchParams,
+  body: unknown,
+): Promise<unknown> {
   for (const [m, pattern, handler] of ROUTES) {
     const match = pattern.exec(path);
     if (match === null) continue;
@@ -86,7 +135,12 @@ export function overview(s: StatusReport): StatusReport & { etaSeconds: number |
   const rate = s.throughput.resultsPerSecond;
   // The stage with the fewest done is where the others wait: work piles up before it.
   const slowest = [...s.stages].sort((a, b) => a.milestones - b.milestones || a.perSecond - b.perSecond)[0];
-  const behind = slowest !== undefined && s.stages.some((x) => x.milestones > slowest.milestones) ? slowest.stage : (s.stages.length > 0 && left > 0 ? [...s.stages].sort((a, b) => a.perSecond - b.perSecond)[0]!.stage : null);
+  const behind =
+    slowest !== undefined && s.stages.some((x) => x.milestones > slowest.milestones)
+      ? slowest.stage
+      : s.stages.length > 0 && left > 0
+        ? [...s.stages].sort((a, b) => a.perSecond - b.perSecond)[0]!.stage
+        : null;
   return { ...s, etaSeconds: left === 0 ? 0 : rate > 0 ? Math.ceil(left / rate) : null, bottleneck: behind };
 }
 
@@ -98,18 +152,39 @@ async function requeue(ctx: ApiContext, [p]: string[], _q: URLSearchParams, body
   if (r.dryRun) return { matched: keys.length, hash, requeued: 0, published: 0, dryRun: true };
   if (ctx.readOnly) throw new HttpError(403, 'the dashboard is read-only (--read-only)');
   if (r.expect!.count !== keys.length || r.expect!.hash !== hash) {
-    throw new HttpError(409, `the filter now matches ${keys.length} task(s), not the ${r.expect!.count} confirmed: look again and confirm`, { matched: keys.length, hash });
+    throw new HttpError(
+      409,
+      `the filter now matches ${keys.length} task(s), not the ${r.expect!.count} confirmed: look again and confirm`,
+      { matched: keys.length, hash },
+    );
   }
   if (keys.length === 0) return { matched: 0, hash, requeued: 0, published: 0 };
   await releaseQuarantined(ctx.pool, name, keys);
   await expireDispatches(ctx.pool, name, keys);
-  ctx.log.info({ pipeline: name, filter: r.filter, requeued: keys.length }, 'quarantined tasks requeued from the dashboard');
+  ctx.log.info(
+    { pipeline: name, filter: r.filter, requeued: keys.length },
+    'quarantined tasks requeued from the dashboard',
+  );
   try {
     // Only the released keys, and no counts: at 10M rows a whole produce pass would take the request 20 s.
-    const s = await produce({ config: ctx.config, pipeline: name, log: ctx.log, shutdown: ctx.shutdown, keys, count: false, pool: ctx.pool, kafka: ctx.kafka });
+    const s = await produce({
+      config: ctx.config,
+      pipeline: name,
+      log: ctx.log,
+      shutdown: ctx.shutdown,
+      keys,
+      count: false,
+      pool: ctx.pool,
+      kafka: ctx.kafka,
+    });
     return { matched: keys.length, hash, requeued: keys.length, published: s.published };
   } catch (err) {
     // Released but not published: the next `produce` publishes them (they are pending now).
-    throw new HttpError(503, `requeued ${keys.length} task(s), but publishing failed: ${err instanceof SluiceError ? err.message : String(err)}; run produce to publish them`);
+    throw new HttpError(
+      503,
+      `requeued ${keys.length} task(s), but publishing ` +
+        `failed: ${err instanceof SluiceError ? err.message : String(err)}; run ` +
+        `produce to publish them`,
+    );
   }
 }

@@ -52,7 +52,10 @@ export class RequestGuard {
   assertHost(req: IncomingMessage): void {
     const host = this.#header(req, 'x-forwarded-host') ?? req.headers.host;
     if (host === undefined || !this.#names.has(hostName(host))) {
-      throw new HttpError(421, `this dashboard does not serve host ${JSON.stringify(host ?? '')}: add it to dashboard.allowedHosts`);
+      throw new HttpError(
+        421,
+        `this dashboard does not serve host ${JSON.stringify(host ?? '')}: add it to dashboard.allowedHosts`,
+      );
     }
   }
 
@@ -67,7 +70,11 @@ export class RequestGuard {
     } catch {
       ok = false;
     }
-    if (!ok) throw new HttpError(403, 'a write needs the token (Authorization: Bearer) or a request from this dashboard\'s own page');
+    if (!ok)
+      throw new HttpError(
+        403,
+        "a write needs the token (Authorization: Bearer) or a request from this dashboard's own page",
+      );
   }
 
   /** `token` from `/?token=`: a new session's Set-Cookie value, or null when the token is wrong (or none is set). */

@@ -5,20 +5,29 @@ export function page(opts: { readOnly: boolean }): string {
   return HTML.replace('{{requeue}}', opts.readOnly ? 'disabled title="read-only"' : '');
 }
 
-const HTML = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>sluice dashboard</title><link rel="icon" href="data:,">
+const HTML =
+  `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>sluice ` +
+  `dashboard</title><link rel="icon" href="data:,">
 <link rel="stylesheet" href="/assets/uplot.css">
 <link rel="stylesheet" href="/assets/page.css">
 </head><body>
-<h1>sluice <select id="pipeline"></select> <span id="updated" class="muted"></span></h1>
+<h1>sluice <select id="pipeline"></select> <span id="updated" ` +
+  `class="muted"></span></h1>
 <div id="progress"></div>
-<h2>Stages <span id="bottleneck" class="muted"></span></h2><div id="stages"></div><div id="charts"></div>
-<h2>Resources</h2><div id="resources"></div><div id="resource-charts"></div>
-<h2>Machines</h2><div id="processes"></div><p id="connections" class="num"></p>
+<h2>Stages <span id="bottleneck" class="muted"></span></h2><div ` +
+  `id="stages"></div><div id="charts"></div>
+<h2>Resources</h2><div id="resources"></div><div ` +
+  `id="resource-charts"></div>
+<h2>Machines</h2><div id="processes"></div><p id="connections" ` +
+  `class="num"></p>
 <h2>Quarantined tasks</h2>
-<form id="search">key <input id="q-key" size="16"> error class <select id="q-class"><option value="">any</option></select>
- stage <input id="q-stage" size="8"> since <input id="q-since" size="20" placeholder="2026-11-26T00:00:00Z"> until <input id="q-until" size="20">
- <button type="submit">search</button> <button type="button" id="requeue" {{requeue}}>requeue matching</button>
+<form id="search">key <input id="q-key" size="16"> error class <select ` +
+  `id="q-class"><option value="">any</option></select>
+ stage <input id="q-stage" size="8"> since <input id="q-since" size="20" ` +
+  `placeholder="2026-11-26T00:00:00Z"> until <input id="q-until" size="20">
+ <button type="submit">search</button> <button type="button" ` +
+  `id="requeue" {{requeue}}>requeue matching</button>
  <span id="requeue-msg"></span></form>
 <div id="quarantine"></div><pre id="timeline" hidden></pre>
 <script src="/assets/uplot.js"></script>

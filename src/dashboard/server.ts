@@ -37,7 +37,10 @@ export interface Dashboard {
 }
 
 const SECURITY_HEADERS = {
-  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  'content-security-policy':
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' " +
+    "data:; connect-src 'self'; base-uri 'none'; form-action 'self'; " +
+    "frame-ancestors 'none'",
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
   'x-frame-options': 'DENY',
@@ -55,8 +58,18 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
   const token = await dashboardToken(opts.config);
   if (!LOOPBACK_NAMES.has(host)) {
     const problems = [
-      ...(token === '' ? [`dashboard.token: ${host} is not a loopback address, so a token is required: set dashboard.tokenFile (--token-file) or SLUICE_DASHBOARD_TOKEN`] : []),
-      ...(allowedHosts.length === 0 ? [`dashboard.allowedHosts: ${host} is not a loopback address: list the host names browsers use to reach it (--allowed-hosts)`] : []),
+      ...(token === ''
+        ? [
+            `dashboard.token: ${host} is not a loopback address, so a token is required: set ` +
+              `dashboard.tokenFile (--token-file) or SLUICE_DASHBOARD_TOKEN`,
+          ]
+        : []),
+      ...(allowedHosts.length === 0
+        ? [
+            `dashboard.allowedHosts: ${host} is not a loopback address: list the host names browsers use to reach it ` +
+              `(--allowed-hosts)`,
+          ]
+        : []),
     ];
     if (problems.length > 0) throw new ConfigError(problems);
   }
@@ -66,7 +79,16 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
   const pool = await openPool(opts.config.database, { queueLimit: QUEUE_LIMIT });
   const lag = new LagReader(opts.config.kafka, log);
   const uplotDir = dirname(createRequire(import.meta.url).resolve('uplot/package.json'));
-  const ctx = { config: opts.config, pool, log, readOnly, shutdown: opts.shutdown, series: new SeriesCache(), lag: (topic: string, group: string) => lag.read(topic, group), kafka: lag };
+  const ctx = {
+    config: opts.config,
+    pool,
+    log,
+    readOnly,
+    shutdown: opts.shutdown,
+    series: new SeriesCache(),
+    lag: (topic: string, group: string) => lag.read(topic, group),
+    kafka: lag,
+  };
   // A requeue half done when the dashboard stops would leave keys released but not published: close waits.
   const inFlight = new Set<Promise<unknown>>();
   const api = (m: string, p: string, q: URLSearchParams, b: unknown): Promise<unknown> => {
@@ -81,7 +103,11 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
       const busy = isPoolBusy(err);
       const status = err instanceof HttpError ? err.status : busy ? 503 : 500;
       if (status === 500) log.error({ err }, 'dashboard request failed');
-      const message = busy ? 'busy: every database connection of the dashboard is in use; try again' : err instanceof Error ? err.message : String(err);
+      const message = busy
+        ? 'busy: every database connection of the dashboard is in use; try again'
+        : err instanceof Error
+          ? err.message
+          : String(err);
       send(res, status, { error: message, ...(err instanceof HttpError ? err.extra : {}) });
     });
   });
@@ -106,22 +132,30 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
 async function dashboardToken(config: SluiceConfig): Promise<string> {
   const { token, tokenFile } = config.dashboard;
   if (tokenFile === '') return token;
-  if (token !== '') throw new ConfigError(['dashboard.tokenFile: set either dashboard.token or dashboard.tokenFile, not both']);
+  if (token !== '')
+    throw new ConfigError(['dashboard.tokenFile: set either dashboard.token or dashboard.tokenFile, not both']);
   let text: string;
   try {
     text = await readFile(tokenFile, 'utf8');
   } catch (err) {
-    throw new ConfigError([`dashboard.tokenFile: cannot read ${tokenFile} (${(err as NodeJS.ErrnoException).code ?? String(err)})`]);
+    throw new ConfigError([
+      `dashboard.tokenFile: cannot read ${tokenFile} (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
+    ]);
   }
   const first = text.split('\n')[0]!.trim();
-  if (first === '') throw new ConfigError([`dashboard.tokenFile: ${tokenFile} is empty; write the token on its first line`]);
+  if (first === '')
+    throw new ConfigError([`dashboard.tokenFile: ${tokenFile} is empty; write the token on its first line`]);
   return first;
 }
 
 async function listen(server: Server, host: string, port: number): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL' ? new ConfigError([`dashboard.port: cannot listen on ${host}:${port} (${err.code}); choose another --port`]) : err),
+      reject(
+        err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL'
+          ? new ConfigError([`dashboard.port: cannot listen on ${host}:${port} (${err.code}); choose another --port`])
+          : err,
+      ),
     );
     server.listen(port, host, () => resolve());
   });
@@ -145,7 +179,10 @@ async function serve(req: IncomingMessage, res: ServerResponse, r: Route): Promi
   const given = url.pathname === '/' ? url.searchParams.get('token') : null;
   if (given !== null) return exchangeToken(req, res, r.guard, given);
   const access = r.guard.admit(req);
-  if (req.method === 'GET' && url.pathname === '/') return void res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(page({ readOnly: r.readOnly }));
+  if (req.method === 'GET' && url.pathname === '/')
+    return void res
+      .writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
+      .end(page({ readOnly: r.readOnly }));
   const file = assetFile(req.method, url.pathname, r.uplotDir);
   if (file !== null) return asset(res, file.path, file.type);
   if (!url.pathname.startsWith('/api/')) throw new HttpError(404, `no such page: ${url.pathname}`);
@@ -192,12 +229,15 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 }
 
 async function asset(res: ServerResponse, file: string, type: string): Promise<void> {
-  res.writeHead(200, { 'content-type': `${type}; charset=utf-8`, 'cache-control': 'max-age=3600' }).end(await readFile(file));
+  res
+    .writeHead(200, { 'content-type': `${type}; charset=utf-8`, 'cache-control': 'max-age=3600' })
+    .end(await readFile(file));
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   if (status === 421) res.setHeader('connection', 'close');
   if (res.headersSent) return void res.end();
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }).end(JSON.stringify(body));
+  res
+    .writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' })
+    .end(JSON.stringify(body));
 }
-

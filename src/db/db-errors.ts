@@ -25,7 +25,12 @@ export const RETRYABLE_DB_CODES: Readonly<Record<string, 'outage' | 'lock'>> = {
 };
 
 /** While the database is away: 400 ms doubling to 10 s, for as long as the caller lets it (its signal). */
-export const DB_OUTAGE_POLICY: RetryPolicy = { maxAttempts: Infinity, initialDelayMs: 400, maxDelayMs: 10_000, jitter: 'none' };
+export const DB_OUTAGE_POLICY: RetryPolicy = {
+  maxAttempts: Infinity,
+  initialDelayMs: 400,
+  maxDelayMs: 10_000,
+  jitter: 'none',
+};
 
 interface DriverError {
   code?: string;
@@ -84,12 +89,21 @@ export function toDatabaseError(err: unknown, c: ConnectionOptions, timeoutMs: n
 function otherError(e: DriverError, err: unknown, at: string): DatabaseError {
   const kind = e.code === undefined ? undefined : RETRYABLE_DB_CODES[e.code];
   if (kind === 'outage') {
-    return new DatabaseError('DB_CONNECTION_LOST', `lost the connection to the database at ${at}`, { retriable: true, cause: err });
+    return new DatabaseError('DB_CONNECTION_LOST', `lost the connection to the database at ${at}`, {
+      retriable: true,
+      cause: err,
+    });
   }
   if (kind === 'lock') {
-    return new DatabaseError('DB_LOCK', `database at ${at}: ${e.message ?? String(e.code)}`, { retriable: true, cause: err });
+    return new DatabaseError('DB_LOCK', `database at ${at}: ${e.message ?? String(e.code)}`, {
+      retriable: true,
+      cause: err,
+    });
   }
-  return new DatabaseError('DB_ERROR', `database error at ${at}: ${e.message ?? String(err)}`, { retriable: false, cause: err });
+  return new DatabaseError('DB_ERROR', `database error at ${at}: ${e.message ?? String(err)}`, {
+    retriable: false,
+    cause: err,
+  });
 }
 
 export interface DbRetryOptions extends Omit<RetryOptions, 'classify'> {
@@ -105,5 +119,9 @@ export interface DbRetryOptions extends Omit<RetryOptions, 'classify'> {
  */
 export function withDbRetries<T>(fn: (attempt: number) => Promise<T>, opts: DbRetryOptions): Promise<T> {
   const where = parseDatabaseUrl(opts.databaseUrl);
-  return withRetries(fn, opts.policy ?? DB_OUTAGE_POLICY, { ...opts, classify: (thrown) => (thrown instanceof SluiceError ? thrown : toDatabaseError(thrown, where, opts.timeoutMs ?? 0)) });
+  return withRetries(fn, opts.policy ?? DB_OUTAGE_POLICY, {
+    ...opts,
+    classify: (thrown) =>
+      thrown instanceof SluiceError ? thrown : toDatabaseError(thrown, where, opts.timeoutMs ?? 0),
+  });
 }

@@ -89,7 +89,10 @@ interface Row extends RowDataPacket {
 }
 
 async function tableExists(pool: Pool, table: string): Promise<boolean> {
-  const [rows] = await pool.query<RowDataPacket[]>('SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?', [table]);
+  const [rows] = await pool.query<RowDataPacket[]>(
+    'SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?',
+    [table],
+  );
   return rows.length > 0;
 }
 
@@ -105,21 +108,29 @@ async function recordedRows(pool: Pool): Promise<Row[]> {
 /** Every migration name sluice has (ledger and demo): rows of neither are someone else's. */
 function knownNames(): Set<string> {
   const names = new Set<string>();
-  for (const dir of [MIGRATIONS_DIR, DEMO_MIGRATIONS_DIR]) if (existsSync(dir)) for (const f of readMigrations(dir)) names.add(f.name);
+  for (const dir of [MIGRATIONS_DIR, DEMO_MIGRATIONS_DIR])
+    if (existsSync(dir)) for (const f of readMigrations(dir)) names.add(f.name);
   return names;
 }
 
-/** Copies sluice's rows out of an older `_prisma_migrations` into its own table, once; Prisma's table is only read. */
+/**
+ * Copies sluice's rows out of an older `_prisma_migrations` into its own table, once; Prisma's table is only read.
+ */
 async function adoptPrismaHistory(pool: Pool, log: Logger): Promise<void> {
   if (!(await tableExists(pool, '_prisma_migrations'))) return;
   const [[own]] = await pool.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${MIGRATIONS_TABLE}`);
   if (Number(own?.n) > 0) return;
   const names = [...knownNames()];
   const [r] = await pool.query<import('mysql2').ResultSetHeader>(
-    `INSERT INTO ${MIGRATIONS_TABLE} SELECT * FROM _prisma_migrations WHERE migration_name IN (?) AND rolled_back_at IS NULL`,
+    `INSERT INTO ${MIGRATIONS_TABLE} SELECT * FROM _prisma_migrations WHERE migration_name IN (?) AND ` +
+      `rolled_back_at IS NULL`,
     [names],
   );
-  if (r.affectedRows > 0) log.info({ migrations: r.affectedRows }, 'adopted sluice migrations recorded in _prisma_migrations (that table is left as it is)');
+  if (r.affectedRows > 0)
+    log.info(
+      { migrations: r.affectedRows },
+      'adopted sluice migrations recorded in _prisma_migrations (that table is left as it is)',
+    );
 }
 
 /** Compares the migration files with what the database has recorded. Read-only. */
@@ -135,7 +146,9 @@ export async function migrationState(pool: Pool, files = readMigrations()): Prom
     else {
       state.applied.push(f.name);
       // Prisma accepts a checksum of the file with either line ending.
-      const alt = checksum(f.script.includes('\r\n') ? f.script.replace(/\r\n/g, '\n') : f.script.replace(/\n/g, '\r\n'));
+      const alt = checksum(
+        f.script.includes('\r\n') ? f.script.replace(/\r\n/g, '\n') : f.script.replace(/\n/g, '\r\n'),
+      );
       if (row.checksum !== f.checksum && row.checksum !== alt) state.modified.push(f.name);
     }
   }
@@ -150,7 +163,9 @@ function blockingProblems(state: MigrationState): MigrationError | null {
       `migration ${state.failed.join(', ')} failed in an earlier run and was not rolled back`,
       {
         hint:
-          `repair the database by hand, then mark it rolled back: UPDATE ${MIGRATIONS_TABLE} SET rolled_back_at = NOW(3) WHERE migration_name = '<name>'`,
+          `repair the database by hand, then mark it rolled ` +
+          `back: UPDATE ${MIGRATIONS_TABLE} SET rolled_back_at = NOW(3) WHERE ` +
+          `migration_name = '<name>'`,
       },
     );
   }
@@ -169,11 +184,14 @@ async function ensureDatabase(db: DatabaseConfig): Promise<boolean> {
   const { database } = parseDatabaseUrl(db.url);
   const server = await openPool(db, { noDatabase: true, poolSize: 1 });
   try {
-    const [rows] = await server.query<RowDataPacket[]>('SELECT 1 FROM information_schema.schemata WHERE schema_name = ?', [
-      database,
-    ]);
+    const [rows] = await server.query<RowDataPacket[]>(
+      'SELECT 1 FROM information_schema.schemata WHERE schema_name = ?',
+      [database],
+    );
     if (rows.length > 0) return false;
-    await server.query(`CREATE DATABASE IF NOT EXISTS ${quoteIdentifier(database)} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
+    await server.query(
+      `CREATE DATABASE IF NOT EXISTS ${quoteIdentifier(database)} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`,
+    );
     return true;
   } finally {
     await server.end();
@@ -183,7 +201,8 @@ async function ensureDatabase(db: DatabaseConfig): Promise<boolean> {
 async function applyOne(pool: Pool, file: MigrationFile): Promise<void> {
   const id = randomUUID();
   await pool.query(
-    `INSERT INTO ${MIGRATIONS_TABLE} (id, checksum, migration_name, started_at, applied_steps_count) VALUES (?, ?, ?, NOW(3), 0)`,
+    `INSERT INTO ${MIGRATIONS_TABLE} (id, checksum, migration_name, started_at, applied_steps_count) VALUES ` +
+      `(?, ?, ?, NOW(3), 0)`,
     [id, file.checksum, file.name],
   );
   try {
@@ -208,10 +227,14 @@ export async function migrate(db: DatabaseConfig, log: Logger, dir = MIGRATIONS_
   try {
     const [[lock]] = await pool.query<RowDataPacket[]>('SELECT GET_LOCK(?, ?) AS got', [LOCK_NAME, LOCK_TIMEOUT_S]);
     if (lock?.got !== 1) {
-      throw new MigrationError('MIGRATION_LOCKED', `another migration holds the lock '${LOCK_NAME}' (waited ${LOCK_TIMEOUT_S} s)`, {
-        retriable: true,
-        hint: `wait for the other ${run('migrate')} to finish, then run it again`,
-      });
+      throw new MigrationError(
+        'MIGRATION_LOCKED',
+        `another migration holds the lock '${LOCK_NAME}' (waited ${LOCK_TIMEOUT_S} s)`,
+        {
+          retriable: true,
+          hint: `wait for the other ${run('migrate')} to finish, then run it again`,
+        },
+      );
     }
     try {
       await pool.query(MIGRATIONS_TABLE_DDL);

@@ -16,7 +16,10 @@ export interface OpenPoolOptions {
   /** Allow several statements per query (migration scripts only). */
   multipleStatements?: boolean;
   poolSize?: number;
-  /** Queries waiting for a connection beyond this many fail at once (mysql2's "Queue limit reached."). @defaultValue unbounded */
+  /**
+   * Queries waiting for a connection beyond this many fail at once (mysql2's "Queue limit reached."). @defaultValue
+   * unbounded
+   */
   queueLimit?: number;
   /** DATE/DATETIME as their text ('2026-01-02 03:04:05'): payloads keep zero dates and have no time zone drift. */
   dateStrings?: boolean;
@@ -50,7 +53,9 @@ export async function openPool(db: DatabaseConfig, opts: OpenPoolOptions = {}): 
   const pool = mysql.createPool(options);
   // NOW(3) must mean the same instant in every session: sluice compares timestamps it wrote with NOW(3).
   pool.on('connection', (conn) => {
-    conn.query("SET time_zone = '+00:00'");
+    // The event hands over the driver's callback connection (mysql2 types it as the promise one). A failure
+    // here shows on the connection's first real query.
+    (conn as unknown as { query(sql: string, done: () => void): void }).query("SET time_zone = '+00:00'", () => {});
   });
   try {
     await pool.query('SELECT 1');
@@ -69,10 +74,14 @@ export async function openPool(db: DatabaseConfig, opts: OpenPoolOptions = {}): 
 export interface PoolUse {
   readonly pool: Pool;
   /** Ends the pool if it was opened here; a lent pool stays open for its owner. Idempotent. */
-  release(): Promise<void>;
+  readonly release: () => Promise<void>;
 }
 
-export async function usePool(db: DatabaseConfig, lent: Pool | undefined, opts: OpenPoolOptions = {}): Promise<PoolUse> {
+export async function usePool(
+  db: DatabaseConfig,
+  lent: Pool | undefined,
+  opts: OpenPoolOptions = {},
+): Promise<PoolUse> {
   if (lent !== undefined) return { pool: lent, release: async () => {} };
   const pool = await openPool(db, opts);
   let ended: Promise<void> | undefined;
@@ -89,8 +98,9 @@ interface CorePoolInternals {
 }
 
 /**
- * The connections this pool holds open now (busy or idle), for heartbeats and status. mysql2 keeps the
- * count in a private field; a test (test/integration/dashboard-safety.test.ts and test/e2e/connection-budget.test.ts) fails if an upgrade moves it.
+ * The connections this pool holds open now (busy or idle), for heartbeats and status. mysql2 keeps the count in a
+ * private field; a test (test/integration/dashboard-safety.test.ts and test/e2e/connection-budget.test.ts) fails if
+ * an upgrade moves it.
  */
 export function poolConnections(pool: Pool): number | null {
   const n = (pool as unknown as CorePoolInternals).pool?._allConnections?.length;
@@ -106,7 +116,8 @@ export function isPoolBusy(err: unknown): boolean {
 export function assertDatabaseUrl(db: DatabaseConfig): void {
   if (db.url === '') {
     throw new ConfigError([
-      'database.url is not set: set DATABASE_URL, pass --database-url, or set database.url in sluice.config.ts (sluice does not pick a database by itself)',
+      'database.url is not set: set DATABASE_URL, pass --database-url, or set ' +
+        'database.url in sluice.config.ts (sluice does not pick a database by itself)',
     ]);
   }
 }

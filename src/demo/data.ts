@@ -5,8 +5,32 @@ export interface DemoEntity {
   kind: 'person' | 'place' | 'organisation';
 }
 
-const PEOPLE = ['Ada Lovelace', 'Alan Turing', 'Grace Hopper', 'Katherine Johnson', 'Edsger Dijkstra', 'Barbara Liskov', 'Donald Knuth', 'Margaret Hamilton', 'John McCarthy', 'Frances Allen', 'Claude Shannon', 'Radia Perlman'];
-const PLACES = ['Lisbon', 'Nairobi', 'Osaka', 'Valparaiso', 'Tromso', 'Montreal', 'Kraków', 'Hobart', 'Marrakesh', 'Reykjavík'];
+const PEOPLE = [
+  'Ada Lovelace',
+  'Alan Turing',
+  'Grace Hopper',
+  'Katherine Johnson',
+  'Edsger Dijkstra',
+  'Barbara Liskov',
+  'Donald Knuth',
+  'Margaret Hamilton',
+  'John McCarthy',
+  'Frances Allen',
+  'Claude Shannon',
+  'Radia Perlman',
+];
+const PLACES = [
+  'Lisbon',
+  'Nairobi',
+  'Osaka',
+  'Valparaiso',
+  'Tromso',
+  'Montreal',
+  'Kraków',
+  'Hobart',
+  'Marrakesh',
+  'Reykjavík',
+];
 const ORGS = ['Bell Labs', 'Xerox PARC', 'CERN', 'Bletchley Park', 'Project MAC', 'Los Alamos'];
 
 export const ENTITIES: DemoEntity[] = [

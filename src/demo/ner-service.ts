@@ -59,7 +59,17 @@ class GpuModel {
 
   constructor(slots: number, hardLimit: number | undefined) {
     this.#fixedHardLimit = hardLimit;
-    this.stats = { requests: 0, served: 0, resetsOverLimit: 0, resetsRandom: 0, mostAtOnce: 0, inService: 0, slots, hardLimit: hardLimit ?? slots * 2, servedBy: {} };
+    this.stats = {
+      requests: 0,
+      served: 0,
+      resetsOverLimit: 0,
+      resetsRandom: 0,
+      mostAtOnce: 0,
+      inService: 0,
+      slots,
+      hardLimit: hardLimit ?? slots * 2,
+      servedBy: {},
+    };
   }
 
   setSlots(n: number): void {
@@ -103,7 +113,8 @@ export async function startNerService(opts: NerServiceOptions = {}): Promise<Ner
     req.socket.destroy();
   };
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
-    if (req.method === 'GET' && req.url === '/stats') return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(gpu.stats));
+    if (req.method === 'GET' && req.url === '/stats')
+      return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(gpu.stats));
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
@@ -111,19 +122,25 @@ export async function startNerService(opts: NerServiceOptions = {}): Promise<Ner
       gpu.stats.requests++;
       if (Math.random() < randomReset) return reset(req, 'resetsRandom');
       const admitted = gpu.admit((release) => {
-        setTimeout(() => {
-          release();
-          let text = '';
-          try {
-            text = String((JSON.parse(body) as { text?: unknown }).text ?? '');
-          } catch {
-            return void res.writeHead(400).end('{"error":"body must be JSON {\\"text\\": ...}"}');
-          }
-          gpu.stats.served++;
-          const client = req.headers['x-client'];
-          if (typeof client === 'string') gpu.stats.servedBy[client] = (gpu.stats.servedBy[client] ?? 0) + 1;
-          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ entities: findEntities(text) }));
-        }, lo + Math.random() * (hi - lo));
+        setTimeout(
+          () => {
+            release();
+            let text = '';
+            try {
+              const sent = (JSON.parse(body) as { text?: unknown }).text;
+              text = typeof sent === 'string' ? sent : '';
+            } catch {
+              return void res.writeHead(400).end('{"error":"body must be JSON {\\"text\\": ...}"}');
+            }
+            gpu.stats.served++;
+            const client = req.headers['x-client'];
+            if (typeof client === 'string') gpu.stats.servedBy[client] = (gpu.stats.servedBy[client] ?? 0) + 1;
+            res
+              .writeHead(200, { 'content-type': 'application/json' })
+              .end(JSON.stringify({ entities: findEntities(text) }));
+          },
+          lo + Math.random() * (hi - lo),
+        );
       });
       if (!admitted) reset(req, 'resetsOverLimit');
     });

@@ -37,34 +37,59 @@ export function demoPipeline(opts: DemoStageOptions): { stages: StageConfig[]; c
       async (doc, ctx) => {
         let res: Response;
         try {
-          res = await fetch(opts.nerUrl, { method: 'POST', body: JSON.stringify({ text: `${doc.title}. ${doc.body}` }), signal: ctx.signal, headers: { 'content-type': 'application/json' } });
+          res = await fetch(opts.nerUrl, {
+            method: 'POST',
+            body: JSON.stringify({ text: `${doc.title}. ${doc.body}` }),
+            signal: ctx.signal,
+            headers: { 'content-type': 'application/json' },
+          });
         } catch (err) {
           // fetch reports a reset connection as a TypeError, which sluice would treat as a bug: say what it is.
           if (ctx.signal.aborted) throw err;
-          throw new NerError('NER_UNAVAILABLE', `entity recognition call failed: ${(err as Error).message}`, { retriable: true, cause: err });
+          throw new NerError('NER_UNAVAILABLE', `entity recognition call failed: ${(err as Error).message}`, {
+            retriable: true,
+            cause: err,
+          });
         }
-        if (!res.ok) throw new NerError('NER_HTTP', `entity recognition answered ${res.status}`, { retriable: res.status >= 500 });
+        if (!res.ok)
+          throw new NerError('NER_HTTP', `entity recognition answered ${res.status}`, { retriable: res.status >= 500 });
         return ((await res.json()) as { entities: string[] }).entities;
       },
       opts.nerConcurrency !== undefined
-        ? { concurrency: opts.nerConcurrency, timeoutMs: 5000, retry: { maxAttempts: 8, initialDelayMs: 50, maxDelayMs: 2000 } }
-        : { resource: opts.resource ?? DEMO_RESOURCE, concurrency: 64, timeoutMs: 5000, retry: { maxAttempts: 8, initialDelayMs: 50, maxDelayMs: 2000 } },
+        ? {
+            concurrency: opts.nerConcurrency,
+            timeoutMs: 5000,
+            retry: { maxAttempts: 8, initialDelayMs: 50, maxDelayMs: 2000 },
+          }
+        : {
+            resource: opts.resource ?? DEMO_RESOURCE,
+            concurrency: 64,
+            timeoutMs: 5000,
+            retry: { maxAttempts: 8, initialDelayMs: 50, maxDelayMs: 2000 },
+          },
     )
     .stage(
       'lookup',
       async (names) => {
         if (names.length === 0) return [];
-        const [rows] = await db().query<RowDataPacket[]>('SELECT id, name, kind FROM sluice_demo_entities WHERE name IN (?)', [names]);
+        const [rows] = await db().query<RowDataPacket[]>(
+          'SELECT id, name, kind FROM sluice_demo_entities WHERE name IN (?)',
+          [names],
+        );
         return rows.map((r) => ({ id: Number(r.id), name: String(r.name), kind: String(r.kind) }));
       },
       { concurrency: 16, timeoutMs: 5000 },
     )
     .stage(
       'match',
-      async (known, ctx) => {
+      (known, ctx) => {
         const found = ctx.outputs.ner;
         const matched = new Set(known.map((k) => k.name));
-        return { entities: known, unmatched: found.filter((n) => !matched.has(n)), score: found.length === 0 ? 0 : known.length / found.length };
+        return {
+          entities: known,
+          unmatched: found.filter((n) => !matched.has(n)),
+          score: found.length === 0 ? 0 : known.length / found.length,
+        };
       },
       { concurrency: 32 },
     )
@@ -82,7 +107,10 @@ export const demoResults: ResultsConfig = {
   table: 'sluice_demo_doc_ent_map',
   key: 'doc_id',
   columns: ['ent_list_str', 'mapped_list_str'],
-  row: (o: Matched) => ({ ent_list_str: [...o.entities.map((e) => e.name), ...o.unmatched].join(','), mapped_list_str: o.entities.map((e) => e.id).join(',') }),
+  row: (o: Matched) => ({
+    ent_list_str: [...o.entities.map((e) => e.name), ...o.unmatched].join(','),
+    mapped_list_str: o.entities.map((e) => e.id).join(','),
+  }),
   onConflict: 'keep',
   mergeKeys: false,
 };

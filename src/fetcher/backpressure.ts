@@ -95,7 +95,11 @@ export class BackpressureGate {
   /** Why fetching is paused (a full disk first: it is the one to act on), or null. */
   get reason(): PauseReason | null {
     if (this.state === 'closed') return this.#reasonAtClose;
-    return this.#reasons.has('disk full') ? 'disk full' : this.#reasons.has('high-water mark') ? 'high-water mark' : null;
+    return this.#reasons.has('disk full')
+      ? 'disk full'
+      : this.#reasons.has('high-water mark')
+        ? 'high-water mark'
+        : null;
   }
 
   /** Whether fetching is paused (as it was at close, once closed). */

@@ -57,7 +57,14 @@ export interface BatchSpoolerDeps {
   /** Records bad messages in the database; best effort (they are in the spool either way). */
   recordBad(rows: BadMessageRow[]): void;
   /** A batch is durable and its offset resolved. */
-  onDurable(b: { partition: number; items: number; bytes: number; segments: string[]; quarantined: number; resolved: string }): void;
+  onDurable(b: {
+    partition: number;
+    items: number;
+    bytes: number;
+    segments: string[];
+    quarantined: number;
+    resolved: string;
+  }): void;
   log: Logger;
 }
 
@@ -111,11 +118,25 @@ export class BatchSpooler {
     c.quarantined += rejected.length;
     c.segments += segments.length;
     c.lag[String(batch.partition)] = Number(batch.offsetLag());
-    this.#d.log.debug({ partition: batch.partition, items: lines.length, segments: segments.length, committed: next }, 'batch spooled');
-    this.#d.onDurable({ partition: batch.partition, items: lines.length, bytes, segments, quarantined: rejected.length, resolved: next });
+    this.#d.log.debug(
+      { partition: batch.partition, items: lines.length, segments: segments.length, committed: next },
+      'batch spooled',
+    );
+    this.#d.onDurable({
+      partition: batch.partition,
+      items: lines.length,
+      bytes,
+      segments,
+      quarantined: rejected.length,
+      resolved: next,
+    });
   }
 
-  async #quarantine(topic: string, partition: number, rejected: Array<{ m: Message; reason: string; detail: string }>): Promise<void> {
+  async #quarantine(
+    topic: string,
+    partition: number,
+    rejected: Array<{ m: Message; reason: string; detail: string }>,
+  ): Promise<void> {
     const rows: BadMessageRow[] = [];
     for (const { m, reason, detail } of rejected) {
       const file = await this.#d.quarantine({
@@ -131,7 +152,18 @@ export class BatchSpooler {
         at: new Date().toISOString(),
       });
       this.#d.log.warn({ reason, detail, partition, offset: m.offset, file }, 'message quarantined');
-      rows.push({ pipeline: this.#d.pipeline, topic, partition, offset: m.offset, reason, detail, key: m.key, size: m.value?.length ?? 0, fetcherId: this.#d.fetcherId, spoolFile: file });
+      rows.push({
+        pipeline: this.#d.pipeline,
+        topic,
+        partition,
+        offset: m.offset,
+        reason,
+        detail,
+        key: m.key,
+        size: m.value?.length ?? 0,
+        fetcherId: this.#d.fetcherId,
+        spoolFile: file,
+      });
     }
     if (rows.length > 0) this.#d.recordBad(rows);
   }

@@ -9,7 +9,9 @@ import type { Logger } from '../core/logger.js';
 import { backoffDelay, realClock, type Clock } from '../core/retry.js';
 import { kafkaRetry } from '../kafka/client.js';
 
-/** kafkajs commits the offsets resolved so far at most this often (and when the fetcher stops or loses partitions). */
+/**
+ * kafkajs commits the offsets resolved so far at most this often (and when the fetcher stops or loses partitions).
+ */
 export const COMMIT_INTERVAL_MS = 1000;
 
 export class RestartCounter {
@@ -24,17 +26,35 @@ export interface RestartPolicy {
 }
 
 /** Whether to restart after another crash, and after how long (kafkajs's restartOnFailure). */
-export async function onCrash(counter: RestartCounter, policy: RestartPolicy, log: Logger, err: unknown, clock: Clock = realClock): Promise<boolean> {
+export async function onCrash(
+  counter: RestartCounter,
+  policy: RestartPolicy,
+  log: Logger,
+  err: unknown,
+  clock: Clock = realClock,
+): Promise<boolean> {
   counter.consecutive++;
   counter.total++;
   const again = counter.consecutive <= policy.maxRestarts;
-  const delayMs = backoffDelay({ initialDelayMs: policy.restartBackoffMs, maxDelayMs: 30_000, jitter: 'none' }, counter.consecutive);
-  log.error({ err, restarts: counter.consecutive, restarting: again, delayMs: again ? delayMs : null }, 'consumer crashed');
+  const delayMs = backoffDelay(
+    { initialDelayMs: policy.restartBackoffMs, maxDelayMs: 30_000, jitter: 'none' },
+    counter.consecutive,
+  );
+  log.error(
+    { err, restarts: counter.consecutive, restarting: again, delayMs: again ? delayMs : null },
+    'consumer crashed',
+  );
   if (again) await clock.sleep(delayMs);
   return again;
 }
 
-export function createConsumer(kafka: Kafka, config: SluiceConfig, pipeline: PipelineConfig, counter: RestartCounter, log: Logger): Consumer {
+export function createConsumer(
+  kafka: Kafka,
+  config: SluiceConfig,
+  pipeline: PipelineConfig,
+  counter: RestartCounter,
+  log: Logger,
+): Consumer {
   const { fetcher } = config;
   return kafka.consumer({
     groupId: pipeline.groupId,

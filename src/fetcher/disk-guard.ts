@@ -13,7 +13,10 @@ import { statfs } from 'node:fs/promises';
 import type { Logger } from '../core/logger.js';
 
 const CHECK_MS = 500;
-/** Between two measurements the free space is the last one minus what was written since (statfs per batch cost 1-3% of fetch). */
+/**
+ * Between two measurements the free space is the last one minus what was written since (statfs per batch cost 1-3% of
+ * fetch).
+ */
 const MEASURE_EVERY_MS = 200;
 
 export type FreeBytes = (dir: string) => Promise<number>;
@@ -75,15 +78,21 @@ export class DiskGuard {
     return false;
   }
 
-  /** A batch that had room is on disk (or failed): its reservation ends, and counts as written until the next measurement. */
+  /**
+   * A batch that had room is on disk (or failed): its reservation ends, and counts as written until the next
+   * measurement.
+   */
   written(bytes: number): void {
     this.#reserved = Math.max(0, this.#reserved - bytes);
     this.#writtenSince += bytes;
   }
 
-  /** Free bytes now: measured at most every MEASURE_EVERY_MS, else the last measurement less what was written since. */
+  /**
+   * Free bytes now: measured at most every MEASURE_EVERY_MS, else the last measurement less what was written since.
+   */
   async #estimate(): Promise<number | null> {
-    if (this.lastFree !== null && performance.now() - this.#measuredAt < MEASURE_EVERY_MS) return this.lastFree - this.#writtenSince;
+    if (this.lastFree !== null && performance.now() - this.#measuredAt < MEASURE_EVERY_MS)
+      return this.lastFree - this.#writtenSince;
     return this.#measure();
   }
 
@@ -101,7 +110,13 @@ export class DiskGuard {
     if (this.#warned) return;
     this.#warned = true;
     this.#o.log.warn(
-      { freeMiB: free === null ? null : mib(free), minFreeMiB: mib(this.#o.minFreeBytes), resumeAtMiB: mib(this.resumeAt), dir: this.#o.dir, code: code ?? undefined },
+      {
+        freeMiB: free === null ? null : mib(free),
+        minFreeMiB: mib(this.#o.minFreeBytes),
+        resumeAtMiB: mib(this.resumeAt),
+        dir: this.#o.dir,
+        code: code ?? undefined,
+      },
       'spool disk full: fetching paused until space returns',
     );
   }

@@ -17,23 +17,39 @@ import { join } from 'node:path';
 import type { Kafka } from 'kafkajs';
 import type { FetchOptions } from './options.js';
 
-export async function openFetcherParts(opts: FetchOptions, pipeline: PipelineConfig, log: Logger, spoolRoot: string): Promise<{ pool: PoolUse | null; kafka: Kafka; ledger: string }> {
+export async function openFetcherParts(
+  opts: FetchOptions,
+  pipeline: PipelineConfig,
+  log: Logger,
+  spoolRoot: string,
+): Promise<{ pool: PoolUse | null; kafka: Kafka; ledger: string }> {
   const { config } = opts;
   const { pool, outage } = await openOptionalPool(opts, log);
   try {
     if (pool !== null) await checkPipelineTables(pool.pool, pipeline);
     const ledger = await knownLedger(pool, spoolRoot, outage);
     await checkKafka(config.kafka, log);
-    const kafka = createKafka(config.kafka, childLogger(opts.log, { component: 'kafka', pipeline: opts.pipeline }), { retry: kafkaRetry(config.kafka, config.kafka.brokers.length) });
+    const kafka = createKafka(config.kafka, childLogger(opts.log, { component: 'kafka', pipeline: opts.pipeline }), {
+      retry: kafkaRetry(config.kafka, config.kafka.brokers.length),
+    });
     const admin = kafka.admin();
     try {
       await admin.connect();
-      await retryKafka(config.kafka, async () => {
-        await claimNames(admin, ledger, pipelineClaims(pipeline), log, { client: kafka });
-        await ensureTopic(admin, pipeline.topic, topicSpec(pipeline), log);
-      }, log, 'prepare topic');
+      await retryKafka(
+        config.kafka,
+        async () => {
+          await claimNames(admin, ledger, pipelineClaims(pipeline), log, { client: kafka });
+          await ensureTopic(admin, pipeline.topic, topicSpec(pipeline), log);
+        },
+        log,
+        'prepare topic',
+      );
     } catch (err) {
-      throw kafkaFailure(err, `could not prepare topic ${pipeline.topic}`, `check the brokers (${run('services', 'status')}) and run fetch again`);
+      throw kafkaFailure(
+        err,
+        `could not prepare topic ${pipeline.topic}`,
+        `check the brokers (${run('services', 'status')}) and run fetch again`,
+      );
     } finally {
       await admin.disconnect().catch(() => {});
     }
@@ -44,7 +60,10 @@ export async function openFetcherParts(opts: FetchOptions, pipeline: PipelineCon
   }
 }
 
-async function openOptionalPool(opts: FetchOptions, log: Logger): Promise<{ pool: PoolUse | null; outage: DatabaseError | null }> {
+async function openOptionalPool(
+  opts: FetchOptions,
+  log: Logger,
+): Promise<{ pool: PoolUse | null; outage: DatabaseError | null }> {
   try {
     return { pool: await usePool(opts.config.database, opts.pool), outage: null };
   } catch (err) {
@@ -71,9 +90,15 @@ async function knownLedger(pool: PoolUse | null, spoolRoot: string, outage: Data
   }
   const kept = (await readFile(file, 'utf8').catch(() => '')).trim();
   if (kept !== '') return kept;
-  throw new DatabaseError(outage?.code ?? 'DB_UNREACHABLE', `${outage?.message ?? 'database unreachable'}; this spool has not fetched for a ledger yet, so the fetcher waits for the database`, {
-    retriable: true,
-    hint: outage?.hint,
-    cause: outage ?? undefined,
-  });
+  throw new DatabaseError(
+    outage?.code ?? 'DB_UNREACHABLE',
+    `${outage?.message ?? 'database unreachable'}; this spool has not ` +
+      `fetched for a ledger yet, so the fetcher waits for ` +
+      `the database`,
+    {
+      retriable: true,
+      hint: outage?.hint,
+      cause: outage ?? undefined,
+    },
+  );
 }

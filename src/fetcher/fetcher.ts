@@ -63,7 +63,11 @@ export async function startFetcher(opts: FetchOptions): Promise<FetcherHandle> {
 
 /** A failed join as sluice reports it (kafka/client.ts kafkaFailure): retried unless credentials were refused. */
 const joinFailure = (thrown: unknown): Error =>
-  kafkaFailure(thrown, 'could not join the consumer group', `check the brokers (${run('services', 'status')}) and run fetch again; nothing was lost`);
+  kafkaFailure(
+    thrown,
+    'could not join the consumer group',
+    `check the brokers (${run('services', 'status')}) and run fetch again; nothing was lost`,
+  );
 
 class Fetcher implements FetcherHandle {
   state: 'starting' | 'running' | 'stopping' | 'stopped' | 'failed' = 'starting';
@@ -87,7 +91,14 @@ class Fetcher implements FetcherHandle {
   #closing: Promise<void> | null = null;
   #stopping: Promise<FetchStats> | null = null;
 
-  constructor(opts: FetchOptions, paths: SpoolPaths, log: Logger, poolUse: PoolUse | null, writer: SpoolWriter, ledger: string | null) {
+  constructor(
+    opts: FetchOptions,
+    paths: SpoolPaths,
+    log: Logger,
+    poolUse: PoolUse | null,
+    writer: SpoolWriter,
+    ledger: string | null,
+  ) {
     this.#opts = opts;
     this.paths = paths;
     this.#log = log;
@@ -115,11 +126,18 @@ class Fetcher implements FetcherHandle {
       written: (bytes) => this.#disk.written(bytes),
       recordBad: (rows) => {
         if (pool === null) return;
-        recordBadMessages(pool, rows).catch((err: unknown) => log.warn({ err }, 'could not record quarantined messages in the database (they are in the spool)'));
+        recordBadMessages(pool, rows).catch((err: unknown) =>
+          log.warn({ err }, 'could not record quarantined messages in the database (they are in the spool)'),
+        );
       },
       onDurable: (b) => {
         this.restarts.consecutive = 0;
-        opts.onBatch?.({ partition: b.partition, segments: b.segments, quarantined: b.quarantined, resolved: b.resolved });
+        opts.onBatch?.({
+          partition: b.partition,
+          segments: b.segments,
+          quarantined: b.quarantined,
+          resolved: b.resolved,
+        });
         this.#gate?.added(b.items, b.bytes, b.segments.length);
       },
       log,
@@ -134,18 +152,35 @@ class Fetcher implements FetcherHandle {
     const { topic, groupId } = pipeline;
     this.#consumer = consumer;
     const { spool, fetcher } = this.#opts.config;
-    const lag = async (admin: Parameters<typeof lagOf>[0]) => Object.values(await lagOf(admin, topic, groupId)).reduce((a, b) => a + b, 0);
-    this.#idle = new IdleWatch({ topic, groupId, afterMs: fetcher.sessionTimeoutMs, admin: () => kafka.admin(), lag, log: this.#log });
+    const lag = async (admin: Parameters<typeof lagOf>[0]) =>
+      Object.values(await lagOf(admin, topic, groupId)).reduce((a, b) => a + b, 0);
+    this.#idle = new IdleWatch({
+      topic,
+      groupId,
+      afterMs: fetcher.sessionTimeoutMs,
+      admin: () => kafka.admin(),
+      lag,
+      log: this.#log,
+    });
     // kafkajs refuses pause() before run(): until the group is joined (which can take a while through a broker
     // outage) the gate only keeps its state, and it is applied once the consumer runs.
     let running = false;
-    const valve = { pause: () => running && consumer.pause([{ topic }]), resume: () => running && consumer.resume([{ topic }]) };
+    const valve = {
+      pause: () => running && consumer.pause([{ topic }]),
+      resume: () => running && consumer.resume([{ topic }]),
+    };
     this.#gate = new BackpressureGate(spool, valve, await spoolDepth(this.paths), this.#log);
     this.#gate.watch(() => spoolDepth(this.paths));
     this.#reporter = new StatsReporter(() => this.stats(), fetcher.statsIntervalMs, this.#log);
     if (this.#pool !== null) {
       const id = `${safeWorkerId(this.#opts.fetcherId ?? `${hostname()}-${process.pid}`)}-${randomId()}`;
-      this.#heartbeat = new Heartbeat(this.#pool, { id, role: 'fetcher', pipeline: this.#opts.pipeline, log: this.#log, info: () => ({ ...this.stats(), spool: this.paths.root }) });
+      this.#heartbeat = new Heartbeat(this.#pool, {
+        id,
+        role: 'fetcher',
+        pipeline: this.#opts.pipeline,
+        log: this.#log,
+        info: () => ({ ...this.stats(), spool: this.paths.root }),
+      });
     }
     // Which partitions this machine got: the line to grep when one fetcher seems idle.
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
@@ -164,17 +199,33 @@ class Fetcher implements FetcherHandle {
       try {
         await consumer.connect();
         await consumer.subscribe({ topic, fromBeginning: true });
-        await consumer.run({ autoCommit: true, autoCommitInterval: COMMIT_INTERVAL_MS, eachBatchAutoResolve: false, partitionsConsumedConcurrently: concurrentPartitions, eachBatch: (p) => this.#spooler.spool(p) });
+        await consumer.run({
+          autoCommit: true,
+          autoCommitInterval: COMMIT_INTERVAL_MS,
+          eachBatchAutoResolve: false,
+          partitionsConsumedConcurrently: concurrentPartitions,
+          eachBatch: (p) => this.#spooler.spool(p),
+        });
       } catch (err) {
         await consumer.disconnect().catch(() => {});
         throw err;
       }
     };
     try {
-      await withRetries(join, { maxAttempts: fetcher.maxRestarts + 1, initialDelayMs: fetcher.restartBackoffMs, maxDelayMs: 30_000, jitter: 'none' }, {
-        classify: joinFailure,
-        onRetry: (err, attempt, delayMs) => this.#log.warn({ err, attempt, delayMs }, 'could not join the consumer group; retrying'),
-      });
+      await withRetries(
+        join,
+        {
+          maxAttempts: fetcher.maxRestarts + 1,
+          initialDelayMs: fetcher.restartBackoffMs,
+          maxDelayMs: 30_000,
+          jitter: 'none',
+        },
+        {
+          classify: joinFailure,
+          onRetry: (err, attempt, delayMs) =>
+            this.#log.warn({ err, attempt, delayMs }, 'could not join the consumer group; retrying'),
+        },
+      );
     } catch (err) {
       await this.close();
       throw err;
@@ -182,7 +233,14 @@ class Fetcher implements FetcherHandle {
     running = true;
     if (this.#gate.paused) consumer.pause([{ topic }]);
     this.state = 'running';
-    this.#log.info({ topic, spool: this.paths.root, fetcherId: safeWorkerId(this.#opts.fetcherId ?? `${hostname()}-${process.pid}`) }, 'fetcher started');
+    this.#log.info(
+      {
+        topic,
+        spool: this.paths.root,
+        fetcherId: safeWorkerId(this.#opts.fetcherId ?? `${hostname()}-${process.pid}`),
+      },
+      'fetcher started',
+    );
   }
 
   /** The claims on the topic and group, kept alive while the fetcher runs; closed with it. */
@@ -194,13 +252,31 @@ class Fetcher implements FetcherHandle {
     const c = this.#spooler.counters;
     const depth = this.#gate?.depth ?? { items: 0, bytes: 0, readySegments: 0, claimedSegments: 0 };
     const gate = this.#gate;
-    return { ...c, lag: { ...c.lag }, restarts: this.restarts.total, paused: gate?.paused ?? false, pausedReason: gate?.reason ?? null, freeBytes: this.#disk.lastFree, depth, seconds: (performance.now() - this.#started) / 1000, idle: this.#idle?.report ?? null };
+    return {
+      ...c,
+      lag: { ...c.lag },
+      restarts: this.restarts.total,
+      paused: gate?.paused ?? false,
+      pausedReason: gate?.reason ?? null,
+      freeBytes: this.#disk.lastFree,
+      depth,
+      seconds: (performance.now() - this.#started) / 1000,
+      idle: this.#idle?.report ?? null,
+    };
   }
 
   #fail(cause: Error): void {
     this.state = 'failed';
     const hint = `check the broker (${run('services', 'status')}) and run fetch again; nothing was lost`;
-    this.#settle.fail(new KafkaError('KAFKA_CONSUMER_FAILED', `the Kafka consumer failed for good after ${this.restarts.consecutive - 1} restart(s) in a row: ${cause.message}`, { retriable: true, hint, cause }));
+    this.#settle.fail(
+      new KafkaError(
+        'KAFKA_CONSUMER_FAILED',
+        `the Kafka consumer failed for ` +
+          `good after ${this.restarts.consecutive - 1} restart(s) ` +
+          `in a row: ${cause.message}`,
+        { retriable: true, hint, cause },
+      ),
+    );
   }
 
   /** Finishes the batch in hand (kafkajs lets it become durable and committed), leaves the group, closes. */
@@ -209,7 +285,10 @@ class Fetcher implements FetcherHandle {
       if (this.state !== 'failed') this.state = 'stopping';
       await this.close();
       const s = this.stats();
-      this.#log.info({ spooled: s.spooled, quarantined: s.quarantined, segments: s.segments, seconds: Number(s.seconds.toFixed(1)) }, 'fetcher stopped');
+      this.#log.info(
+        { spooled: s.spooled, quarantined: s.quarantined, segments: s.segments, seconds: Number(s.seconds.toFixed(1)) },
+        'fetcher stopped',
+      );
       if (this.state === 'stopping') this.state = 'stopped';
       this.#settle.finish(s);
       return s;

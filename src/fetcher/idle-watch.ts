@@ -93,8 +93,12 @@ export class IdleWatch {
       const members = lag > 0 ? await othersIn(admin, this.#d.groupId, this.#memberId) : [];
       // Every other member reads this topic too: more fetchers than partitions, which is no fault.
       const foreign = members.filter((m) => !m.topics.includes(this.#d.topic));
-      if (lag <= 0 || (this.state as IdleWatch['state']) === 'closed' || foreign.length === 0) {
-        if (lag > 0 && !this.#told) this.#d.log.info({ topic: this.#d.topic, members: members.length }, 'fetcher holds no partition: the group has more fetchers than the topic has partitions');
+      if (lag <= 0 || this.state === 'closed' || foreign.length === 0) {
+        if (lag > 0 && !this.#told)
+          this.#d.log.info(
+            { topic: this.#d.topic, members: members.length },
+            'fetcher holds no partition: the group has more fetchers than the topic has partitions',
+          );
         this.#told ||= lag > 0;
         this.#report = null;
         return;
@@ -104,8 +108,17 @@ export class IdleWatch {
         this.#warned = true;
         const subscribers = members.map((m) => `${m.clientId}@${m.host} -> ${m.topics.join(',') || '?'}`).join('; ');
         this.#d.log.warn(
-          { topic: this.#d.topic, groupId: this.#d.groupId, lag, idleSeconds: Math.round(idleMs / 1000), members, subscribers },
-          'fetcher holds no partition while its topic has lag: another member of the consumer group subscribes to other topics (give this pipeline its own fetcher.groupId)',
+          {
+            topic: this.#d.topic,
+            groupId: this.#d.groupId,
+            lag,
+            idleSeconds: Math.round(idleMs / 1000),
+            members,
+            subscribers,
+          },
+          'fetcher holds no partition while its topic has lag: another member of ' +
+            'the consumer group subscribes to other topics (give this pipeline its ' +
+            'own fetcher.groupId)',
         );
       }
     } catch (err) {

@@ -11,7 +11,9 @@ export interface FetchOptions {
   log: Logger;
   /** Shown in quarantine records; default <hostname>-<pid>. */
   fetcherId?: string;
-  /** Called after a batch is durable; `resolved` is the offset kafkajs will commit for its partition (tests, metrics). */
+  /**
+   * Called after a batch is durable; `resolved` is the offset kafkajs will commit for its partition (tests, metrics).
+   */
   onBatch?: (b: { partition: number; segments: string[]; quarantined: number; resolved: string }) => void;
   /** The process's one pool, when something else in it already opened one (`run`, the demo): kept open. */
   pool?: Pool;

@@ -20,7 +20,15 @@ export class StatsReporter {
     const rate = ((s.spooled - this.#lastSpooled) * 1000) / Math.max(1, now - this.#lastAt);
     this.#lastSpooled = s.spooled;
     this.#lastAt = now;
-    return { itemsPerSec: Math.round(rate), spooled: s.spooled, quarantined: s.quarantined, depthItems: s.depth.items, depthBytes: s.depth.bytes, paused: s.paused, lag: s.lag };
+    return {
+      itemsPerSec: Math.round(rate),
+      spooled: s.spooled,
+      quarantined: s.quarantined,
+      depthItems: s.depth.items,
+      depthBytes: s.depth.bytes,
+      paused: s.paused,
+      lag: s.lag,
+    };
   }
 
   close(): void {

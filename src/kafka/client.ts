@@ -13,7 +13,7 @@ import { isRetriable } from '../core/errors.js';
 function saslOptions(cfg: KafkaConfig): SASLOptions | undefined {
   if (cfg.sasl === undefined) return undefined;
   const { mechanism, username, password } = cfg.sasl;
-  return { mechanism, username, password } as SASLOptions;
+  return { mechanism, username, password };
 }
 
 /** Known kafkajs lines that are expected here: sluice bounds the idempotent producer's retries on purpose. */
@@ -45,8 +45,15 @@ function logCreator(log: Logger): KafkaJsConfig['logCreator'] {
  * partitions. Each retry of a connection also moves to the next seed broker, so `minRetries` is at least the
  * number of seeds for clients that must get past dead ones.
  */
-export function kafkaRetry(cfg: KafkaConfig, minRetries = 0): { retries: number; initialRetryTime: number; maxRetryTime: number } {
-  return { retries: Math.max(minRetries, cfg.retries), initialRetryTime: cfg.retryInitialMs, maxRetryTime: cfg.retryMaxMs };
+export function kafkaRetry(
+  cfg: KafkaConfig,
+  minRetries = 0,
+): { retries: number; initialRetryTime: number; maxRetryTime: number } {
+  return {
+    retries: Math.max(minRetries, cfg.retries),
+    initialRetryTime: cfg.retryInitialMs,
+    maxRetryTime: cfg.retryMaxMs,
+  };
 }
 
 /** Retries for a quick reader (status, the dashboard's lag): one try per seed broker, short pauses. */
@@ -83,7 +90,10 @@ function describeKafkaFailure(err: unknown, brokers: string, seeds: readonly See
     });
   }
   // With several seeds, each one's answer: which are down, which are refused, which are slow.
-  const why = seeds.length < 2 ? '' : ` (no seed broker answered: ${seeds.map((s) => `${s.seed}: ${s.error ?? 'no answer'}`).join('; ')})`;
+  const why =
+    seeds.length < 2
+      ? ''
+      : ` (no seed broker answered: ${seeds.map((s) => `${s.seed}: ${s.error ?? 'no answer'}`).join('; ')})`;
   return new KafkaError('KAFKA_UNREACHABLE', `Kafka unreachable at ${brokers}${why}`, {
     retriable: true,
     hint: `start it with: ${run('services')}, or check SLUICE_KAFKA_BROKERS`,
@@ -126,7 +136,11 @@ async function askSeed(cfg: KafkaConfig, seed: string, timeoutMs: number): Promi
   );
   try {
     const cluster = await Promise.race([admin.connect().then(() => admin.describeCluster()), expired]);
-    return { brokers: cluster.brokers.length, clusterId: cluster.clusterId, live: cluster.brokers.map(({ nodeId, host, port }) => ({ nodeId, host, port })) };
+    return {
+      brokers: cluster.brokers.length,
+      clusterId: cluster.clusterId,
+      live: cluster.brokers.map(({ nodeId, host, port }) => ({ nodeId, host, port })),
+    };
   } finally {
     timer.abort();
     await admin.disconnect().catch(() => {});
@@ -139,7 +153,12 @@ async function askSeed(cfg: KafkaConfig, seed: string, timeoutMs: number): Promi
  * seeds are asked again every half second up to the deadline, so a broker that is restarting is waited for
  * briefly instead of refused. With `all`, waits for every seed's answer (doctor: which ones are down).
  */
-export async function checkKafka(cfg: KafkaConfig, _log: Logger, deadlineMs = 4000, opts: { all?: boolean } = {}): Promise<KafkaCheck> {
+export async function checkKafka(
+  cfg: KafkaConfig,
+  _log: Logger,
+  deadlineMs = 4000,
+  opts: { all?: boolean } = {},
+): Promise<KafkaCheck> {
   const until = performance.now() + deadlineMs;
   let lastErr: unknown = new Error('no seed broker');
   for (;;) {
@@ -156,13 +175,17 @@ export async function checkKafka(cfg: KafkaConfig, _log: Logger, deadlineMs = 40
         },
       ),
     );
-    const first = opts.all === true ? await Promise.all(asks).then((rs) => rs.find((r) => r !== null) ?? null) : await firstAnswer(asks);
+    const first =
+      opts.all === true
+        ? await Promise.all(asks).then((rs) => rs.find((r) => r !== null) ?? null)
+        : await firstAnswer(asks);
     if (first !== null) {
       // The others get a moment to answer too, so that the seeds that are down can be named.
       if (opts.all !== true) await Promise.race([Promise.allSettled(asks), sleep(200)]);
       return { ...first, seeds };
     }
-    if (isAuthFailure(lastErr) || performance.now() + 500 >= until) throw describeKafkaFailure(lastErr, cfg.brokers.join(','), seeds);
+    if (isAuthFailure(lastErr) || performance.now() + 500 >= until)
+      throw describeKafkaFailure(lastErr, cfg.brokers.join(','), seeds);
     await sleep(500);
   }
 }
@@ -198,14 +221,24 @@ export function kafkaFailure(thrown: unknown, what: string, hint: string): Error
   const err = thrown instanceof Error ? thrown : new Error(String(thrown));
   if (!err.name.startsWith('KafkaJS')) return err;
   if (isAuthFailure(err)) {
-    return new KafkaError('KAFKA_AUTH', `${what}: ${err.message}`, { hint: 'check SLUICE_KAFKA_SASL_USERNAME and SLUICE_KAFKA_SASL_PASSWORD, or kafka.sasl in sluice.config.ts', cause: err });
+    return new KafkaError('KAFKA_AUTH', `${what}: ${err.message}`, {
+      hint: 'check SLUICE_KAFKA_SASL_USERNAME and SLUICE_KAFKA_SASL_PASSWORD, or kafka.sasl in sluice.config.ts',
+      cause: err,
+    });
   }
   const type = (err as { type?: unknown }).type;
   if (err.name === 'KafkaJSProtocolError' && !kafkaJsRetriable(err)) {
-    return new KafkaError('KAFKA_REFUSED', `${what}: Kafka refused it: ${err.message}${typeof type === 'string' ? ` (${type})` : ''}`, {
-      hint: 'check the pipeline\'s topic settings (partitions, replicationFactor, minInsyncReplicas) against the cluster, and the client\'s rights on the topic and group',
-      cause: err,
-    });
+    return new KafkaError(
+      'KAFKA_REFUSED',
+      `${what}: Kafka refused it: ${err.message}${typeof type === 'string' ? ` (${type})` : ''}`,
+      {
+        hint:
+          "check the pipeline's topic settings (partitions, replicationFactor, " +
+          "minInsyncReplicas) against the cluster, and the client's rights on the " +
+          'topic and group',
+        cause: err,
+      },
+    );
   }
   return new KafkaError('KAFKA_UNREACHABLE', `${what}: ${err.message}`, { retriable: true, hint, cause: err });
 }
@@ -217,8 +250,13 @@ export function kafkaFailure(thrown: unknown, what: string, hint: string): Error
  * fails them; calls kafkajs retried itself until it gave up are not retried again.
  */
 export function retryKafka<T>(cfg: KafkaConfig, fn: () => Promise<T>, log: Logger, what: string): Promise<T> {
-  return withRetries(fn, { maxAttempts: cfg.retries + 1, initialDelayMs: cfg.retryInitialMs, maxDelayMs: cfg.retryMaxMs, jitter: 'none' }, {
-    retriable: (err) => (err.name.startsWith('KafkaJS') ? kafkaJsRetriable(err) : isRetriable(err) && err instanceof KafkaError),
-    onRetry: (err, attempt, delayMs) => log.warn({ err, attempt, delayMs, what }, 'Kafka call failed; retrying'),
-  });
+  return withRetries(
+    fn,
+    { maxAttempts: cfg.retries + 1, initialDelayMs: cfg.retryInitialMs, maxDelayMs: cfg.retryMaxMs, jitter: 'none' },
+    {
+      retriable: (err) =>
+        err.name.startsWith('KafkaJS') ? kafkaJsRetriable(err) : isRetriable(err) && err instanceof KafkaError,
+      onRetry: (err, attempt, delayMs) => log.warn({ err, attempt, delayMs, what }, 'Kafka call failed; retrying'),
+    },
+  );
 }

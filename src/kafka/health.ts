@@ -34,7 +34,9 @@ export async function topicReplication(admin: Admin, topic: string): Promise<Top
   const [meta] = (await admin.fetchTopicMetadata({ topics: [topic] })).topics;
   const parts = meta?.partitions ?? [];
   const live = new Set((await admin.describeCluster()).brokers.map((b) => b.nodeId));
-  const downBrokers = [...new Set(parts.flatMap((p) => [...p.replicas, ...(p.offlineReplicas ?? [])]))].filter((id) => !live.has(id)).sort((a, b) => a - b);
+  const downBrokers = [...new Set(parts.flatMap((p) => [...p.replicas, ...(p.offlineReplicas ?? [])]))]
+    .filter((id) => !live.has(id))
+    .sort((a, b) => a - b);
   const minIsr = Number((await topicConfigs(admin, topic, ['min.insync.replicas']))['min.insync.replicas']);
   return {
     partitions: parts.length,
@@ -50,13 +52,23 @@ export function seedsDown(check: KafkaCheck): KafkaHealth['seedsDown'] {
 }
 
 /** The cluster and the topic as they stand; null when no seed broker answers. */
-export async function kafkaHealth(cfg: KafkaConfig, topic: string, log: Logger, deadlineMs = 3000): Promise<KafkaHealth | null> {
+export async function kafkaHealth(
+  cfg: KafkaConfig,
+  topic: string,
+  log: Logger,
+  deadlineMs = 3000,
+): Promise<KafkaHealth | null> {
   try {
     const check = await checkKafka(cfg, log, deadlineMs, { all: true });
     const admin = createKafka(cfg, childLogger(log, { component: 'kafka' }), { retry: quickRetry(cfg) }).admin();
     await admin.connect();
     try {
-      return { brokers: check.brokers, clusterId: check.clusterId, seedsDown: seedsDown(check), topic: await topicReplication(admin, topic) };
+      return {
+        brokers: check.brokers,
+        clusterId: check.clusterId,
+        seedsDown: seedsDown(check),
+        topic: await topicReplication(admin, topic),
+      };
     } finally {
       await admin.disconnect();
     }
@@ -76,16 +88,36 @@ export function replicationWarnings(liveBrokers: number, t: TopicReplication): s
   const warnings: string[] = [];
   // The cluster's size counts the brokers that are down too: the warning matters most then.
   const brokers = liveBrokers + t.downBrokers.length;
-  if (t.downBrokers.length > 0) warnings.push(`broker(s) ${t.downBrokers.join(', ')} hold replicas of the topic and are down`);
+  if (t.downBrokers.length > 0)
+    warnings.push(`broker(s) ${t.downBrokers.join(', ')} hold replicas of the topic and are down`);
   if (t.minInsyncReplicas !== null && t.minInsyncReplicas > t.replicationFactor) {
-    warnings.push(`min.insync.replicas ${t.minInsyncReplicas} is above the topic's ${t.replicationFactor} replica(s): every write with acks=all fails (NOT_ENOUGH_REPLICAS); lower pipelines.<p>.minInsyncReplicas or add replicas`);
+    warnings.push(
+      `min.insync.replicas ${t.minInsyncReplicas} is above the ` +
+        `topic's ${t.replicationFactor} replica(s): every write with acks=all ` +
+        `fails (NOT_ENOUGH_REPLICAS); ` +
+        `lower pipelines.<p>.minInsyncReplicas or add replicas`,
+    );
   }
   if (brokers >= 3 && t.replicationFactor < 3) {
-    warnings.push(`${t.replicationFactor} replica(s) per partition on a cluster of ${brokers} brokers: a broker lost is data lost or a pipeline stopped; recreate the topic with pipelines.<p>.replicationFactor: 3 (kafka-reassign-partitions can add replicas in place)`);
+    warnings.push(
+      `${t.replicationFactor} replica(s) per partition on a ` +
+        `cluster of ${brokers} brokers: a broker lost is data lost or a pipeline ` +
+        `stopped; recreate the ` +
+        `topic with pipelines.<p>.replicationFactor: 3 (kafka-reassign-partitions ` +
+        `can add replicas in place)`,
+    );
   }
   if (t.replicationFactor > 1 && t.minInsyncReplicas === 1) {
-    warnings.push('min.insync.replicas 1 with acks=all: a write is acknowledged with one copy and lost with that broker; set pipelines.<p>.minInsyncReplicas: 2 (kafka-configs --alter --add-config min.insync.replicas=2 on an existing topic)');
+    warnings.push(
+      'min.insync.replicas 1 with acks=all: a write is acknowledged with one ' +
+        'copy and lost with that broker; set pipelines.<p>.minInsyncReplicas: 2 ' +
+        '(kafka-configs --alter --add-config min.insync.replicas=2 on an existing topic)',
+    );
   }
-  if (t.underReplicated > 0) warnings.push(`${t.underReplicated} of ${t.partitions} partition(s) have fewer in-sync replicas than replicas (a broker is down or behind)`);
+  if (t.underReplicated > 0)
+    warnings.push(
+      `${t.underReplicated} of ${t.partitions} partition(s) have fewer in-sync replicas than replicas (a broker is ` +
+        `down or behind)`,
+    );
   return warnings;
 }

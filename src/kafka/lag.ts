@@ -5,7 +5,10 @@ import type { KafkaConfig } from '../config/config.js';
 import { childLogger, type Logger } from '../core/logger.js';
 import { checkKafka, createKafka, quickRetry } from './client.js';
 
-/** Messages on `topic` the group has not committed, per partition (a partition never committed counts from its low watermark). */
+/**
+ * Messages on `topic` the group has not committed, per partition (a partition never committed counts from its low
+ * watermark).
+ */
 export async function lagOf(admin: Admin, topic: string, groupId: string): Promise<Record<string, number>> {
   if (!(await admin.listTopics()).includes(topic)) return {};
   const high = await admin.fetchTopicOffsets(topic);
@@ -20,7 +23,12 @@ export async function lagOf(admin: Admin, topic: string, groupId: string): Promi
 }
 
 /** Messages not yet committed by the pipeline's consumer group, per partition; null when Kafka cannot be asked. */
-export async function consumerLag(kafka: KafkaConfig, topic: string, groupId: string, log: Logger): Promise<Record<string, number> | null> {
+export async function consumerLag(
+  kafka: KafkaConfig,
+  topic: string,
+  groupId: string,
+  log: Logger,
+): Promise<Record<string, number> | null> {
   try {
     await checkKafka(kafka, log, 3000);
     const admin = createKafka(kafka, childLogger(log, { component: 'kafka' }), { retry: quickRetry(kafka) }).admin();
@@ -34,7 +42,6 @@ export async function consumerLag(kafka: KafkaConfig, topic: string, groupId: st
     return null;
   }
 }
-
 
 /** A long-lived process's one Kafka client and admin, lent to what it starts (the dashboard's requeue). */
 export interface SharedKafka {

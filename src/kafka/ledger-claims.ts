@@ -57,7 +57,9 @@ export function parseClaim(groupId: string): { kind: ClaimKind; ledger: string; 
   return null;
 }
 
-/** Every consumer group of the cluster. kafkajs asks each broker once, without retrying: callers retry (retryKafka). */
+/**
+ * Every consumer group of the cluster. kafkajs asks each broker once, without retrying: callers retry (retryKafka).
+ */
 const listGroups = (admin: Admin): ReturnType<Admin['listGroups']> => admin.listGroups();
 
 /** Other ledgers' claims on these names, by claim. */
@@ -77,12 +79,24 @@ async function foreignClaims(admin: Admin, ledger: string, claims: readonly Clai
 function refusal(found: Map<Claim, string[]>, claims: readonly Claim[], ledger: string): KafkaError {
   const taken = claims.filter((c) => found.has(c));
   const claim = taken[0]!;
-  const also = taken.slice(1).map((c) => ` (its ${c.kind} '${c.name}' too)`).join('');
-  return new KafkaError('KAFKA_OTHER_LEDGER', `Kafka ${claim.kind} '${claim.name}' is used by another deployment (ledger ${found.get(claim)!.join(', ')}; this one is ledger ${ledger})${also}`, {
-    hint:
-      `give this deployment its own name: set ${taken.map((c) => c.setting).join(' and ')} (each database needs its own topic and consumer group); ` +
-      `if ledger ${found.get(claim)![0]} is gone for good (a dropped database), free the name: kafka-consumer-groups.sh --delete --group ${claimGroupId(claim.kind, found.get(claim)![0]!, claim.name)}`,
-  });
+  const also = taken
+    .slice(1)
+    .map((c) => ` (its ${c.kind} '${c.name}' too)`)
+    .join('');
+  return new KafkaError(
+    'KAFKA_OTHER_LEDGER',
+    `Kafka ${claim.kind} '${claim.name}' is used by another deployment ` +
+      `(ledger ${found.get(claim)!.join(', ')}; this one ` +
+      `is ledger ${ledger})${also}`,
+    {
+      hint:
+        `give this deployment its own ` +
+        `name: set ${taken.map((c) => c.setting).join(' and ')} (each database ` +
+        `needs its own topic and consumer group); ` +
+        `if ledger ${found.get(claim)![0]} is gone for good (a dropped database), free the name: ` +
+        `kafka-consumer-groups.sh --delete --group ${claimGroupId(claim.kind, found.get(claim)![0]!, claim.name)}`,
+    },
+  );
 }
 
 async function ensureClaimsTopic(admin: Admin): Promise<void> {
@@ -90,7 +104,10 @@ async function ensureClaimsTopic(admin: Admin): Promise<void> {
   try {
     // Replicated where the cluster allows: with its only replica down, no deployment could write a new claim.
     const brokers = (await admin.describeCluster()).brokers.length;
-    await admin.createTopics({ topics: [{ topic: CLAIMS_TOPIC, numPartitions: 1, replicationFactor: Math.min(3, brokers) }], waitForLeaders: true });
+    await admin.createTopics({
+      topics: [{ topic: CLAIMS_TOPIC, numPartitions: 1, replicationFactor: Math.min(3, brokers) }],
+      waitForLeaders: true,
+    });
   } catch (err) {
     // Another deployment created it in between.
     if (!(await admin.listTopics()).includes(CLAIMS_TOPIC)) throw err;
@@ -106,14 +123,23 @@ async function ensureClaimsTopic(admin: Admin): Promise<void> {
  */
 async function writeClaim(client: Kafka, admin: Admin, groupId: string): Promise<void> {
   const write = async (): Promise<void> => {
-    const consumer = client.consumer({ groupId, sessionTimeout: 10_000, maxWaitTimeInMs: 100, allowAutoTopicCreation: false, retry: { retries: 2 } });
+    const consumer = client.consumer({
+      groupId,
+      sessionTimeout: 10_000,
+      maxWaitTimeInMs: 100,
+      allowAutoTopicCreation: false,
+      retry: { retries: 2 },
+    });
     const stop = new AbortController();
     try {
       const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
       await consumer.connect();
       await consumer.subscribe({ topic: CLAIMS_TOPIC, fromBeginning: true });
       await consumer.run({ autoCommit: false, eachBatch: async () => {} });
-      await Promise.race([joined, sleep(30_000, stop.signal).then(() => Promise.reject(new Error(`no join of ${groupId} within 30 s`)))]);
+      await Promise.race([
+        joined,
+        sleep(30_000, stop.signal).then(() => Promise.reject(new Error(`no join of ${groupId} within 30 s`))),
+      ]);
       await consumer.commitOffsets([{ topic: CLAIMS_TOPIC, partition: 0, offset: '0' }]);
     } finally {
       stop.abort();
@@ -132,24 +158,36 @@ async function writeClaim(client: Kafka, admin: Admin, groupId: string): Promise
  * ledger holds. With `check` only, claims nothing (doctor); else `client` writes the missing claims (of the
  * kinds in `write`, default all: produce checks the group but leaves claiming it to the fetchers).
  */
-export async function claimNames(admin: Admin, ledger: string, claims: readonly Claim[], log: Logger, opts: { check?: boolean; client?: Kafka; write?: readonly ClaimKind[] } = {}): Promise<void> {
+export async function claimNames(
+  admin: Admin,
+  ledger: string,
+  claims: readonly Claim[],
+  log: Logger,
+  opts: { check?: boolean; client?: Kafka; write?: readonly ClaimKind[] } = {},
+): Promise<void> {
   const before = await foreignClaims(admin, ledger, claims);
   if (before.size > 0) throw refusal(before, claims, ledger);
   if (opts.check === true) return;
   const client = opts.client;
   if (client === undefined) throw new TypeError('claimNames: a Kafka client is needed to write claims');
   const existing = new Set((await listGroups(admin)).groups.map((g) => g.groupId));
-  const made = claims.filter((c) => opts.write?.includes(c.kind) ?? true).map((c) => claimGroupId(c.kind, ledger, c.name)).filter((g) => !existing.has(g));
+  const made = claims
+    .filter((c) => opts.write?.includes(c.kind) ?? true)
+    .map((c) => claimGroupId(c.kind, ledger, c.name))
+    .filter((g) => !existing.has(g));
   if (made.length === 0) return;
   await ensureClaimsTopic(admin);
   await Promise.all(made.map((groupId) => writeClaim(client, admin, groupId)));
   const after = await foreignClaims(admin, ledger, claims);
   if (after.size > 0) {
     // A deployment that claimed at the same moment: both withdraw what they just claimed, and both refuse.
-    await admin.deleteGroups(made).catch((err: unknown) => log.warn({ err, groups: made }, 'could not withdraw a new claim'));
+    await admin
+      .deleteGroups(made)
+      .catch((err: unknown) => log.warn({ err, groups: made }, 'could not withdraw a new claim'));
     throw refusal(after, claims, ledger);
   }
-  if (made.length > 0) log.info({ ledger, claims: claims.map((c) => `${c.kind} ${c.name}`) }, 'claimed Kafka names for this ledger');
+  if (made.length > 0)
+    log.info({ ledger, claims: claims.map((c) => `${c.kind} ${c.name}`) }, 'claimed Kafka names for this ledger');
 }
 
 /** How often a long-running fetcher writes its claims again: well inside Kafka's 7-day offset retention. */
@@ -183,7 +221,9 @@ export class ClaimKeeper {
       try {
         await admin.connect();
         await ensureClaimsTopic(admin);
-        await Promise.all(this.claims.map((c) => writeClaim(this.client, admin, claimGroupId(c.kind, this.ledger, c.name))));
+        await Promise.all(
+          this.claims.map((c) => writeClaim(this.client, admin, claimGroupId(c.kind, this.ledger, c.name))),
+        );
         this.log.debug({ claims: this.claims.length }, 'claims refreshed');
       } catch (err) {
         this.log.warn({ err }, 'could not refresh the claims on the topic and group (tried again later)');

@@ -17,37 +17,67 @@ export interface TopicSpec {
   minInsyncReplicas?: number;
 }
 
-export function topicSpec(p: Pick<PipelineConfig, 'partitions' | 'replicationFactor' | 'minInsyncReplicas'>): TopicSpec {
+export function topicSpec(
+  p: Pick<PipelineConfig, 'partitions' | 'replicationFactor' | 'minInsyncReplicas'>,
+): TopicSpec {
   return { partitions: p.partitions, replicationFactor: p.replicationFactor, minInsyncReplicas: p.minInsyncReplicas };
 }
 
-export async function ensureTopic(admin: Admin, topic: string, spec: TopicSpec, log: Logger): Promise<{ created: boolean; partitions: number }> {
+export async function ensureTopic(
+  admin: Admin,
+  topic: string,
+  spec: TopicSpec,
+  log: Logger,
+): Promise<{ created: boolean; partitions: number }> {
   // Asking first keeps kafkajs from logging the broker's "already exists" answer as an error on every run.
   const exists = (await admin.listTopics()).includes(topic);
-  const configEntries = spec.minInsyncReplicas === undefined ? [] : [{ name: 'min.insync.replicas', value: String(spec.minInsyncReplicas) }];
+  const configEntries =
+    spec.minInsyncReplicas === undefined
+      ? []
+      : [{ name: 'min.insync.replicas', value: String(spec.minInsyncReplicas) }];
   const created =
     !exists &&
     (await admin.createTopics({
-      topics: [{ topic, numPartitions: spec.partitions, replicationFactor: spec.replicationFactor ?? -1, configEntries }],
+      topics: [
+        { topic, numPartitions: spec.partitions, replicationFactor: spec.replicationFactor ?? -1, configEntries },
+      ],
       waitForLeaders: true,
     }));
   if (created) {
-    log.info({ topic, partitions: spec.partitions, replicationFactor: spec.replicationFactor ?? 'cluster default', minInsyncReplicas: spec.minInsyncReplicas ?? 'cluster default' }, 'topic created');
+    log.info(
+      {
+        topic,
+        partitions: spec.partitions,
+        replicationFactor: spec.replicationFactor ?? 'cluster default',
+        minInsyncReplicas: spec.minInsyncReplicas ?? 'cluster default',
+      },
+      'topic created',
+    );
     return { created, partitions: spec.partitions };
   }
   const meta = await admin.fetchTopicMetadata({ topics: [topic] });
   const partitions = meta.topics[0]?.partitions ?? [];
   if (partitions.length !== spec.partitions) {
-    log.warn({ topic, partitions: partitions.length, configured: spec.partitions }, 'topic exists with another partition count; using it as it is');
+    log.warn(
+      { topic, partitions: partitions.length, configured: spec.partitions },
+      'topic exists with another partition count; using it as it is',
+    );
   }
-  const replicas = spec.replicationFactor === undefined ? undefined : Math.min(...partitions.map((p) => p.replicas.length));
+  const replicas =
+    spec.replicationFactor === undefined ? undefined : Math.min(...partitions.map((p) => p.replicas.length));
   if (replicas !== undefined && partitions.length > 0 && replicas !== spec.replicationFactor) {
-    log.warn({ topic, replicationFactor: replicas, configured: spec.replicationFactor }, 'topic exists with another replication factor; using it as it is (kafka-reassign-partitions changes it)');
+    log.warn(
+      { topic, replicationFactor: replicas, configured: spec.replicationFactor },
+      'topic exists with another replication factor; using it as it is (kafka-reassign-partitions changes it)',
+    );
   }
   if (spec.minInsyncReplicas !== undefined) {
     const minIsr = Number((await topicConfigs(admin, topic, ['min.insync.replicas']))['min.insync.replicas']);
     if (Number.isInteger(minIsr) && minIsr !== spec.minInsyncReplicas) {
-      log.warn({ topic, minInsyncReplicas: minIsr, configured: spec.minInsyncReplicas }, 'topic exists with another min.insync.replicas; using it as it is (kafka-configs --alter changes it)');
+      log.warn(
+        { topic, minInsyncReplicas: minIsr, configured: spec.minInsyncReplicas },
+        'topic exists with another min.insync.replicas; using it as it is (kafka-configs --alter changes it)',
+      );
     }
   }
   return { created, partitions: partitions.length };
@@ -62,7 +92,10 @@ export async function topicMaxMessageBytes(admin: Admin, topic: string): Promise
 /** Some of a topic's effective configuration values ({} when they cannot be read). */
 export async function topicConfigs(admin: Admin, topic: string, names: string[]): Promise<Record<string, string>> {
   try {
-    const r = await admin.describeConfigs({ resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: topic, configNames: names }], includeSynonyms: false });
+    const r = await admin.describeConfigs({
+      resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: topic, configNames: names }],
+      includeSynonyms: false,
+    });
     return Object.fromEntries((r.resources[0]?.configEntries ?? []).map((e) => [e.configName, e.configValue]));
   } catch {
     return {};

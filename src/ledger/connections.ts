@@ -16,11 +16,17 @@ export interface ConnectionsReport {
   heldByProcesses: number;
   /** What the process answering (status, the dashboard) holds now. */
   heldHere: number | null;
-  /** Sessions of this account on this database, by the server (SHOW PROCESSLIST); null without the privilege to see. */
+  /**
+   * Sessions of this account on this database, by the server (SHOW PROCESSLIST); null without the privilege to see.
+   */
   server: number | null;
 }
 
-export async function connectionsReport(pool: Pool, poolSize: number, processes: readonly (ProcessRow & { stale: boolean })[]): Promise<ConnectionsReport> {
+export async function connectionsReport(
+  pool: Pool,
+  poolSize: number,
+  processes: readonly (ProcessRow & { stale: boolean })[],
+): Promise<ConnectionsReport> {
   const byProcess = new Map<string, number>();
   for (const p of processes) {
     if (p.stale) continue;
@@ -41,7 +47,8 @@ export async function connectionsReport(pool: Pool, poolSize: number, processes:
 export async function serverSessions(pool: Pool): Promise<number | null> {
   try {
     const [[r]] = await pool.query<RowDataPacket[]>(
-      "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE USER = SUBSTRING_INDEX(CURRENT_USER(), '@', 1) AND DB = DATABASE()",
+      'SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE USER = ' +
+        "SUBSTRING_INDEX(CURRENT_USER(), '@', 1) AND DB = DATABASE()",
     );
     return Number(r?.n ?? 0);
   } catch {

@@ -55,7 +55,10 @@ export async function withReadView<T>(pool: Pool, fn: (conn: PoolConnection, at:
 
 /** Milestones per stage, the whole table: part of every snapshot. */
 export async function stageRows(conn: Pool | PoolConnection, pipeline: string): Promise<Record<string, number>> {
-  const [rows] = await conn.query<RowDataPacket[]>('SELECT stage, COUNT(*) AS n FROM sluice_milestones WHERE pipeline = ? GROUP BY stage', [pipeline]);
+  const [rows] = await conn.query<RowDataPacket[]>(
+    'SELECT stage, COUNT(*) AS n FROM sluice_milestones WHERE pipeline = ? GROUP BY stage',
+    [pipeline],
+  );
   return Object.fromEntries(rows.map((r) => [String(r.stage), Number(r.n)]));
 }
 
@@ -87,7 +90,11 @@ export async function takeSnapshot(pool: Pool, src: SourceInfo, pipeline: string
       const params: unknown[] = [];
       const r = doneJoin(src, pipeline, params);
       const matched = r.merged === null ? '0' : `COUNT(DISTINCT ${r.merged})`;
-      const [[row]] = await conn.query<RowDataPacket[]>(`SELECT COUNT(*) AS n, COALESCE(SUM(${r.done}), 0) AS done, ${matched} AS matched FROM ${sourceFrom(src)} ${r.sql}`, params);
+      const [[row]] = await conn.query<RowDataPacket[]>(
+        `SELECT COUNT(*) AS n, COALESCE(SUM(${r.done}), 0) AS done, ${matched} ` +
+          `AS matched FROM ${sourceFrom(src)} ${r.sql}`,
+        params,
+      );
       source = Number(row?.n ?? 0);
       done = Number(row?.done ?? 0);
       if (r.merged !== null) shared = done - Number(row?.matched ?? 0);
@@ -102,14 +109,22 @@ export async function takeSnapshot(pool: Pool, src: SourceInfo, pipeline: string
 /** Stores a snapshot unless a newer one is there already. */
 export async function saveSnapshot(pool: Pool, pipeline: string, s: Omit<CountSnapshot, 'ageSeconds'>): Promise<void> {
   await pool.query(
-    `INSERT INTO sluice_count_snapshots (pipeline, source_rows, done_rows, shared_rows, stage_rows, exact, counted_at, took_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    `INSERT INTO sluice_count_snapshots (pipeline, source_rows, done_rows, ` +
+      `shared_rows, stage_rows, exact, counted_at, took_ms) VALUES (?, ?, ?, ?, ` +
+      `?, ?, ?, ?)
      ON DUPLICATE KEY UPDATE
-       source_rows = IF(VALUES(counted_at) >= counted_at, VALUES(source_rows), source_rows),
-       shared_rows = IF(VALUES(counted_at) >= counted_at, VALUES(shared_rows), shared_rows),
-       done_rows = IF(VALUES(counted_at) >= counted_at, VALUES(done_rows), done_rows),
-       stage_rows = IF(VALUES(counted_at) >= counted_at, VALUES(stage_rows), stage_rows),
-       exact = IF(VALUES(counted_at) >= counted_at, VALUES(exact), exact),
-       took_ms = IF(VALUES(counted_at) >= counted_at, VALUES(took_ms), took_ms),
+       source_rows = IF(VALUES(counted_at) >= counted_at, ` +
+      `VALUES(source_rows), source_rows),
+       shared_rows = IF(VALUES(counted_at) >= counted_at, ` +
+      `VALUES(shared_rows), shared_rows),
+       done_rows = IF(VALUES(counted_at) >= counted_at, ` +
+      `VALUES(done_rows), done_rows),
+       stage_rows = IF(VALUES(counted_at) >= counted_at, ` +
+      `VALUES(stage_rows), stage_rows),
+       exact = IF(VALUES(counted_at) >= counted_at, VALUES(exact), ` +
+      `exact),
+       took_ms = IF(VALUES(counted_at) >= counted_at, VALUES(took_ms), ` +
+      `took_ms),
        counted_at = GREATEST(counted_at, VALUES(counted_at))`,
     [pipeline, s.source, s.done, s.shared, JSON.stringify(s.stages), s.exact, s.countedAt, s.tookMs],
   );
@@ -124,14 +139,31 @@ export async function readSnapshot(pool: Pool, pipeline: string): Promise<CountS
   );
   if (r === undefined) return null;
   const stages = (typeof r.stage_rows === 'string' ? JSON.parse(r.stage_rows) : r.stage_rows) as Record<string, number>;
-  return { source: Number(r.source_rows), done: Number(r.done_rows), shared: Number(r.shared_rows), stages, exact: Number(r.exact) === 1, countedAt: String(r.at), ageSeconds: Math.max(0, Number(r.age)), tookMs: Number(r.took_ms) };
+  return {
+    source: Number(r.source_rows),
+    done: Number(r.done_rows),
+    shared: Number(r.shared_rows),
+    stages,
+    exact: Number(r.exact) === 1,
+    countedAt: String(r.at),
+    ageSeconds: Math.max(0, Number(r.age)),
+    tookMs: Number(r.took_ms),
+  };
 }
 
 /** Milestones per stage created after `since`: an index range each. */
-export async function stageRowsSince(pool: Pool, pipeline: string, stages: readonly string[], since: string): Promise<Record<string, number>> {
+export async function stageRowsSince(
+  pool: Pool,
+  pipeline: string,
+  stages: readonly string[],
+  since: string,
+): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const stage of stages) {
-    const [[r]] = await pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM sluice_milestones WHERE pipeline = ? AND stage = ? AND created_at > ?', [pipeline, stage, since]);
+    const [[r]] = await pool.query<RowDataPacket[]>(
+      'SELECT COUNT(*) AS n FROM sluice_milestones WHERE pipeline = ? AND stage = ? AND created_at > ?',
+      [pipeline, stage, since],
+    );
     out[stage] = Number(r?.n ?? 0);
   }
   return out;

@@ -9,7 +9,15 @@
 // it is an estimate, and when it was counted.
 
 import type { RowDataPacket } from 'mysql2/promise';
-import { readSnapshot, resultRows, saveSnapshot, stageRows, stageRowsSince, takeSnapshot, withReadView } from './count-snapshots.js';
+import {
+  readSnapshot,
+  resultRows,
+  saveSnapshot,
+  stageRows,
+  stageRowsSince,
+  takeSnapshot,
+  withReadView,
+} from './count-snapshots.js';
 import { joins, type PendingFilter } from './pending.js';
 import type { Pool } from '../db/pool.js';
 import type { SourceInfo } from '../user-tables/table-info.js';
@@ -29,7 +37,9 @@ export interface PipelineCounts {
   pending: number;
   /** Results whose key has no source row: reported, never counted as done. */
   orphans: number;
-  /** Done source rows whose result row is another's too (only with results.mergeKeys): done minus the rows they share. */
+  /**
+   * Done source rows whose result row is another's too (only with results.mergeKeys): done minus the rows they share.
+   */
   shared: number;
   /** Whether these are exact (the semi-join) or an estimate (a snapshot plus the ledger since). */
   exact: boolean;
@@ -49,10 +59,16 @@ export async function exactCounts(pool: Pool, src: SourceInfo, f: PendingFilter)
     const from = joins(src, { ...f, hasDispatches: undefined, hasQuarantined: undefined }, params);
     const [[row]] = await conn.query<RowDataPacket[]>(
       `SELECT COUNT(*) AS source,
-         COALESCE(SUM(${from.done}), 0) AS done,
-         COALESCE(SUM(NOT (${from.done}) AND x.task_key IS NOT NULL), 0) AS quarantined,
-         COALESCE(SUM(NOT (${from.done}) AND x.task_key IS NULL AND d.task_key IS NOT NULL AND ${recent}), 0) AS in_flight,
-         ${from.merged === null ? `COALESCE(SUM(${from.done}), 0)` : `COUNT(DISTINCT ${from.merged})`} AS matched
+         COALESCE(SUM(${from.done}), 0) AS ` +
+        `done,
+         COALESCE(SUM(NOT (${from.done}) AND x.task_key IS NOT ` +
+        `NULL), 0) AS quarantined,
+         COALESCE(SUM(NOT (${from.done}) AND ` +
+        `x.task_key IS NULL AND d.task_key IS NOT NULL AND ${recent}), 0) AS ` +
+        `in_flight,
+ ` +
+        `        ${from.merged === null ? `COALESCE(SUM(${from.done}), 0)` : `COUNT(DISTINCT ${from.merged})`} ` +
+        `AS matched
        ${from.sql}`,
       params,
     );
@@ -69,8 +85,29 @@ export async function exactCounts(pool: Pool, src: SourceInfo, f: PendingFilter)
   const matched = Number(row?.matched ?? done);
   const orphans = results - matched;
   const shared = done - matched;
-  await saveSnapshot(pool, f.pipeline, { source, done, shared, stages, exact: true, countedAt: at, tookMs: Math.round(performance.now() - t0) });
-  return { source, done, missing, inFlight, quarantined, pending: missing - inFlight - (f.includeQuarantined ? 0 : quarantined), orphans, shared, exact: true, stages, countedAt: at, countAgeSeconds: 0 };
+  await saveSnapshot(pool, f.pipeline, {
+    source,
+    done,
+    shared,
+    stages,
+    exact: true,
+    countedAt: at,
+    tookMs: Math.round(performance.now() - t0),
+  });
+  return {
+    source,
+    done,
+    missing,
+    inFlight,
+    quarantined,
+    pending: missing - inFlight - (f.includeQuarantined ? 0 : quarantined),
+    orphans,
+    shared,
+    exact: true,
+    stages,
+    countedAt: at,
+    countAgeSeconds: 0,
+  };
 }
 
 /**
@@ -78,8 +115,16 @@ export async function exactCounts(pool: Pool, src: SourceInfo, f: PendingFilter)
  * plus the milestones of each of `stageNames` since (done: the last stage's); quarantined and in-flight
  * tasks from their own small tables.
  */
-export async function estimateCounts(pool: Pool, src: SourceInfo, f: PendingFilter, stageNames: readonly string[], opts: { refresh?: boolean } = {}): Promise<PipelineCounts> {
-  const snap = (opts.refresh === true ? null : await readSnapshot(pool, f.pipeline)) ?? (await takeSnapshot(pool, src, f.pipeline));
+export async function estimateCounts(
+  pool: Pool,
+  src: SourceInfo,
+  f: PendingFilter,
+  stageNames: readonly string[],
+  opts: { refresh?: boolean } = {},
+): Promise<PipelineCounts> {
+  const snap =
+    (opts.refresh === true ? null : await readSnapshot(pool, f.pipeline)) ??
+    (await takeSnapshot(pool, src, f.pipeline));
   const sinceByStage = await stageRowsSince(pool, f.pipeline, stageNames, snap.countedAt);
   const last = stageNames.at(-1);
   const since = last === undefined ? 0 : (sinceByStage[last] ?? 0);
@@ -87,9 +132,12 @@ export async function estimateCounts(pool: Pool, src: SourceInfo, f: PendingFilt
   // With the user's result table, done tasks are not in sluice_results: these two are then bounded by what
   // is missing (below) instead of joined with a table of another key type.
   const ownResults = src.results === undefined;
-  const noResult = ownResults ? 'LEFT JOIN sluice_results r ON r.pipeline = t.pipeline AND r.task_key = t.task_key' : '';
+  const noResult = ownResults
+    ? 'LEFT JOIN sluice_results r ON r.pipeline = t.pipeline AND r.task_key = t.task_key'
+    : '';
   const [[quarantined]] = await pool.query<RowDataPacket[]>(
-    `SELECT COUNT(*) AS n FROM sluice_dead_tasks t ${noResult} WHERE t.pipeline = ?${ownResults ? ' AND r.task_key IS NULL' : ''}`,
+    `SELECT COUNT(*) AS n FROM sluice_dead_tasks t ${noResult} WHERE ` +
+      `t.pipeline = ?${ownResults ? ' AND r.task_key IS NULL' : ''}`,
     [f.pipeline],
   );
   let inFlight = 0;
@@ -97,8 +145,10 @@ export async function estimateCounts(pool: Pool, src: SourceInfo, f: PendingFilt
     // Only the dispatches of the last staleAfter: a range of (pipeline, dispatched_at), however many there are.
     const [[row]] = await pool.query<RowDataPacket[]>(
       `SELECT COUNT(*) AS n FROM sluice_dispatches t ${noResult}
-       LEFT JOIN sluice_dead_tasks x ON x.pipeline = t.pipeline AND x.task_key = t.task_key
-       WHERE t.pipeline = ? AND t.dispatched_at > NOW(3) - INTERVAL ? MICROSECOND AND x.task_key IS NULL${ownResults ? ' AND r.task_key IS NULL' : ''}`,
+       LEFT JOIN sluice_dead_tasks x ON x.pipeline = t.pipeline AND ` +
+        `x.task_key = t.task_key
+       WHERE t.pipeline = ? AND t.dispatched_at > NOW(3) - INTERVAL ? ` +
+        `MICROSECOND AND x.task_key IS NULL${ownResults ? ' AND r.task_key IS NULL' : ''}`,
       [f.pipeline, f.staleAfterMs * 1000],
     );
     inFlight = Number(row?.n ?? 0);
@@ -108,5 +158,18 @@ export async function estimateCounts(pool: Pool, src: SourceInfo, f: PendingFilt
   const missing = source - done;
   const quarantinedN = Math.min(missing, Number(quarantined?.n ?? 0));
   inFlight = Math.min(missing - quarantinedN, inFlight);
-  return { source, done, missing, inFlight, quarantined: quarantinedN, pending: Math.max(0, missing - inFlight - (f.includeQuarantined ? 0 : quarantinedN)), orphans: 0, shared: snap.shared, exact: false, stages, countedAt: snap.countedAt, countAgeSeconds: snap.ageSeconds };
+  return {
+    source,
+    done,
+    missing,
+    inFlight,
+    quarantined: quarantinedN,
+    pending: Math.max(0, missing - inFlight - (f.includeQuarantined ? 0 : quarantinedN)),
+    orphans: 0,
+    shared: snap.shared,
+    exact: false,
+    stages,
+    countedAt: snap.countedAt,
+    countAgeSeconds: snap.ageSeconds,
+  };
 }

@@ -19,22 +19,36 @@ export interface Acknowledged {
  * ~35% less database CPU than a multi-row VALUES list (measured: 0.42 s against 0.64 s per 200k rows on
  * MariaDB 10.11).
  */
-export async function recordDispatches(pool: Pool, pipeline: string, runId: string, topic: string, acked: readonly Acknowledged[]): Promise<void> {
+export async function recordDispatches(
+  pool: Pool,
+  pipeline: string,
+  runId: string,
+  topic: string,
+  acked: readonly Acknowledged[],
+): Promise<void> {
   if (acked.length === 0) return;
   await pool.query(
-    `INSERT INTO sluice_dispatches (pipeline, task_key, run_id, topic, dispatches, dispatched_at, kafka_partition, kafka_offset)
+    `INSERT INTO sluice_dispatches (pipeline, task_key, run_id, topic, ` +
+      `dispatches, dispatched_at, kafka_partition, kafka_offset)
      SELECT ?, j.k, ?, ?, 1, NOW(3), j.p, j.o
      FROM ${jsonAckedTable('j')}
-     ON DUPLICATE KEY UPDATE run_id = VALUES(run_id), topic = VALUES(topic),
-       dispatches = dispatches + 1, dispatched_at = VALUES(dispatched_at),
-       kafka_partition = VALUES(kafka_partition), kafka_offset = VALUES(kafka_offset)`,
+     ON DUPLICATE KEY UPDATE run_id = VALUES(run_id), topic = ` +
+      `VALUES(topic),
+       dispatches = dispatches + 1, dispatched_at = ` +
+      `VALUES(dispatched_at),
+       kafka_partition = VALUES(kafka_partition), kafka_offset = ` +
+      `VALUES(kafka_offset)`,
     [pipeline, runId, topic, JSON.stringify(acked.map((a) => [a.keyText, a.partition, a.offset]))],
   );
 }
 
 /** Rows [key, partition, offset] of one JSON array parameter: columns k, p and o. */
 function jsonAckedTable(alias: string): string {
-  return `JSON_TABLE(?, '$[*]' COLUMNS (k VARCHAR(${MAX_KEY_BYTES}) CHARACTER SET utf8mb4 PATH '$[0]', p INT PATH '$[1]', o BIGINT PATH '$[2]')) ${alias}`;
+  return (
+    `JSON_TABLE(?, '$[*]' COLUMNS (k VARCHAR(${MAX_KEY_BYTES}) CHARACTER ` +
+    `SET utf8mb4 PATH '$[0]', p INT PATH '$[1]', o BIGINT PATH ` +
+    `'$[2]')) ${alias}`
+  );
 }
 
 /**
@@ -45,7 +59,10 @@ export async function releaseQuarantined(pool: Pool, pipeline: string, keys: rea
   if (keys.length === 0) return;
   const list = JSON.stringify(keys);
   const inKeys = `task_key IN (SELECT j.k FROM ${jsonKeysTable('j')})`;
-  await pool.query(`UPDATE sluice_attempts SET superseded = TRUE WHERE pipeline = ? AND superseded = FALSE AND ${inKeys}`, [pipeline, list]);
+  await pool.query(
+    `UPDATE sluice_attempts SET superseded = TRUE WHERE pipeline = ? AND superseded = FALSE AND ${inKeys}`,
+    [pipeline, list],
+  );
   await pool.query(`DELETE FROM sluice_dead_tasks WHERE pipeline = ? AND ${inKeys}`, [pipeline, list]);
 }
 
@@ -55,5 +72,9 @@ export async function releaseQuarantined(pool: Pool, pipeline: string, keys: rea
  */
 export async function expireDispatches(pool: Pool, pipeline: string, keys: readonly string[]): Promise<void> {
   if (keys.length === 0) return;
-  await pool.query(`UPDATE sluice_dispatches SET dispatched_at = '2000-01-01 00:00:00' WHERE pipeline = ? AND task_key IN (SELECT j.k FROM ${jsonKeysTable('j')})`, [pipeline, JSON.stringify(keys)]);
+  await pool.query(
+    `UPDATE sluice_dispatches SET dispatched_at = '2000-01-01 00:00:00' WHERE ` +
+      `pipeline = ? AND task_key IN (SELECT j.k FROM ${jsonKeysTable('j')})`,
+    [pipeline, JSON.stringify(keys)],
+  );
 }

@@ -25,7 +25,16 @@ export class Heartbeat {
   #failing = false;
   #beating: Promise<void> = Promise.resolve();
 
-  constructor(pool: Pool, opts: { id: string; role: 'fetcher' | 'worker'; pipeline: string; info: () => Record<string, unknown>; log: Logger }) {
+  constructor(
+    pool: Pool,
+    opts: {
+      id: string;
+      role: 'fetcher' | 'worker';
+      pipeline: string;
+      info: () => Record<string, unknown>;
+      log: Logger;
+    },
+  ) {
     this.#pool = pool;
     this.id = opts.id;
     this.#role = opts.role;
@@ -38,7 +47,14 @@ export class Heartbeat {
   }
 
   #beat(): void {
-    this.#beating = beat(this.#pool, { id: this.id, host: hostname(), pid: process.pid, role: this.#role, pipeline: this.#pipeline, info: { ...this.#info(), dbConnections: poolConnections(this.#pool) } }).then(
+    this.#beating = beat(this.#pool, {
+      id: this.id,
+      host: hostname(),
+      pid: process.pid,
+      role: this.#role,
+      pipeline: this.#pipeline,
+      info: { ...this.#info(), dbConnections: poolConnections(this.#pool) },
+    }).then(
       () => {
         this.#failing = false;
       },
@@ -54,6 +70,8 @@ export class Heartbeat {
     this.state = 'closed';
     clearInterval(this.#timer);
     await this.#beating;
-    await removeProcess(this.#pool, this.id).catch((err: unknown) => this.#log.warn({ err }, 'could not remove this process from the registry'));
+    await removeProcess(this.#pool, this.id).catch((err: unknown) =>
+      this.#log.warn({ err }, 'could not remove this process from the registry'),
+    );
   }
 }

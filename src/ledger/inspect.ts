@@ -25,36 +25,90 @@ export interface TaskRecord {
 const plain = (r: RowDataPacket | undefined): Record<string, unknown> | null => {
   if (r === undefined) return null;
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(r)) out[k] = Buffer.isBuffer(v) ? v.toString('utf8') : v instanceof Date ? v.toISOString() : v;
+  for (const [k, v] of Object.entries(r))
+    out[k] = Buffer.isBuffer(v) ? v.toString('utf8') : v instanceof Date ? v.toISOString() : v;
   return out;
 };
 
-async function inFrom(pool: Pool, from: string, src: SourceInfo, key: string, column = src.key, exact = true): Promise<RowDataPacket | undefined> {
+async function inFrom(
+  pool: Pool,
+  from: string,
+  src: SourceInfo,
+  key: string,
+  column = src.key,
+  exact = true,
+): Promise<RowDataPacket | undefined> {
   if (src.keyKind === 'int' && !INTEGER_KEY.test(key)) return undefined;
-  const [rows] = await pool.query<RowDataPacket[]>(`SELECT s.*, ${keyTextSql({ key: column, keyKind: src.keyKind })} AS __k FROM ${from} WHERE s.${quoteIdentifier(column)} = ?`, [key]);
+  const [rows] = await pool.query<RowDataPacket[]>(
+    `SELECT s.*, ${keyTextSql({ key: column, keyKind: src.keyKind })} AS ` +
+      `__k FROM ${from} WHERE s.${quoteIdentifier(column)} = ?`,
+    [key],
+  );
   // Byte for byte: a collation may return 'ABC' for 'abc'.
-  const row = exact ? rows.find((r) => (Buffer.isBuffer(r.__k) ? r.__k.toString('utf8') : String(r.__k)) === key) : rows[0];
+  const row = exact
+    ? rows.find((r) => (Buffer.isBuffer(r.__k) ? r.__k.toString('utf8') : String(r.__k)) === key)
+    : rows[0];
   if (row !== undefined) delete row.__k;
   return row;
 }
 
-export async function inspectTask(pool: Pool, src: SourceInfo, pipeline: string, key: string, staleAfterMs: number): Promise<TaskRecord> {
+export async function inspectTask(
+  pool: Pool,
+  src: SourceInfo,
+  pipeline: string,
+  key: string,
+  staleAfterMs: number,
+): Promise<TaskRecord> {
   const inTable = (await inFrom(pool, sourceFrom({ table: src.table }), src, key)) !== undefined;
-  const inSource = inTable && (src.where === undefined || (await inFrom(pool, sourceFrom(src), src, key)) !== undefined);
-  const one = async (sql: string): Promise<RowDataPacket | undefined> => (await pool.query<RowDataPacket[]>(sql, [pipeline, key]))[0][0];
-  const bookkeeping = await one('SELECT attempts, worker_id, started_at, finished_at, duration_ms, output FROM sluice_results WHERE pipeline = ? AND task_key = ?');
-  const result = src.results === undefined ? bookkeeping : await inFrom(pool, `${quoteIdentifier(src.results.table)} s`, src, key, src.results.key, exactKeys(src.results));
+  const inSource =
+    inTable && (src.where === undefined || (await inFrom(pool, sourceFrom(src), src, key)) !== undefined);
+  const one = async (sql: string): Promise<RowDataPacket | undefined> =>
+    (await pool.query<RowDataPacket[]>(sql, [pipeline, key]))[0][0];
+  const bookkeeping = await one(
+    'SELECT attempts, worker_id, started_at, finished_at, duration_ms, output ' +
+      'FROM sluice_results WHERE pipeline = ? AND task_key = ?',
+  );
+  const result =
+    src.results === undefined
+      ? bookkeeping
+      : await inFrom(
+          pool,
+          `${quoteIdentifier(src.results.table)} s`,
+          src,
+          key,
+          src.results.key,
+          exactKeys(src.results),
+        );
   const [[dispatch]] = await pool.query<RowDataPacket[]>(
-    'SELECT run_id, topic, dispatches, dispatched_at, dispatched_at > NOW(3) - INTERVAL ? MICROSECOND AS recent FROM sluice_dispatches WHERE pipeline = ? AND task_key = ?',
+    'SELECT run_id, topic, dispatches, dispatched_at, dispatched_at > NOW(3) ' +
+      '- INTERVAL ? MICROSECOND AS recent FROM sluice_dispatches WHERE pipeline ' +
+      '= ? AND task_key = ?',
     [staleAfterMs * 1000, pipeline, key],
   );
-  const quarantine = await one('SELECT stage, error_class, error_message, attempts, worker_id, quarantined_at FROM sluice_dead_tasks WHERE pipeline = ? AND task_key = ?');
-  const [milestones] = await pool.query<RowDataPacket[]>('SELECT stage, attempt, duration_ms, created_at FROM sluice_milestones WHERE pipeline = ? AND task_key = ? ORDER BY created_at, stage', [pipeline, key]);
-  const [attempts] = await pool.query<RowDataPacket[]>(
-    'SELECT stage, attempt, error_class, error_message, retriable, superseded, worker_id, created_at FROM sluice_attempts WHERE pipeline = ? AND task_key = ? ORDER BY id',
+  const quarantine = await one(
+    'SELECT stage, error_class, error_message, attempts, worker_id, ' +
+      'quarantined_at FROM sluice_dead_tasks WHERE pipeline = ? AND task_key = ?',
+  );
+  const [milestones] = await pool.query<RowDataPacket[]>(
+    'SELECT stage, attempt, duration_ms, created_at FROM sluice_milestones ' +
+      'WHERE pipeline = ? AND task_key = ? ORDER BY created_at, stage',
     [pipeline, key],
   );
-  const state = !inSource ? 'not in source' : result !== undefined && result !== null ? 'done' : quarantine !== undefined ? 'quarantined' : Number(dispatch?.recent ?? 0) === 1 ? 'in flight' : 'pending';
+  const [attempts] = await pool.query<RowDataPacket[]>(
+    'SELECT stage, attempt, error_class, error_message, retriable, ' +
+      'superseded, worker_id, created_at FROM sluice_attempts WHERE pipeline = ' +
+      '? AND task_key = ? ORDER BY id',
+    [pipeline, key],
+  );
+  const state = !inSource
+    ? 'not in source'
+    : result !== undefined && result !== null
+      ? 'done'
+      : quarantine !== undefined
+        ? 'quarantined'
+        : Number(dispatch?.recent ?? 0) === 1
+          ? 'in flight'
+          : 'pending';
   return {
     key,
     inTable,

@@ -21,6 +21,8 @@ async function read(pool: Pool, written = false): Promise<string> {
   const [rows] = await pool.query<RowDataPacket[]>('SELECT id FROM sluice_ledger ORDER BY created_at, id LIMIT 1');
   if (rows[0] !== undefined) return String(rows[0].id);
   if (written) throw new Error('sluice_ledger holds no row after writing one');
-  await pool.query('INSERT INTO sluice_ledger (id) SELECT UUID() FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM sluice_ledger)');
+  await pool.query(
+    'INSERT INTO sluice_ledger (id) SELECT UUID() FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM sluice_ledger)',
+  );
   return read(pool, true);
 }

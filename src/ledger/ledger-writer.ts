@@ -23,11 +23,52 @@ import type { ResultsInfo } from '../user-tables/table-info.js';
 import { keysWithResult } from './task-state.js';
 
 export type LedgerOp =
-  | { kind: 'milestone'; pipeline: string; key: string; stage: string; output: string; durationMs: number; attempt: number }
-  | { kind: 'result'; pipeline: string; key: string; output: string; attempts: number; workerId: string; startedAt: Date; finishedAt: Date; durationMs: number }
-  | { kind: 'attempt'; pipeline: string; key: string; stage: string; attempt: number; errorClass: string; errorMessage: string; retriable: boolean; workerId: string }
-  | { kind: 'quarantined'; pipeline: string; key: string; stage: string | null; errorClass: string; errorMessage: string; attempts: number; payload: string | null; workerId: string }
-  /** A row of the user's result table: the key, then `values` for `columns`; read back to check it is there for this key. */
+  | {
+      kind: 'milestone';
+      pipeline: string;
+      key: string;
+      stage: string;
+      output: string;
+      durationMs: number;
+      attempt: number;
+    }
+  | {
+      kind: 'result';
+      pipeline: string;
+      key: string;
+      output: string;
+      attempts: number;
+      workerId: string;
+      startedAt: Date;
+      finishedAt: Date;
+      durationMs: number;
+    }
+  | {
+      kind: 'attempt';
+      pipeline: string;
+      key: string;
+      stage: string;
+      attempt: number;
+      errorClass: string;
+      errorMessage: string;
+      retriable: boolean;
+      workerId: string;
+    }
+  | {
+      kind: 'quarantined';
+      pipeline: string;
+      key: string;
+      stage: string | null;
+      errorClass: string;
+      errorMessage: string;
+      attempts: number;
+      payload: string | null;
+      workerId: string;
+    }
+  /**
+   * A row of the user's result table: the key, then `values` for `columns`; read back to check it is there for this
+   * key.
+   */
   | { kind: 'row'; pipeline: string; key: string; results: ResultsInfo; values: unknown[] };
 
 /** The database refused this row for good (its content): the task it belongs to cannot be recorded as is. */
@@ -44,14 +85,23 @@ export class LedgerWriteError extends SluiceError {
 export class ResultNotStoredError extends LedgerWriteError {
   constructor(r: ResultsInfo, key: string) {
     const col = `${r.table}.${r.key} (${r.keyColumn.columnType}${r.collation === null ? '' : ` ${r.collation}`})`;
-    super('row', new Error(`result table '${r.table}' has no row for key ${JSON.stringify(key)} after its write: ${col} stored it under another key or cut it`));
+    super(
+      'row',
+      new Error(
+        `result table '${r.table}' has no row for key ${JSON.stringify(key)} ` +
+          `after its write: ${col} stored it under another key or cut it`,
+      ),
+    );
   }
 }
 
 /** The writer was closed while the database was away: the write was not made (the task goes back to the spool). */
 export class LedgerClosedError extends SluiceError {
   constructor(cause: Error) {
-    super('LEDGER_CLOSED', `ledger closed before the write could be made: ${cause.message}`, { retriable: true, cause });
+    super('LEDGER_CLOSED', `ledger closed before the write could be made: ${cause.message}`, {
+      retriable: true,
+      cause,
+    });
   }
 }
 
@@ -65,26 +115,38 @@ interface Pending {
 const SQL = {
   milestone: `INSERT INTO sluice_milestones (pipeline, task_key, stage, output, duration_ms, attempt) VALUES ?
     ON DUPLICATE KEY UPDATE pipeline = pipeline`,
-  result: `INSERT INTO sluice_results (pipeline, task_key, output, attempts, worker_id, started_at, finished_at, duration_ms) VALUES ?
+  result:
+    `INSERT INTO sluice_results (pipeline, task_key, output, attempts, ` +
+    `worker_id, started_at, finished_at, duration_ms) VALUES ?
     ON DUPLICATE KEY UPDATE pipeline = pipeline`,
-  attempt: `INSERT INTO sluice_attempts (pipeline, task_key, stage, attempt, error_class, error_message, retriable, worker_id) VALUES ?`,
-  quarantined: `INSERT INTO sluice_dead_tasks (pipeline, task_key, stage, error_class, error_message, attempts, payload, worker_id) VALUES ?
-    ON DUPLICATE KEY UPDATE stage = VALUES(stage), error_class = VALUES(error_class), error_message = VALUES(error_message),
-      attempts = VALUES(attempts), payload = VALUES(payload), worker_id = VALUES(worker_id), quarantined_at = CURRENT_TIMESTAMP(3)`,
+  attempt:
+    `INSERT INTO sluice_attempts (pipeline, task_key, stage, attempt, ` +
+    `error_class, error_message, retriable, worker_id) VALUES ?`,
+  quarantined:
+    `INSERT INTO sluice_dead_tasks (pipeline, task_key, stage, error_class, ` +
+    `error_message, attempts, payload, worker_id) VALUES ?
+    ON DUPLICATE KEY UPDATE stage = VALUES(stage), error_class = ` +
+    `VALUES(error_class), error_message = VALUES(error_message),
+      attempts = VALUES(attempts), payload = VALUES(payload), worker_id ` +
+    `= VALUES(worker_id), quarantined_at = CURRENT_TIMESTAMP(3)`,
 } as const;
 
 /** The upsert into a user's result table: one statement shape per table and column list. */
 function rowSql({ results: r }: Extract<LedgerOp, { kind: 'row' }>): string {
   const cols = [r.key, ...r.columns].map(quoteIdentifier);
   const k = quoteIdentifier(r.key);
-  const update = r.onConflict === 'update' ? r.columns.map((c) => `${quoteIdentifier(c)} = VALUES(${quoteIdentifier(c)})`).join(', ') : `${k} = ${k}`;
+  const update =
+    r.onConflict === 'update'
+      ? r.columns.map((c) => `${quoteIdentifier(c)} = VALUES(${quoteIdentifier(c)})`).join(', ')
+      : `${k} = ${k}`;
   return `INSERT INTO ${quoteIdentifier(r.table)} (${cols.join(', ')}) VALUES ? ON DUPLICATE KEY UPDATE ${update}`;
 }
 
 const sqlFor = (op: LedgerOp): string => (op.kind === 'row' ? rowSql(op) : SQL[op.kind]);
 
 /** Ops that share a statement: one kind, and for user rows one table and column list. */
-const groupOf = (op: LedgerOp): string => (op.kind === 'row' ? `row\u0000${op.results.table}\u0000${op.results.columns.join(',')}` : op.kind);
+const groupOf = (op: LedgerOp): string =>
+  op.kind === 'row' ? `row\u0000${op.results.table}\u0000${op.results.columns.join(',')}` : op.kind;
 
 const cls = (s: string): string => cutBytes(s, COLUMN_BYTES.errorClass);
 const msg = (s: string): string => cutBytes(s, COLUMN_BYTES.text);
@@ -95,11 +157,38 @@ function row(op: LedgerOp): unknown[] {
     case 'milestone':
       return [op.pipeline, op.key, op.stage, op.output, op.durationMs, op.attempt];
     case 'result':
-      return [op.pipeline, op.key, op.output, op.attempts, wid(op.workerId), op.startedAt, op.finishedAt, op.durationMs];
+      return [
+        op.pipeline,
+        op.key,
+        op.output,
+        op.attempts,
+        wid(op.workerId),
+        op.startedAt,
+        op.finishedAt,
+        op.durationMs,
+      ];
     case 'attempt':
-      return [op.pipeline, op.key, op.stage, op.attempt, cls(op.errorClass), msg(op.errorMessage), op.retriable, wid(op.workerId)];
+      return [
+        op.pipeline,
+        op.key,
+        op.stage,
+        op.attempt,
+        cls(op.errorClass),
+        msg(op.errorMessage),
+        op.retriable,
+        wid(op.workerId),
+      ];
     case 'quarantined':
-      return [op.pipeline, op.key, op.stage, cls(op.errorClass), msg(op.errorMessage), op.attempts, op.payload, wid(op.workerId)];
+      return [
+        op.pipeline,
+        op.key,
+        op.stage,
+        cls(op.errorClass),
+        msg(op.errorMessage),
+        op.attempts,
+        op.payload,
+        wid(op.workerId),
+      ];
     case 'row':
       return [op.key, ...op.values];
   }
@@ -107,8 +196,17 @@ function row(op: LedgerOp): unknown[] {
 
 /** Roughly what a row adds to a statement: its large texts, plus room for the rest. */
 function rowBytes(op: LedgerOp): number {
-  if (op.kind === 'row') return op.values.reduce<number>((n, v) => n + (typeof v === 'string' ? v.length : Buffer.isBuffer(v) ? v.length : 16), op.key.length + 256);
-  const big = op.kind === 'milestone' || op.kind === 'result' ? op.output.length : op.kind === 'quarantined' ? (op.payload?.length ?? 0) + op.errorMessage.length : op.errorMessage.length;
+  if (op.kind === 'row')
+    return op.values.reduce<number>(
+      (n, v) => n + (typeof v === 'string' ? v.length : Buffer.isBuffer(v) ? v.length : 16),
+      op.key.length + 256,
+    );
+  const big =
+    op.kind === 'milestone' || op.kind === 'result'
+      ? op.output.length
+      : op.kind === 'quarantined'
+        ? (op.payload?.length ?? 0) + op.errorMessage.length
+        : op.errorMessage.length;
   return big + op.key.length + 256;
 }
 
@@ -181,7 +279,9 @@ export class LedgerWriter {
     }
     // Attempts and quarantine first, results last: a result is the task's "done" and comes after its history.
     const order = ['attempt', 'quarantined', 'milestone', 'row', 'result'];
-    const keys = [...groups.keys()].sort((a, b) => order.indexOf(a.split('\u0000')[0]!) - order.indexOf(b.split('\u0000')[0]!));
+    const keys = [...groups.keys()].sort(
+      (a, b) => order.indexOf(a.split('\u0000')[0]!) - order.indexOf(b.split('\u0000')[0]!),
+    );
     for (const g of keys) {
       const items = groups.get(g)!;
       for (const chunk of this.#bySize(items)) await this.#writeChunk(items[0]!.op.kind, chunk);
@@ -239,18 +339,27 @@ export class LedgerWriter {
     let stored = new Set<string>();
     try {
       await this.#withRetry('row', async () => {
-        stored = await keysWithResult(this.#pool, op.results, items.map((p) => p.op.key));
+        stored = await keysWithResult(
+          this.#pool,
+          op.results,
+          items.map((p) => p.op.key),
+        );
       });
     } catch (err) {
-      // Not known whether the rows are there: the tasks go back (closed) or fail with the reason, never rewritten here.
-      for (const p of items) p.reject(err instanceof LedgerClosedError ? err : new LedgerWriteError('row (read back)', err as Error));
+      // Not known whether the rows are there: the tasks go back (closed) or fail with the reason, never rewritten
+      // here.
+      for (const p of items)
+        p.reject(err instanceof LedgerClosedError ? err : new LedgerWriteError('row (read back)', err as Error));
       return;
     }
     for (const p of items) {
       if (stored.has(p.op.key)) p.resolve();
       else {
         const err = new ResultNotStoredError(op.results, p.op.key);
-        this.#log.warn({ key: p.op.key, table: op.results.table, error: err.message }, 'result row not stored for its key');
+        this.#log.warn(
+          { key: p.op.key, table: op.results.table, error: err.message },
+          'result row not stored for its key',
+        );
         p.reject(err);
       }
     }
@@ -263,11 +372,13 @@ export class LedgerWriter {
         policy: this.#opts.retry ?? DB_OUTAGE_POLICY,
         clock: this.#opts.clock,
         signal: this.#stop.signal,
-        onRetry: (err, attempt, delayMs) => this.#log.warn({ err, kind, attempt, delayMs }, 'ledger write failed; retrying'),
+        onRetry: (err, attempt, delayMs) =>
+          this.#log.warn({ err, kind, attempt, delayMs }, 'ledger write failed; retrying'),
       });
     } catch (err) {
       // Closed while the database was away: the write was not made, and its task goes back to the spool.
-      if (this.#closed && (err as { retriable?: boolean }).retriable === true) throw new LedgerClosedError(err as Error);
+      if (this.#closed && (err as { retriable?: boolean }).retriable === true)
+        throw new LedgerClosedError(err as Error);
       throw err;
     }
   }

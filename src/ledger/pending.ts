@@ -15,6 +15,7 @@ import { envelopeKey } from '../core/envelope.js';
 import { doneJoin, INTEGER_KEY, keyTextSql, sourceFrom } from '../user-tables/key-sql.js';
 import type { Pool } from '../db/pool.js';
 import type { SourceInfo } from '../user-tables/table-info.js';
+import { asText } from '../core/text.js';
 
 export interface PendingFilter {
   pipeline: string;
@@ -25,7 +26,10 @@ export interface PendingFilter {
   staleAfterMs: number | null;
   /** Include quarantined tasks (--retry-quarantined). */
   includeQuarantined: boolean;
-  /** Only these keys (their canonical text), when set: a requeue publishes what it requeued, not a pass over the whole source. */
+  /**
+   * Only these keys (their canonical text), when set: a requeue publishes what it requeued, not a pass over the whole
+   * source.
+   */
   keys?: readonly string[];
 }
 
@@ -107,8 +111,12 @@ function keysCondition(src: SourceInfo, keys: readonly string[] | undefined, par
 
 /** Fills `hasDispatches` / `hasQuarantined` so page queries can leave out joins that cannot match. */
 export async function probeLedger(pool: Pool, f: PendingFilter): Promise<PendingFilter> {
-  const [d] = await pool.query<RowDataPacket[]>('SELECT 1 FROM sluice_dispatches WHERE pipeline = ? LIMIT 1', [f.pipeline]);
-  const [x] = await pool.query<RowDataPacket[]>('SELECT 1 FROM sluice_dead_tasks WHERE pipeline = ? LIMIT 1', [f.pipeline]);
+  const [d] = await pool.query<RowDataPacket[]>('SELECT 1 FROM sluice_dispatches WHERE pipeline = ? LIMIT 1', [
+    f.pipeline,
+  ]);
+  const [x] = await pool.query<RowDataPacket[]>('SELECT 1 FROM sluice_dead_tasks WHERE pipeline = ? LIMIT 1', [
+    f.pipeline,
+  ]);
   return { ...f, hasDispatches: d.length > 0, hasQuarantined: x.length > 0 };
 }
 
@@ -126,7 +134,13 @@ function cursorCondition(src: SourceInfo, after: string | undefined, params: unk
 }
 
 /** One page of pending tasks after `after` (a key's text form), in key order. */
-export async function fetchPendingPage(pool: Pool, src: SourceInfo, f: PendingFilter, after: string | undefined, limit: number): Promise<PendingRow[]> {
+export async function fetchPendingPage(
+  pool: Pool,
+  src: SourceInfo,
+  f: PendingFilter,
+  after: string | undefined,
+  limit: number,
+): Promise<PendingRow[]> {
   const params: unknown[] = [];
   const selected = src.columns.map((c) => `s.${quoteIdentifier(c)}`);
   const from = joins(src, f, params);
@@ -146,8 +160,13 @@ export async function fetchPendingPage(pool: Pool, src: SourceInfo, f: PendingFi
   return rows.map((r) => {
     const row: Record<string, unknown> = {};
     for (let i = 0; i < cols.length; i++) row[cols[i]!] = r[3 + i];
-    const keyText = Buffer.isBuffer(r[0]) ? r[0].toString('utf8') : String(r[0]);
-    return { key: envelopeKey(keyText, src.keyKind === 'int'), keyText, previousDispatches: Number(r[1]), quarantined: Number(r[2]) === 1, row };
+    const keyText = Buffer.isBuffer(r[0]) ? r[0].toString('utf8') : asText(r[0]);
+    return {
+      key: envelopeKey(keyText, src.keyKind === 'int'),
+      keyText,
+      previousDispatches: Number(r[1]),
+      quarantined: Number(r[2]) === 1,
+      row,
+    };
   });
 }
-

@@ -98,7 +98,11 @@ interface ResourceRow extends RowDataPacket {
 const parse = <T>(v: T | string | null): T | null => (typeof v === 'string' ? (JSON.parse(v) as T) : v);
 const finite = (n: number): number => (Number.isFinite(n) ? n : 0);
 
-export async function renewShare(pool: Pool, r: ShareRequest, decide: (r: ShareRequest, rows: LeaseRows) => LeaseDecision): Promise<ShareAnswer> {
+export async function renewShare(
+  pool: Pool,
+  r: ShareRequest,
+  decide: (r: ShareRequest, rows: LeaseRows) => LeaseDecision,
+): Promise<ShareAnswer> {
   const conn = await pool.getConnection();
   try {
     await conn.query('INSERT IGNORE INTO sluice_resources (name) VALUES (?)', [r.resource]);
@@ -116,14 +120,27 @@ export async function renewShare(pool: Pool, r: ShareRequest, decide: (r: ShareR
 
 async function readRows(conn: PoolConnection, r: ShareRequest): Promise<LeaseRows> {
   const [[res]] = await conn.query<ResourceRow[]>(
-    'SELECT learned_limit, leader_id, leader_until > NOW(3) AS leader_live, state, UNIX_TIMESTAMP(NOW(3)) * 1000 AS now_ms FROM sluice_resources WHERE name = ? FOR UPDATE',
+    'SELECT learned_limit, leader_id, leader_until > NOW(3) AS leader_live, ' +
+      'state, UNIX_TIMESTAMP(NOW(3)) * 1000 AS now_ms FROM sluice_resources ' +
+      'WHERE name = ? FOR UPDATE',
     [r.resource],
   );
   await conn.query('DELETE FROM sluice_resource_shares WHERE resource = ? AND expires_at <= NOW(3)', [r.resource]);
-  const [rows] = await conn.query<ShareRow[]>('SELECT process_id, concurrency_share, rate_share, demand, in_flight, samples FROM sluice_resource_shares WHERE resource = ?', [r.resource]);
+  const [rows] = await conn.query<ShareRow[]>(
+    'SELECT process_id, concurrency_share, rate_share, demand, in_flight, ' +
+      'samples FROM sluice_resource_shares WHERE resource = ?',
+    [r.resource],
+  );
   const others = rows
     .filter((x) => x.process_id !== r.processId)
-    .map((x) => ({ processId: x.process_id, concurrencyShare: x.concurrency_share, rateShare: x.rate_share, demand: x.demand, inFlight: x.in_flight, samples: parse(x.samples) }));
+    .map((x) => ({
+      processId: x.process_id,
+      concurrencyShare: x.concurrency_share,
+      rateShare: x.rate_share,
+      demand: x.demand,
+      inFlight: x.in_flight,
+      samples: parse(x.samples),
+    }));
   return {
     learnedLimit: res?.learned_limit ?? null,
     otherLeader: res?.leader_live === 1 && res.leader_id !== r.processId,
@@ -134,25 +151,45 @@ async function readRows(conn: PoolConnection, r: ShareRequest): Promise<LeaseRow
   };
 }
 
-async function renewIn(conn: PoolConnection, r: ShareRequest, decide: (r: ShareRequest, rows: LeaseRows) => LeaseDecision): Promise<ShareAnswer> {
+async function renewIn(
+  conn: PoolConnection,
+  r: ShareRequest,
+  decide: (r: ShareRequest, rows: LeaseRows) => LeaseDecision,
+): Promise<ShareAnswer> {
   const { answer, learned } = decide(r, await readRows(conn, r));
   if (learned !== null) {
-    await conn.query('UPDATE sluice_resources SET learned_limit = ?, leader_id = ?, leader_until = DATE_ADD(NOW(3), INTERVAL ? MICROSECOND), state = ?, updated_at = NOW(3) WHERE name = ?', [
-      learned.limit,
-      r.processId,
-      r.leaseMs * 1000,
-      JSON.stringify(learned.state),
-      r.resource,
-    ]);
+    await conn.query(
+      'UPDATE sluice_resources SET learned_limit = ?, leader_id = ?, ' +
+        'leader_until = DATE_ADD(NOW(3), INTERVAL ? MICROSECOND), state = ?, ' +
+        'updated_at = NOW(3) WHERE name = ?',
+      [learned.limit, r.processId, r.leaseMs * 1000, JSON.stringify(learned.state), r.resource],
+    );
   }
   await conn.query(
-    `INSERT INTO sluice_resource_shares (resource, process_id, concurrency_share, rate_share, demand, in_flight, samples, expires_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, DATE_ADD(NOW(3), INTERVAL ? MICROSECOND))
-     ON DUPLICATE KEY UPDATE concurrency_share = VALUES(concurrency_share), rate_share = VALUES(rate_share), demand = VALUES(demand),
-       in_flight = VALUES(in_flight), samples = VALUES(samples), expires_at = VALUES(expires_at), updated_at = NOW(3)`,
-    [r.resource, r.processId, finite(answer.concurrency), finite(answer.rate), r.demand, r.inFlight, JSON.stringify(r.samples), r.leaseMs * 1000],
+    `INSERT INTO sluice_resource_shares (resource, process_id, ` +
+      `concurrency_share, rate_share, demand, in_flight, samples, expires_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, DATE_ADD(NOW(3), INTERVAL ? ` +
+      `MICROSECOND))
+     ON DUPLICATE KEY UPDATE concurrency_share = ` +
+      `VALUES(concurrency_share), rate_share = VALUES(rate_share), demand = ` +
+      `VALUES(demand),
+       in_flight = VALUES(in_flight), samples = VALUES(samples), ` +
+      `expires_at = VALUES(expires_at), updated_at = NOW(3)`,
+    [
+      r.resource,
+      r.processId,
+      finite(answer.concurrency),
+      finite(answer.rate),
+      r.demand,
+      r.inFlight,
+      JSON.stringify(r.samples),
+      r.leaseMs * 1000,
+    ],
   );
-  await conn.query('UPDATE sluice_resources SET overloads = overloads + ? WHERE name = ?', [r.samples.overloads, r.resource]);
+  await conn.query('UPDATE sluice_resources SET overloads = overloads + ? WHERE name = ?', [
+    r.samples.overloads,
+    r.resource,
+  ]);
   return answer;
 }
 

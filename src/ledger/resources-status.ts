@@ -17,11 +17,21 @@ export interface ResourceStatus {
   processes: Array<{ process: string; share: number; rateShare: number; inFlight: number; demand: number }>;
 }
 
-export async function resourceStatus(pool: Pool, resources: Record<string, ResourceConfig>, names: readonly string[]): Promise<ResourceStatus[]> {
+export async function resourceStatus(
+  pool: Pool,
+  resources: Record<string, ResourceConfig>,
+  names: readonly string[],
+): Promise<ResourceStatus[]> {
   if (names.length === 0) return [];
-  const [res] = await pool.query<RowDataPacket[]>('SELECT name, learned_limit, leader_id, leader_until > NOW(3) AS leader_live, overloads FROM sluice_resources WHERE name IN (?)', [names]);
+  const [res] = await pool.query<RowDataPacket[]>(
+    'SELECT name, learned_limit, leader_id, leader_until > NOW(3) AS ' +
+      'leader_live, overloads FROM sluice_resources WHERE name IN (?)',
+    [names],
+  );
   const [shares] = await pool.query<RowDataPacket[]>(
-    'SELECT resource, process_id, concurrency_share, rate_share, in_flight, demand FROM sluice_resource_shares WHERE resource IN (?) AND expires_at > NOW(3) ORDER BY resource, process_id',
+    'SELECT resource, process_id, concurrency_share, rate_share, in_flight, ' +
+      'demand FROM sluice_resource_shares WHERE resource IN (?) AND expires_at ' +
+      '> NOW(3) ORDER BY resource, process_id',
     [names],
   );
   return names.map((name) => {
@@ -32,12 +42,23 @@ export async function resourceStatus(pool: Pool, resources: Record<string, Resou
     return {
       name,
       configured,
-      limit: configured === 'auto' ? (row?.learned_limit == null ? null : Math.floor(Number(row.learned_limit))) : configured,
+      limit:
+        configured === 'auto'
+          ? row?.learned_limit == null
+            ? null
+            : Math.floor(Number(row.learned_limit))
+          : configured,
       ratePerSecond: cfg?.ratePerSecond ?? null,
       inFlight: mine.reduce((a, s) => a + Number(s.in_flight), 0),
       overloads: Number(row?.overloads ?? 0),
       leader: row?.leader_live === 1 ? String(row.leader_id) : null,
-      processes: mine.map((s) => ({ process: String(s.process_id), share: Number(s.concurrency_share), rateShare: Number(s.rate_share), inFlight: Number(s.in_flight), demand: Number(s.demand) })),
+      processes: mine.map((s) => ({
+        process: String(s.process_id),
+        share: Number(s.concurrency_share),
+        rateShare: Number(s.rate_share),
+        inFlight: Number(s.in_flight),
+        demand: Number(s.demand),
+      })),
     };
   });
 }

@@ -15,9 +15,16 @@ export interface RunSummary {
 }
 
 export async function runSummary(pool: Pool, pipeline: string, resource: string): Promise<RunSummary> {
-  const [limits] = await pool.query<RowDataPacket[]>('SELECT learned_limit FROM sluice_resources WHERE name = ?', [resource]);
-  const [retries] = await pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM sluice_attempts WHERE pipeline = ?', [pipeline]);
-  const [ms] = await pool.query<RowDataPacket[]>('SELECT stage, COUNT(*) AS n FROM sluice_milestones WHERE pipeline = ? GROUP BY stage', [pipeline]);
+  const [limits] = await pool.query<RowDataPacket[]>('SELECT learned_limit FROM sluice_resources WHERE name = ?', [
+    resource,
+  ]);
+  const [retries] = await pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM sluice_attempts WHERE pipeline = ?', [
+    pipeline,
+  ]);
+  const [ms] = await pool.query<RowDataPacket[]>(
+    'SELECT stage, COUNT(*) AS n FROM sluice_milestones WHERE pipeline = ? GROUP BY stage',
+    [pipeline],
+  );
   const limit = limits[0]?.learned_limit as number | null | undefined;
   return {
     learnedLimit: limit === undefined || limit === null ? null : Number(limit),
@@ -27,11 +34,19 @@ export async function runSummary(pool: Pool, pipeline: string, resource: string)
 }
 
 /** Quarantined tasks of `pipeline` whose integer key in `table` is at most `upTo`. */
-export async function quarantinedUpTo(pool: Pool, pipeline: string, source: { table: string; key: string }, upTo: number): Promise<number> {
+export async function quarantinedUpTo(
+  pool: Pool,
+  pipeline: string,
+  source: { table: string; key: string },
+  upTo: number,
+): Promise<number> {
   const key = quoteIdentifier(source.key);
   const [[r]] = await pool.query<RowDataPacket[]>(
-    `SELECT COUNT(*) AS n FROM sluice_dead_tasks x JOIN ${quoteIdentifier(source.table)} d ON x.task_key = CONVERT(d.${key} USING utf8mb4)
-      WHERE x.pipeline = ? AND d.${key} <= ?`,
+    `SELECT COUNT(*) AS n FROM ` +
+      `sluice_dead_tasks x JOIN ${quoteIdentifier(source.table)} d ON ` +
+      `x.task_key = CONVERT(d.${key} USING utf8mb4)
+      WHERE x.pipeline = ` +
+      `? AND d.${key} <= ?`,
     [pipeline, upTo],
   );
   return Number(r?.n ?? 0);

@@ -40,7 +40,14 @@ export class SeriesCache {
 }
 
 /** Per stage, milestones per `bucketS` over the last `minutes`, with latency percentiles. */
-export async function stageSeries(pool: Pool, pipeline: string, stages: readonly string[], minutes = 30, bucketS = 10, cache = new SeriesCache()): Promise<Record<string, StagePoint[]>> {
+export async function stageSeries(
+  pool: Pool,
+  pipeline: string,
+  stages: readonly string[],
+  minutes = 30,
+  bucketS = 10,
+  cache = new SeriesCache(),
+): Promise<Record<string, StagePoint[]>> {
   const [[clock]] = await pool.query<RowDataPacket[]>('SELECT UNIX_TIMESTAMP(NOW(3)) AS t');
   const now = Number(clock?.t);
   const from = Math.floor((now - minutes * 60) / bucketS) * bucketS;
@@ -60,7 +67,13 @@ export async function stageSeries(pool: Pool, pipeline: string, stages: readonly
   return out;
 }
 
-async function bucketsSince(pool: Pool, pipeline: string, stage: string, start: number, bucketS: number): Promise<Map<number, StagePoint>> {
+async function bucketsSince(
+  pool: Pool,
+  pipeline: string,
+  stage: string,
+  start: number,
+  bucketS: number,
+): Promise<Map<number, StagePoint>> {
   const [rows] = await pool.query<RowDataPacket[]>(
     `SELECT FLOOR(UNIX_TIMESTAMP(created_at) / ?) * ? AS b, FLOOR(LOG2(duration_ms + 1) * ${BINS_PER_DOUBLING}) AS h,
        COUNT(*) AS n, MIN(duration_ms) AS lo, MAX(duration_ms) AS hi
@@ -78,13 +91,22 @@ async function bucketsSince(pool: Pool, pipeline: string, stage: string, start: 
   const out = new Map<number, StagePoint>();
   for (const [b, bins] of byBucket) {
     const done = bins.reduce((s, x) => s + x.n, 0);
-    out.set(b, { at: new Date(b * 1000).toISOString(), done, p50Ms: quantile(bins, done, 0.5), p99Ms: quantile(bins, done, 0.99) });
+    out.set(b, {
+      at: new Date(b * 1000).toISOString(),
+      done,
+      p50Ms: quantile(bins, done, 0.5),
+      p99Ms: quantile(bins, done, 0.99),
+    });
   }
   return out;
 }
 
 /** The q-quantile of a bucket from its histogram bins (ascending): the middle of the bin it falls in. */
-function quantile(bins: ReadonlyArray<{ h: number; n: number; lo: number; hi: number }>, total: number, q: number): number {
+function quantile(
+  bins: ReadonlyArray<{ h: number; n: number; lo: number; hi: number }>,
+  total: number,
+  q: number,
+): number {
   const rank = Math.max(1, Math.ceil(q * total));
   let seen = 0;
   for (const bin of bins) {

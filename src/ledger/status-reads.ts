@@ -34,14 +34,22 @@ export interface LedgerStatus {
 
 const RECENT_S = 60;
 
-const rate = (n: unknown, spanS: unknown): number => Number(n ?? 0) / Math.min(RECENT_S, Math.max(1, Number(spanS ?? 0)));
+const rate = (n: unknown, spanS: unknown): number =>
+  Number(n ?? 0) / Math.min(RECENT_S, Math.max(1, Number(spanS ?? 0)));
 
 /**
  * `exact`: the semi-join over the source (status --check always); otherwise the snapshot plus the ledger
  * since (count-snapshots.ts). Either way, per-stage totals are the snapshot's plus the milestones since,
  * and every query reads an index range: nothing here grows with the source.
  */
-export async function ledgerStatus(pool: Pool, src: SourceInfo, pipeline: string, staleAfterMs: number, exact: boolean, stageNames: readonly string[]): Promise<LedgerStatus> {
+export async function ledgerStatus(
+  pool: Pool,
+  src: SourceInfo,
+  pipeline: string,
+  staleAfterMs: number,
+  exact: boolean,
+  stageNames: readonly string[],
+): Promise<LedgerStatus> {
   const filter = { pipeline, staleAfterMs, includeQuarantined: false };
   const counts = exact ? await exactCounts(pool, src, filter) : await estimateCounts(pool, src, filter, stageNames);
   // Rates are over the actual window: from the first result of the last minute to now, so a run of 10 s
@@ -61,7 +69,8 @@ export async function ledgerStatus(pool: Pool, src: SourceInfo, pipeline: string
     stages.push({ stage, n: counts.stages[stage] ?? 0, recent: Number(r?.recent ?? 0), span: Number(r?.span ?? 0) });
   }
   const [failed] = await pool.query<RowDataPacket[]>(
-    `SELECT stage, COUNT(*) AS n FROM sluice_attempts WHERE pipeline = ? AND created_at > NOW(3) - INTERVAL ${RECENT_S} SECOND GROUP BY stage`,
+    `SELECT stage, COUNT(*) AS n FROM sluice_attempts WHERE pipeline = ? AND ` +
+      `created_at > NOW(3) - INTERVAL ${RECENT_S} SECOND GROUP BY stage`,
     [pipeline],
   );
   const failures = new Map(failed.map((r) => [String(r.stage), Number(r.n)]));
@@ -71,20 +80,37 @@ export async function ledgerStatus(pool: Pool, src: SourceInfo, pipeline: string
      GROUP BY error_class ORDER BY n DESC LIMIT 10`,
     [pipeline],
   );
-  const [[bad]] = await pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM sluice_bad_messages WHERE pipeline = ?', [pipeline]);
+  const [[bad]] = await pool.query<RowDataPacket[]>(
+    'SELECT COUNT(*) AS n FROM sluice_bad_messages WHERE pipeline = ?',
+    [pipeline],
+  );
   return {
     counts,
     doneLastMinute: Number(d?.recent ?? 0),
     // With a user result table, sluice_results is not written: results arrive as fast as the last stage's milestones.
-    resultsPerSecond: src.results === undefined ? rate(d?.recent, d?.span) : (() => {
-      const last = stages.at(-1);
-      return last === undefined ? 0 : rate(last.recent, last.span);
-    })(),
+    resultsPerSecond:
+      src.results === undefined
+        ? rate(d?.recent, d?.span)
+        : (() => {
+            const last = stages.at(-1);
+            return last === undefined ? 0 : rate(last.recent, last.span);
+          })(),
     stages: stages.map((r) => {
       const f = failures.get(r.stage) ?? 0;
-      return { stage: r.stage, milestones: r.n, perSecond: rate(r.recent, r.span), failedLastMinute: f, retryRatio: f + r.recent === 0 ? 0 : f / (f + r.recent) };
+      return {
+        stage: r.stage,
+        milestones: r.n,
+        perSecond: rate(r.recent, r.span),
+        failedLastMinute: f,
+        retryRatio: f + r.recent === 0 ? 0 : f / (f + r.recent),
+      };
     }),
-    errors: errors.map((r) => ({ errorClass: String(r.error_class), count: Number(r.n), lastAt: new Date(r.last_at as Date).toISOString(), example: String(r.example).slice(0, 200) })),
+    errors: errors.map((r) => ({
+      errorClass: String(r.error_class),
+      count: Number(r.n),
+      lastAt: new Date(r.last_at as Date).toISOString(),
+      example: String(r.example).slice(0, 200),
+    })),
     badMessages: Number(bad?.n ?? 0),
   };
 }

@@ -1,6 +1,6 @@
-// What the database already knows about the tasks of a segment, read before the segment is processed (the
-// source, then the ledger's tables in one UNION ALL): which keys are in the source at all (a task for any other key is not run),
-// finished tasks are skipped (a duplicate delivery), finished stages reuse their stored output, and attempt
+// What the database already knows about the tasks of a segment, read before the segment is processed (the source,
+// then the ledger's tables in one UNION ALL): which keys are in the source at all (a task for any other key is not
+// run), finished tasks are skipped (a duplicate delivery), finished stages reuse their stored output, and attempt
 // counts carry over from earlier runs and crashed workers (attempts superseded by --retry-quarantined do not).
 
 import type { RowDataPacket } from 'mysql2/promise';
@@ -30,7 +30,13 @@ const textOf = (v: unknown): string => (Buffer.isBuffer(v) ? v.toString('utf8') 
  * list. The canonical text of each row found is compared with the key exactly, so a case-insensitive or PAD
  * SPACE collation cannot let 'ABC' or 'abc ' stand for 'abc'.
  */
-async function keysIn(pool: Pool, from: string, key: string, kind: SourceInfo['keyKind'], keys: readonly string[]): Promise<Set<string>> {
+async function keysIn(
+  pool: Pool,
+  from: string,
+  key: string,
+  kind: SourceInfo['keyKind'],
+  keys: readonly string[],
+): Promise<Set<string>> {
   const found = new Set<string>();
   const col = `s.${quoteIdentifier(key)}`;
   const text = keyTextSql({ key, keyKind: kind });
@@ -64,7 +70,9 @@ export async function keysWithResult(pool: Pool, r: ResultsInfo, keys: readonly 
   const found = new Set<string>();
   if (keys.length === 0) return found;
   const [rows] = await pool.query<RowDataPacket[]>(
-    `SELECT j.k FROM ${jsonKeysTable('j')} WHERE EXISTS (SELECT 1 FROM ${quoteIdentifier(r.table)} u WHERE u.${quoteIdentifier(r.key)} = ${asResultKey(r, 'j.k')})`,
+    `SELECT j.k FROM ${jsonKeysTable('j')} WHERE EXISTS ` +
+      `(SELECT 1 FROM ${quoteIdentifier(r.table)} u ` +
+      `WHERE u.${quoteIdentifier(r.key)} = ${asResultKey(r, 'j.k')})`,
     [JSON.stringify(keys)],
   );
   for (const row of rows) found.add(textOf(row.k));
@@ -81,8 +89,19 @@ export function keysInSource(pool: Pool, src: SourceInfo, keys: readonly string[
  * tables (results, quarantine, milestones, failed attempts), each branch a semi-join on the keys by its
  * primary key. With the user's result table, "done" is read from it in a third.
  */
-export async function loadTaskState(pool: Pool, src: SourceInfo, pipeline: string, keys: readonly string[]): Promise<TaskState> {
-  const state: TaskState = { inSource: new Set(), done: new Set(), quarantined: new Set(), milestones: new Map(), failures: new Map() };
+export async function loadTaskState(
+  pool: Pool,
+  src: SourceInfo,
+  pipeline: string,
+  keys: readonly string[],
+): Promise<TaskState> {
+  const state: TaskState = {
+    inSource: new Set(),
+    done: new Set(),
+    quarantined: new Set(),
+    milestones: new Map(),
+    failures: new Map(),
+  };
   if (keys.length === 0) return state;
   state.inSource = await keysInSource(pool, src, keys);
   const list = JSON.stringify(keys);
@@ -91,12 +110,19 @@ export async function loadTaskState(pool: Pool, src: SourceInfo, pipeline: strin
   const branches = [
     `SELECT 'x' AS t, task_key, NULL AS stage, NULL AS output, 0 AS n FROM sluice_dead_tasks WHERE ${inKeys}`,
     `SELECT 'm', task_key, stage, output, 0 FROM sluice_milestones WHERE ${inKeys}`,
-    `SELECT 'a', task_key, stage, NULL, COUNT(*) FROM sluice_attempts WHERE superseded = FALSE AND ${inKeys} GROUP BY task_key, stage`,
+    `SELECT 'a', task_key, stage, NULL, COUNT(*) FROM sluice_attempts WHERE ` +
+      `superseded = FALSE AND ${inKeys} GROUP BY task_key, stage`,
   ];
   // Done means a row in the user's result table, however it got there (an earlier offline run too).
-  if (src.results === undefined) branches.unshift(`SELECT 'r' AS t, task_key, NULL AS stage, NULL AS output, 0 AS n FROM sluice_results WHERE ${inKeys}`);
+  if (src.results === undefined)
+    branches.unshift(
+      `SELECT 'r' AS t, task_key, NULL AS stage, NULL AS output, 0 AS n FROM sluice_results WHERE ${inKeys}`,
+    );
   else state.done = await keysWithResult(pool, src.results, keys);
-  const [rows] = await pool.query<RowDataPacket[]>(branches.join('\nUNION ALL '), branches.flatMap(() => [pipeline, list]));
+  const [rows] = await pool.query<RowDataPacket[]>(
+    branches.join('\nUNION ALL '),
+    branches.flatMap(() => [pipeline, list]),
+  );
   for (const r of rows) {
     const key = textOf(r.task_key);
     switch (String(r.t)) {
@@ -108,7 +134,16 @@ export async function loadTaskState(pool: Pool, src: SourceInfo, pipeline: strin
         break;
       case 'm': {
         const m = state.milestones.get(key) ?? new Map<string, string | null>();
-        m.set(textOf(r.stage), r.output === null ? null : typeof r.output === 'string' ? r.output : Buffer.isBuffer(r.output) ? r.output.toString('utf8') : JSON.stringify(r.output));
+        m.set(
+          textOf(r.stage),
+          r.output === null
+            ? null
+            : typeof r.output === 'string'
+              ? r.output
+              : Buffer.isBuffer(r.output)
+                ? r.output.toString('utf8')
+                : JSON.stringify(r.output),
+        );
         state.milestones.set(key, m);
         break;
       }

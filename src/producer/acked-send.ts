@@ -58,7 +58,10 @@ export function murmur2(data: Uint8Array, length = data.length): number {
 /** The partition kafkajs's default partitioner gives a key on a topic of `partitions` partitions. */
 export function partitionOf(key: string, partitions: number): number {
   // UTF-8 takes at most 3 bytes per UTF-16 unit: a key that short always fits the scratch buffer whole.
-  const hash = key.length * 3 <= scratch.length ? murmur2(scratch, scratch.write(key, 0, 'utf8')) : murmur2(Buffer.from(key, 'utf8'));
+  const hash =
+    key.length * 3 <= scratch.length
+      ? murmur2(scratch, scratch.write(key, 0, 'utf8'))
+      : murmur2(Buffer.from(key, 'utf8'));
   return (hash & 0x7fffffff) % partitions;
 }
 
@@ -86,7 +89,11 @@ export interface AckedSendOptions {
  * returns each message's offset, in the batch's order. Throws KAFKA_PUBLISH_UNACKNOWLEDGED when partitions
  * are still missing after `resends` more sends (nothing of them is recorded, so the next run publishes them).
  */
-export async function sendAcknowledged(producer: Producer, messages: readonly OutgoingMessage[], opts: AckedSendOptions): Promise<Acknowledged[]> {
+export async function sendAcknowledged(
+  producer: Producer,
+  messages: readonly OutgoingMessage[],
+  opts: AckedSendOptions,
+): Promise<Acknowledged[]> {
   const byPartition = new Map<number, OutgoingMessage[]>();
   for (const m of messages) {
     const p = m.partition!;
@@ -95,12 +102,20 @@ export async function sendAcknowledged(producer: Producer, messages: readonly Ou
     else group.push(m);
   }
   const offsets = new Map<OutgoingMessage, string>();
-  const acknowledged = (): Acknowledged[] => messages.filter((m) => offsets.has(m)).map((m) => ({ keyText: m.keyText, partition: m.partition!, offset: offsets.get(m)! }));
+  const acknowledged = (): Acknowledged[] =>
+    messages
+      .filter((m) => offsets.has(m))
+      .map((m) => ({ keyText: m.keyText, partition: m.partition!, offset: offsets.get(m)! }));
   let pending = messages;
   for (let send = 0; send <= opts.resends; send++) {
     let answers: RecordMetadata[];
     try {
-      answers = await producer.send({ topic: opts.topic, acks: -1, compression: opts.compression, messages: pending as OutgoingMessage[] });
+      answers = await producer.send({
+        topic: opts.topic,
+        acks: -1,
+        compression: opts.compression,
+        messages: pending as OutgoingMessage[],
+      });
     } catch (err) {
       // What earlier sends got acknowledged is in the topic: it travels with the failure, to be recorded.
       throw new UnacknowledgedError(err, acknowledged());
@@ -117,14 +132,22 @@ export async function sendAcknowledged(producer: Producer, messages: readonly Ou
     if (offsets.size === messages.length) break;
     pending = messages.filter((m) => !offsets.has(m));
     const partitions = [...new Set(pending.map((m) => m.partition!))].sort((a, b) => a - b);
-    if (send < opts.resends) opts.log.warn({ topic: opts.topic, partitions, messages: pending.length, resend: send + 1 }, 'send resolved without acknowledging every partition; sending those again');
+    if (send < opts.resends)
+      opts.log.warn(
+        { topic: opts.topic, partitions, messages: pending.length, resend: send + 1 },
+        'send resolved without acknowledging every partition; sending those again',
+      );
   }
   if (offsets.size !== messages.length) {
     const missing = [...new Set(messages.filter((m) => !offsets.has(m)).map((m) => m.partition!))];
-    const err = new KafkaError('KAFKA_PUBLISH_UNACKNOWLEDGED', `Kafka did not acknowledge partition(s) ${missing.join(', ')} of ${opts.topic} after ${opts.resends + 1} send(s)`, {
-      retriable: true,
-      hint: 'check the brokers (sluice doctor), then rerun produce: what was not acknowledged was not recorded',
-    });
+    const err = new KafkaError(
+      'KAFKA_PUBLISH_UNACKNOWLEDGED',
+      `Kafka did not acknowledge partition(s) ${missing.join(', ')} of ${opts.topic} after ${opts.resends + 1} send(s)`,
+      {
+        retriable: true,
+        hint: 'check the brokers (sluice doctor), then rerun produce: what was not acknowledged was not recorded',
+      },
+    );
     throw new UnacknowledgedError(err, acknowledged());
   }
   return messages.map((m) => ({ keyText: m.keyText, partition: m.partition!, offset: offsets.get(m)! }));

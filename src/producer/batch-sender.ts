@@ -7,7 +7,10 @@
 // States of a batch: open (collecting) -> taken (swapped out, queued on the chain) -> sent | failed.
 // After a failure every later flush rejects with the same error: the run stops at the first lost batch.
 
-/** Record overhead in Kafka's v2 format: length, attributes, timestamp and offset deltas, key and value lengths, headers. */
+/**
+ * Record overhead in Kafka's v2 format: length, attributes, timestamp and offset deltas, key and value lengths,
+ * headers.
+ */
 export const RECORD_OVERHEAD = 32;
 
 export interface OutgoingMessage {
@@ -23,7 +26,9 @@ export interface OutgoingMessage {
 }
 
 export function messageSize(key: string, value: string | Uint8Array): number {
-  return Buffer.byteLength(key) + (typeof value === 'string' ? Buffer.byteLength(value) : value.length) + RECORD_OVERHEAD;
+  return (
+    Buffer.byteLength(key) + (typeof value === 'string' ? Buffer.byteLength(value) : value.length) + RECORD_OVERHEAD
+  );
 }
 
 export class BatchSender {
@@ -35,7 +40,11 @@ export class BatchSender {
   readonly #flushMs: number;
   readonly #send: (batch: OutgoingMessage[], bytes: number) => Promise<void>;
 
-  constructor(opts: { maxBytes: number; flushMs: number; send: (batch: OutgoingMessage[], bytes: number) => Promise<void> }) {
+  constructor(opts: {
+    maxBytes: number;
+    flushMs: number;
+    send: (batch: OutgoingMessage[], bytes: number) => Promise<void>;
+  }) {
     this.#maxBytes = opts.maxBytes;
     this.#flushMs = opts.flushMs;
     this.#send = opts.send;

@@ -22,7 +22,8 @@ export function producerDbCall(database: DatabaseConfig, log: Logger): DbCall {
         onRetry: (err, attempt, delayMs) => log.warn({ err, attempt, delayMs, what }, 'database call failed; retrying'),
       });
     } catch (err) {
-      if (err instanceof DatabaseError && err.code === 'DB_ERROR') throw new DatabaseError('DB_ERROR', `${what}: ${err.message}`, { cause: err.cause });
+      if (err instanceof DatabaseError && err.code === 'DB_ERROR')
+        throw new DatabaseError('DB_ERROR', `${what}: ${err.message}`, { cause: err.cause });
       throw err;
     }
   };

@@ -3,6 +3,7 @@
 // crash before a record is written republishes that batch on the next run (a duplicate the workers absorb);
 // a task is never recorded before Kafka has it.
 
+import { coerceError } from '../core/errors.js';
 import type { Acknowledged } from './acked-send.js';
 
 /** Batches whose records may be queued behind the broker before a send waits for the oldest. */
@@ -14,7 +15,7 @@ export class DispatchRecorder {
   #state: RecorderState = 'open';
   #chain: Promise<void> = Promise.resolve();
   #queued = 0;
-  #error: unknown = null;
+  #error: Error | null = null;
   #recorded = 0;
   readonly #write: (acked: Acknowledged[]) => Promise<void>;
 
@@ -48,7 +49,7 @@ export class DispatchRecorder {
         await this.#write(acked);
         this.#recorded += acked.length;
       } catch (err) {
-        this.#error ??= err;
+        this.#error ??= coerceError(err);
         this.#state = 'failed';
         throw err;
       } finally {

@@ -37,7 +37,12 @@ export interface EncoderParts {
 /** One page's encoder; `producedAt` is the page's time, shared by its envelopes. */
 export function pageEncoder(parts: EncoderParts, producedAt: string): PageEncoder {
   const { pipeline, ledger, runId, shape, batchLimitBytes, partitions } = parts;
-  return { shape, batchLimitBytes, partitions, envelope: envelopeEncoder({ v: ENVELOPE_VERSION, pipeline, ledger, runId, producedAt }) };
+  return {
+    shape,
+    batchLimitBytes,
+    partitions,
+    envelope: envelopeEncoder({ v: ENVELOPE_VERSION, pipeline, ledger, runId, producedAt }),
+  };
 }
 
 export function encodeRow(row: PendingRow, enc: PageEncoder): OutgoingMessage | Skip {
@@ -52,19 +57,34 @@ export function encodeRow(row: PendingRow, enc: PageEncoder): OutgoingMessage | 
     const payload = enc.shape === undefined ? payloadFromRow(row.row) : enc.shape(row.row);
     value = Buffer.from(enc.envelope(row.key, payload, row.previousDispatches + 1), 'utf8');
   } catch (err) {
-    return { skip: 'unserialisable', key: row.keyText, reason: `payload cannot be serialised: ${coerceError(err).message}` };
+    return {
+      skip: 'unserialisable',
+      key: row.keyText,
+      reason: `payload cannot be serialised: ${coerceError(err).message}`,
+    };
   }
   const size = messageSize(row.keyText, value);
   if (size > enc.batchLimitBytes) {
-    const reason = `message is ${size} bytes; the limit is ${enc.batchLimitBytes} (producer.batchBytes / the topic's max.message.bytes)`;
+    const reason =
+      `message is ${size} bytes; the limit is ${enc.batchLimitBytes} ` +
+      `(producer.batchBytes / the topic's max.message.bytes)`;
     return { skip: 'tooLarge', key: row.keyText, reason };
   }
-  return { key: row.keyText, value, size, keyText: row.keyText, quarantined: row.quarantined, partition: partitionOf(row.keyText, enc.partitions) };
+  return {
+    key: row.keyText,
+    value,
+    size,
+    keyText: row.keyText,
+    quarantined: row.quarantined,
+    partition: partitionOf(row.keyText, enc.partitions),
+  };
 }
 
 function rowPreview(row: Record<string, unknown>): string {
   try {
-    const text = JSON.stringify(row, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : Buffer.isBuffer(v) ? `<${v.length} bytes>` : v));
+    const text = JSON.stringify(row, (_k, v: unknown) =>
+      typeof v === 'bigint' ? String(v) : Buffer.isBuffer(v) ? `<${v.length} bytes>` : v,
+    );
     return text.length > 300 ? `${text.slice(0, 297)}...` : text;
   } catch {
     return '(row not printable)';

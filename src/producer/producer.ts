@@ -112,9 +112,28 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
       includeQuarantined: opts.retryQuarantined === true || opts.retryDead === true,
       keys: opts.keys,
     });
-    await countPending(pool, source, filter, opts, summary, pipeline.stages.map((s) => s.name));
-    if (summary.counts !== null) log.info({ runId: summary.runId, ...summary.counts, exact: summary.countsExact }, 'pending tasks counted');
-    if (opts.dryRun !== true) await publish({ opts, pipeline, log, pool, source, filter, ledger, summary, db: producerDbCall(config.database, log) });
+    await countPending(
+      pool,
+      source,
+      filter,
+      opts,
+      summary,
+      pipeline.stages.map((s) => s.name),
+    );
+    if (summary.counts !== null)
+      log.info({ runId: summary.runId, ...summary.counts, exact: summary.countsExact }, 'pending tasks counted');
+    if (opts.dryRun !== true)
+      await publish({
+        opts,
+        pipeline,
+        log,
+        pool,
+        source,
+        filter,
+        ledger,
+        summary,
+        db: producerDbCall(config.database, log),
+      });
     return finish();
   } finally {
     finish();
@@ -146,7 +165,14 @@ function emptySummary(runId: string, opts: ProduceOptions, topic: string): Produ
   };
 }
 
-async function countPending(pool: Pool, source: SourceInfo, filter: PendingFilter, opts: ProduceOptions, summary: ProduceSummary, stages: string[]): Promise<void> {
+async function countPending(
+  pool: Pool,
+  source: SourceInfo,
+  filter: PendingFilter,
+  opts: ProduceOptions,
+  summary: ProduceSummary,
+  stages: string[],
+): Promise<void> {
   if (opts.dryRun === true) {
     summary.counts = await exactCounts(pool, source, filter);
     summary.countsExact = true;
@@ -172,7 +198,11 @@ async function publish(r: Run): Promise<void> {
   const { opts, pipeline, log, summary } = r;
   const { config } = opts;
   const kafka = opts.kafka ?? (await ownKafka(config, opts.pipeline, log));
-  const topic = await prepareTopic(kafka, { config, pipelineName: opts.pipeline, pipeline, ledger: r.ledger, own: opts.kafka === undefined }, log);
+  const topic = await prepareTopic(
+    kafka,
+    { config, pipelineName: opts.pipeline, pipeline, ledger: r.ledger, own: opts.kafka === undefined },
+    log,
+  );
   summary.batchLimitBytes = topic.batchLimitBytes;
   summary.partitions = topic.partitions;
   const producer = kafka.client.producer({
@@ -222,19 +252,19 @@ function recordSkip(log: Logger, summary: ProduceSummary, s: Skip): void {
 
 function logSummary(log: Logger, summary: ProduceSummary): void {
   log.info(
-      {
-        runId: summary.runId,
-        published: summary.published,
-        recorded: summary.recorded,
-        requeuedQuarantined: summary.requeuedQuarantined,
-        skippedTooLarge: summary.skipped.tooLarge,
-        skippedUnserialisable: summary.skipped.unserialisable,
-        skippedEmptyKey: summary.skipped.emptyKey,
-        inFlight: summary.counts?.inFlight ?? null,
-        seconds: Number(summary.seconds.toFixed(3)),
-        rate: Math.round(summary.rate),
-        interrupted: summary.interrupted,
-      },
-      'produce finished',
-    );
+    {
+      runId: summary.runId,
+      published: summary.published,
+      recorded: summary.recorded,
+      requeuedQuarantined: summary.requeuedQuarantined,
+      skippedTooLarge: summary.skipped.tooLarge,
+      skippedUnserialisable: summary.skipped.unserialisable,
+      skippedEmptyKey: summary.skipped.emptyKey,
+      inFlight: summary.counts?.inFlight ?? null,
+      seconds: Number(summary.seconds.toFixed(3)),
+      rate: Math.round(summary.rate),
+      interrupted: summary.interrupted,
+    },
+    'produce finished',
+  );
 }

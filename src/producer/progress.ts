@@ -29,8 +29,19 @@ export class Progress {
     const sink = opts.sink;
     if (sink?.tty === true) {
       // cli-progress draws through readline on any object with write(); the sink is the CLI's stderr.
-      const stream = { isTTY: true, columns: sink.columns ?? 100, write: (s: string) => sink.write(s) } as unknown as NodeJS.WritableStream;
-      this.#bar = new SingleBar({ stream, format: opts.total === null ? WITHOUT_TOTAL : WITH_TOTAL, fps: 4, hideCursor: false, barsize: 30, etaBuffer: 50 });
+      const stream = {
+        isTTY: true,
+        columns: sink.columns ?? 100,
+        write: (s: string) => sink.write(s),
+      } as unknown as NodeJS.WritableStream;
+      this.#bar = new SingleBar({
+        stream,
+        format: opts.total === null ? WITHOUT_TOTAL : WITH_TOTAL,
+        fps: 4,
+        hideCursor: false,
+        barsize: 30,
+        etaBuffer: 50,
+      });
       this.#bar.start(opts.total ?? 0, 0, { speed: 0 });
     } else {
       this.#timer = setInterval(() => this.#logLine(), opts.intervalMs);
@@ -50,7 +61,15 @@ export class Progress {
 
   #logLine(): void {
     const eta = this.#total === null || this.rate === 0 ? null : Math.max(0, (this.#total - this.#done) / this.rate);
-    this.#log.info({ published: this.#done, total: this.#total, rate: Math.round(this.rate), etaSeconds: eta === null ? null : Math.ceil(eta) }, 'produce progress');
+    this.#log.info(
+      {
+        published: this.#done,
+        total: this.#total,
+        rate: Math.round(this.rate),
+        etaSeconds: eta === null ? null : Math.ceil(eta),
+      },
+      'produce progress',
+    );
   }
 
   stop(): void {

@@ -52,9 +52,11 @@ export interface PublishCounts {
 async function* pages(r: PublishRun): AsyncGenerator<PendingRow[]> {
   const size = r.config.producer.pageSize;
   const fetchPage = (after: string | undefined): Promise<PendingRow[]> =>
-    r.db('reading pending tasks', () => fetchPendingPage(r.pool, r.source, r.filter, after, size)).catch((err: unknown) => {
-      throw sourceQueryError(err, r.source, r.pipelineName) ?? err;
-    });
+    r
+      .db('reading pending tasks', () => fetchPendingPage(r.pool, r.source, r.filter, after, size))
+      .catch((err: unknown) => {
+        throw sourceQueryError(err, r.source, r.pipelineName) ?? err;
+      });
   let next: Promise<PendingRow[]> | null = fetchPage(undefined);
   while (next !== null) {
     const rows: PendingRow[] = await next;
@@ -81,7 +83,12 @@ function batchSend(r: PublishRun, counts: PublishCounts, recorder: DispatchRecor
     let acked: Acknowledged[];
     try {
       // The batch's messages go as they are: kafkajs reads key, value and partition and ignores the rest.
-      acked = await sendAcknowledged(r.producer, batch, { topic: r.topic, compression, resends: Math.max(1, r.config.kafka.retries), log: r.log });
+      acked = await sendAcknowledged(r.producer, batch, {
+        topic: r.topic,
+        compression,
+        resends: Math.max(1, r.config.kafka.retries),
+        log: r.log,
+      });
     } catch (thrown) {
       throw await sendFailure(r, counts, recorder, thrown);
     }
@@ -94,14 +101,22 @@ function batchSend(r: PublishRun, counts: PublishCounts, recorder: DispatchRecor
   };
 }
 
-async function sendFailure(r: PublishRun, counts: PublishCounts, recorder: DispatchRecorder, thrown: unknown): Promise<unknown> {
+async function sendFailure(
+  r: PublishRun,
+  counts: PublishCounts,
+  recorder: DispatchRecorder,
+  thrown: unknown,
+): Promise<unknown> {
   // Kafka wrote part of the batch before the failure: that part is recorded, so no rerun sends it again.
   const partial = thrown instanceof UnacknowledgedError ? thrown.acknowledged : [];
   const err = thrown instanceof UnacknowledgedError ? thrown.error : thrown;
   if (partial.length > 0) {
     counts.published += partial.length;
     await recorder.addPartial(partial, (e) =>
-      r.log.error({ err: e, tasks: partial.length }, 'could not record the acknowledged part of a failed batch (a rerun publishes it again)'),
+      r.log.error(
+        { err: e, tasks: partial.length },
+        'could not record the acknowledged part of a failed batch (a rerun publishes it again)',
+      ),
     );
     counts.recorded = recorder.recorded;
   }
@@ -109,16 +124,35 @@ async function sendFailure(r: PublishRun, counts: PublishCounts, recorder: Dispa
   const cause = coerceError(err);
   return new KafkaError(
     'KAFKA_PUBLISH_FAILED',
-    `publishing to ${r.topic} failed after retries (${cause.message}); ${counts.published} task(s) were published and ${recorder.recorded} recorded before the failure`,
-    { retriable: true, hint: `check the broker (${run('services', 'status')}), then rerun: ${run('produce', `--pipeline ${r.pipelineName}`)}`, cause: err },
+    `publishing to ${r.topic} failed after ` +
+      `retries (${cause.message}); ${counts.published} task(s) were ` +
+      `published and ${recorder.recorded} recorded before the failure`,
+    {
+      retriable: true,
+      hint:
+        `check the broker (${run('services', 'status')}), ` +
+        `then rerun: ${run('produce', `--pipeline ${r.pipelineName}`)}`,
+      cause: err,
+    },
   );
 }
 
 /** Publishes every pending page; returns whether a stop interrupted it. `counts` is filled as it goes. */
 export async function publishAll(r: PublishRun, counts: PublishCounts): Promise<void> {
-  const progress = new Progress({ total: r.progress.total, sink: r.progress.sink, log: r.log, intervalMs: r.config.producer.progressIntervalMs });
-  const recorder = new DispatchRecorder((acked) => r.db('recording dispatches', () => recordDispatches(r.pool, r.pipelineName, r.encoder.runId, r.topic, acked)));
-  const sender = new BatchSender({ maxBytes: r.encoder.batchLimitBytes, flushMs: r.config.producer.flushMs, send: batchSend(r, counts, recorder, progress) });
+  const progress = new Progress({
+    total: r.progress.total,
+    sink: r.progress.sink,
+    log: r.log,
+    intervalMs: r.config.producer.progressIntervalMs,
+  });
+  const recorder = new DispatchRecorder((acked) =>
+    r.db('recording dispatches', () => recordDispatches(r.pool, r.pipelineName, r.encoder.runId, r.topic, acked)),
+  );
+  const sender = new BatchSender({
+    maxBytes: r.encoder.batchLimitBytes,
+    flushMs: r.config.producer.flushMs,
+    send: batchSend(r, counts, recorder, progress),
+  });
   let accepted = 0;
   try {
     outer: for await (const page of pages(r)) {
@@ -136,7 +170,8 @@ export async function publishAll(r: PublishRun, counts: PublishCounts): Promise<
         if (closed !== undefined) await closed;
       }
     }
-    if (r.shutdown?.signal.aborted === true) r.log.warn({ dropped: sender.discard() }, 'forced stop: unsent batch dropped (the next run publishes it)');
+    if (r.shutdown?.signal.aborted === true)
+      r.log.warn({ dropped: sender.discard() }, 'forced stop: unsent batch dropped (the next run publishes it)');
     await sender.flush();
     await recorder.drain();
   } catch (err) {

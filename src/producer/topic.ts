@@ -13,11 +13,13 @@ import { ensureTopic, topicMaxMessageBytes, topicSpec } from '../kafka/topics.js
 /** Record-batch header (61 bytes) plus slack: the batch limit must stay under the topic's max.message.bytes. */
 const BATCH_HEADROOM = 128;
 
-/** A produce run of its own (the CLI): checks the brokers answer, then makes a client whose admin lives for one call. */
+/**
+ * A produce run of its own (the CLI): checks the brokers answer, then makes a client whose admin lives for one call.
+ */
 export async function ownKafka(config: SluiceConfig, pipelineName: string, log: Logger): Promise<SharedKafka> {
   await checkKafka(config.kafka, log);
   const client = createKafka(config.kafka, childLogger(log, { component: 'kafka', pipeline: pipelineName }));
-  return { client, admin: async () => client.admin() };
+  return { client, admin: () => Promise.resolve(client.admin()) };
 }
 
 export interface TopicTarget {
@@ -30,7 +32,11 @@ export interface TopicTarget {
 }
 
 /** Makes sure the topic exists; returns its partition count and the batch limit its max.message.bytes allows. */
-export async function prepareTopic(kafka: SharedKafka, t: TopicTarget, log: Logger): Promise<{ batchLimitBytes: number; partitions: number }> {
+export async function prepareTopic(
+  kafka: SharedKafka,
+  t: TopicTarget,
+  log: Logger,
+): Promise<{ batchLimitBytes: number; partitions: number }> {
   const { config, pipeline } = t;
   const admin = await kafka.admin();
   try {
@@ -42,14 +48,21 @@ export async function prepareTopic(kafka: SharedKafka, t: TopicTarget, log: Logg
       async () => {
         await claimNames(admin, t.ledger, pipelineClaims(pipeline), log, { client: kafka.client, write: ['topic'] });
         const { partitions } = await ensureTopic(admin, pipeline.topic, topicSpec(pipeline), log);
-        const batchLimitBytes = Math.min(config.producer.batchBytes, (await topicMaxMessageBytes(admin, pipeline.topic)) - BATCH_HEADROOM);
+        const batchLimitBytes = Math.min(
+          config.producer.batchBytes,
+          (await topicMaxMessageBytes(admin, pipeline.topic)) - BATCH_HEADROOM,
+        );
         return { partitions, batchLimitBytes };
       },
       log,
       'prepare topic',
     );
   } catch (err) {
-    throw kafkaFailure(err, `could not prepare topic ${pipeline.topic}`, `check the brokers (${run('doctor')}) and run produce again; nothing was published`);
+    throw kafkaFailure(
+      err,
+      `could not prepare topic ${pipeline.topic}`,
+      `check the brokers (${run('doctor')}) and run produce again; nothing was published`,
+    );
   } finally {
     if (t.own) await admin.disconnect();
   }

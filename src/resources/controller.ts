@@ -38,7 +38,12 @@ export function initialState(min: number, now: number): ControllerState {
   return { limit: min, baselineMs: null, slowStart: true, nextProbeAt: now + PROBE_EVERY_MS, probeFrom: null };
 }
 
-export function nextLimit(s: ControllerState, w: Window, bounds: { min: number; max: number }, now: number): ControllerState {
+export function nextLimit(
+  s: ControllerState,
+  w: Window,
+  bounds: { min: number; max: number },
+  now: number,
+): ControllerState {
   const clamp = (n: number): number => Math.min(bounds.max, Math.max(bounds.min, n));
   if (w.calls === 0) return s;
   if (w.overloads > Math.max(0, w.calls * OVERLOAD_SHARE)) {

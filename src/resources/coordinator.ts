@@ -1,8 +1,8 @@
-// A process's side of every fleet-wide resource its stages use: one gate per resource (gate.ts) for the
-// calls, and a renewal of each share about every RENEW_MS through the database (ledger/resource-leases.ts). A
-// share is only ever lowered locally first (no call starts above it; what is still in flight is reported
-// until it ends), then reported; it is raised only once the database granted it. A renewal that fails leaves the gate on its old lease, which runs out
-// by itself: the process then starts no more calls until a renewal gets through.
+// A process's side of every fleet-wide resource its stages use: one gate per resource (gate.ts) for the calls, and a
+// renewal of each share about every RENEW_MS through the database (ledger/resource-leases.ts). A share is only ever
+// lowered locally first (no call starts above it; what is still in flight is reported until it ends), then reported;
+// it is raised only once the database granted it. A renewal that fails leaves the gate on its old lease, which runs
+// out by itself: the process then starts no more calls until a renewal gets through.
 //
 // States: running -> closed (shares given back, so the others may use them at once).
 
@@ -15,7 +15,6 @@ import { releaseShares, renewShare, type ShareAnswer } from '../ledger/resource-
 import { decideShare } from './share-decision.js';
 import { ResourceGate } from './gate.js';
 import { leaseMargin, RENEW_MS } from '../config/lease-time.js';
-
 
 export interface ResourceSpec {
   name: string;
@@ -62,7 +61,16 @@ export class ResourceCoordinator {
     this.#processId = processId;
     this.#log = childLogger(log, { component: 'resources' });
     this.#clock = clock;
-    for (const spec of specs) this.#held.set(spec.name, { spec, gate: new ResourceGate(spec.name, clock), seq: 0, target: { concurrency: Infinity, rate: Infinity }, last: null, overloads: 0, failing: false });
+    for (const spec of specs)
+      this.#held.set(spec.name, {
+        spec,
+        gate: new ResourceGate(spec.name, clock),
+        seq: 0,
+        target: { concurrency: Infinity, rate: Infinity },
+        last: null,
+        overloads: 0,
+        failing: false,
+      });
   }
 
   gate(name: string): ResourceGate | undefined {
@@ -95,24 +103,36 @@ export class ResourceCoordinator {
     h.overloads += samples.overloads;
     const c = spec.config.concurrency;
     try {
-      const answer = await renewShare(this.#pool, {
-        resource: spec.name,
-        processId: this.#processId,
-        concurrency: c === undefined ? null : c === 'auto' ? { min: spec.config.min ?? 1, max: spec.config.max ?? 1000 } : c,
-        rate: spec.config.ratePerSecond ?? null,
-        burst: spec.config.burst ?? Math.max(1, Math.ceil(spec.config.ratePerSecond ?? 0)),
-        floor: leaseValid && Number.isFinite(gate.held) ? gate.held : gate.inFlight,
-        rateFloor: leaseValid && Number.isFinite(gate.grant.rate) ? gate.grant.rate : 0,
-        demand: gate.demand,
-        inFlight: gate.inFlight,
-        samples: { seq: ++h.seq, calls: samples.calls, ok: samples.ok, overloads: samples.overloads, latencySumMs: samples.latencySumMs },
-        leaseMs: spec.leaseMs,
-      }, decideShare);
+      const answer = await renewShare(
+        this.#pool,
+        {
+          resource: spec.name,
+          processId: this.#processId,
+          concurrency:
+            c === undefined ? null : c === 'auto' ? { min: spec.config.min ?? 1, max: spec.config.max ?? 1000 } : c,
+          rate: spec.config.ratePerSecond ?? null,
+          burst: spec.config.burst ?? Math.max(1, Math.ceil(spec.config.ratePerSecond ?? 0)),
+          floor: leaseValid && Number.isFinite(gate.held) ? gate.held : gate.inFlight,
+          rateFloor: leaseValid && Number.isFinite(gate.grant.rate) ? gate.grant.rate : 0,
+          demand: gate.demand,
+          inFlight: gate.inFlight,
+          samples: {
+            seq: ++h.seq,
+            calls: samples.calls,
+            ok: samples.ok,
+            overloads: samples.overloads,
+            latencySumMs: samples.latencySumMs,
+          },
+          leaseMs: spec.leaseMs,
+        },
+        decideShare,
+      );
       // The row records what is held (calls still in flight count); new calls start only up to the fair
       // share, so a process above it comes down as its calls end, and the next renewal reports less.
       const concurrency = Math.min(answer.concurrency, answer.target.concurrency);
       const rate = Math.min(answer.rate, answer.target.rate);
-      const burst = answer.rate > 0 && Number.isFinite(answer.rate) ? (answer.burst * rate) / answer.rate : answer.burst;
+      const burst =
+        answer.rate > 0 && Number.isFinite(answer.rate) ? (answer.burst * rate) / answer.rate : answer.burst;
       gate.apply({ concurrency, rate, burst, leaseEnd: now + spec.leaseMs - leaseMargin(spec.leaseMs) });
       this.#noteLimit(h, answer);
       h.target = answer.target;
@@ -120,7 +140,11 @@ export class ResourceCoordinator {
       if (h.failing) this.#log.info({ resource: spec.name }, 'resource share renewed again');
       h.failing = false;
     } catch (err) {
-      if (!h.failing) this.#log.warn({ err, resource: spec.name, leaseLeftMs: Math.max(0, Math.round(gate.grant.leaseEnd - now)) }, 'resource share renewal failed; calls stop when the lease runs out');
+      if (!h.failing)
+        this.#log.warn(
+          { err, resource: spec.name, leaseLeftMs: Math.max(0, Math.round(gate.grant.leaseEnd - now)) },
+          'resource share renewal failed; calls stop when the lease runs out',
+        );
       h.failing = true;
     }
   }
@@ -129,7 +153,8 @@ export class ResourceCoordinator {
   #noteLimit(h: Held, a: ShareAnswer): void {
     const before = h.last?.limit;
     if (h.spec.config.concurrency !== 'auto' || a.limit === null || before === undefined || before === null) return;
-    if (Math.abs(a.limit - before) >= Math.max(2, before * 0.2)) this.#log.info({ resource: h.spec.name, from: before, to: a.limit, leader: a.leader }, 'learned limit changed');
+    if (Math.abs(a.limit - before) >= Math.max(2, before * 0.2))
+      this.#log.info({ resource: h.spec.name, from: before, to: a.limit, leader: a.leader }, 'learned limit changed');
   }
 
   snapshot(): ResourceSnapshot[] {

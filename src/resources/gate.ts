@@ -9,6 +9,7 @@
 // States: waiting (no lease yet, or it ran out) -> open (a lease is held) -> closed.
 
 import { realClock, type Clock } from '../core/retry.js';
+import { coerceError } from '../core/errors.js';
 
 export interface Grant {
   /** Calls in flight at once; Infinity when the resource has no concurrency limit. */
@@ -76,9 +77,9 @@ export class ResourceGate {
         const onAbort = (): void => {
           const i = this.#queue.indexOf(w);
           if (i >= 0) this.#queue.splice(i, 1);
-          reject(signal!.reason);
+          reject(coerceError(signal!.reason));
         };
-        if (signal?.aborted === true) return reject(signal.reason);
+        if (signal?.aborted === true) return reject(coerceError(signal.reason));
         signal?.addEventListener('abort', onAbort, { once: true });
         w.resolve = () => {
           signal?.removeEventListener('abort', onAbort);
@@ -149,7 +150,8 @@ export class ResourceGate {
 
   #refill(): void {
     const now = this.#clock.now();
-    if (Number.isFinite(this.#grant.rate)) this.#tokens = Math.min(this.#capacity(), this.#tokens + ((now - this.#tokensAt) / 1000) * this.#grant.rate);
+    if (Number.isFinite(this.#grant.rate))
+      this.#tokens = Math.min(this.#capacity(), this.#tokens + ((now - this.#tokensAt) / 1000) * this.#grant.rate);
     this.#tokensAt = now;
   }
 

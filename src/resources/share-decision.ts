@@ -24,7 +24,10 @@ export function decideShare(r: ShareRequest, rows: LeaseRows): LeaseDecision {
   const rateFloor = rows.held ? r.rateFloor : 0;
   const leader = r.concurrency !== null && typeof r.concurrency === 'object' && !rows.otherLeader;
   const { limit, learned } = concurrencyLimit(r, rows, leader);
-  const demands = new Map<string, number>([...others.map((o): [string, number] => [o.processId, o.demand]), [r.processId, r.demand]]);
+  const demands = new Map<string, number>([
+    ...others.map((o): [string, number] => [o.processId, o.demand]),
+    [r.processId, r.demand],
+  ]);
   let concurrency = Infinity;
   let target = { concurrency: Infinity, rate: Infinity };
   if (limit !== null) {
@@ -44,11 +47,18 @@ export function decideShare(r: ShareRequest, rows: LeaseRows): LeaseDecision {
     target = { ...target, rate: fair };
   }
   const fleetInFlight = others.reduce((a, o) => a + o.inFlight, 0) + r.inFlight;
-  return { answer: { concurrency, rate, burst, limit, target, leader, processes: others.length + 1, fleetInFlight }, learned };
+  return {
+    answer: { concurrency, rate, burst, limit, target, leader, processes: others.length + 1, fleetInFlight },
+    learned,
+  };
 }
 
 /** The concurrency limit now: fixed, or learned (moved by the leader once a window). */
-function concurrencyLimit(r: ShareRequest, rows: LeaseRows, leader: boolean): { limit: number | null; learned: LeaseDecision['learned'] } {
+function concurrencyLimit(
+  r: ShareRequest,
+  rows: LeaseRows,
+  leader: boolean,
+): { limit: number | null; learned: LeaseDecision['learned'] } {
   if (r.concurrency === null) return { limit: null, learned: null };
   if (typeof r.concurrency === 'number') return { limit: r.concurrency, learned: null };
   const bounds = r.concurrency;
@@ -57,7 +67,9 @@ function concurrencyLimit(r: ShareRequest, rows: LeaseRows, leader: boolean): { 
   const saved = rows.state as SavedState | null;
   // A state nobody moved for a while (the resource was idle, or the service may have changed) starts over.
   const fresh = saved === null || saved.at === undefined || now - saved.at > STATE_FORGOTTEN_MS;
-  const state: ControllerState & { seen: Record<string, number>; at?: number } = fresh ? { ...initialState(bounds.min, now), seen: {} } : { seen: {}, ...saved };
+  const state: ControllerState & { seen: Record<string, number>; at?: number } = fresh
+    ? { ...initialState(bounds.min, now), seen: {} }
+    : { seen: {}, ...saved };
   if (state.at !== undefined && now - state.at < WINDOW_MS) return { limit: Math.floor(state.limit), learned: null };
   const all = [...rows.others.map((o) => ({ id: o.processId, s: o.samples })), { id: r.processId, s: r.samples }];
   const w = { calls: 0, ok: 0, overloads: 0, latencySumMs: 0 };
@@ -72,7 +84,12 @@ function concurrencyLimit(r: ShareRequest, rows: LeaseRows, leader: boolean): { 
     w.latencySumMs += s.latencySumMs;
   }
   const demand = rows.others.reduce((a, o) => a + o.demand, 0) + r.demand;
-  const next = nextLimit(state, { calls: w.calls, ok: w.ok, overloads: w.overloads, latencyMs: w.ok > 0 ? w.latencySumMs / w.ok : null, demand }, bounds, now);
+  const next = nextLimit(
+    state,
+    { calls: w.calls, ok: w.ok, overloads: w.overloads, latencyMs: w.ok > 0 ? w.latencySumMs / w.ok : null, demand },
+    bounds,
+    now,
+  );
   const limit = Math.min(bounds.max, Math.max(bounds.min, next.limit));
   return { limit: Math.floor(limit), learned: { limit, state: { ...next, limit, seen, at: now } } };
 }

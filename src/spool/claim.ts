@@ -95,7 +95,13 @@ export class SpoolClaimer {
     if (unfinished.length > 0) {
       const data = Buffer.from(encodeItems(unfinished), 'utf8');
       const meta = parseSegmentName(c.segment)!;
-      const name = segmentName({ ...meta, firstOffset: unfinished[0]!.offset, count: unfinished.length, bytes: data.length, id: randomBytes(4).toString('hex') });
+      const name = segmentName({
+        ...meta,
+        firstOffset: unfinished[0]!.offset,
+        count: unfinished.length,
+        bytes: data.length,
+        id: randomBytes(4).toString('hex'),
+      });
       try {
         await writeSynced(join(this.#p.tmp, name), join(this.#p.ready, name), data);
       } catch (err) {

@@ -22,7 +22,10 @@ export class DiskFullNotice {
     this.#skipped++;
     if (this.#now() - this.#lastAt < EVERY_MS) return;
     this.#lastAt = this.#now();
-    this.#log.warn({ dir, code: err.code, skipped: this.#skipped }, 'spool disk full: quarantine copies not written (the database keeps the record)');
+    this.#log.warn(
+      { dir, code: err.code, skipped: this.#skipped },
+      'spool disk full: quarantine copies not written (the database keeps the record)',
+    );
     this.#skipped = 0;
   }
 }

@@ -25,7 +25,13 @@ export interface SpoolPaths {
 
 export function spoolPaths(dir: string, pipeline: string): SpoolPaths {
   const root = join(dir, pipeline);
-  return { root, tmp: join(root, 'tmp'), ready: join(root, 'ready'), claimed: join(root, 'claimed'), quarantine: join(root, 'quarantine') };
+  return {
+    root,
+    tmp: join(root, 'tmp'),
+    ready: join(root, 'ready'),
+    claimed: join(root, 'claimed'),
+    quarantine: join(root, 'quarantine'),
+  };
 }
 
 export async function ensureSpool(p: SpoolPaths): Promise<void> {
@@ -85,7 +91,14 @@ export function segmentName(m: SegmentMeta): string {
 export function parseSegmentName(name: string): SegmentMeta | null {
   const m = SEGMENT.exec(name);
   if (m === null) return null;
-  return { seq: m[1]!, partition: Number(m[2]), firstOffset: m[3]!, count: Number(m[4]), bytes: Number(m[5]), id: m[6]! };
+  return {
+    seq: m[1]!,
+    partition: Number(m[2]),
+    firstOffset: m[3]!,
+    count: Number(m[4]),
+    bytes: Number(m[5]),
+    id: m[6]!,
+  };
 }
 
 export interface ClaimedName {
@@ -106,7 +119,11 @@ export function parseClaimedName(name: string): ClaimedName | null {
 
 /** A worker id usable in a file name: lowercase letters, digits and '-'. */
 export function safeWorkerId(raw: string): string {
-  const id = raw.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 64);
+  const id = raw
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 64);
   return id === '' ? 'worker' : id;
 }
 

@@ -39,7 +39,11 @@ export class QuarantineWriter {
   async write(entry: QuarantineEntry): Promise<string> {
     const name = `${sequence()}-p${entry.partition}-o${entry.offset}-${randomId()}.json`;
     try {
-      await writeSynced(join(this.paths.tmp, name), join(this.paths.quarantine, name), `${JSON.stringify(entry, null, 2)}\n`);
+      await writeSynced(
+        join(this.paths.tmp, name),
+        join(this.paths.quarantine, name),
+        `${JSON.stringify(entry, null, 2)}\n`,
+      );
       await fsyncDir(this.paths.quarantine);
     } catch (err) {
       if (this.#onDiskFull === undefined || !isDiskFull(err)) throw err;

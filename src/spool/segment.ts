@@ -26,7 +26,8 @@ const TASK_FIELD = Buffer.from('","task":', 'latin1');
 export function encodeLines(partition: number, lines: readonly SpoolLine[], from: number, to: number): Buffer {
   const head = Buffer.from(`{"partition":${partition},"offset":"`, 'latin1');
   let size = 0;
-  for (let i = from; i < to; i++) size += head.length + lines[i]!.offset.length + TASK_FIELD.length + lines[i]!.task.length + 2;
+  for (let i = from; i < to; i++)
+    size += head.length + lines[i]!.offset.length + TASK_FIELD.length + lines[i]!.task.length + 2;
   const out = Buffer.allocUnsafe(size);
   let at = 0;
   for (let i = from; i < to; i++) {

@@ -5,7 +5,14 @@
 import { readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDir, writeSynced } from './durable.js';
-import { asSpoolError, ensureSpool, randomId as rand, segmentName, sequence as seq, type SpoolPaths } from './layout.js';
+import {
+  asSpoolError,
+  ensureSpool,
+  randomId as rand,
+  segmentName,
+  sequence as seq,
+  type SpoolPaths,
+} from './layout.js';
 import { encodeItems, encodeLines, type SpoolItem, type SpoolLine } from './segment.js';
 
 export class SpoolWriter {
@@ -33,22 +40,44 @@ export class SpoolWriter {
    * synced once, after all of them are in place.
    */
   writeItems(partition: number, items: readonly SpoolItem[]): Promise<{ names: string[]; bytes: number }> {
-    return this.#write(partition, items.length, (i) => items[i]!.offset, (from, to) => Buffer.from(encodeItems(items.slice(from, to)), 'utf8'));
+    return this.#write(
+      partition,
+      items.length,
+      (i) => items[i]!.offset,
+      (from, to) => Buffer.from(encodeItems(items.slice(from, to)), 'utf8'),
+    );
   }
 
   /** The fetcher's path: validated messages, written from their own bytes (segment.ts encodeLines). */
   writeLines(partition: number, lines: readonly SpoolLine[]): Promise<{ names: string[]; bytes: number }> {
-    return this.#write(partition, lines.length, (i) => lines[i]!.offset, (from, to) => encodeLines(partition, lines, from, to));
+    return this.#write(
+      partition,
+      lines.length,
+      (i) => lines[i]!.offset,
+      (from, to) => encodeLines(partition, lines, from, to),
+    );
   }
 
-  async #write(partition: number, n: number, offsetOf: (i: number) => string, bytesOf: (from: number, to: number) => Buffer): Promise<{ names: string[]; bytes: number }> {
+  async #write(
+    partition: number,
+    n: number,
+    offsetOf: (i: number) => string,
+    bytesOf: (from: number, to: number) => Buffer,
+  ): Promise<{ names: string[]; bytes: number }> {
     const jobs: Array<Promise<void>> = [];
     const names: string[] = [];
     let bytes = 0;
     for (let i = 0; i < n; i += this.#maxSegmentItems) {
       const to = Math.min(n, i + this.#maxSegmentItems);
       const data = bytesOf(i, to);
-      const name = segmentName({ seq: seq(), partition, firstOffset: offsetOf(i), count: to - i, bytes: data.length, id: rand() });
+      const name = segmentName({
+        seq: seq(),
+        partition,
+        firstOffset: offsetOf(i),
+        count: to - i,
+        bytes: data.length,
+        id: rand(),
+      });
       jobs.push(writeSynced(join(this.paths.tmp, name), join(this.paths.ready, name), data));
       names.push(name);
       bytes += data.length;

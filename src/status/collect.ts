@@ -71,7 +71,12 @@ export interface StatusOptions {
  * counts with the semi-join, false from the snapshot (ledger/count-snapshots.ts); unset, exact on a source
  * under EXACT_BELOW_ROWS rows.
  */
-export async function collectStatus(config: SluiceConfig, name: string, log: Logger, opts: StatusOptions = {}): Promise<StatusReport> {
+export async function collectStatus(
+  config: SluiceConfig,
+  name: string,
+  log: Logger,
+  opts: StatusOptions = {},
+): Promise<StatusReport> {
   const pipeline = getPipeline(config, name);
   // A long-lived caller (the dashboard) lends its one pool; `status` opens its own for the one report.
   const pool = opts.pool ?? (await openPool(config.database, { poolSize: smallPool(config.database, 2) }));
@@ -85,7 +90,14 @@ export async function collectStatus(config: SluiceConfig, name: string, log: Log
     await assertMigrated(pool);
     const src = await checkPipelineTables(pool, pipeline, { refuseMisfit: false });
     const exact = opts.exact ?? (await tableRowsGuess(pool, src.table)) < EXACT_BELOW_ROWS;
-    ledger = await ledgerStatus(pool, src, name, config.producer.staleAfterMs, exact, pipeline.stages.map((s) => s.name));
+    ledger = await ledgerStatus(
+      pool,
+      src,
+      name,
+      config.producer.staleAfterMs,
+      exact,
+      pipeline.stages.map((s) => s.name),
+    );
     const used = [...new Set(pipeline.stages.flatMap((s) => (s.resource === undefined ? [] : [s.resource])))];
     resources = await resourceStatus(pool, config.resources, used);
     processes = (await listProcesses(pool, name)).map((p) => ({ ...p, stale: p.ageSeconds > STALE_AFTER_S }));

@@ -30,10 +30,15 @@ export function splitTable(table: string): [string | null, string] {
 export async function columnsOf(pool: Pool, table: string): Promise<Map<string, ColumnMeta>> {
   const [schema, name] = splitTable(table);
   const [cols] = await pool.query<RowDataPacket[]>(
-    `SELECT c.column_name AS name, c.data_type AS type, c.column_type AS column_type, c.is_nullable AS nullable,
-       c.numeric_scale AS scale, c.numeric_precision AS prec, c.character_maximum_length AS chars,
-       c.character_octet_length AS octets, cs.maxlen AS maxlen, c.character_set_name AS charset, c.collation_name AS coll
-     FROM information_schema.columns c LEFT JOIN information_schema.character_sets cs ON cs.character_set_name = c.character_set_name
+    `SELECT c.column_name AS name, c.data_type AS type, c.column_type AS ` +
+      `column_type, c.is_nullable AS nullable,
+       c.numeric_scale AS scale, c.numeric_precision AS prec, ` +
+      `c.character_maximum_length AS chars,
+       c.character_octet_length AS octets, cs.maxlen AS maxlen, ` +
+      `c.character_set_name AS charset, c.collation_name AS coll
+     FROM information_schema.columns c LEFT JOIN ` +
+      `information_schema.character_sets cs ON cs.character_set_name = ` +
+      `c.character_set_name
      WHERE c.table_schema = COALESCE(?, DATABASE()) AND c.table_name = ?`,
     [schema, name],
   );
@@ -78,7 +83,8 @@ export function intRange(c: ColumnMeta): [bigint, bigint] {
 /** Character sets that hold every character of another. */
 function holds(result: string, source: string): boolean {
   if (result === source || result === 'utf8mb4' || result === 'utf32' || result === 'utf16') return true;
-  if (['utf8mb3', 'utf8', 'ucs2', 'utf16le'].includes(result)) return ['ascii', 'latin1', 'utf8mb3', 'utf8', 'ucs2'].includes(source);
+  if (['utf8mb3', 'utf8', 'ucs2', 'utf16le'].includes(result))
+    return ['ascii', 'latin1', 'utf8mb3', 'utf8', 'ucs2'].includes(source);
   return result === 'latin1' && source === 'ascii';
 }
 
@@ -97,14 +103,19 @@ export function keyFit(source: ColumnMeta, result: ColumnMeta, kind: 'int' | 'st
   if (kind === 'int') {
     const [smin, smax] = intRange(source);
     const [rmin, rmax] = intRange(result);
-    return smin < rmin || smax > rmax ? { class: 'cuts', why: `holds ${rmin}..${rmax}, the source key ${smin}..${smax}` } : null;
+    return smin < rmin || smax > rmax
+      ? { class: 'cuts', why: `holds ${rmin}..${rmax}, the source key ${smin}..${smax}` }
+      : null;
   }
   const sChars = Math.min(source.chars ?? MAX_KEY_BYTES, MAX_KEY_BYTES);
-  if ((result.chars ?? MAX_KEY_BYTES) < sChars) return { class: 'cuts', why: `holds ${result.chars} characters, the source key up to ${sChars}` };
-  if (result.type === 'char' && source.type !== 'char') return { class: 'cuts', why: 'is CHAR, which drops the trailing spaces a source key may end with' };
+  if ((result.chars ?? MAX_KEY_BYTES) < sChars)
+    return { class: 'cuts', why: `holds ${result.chars} characters, the source key up to ${sChars}` };
+  if (result.type === 'char' && source.type !== 'char')
+    return { class: 'cuts', why: 'is CHAR, which drops the trailing spaces a source key may end with' };
   const rs = result.charset ?? 'utf8mb4';
   const ss = source.charset ?? 'utf8mb4';
-  if (!holds(rs, ss)) return { class: 'cuts', why: `is in character set ${rs}, which cannot hold every ${ss} character` };
+  if (!holds(rs, ss))
+    return { class: 'cuts', why: `is in character set ${rs}, which cannot hold every ${ss} character` };
   const rc = result.collation ?? '';
   const sc = source.collation ?? '';
   if (rc === sc) return null;
@@ -118,17 +129,31 @@ export function keyFit(source: ColumnMeta, result: ColumnMeta, kind: 'int' | 'st
     if (rRules === sRules) return null;
     if (rRules.endsWith('_as_cs') && sRules.replace(/_(ai|as)_ci$/, '_as_cs') === rRules) return null;
   }
-  return { class: 'merges', why: `compares keys under ${rc || 'another collation'}, which can take keys that ${sc} tells apart (as 'abc' and 'ABC') for one` };
+  return {
+    class: 'merges',
+    why:
+      `compares keys under ${rc || 'another collation'}, which can take ` +
+      `keys that ${sc} tells apart (as 'abc' and 'ABC') for one`,
+  };
 }
 
-const describe = (table: string, c: ColumnMeta): string => `'${table}.${c.name}' (${c.columnType}${c.collation === null ? '' : ` ${c.collation}`})`;
+const describe = (table: string, c: ColumnMeta): string =>
+  `'${table}.${c.name}' (${c.columnType}${c.collation === null ? '' : ` ${c.collation}`})`;
 
 /** The one line that refuses a result key, naming both columns; and the statement that fixes it. */
-export function fitMessage(p: FitProblem, src: { table: string; col: ColumnMeta }, res: { table: string; col: ColumnMeta }): { message: string; hint: string } {
+export function fitMessage(
+  p: FitProblem,
+  src: { table: string; col: ColumnMeta },
+  res: { table: string; col: ColumnMeta },
+): { message: string; hint: string } {
   const what = p.class === 'merges' ? 'can merge keys' : 'can cut keys';
   return {
-    message: `${describe(res.table, res.col)} ${what} of ${describe(src.table, src.col)}: it ${p.why}, so some results would be stored under another key or not at all`,
-    hint: `${modifyStatement(res.table, res.col.name, src.col)}${p.class === 'merges' ? ' (or set results.mergeKeys: true to accept merged keys)' : ''}`,
+    message:
+      `${describe(res.table, res.col)} ${what} of ${describe(src.table, src.col)}: it ${p.why}, ` +
+      `so some results would be stored under another key or not at all`,
+    hint:
+      `${modifyStatement(res.table, res.col.name, src.col)}` +
+      `${p.class === 'merges' ? ' (or set results.mergeKeys: true to accept merged keys)' : ''}`,
   };
 }
 

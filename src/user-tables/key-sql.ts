@@ -35,17 +35,24 @@ export function sourceFrom(src: Pick<SourceInfo, 'table' | 'where'>): string {
   return src.where === undefined ? `${table} s` : `(SELECT * FROM ${table} WHERE (${src.where})) s`;
 }
 
-
 /**
  * How a source row `s` meets its result: sluice_results (alias r), or the user's result table (alias u).
  * `done` is true on a row that has one. A text key is matched through the result column's own collation
  * (so its unique index is used) and then byte for byte, so no collation makes two keys one.
  */
-export function doneJoin(src: SourceInfo, pipeline: string, params: unknown[]): { sql: string; done: string; merged: string | null } {
+export function doneJoin(
+  src: SourceInfo,
+  pipeline: string,
+  params: unknown[],
+): { sql: string; done: string; merged: string | null } {
   const r = src.results;
   if (r === undefined) {
     params.push(pipeline);
-    return { sql: `LEFT JOIN sluice_results r ON r.pipeline = ? AND r.task_key = ${keyTextSql(src)}`, done: 'r.task_key IS NOT NULL', merged: null };
+    return {
+      sql: `LEFT JOIN sluice_results r ON r.pipeline = ? AND r.task_key = ${keyTextSql(src)}`,
+      done: 'r.task_key IS NOT NULL',
+      merged: null,
+    };
   }
   const uk = `u.${quoteIdentifier(r.key)}`;
   const sk = `s.${quoteIdentifier(src.key)}`;
@@ -54,8 +61,13 @@ export function doneJoin(src: SourceInfo, pipeline: string, params: unknown[]): 
   else {
     on = `${uk} = ${asResultKey(r, sk)}`;
     // Unless the user accepted merged keys (results.mergeKeys): then the merged row is the result of all.
-    if (exactKeys(r)) on += ` AND CAST(CONVERT(${uk} USING utf8mb4) AS BINARY) = CAST(CONVERT(${sk} USING utf8mb4) AS BINARY)`;
+    if (exactKeys(r))
+      on += ` AND CAST(CONVERT(${uk} USING utf8mb4) AS BINARY) = CAST(CONVERT(${sk} USING utf8mb4) AS BINARY)`;
   }
   // `merged`: the result key, where several source rows may share its row (COUNT(DISTINCT) tells how many rows).
-  return { sql: `LEFT JOIN ${quoteIdentifier(r.table)} u ON ${on}`, done: `${uk} IS NOT NULL`, merged: exactKeys(r) ? null : uk };
+  return {
+    sql: `LEFT JOIN ${quoteIdentifier(r.table)} u ON ${on}`,
+    done: `${uk} IS NOT NULL`,
+    merged: exactKeys(r) ? null : uk,
+  };
 }

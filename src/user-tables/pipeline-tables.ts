@@ -15,7 +15,11 @@ export interface CheckOptions {
   refuseMisfit?: boolean;
 }
 
-export async function checkPipelineTables(pool: Pool, pipeline: PipelineConfig, opts: CheckOptions = {}): Promise<SourceInfo> {
+export async function checkPipelineTables(
+  pool: Pool,
+  pipeline: PipelineConfig,
+  opts: CheckOptions = {},
+): Promise<SourceInfo> {
   const src = await checkSource(pool, pipeline.source, pipeline.name);
   if (pipeline.results === undefined) return src;
   return { ...src, results: await checkResults(pool, pipeline.results, src, pipeline.name, opts) };

@@ -18,8 +18,13 @@ function keyKindOf(pipeline: string, source: SourceConfig, col: ColumnMeta): Key
   if (kind !== null) return kind;
   throw new SourceError(
     'SOURCE_KEY_TYPE',
-    `pipelines.${pipeline}.source.key: '${source.table}.${source.key}' is ${col.columnType}; sluice needs an integer (or DECIMAL(n,0)) or character column`,
-    { hint: 'point source.key at an integer or VARCHAR column (binary keys have no text form sluice could compare exactly)' },
+    `pipelines.${pipeline}.source.key: '${source.table}.${source.key}' is ${col.columnType}; ` +
+      `sluice needs an integer (or DECIMAL(n,0)) or character column`,
+    {
+      hint:
+        'point source.key at an integer or VARCHAR column (binary keys have no ' +
+        'text form sluice could compare exactly)',
+    },
   );
 }
 
@@ -29,21 +34,34 @@ export async function checkSource(pool: Pool, source: SourceConfig, pipeline: st
   const at = `pipelines.${pipeline}.source`;
   const byName = await columnsOf(pool, source.table);
   if (byName.size === 0) {
-    throw new SourceError('SOURCE_MISSING', `${at}.table: source table '${source.table}' does not exist`, { hint: 'create it, or fix source.table in the config' });
+    throw new SourceError('SOURCE_MISSING', `${at}.table: source table '${source.table}' does not exist`, {
+      hint: 'create it, or fix source.table in the config',
+    });
   }
   const missing = [source.key, ...source.columns].filter((c) => !byName.has(c.toLowerCase()));
   if (missing.length > 0) {
-    throw new SourceError('SOURCE_COLUMNS', `${at}: source table '${source.table}' has no column(s) ${missing.join(', ')}`, {
-      hint: 'check source.key and source.columns in the config',
-    });
+    throw new SourceError(
+      'SOURCE_COLUMNS',
+      `${at}: source table '${source.table}' has no column(s) ${missing.join(', ')}`,
+      {
+        hint: 'check source.key and source.columns in the config',
+      },
+    );
   }
   const col = byName.get(source.key.toLowerCase())!;
   const keyKind = keyKindOf(pipeline, source, col);
   if (col.nullable) {
     // A NULL key has no text: it can be neither published nor finished, and as a page cursor it skipped rows.
-    throw new SourceError('SOURCE_KEY_NULLABLE', `${at}.key: '${source.table}.${source.key}' may be NULL; sluice needs a NOT NULL key`, {
-      hint: `give NULL rows a key or delete them, then: ALTER TABLE ${source.table} MODIFY ${source.key} ${col.columnType} NOT NULL`,
-    });
+    throw new SourceError(
+      'SOURCE_KEY_NULLABLE',
+      `${at}.key: '${source.table}.${source.key}' may be NULL; sluice needs a NOT NULL key`,
+      {
+        hint:
+          `give NULL rows a key or delete them, then: ` +
+          `ALTER TABLE ${source.table} MODIFY ${source.key} ${col.columnType} ` +
+          `NOT NULL`,
+      },
+    );
   }
   const [idx] = await pool.query<RowDataPacket[]>(
     `SELECT index_name AS name FROM information_schema.statistics
@@ -52,9 +70,13 @@ export async function checkSource(pool: Pool, source: SourceConfig, pipeline: st
     [schema, table, source.key],
   );
   if (idx.length === 0) {
-    throw new SourceError('SOURCE_KEY_NOT_UNIQUE', `${at}.key: '${source.table}.${source.key}' is not the primary key or a unique index of its own`, {
-      hint: `sluice pages by this key: ALTER TABLE ${source.table} ADD UNIQUE (${source.key})`,
-    });
+    throw new SourceError(
+      'SOURCE_KEY_NOT_UNIQUE',
+      `${at}.key: '${source.table}.${source.key}' is not the primary key or a unique index of its own`,
+      {
+        hint: `sluice pages by this key: ALTER TABLE ${source.table} ADD UNIQUE (${source.key})`,
+      },
+    );
   }
   if (source.where !== undefined) await checkWhere(pool, source, pipeline);
   return { ...source, keyKind, keyColumn: col };
@@ -63,12 +85,19 @@ export async function checkSource(pool: Pool, source: SourceConfig, pipeline: st
 /** Lets the database plan the filter once: a syntax error or an unknown column is one line at start. */
 async function checkWhere(pool: Pool, source: SourceConfig, pipeline: string): Promise<void> {
   try {
-    await pool.query(`EXPLAIN SELECT 1 FROM (SELECT * FROM ${quoteIdentifier(source.table)} WHERE (${source.where})) s LIMIT 1`);
+    await pool.query(
+      `EXPLAIN SELECT 1 FROM (SELECT * FROM ${quoteIdentifier(source.table)} WHERE (${source.where})) s LIMIT 1`,
+    );
   } catch (err) {
-    throw new SourceError('SOURCE_WHERE', `pipelines.${pipeline}.source.where: the database refuses ${JSON.stringify(source.where)}: ${(err as Error).message}`, {
-      hint: "write a condition on the source table's columns, as after WHERE",
-      cause: err,
-    });
+    throw new SourceError(
+      'SOURCE_WHERE',
+      `pipelines.${pipeline}.source.where: the database ` +
+        `refuses ${JSON.stringify(source.where)}: ${(err as Error).message}`,
+      {
+        hint: "write a condition on the source table's columns, as after WHERE",
+        cause: err,
+      },
+    );
   }
 }
 
@@ -80,7 +109,10 @@ export function sourceQueryError(err: unknown, source: SourceConfig, pipeline: s
   const codes = [(err as { code?: string } | null)?.code, (err as { cause?: { code?: string } } | null)?.cause?.code];
   const code = codes.find((c) => c === 'ER_NO_SUCH_TABLE' || c === 'ER_BAD_FIELD_ERROR');
   if (code === undefined) return null;
-  const what = code === 'ER_NO_SUCH_TABLE' ? `source table '${source.table}' no longer exists` : `a column of source table '${source.table}' no longer exists`;
+  const what =
+    code === 'ER_NO_SUCH_TABLE'
+      ? `source table '${source.table}' no longer exists`
+      : `a column of source table '${source.table}' no longer exists`;
   return new SourceError('SOURCE_GONE', `pipelines.${pipeline}.source: ${what} (${(err as Error).message})`, {
     hint: 'restore the table or fix the pipeline in the config, then rerun (nothing done so far is lost)',
     cause: err,
@@ -90,6 +122,10 @@ export function sourceQueryError(err: unknown, source: SourceConfig, pipeline: s
 /** The server's estimate of a table's rows (information_schema): enough to tell 10k from 10M, instantly. */
 export async function tableRowsGuess(pool: Pool, table: string): Promise<number> {
   const [schema, name] = splitTable(table);
-  const [[r]] = await pool.query<RowDataPacket[]>('SELECT TABLE_ROWS AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?', [schema, name]);
+  const [[r]] = await pool.query<RowDataPacket[]>(
+    'SELECT TABLE_ROWS AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA ' +
+      '= COALESCE(?, DATABASE()) AND TABLE_NAME = ?',
+    [schema, name],
+  );
   return Number(r?.n ?? 0);
 }

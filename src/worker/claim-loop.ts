@@ -13,6 +13,7 @@ import type { Claim } from '../spool/claim.js';
 import { asSpoolError, type SpoolPaths } from '../spool/layout.js';
 import type { SpoolItem } from '../spool/segment.js';
 import type { HeldSegment } from './lease-keeper.js';
+import { coerceError } from '../core/errors.js';
 
 export interface SegmentSource {
   recoverExpired(): Promise<number>;
@@ -44,7 +45,7 @@ export class ClaimLoop {
   readonly #d: ClaimLoopDeps;
   readonly #clock: Clock;
   readonly #running = new Set<Promise<void>>();
-  #fatal: unknown = null;
+  #fatal: Error | null = null;
 
   constructor(deps: ClaimLoopDeps) {
     this.#d = deps;
@@ -77,7 +78,7 @@ export class ClaimLoop {
 
   #fail(err: unknown): void {
     if (this.#fatal !== null) return;
-    this.#fatal = err;
+    this.#fatal = coerceError(err);
     this.drain();
     this.#d.onFatal(err);
   }
@@ -98,7 +99,9 @@ export class ClaimLoop {
     try {
       await this.#d.claimer.recoverExpired();
       const claim = await this.#d.claimer.claim();
-      return claim === null ? null : { claim, items: await this.#d.claimer.read(claim), settled: new Set(), lost: false };
+      return claim === null
+        ? null
+        : { claim, items: await this.#d.claimer.read(claim), settled: new Set(), lost: false };
     } catch (err) {
       throw asSpoolError(err, this.#d.paths);
     }

@@ -38,12 +38,17 @@ export class KeyGate {
    * `snapshot`: when the copy's ledger snapshot was read (performance.now() before the query), and whether
    * it had the key quarantined.
    */
-  async run(key: string, fn: () => Promise<TaskOutcome>, snapshot?: { at: number; quarantined: boolean }): Promise<TaskOutcome> {
+  async run(
+    key: string,
+    fn: () => Promise<TaskOutcome>,
+    snapshot?: { at: number; quarantined: boolean },
+  ): Promise<TaskOutcome> {
     for (let r = this.#running.get(key); r !== undefined; r = this.#running.get(key)) await r.catch(() => {});
     const slot = this.#finished.get(key);
     const seen = slot === undefined ? undefined : this.#times[slot]!;
     // A quarantine seen here, then a snapshot read after it that no longer has the key quarantined: requeued.
-    const requeued = seen !== undefined && seen < 0 && snapshot !== undefined && snapshot.at > -seen - 1 && !snapshot.quarantined;
+    const requeued =
+      seen !== undefined && seen < 0 && snapshot !== undefined && snapshot.at > -seen - 1 && !snapshot.quarantined;
     if (seen !== undefined && !requeued) return 'skipped';
     // No await between the check above and the set below: two copies can never both get here.
     const p = fn();

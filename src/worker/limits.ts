@@ -21,7 +21,6 @@ export class RateLimiter {
   }
 }
 
-
 export interface StageLimits {
   limit: LimitFunction;
   rate: RateLimiter | null;

@@ -25,12 +25,18 @@ export function outputProblem(stage: string, json: string, maxBytes: number): Ou
   if (json.length * 3 > maxBytes) {
     const bytes = Buffer.byteLength(json);
     if (bytes > maxBytes) {
-      return new OutputNotStorableError(`output of stage ${stage} is ${mb(bytes)} (${bytes} bytes), over the limit of ${maxBytes} bytes (worker.maxOutputBytes)`);
+      return new OutputNotStorableError(
+        `output of stage ${stage} is ${mb(bytes)} (${bytes} bytes), over the ` +
+          `limit of ${maxBytes} bytes (worker.maxOutputBytes)`,
+      );
     }
   }
   const depth = jsonDepth(json);
   if (depth > MAX_JSON_DEPTH) {
-    return new OutputNotStorableError(`output of stage ${stage} nests ${depth} levels deep; the ledger stores JSON at most ${MAX_JSON_DEPTH} levels deep`);
+    return new OutputNotStorableError(
+      `output of stage ${stage} nests ${depth} levels deep; the ledger stores ` +
+        `JSON at most ${MAX_JSON_DEPTH} levels deep`,
+    );
   }
   return null;
 }

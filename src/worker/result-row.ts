@@ -25,12 +25,17 @@ export function userRow(task: TaskEnvelope, output: unknown, r: ResultsInfo): un
     return new ResultRowError(`results.row threw: ${coerceError(err).message}`);
   }
   if (mapped === null || typeof mapped !== 'object' || Array.isArray(mapped)) {
-    return new ResultRowError(`results.row must return an object of column values, returned ${Array.isArray(mapped) ? 'an array' : String(mapped)}`);
+    return new ResultRowError(
+      `results.row must return an object of column values, ` +
+        `returned ${Array.isArray(mapped) ? 'an array' : String(mapped)}`,
+    );
   }
   const row = mapped as Record<string, unknown>;
   const extra = Object.keys(row).filter((k) => !r.columns.includes(k));
   if (extra.length > 0) {
-    return new ResultRowError(`results.row returned column(s) ${extra.join(', ')} outside results.columns (${r.columns.join(', ')})`);
+    return new ResultRowError(
+      `results.row returned column(s) ${extra.join(', ')} outside results.columns (${r.columns.join(', ')})`,
+    );
   }
   try {
     return r.columns.map((c) => sqlValue(row[c]));

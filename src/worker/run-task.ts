@@ -85,10 +85,14 @@ function onAbort(signal: AbortSignal, fn: () => void): () => void {
   let set = watchers.get(signal);
   if (set === undefined) {
     const calls = new Set<() => void>();
-    signal.addEventListener('abort', () => {
-      for (const f of calls) f();
-      calls.clear();
-    }, { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        for (const f of calls) f();
+        calls.clear();
+      },
+      { once: true },
+    );
     watchers.set(signal, calls);
     set = calls;
   }
@@ -97,7 +101,12 @@ function onAbort(signal: AbortSignal, fn: () => void): () => void {
   return () => void s.delete(fn);
 }
 
-function withTimeout<T>(stage: string, timeoutMs: number, outer: AbortSignal, fn: (signal: () => AbortSignal) => Promise<T>): Promise<T> {
+function withTimeout<T>(
+  stage: string,
+  timeoutMs: number,
+  outer: AbortSignal,
+  fn: (signal: () => AbortSignal) => Promise<T>,
+): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let ctl: AbortController | undefined;
     let reason: unknown;
@@ -113,7 +122,7 @@ function withTimeout<T>(stage: string, timeoutMs: number, outer: AbortSignal, fn
       end();
       reason = why;
       ctl?.abort(why);
-      reject(why);
+      reject(coerceError(why));
     };
     const timer = setTimeout(() => fail(new StageTimeoutError(stage, timeoutMs)), timeoutMs);
     // An 'abort' listener added to a signal that already fired is never called.
@@ -133,19 +142,24 @@ function withTimeout<T>(stage: string, timeoutMs: number, outer: AbortSignal, fn
       // A stage that throws before its first await.
       return fail(err);
     }
-    running.then(
-      (value) => {
-        if (settled) return;
-        end();
-        resolve(value);
-      },
-      fail,
-    );
+    running.then((value) => {
+      if (settled) return;
+      end();
+      resolve(value);
+    }, fail);
   });
 }
 
-/** A call counted against a fleet-wide resource: it waits for a permit (a stop gives up waiting), and reports how it went. */
-async function throughGate(gate: ResourceGate, timeoutMs: number, rc: RunnerContext, call: () => Promise<unknown>): Promise<unknown> {
+/**
+ * A call counted against a fleet-wide resource: it waits for a permit (a stop gives up waiting), and reports how it
+ * went.
+ */
+async function throughGate(
+  gate: ResourceGate,
+  timeoutMs: number,
+  rc: RunnerContext,
+  call: () => Promise<unknown>,
+): Promise<unknown> {
   let done: Awaited<ReturnType<ResourceGate['acquire']>>;
   try {
     // `stopping` fires first on every way out (a drain, a failure, the grace period's end).
@@ -196,7 +210,13 @@ class Task {
  * what the next one sees) and `log` are made only when the stage reads them. They are the object's own
  * enumerable getters, so a stage that copies its context (`{ ...ctx, extra }`) passes real values on.
  */
-function stageCall(task: { key: string | number; payload: unknown; attempt: number }, attempt: number, signal: () => AbortSignal, stage: string, of: Task) {
+function stageCall(
+  task: { key: string | number; payload: unknown; attempt: number },
+  attempt: number,
+  signal: () => AbortSignal,
+  stage: string,
+  of: Task,
+) {
   let outputs: Record<string, unknown> | undefined;
   let log: Logger | undefined;
   return {
@@ -214,10 +234,19 @@ function stageCall(task: { key: string | number; payload: unknown; attempt: numb
   };
 }
 
-type StageResult = { ok: true; output: unknown; json: string; attempt: number; ms: number } | { ok: false; aborted: true } | { ok: false; aborted: false; err: Error; attempt: number };
+type StageResult =
+  | { ok: true; output: unknown; json: string; attempt: number; ms: number }
+  | { ok: false; aborted: true }
+  | { ok: false; aborted: false; err: Error; attempt: number };
 
 /** One stage, with its retries; the failures are recorded as attempts, the success is not yet. */
-async function runStage(t: Task, stage: ResolvedStage, input: unknown, state: TaskState, rc: RunnerContext): Promise<StageResult> {
+async function runStage(
+  t: Task,
+  stage: ResolvedStage,
+  input: unknown,
+  state: TaskState,
+  rc: RunnerContext,
+): Promise<StageResult> {
   const first = (state.failures.get(`${t.key}\u0000${stage.name}`) ?? 0) + 1;
   try {
     // The common case, a first try that works, goes without the retry machinery (bench:work measures it).
@@ -240,7 +269,14 @@ function stagePolicy(stage: ResolvedStage): RetryPolicy {
 }
 
 /** After a failed first try: the retry policy judges that failure first, then runs the next attempts. */
-async function retryStage(firstErr: unknown, t: Task, stage: ResolvedStage, input: unknown, first: number, rc: RunnerContext): Promise<StageResult> {
+async function retryStage(
+  firstErr: unknown,
+  t: Task,
+  stage: ResolvedStage,
+  input: unknown,
+  first: number,
+  rc: RunnerContext,
+): Promise<StageResult> {
   let last = first;
   try {
     return await withRetries(
@@ -253,11 +289,15 @@ async function retryStage(firstErr: unknown, t: Task, stage: ResolvedStage, inpu
       {
         firstAttempt: first,
         signal: rc.abort,
-        retriable: (err) => !(err instanceof NotRetried) && !(err instanceof NotStarted) && !isBug(err) && isRetriable(err),
+        retriable: (err) =>
+          !(err instanceof NotRetried) && !(err instanceof NotStarted) && !isBug(err) && isRetriable(err),
         onRetry: (err, attempt, delayMs) => {
           rc.metrics?.retried.inc({ pipeline: rc.pipelineName, stage: stage.name });
           // Expected on a flaky service: one line without the stack; the final failure is logged in full.
-          t.log.info({ stage: stage.name, attempt, delayMs, errorClass: err.name, error: err.message }, 'stage failed; retrying');
+          t.log.info(
+            { stage: stage.name, attempt, delayMs, errorClass: err.name, error: err.message },
+            'stage failed; retrying',
+          );
         },
       },
     );
@@ -269,7 +309,13 @@ async function retryStage(firstErr: unknown, t: Task, stage: ResolvedStage, inpu
 }
 
 /** One run of a stage; a failure is recorded as an attempt row and rethrown for the retry policy to judge. */
-async function runOnce(t: Task, stage: ResolvedStage, input: unknown, attempt: number, rc: RunnerContext): Promise<Extract<StageResult, { ok: true }>> {
+async function runOnce(
+  t: Task,
+  stage: ResolvedStage,
+  input: unknown,
+  attempt: number,
+  rc: RunnerContext,
+): Promise<Extract<StageResult, { ok: true }>> {
   if (rc.abort.aborted || rc.stopping.aborted) throw new NotStarted();
   const limits = rc.limits.get(stage.name)!;
   const { timeoutMs } = stage;
@@ -281,12 +327,21 @@ async function runOnce(t: Task, stage: ResolvedStage, input: unknown, attempt: n
       if (rc.stopping.aborted || rc.abort.aborted) throw new NotStarted();
       await limits.rate?.acquire(rc.abort);
       const info = { key: task.key, payload: task.payload, attempt: task.attempt };
-      const call = (): Promise<unknown> => withTimeout(stage.name, timeoutMs, rc.abort, (signal) => Promise.resolve(stage.run(input, stageCall(info, attempt, signal, stage.name, t))));
+      const call = (): Promise<unknown> =>
+        withTimeout(stage.name, timeoutMs, rc.abort, (signal) =>
+          Promise.resolve(stage.run(input, stageCall(info, attempt, signal, stage.name, t))),
+        );
       const gate = stage.resource === undefined ? undefined : rc.resources?.gate(stage.resource);
       return gate === undefined ? call() : throughGate(gate, timeoutMs, rc, call);
     });
     observe(rc, stage.name, 'processed', s0);
-    return { ok: true, output, json: JSON.stringify(output) ?? 'null', attempt, ms: Math.round(performance.now() - s0) };
+    return {
+      ok: true,
+      output,
+      json: JSON.stringify(output) ?? 'null',
+      attempt,
+      ms: Math.round(performance.now() - s0),
+    };
   } catch (thrown) {
     if (thrown instanceof NotStarted || rc.abort.aborted) throw new NotStarted();
     err = coerceError(thrown);
@@ -294,7 +349,17 @@ async function runOnce(t: Task, stage: ResolvedStage, input: unknown, attempt: n
   observe(rc, stage.name, 'failed', s0);
   const retriable = !isBug(err) && isRetriable(err);
   try {
-    await rc.ledger.write({ kind: 'attempt', pipeline: rc.pipelineName, key: t.key, stage: stage.name, attempt, errorClass: err.name, errorMessage: err.message, retriable, workerId: rc.workerId });
+    await rc.ledger.write({
+      kind: 'attempt',
+      pipeline: rc.pipelineName,
+      key: t.key,
+      stage: stage.name,
+      attempt,
+      errorClass: err.name,
+      errorMessage: err.message,
+      retriable,
+      workerId: rc.workerId,
+    });
   } catch (recording) {
     // Not the stage's failure: the ledger's, handled by the task (aborted or quarantined), never retried here.
     throw new NotRetried(recording);
@@ -306,13 +371,38 @@ async function runOnce(t: Task, stage: ResolvedStage, input: unknown, attempt: n
  * Quarantines the task: the quarantine row with its payload, or, if the database refuses that, with what
  * can be saved (no payload); then the spool's quarantine file, which keeps the whole task either way.
  */
-async function quarantine(t: Task, stage: string, err: Error, attempts: number, rc: RunnerContext): Promise<TaskOutcome> {
-  const why = err instanceof LedgerWriteError ? 'not recordable' : !isRetriable(err) ? (isBug(err) ? 'bug' : 'non-retriable') : 'attempts exhausted';
+async function quarantine(
+  t: Task,
+  stage: string,
+  err: Error,
+  attempts: number,
+  rc: RunnerContext,
+): Promise<TaskOutcome> {
+  const why =
+    err instanceof LedgerWriteError
+      ? 'not recordable'
+      : !isRetriable(err)
+        ? isBug(err)
+          ? 'bug'
+          : 'non-retriable'
+        : 'attempts exhausted';
   t.log.error({ stage: stage, attempt: attempts, why, err }, 'task quarantined');
   const payload = JSON.stringify(t.item.task.payload) ?? 'null';
-  const quarantined = { kind: 'quarantined' as const, pipeline: rc.pipelineName, key: t.key, stage, errorClass: err.name, errorMessage: err.message, attempts, workerId: rc.workerId };
+  const quarantined = {
+    kind: 'quarantined' as const,
+    pipeline: rc.pipelineName,
+    key: t.key,
+    stage,
+    errorClass: err.name,
+    errorMessage: err.message,
+    attempts,
+    workerId: rc.workerId,
+  };
   try {
-    await rc.ledger.write({ ...quarantined, payload: Buffer.byteLength(payload) <= rc.maxOutputBytes ? payload : null });
+    await rc.ledger.write({
+      ...quarantined,
+      payload: Buffer.byteLength(payload) <= rc.maxOutputBytes ? payload : null,
+    });
   } catch (first) {
     if (first instanceof LedgerClosedError) return 'aborted';
     try {
@@ -334,7 +424,8 @@ async function quarantine(t: Task, stage: string, err: Error, attempts: number, 
 async function settleResult(result: Promise<void>, milestone: Promise<void> | undefined, t: Task): Promise<void> {
   const [r, m] = await Promise.allSettled([result, milestone]);
   if (r.status === 'rejected') throw r.reason;
-  if (m.status === 'rejected') t.log.warn({ err: m.reason }, 'last milestone not written; the result is, so the task is done');
+  if (m.status === 'rejected')
+    t.log.warn({ err: m.reason }, 'last milestone not written; the result is, so the task is done');
 }
 
 export async function runTask(item: SpoolItem, state: TaskState, rc: RunnerContext): Promise<TaskOutcome> {
@@ -367,10 +458,28 @@ export async function runTask(item: SpoolItem, state: TaskState, rc: RunnerConte
       if (!r.ok) return r.aborted ? 'aborted' : await quarantine(t, stage.name, r.err, r.attempt, rc);
       const problem = outputProblem(stage.name, r.json, rc.maxOutputBytes);
       if (problem !== null) {
-        await rc.ledger.write({ kind: 'attempt', pipeline: rc.pipelineName, key, stage: stage.name, attempt: r.attempt, errorClass: problem.name, errorMessage: problem.message, retriable: false, workerId: rc.workerId });
+        await rc.ledger.write({
+          kind: 'attempt',
+          pipeline: rc.pipelineName,
+          key,
+          stage: stage.name,
+          attempt: r.attempt,
+          errorClass: problem.name,
+          errorMessage: problem.message,
+          retriable: false,
+          workerId: rc.workerId,
+        });
         return await quarantine(t, stage.name, problem, r.attempt, rc);
       }
-      const milestone = rc.ledger.write({ kind: 'milestone', pipeline: rc.pipelineName, key, stage: stage.name, output: r.json, durationMs: r.ms, attempt: r.attempt });
+      const milestone = rc.ledger.write({
+        kind: 'milestone',
+        pipeline: rc.pipelineName,
+        key,
+        stage: stage.name,
+        output: r.json,
+        durationMs: r.ms,
+        attempt: r.attempt,
+      });
       if (i < stages.length - 1) await milestone;
       else {
         // Observed by settleResult; this keeps a rejection from going unhandled on any other way out.
@@ -395,7 +504,17 @@ export async function runTask(item: SpoolItem, state: TaskState, rc: RunnerConte
       // With a result table of the user's, its row is the result, and the milestones (stage, attempt, duration)
       // are sluice's bookkeeping: a sluice_results row as well would be a third write per task (bench:work
       // measured 80% of the throughput with it, against the target of 90%).
-      result = rc.ledger.write({ kind: 'result', pipeline: rc.pipelineName, key, output: json, attempts: totalAttempts, workerId: rc.workerId, startedAt: started, finishedAt: new Date(), durationMs: Math.round(performance.now() - t0) });
+      result = rc.ledger.write({
+        kind: 'result',
+        pipeline: rc.pipelineName,
+        key,
+        output: json,
+        attempts: totalAttempts,
+        workerId: rc.workerId,
+        startedAt: started,
+        finishedAt: new Date(),
+        durationMs: Math.round(performance.now() - t0),
+      });
     }
     await settleResult(result, lastMilestone, t);
     return 'done';

@@ -86,7 +86,11 @@ export class SegmentRunner {
         signal: this.#d.rc.stopping,
         clock: this.#d.clock,
         retriable: (err) => isRetriable(err) && !h.lost,
-        onRetry: (err, attempt, delayMs) => this.#d.rc.log.warn({ err, attempt, delayMs, segment: h.claim.segment }, 'reading task state failed; retrying'),
+        onRetry: (err, attempt, delayMs) =>
+          this.#d.rc.log.warn(
+            { err, attempt, delayMs, segment: h.claim.segment },
+            'reading task state failed; retrying',
+          ),
       });
     } catch (err) {
       if (isRetriable(err) && this.#stopping(h)) return null;
@@ -97,16 +101,28 @@ export class SegmentRunner {
   async #runTasks(h: HeldSegment, state: TaskState, snapshotAt: number): Promise<void> {
     const { stats } = this.#d;
     const ledger = this.#d.ledger;
-    const foreign = h.items.flatMap((item, index) => (item.task.ledger === undefined || item.task.ledger === ledger ? [] : [{ item, index }]));
+    const foreign = h.items.flatMap((item, index) =>
+      item.task.ledger === undefined || item.task.ledger === ledger ? [] : [{ item, index }],
+    );
     const foreignAt = new Set(foreign.map((f) => f.index));
-    const strangers = h.items.flatMap((item, index) => (foreignAt.has(index) || state.inSource.has(keyText(item.task.key)) ? [] : [{ item, index }]));
-    for (const [reason, list] of [['other-ledger', foreign], ['not-in-source', strangers]] as const) {
+    const strangers = h.items.flatMap((item, index) =>
+      foreignAt.has(index) || state.inSource.has(keyText(item.task.key)) ? [] : [{ item, index }],
+    );
+    for (const [reason, list] of [
+      ['other-ledger', foreign],
+      ['not-in-source', strangers],
+    ] as const) {
       if (list.length === 0) continue;
-      await this.#d.reject(list.map((s) => s.item), reason);
+      await this.#d.reject(
+        list.map((s) => s.item),
+        reason,
+      );
       for (const s of list) h.settled.add(s.index);
       stats.rejected += list.length;
     }
-    await Promise.all(h.items.map((item, index) => this.#d.slots(() => this.#runItem(h, item, index, state, snapshotAt))));
+    await Promise.all(
+      h.items.map((item, index) => this.#d.slots(() => this.#runItem(h, item, index, state, snapshotAt))),
+    );
     await this.#d.rc.ledger.flush();
   }
 
@@ -118,10 +134,16 @@ export class SegmentRunner {
     let outcome: TaskOutcome;
     try {
       const key = keyText(item.task.key);
-      outcome = await this.#gate.run(key, () => this.#runTask(item, state, rc), { at: snapshotAt, quarantined: state.quarantined.has(key) });
+      outcome = await this.#gate.run(key, () => this.#runTask(item, state, rc), {
+        at: snapshotAt,
+        quarantined: state.quarantined.has(key),
+      });
     } catch (err) {
       // Not a ledger refusal (those quarantine the task): a bug or an unusable spool quarantine.
-      rc.log.error({ err: coerceError(err), key: item.task.key }, 'task failed unexpectedly; returning it to the spool');
+      rc.log.error(
+        { err: coerceError(err), key: item.task.key },
+        'task failed unexpectedly; returning it to the spool',
+      );
       outcome = 'aborted';
     } finally {
       stats.inFlight--;
@@ -145,6 +167,9 @@ export class SegmentRunner {
     const unfinished = h.items.filter((_, i) => !h.settled.has(i));
     await claimer.release(h.claim, unfinished);
     stats.returned += unfinished.length;
-    this.#d.rc.log.info({ segment: h.claim.segment, returned: unfinished.length }, 'unfinished items returned to the spool');
+    this.#d.rc.log.info(
+      { segment: h.claim.segment, returned: unfinished.length },
+      'unfinished items returned to the spool',
+    );
   }
 }

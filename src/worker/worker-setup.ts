@@ -45,28 +45,51 @@ export interface WorkerParts {
   runner(slots: LimitFunction, leases: LeaseKeeper): SegmentRunner;
 }
 
-export async function openWorkerParts(opts: WorkOptions, pipeline: PipelineConfig, paths: SpoolPaths, workerId: string, log: Logger): Promise<WorkerParts> {
+/** The ledger writer, its statements sized under the server's max_allowed_packet, and the stage output limit. */
+async function openLedgerWriter(
+  pool: Pool,
+  config: SluiceConfig,
+  log: Logger,
+): Promise<{ ledger: LedgerWriter; maxOutputBytes: number }> {
+  const packet = await maxAllowedPacket(pool);
+  const maxOutputBytes = Math.min(config.worker.maxOutputBytes, packet - PACKET_HEADROOM_BYTES);
+  if (maxOutputBytes < config.worker.maxOutputBytes) {
+    log.info(
+      { maxOutputBytes, configured: config.worker.maxOutputBytes, maxAllowedPacket: packet },
+      "stage outputs limited by the server's max_allowed_packet",
+    );
+  }
+  const ledger = new LedgerWriter(pool, log, {
+    maxBatch: config.worker.ledgerBatch,
+    flushMs: config.worker.ledgerFlushMs,
+    databaseUrl: config.database.url,
+    maxStatementBytes: Math.min(4 * 1024 * 1024, packet - PACKET_HEADROOM_BYTES),
+  });
+  return { ledger, maxOutputBytes };
+}
+
+function emptyStats(): WorkStats {
+  return { done: 0, quarantined: 0, skipped: 0, rejected: 0, returned: 0, segments: 0, inFlight: 0, seconds: 0 };
+}
+
+export async function openWorkerParts(
+  opts: WorkOptions,
+  pipeline: PipelineConfig,
+  paths: SpoolPaths,
+  workerId: string,
+  log: Logger,
+): Promise<WorkerParts> {
   const { config } = opts;
   const { pool, release: releasePool } = await usePool(config.database, opts.pool);
   try {
     await assertMigrated(pool);
     const source = await checkPipelineTables(pool, pipeline);
     const ownLedger = await ledgerId(pool);
-    const packet = await maxAllowedPacket(pool);
-    const maxOutputBytes = Math.min(config.worker.maxOutputBytes, packet - PACKET_HEADROOM_BYTES);
-    if (maxOutputBytes < config.worker.maxOutputBytes) {
-      log.info({ maxOutputBytes, configured: config.worker.maxOutputBytes, maxAllowedPacket: packet }, "stage outputs limited by the server's max_allowed_packet");
-    }
-    const ledger = new LedgerWriter(pool, log, {
-      maxBatch: config.worker.ledgerBatch,
-      flushMs: config.worker.ledgerFlushMs,
-      databaseUrl: config.database.url,
-      maxStatementBytes: Math.min(4 * 1024 * 1024, packet - PACKET_HEADROOM_BYTES),
-    });
+    const { ledger, maxOutputBytes } = await openLedgerWriter(pool, config, log);
     const quarantine = new QuarantineWriter(paths, new DiskFullNotice(log));
     const stopping = new AbortController();
     const abort = new AbortController();
-    const stats: WorkStats = { done: 0, quarantined: 0, skipped: 0, rejected: 0, returned: 0, segments: 0, inFlight: 0, seconds: 0 };
+    const stats = emptyStats();
     const rc: RunnerContext = {
       pipelineName: opts.pipeline,
       pipeline,
@@ -81,13 +104,26 @@ export async function openWorkerParts(opts: WorkOptions, pipeline: PipelineConfi
       metrics: opts.metrics,
       onQuarantined: async (item, stage, err, attempts) => {
         // The ledger's quarantine row is the record; a full disk skips the spool's copy (QuarantineWriter).
-        await quarantine.write(taskEntry(item, pipeline.topic, 'task-failed', `stage ${stage} failed ${attempts} time(s): ${err.name}: ${err.message}`));
+        await quarantine.write(
+          taskEntry(
+            item,
+            pipeline.topic,
+            'task-failed',
+            `stage ${stage} failed ${attempts} time(s): ${err.name}: ${err.message}`,
+          ),
+        );
       },
     };
     const specs = resourceSpecs(config, pipeline);
     const processId = `${workerId}-${randomId()}`;
     const resources = specs.length === 0 ? undefined : new ResourceCoordinator(pool, processId, specs, log);
-    const heartbeat = new Heartbeat(pool, { id: processId, role: 'worker', pipeline: opts.pipeline, log, info: () => ({ ...stats, spool: paths.root, resources: resources?.snapshot() ?? [] }) });
+    const heartbeat = new Heartbeat(pool, {
+      id: processId,
+      role: 'worker',
+      pipeline: opts.pipeline,
+      log,
+      info: () => ({ ...stats, spool: paths.root, resources: resources?.snapshot() ?? [] }),
+    });
     rc.resources = resources;
     resources?.start();
     const claimer = new SpoolClaimer(paths, workerId, config.spool.leaseMs);
@@ -108,7 +144,17 @@ export async function openWorkerParts(opts: WorkOptions, pipeline: PipelineConfi
           }
         },
         ledger: ownLedger,
-        reject: (items, reason) => rejectItems(items, reason, { pool, quarantine, pipeline: opts.pipeline, topic: pipeline.topic, table: source.table, workerId, ledger: ownLedger, log }),
+        reject: (items, reason) =>
+          rejectItems(items, reason, {
+            pool,
+            quarantine,
+            pipeline: opts.pipeline,
+            topic: pipeline.topic,
+            table: source.table,
+            workerId,
+            ledger: ownLedger,
+            log,
+          }),
       });
     return { pipeline, pool, releasePool, ledger, claimer, stopping, abort, stats, resources, heartbeat, runner };
   } catch (err) {

@@ -123,8 +123,14 @@ class Worker implements WorkerHandle {
       this.state = 'draining';
       this.#loop.drain();
       this.#parts.stopping.abort(new Error('stopping'));
-      this.#log.info({ graceMs: this.#opts.config.worker.shutdownGraceMs, inFlight: this.#parts.stats.inFlight }, 'worker draining');
-      this.#graceTimer = setTimeout(() => this.#abort('shutdown grace period over'), this.#opts.config.worker.shutdownGraceMs);
+      this.#log.info(
+        { graceMs: this.#opts.config.worker.shutdownGraceMs, inFlight: this.#parts.stats.inFlight },
+        'worker draining',
+      );
+      this.#graceTimer = setTimeout(
+        () => this.#abort('shutdown grace period over'),
+        this.#opts.config.worker.shutdownGraceMs,
+      );
     } else if (this.state === 'draining') {
       this.#abort('forced stop');
     }
@@ -152,7 +158,17 @@ class Worker implements WorkerHandle {
     await this.close();
     this.state = 'stopped';
     const s = this.stats();
-    this.#log.info({ done: s.done, quarantined: s.quarantined, skipped: s.skipped, rejected: s.rejected, returned: s.returned, seconds: Number(s.seconds.toFixed(1)) }, 'worker stopped');
+    this.#log.info(
+      {
+        done: s.done,
+        quarantined: s.quarantined,
+        skipped: s.skipped,
+        rejected: s.rejected,
+        returned: s.returned,
+        seconds: Number(s.seconds.toFixed(1)),
+      },
+      'worker stopped',
+    );
     return s;
   }
 

@@ -15,40 +15,67 @@ import { makeConfig } from '../helpers/fixtures.js';
 async function demoConfig(t: TestContext, poolSize?: number): Promise<SluiceConfig> {
   await ensureKafka();
   const source = { table: 'sluice_demo_documents', key: 'id', columns: ['title', 'body', 'lang'] };
-  return (await makeConfig(t, { ...(poolSize === undefined ? {} : { database: { poolSize } }), pipelines: { demo: { topic: randomName('sluice-demo'), partitions: 3, source } } })).config;
+  return (
+    await makeConfig(t, {
+      ...(poolSize === undefined ? {} : { database: { poolSize } }),
+      pipelines: { demo: { topic: randomName('sluice-demo'), partitions: 3, source } },
+    })
+  ).config;
 }
 
 describe('the demo', () => {
-  it('the simulated GPU queues calls beyond its slots (latency grows), resets calls beyond its hard limit, and changes capacity while it runs', async () => {
-    const ner = await startNerService({ slots: 2, randomResetRate: 0, minLatencyMs: 100, maxLatencyMs: 100 });
-    try {
-      const call = async (): Promise<number> => {
-        const t0 = performance.now();
-        await (await fetch(ner.url, { method: 'POST', body: JSON.stringify({ text: 'x' }) })).json();
-        return performance.now() - t0;
-      };
-      // The client's first request sets up its connections (slow on a busy machine): not part of what is timed.
-      await call();
-      const six = await Promise.allSettled(Array.from({ length: 6 }, call));
-      const ms = six.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : [])).sort((a, b) => a - b);
-      assert.equal(ms.length, 4, '2 running + 2 queued are served');
-      assert.equal(ner.stats().resetsOverLimit, 2);
-      assert.equal(ner.stats().mostAtOnce, 4, '2 running and 2 queued at once');
-      assert.ok(ms[3]! > ms[0]! + 60, `the queued calls waited a 100 ms call for a slot (${ms.map(Math.round).join(', ')} ms)`);
-      ner.setSlots(4);
-      const again = await Promise.allSettled(Array.from({ length: 8 }, call));
-      assert.equal(again.filter((r) => r.status === 'fulfilled').length, 8, 'with 4 slots the hard limit is 8');
-      const control = await fetch(ner.url.replace('/ner', '/control'), { method: 'POST', body: JSON.stringify({ slots: 3 }) });
-      assert.equal(((await control.json()) as { slots: number }).slots, 3);
-    } finally {
-      await ner.close();
-    }
-  });
+  it(
+    'the simulated GPU queues calls beyond its slots (latency grows), resets ' +
+      'calls beyond its hard limit, and changes capacity while it runs',
+    async () => {
+      const ner = await startNerService({ slots: 2, randomResetRate: 0, minLatencyMs: 100, maxLatencyMs: 100 });
+      try {
+        const call = async (): Promise<number> => {
+          const t0 = performance.now();
+          await (await fetch(ner.url, { method: 'POST', body: JSON.stringify({ text: 'x' }) })).json();
+          return performance.now() - t0;
+        };
+        // The client's first request sets up its connections (slow on a busy machine): not part of what is timed.
+        await call();
+        const six = await Promise.allSettled(Array.from({ length: 6 }, call));
+        const ms = six.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : [])).sort((a, b) => a - b);
+        assert.equal(ms.length, 4, '2 running + 2 queued are served');
+        assert.equal(ner.stats().resetsOverLimit, 2);
+        assert.equal(ner.stats().mostAtOnce, 4, '2 running and 2 queued at once');
+        assert.ok(
+          ms[3]! > ms[0]! + 60,
+          `the queued calls waited a 100 ms call for a slot (${ms.map(Math.round).join(', ')} ms)`,
+        );
+        ner.setSlots(4);
+        const again = await Promise.allSettled(Array.from({ length: 8 }, call));
+        assert.equal(again.filter((r) => r.status === 'fulfilled').length, 8, 'with 4 slots the hard limit is 8');
+        const control = await fetch(ner.url.replace('/ner', '/control'), {
+          method: 'POST',
+          body: JSON.stringify({ slots: 3 }),
+        });
+        assert.equal(((await control.json()) as { slots: number }).slots, 3);
+      } finally {
+        await ner.close();
+      }
+    },
+  );
 
   it('the simulated service resets calls beyond its limit and answers the others', async () => {
-    const ner = await startNerService({ slots: 2, hardLimit: 2, randomResetRate: 0, minLatencyMs: 30, maxLatencyMs: 30 });
+    const ner = await startNerService({
+      slots: 2,
+      hardLimit: 2,
+      randomResetRate: 0,
+      minLatencyMs: 30,
+      maxLatencyMs: 30,
+    });
     try {
-      const results = await Promise.allSettled(Array.from({ length: 6 }, () => fetch(ner.url, { method: 'POST', body: JSON.stringify({ text: demoDocument(3).body }) }).then((r) => r.json())));
+      const results = await Promise.allSettled(
+        Array.from({ length: 6 }, () =>
+          fetch(ner.url, { method: 'POST', body: JSON.stringify({ text: demoDocument(3).body }) }).then((r) =>
+            r.json(),
+          ),
+        ),
+      );
       assert.equal(results.filter((r) => r.status === 'fulfilled').length, 2);
       assert.equal(ner.stats().resetsOverLimit, 4);
       const ok = results.find((r) => r.status === 'fulfilled') as PromiseFulfilledResult<{ entities: string[] }>;
@@ -64,7 +91,14 @@ describe('the demo', () => {
     const config = await demoConfig(t, 8);
     // Two workers calling 12-wide each, against a service that takes 16 at once: today's per-process limit,
     // deliberately wrong for the fleet, so calls are reset but (with 8 attempts per task) none runs out.
-    const s = await runDemo({ config, log: silentLogger(), documents: 300, nerConcurrency: 12, workers: 2, stallMs: 60_000 });
+    const s = await runDemo({
+      config,
+      log: silentLogger(),
+      documents: 300,
+      nerConcurrency: 12,
+      workers: 2,
+      stallMs: 60_000,
+    });
     assert.equal(s.completed, true);
     assert.equal(s.done, 300);
     assert.equal(s.quarantined, 0);
@@ -81,7 +115,14 @@ describe('the demo', () => {
     const s = await runDemo({ config, log: silentLogger(), documents: 1000, workers: 2, stallMs: 60_000 });
     assert.equal(s.completed, true);
     assert.equal(s.done, 1000);
-    assert.equal(s.ner.resetsOverLimit, 0, `no overload resets (at most ${s.ner.mostAtOnce} in the service at once, hard limit ${s.ner.hardLimit})`);
-    assert.ok(s.learnedLimit !== null && s.learnedLimit >= 2 && s.learnedLimit <= s.ner.hardLimit, `learned limit ${s.learnedLimit}`);
+    assert.equal(
+      s.ner.resetsOverLimit,
+      0,
+      `no overload resets (at most ${s.ner.mostAtOnce} in the service at once, hard limit ${s.ner.hardLimit})`,
+    );
+    assert.ok(
+      s.learnedLimit !== null && s.learnedLimit >= 2 && s.learnedLimit <= s.ner.hardLimit,
+      `learned limit ${s.learnedLimit}`,
+    );
   });
 });

@@ -69,7 +69,10 @@ export function countStatements(sql: string): number {
 export function statementKind(sql: string): string {
   const s = sql.replace(/`/g, '').replace(/\s+/g, ' ').trim();
   const verb = (/^\w+/.exec(s)?.[0] ?? '').toUpperCase();
-  const table = /^INSERT (?:IGNORE )?INTO (\S+)/i.exec(s)?.[1] ?? /^UPDATE (\S+)/i.exec(s)?.[1] ?? / FROM \(?(?:SELECT \* FROM )?([\w.]+)/i.exec(s)?.[1];
+  const table =
+    /^INSERT (?:IGNORE )?INTO (\S+)/i.exec(s)?.[1] ??
+    /^UPDATE (\S+)/i.exec(s)?.[1] ??
+    / FROM \(?(?:SELECT \* FROM )?([\w.]+)/i.exec(s)?.[1];
   return table === undefined ? verb : `${verb} ${table}`;
 }
 
@@ -126,7 +129,10 @@ export class CountingPool {
     const answer = this.#answer(sql, params);
     if (READS.test(sql)) return [answer ?? [], []];
     const bulk = Array.isArray(params[0]) && params[0].every(Array.isArray) ? params[0].length : 1;
-    return [{ fieldCount: 0, affectedRows: bulk, insertId: 0, info: '', serverStatus: 2, warningStatus: 0, changedRows: 0 }, undefined];
+    return [
+      { fieldCount: 0, affectedRows: bulk, insertId: 0, info: '', serverStatus: 2, warningStatus: 0, changedRows: 0 },
+      undefined,
+    ];
   }
 }
 
@@ -182,7 +188,10 @@ export function installCountingPools(answer: Answer): InstalledPools {
 export interface FakeSchema {
   /** The source table: integer keys 1..rows in column `key`, every one pending (text keys are not answered). */
   source: { table: string; key: string; rows: number };
-  /** Every table's columns as information_schema shows them (name -> data type); each table's first column is its NOT NULL unique key. */
+  /**
+   * Every table's columns as information_schema shows them (name -> data type); each table's first column is its NOT
+   * NULL unique key.
+   */
   tables: Record<string, Record<string, string>>;
 }
 
@@ -190,7 +199,12 @@ const INT_TYPES = new Set(['int', 'bigint']);
 
 /** Answers for a migrated ledger that knows nothing yet about a source of `rows` pending tasks. */
 export function freshLedger(schema: FakeSchema): Answer {
-  const migrations = readMigrations().map((f) => ({ migration_name: f.name, checksum: f.checksum, finished_at: new Date(0), logs: null }));
+  const migrations = readMigrations().map((f) => ({
+    migration_name: f.name,
+    checksum: f.checksum,
+    finished_at: new Date(0),
+    logs: null,
+  }));
   const { source } = schema;
   const pendingAfter = (sql: string): number => Number(/s\.`\w+` > (\d+)/.exec(sql)?.[1] ?? 0);
   // Keys written to the user's result tables, so that the worker's read-back finds them.
@@ -209,7 +223,15 @@ export function freshLedger(schema: FakeSchema): Answer {
     if (sql.includes('FROM sluice_ledger')) return [{ id: '00000000-0000-4000-8000-00000000c0de' }];
     if (sql.includes('information_schema.columns')) {
       const cols = Object.entries(schema.tables[String(params[1])] ?? {});
-      return cols.map(([name, type], i) => ({ name, type, column_type: type, nullable: i === 0 ? 'NO' : 'YES', scale: INT_TYPES.has(type) ? 0 : null, charset: null, coll: null }));
+      return cols.map(([name, type], i) => ({
+        name,
+        type,
+        column_type: type,
+        nullable: i === 0 ? 'NO' : 'YES',
+        scale: INT_TYPES.has(type) ? 0 : null,
+        charset: null,
+        coll: null,
+      }));
     }
     if (sql.includes('information_schema.statistics')) return [{ name: 'PRIMARY', index_name: 'PRIMARY' }];
     // A page of the pending anti-join (rowsAsArray): key text, dispatches, dead, then the selected columns.
@@ -217,7 +239,12 @@ export function freshLedger(schema: FakeSchema): Answer {
       const columns = [...(sql.split(/\bFROM\b/)[0] ?? '').matchAll(/s\.`(\w+)`/g)].map((m) => m[1]!).slice(1);
       const from = pendingAfter(sql);
       const n = Math.max(0, Math.min(Number(params[params.length - 1]), source.rows - from));
-      return Array.from({ length: n }, (_, i) => [String(from + i + 1), 0, 0, ...columns.map((c) => `${c} of ${from + i + 1}`)]);
+      return Array.from({ length: n }, (_, i) => [
+        String(from + i + 1),
+        0,
+        0,
+        ...columns.map((c) => `${c} of ${from + i + 1}`),
+      ]);
     }
     // Which of these keys a table holds (task-state.ts keysIn): the source holds every key 1..rows; a result table
     // the keys written to it.
@@ -226,7 +253,11 @@ export function freshLedger(schema: FakeSchema): Answer {
       const keys = probed[2]!.split(',').map((k) => k.trim());
       if (written.has(probed[1]!)) return keys.filter((k) => written.get(probed[1]!)!.has(k)).map((k) => ({ k }));
       if (probed[1] !== source.table) return [];
-      return probed[2]!.split(',').map(Number).filter((k) => k >= 1 && k <= source.rows).map((k) => ({ k: String(k) }));
+      return probed[2]!
+        .split(',')
+        .map(Number)
+        .filter((k) => k >= 1 && k <= source.rows)
+        .map((k) => ({ k: String(k) }));
     }
     return undefined;
   };

@@ -29,7 +29,10 @@ async function serverQuery(sql: string): Promise<void> {
  * A database name (not created: the migration runner creates it) that is dropped after the test.
  * Pass `create: true` to get it created empty.
  */
-export async function testDatabase(t: TestContext | { after: (fn: () => Promise<void>) => void }, opts: { create?: boolean } = {}): Promise<string> {
+export async function testDatabase(
+  t: TestContext | { after: (fn: () => Promise<void>) => void },
+  opts: { create?: boolean } = {},
+): Promise<string> {
   const name = randomName('sluice_test');
   if (opts.create === true) await serverQuery(`CREATE DATABASE \`${name}\``);
   t.after(async () => {
@@ -42,7 +45,11 @@ export async function testDatabase(t: TestContext | { after: (fn: () => Promise<
  * A source table `name` (id BIGINT PRIMARY KEY) holding ids 1..rows: workers run only tasks whose key has a
  * source row, so tests that spool or publish keys 1..n need one.
  */
-export async function createIntSource(conn: { query: (sql: string) => Promise<unknown> }, name: string, rows: number): Promise<void> {
+export async function createIntSource(
+  conn: { query: (sql: string) => Promise<unknown> },
+  name: string,
+  rows: number,
+): Promise<void> {
   await conn.query(`CREATE TABLE IF NOT EXISTS \`${name}\` (id BIGINT PRIMARY KEY)`);
   if (rows > 0) await conn.query(`INSERT IGNORE INTO \`${name}\` SELECT seq FROM seq_1_to_${rows}`);
 }

@@ -35,8 +35,15 @@ export interface E2E {
   dir: string;
   db: Connection;
   env: Record<string, string>;
-  /** `sluice <command> --pipeline <name> ...args` in its own process (the dashboard serves every pipeline: no --pipeline). */
-  start(command: 'fetch' | 'work' | 'run' | 'dashboard' | 'produce', args?: string[], env?: Record<string, string>): Proc;
+  /**
+   * `sluice <command> --pipeline <name> ...args` in its own process (the dashboard serves every pipeline: no
+   * --pipeline).
+   */
+  start(
+    command: 'fetch' | 'work' | 'run' | 'dashboard' | 'produce',
+    args?: string[],
+    env?: Record<string, string>,
+  ): Proc;
   /** Runs a command to its end (produce, status, ...). */
   cli(command: string, args?: string[], env?: Record<string, string>): Promise<CliResult>;
   counts(): Promise<Counts>;
@@ -86,19 +93,40 @@ export default { ...base, pipelines: { ${name}: { topic: ${JSON.stringify(topic)
   source: { table: 'e2e_source', key: 'id', columns: ['body'] },
   stages: ${opts.stages} } } };\n`,
   );
-  const env = { DATABASE_URL: opts.url, SLUICE_KAFKA_BROKERS: brokers.join(','), SLUICE_CONFIG: configFile, SLUICE_LOG_LEVEL: 'info', SLUICE_LOG_PRETTY: 'false' };
+  const env = {
+    DATABASE_URL: opts.url,
+    SLUICE_KAFKA_BROKERS: brokers.join(','),
+    SLUICE_CONFIG: configFile,
+    SLUICE_LOG_LEVEL: 'info',
+    SLUICE_LOG_PRETTY: 'false',
+  };
   const procs = new Set<Proc>();
   let seq = 0;
 
-  const start = (command: 'fetch' | 'work' | 'run' | 'dashboard' | 'produce', args: string[] = [], extraEnv: Record<string, string> = {}): Proc => {
+  const start = (
+    command: 'fetch' | 'work' | 'run' | 'dashboard' | 'produce',
+    args: string[] = [],
+    extraEnv: Record<string, string> = {},
+  ): Proc => {
     const label = `${command}-${++seq}`;
     const logFile = join(dir, 'logs', `${label}.log`);
     const fd = openSync(logFile, 'w');
-    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), join(ROOT, 'src/cli.ts'), command, ...(command === 'dashboard' ? [] : ['--pipeline', name]), ...args], {
-      cwd: dir,
-      env: cliEnv({ ...env, ...extraEnv }),
-      stdio: ['ignore', 'ignore', fd],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        import.meta.resolve('tsx'),
+        join(ROOT, 'src/cli.ts'),
+        command,
+        ...(command === 'dashboard' ? [] : ['--pipeline', name]),
+        ...args,
+      ],
+      {
+        cwd: dir,
+        env: cliEnv({ ...env, ...extraEnv }),
+        stdio: ['ignore', 'ignore', fd],
+      },
+    );
     const proc: Proc = {
       label,
       child,
@@ -122,7 +150,8 @@ export default { ...base, pipelines: { ${name}: { topic: ${JSON.stringify(topic)
     db,
     env,
     start,
-    cli: (command, args = [], extraEnv = {}) => runCli([command, '--pipeline', name, ...args], { env: { ...env, ...extraEnv }, cwd: dir }),
+    cli: (command, args = [], extraEnv = {}) =>
+      runCli([command, '--pipeline', name, ...args], { env: { ...env, ...extraEnv }, cwd: dir }),
     counts: async () => ({
       results: await count('SELECT COUNT(*) AS n FROM sluice_results WHERE pipeline = ?'),
       distinctResults: await count('SELECT COUNT(DISTINCT task_key) AS n FROM sluice_results WHERE pipeline = ?'),
@@ -131,8 +160,15 @@ export default { ...base, pipelines: { ${name}: { topic: ${JSON.stringify(topic)
       attempts: await count('SELECT COUNT(*) AS n FROM sluice_attempts WHERE pipeline = ?'),
     }),
     mismatches: async () => ({
-      missing: await count(`SELECT COUNT(*) AS n FROM e2e_source s LEFT JOIN sluice_results r ON r.pipeline = ? AND r.task_key = CONVERT(s.id USING utf8mb4) WHERE r.task_key IS NULL`),
-      extra: await count(`SELECT COUNT(*) AS n FROM sluice_results r LEFT JOIN e2e_source s ON r.task_key = CONVERT(s.id USING utf8mb4) WHERE r.pipeline = ? AND s.id IS NULL`),
+      missing: await count(
+        `SELECT COUNT(*) AS n FROM e2e_source s LEFT JOIN sluice_results r ON ` +
+          `r.pipeline = ? AND r.task_key = CONVERT(s.id USING utf8mb4) WHERE ` +
+          `r.task_key IS NULL`,
+      ),
+      extra: await count(
+        `SELECT COUNT(*) AS n FROM sluice_results r LEFT JOIN e2e_source s ON ` +
+          `r.task_key = CONVERT(s.id USING utf8mb4) WHERE r.pipeline = ? AND s.id IS NULL`,
+      ),
     }),
     stopAll: async () => {
       const running = [...procs];

@@ -34,14 +34,22 @@ export function installFakeKafka(): FakeKafka {
   client.admin = () => ({
     connect: async () => {},
     disconnect: async () => {},
-    describeCluster: async () => ({ brokers: [{ nodeId: 1, host: 'fake', port: 9092 }], controller: 1, clusterId: 'fake-cluster' }),
+    describeCluster: async () => ({
+      brokers: [{ nodeId: 1, host: 'fake', port: 9092 }],
+      controller: 1,
+      clusterId: 'fake-cluster',
+    }),
     listTopics: async () => [],
     createTopics: async () => true,
-    fetchTopicMetadata: async ({ topics }: { topics: string[] }) => ({ topics: topics.map((name) => ({ name, partitions: [{ partitionId: 0 }] })) }),
+    fetchTopicMetadata: async ({ topics }: { topics: string[] }) => ({
+      topics: topics.map((name) => ({ name, partitions: [{ partitionId: 0 }] })),
+    }),
     listGroups: async () => ({ groups: [...groups].map((groupId) => ({ groupId, protocolType: 'consumer' })) }),
     setOffsets: async ({ groupId }: { groupId: string }) => void groups.add(groupId),
     deleteGroups: async (ids: string[]) => void ids.forEach((id) => groups.delete(id)),
-    describeConfigs: async () => ({ resources: [{ configEntries: [{ configName: 'max.message.bytes', configValue: '1048588' }] }] }),
+    describeConfigs: async () => ({
+      resources: [{ configEntries: [{ configName: 'max.message.bytes', configValue: '1048588' }] }],
+    }),
   });
   client.producer = () => ({
     connect: async () => fake.onProducerConnect(),

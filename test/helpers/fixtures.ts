@@ -51,14 +51,20 @@ export interface FileDatabase {
  * it is closed and dropped when the file's tests are over. `intSource` fills a source table 'unused' with
  * keys 1..n (workers run only keys that have a source row).
  */
-export function fileDatabase(opts: { migrated?: boolean; poolSize?: number; intSource?: number; seed?: (d: FileDatabase) => Promise<void> }, ready: (d: FileDatabase) => void): void {
+export function fileDatabase(
+  opts: { migrated?: boolean; poolSize?: number; intSource?: number; seed?: (d: FileDatabase) => Promise<void> },
+  ready: (d: FileDatabase) => void,
+): void {
   const file = fileTeardown();
   before(async () => {
     const url = await testDatabase(file);
     if (opts.migrated !== false) await migrate(dbConfig(url), silentLogger());
     const db = await mysql.createConnection({ uri: url, charset: 'UTF8MB4_UNICODE_CI', multipleStatements: true });
     file.after(() => db.end());
-    const pool = opts.poolSize === undefined ? (null as unknown as Pool) : await openPool(dbConfig(url), { poolSize: opts.poolSize });
+    const pool =
+      opts.poolSize === undefined
+        ? (null as unknown as Pool)
+        : await openPool(dbConfig(url), { poolSize: opts.poolSize });
     if (opts.poolSize !== undefined) file.after(() => pool.end());
     if (opts.intSource !== undefined) await createIntSource(db, 'unused', opts.intSource);
     // In this hook, not another one: node:test runs a file's top-level before hooks at the same time.
@@ -102,7 +108,13 @@ const TSX = import.meta.resolve('tsx');
  * launched the tests (node --test directly, npm test, CI), so no assertion depends on the launcher.
  */
 export function cliEnv(extra: Record<string, string> = {}): Record<string, string> {
-  return { ...(process.env as Record<string, string>), SLUICE_LOG_PRETTY: 'false', npm_package_name: 'sluice', npm_lifecycle_event: 'test', ...extra };
+  return {
+    ...(process.env as Record<string, string>),
+    SLUICE_LOG_PRETTY: 'false',
+    npm_package_name: 'sluice',
+    npm_lifecycle_event: 'test',
+    ...extra,
+  };
 }
 
 export interface CliProcess {
@@ -114,12 +126,22 @@ export interface CliProcess {
 }
 
 /** Starts the CLI; stderr is kept (or written to `log`); the process is killed at teardown if still running. */
-export function spawnCli(t: Teardown, args: string[], opts: { env?: Record<string, string>; cwd?: string; log?: string } = {}): CliProcess {
+export function spawnCli(
+  t: Teardown,
+  args: string[],
+  opts: { env?: Record<string, string>; cwd?: string; log?: string } = {},
+): CliProcess {
   const fd = opts.log === undefined ? 'pipe' : openSync(opts.log, 'w');
-  const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], { cwd: opts.cwd ?? ROOT, env: cliEnv(opts.env), stdio: ['ignore', 'ignore', fd] });
+  const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], {
+    cwd: opts.cwd ?? ROOT,
+    env: cliEnv(opts.env),
+    stdio: ['ignore', 'ignore', fd],
+  });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code, signal) => resolve(signal === null ? code : null)));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code, signal) => resolve(signal === null ? code : null)),
+  );
   onTeardown(t, async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGKILL');
@@ -135,12 +157,24 @@ export interface TestConfig {
   spoolDir: string;
 }
 
-/** A config on a fresh database (migrated unless `migrated: false`), a spool folder and a consumer group of its own. */
-export async function makeConfig(t: Teardown, layer: SluiceConfigInput = {}, opts: { migrated?: boolean } = {}): Promise<TestConfig> {
+/**
+ * A config on a fresh database (migrated unless `migrated: false`), a spool folder and a consumer group of its own.
+ */
+export async function makeConfig(
+  t: Teardown,
+  layer: SluiceConfigInput = {},
+  opts: { migrated?: boolean } = {},
+): Promise<TestConfig> {
   const url = await testDatabase({ after: (fn: () => Promise<void>) => onTeardown(t, fn) });
   if (opts.migrated !== false) await migrate(dbConfig(url), silentLogger());
   const spoolDir = tempDir(t, 'sluice-spool-');
-  const base = { database: { url }, kafka: { brokers: BROKERS }, spool: { dir: spoolDir }, fetcher: { groupId: randomName('g') }, worker: { pollMs: 20 } };
+  const base = {
+    database: { url },
+    kafka: { brokers: BROKERS },
+    spool: { dir: spoolDir },
+    fetcher: { groupId: randomName('g') },
+    worker: { pollMs: 20 },
+  };
   return { config: validateConfig(mergeLayers(base, layer)), url, spoolDir };
 }
 

@@ -1,5 +1,6 @@
 // Makes sure a broker answers on 127.0.0.1:9092, starting the project's own one when nothing listens.
 import { execFile } from 'node:child_process';
+import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { silentLogger } from '../../src/core/logger.js';
@@ -13,7 +14,10 @@ export async function ensureKafka(): Promise<void> {
   try {
     await checkKafka({ ...defaults.kafka, brokers: BROKERS }, silentLogger(), 3000);
   } catch {
-    await promisify(execFile)('bash', ['scripts/services.sh', 'up'], { cwd: ROOT, env: { ...process.env, SLUICE_SKIP_MYSQL: '1' } });
+    await promisify(execFile)('bash', ['scripts/services.sh', 'up'], {
+      cwd: ROOT,
+      env: { ...process.env, SLUICE_SKIP_MYSQL: '1' },
+    });
   }
 }
 
@@ -46,7 +50,6 @@ export interface PrivateBroker {
 /** Reuses the project's Kafka jars in a private state folder, when they are there (no second Maven fetch). */
 async function linkBrokerJars(dir: string): Promise<void> {
   const { mkdirSync, existsSync, symlinkSync } = await import('node:fs');
-  const { join } = await import('node:path');
   const shared = join(ROOT, '.services', 'kafka', 'libs');
   if (existsSync(join(shared, '.pom-sha256'))) {
     mkdirSync(join(dir, 'kafka'), { recursive: true });
@@ -57,7 +60,6 @@ async function linkBrokerJars(dir: string): Promise<void> {
 export async function startPrivateBroker(): Promise<PrivateBroker> {
   const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
   const dir = mkdtempSync(join(tmpdir(), 'sluice-broker-'));
   const port = await closedPort();
   let controller = await closedPort();
@@ -143,11 +145,14 @@ export interface PrivateCluster {
  * a replication factor get `defaultRf` (default 1) and `minIsr` is the brokers' min.insync.replicas (default 1).
  * The jars of the project's broker are reused when present.
  */
-export async function startPrivateCluster(nodes = 3, opts: { defaultRf?: number; minIsr?: number } = {}): Promise<PrivateCluster> {
-  if (!Number.isInteger(nodes) || nodes < 1 || nodes > 5) throw new Error(`startPrivateCluster: 1..5 nodes, not ${nodes}`);
+export async function startPrivateCluster(
+  nodes = 3,
+  opts: { defaultRf?: number; minIsr?: number } = {},
+): Promise<PrivateCluster> {
+  if (!Number.isInteger(nodes) || nodes < 1 || nodes > 5)
+    throw new Error(`startPrivateCluster: 1..5 nodes, not ${nodes}`);
   const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
   const dir = mkdtempSync(join(tmpdir(), 'sluice-cluster-'));
   const port = await freePortRange(nodes);
   const controller = await freePortRange(

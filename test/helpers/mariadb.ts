@@ -35,13 +35,29 @@ export async function startPrivateMariaDB(): Promise<PrivateMariaDB> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-mariadb-'));
   const data = join(dir, 'data');
   const port = await closedPort();
-  await promisify(execFile)('mariadb-install-db', ['--no-defaults', `--datadir=${data}`, '--user=root', '--auth-root-authentication-method=normal', '--skip-test-db']);
+  await promisify(execFile)('mariadb-install-db', [
+    '--no-defaults',
+    `--datadir=${data}`,
+    '--user=root',
+    '--auth-root-authentication-method=normal',
+    '--skip-test-db',
+  ]);
   let child: ChildProcess | null = null;
   const start = async (): Promise<void> => {
     child = spawn(
       'mariadbd',
-      ['--no-defaults', `--datadir=${data}`, '--user=root', `--port=${port}`, '--bind-address=127.0.0.1', `--socket=${join(dir, 'sock')}`, `--pid-file=${join(dir, 'pid')}`,
-        '--skip-name-resolve', '--innodb-buffer-pool-size=64M', `--log-error=${join(dir, 'error.log')}`],
+      [
+        '--no-defaults',
+        `--datadir=${data}`,
+        '--user=root',
+        `--port=${port}`,
+        '--bind-address=127.0.0.1',
+        `--socket=${join(dir, 'sock')}`,
+        `--pid-file=${join(dir, 'pid')}`,
+        '--skip-name-resolve',
+        '--innodb-buffer-pool-size=64M',
+        `--log-error=${join(dir, 'error.log')}`,
+      ],
       { stdio: 'ignore' },
     );
     await waitReady(port);

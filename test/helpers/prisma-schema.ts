@@ -58,7 +58,10 @@ function columnType(model: string, field: string, type: string, db: string | und
 }
 
 function list(s: string): string[] {
-  return s.split(',').map((x) => x.trim()).filter((x) => x.length > 0);
+  return s
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0);
 }
 
 /** Splits a line into tokens, keeping parenthesised and bracketed groups whole. */
@@ -82,11 +85,15 @@ function tokens(line: string): string[] {
 
 export function expectedTables(schema: string): ExpectedTable[] {
   const text = schema.replace(/\/\/.*$/gm, '');
-  if (/^\s*(enum|view|type)\s+\w+\s*\{/m.test(text)) throw new Error('enums, views and composite types are not supported by the drift check');
+  if (/^\s*(enum|view|type)\s+\w+\s*\{/m.test(text))
+    throw new Error('enums, views and composite types are not supported by the drift check');
   const tables: ExpectedTable[] = [];
   for (const m of text.matchAll(/^\s*model\s+(\w+)\s*\{([^}]*)\}/gm)) {
     const model = m[1]!;
-    const body = m[2]!.split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
+    const body = m[2]!
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l.length > 0);
     let table = model;
     const fields: Array<{ name: string; col: ExpectedColumn; id: boolean; unique: boolean }> = [];
     const block: string[] = [];
@@ -99,8 +106,11 @@ export function expectedTables(schema: string): ExpectedTable[] {
       if (name === undefined || rawType === undefined) throw new Error(`${model}: cannot read line '${line}'`);
       const nullable = rawType.endsWith('?');
       const type = rawType.replace(/\?$/, '');
-      if (type.endsWith('[]') || !SCALARS.has(type)) throw new Error(`${model}.${name}: ${rawType} (relations and lists) is not supported by the drift check`);
-      for (const a of attrs) if (!FIELD_ATTRS.test(a)) throw new Error(`${model}.${name}: attribute ${a} is not supported by the drift check`);
+      if (type.endsWith('[]') || !SCALARS.has(type))
+        throw new Error(`${model}.${name}: ${rawType} (relations and lists) is not supported by the drift check`);
+      for (const a of attrs)
+        if (!FIELD_ATTRS.test(a))
+          throw new Error(`${model}.${name}: attribute ${a} is not supported by the drift check`);
       const mapped = attrs.map((a) => /^@map\("([^"]+)"\)$/.exec(a)?.[1]).find((x) => x !== undefined) ?? name;
       const db = attrs.map((a) => /^@db\.(.+)$/.exec(a)?.[1]).find((x) => x !== undefined);
       fields.push({
@@ -144,7 +154,11 @@ export function expectedTables(schema: string): ExpectedTable[] {
       if (p.kind === 'id') indexes.push({ name: 'PRIMARY', unique: true, columns: p.columns });
       else {
         const suffix = p.kind === 'unique' ? 'key' : 'idx';
-        indexes.push({ name: p.map ?? `${table}_${p.columns.join('_')}_${suffix}`, unique: p.kind === 'unique', columns: p.columns });
+        indexes.push({
+          name: p.map ?? `${table}_${p.columns.join('_')}_${suffix}`,
+          unique: p.kind === 'unique',
+          columns: p.columns,
+        });
       }
     }
     tables.push({ model, table, columns: fields.map((f) => f.col), indexes });

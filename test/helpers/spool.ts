@@ -38,17 +38,28 @@ export async function createTopic(topic: string, partitions: number, brokers = B
 
 /** Publishes messages as they are (anything a plain Kafka client could write). */
 export async function publishRaw(topic: string, messages: Message[], brokers = BROKERS): Promise<void> {
-  const producer = new Kafka({ clientId: 'sluice-test', brokers, logLevel: logLevel.NOTHING }).producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  const producer = new Kafka({ clientId: 'sluice-test', brokers, logLevel: logLevel.NOTHING }).producer({
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
   await producer.connect();
   try {
-    for (let i = 0; i < messages.length; i += 1000) await producer.send({ topic, messages: messages.slice(i, i + 1000) });
+    for (let i = 0; i < messages.length; i += 1000)
+      await producer.send({ topic, messages: messages.slice(i, i + 1000) });
   } finally {
     await producer.disconnect();
   }
 }
 
 export function envelope(pipeline: string, key: string | number, payload: unknown = { n: key }): string {
-  return JSON.stringify({ v: 1, pipeline, key, payload, attempt: 1, runId: 'test-run', producedAt: new Date().toISOString() });
+  return JSON.stringify({
+    v: 1,
+    pipeline,
+    key,
+    payload,
+    attempt: 1,
+    runId: 'test-run',
+    producedAt: new Date().toISOString(),
+  });
 }
 
 /** Valid task messages for keys 1..n. */
@@ -56,7 +67,11 @@ export function tasks(pipeline: string, n: number): Message[] {
   return Array.from({ length: n }, (_, i) => ({ key: String(i + 1), value: envelope(pipeline, i + 1) }));
 }
 
-export async function committedOffsets(groupId: string, topic: string, brokers = BROKERS): Promise<Map<number, bigint>> {
+export async function committedOffsets(
+  groupId: string,
+  topic: string,
+  brokers = BROKERS,
+): Promise<Map<number, bigint>> {
   const admin = new Kafka({ clientId: 'sluice-test', brokers, logLevel: logLevel.NOTHING }).admin();
   await admin.connect();
   try {
@@ -77,7 +92,11 @@ export async function highWatermarks(topic: string, brokers = BROKERS): Promise<
   }
 }
 
-export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+export async function waitFor(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 60_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return;

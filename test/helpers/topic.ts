@@ -34,11 +34,19 @@ export async function readAll(topic: string, brokers = BROKERS): Promise<ReadMes
   try {
     await consumer.subscribe({ topic, fromBeginning: true });
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`read ${messages.length} of ${expected} messages in 30 s`)), 30_000);
+      const timer = setTimeout(
+        () => reject(new Error(`read ${messages.length} of ${expected} messages in 30 s`)),
+        30_000,
+      );
       consumer
         .run({
           eachMessage: async ({ message, partition }) => {
-            messages.push({ key: message.key?.toString('utf8') ?? '', value: message.value?.toString('utf8') ?? '', partition, offset: message.offset });
+            messages.push({
+              key: message.key?.toString('utf8') ?? '',
+              value: message.value?.toString('utf8') ?? '',
+              partition,
+              offset: message.offset,
+            });
             if (messages.length >= expected) {
               clearTimeout(timer);
               resolve();

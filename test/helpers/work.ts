@@ -26,7 +26,14 @@ interface Teardown {
   after(fn: () => Promise<void> | void): void;
 }
 
-export async function workSetup(t: Teardown, db: Connection, url: string, stages: StageConfig[], worker: Partial<SluiceConfig['worker']> = {}, spool: Partial<SluiceConfig['spool']> = {}): Promise<WorkSetup> {
+export async function workSetup(
+  t: Teardown,
+  db: Connection,
+  url: string,
+  stages: StageConfig[],
+  worker: Partial<SluiceConfig['worker']> = {},
+  spool: Partial<SluiceConfig['spool']> = {},
+): Promise<WorkSetup> {
   const name = randomName('w');
   const dir = mkdtempSync(join(tmpdir(), 'sluice-work-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -44,10 +51,15 @@ export async function workSetup(t: Teardown, db: Connection, url: string, stages
     name,
     config,
     spool: async (keys, opts = {}) => {
-      if (opts.inSource !== false && keys.length > 0) await db.query(`INSERT IGNORE INTO \`${name}\` (id) VALUES ?`, [keys.map((k) => [String(k)])]);
+      if (opts.inSource !== false && keys.length > 0)
+        await db.query(`INSERT IGNORE INTO \`${name}\` (id) VALUES ?`, [keys.map((k) => [String(k)])]);
       const writer = new SpoolWriter(spoolPaths(dir, name), opts.perSegment ?? 10);
       await writer.open();
-      const items: SpoolItem[] = keys.map((key) => ({ partition: 0, offset: String(offset++), task: { v: 1, pipeline: name, key, payload: { n: key }, attempt: 1, runId: 'r', producedAt: '' } }));
+      const items: SpoolItem[] = keys.map((key) => ({
+        partition: 0,
+        offset: String(offset++),
+        task: { v: 1, pipeline: name, key, payload: { n: key }, attempt: 1, runId: 'r', producedAt: '' },
+      }));
       await writer.writeItems(0, items);
     },
     start: async (exitWhenIdle = true) => {
@@ -58,7 +70,10 @@ export async function workSetup(t: Teardown, db: Connection, url: string, stages
       return w;
     },
     count: async (table, where = '', params = []) => {
-      const [rows] = await db.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${table} WHERE pipeline = ? ${where}`, [name, ...params]);
+      const [rows] = await db.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${table} WHERE pipeline = ? ${where}`, [
+        name,
+        ...params,
+      ]);
       return Number(rows[0]?.n);
     },
   };

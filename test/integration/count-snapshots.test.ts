@@ -30,9 +30,18 @@ async function source(rows: number): Promise<SourceInfo> {
 /** What a worker leaves for a finished task of a one-stage pipeline: the milestone, then the result. */
 async function finish(pipeline: string, from: number, to: number, opts: { milestone?: boolean } = {}): Promise<void> {
   if (opts.milestone !== false) {
-    await db.query(`INSERT INTO sluice_milestones (pipeline, task_key, stage, output, duration_ms, attempt) SELECT ?, CAST(seq AS CHAR), 'ner', '{}', 1, 1 FROM seq_${from}_to_${to}`, [pipeline]);
+    await db.query(
+      `INSERT INTO sluice_milestones (pipeline, task_key, stage, output, ` +
+        `duration_ms, attempt) SELECT ?, CAST(seq AS CHAR), 'ner', '{}', 1, 1 ` +
+        `FROM seq_${from}_to_${to}`,
+      [pipeline],
+    );
   }
-  await db.query(`INSERT INTO sluice_results (pipeline, task_key, started_at, finished_at, duration_ms) SELECT ?, CAST(seq AS CHAR), NOW(3), NOW(3), 1 FROM seq_${from}_to_${to}`, [pipeline]);
+  await db.query(
+    `INSERT INTO sluice_results (pipeline, task_key, started_at, finished_at, ` +
+      `duration_ms) SELECT ?, CAST(seq AS CHAR), NOW(3), NOW(3), 1 FROM seq_${from}_to_${to}`,
+    [pipeline],
+  );
 }
 
 describe('the fast counts', () => {
@@ -70,7 +79,11 @@ describe('the fast counts', () => {
     await finish(p, 1, 30);
     await estimateCounts(pool, src, filter(p), ['ner']);
     // A result for a key outside the source: the estimate counts it, the exact count does not.
-    await db.query("INSERT INTO sluice_results (pipeline, task_key, started_at, finished_at, duration_ms) VALUES (?, 'gone', NOW(3), NOW(3), 1)", [p]);
+    await db.query(
+      'INSERT INTO sluice_results (pipeline, task_key, started_at, finished_at, ' +
+        "duration_ms) VALUES (?, 'gone', NOW(3), NOW(3), 1)",
+      [p],
+    );
     const exact = await exactCounts(pool, src, filter(p));
     assert.deepEqual([exact.done, exact.orphans, exact.exact], [30, 1, true]);
     const snap = await readSnapshot(pool, p);
@@ -86,7 +99,10 @@ describe('the fast counts', () => {
     await exactCounts(pool, src, filter(p));
     await finish(p, 41, 45);
     const s = await ledgerStatus(pool, src, p, 3_600_000, false, ['ner']);
-    assert.deepEqual(s.stages.map((x) => [x.stage, x.milestones]), [['ner', 45]]);
+    assert.deepEqual(
+      s.stages.map((x) => [x.stage, x.milestones]),
+      [['ner', 45]],
+    );
     assert.equal(s.counts.done, 45);
   });
 });
@@ -96,15 +112,25 @@ describe('at scale', () => {
     const src = await source(10);
     const p = randomName('p');
     // 20,000 old milestones and dispatch records of the pipeline: the status of a long run.
-    await db.query(`INSERT INTO sluice_milestones (pipeline, task_key, stage, output, duration_ms, attempt, created_at) SELECT ?, CAST(seq AS CHAR), 'ner', '{}', 1, 1, NOW(3) - INTERVAL 1 DAY FROM seq_1_to_20000`, [p]);
-    await db.query(`INSERT INTO sluice_dispatches (pipeline, task_key, run_id, topic, dispatches, dispatched_at) SELECT ?, CAST(seq AS CHAR), 'r', 't', 1, NOW(3) - INTERVAL 2 DAY FROM seq_1_to_20000`, [p]);
+    await db.query(
+      `INSERT INTO sluice_milestones (pipeline, task_key, stage, output, ` +
+        `duration_ms, attempt, created_at) SELECT ?, CAST(seq AS CHAR), 'ner', ` +
+        `'{}', 1, 1, NOW(3) - INTERVAL 1 DAY FROM seq_1_to_20000`,
+      [p],
+    );
+    await db.query(
+      `INSERT INTO sluice_dispatches (pipeline, task_key, run_id, topic, ` +
+        `dispatches, dispatched_at) SELECT ?, CAST(seq AS CHAR), 'r', 't', 1, ` +
+        `NOW(3) - INTERVAL 2 DAY FROM seq_1_to_20000`,
+      [p],
+    );
     await db.query('ANALYZE TABLE sluice_milestones, sluice_dispatches');
     await estimateCounts(pool, src, filter(p), ['ner']);
 
     const seen: Array<[string, unknown[]]> = [];
     const spy = new Proxy(pool, {
       get(target, prop, receiver) {
-        if (prop !== 'query') return Reflect.get(target, prop, receiver);
+        if (prop !== 'query') return Reflect.get(target, prop, receiver) as unknown;
         return (sql: string, params: unknown[]) => {
           seen.push([sql, params]);
           return target.query(sql, params);
@@ -118,7 +144,10 @@ describe('at scale', () => {
       for (const step of plan) {
         if (!String(step.table).startsWith('sluice_') && !['t', 'x', 'r'].includes(String(step.table))) continue;
         // 20,000 rows of the pipeline, none of them recent: a plan reading more than a few is reading them all.
-        assert.ok(!['ALL', 'index'].includes(String(step.type)) && Number(step.rows) < 1000, `a scan of ${String(step.table)} in:\n${sql}\n${JSON.stringify(step)}`);
+        assert.ok(
+          !['ALL', 'index'].includes(String(step.type)) && Number(step.rows) < 1000,
+          `a scan of ${String(step.table)} in:\n${sql}\n${JSON.stringify(step)}`,
+        );
       }
     }
   });

@@ -33,7 +33,14 @@ describe('the first errors people hit', () => {
   it('database down: says it is unreachable and to run npm run services', async () => {
     const port = await closedPort();
     const r = await runCli(['doctor'], { env: { DATABASE_URL: `mysql://root@127.0.0.1:${port}/sluice` } });
-    assertOneLineError(r, 3, new RegExp(`^sluice: database unreachable at 127\\.0\\.0\\.1:${port} \\(connection refused\\) — start it with: npm run services`));
+    assertOneLineError(
+      r,
+      3,
+      new RegExp(
+        `^sluice: database unreachable at 127\\.0\\.0\\.1:${port} \\(connection ` +
+          `refused\\) — start it with: npm run services`,
+      ),
+    );
   });
 
   it('wrong password: says the user was refused, not a pool timeout', async (t) => {
@@ -42,7 +49,14 @@ describe('the first errors people hit', () => {
     bad.password = 'definitely-wrong';
     const r = await runCli(['doctor'], { env: { DATABASE_URL: bad.toString() } });
     const at = bad.host.replace(/\./g, '\\.');
-    assertOneLineError(r, 3, new RegExp(`^sluice: database at ${at} refused user 'root' \\(wrong password\\?\\) — fix the user and password in DATABASE_URL$`));
+    assertOneLineError(
+      r,
+      3,
+      new RegExp(
+        `^sluice: database at ${at} refused user 'root' \\(wrong password\\?\\) — fix the user and password ` +
+          `in DATABASE_URL$`,
+      ),
+    );
     assert.doesNotMatch(r.stderr, /definitely-wrong/);
   });
 
@@ -50,21 +64,35 @@ describe('the first errors people hit', () => {
     const url = new URL(withDatabase(migrated ?? 'mysql://root@127.0.0.1:3306/mysql', 'mysql'));
     url.password = 'definitely-wrong';
     const started = performance.now();
-    await assert.rejects(createPrisma(dbConfig(url.toString())), (err: unknown) => err instanceof DatabaseError && err.code === 'DB_AUTH');
+    await assert.rejects(
+      createPrisma(dbConfig(url.toString())),
+      (err: unknown) => err instanceof DatabaseError && err.code === 'DB_AUTH',
+    );
     assert.ok(performance.now() - started < FIVE_SECONDS);
   });
 
   it('database missing: says to run npm run db:migrate, which creates it', async (t) => {
     const url = await testDatabase(t);
     const r = await runCli(['doctor'], { env: { DATABASE_URL: url } });
-    assertOneLineError(r, 3, /^sluice: database 'sluice_test_[0-9a-f]+' does not exist at .* — run: npm run db:migrate/);
+    assertOneLineError(
+      r,
+      3,
+      /^sluice: database 'sluice_test_[0-9a-f]+' does not exist at .* — run: npm run db:migrate/,
+    );
   });
 
   it('migrations not applied: says how many and to run npm run db:migrate', async (t) => {
     const url = await testDatabase(t, { create: true });
     const r = await runCli(['doctor'], { env: { DATABASE_URL: url } });
     const names = readMigrations().map((m) => m.name);
-    assertOneLineError(r, 4, new RegExp(`^sluice: the database has ${names.length} unapplied migration\\(s\\) \\(latest: ${names[names.length - 1]}\\) — run: npm run db:migrate$`));
+    assertOneLineError(
+      r,
+      4,
+      new RegExp(
+        `^sluice: the database has ${names.length} unapplied migration\\(s\\) ` +
+          `\\(latest: ${names[names.length - 1]}\\) — run: npm run db:migrate$`,
+      ),
+    );
   });
 
   it('Kafka unreachable: says so and to run npm run services', async (t) => {
@@ -74,8 +102,14 @@ describe('the first errors people hit', () => {
     await migrate(dbConfig(url), silentLogger(), DEMO_MIGRATIONS_DIR);
     const port = await closedPort();
     const r = await runCli(['doctor', '--brokers', `127.0.0.1:${port}`], { env: { DATABASE_URL: url } });
-    assertOneLineError(r, 3, new RegExp(`^sluice: Kafka unreachable at 127\\.0\\.0\\.1:${port} — start it with: npm run services`));
-    const ok = await runCli(['doctor', '--pipeline', 'demo', '--brokers', BROKERS.join(',')], { env: { DATABASE_URL: url } });
+    assertOneLineError(
+      r,
+      3,
+      new RegExp(`^sluice: Kafka unreachable at 127\\.0\\.0\\.1:${port} — start it with: npm run services`),
+    );
+    const ok = await runCli(['doctor', '--pipeline', 'demo', '--brokers', BROKERS.join(',')], {
+      env: { DATABASE_URL: url },
+    });
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /ok {2}kafka/);
   });
@@ -95,15 +129,28 @@ describe('the first errors people hit', () => {
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     writeFileSync(
       join(dir, 'sluice.config.ts'),
-      `export default { pipelines: { docs: { source: { table: "docs'; DROP TABLE x; --", key: 'id', columns: [] } } } };\n`,
+      `export default { pipelines: { docs: { source: { table: "docs'; DROP ` +
+        `TABLE x; --", key: 'id', columns: [] } } } };\n`,
     );
     const r = await runCli(['doctor'], { cwd: dir, env: { SLUICE_CONFIG: join(dir, 'sluice.config.ts') } });
-    assertOneLineError(r, 2, /^sluice: invalid configuration: pipelines\.docs\.source\.table: must be an SQL identifier/);
+    assertOneLineError(
+      r,
+      2,
+      /^sluice: invalid configuration: pipelines\.docs\.source\.table: must be an SQL identifier/,
+    );
   });
 
   it('an unknown command or option: says so and where the help is', async () => {
-    assertOneLineError(await runCli(['frobnicate']), 2, /^sluice: unknown command 'frobnicate' .* — see: sluice --help$/);
-    assertOneLineError(await runCli(['migrate', '--bogus']), 2, /^sluice: unknown option '--bogus' — see: sluice migrate --help$/);
+    assertOneLineError(
+      await runCli(['frobnicate']),
+      2,
+      /^sluice: unknown command 'frobnicate' .* — see: sluice --help$/,
+    );
+    assertOneLineError(
+      await runCli(['migrate', '--bogus']),
+      2,
+      /^sluice: unknown option '--bogus' — see: sluice migrate --help$/,
+    );
   });
 
   it('--help works on every command and exits 0', async () => {

@@ -21,8 +21,22 @@ const nested = (depth: number): unknown => (depth === 0 ? 1 : [nested(depth - 1)
 
 describe('the ledger writer on a batch with rows the database refuses', () => {
   it('splits the batch so only the refused rows fail: a 20 MB output and JSON 32 deep', async () => {
-    const ledger = new LedgerWriter(pool, silentLogger(), { maxBatch: 100, flushMs: 50, databaseUrl: url, maxStatementBytes: 1e9, retry: { ...DB_OUTAGE_POLICY, initialDelayMs: 10, maxDelayMs: 10 } });
-    const op = (key: string, output: string): LedgerOp => ({ kind: 'milestone', pipeline: 'bisect', key, stage: 's', output, durationMs: 1, attempt: 1 });
+    const ledger = new LedgerWriter(pool, silentLogger(), {
+      maxBatch: 100,
+      flushMs: 50,
+      databaseUrl: url,
+      maxStatementBytes: 1e9,
+      retry: { ...DB_OUTAGE_POLICY, initialDelayMs: 10, maxDelayMs: 10 },
+    });
+    const op = (key: string, output: string): LedgerOp => ({
+      kind: 'milestone',
+      pipeline: 'bisect',
+      key,
+      stage: 's',
+      output,
+      durationMs: 1,
+      attempt: 1,
+    });
     const outcomes = await Promise.allSettled([
       ledger.write(op('a', '1')),
       ledger.write(op('huge', JSON.stringify('x'.repeat(20_000_000)))),
@@ -31,56 +45,86 @@ describe('the ledger writer on a batch with rows the database refuses', () => {
       ledger.write(op('c', '3')),
     ]);
     await ledger.close();
-    assert.deepEqual(outcomes.map((o) => o.status), ['fulfilled', 'rejected', 'fulfilled', 'rejected', 'fulfilled']);
-    for (const o of outcomes) if (o.status === 'rejected') assert.ok(o.reason instanceof LedgerWriteError, String(o.reason));
-    const [rows] = await db.query<RowDataPacket[]>("SELECT CAST(task_key AS CHAR) AS k FROM sluice_milestones WHERE pipeline = 'bisect' ORDER BY k");
-    assert.deepEqual(rows.map((r) => r.k), ['a', 'b', 'c']);
+    assert.deepEqual(
+      outcomes.map((o) => o.status),
+      ['fulfilled', 'rejected', 'fulfilled', 'rejected', 'fulfilled'],
+    );
+    for (const o of outcomes)
+      if (o.status === 'rejected') assert.ok(o.reason instanceof LedgerWriteError, String(o.reason));
+    const [rows] = await db.query<RowDataPacket[]>(
+      "SELECT CAST(task_key AS CHAR) AS k FROM sluice_milestones WHERE pipeline = 'bisect' ORDER BY k",
+    );
+    assert.deepEqual(
+      rows.map((r) => String(r.k)),
+      ['a', 'b', 'c'],
+    );
   });
 });
 
 describe('a worker whose tasks produce what the ledger cannot store', () => {
-  it('quarantines only those tasks, with the reason, without running their stage again; neighbours finish', async (t) => {
-    const runs = new Map<string, number>();
-    const stages: StageConfig[] = [
-      {
-        name: 'make',
-        run: async (p: { n: string }) => {
-          runs.set(p.n, (runs.get(p.n) ?? 0) + 1);
-          if (p.n === 'huge') return 'x'.repeat(20_000_000);
-          if (p.n === 'deep') return nested(32);
-          return { ok: p.n };
+  it(
+    'quarantines only those tasks, with the reason, without running their ' + 'stage again; neighbours finish',
+    async (t) => {
+      const runs = new Map<string, number>();
+      const stages: StageConfig[] = [
+        {
+          name: 'make',
+          run: async (p: { n: string }) => {
+            runs.set(p.n, (runs.get(p.n) ?? 0) + 1);
+            if (p.n === 'huge') return 'x'.repeat(20_000_000);
+            if (p.n === 'deep') return nested(32);
+            return { ok: p.n };
+          },
         },
-      },
-    ];
-    const s = await workSetup(t, db, url, stages, { ledgerBatch: 500, ledgerFlushMs: 50 });
-    await s.spool(['a', 'huge', 'b', 'deep', 'c'], { perSegment: 10 });
-    const stats = await (await s.start()).done;
-    assert.deepEqual([stats.done, stats.quarantined], [3, 2]);
-    assert.equal(runs.get('huge'), 1);
-    assert.equal(runs.get('deep'), 1);
-    const [dead] = await db.query<RowDataPacket[]>('SELECT CAST(task_key AS CHAR) AS k, error_message FROM sluice_dead_tasks WHERE pipeline = ? ORDER BY k', [s.name]);
-    assert.equal(dead.length, 2);
-    assert.match(String(dead[1]!.error_message), /^output of stage make is 20\.0 MB \(20000002 bytes\), over the limit of \d+ bytes \(worker\.maxOutputBytes\)$/);
-    assert.match(String(dead[0]!.error_message), /output of stage make nests 32 levels deep/);
-    assert.equal(await s.count('sluice_results'), 3);
-  });
+      ];
+      const s = await workSetup(t, db, url, stages, { ledgerBatch: 500, ledgerFlushMs: 50 });
+      await s.spool(['a', 'huge', 'b', 'deep', 'c'], { perSegment: 10 });
+      const stats = await (await s.start()).done;
+      assert.deepEqual([stats.done, stats.quarantined], [3, 2]);
+      assert.equal(runs.get('huge'), 1);
+      assert.equal(runs.get('deep'), 1);
+      const [dead] = await db.query<RowDataPacket[]>(
+        'SELECT CAST(task_key AS CHAR) AS k, error_message FROM sluice_dead_tasks WHERE pipeline = ? ORDER BY k',
+        [s.name],
+      );
+      assert.equal(dead.length, 2);
+      assert.match(
+        String(dead[1]!.error_message),
+        /^output of stage make is 20\.0 MB \(20000002 bytes\), over the limit of \d+ bytes \(worker\.maxOutputBytes\)$/,
+      );
+      assert.match(String(dead[0]!.error_message), /output of stage make nests 32 levels deep/);
+      assert.equal(await s.count('sluice_results'), 3);
+    },
+  );
 
-  it('records a stage error too long for its column cut by bytes, and quarantines after the attempts: no loop', async (t) => {
-    let runs = 0;
-    const message = '漢'.repeat(25_000);
-    const s = await workSetup(t, db, url, [{ name: 'cjk', retry: { maxAttempts: 2, initialDelayMs: 1, maxDelayMs: 1 }, run: async () => {
-      runs++;
-      throw new Error(message);
-    } }]);
-    await s.spool(['k1']);
-    const w = await s.start();
-    const stats = await w.done;
-    assert.equal(runs, 2, 'two attempts, then quarantine');
-    assert.equal(stats.quarantined, 1);
-    const [rows] = await db.query<RowDataPacket[]>('SELECT OCTET_LENGTH(error_message) AS b FROM sluice_attempts WHERE pipeline = ?', [s.name]);
-    assert.equal(rows.length, 2);
-    for (const r of rows) assert.ok(Number(r.b) <= 65_535 && Number(r.b) > 60_000, `stored ${r.b} bytes`);
-  });
+  it(
+    'records a stage error too long for its column cut by bytes, and ' + 'quarantines after the attempts: no loop',
+    async (t) => {
+      let runs = 0;
+      const message = '漢'.repeat(25_000);
+      const s = await workSetup(t, db, url, [
+        {
+          name: 'cjk',
+          retry: { maxAttempts: 2, initialDelayMs: 1, maxDelayMs: 1 },
+          run: async () => {
+            runs++;
+            throw new Error(message);
+          },
+        },
+      ]);
+      await s.spool(['k1']);
+      const w = await s.start();
+      const stats = await w.done;
+      assert.equal(runs, 2, 'two attempts, then quarantine');
+      assert.equal(stats.quarantined, 1);
+      const [rows] = await db.query<RowDataPacket[]>(
+        'SELECT OCTET_LENGTH(error_message) AS b FROM sluice_attempts WHERE pipeline = ?',
+        [s.name],
+      );
+      assert.equal(rows.length, 2);
+      for (const r of rows) assert.ok(Number(r.b) <= 65_535 && Number(r.b) > 60_000, `stored ${r.b} bytes`);
+    },
+  );
 });
 
 describe('copies of one task', () => {
@@ -88,13 +132,25 @@ describe('copies of one task', () => {
     const calls = new Map<string, number>();
     let concurrent = 0;
     let most = 0;
-    const s = await workSetup(t, db, url, [{ name: 'svc', concurrency: 16, run: async (p: { n: string }) => {
-      calls.set(p.n, (calls.get(p.n) ?? 0) + 1);
-      most = Math.max(most, ++concurrent);
-      await new Promise((r) => setTimeout(r, 50));
-      concurrent--;
-      return p.n;
-    } }], { maxInFlight: 64 });
+    const s = await workSetup(
+      t,
+      db,
+      url,
+      [
+        {
+          name: 'svc',
+          concurrency: 16,
+          run: async (p: { n: string }) => {
+            calls.set(p.n, (calls.get(p.n) ?? 0) + 1);
+            most = Math.max(most, ++concurrent);
+            await new Promise((r) => setTimeout(r, 50));
+            concurrent--;
+            return p.n;
+          },
+        },
+      ],
+      { maxInFlight: 64 },
+    );
     await s.spool(['dup', 'other', 'dup', 'dup', 'dup', 'dup'], { perSegment: 10 });
     await s.spool(['dup', 'dup', 'x', 'dup'], { perSegment: 10 });
     const stats = await (await s.start()).done;
@@ -110,11 +166,17 @@ describe('a task requeued from quarantine (produce --retry-quarantined)', () => 
   it('gets a fresh attempt budget; its history stays', async (t) => {
     let failFirst = Infinity;
     let runs = 0;
-    const s = await workSetup(t, db, url, [{ name: 'flaky', retry: { maxAttempts: 3, initialDelayMs: 1, maxDelayMs: 1 }, run: async (_p, ctx: { attempt: number }) => {
-      runs++;
-      if (runs <= failFirst) throw new Error(`transient ${ctx.attempt}`);
-      return 'ok';
-    } }]);
+    const s = await workSetup(t, db, url, [
+      {
+        name: 'flaky',
+        retry: { maxAttempts: 3, initialDelayMs: 1, maxDelayMs: 1 },
+        run: async (_p, ctx: { attempt: number }) => {
+          runs++;
+          if (runs <= failFirst) throw new Error(`transient ${ctx.attempt}`);
+          return 'ok';
+        },
+      },
+    ]);
     await s.spool(['r1']);
     assert.equal((await (await s.start()).done).quarantined, 1);
     assert.equal(runs, 3);
@@ -138,8 +200,14 @@ describe('a task whose key has no source row', () => {
     const stats = await w.done;
     assert.deepEqual(ran.sort(), ['also-here', 'here']);
     assert.equal(stats.rejected, 1);
-    const [bad] = await db.query<RowDataPacket[]>('SELECT reason, CAST(message_key AS CHAR) AS k FROM sluice_bad_messages WHERE pipeline = ?', [s.name]);
-    assert.deepEqual(bad.map((b) => [b.reason, b.k]), [['not-in-source', 'ghost']]);
+    const [bad] = await db.query<RowDataPacket[]>(
+      'SELECT reason, CAST(message_key AS CHAR) AS k FROM sluice_bad_messages WHERE pipeline = ?',
+      [s.name],
+    );
+    assert.deepEqual(
+      bad.map((b) => [String(b.reason), String(b.k)]),
+      [['not-in-source', 'ghost']],
+    );
     assert.equal(await s.count('sluice_results'), 2);
   });
 });

@@ -12,6 +12,7 @@ import { kafkaAdmin, spawnCli, tempDir, fileDatabase } from '../helpers/fixtures
 import { randomName } from '../helpers/db.js';
 import { BROKERS, closedPort, ensureKafka } from '../helpers/kafka.js';
 import { publishRaw, tasks, waitFor } from '../helpers/spool.js';
+import { seq } from '../helpers/regex.js';
 
 let url: string;
 let db: Connection;
@@ -24,31 +25,47 @@ function sample(text: string, series: string): number | undefined {
 }
 
 describe('metrics registry', () => {
-  it('exposes the stage metrics, mirrored gauges and counters, and the default process metrics in the text format', async () => {
-    const r = createRegistry();
-    const stages = stageMetrics(r);
-    mirror(r, 't_depth', 'A gauge read at scrape time.', ['pipeline'], (set) => set({ pipeline: 'a' }, 7));
-    let total = 3;
-    mirror(r, 't_spooled_total', 'A total kept by a component.', ['pipeline'], (set) => set({ pipeline: 'a' }, total), 'counter');
-    stages.processed.inc({ pipeline: 'p', stage: 'say "hi"\n' }, 2);
-    for (const v of [0.0005, 0.5, 500]) stages.duration.observe({ pipeline: 'p', stage: 's' }, v);
-    let text = await r.metrics();
-    assert.match(text, /# HELP sluice_stage_processed_total Stage runs that succeeded\.\n# TYPE sluice_stage_processed_total counter\n/);
-    assert.equal(sample(text, 'sluice_stage_processed_total{pipeline="p",stage="say \\"hi\\"\\n"}'), 2);
-    assert.equal(sample(text, 't_depth{pipeline="a"}'), 7);
-    assert.equal(sample(text, 't_spooled_total{pipeline="a"}'), 3);
-    assert.equal(sample(text, 'sluice_stage_duration_seconds_bucket{le="0.001",pipeline="p",stage="s"}'), 1);
-    assert.equal(sample(text, 'sluice_stage_duration_seconds_bucket{le="1",pipeline="p",stage="s"}'), 2);
-    assert.equal(sample(text, 'sluice_stage_duration_seconds_bucket{le="+Inf",pipeline="p",stage="s"}'), 3);
-    assert.equal(sample(text, 'sluice_stage_duration_seconds_count{pipeline="p",stage="s"}'), 3);
-    for (const name of ['nodejs_eventloop_lag_seconds', 'nodejs_heap_size_used_bytes', 'process_cpu_seconds_total']) {
-      assert.ok(sample(text, name) !== undefined, `default metric ${name}`);
-    }
-    assert.match(text, /# TYPE nodejs_gc_duration_seconds histogram/);
-    total = 10;
-    text = await r.metrics();
-    assert.equal(sample(text, 't_spooled_total{pipeline="a"}'), 10, 'a mirrored total is read again at each scrape');
-  });
+  it(
+    'exposes the stage metrics, mirrored gauges and counters, and the default ' + 'process metrics in the text format',
+    async () => {
+      const r = createRegistry();
+      const stages = stageMetrics(r);
+      mirror(r, 't_depth', 'A gauge read at scrape time.', ['pipeline'], (set) => set({ pipeline: 'a' }, 7));
+      let total = 3;
+      mirror(
+        r,
+        't_spooled_total',
+        'A total kept by a component.',
+        ['pipeline'],
+        (set) => set({ pipeline: 'a' }, total),
+        'counter',
+      );
+      stages.processed.inc({ pipeline: 'p', stage: 'say "hi"\n' }, 2);
+      for (const v of [0.0005, 0.5, 500]) stages.duration.observe({ pipeline: 'p', stage: 's' }, v);
+      let text = await r.metrics();
+      assert.match(
+        text,
+        seq(
+          /# HELP sluice_stage_processed_total Stage runs that succeeded\.\n/,
+          /# TYPE sluice_stage_processed_total counter\n/,
+        ),
+      );
+      assert.equal(sample(text, 'sluice_stage_processed_total{pipeline="p",stage="say \\"hi\\"\\n"}'), 2);
+      assert.equal(sample(text, 't_depth{pipeline="a"}'), 7);
+      assert.equal(sample(text, 't_spooled_total{pipeline="a"}'), 3);
+      assert.equal(sample(text, 'sluice_stage_duration_seconds_bucket{le="0.001",pipeline="p",stage="s"}'), 1);
+      assert.equal(sample(text, 'sluice_stage_duration_seconds_bucket{le="1",pipeline="p",stage="s"}'), 2);
+      assert.equal(sample(text, 'sluice_stage_duration_seconds_bucket{le="+Inf",pipeline="p",stage="s"}'), 3);
+      assert.equal(sample(text, 'sluice_stage_duration_seconds_count{pipeline="p",stage="s"}'), 3);
+      for (const name of ['nodejs_eventloop_lag_seconds', 'nodejs_heap_size_used_bytes', 'process_cpu_seconds_total']) {
+        assert.ok(sample(text, name) !== undefined, `default metric ${name}`);
+      }
+      assert.match(text, /# TYPE nodejs_gc_duration_seconds histogram/);
+      total = 10;
+      text = await r.metrics();
+      assert.equal(sample(text, 't_spooled_total{pipeline="a"}'), 10, 'a mirrored total is read again at each scrape');
+    },
+  );
 });
 
 describe('npm run run -- --metrics-port', () => {
@@ -62,26 +79,52 @@ describe('npm run run -- --metrics-port', () => {
     // Every 5th task fails its first attempt of `check`: 12 failures, 12 retries, 60 successes per stage.
     writeFileSync(
       join(dir, 'sluice.config.ts'),
-      `export default { fetcher: { groupId: ${JSON.stringify(randomName('g'))} }, spool: { dir: ${JSON.stringify(join(dir, 'spool'))} }, worker: { pollMs: 20 },
-  pipelines: { ${name}: { topic: ${JSON.stringify(topic)}, partitions: 2, source: { table: 'unused', key: 'id', columns: [] },
+      `export default { fetcher: { ` +
+        `groupId: ${JSON.stringify(randomName('g'))} }, ` +
+        `spool: { dir: ${JSON.stringify(join(dir, 'spool'))} }, worker: { ` +
+        `pollMs: 20 },
+  pipelines: { ${name}: ` +
+        `{ topic: ${JSON.stringify(topic)}, partitions: 2, source: { table: ` +
+        `'unused', key: 'id', columns: [] },
     stages: [
-      { name: 'check', retry: { initialDelayMs: 1, maxDelayMs: 5 }, run: async (p, ctx) => { if (p.n % 5 === 0 && ctx.attempt === 1) throw new Error('flaky'); return p; } },
+      { name: ` +
+        `'check', retry: { initialDelayMs: 1, maxDelayMs: 5 }, run: ` +
+        `async (p, ctx) => { if (p.n % 5 === 0 && ctx.attempt === 1) throw new ` +
+        `Error('flaky'); return p; } },
       { name: 'echo', run: async (p) => p },
     ] } } };\n`,
     );
     const port = await closedPort();
-    const run = spawnCli(t, ['run', '--pipeline', name, '--metrics-port', String(port)], { env: { DATABASE_URL: url, SLUICE_KAFKA_BROKERS: BROKERS.join(','), SLUICE_CONFIG: join(dir, 'sluice.config.ts'), SLUICE_LOG_LEVEL: 'warn' } });
+    const run = spawnCli(t, ['run', '--pipeline', name, '--metrics-port', String(port)], {
+      env: {
+        DATABASE_URL: url,
+        SLUICE_KAFKA_BROKERS: BROKERS.join(','),
+        SLUICE_CONFIG: join(dir, 'sluice.config.ts'),
+        SLUICE_LOG_LEVEL: 'warn',
+      },
+    });
     const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     let text = '';
     try {
-      await waitFor('60 results', async () => {
-        const [rows] = await db.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM sluice_results WHERE pipeline = ?', [name]);
-        return Number(rows[0]?.n) === 60;
-      }, 60_000);
-      await waitFor('the counters to reach 60', async () => {
-        text = await scrape().catch(() => '');
-        return sample(text, `sluice_tasks_total{pipeline="${name}",outcome="done"}`) === 60;
-      }, 10_000);
+      await waitFor(
+        '60 results',
+        async () => {
+          const [rows] = await db.query<RowDataPacket[]>(
+            'SELECT COUNT(*) AS n FROM sluice_results WHERE pipeline = ?',
+            [name],
+          );
+          return Number(rows[0]?.n) === 60;
+        },
+        60_000,
+      );
+      await waitFor(
+        'the counters to reach 60',
+        async () => {
+          text = await scrape().catch(() => '');
+          return sample(text, `sluice_tasks_total{pipeline="${name}",outcome="done"}`) === 60;
+        },
+        10_000,
+      );
     } finally {
       run.child.kill('SIGTERM');
     }
@@ -91,9 +134,13 @@ describe('npm run run -- --metrics-port', () => {
     assert.equal(sample(text, `sluice_stage_processed_total{${p},stage="echo"}`), 60);
     assert.equal(sample(text, `sluice_stage_failed_total{${p},stage="check"}`), 12);
     assert.equal(sample(text, `sluice_stage_retried_total{${p},stage="check"}`), 12);
-    assert.equal(sample(text, `sluice_stage_duration_seconds_count{${p},stage="check"}`), 72, 'successes and failures are timed');
+    assert.equal(
+      sample(text, `sluice_stage_duration_seconds_count{${p},stage="check"}`),
+      72,
+      'successes and failures are timed',
+    );
     assert.equal(sample(text, `sluice_stage_duration_seconds_bucket{le="+Inf",${p},stage="echo"}`), 60);
-    assert.ok(sample(text, "nodejs_eventloop_lag_seconds") !== undefined, "default process metrics are served too");
+    assert.ok(sample(text, 'nodejs_eventloop_lag_seconds') !== undefined, 'default process metrics are served too');
     assert.equal(sample(text, `sluice_spool_depth_items{${p}}`), 0);
     assert.equal(sample(text, `sluice_fetcher_paused{${p}}`), 0);
     assert.equal(sample(text, `sluice_fetcher_spooled_total{${p}}`), 60);
@@ -106,7 +153,11 @@ describe('npm run run -- --metrics-port', () => {
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
     const port = (srv.address() as { port: number }).port;
     try {
-      const env = { DATABASE_URL: url, SLUICE_KAFKA_BROKERS: BROKERS.join(','), SLUICE_CONFIG: join(ROOT, 'sluice.config.ts') };
+      const env = {
+        DATABASE_URL: url,
+        SLUICE_KAFKA_BROKERS: BROKERS.join(','),
+        SLUICE_CONFIG: join(ROOT, 'sluice.config.ts'),
+      };
       const taken = await runCli(['fetch', '--pipeline', 'demo', '--metrics-port', String(port)], { env });
       assert.equal(taken.code, 2, taken.stderr);
       assert.match(taken.stderr, /metrics\.port: cannot listen on 127\.0\.0\.1:\d+ \(EADDRINUSE\)/);

@@ -36,7 +36,10 @@ describe('npm run db:migrate', () => {
     const url = await testDatabase(t);
     const r = await migrate(dbConfig(url), log);
     assert.equal(r.createdDatabase, true);
-    assert.deepEqual(r.newlyApplied, readMigrations().map((m) => m.name));
+    assert.deepEqual(
+      r.newlyApplied,
+      readMigrations().map((m) => m.name),
+    );
 
     const recorded = await rows(url);
     const files = readMigrations();
@@ -46,7 +49,7 @@ describe('npm run db:migrate', () => {
       assert.equal(row.migration_name, file.name);
       const sql = readFileSync(join(MIGRATIONS_DIR, file.name, 'migration.sql'));
       assert.equal(row.checksum, createHash('sha256').update(sql).digest('hex'), 'checksum is sha256 of the file');
-      assert.match(row.id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+      assert.match(String(row.id), /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$/);
       assert.ok(row.finished_at instanceof Date);
       assert.ok(row.started_at instanceof Date);
       assert.ok(row.finished_at >= row.started_at);
@@ -82,7 +85,10 @@ describe('npm run db:migrate', () => {
     const dir = copyMigrations(t);
     await migrate(dbConfig(url), log, dir);
     mkdirSync(join(dir, '20991231000000_extra'));
-    writeFileSync(join(dir, '20991231000000_extra', 'migration.sql'), 'CREATE TABLE `extra_t` (`id` INTEGER NOT NULL, PRIMARY KEY (`id`));\n');
+    writeFileSync(
+      join(dir, '20991231000000_extra', 'migration.sql'),
+      'CREATE TABLE `extra_t` (`id` INTEGER NOT NULL, PRIMARY KEY (`id`));\n',
+    );
     const r = await migrate(dbConfig(url), log, dir);
     assert.deepEqual(r.newlyApplied, ['20991231000000_extra']);
     assert.equal((await rows(url)).length, readMigrations().length + 1);
@@ -144,15 +150,27 @@ describe('npm run db:migrate', () => {
     const url = await testDatabase(t, { create: true });
     const conn = await mysql.createConnection(url);
     t.after(() => conn.end());
-    await conn.query(`CREATE TABLE _prisma_migrations (id VARCHAR(36) PRIMARY KEY NOT NULL, checksum VARCHAR(64) NOT NULL, finished_at DATETIME(3),
-      migration_name VARCHAR(255) NOT NULL, logs TEXT, rolled_back_at DATETIME(3), started_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
-      applied_steps_count INTEGER UNSIGNED NOT NULL DEFAULT 0)`);
-    await conn.query("INSERT INTO _prisma_migrations (id, checksum, finished_at, migration_name, applied_steps_count) VALUES ('a1', 'c1', NOW(3), '20250101000000_app_users', 1)");
+    await conn.query(
+      `CREATE TABLE _prisma_migrations (id VARCHAR(36) PRIMARY KEY NOT NULL, ` +
+        `checksum VARCHAR(64) NOT NULL, finished_at DATETIME(3),
+      migration_name VARCHAR(255) NOT NULL, logs TEXT, rolled_back_at ` +
+        `DATETIME(3), started_at DATETIME(3) NOT NULL DEFAULT ` +
+        `CURRENT_TIMESTAMP(3),
+      applied_steps_count INTEGER UNSIGNED NOT NULL DEFAULT 0)`,
+    );
+    await conn.query(
+      'INSERT INTO _prisma_migrations (id, checksum, finished_at, ' +
+        "migration_name, applied_steps_count) VALUES ('a1', 'c1', NOW(3), " +
+        "'20250101000000_app_users', 1)",
+    );
     const [before] = await conn.query<RowDataPacket[]>('CHECKSUM TABLE _prisma_migrations');
     await migrate(dbConfig(url), log);
     const [after] = await conn.query<RowDataPacket[]>('CHECKSUM TABLE _prisma_migrations');
     assert.deepEqual(after, before, 'not one row of the application history changed');
-    const [tables] = await conn.query<RowDataPacket[]>("SELECT table_name AS t FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE 'sluice_demo%'");
+    const [tables] = await conn.query<RowDataPacket[]>(
+      'SELECT table_name AS t FROM information_schema.tables WHERE table_schema ' +
+        "= DATABASE() AND table_name LIKE 'sluice_demo%'",
+    );
     assert.deepEqual(tables, []);
     assert.equal((await rows(url)).length, readMigrations().length);
   });

@@ -32,7 +32,12 @@ interface Setup {
   run: (extra?: Partial<ProduceOptions>) => ReturnType<typeof produce>;
 }
 
-function setup(source: SourceConfig, producer: Partial<SluiceConfig['producer']> = {}, brokers = BROKERS, kafka: Partial<SluiceConfig['kafka']> = {}): Setup {
+function setup(
+  source: SourceConfig,
+  producer: Partial<SluiceConfig['producer']> = {},
+  brokers = BROKERS,
+  kafka: Partial<SluiceConfig['kafka']> = {},
+): Setup {
   const pipeline = randomName('p');
   const topic = randomName('sluice-test');
   const config = validateConfig(
@@ -50,7 +55,9 @@ async function intSource(rows: number[], body = (id: number) => `body of ${id}`)
   const table = randomName('docs');
   await db.query(`CREATE TABLE ${table} (id BIGINT PRIMARY KEY, title VARCHAR(100), body MEDIUMTEXT, seen DATETIME)`);
   if (rows.length > 0) {
-    await db.query(`INSERT INTO ${table} (id, title, body, seen) VALUES ?`, [rows.map((id) => [id, `title ${id}`, body(id), '2026-01-02 03:04:05'])]);
+    await db.query(`INSERT INTO ${table} (id, title, body, seen) VALUES ?`, [
+      rows.map((id) => [id, `title ${id}`, body(id), '2026-01-02 03:04:05']),
+    ]);
   }
   return table;
 }
@@ -67,7 +74,8 @@ async function dispatched(pipeline: string): Promise<Map<string, RowDataPacket>>
   return new Map(rows.map((r) => [Buffer.from(r.task_key as Buffer).toString('utf8'), r]));
 }
 
-const envelopes = async (topic: string): Promise<TaskEnvelope[]> => (await readAll(topic)).map((m) => JSON.parse(m.value) as TaskEnvelope);
+const envelopes = async (topic: string): Promise<TaskEnvelope[]> =>
+  (await readAll(topic)).map((m) => JSON.parse(m.value) as TaskEnvelope);
 
 describe('produce', () => {
   it('publishes exactly the integer keys without a result, gaps and all, as documented envelopes', async () => {
@@ -82,14 +90,26 @@ describe('produce', () => {
     assert.equal(summary.published, want.length);
     assert.equal(summary.recorded, want.length);
     const c = summary.counts!;
-    assert.deepEqual({ missing: c.missing, inFlight: c.inFlight, quarantined: c.quarantined, pending: c.pending }, { missing: want.length, inFlight: 0, quarantined: 0, pending: want.length });
+    assert.deepEqual(
+      { missing: c.missing, inFlight: c.inFlight, quarantined: c.quarantined, pending: c.pending },
+      { missing: want.length, inFlight: 0, quarantined: 0, pending: want.length },
+    );
 
     const messages = await readAll(s.topic);
     assert.deepEqual(messages.map((m) => m.key).sort(), want.map(String).sort());
     const [[ledger]] = await db.query<RowDataPacket[]>('SELECT id FROM sluice_ledger');
     for (const m of messages) {
       const e = JSON.parse(m.value) as TaskEnvelope;
-      assert.deepEqual(Object.keys(e).sort(), ['attempt', 'key', 'ledger', 'payload', 'pipeline', 'producedAt', 'runId', 'v']);
+      assert.deepEqual(Object.keys(e).sort(), [
+        'attempt',
+        'key',
+        'ledger',
+        'payload',
+        'pipeline',
+        'producedAt',
+        'runId',
+        'v',
+      ]);
       assert.equal(e.ledger, String(ledger!.id), "the message carries its ledger's id");
       assert.equal(e.v, ENVELOPE_VERSION);
       assert.equal(e.pipeline, s.pipeline);
@@ -105,13 +125,19 @@ describe('produce', () => {
     for (const [key, row] of d) {
       assert.equal(row.run_id, summary.runId);
       assert.equal(row.topic, s.topic);
-      assert.equal(at.get(`${row.kafka_partition}:${row.kafka_offset}`), key, 'recorded at the partition and offset Kafka acknowledged');
+      assert.equal(
+        at.get(`${row.kafka_partition}:${row.kafka_offset}`),
+        key,
+        'recorded at the partition and offset Kafka acknowledged',
+      );
     }
   });
 
   it('publishes hostile string keys byte for byte and never mixes them up', async () => {
     const table = randomName('skeys');
-    await db.query(`CREATE TABLE ${table} (k VARCHAR(512) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci PRIMARY KEY, v INT)`);
+    await db.query(
+      `CREATE TABLE ${table} (k VARCHAR(512) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci PRIMARY KEY, v INT)`,
+    );
     const keys = [
       "it's",
       '"double"',
@@ -163,7 +189,10 @@ describe('produce', () => {
     await db.query(`INSERT INTO ${table} VALUES (1), (20), (300)`);
     const s = setup({ table, key: 'id', columns: [] });
     const first = await s.run();
-    assert.deepEqual((await envelopes(s.topic)).map((e) => e.key).sort((a, b) => Number(a) - Number(b)), [1, 20, 300]);
+    assert.deepEqual(
+      (await envelopes(s.topic)).map((e) => e.key).sort((a, b) => Number(a) - Number(b)),
+      [1, 20, 300],
+    );
     assert.equal(first.published, 3);
     await markDone(s.pipeline, [1, 20, 300]);
     const rerun = await s.run({ all: true, dryRun: true });
@@ -171,17 +200,34 @@ describe('produce', () => {
     assert.equal((await s.run({ all: true })).published, 0);
   });
 
-  it('--retry-quarantined takes a task out of quarantine and resets its attempt budget; its history stays', async () => {
-    const s = setup({ table: await intSource([1, 2]), key: 'id', columns: [] });
-    await db.query('INSERT INTO sluice_dead_tasks (pipeline, task_key, error_class, error_message, attempts) VALUES (?, ?, ?, ?, ?)', [s.pipeline, '2', 'E', 'm', 3]);
-    await db.query('INSERT INTO sluice_attempts (pipeline, task_key, stage, attempt, error_class, error_message, retriable) VALUES ?', [[1, 2, 3].map((a) => [s.pipeline, '2', 'st', a, 'E', 'm', 1])]);
-    const summary = await s.run({ retryQuarantined: true });
-    const [[dead]] = await db.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM sluice_dead_tasks WHERE pipeline = ?', [s.pipeline]);
-    const [[live]] = await db.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM sluice_attempts WHERE pipeline = ? AND superseded = FALSE', [s.pipeline]);
-    assert.equal(summary.requeuedQuarantined, 1);
-    assert.deepEqual([Number(dead?.n), Number(live?.n)], [0, 0]);
-    assert.deepEqual((await readAll(s.topic)).map((m) => m.key).sort(), ['1', '2']);
-  });
+  it(
+    '--retry-quarantined takes a task out of quarantine and resets its ' + 'attempt budget; its history stays',
+    async () => {
+      const s = setup({ table: await intSource([1, 2]), key: 'id', columns: [] });
+      await db.query(
+        'INSERT INTO sluice_dead_tasks (pipeline, task_key, error_class, ' +
+          'error_message, attempts) VALUES (?, ?, ?, ?, ?)',
+        [s.pipeline, '2', 'E', 'm', 3],
+      );
+      await db.query(
+        'INSERT INTO sluice_attempts (pipeline, task_key, stage, attempt, ' +
+          'error_class, error_message, retriable) VALUES ?',
+        [[1, 2, 3].map((a) => [s.pipeline, '2', 'st', a, 'E', 'm', 1])],
+      );
+      const summary = await s.run({ retryQuarantined: true });
+      const [[dead]] = await db.query<RowDataPacket[]>(
+        'SELECT COUNT(*) AS n FROM sluice_dead_tasks WHERE pipeline = ?',
+        [s.pipeline],
+      );
+      const [[live]] = await db.query<RowDataPacket[]>(
+        'SELECT COUNT(*) AS n FROM sluice_attempts WHERE pipeline = ? AND superseded = FALSE',
+        [s.pipeline],
+      );
+      assert.equal(summary.requeuedQuarantined, 1);
+      assert.deepEqual([Number(dead?.n), Number(live?.n)], [0, 0]);
+      assert.deepEqual((await readAll(s.topic)).map((m) => m.key).sort(), ['1', '2']);
+    },
+  );
 
   it('a rerun with nothing missing publishes nothing', async () => {
     const ids = Array.from({ length: 120 }, (_, i) => i + 1);
@@ -201,7 +247,10 @@ describe('produce', () => {
     const rerun = await s.run();
     assert.equal(rerun.published, 0);
     const rc = rerun.counts!;
-    assert.deepEqual({ missing: rc.missing, inFlight: rc.inFlight, quarantined: rc.quarantined, pending: rc.pending }, { missing: 200, inFlight: 200, quarantined: 0, pending: 0 });
+    assert.deepEqual(
+      { missing: rc.missing, inFlight: rc.inFlight, quarantined: rc.quarantined, pending: rc.pending },
+      { missing: 200, inFlight: 200, quarantined: 0, pending: 0 },
+    );
 
     await markDone(s.pipeline, ids.slice(0, 50));
     const stale = await s.run({ staleAfterMs: 0 });
@@ -220,54 +269,72 @@ describe('produce', () => {
     const ids = Array.from({ length: 40 }, (_, i) => i + 1);
     const s = setup({ table: await intSource(ids), key: 'id', columns: ['title'] });
     const dead = [5, 6, 7];
-    await db.query('INSERT INTO sluice_dead_tasks (pipeline, task_key, stage, error_class, error_message, attempts) VALUES ?', [
-      dead.map((k) => [s.pipeline, Buffer.from(String(k)), 'ner', 'Error', 'boom', 3]),
-    ]);
+    await db.query(
+      'INSERT INTO sluice_dead_tasks (pipeline, task_key, stage, error_class, error_message, attempts) VALUES ?',
+      [dead.map((k) => [s.pipeline, Buffer.from(String(k)), 'ner', 'Error', 'boom', 3])],
+    );
     const first = await s.run();
     assert.equal(first.published, 37);
     assert.equal(first.counts?.quarantined, 3);
     // Two of the tasks just published fail for good at once: quarantined, not in flight, however recent.
-    await db.query('INSERT INTO sluice_dead_tasks (pipeline, task_key, stage, error_class, error_message, attempts) VALUES ?', [
-      [10, 11].map((k) => [s.pipeline, Buffer.from(String(k)), 'ner', 'Error', 'boom', 3]),
-    ]);
+    await db.query(
+      'INSERT INTO sluice_dead_tasks (pipeline, task_key, stage, error_class, error_message, attempts) VALUES ?',
+      [[10, 11].map((k) => [s.pipeline, Buffer.from(String(k)), 'ner', 'Error', 'boom', 3])],
+    );
     const retry = await s.run({ retryQuarantined: true });
     assert.equal(retry.published, 5);
     assert.equal(retry.requeuedQuarantined, 5);
     const retried = (await envelopes(s.topic)).filter((e) => e.runId === retry.runId).map((e) => e.key);
-    assert.deepEqual(retried.sort((a, b) => Number(a) - Number(b)), [...dead, 10, 11]);
-    const [left] = await db.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM sluice_dead_tasks WHERE pipeline = ?', [s.pipeline]);
+    assert.deepEqual(
+      retried.sort((a, b) => Number(a) - Number(b)),
+      [...dead, 10, 11],
+    );
+    const [left] = await db.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM sluice_dead_tasks WHERE pipeline = ?', [
+      s.pipeline,
+    ]);
     assert.equal(Number(left[0]?.n), 0);
   });
 
   it('never sends a batch over the byte limit, and still sends everything', async () => {
     const ids = Array.from({ length: 400 }, (_, i) => i + 1);
-    const s = setup({ table: await intSource(ids, (id) => 'x'.repeat(100 + (id % 50))), key: 'id', columns: ['body'] }, { batchBytes: 4096 });
+    const s = setup(
+      { table: await intSource(ids, (id) => 'x'.repeat(100 + (id % 50))), key: 'id', columns: ['body'] },
+      { batchBytes: 4096 },
+    );
     const batches: number[] = [];
     const summary = await s.run({ onBatch: (b) => batches.push(b.bytes) });
     assert.equal(summary.published, 400);
     assert.ok(batches.length >= 10, `${batches.length} batches`);
     for (const b of batches) assert.ok(b <= 4096, `batch of ${b} bytes`);
-    assert.equal(batches.reduce((a, b) => a + b, 0) > 4096 * (batches.length - 1) * 0.8, true, 'batches are filled, not sent one message at a time');
+    assert.equal(
+      batches.reduce((a, b) => a + b, 0) > 4096 * (batches.length - 1) * 0.8,
+      true,
+      'batches are filled, not sent one message at a time',
+    );
     assert.equal(await countMessages(s.topic), 400);
   });
 
-  it('reports and skips a message over the size limit and a payload that cannot be serialised; the rest goes on', async () => {
-    const ids = Array.from({ length: 30 }, (_, i) => i + 1);
-    const table = await intSource(ids, (id) => (id === 7 ? 'y'.repeat(6000) : 'small'));
-    await db.query(`UPDATE ${table} SET title = 'poison' WHERE id = 13`);
-    // JSON cannot represent a BigInt: the payload function makes one for the poisoned row.
-    const payload = (row: Record<string, unknown>): unknown => (row.title === 'poison' ? { n: 10n } : { body: row.body });
-    const s = setup({ table, key: 'id', columns: ['body', 'title'], payload }, { batchBytes: 4096 });
+  it(
+    'reports and skips a message over the size limit and a payload that ' + 'cannot be serialised; the rest goes on',
+    async () => {
+      const ids = Array.from({ length: 30 }, (_, i) => i + 1);
+      const table = await intSource(ids, (id) => (id === 7 ? 'y'.repeat(6000) : 'small'));
+      await db.query(`UPDATE ${table} SET title = 'poison' WHERE id = 13`);
+      // JSON cannot represent a BigInt: the payload function makes one for the poisoned row.
+      const payload = (row: Record<string, unknown>): unknown =>
+        row.title === 'poison' ? { n: 10n } : { body: row.body };
+      const s = setup({ table, key: 'id', columns: ['body', 'title'], payload }, { batchBytes: 4096 });
 
-    const summary = await s.run();
-    assert.equal(summary.published, 28);
-    assert.deepEqual(summary.skipped, { tooLarge: 1, unserialisable: 1, emptyKey: 0 });
-    assert.deepEqual(summary.skippedTasks.map((t) => t.key).sort(), ['13', '7']);
-    assert.match(summary.skippedTasks.find((t) => t.key === '7')!.reason, /message is \d+ bytes; the limit is 4096/);
-    assert.match(summary.skippedTasks.find((t) => t.key === '13')!.reason, /payload cannot be serialised: .*BigInt/);
-    assert.equal(await countMessages(s.topic), 28);
-    assert.equal((await dispatched(s.pipeline)).has('7'), false, 'a skipped task is not recorded as in flight');
-  });
+      const summary = await s.run();
+      assert.equal(summary.published, 28);
+      assert.deepEqual(summary.skipped, { tooLarge: 1, unserialisable: 1, emptyKey: 0 });
+      assert.deepEqual(summary.skippedTasks.map((t) => t.key).sort(), ['13', '7']);
+      assert.match(summary.skippedTasks.find((t) => t.key === '7')!.reason, /message is \d+ bytes; the limit is 4096/);
+      assert.match(summary.skippedTasks.find((t) => t.key === '13')!.reason, /payload cannot be serialised: .*BigInt/);
+      assert.equal(await countMessages(s.topic), 28);
+      assert.equal((await dispatched(s.pipeline)).has('7'), false, 'a skipped task is not recorded as in flight');
+    },
+  );
 
   it('Ctrl-C stops after the batch in hand and reports what was published and recorded', async () => {
     const ids = Array.from({ length: 1000 }, (_, i) => i + 1);
@@ -288,7 +355,17 @@ describe('produce', () => {
     const s = setup({ table: await intSource([1, 2, 3]), key: 'id', columns: [] });
     const summary = await s.run({ dryRun: true });
     const { countedAt, countAgeSeconds, stages: _stages, ...counts } = summary.counts!;
-    assert.deepEqual(counts, { source: 3, done: 0, missing: 3, inFlight: 0, quarantined: 0, pending: 3, orphans: 0, shared: 0, exact: true });
+    assert.deepEqual(counts, {
+      source: 3,
+      done: 0,
+      missing: 3,
+      inFlight: 0,
+      quarantined: 0,
+      pending: 3,
+      orphans: 0,
+      shared: 0,
+      exact: true,
+    });
     assert.match(countedAt, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$/);
     assert.equal(countAgeSeconds, 0);
     assert.equal(summary.published, 0);
@@ -305,19 +382,27 @@ describe('produce', () => {
     const broker = await startPrivateBroker();
     try {
       const ids = Array.from({ length: 2000 }, (_, i) => i + 1);
-      const s = setup({ table: await intSource(ids), key: 'id', columns: ['title'] }, { batchBytes: 4096 }, broker.brokers, { retries: 1, requestTimeoutMs: 3000, connectionTimeoutMs: 1000 });
+      const s = setup(
+        { table: await intSource(ids), key: 'id', columns: ['title'] },
+        { batchBytes: 4096 },
+        broker.brokers,
+        { retries: 1, requestTimeoutMs: 3000, connectionTimeoutMs: 1000 },
+      );
       let batches = 0;
       const started = performance.now();
-      await assert.rejects(
-        s.run({ onBatch: () => ++batches === 3 && broker.kill() }),
-        (err: unknown) => {
-          assert.ok(err instanceof KafkaError, String(err));
-          assert.equal(err.code, 'KAFKA_PUBLISH_FAILED');
-          assert.match(err.message, new RegExp(`^publishing to ${s.topic} failed after retries \\(.*\\); \\d+ task\\(s\\) were published and \\d+ recorded before the failure$`));
-          assert.match(err.hint ?? '', /rerun: npx sluice produce --pipeline/);
-          return true;
-        },
-      );
+      await assert.rejects(s.run({ onBatch: () => ++batches === 3 && broker.kill() }), (err: unknown) => {
+        assert.ok(err instanceof KafkaError, String(err));
+        assert.equal(err.code, 'KAFKA_PUBLISH_FAILED');
+        assert.match(
+          err.message,
+          new RegExp(
+            `^publishing to ${s.topic} failed after retries \\(.*\\); \\d+ task\\(s\\) were published and \\d+ ` +
+              `recorded before the failure$`,
+          ),
+        );
+        assert.match(err.hint ?? '', /rerun: npx sluice produce --pipeline/);
+        return true;
+      });
       assert.ok(performance.now() - started < 60_000);
       const recorded = (await dispatched(s.pipeline)).size;
       assert.ok(recorded >= 3 * 10, `recorded ${recorded}`);
@@ -337,9 +422,15 @@ describe('npm run produce', () => {
     const cli = randomName('cli');
     writeFileSync(
       join(dir, 'sluice.config.ts'),
-      `export default { pipelines: { ${cli}: { topic: '${topic}', partitions: 1, source: { table: '${table}', key: 'id', columns: ['body'] } } } };\n`,
+      `export default { pipelines: { ${cli}: { topic: '${topic}', partitions: ` +
+        `1, source: { table: '${table}', key: 'id', columns: ['body'] } } } };\n`,
     );
-    const env = { DATABASE_URL: url, SLUICE_KAFKA_BROKERS: BROKERS.join(','), SLUICE_LOG_LEVEL: 'silent', SLUICE_CONFIG: join(dir, 'sluice.config.ts') };
+    const env = {
+      DATABASE_URL: url,
+      SLUICE_KAFKA_BROKERS: BROKERS.join(','),
+      SLUICE_LOG_LEVEL: 'silent',
+      SLUICE_CONFIG: join(dir, 'sluice.config.ts'),
+    };
     const r = await runCli(['produce', '--pipeline', cli, '--batch-bytes', '2048'], { env, cwd: ROOT });
     assert.equal(r.code, 5, r.stderr);
     assert.match(r.stdout, /published +2/);

@@ -23,11 +23,14 @@ interface Actual {
 
 async function describeDatabase(conn: Connection): Promise<Actual> {
   const [tables] = await conn.query<RowDataPacket[]>(
-    "SELECT table_name AS t FROM information_schema.tables WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE'",
+    'SELECT table_name AS t FROM information_schema.tables WHERE table_schema ' +
+      "= DATABASE() AND table_type = 'BASE TABLE'",
   );
   const [columns] = await conn.query<RowDataPacket[]>(
-    `SELECT table_name AS t, column_name AS c, column_type AS type, is_nullable AS nullable, extra, collation_name AS coll
-     FROM information_schema.columns WHERE table_schema = DATABASE() ORDER BY table_name, ordinal_position`,
+    `SELECT table_name AS t, column_name AS c, column_type AS type, ` +
+      `is_nullable AS nullable, extra, collation_name AS coll
+     FROM information_schema.columns WHERE table_schema = DATABASE() ` +
+      `ORDER BY table_name, ordinal_position`,
   );
   const [stats] = await conn.query<RowDataPacket[]>(
     `SELECT table_name AS t, index_name AS i, non_unique AS nu, column_name AS c
@@ -36,17 +39,25 @@ async function describeDatabase(conn: Connection): Promise<Actual> {
   const indexes = new Map<string, Actual['indexes'][number]>();
   for (const s of stats) {
     const key = `${s.t}.${s.i}`;
-    const entry = indexes.get(key) ?? { table: s.t as string, name: s.i as string, unique: Number(s.nu) === 0, columns: [] };
+    const entry = indexes.get(key) ?? {
+      table: s.t as string,
+      name: s.i as string,
+      unique: Number(s.nu) === 0,
+      columns: [],
+    };
     entry.columns.push(s.c as string);
     indexes.set(key, entry);
   }
   // MariaDB stores JSON as LONGTEXT guarded by a json_valid() check; MySQL 8 has a real JSON type.
   const jsonChecks = new Set<string>();
   const [hasChecks] = await conn.query<RowDataPacket[]>(
-    "SELECT 1 FROM information_schema.tables WHERE table_schema = 'information_schema' AND table_name = 'CHECK_CONSTRAINTS'",
+    'SELECT 1 FROM information_schema.tables WHERE table_schema = ' +
+      "'information_schema' AND table_name = 'CHECK_CONSTRAINTS'",
   );
   if (hasChecks.length > 0) {
-    const [checks] = await conn.query<RowDataPacket[]>('SELECT * FROM information_schema.check_constraints WHERE constraint_schema = DATABASE()');
+    const [checks] = await conn.query<RowDataPacket[]>(
+      'SELECT * FROM information_schema.check_constraints WHERE constraint_schema = DATABASE()',
+    );
     for (const c of checks) {
       const col = /json_valid\(`([^`]+)`\)/i.exec(String(c.CHECK_CLAUSE ?? c.check_clause))?.[1];
       if (col !== undefined) jsonChecks.add(`${c.TABLE_NAME ?? c.table_name}.${col}`);
@@ -67,7 +78,8 @@ function schemaDrift(schemaText: string, actual: Actual): string[] {
       continue;
     }
     const cols = actual.columns.filter((c) => c.t === t.table);
-    for (const c of cols) if (!t.columns.some((w) => w.name === c.c)) diffs.push(`column ${t.table}.${c.c} is not in schema.prisma`);
+    for (const c of cols)
+      if (!t.columns.some((w) => w.name === c.c)) diffs.push(`column ${t.table}.${c.c} is not in schema.prisma`);
     for (const w of t.columns) {
       const where = `${t.table}.${w.name}`;
       const got = cols.find((c) => c.c === w.name);
@@ -78,11 +90,14 @@ function schemaDrift(schemaText: string, actual: Actual): string[] {
       const type = normalise(String(got.type));
       const jsonOk = w.isJson && type === 'longtext' && actual.jsonChecks.has(where);
       if (type !== w.type && !jsonOk) diffs.push(`column ${where}: database has ${type}, schema says ${w.type}`);
-      if ((got.nullable === 'YES') !== w.nullable) diffs.push(`column ${where}: nullability differs (schema: ${w.nullable ? 'optional' : 'required'})`);
-      if (/auto_increment/i.test(String(got.extra)) !== w.autoIncrement) diffs.push(`column ${where}: auto_increment differs`);
+      if ((got.nullable === 'YES') !== w.nullable)
+        diffs.push(`column ${where}: nullability differs (schema: ${w.nullable ? 'optional' : 'required'})`);
+      if (/auto_increment/i.test(String(got.extra)) !== w.autoIncrement)
+        diffs.push(`column ${where}: auto_increment differs`);
     }
     const gotIdx = actual.indexes.filter((i) => i.table === t.table);
-    const fmt = (i: { name: string; unique: boolean; columns: string[] }): string => `${i.unique ? 'unique ' : ''}${i.name}(${i.columns.join(',')})`;
+    const fmt = (i: { name: string; unique: boolean; columns: string[] }): string =>
+      `${i.unique ? 'unique ' : ''}${i.name}(${i.columns.join(',')})`;
     const gotSet = new Set(gotIdx.map(fmt));
     const wantSet = new Set(t.indexes.map(fmt));
     for (const i of wantSet) if (!gotSet.has(i)) diffs.push(`index ${t.table}.${i} is missing from the database`);
@@ -113,8 +128,14 @@ describe('schema.prisma and the migrations', () => {
 
   it('the check notices a changed column type, a new optional field, a dropped index and a new model', () => {
     const drifted = schema
-      .replace('taskKey    Bytes    @map("task_key") @db.VarBinary(2048)', 'taskKey    Bytes    @map("task_key") @db.VarBinary(2000)')
-      .replace('  attempts   Int      @default(1)\n', '  attempts   Int      @default(1)\n  note       String?  @db.VarChar(20)\n')
+      .replace(
+        'taskKey    Bytes    @map("task_key") @db.VarBinary(2048)',
+        'taskKey    Bytes    @map("task_key") @db.VarBinary(2000)',
+      )
+      .replace(
+        '  attempts   Int      @default(1)\n',
+        '  attempts   Int      @default(1)\n  note       String?  @db.VarChar(20)\n',
+      )
       .replace('  @@index([pipeline, finishedAt])\n', '')
       .concat('\nmodel Extra {\n  id Int @id\n  @@map("sluice_extra")\n}\n');
     assert.deepEqual(schemaDrift(drifted, actual).sort(), [
@@ -127,7 +148,10 @@ describe('schema.prisma and the migrations', () => {
 
   it('the check refuses schema constructs it cannot compare instead of ignoring them', () => {
     assert.throws(() => expectedTables(`${schema}\nenum Kind {\n  A\n}\n`), /not supported/);
-    assert.throws(() => expectedTables(schema.replace('output     Json?\n', 'output     Json?\n  other      Result?\n')), /not supported/);
+    assert.throws(
+      () => expectedTables(schema.replace('output     Json?\n', 'output     Json?\n  other      Result?\n')),
+      /not supported/,
+    );
   });
 
   it('store task keys as exact bytes (no collation, no trailing-space padding), as the README documents', () => {

@@ -25,10 +25,15 @@ describe('npm run services', () => {
   const services = (...args: string[]): Promise<Run> => {
     const started = performance.now();
     return new Promise((resolve) => {
-      execFile('bash', [join(ROOT, 'scripts/services.sh'), ...args], { env: { ...process.env, ...env }, timeout: 180_000 }, (err, stdout, stderr) => {
-        const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 1;
-        resolve({ code, out: stdout + stderr, ms: performance.now() - started });
-      });
+      execFile(
+        'bash',
+        [join(ROOT, 'scripts/services.sh'), ...args],
+        { env: { ...process.env, ...env }, timeout: 180_000 },
+        (err, stdout, stderr) => {
+          const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 1;
+          resolve({ code, out: stdout + stderr, ms: performance.now() - started });
+        },
+      );
     });
   };
 
@@ -58,7 +63,12 @@ describe('npm run services', () => {
   });
 
   const admin = () =>
-    new Kafka({ clientId: 'services-test', brokers: [`127.0.0.1:${port}`], logLevel: logLevel.NOTHING, retry: { retries: 3 } }).admin();
+    new Kafka({
+      clientId: 'services-test',
+      brokers: [`127.0.0.1:${port}`],
+      logLevel: logLevel.NOTHING,
+      retry: { retries: 3 },
+    }).admin();
 
   it('up: starts a KRaft broker that answers metadata requests', async () => {
     const r = await services('up');

@@ -28,7 +28,10 @@ describe('the stage charts', () => {
     await milestones(p, 1000, 125);
     const series = await stageSeries(pool, p, ['ner'], 30, 60);
     const points = series.ner!;
-    assert.equal(points.reduce((s, x) => s + x.done, 0), 1000);
+    assert.equal(
+      points.reduce((s, x) => s + x.done, 0),
+      1000,
+    );
     // All stamped in the same second: one bucket. Durations 1..1000: p50 500, p99 990 (bins about 9% wide).
     assert.equal(points.length, 1);
     const [one] = points;
@@ -42,14 +45,23 @@ describe('the stage charts', () => {
     await milestones(p, 50, 300);
     const cache = new SeriesCache();
     const first = await stageSeries(pool, p, ['ner'], 30, 10, cache);
-    assert.equal(first.ner!.reduce((s, x) => s + x.done, 0), 50);
+    assert.equal(
+      first.ner!.reduce((s, x) => s + x.done, 0),
+      50,
+    );
     // Gone from the table, still on the chart: the old bucket was final, so it was not read again.
     await db.query('DELETE FROM sluice_milestones WHERE pipeline = ?', [p]);
     await milestones(p, 7, 0, 1000);
     const second = await stageSeries(pool, p, ['ner'], 30, 10, cache);
-    assert.equal(second.ner!.reduce((s, x) => s + x.done, 0), 57);
+    assert.equal(
+      second.ner!.reduce((s, x) => s + x.done, 0),
+      57,
+    );
     // Without the server's cache, the table is the truth.
     const fresh = await stageSeries(pool, p, ['ner'], 30, 10);
-    assert.equal(fresh.ner!.reduce((s, x) => s + x.done, 0), 7);
+    assert.equal(
+      fresh.ner!.reduce((s, x) => s + x.done, 0),
+      7,
+    );
   });
 });

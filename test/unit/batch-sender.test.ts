@@ -10,7 +10,11 @@ const msg = (key: string, bytes: number): OutgoingMessage => {
 describe('BatchSender', () => {
   it('closes a batch when the next message would pass the byte limit', async () => {
     const sent: number[][] = [];
-    const sender = new BatchSender({ maxBytes: 1000, flushMs: 60_000, send: async (b) => void sent.push(b.map((m) => m.size)) });
+    const sender = new BatchSender({
+      maxBytes: 1000,
+      flushMs: 60_000,
+      send: async (b) => void sent.push(b.map((m) => m.size)),
+    });
     for (let i = 0; i < 7; i++) await sender.add(msg(`k${i}`, 300));
     await sender.flush();
     assert.deepEqual(sent, [[300, 300, 300], [300, 300, 300], [300]]);
@@ -18,12 +22,16 @@ describe('BatchSender', () => {
 
   it('flushes a batch the flush interval after its first message, full or not', async () => {
     const sent: string[][] = [];
-    const sender = new BatchSender({ maxBytes: 1_000_000, flushMs: 30, send: async (b) => void sent.push(b.map((m) => m.key)) });
-    sender.add(msg('a', 100));
-    sender.add(msg('b', 100));
+    const sender = new BatchSender({
+      maxBytes: 1_000_000,
+      flushMs: 30,
+      send: async (b) => void sent.push(b.map((m) => m.key)),
+    });
+    void sender.add(msg('a', 100));
+    void sender.add(msg('b', 100));
     await new Promise((r) => setTimeout(r, 80));
     assert.deepEqual(sent, [['a', 'b']]);
-    sender.add(msg('c', 100));
+    void sender.add(msg('c', 100));
     await sender.flush();
     assert.deepEqual(sent, [['a', 'b'], ['c']]);
   });
@@ -76,20 +84,26 @@ describe('BatchSender', () => {
         inFlight--;
       },
     });
-    for (let i = 0; i < 5; i++) sender.add(msg(`k${i}`, 150));
+    for (let i = 0; i < 5; i++) void sender.add(msg(`k${i}`, 150));
     await sender.flush();
     assert.equal(most, 1);
     assert.deepEqual(order, ['k0', 'k1', 'k2', 'k3', 'k4']);
   });
 
   it('after a failed send, every later flush fails with that error: nothing is silently dropped', async () => {
-    const sender = new BatchSender({ maxBytes: 200, flushMs: 60_000, send: async (b) => { if (b[0]!.key === 'k1') throw new Error('broker gone'); } });
-    sender.add(msg('k0', 150));
-    sender.add(msg('k1', 150));
-    sender.add(msg('k2', 150));
+    const sender = new BatchSender({
+      maxBytes: 200,
+      flushMs: 60_000,
+      send: async (b) => {
+        if (b[0]!.key === 'k1') throw new Error('broker gone');
+      },
+    });
+    void sender.add(msg('k0', 150));
+    void sender.add(msg('k1', 150));
+    void sender.add(msg('k2', 150));
     const closed = sender.add(msg('k3', 150));
     await assert.rejects(closed!, /broker gone/);
-    sender.add(msg('k4', 150));
+    void sender.add(msg('k4', 150));
     await assert.rejects(sender.flush(), /broker gone/);
   });
 });

@@ -15,7 +15,11 @@ const INDEX = join(ROOT, 'src', 'index.ts');
 function configDir(t: TestContext, body: string | null): string {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-config-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  if (body !== null) writeFileSync(join(dir, 'sluice.config.ts'), `import { defineConfig } from ${JSON.stringify(INDEX)};\nexport default defineConfig(${body});\n`);
+  if (body !== null)
+    writeFileSync(
+      join(dir, 'sluice.config.ts'),
+      `import { defineConfig } from ${JSON.stringify(INDEX)};\nexport default defineConfig(${body});\n`,
+    );
   return dir;
 }
 
@@ -32,7 +36,10 @@ function problemsOf(input: unknown): string[] {
   assert.fail('expected the configuration to be rejected');
 }
 
-const withPipeline = (pl: Record<string, unknown>, name = 'docs') => ({ ...structuredClone(defaults), pipelines: { [name]: pl } });
+const withPipeline = (pl: Record<string, unknown>, name = 'docs') => ({
+  ...structuredClone(defaults),
+  pipelines: { [name]: pl },
+});
 
 describe('configuration', () => {
   it('without a config file, is the defaults', async (t) => {
@@ -42,24 +49,39 @@ describe('configuration', () => {
   });
 
   it('layers defaults < config file < environment < CLI flags', async (t) => {
-    const dir = configDir(t, `{
+    const dir = configDir(
+      t,
+      `{
       database: { url: 'mysql://file@db-from-file:3306/filedb', poolSize: 3 },
       kafka: { brokers: ['file:9092'], clientId: 'from-file' },
       log: { level: 'warn' },
-    }`);
+    }`,
+    );
     const onlyFile = await loadConfig({ cwd: dir, env: {} });
     assert.equal(onlyFile.config.database.url, 'mysql://file@db-from-file:3306/filedb');
     assert.equal(onlyFile.config.database.poolSize, 3);
-    assert.equal(onlyFile.config.database.connectTimeoutMs, defaults.database.connectTimeoutMs, 'untouched keys keep their default');
+    assert.equal(
+      onlyFile.config.database.connectTimeoutMs,
+      defaults.database.connectTimeoutMs,
+      'untouched keys keep their default',
+    );
 
-    const env = { DATABASE_URL: 'mysql://env@db-from-env:3306/envdb', SLUICE_KAFKA_BROKERS: 'env1:9092, env2:9092', SLUICE_LOG_LEVEL: 'debug' };
+    const env = {
+      DATABASE_URL: 'mysql://env@db-from-env:3306/envdb',
+      SLUICE_KAFKA_BROKERS: 'env1:9092, env2:9092',
+      SLUICE_LOG_LEVEL: 'debug',
+    };
     const withEnv = await loadConfig({ cwd: dir, env });
     assert.equal(withEnv.config.database.url, env.DATABASE_URL);
     assert.deepEqual(withEnv.config.kafka.brokers, ['env1:9092', 'env2:9092']);
     assert.equal(withEnv.config.kafka.clientId, 'from-file');
     assert.equal(withEnv.config.database.poolSize, 3);
 
-    const withFlags = await loadConfig({ cwd: dir, env, flags: { 'database-url': 'mysql://flag@db-from-flag:3306/flagdb', 'log-level': 'error' } });
+    const withFlags = await loadConfig({
+      cwd: dir,
+      env,
+      flags: { 'database-url': 'mysql://flag@db-from-flag:3306/flagdb', 'log-level': 'error' },
+    });
     assert.equal(withFlags.config.database.url, 'mysql://flag@db-from-flag:3306/flagdb');
     assert.equal(withFlags.config.log.level, 'error');
     assert.deepEqual(withFlags.config.kafka.brokers, ['env1:9092', 'env2:9092']);
@@ -74,14 +96,28 @@ describe('configuration', () => {
   });
 
   it('accepts a full pipeline with stages and a database.table source', () => {
-    const c = validateConfig(withPipeline({ topic: 't.docs', partitions: 12, source: { ...source, table: 'other_db.docs' }, stages: [{ name: 'ner', run, concurrency: 2, ratePerSecond: 5, timeoutMs: 1000, retry: { maxAttempts: 5 } }] }));
+    const c = validateConfig(
+      withPipeline({
+        topic: 't.docs',
+        partitions: 12,
+        source: { ...source, table: 'other_db.docs' },
+        stages: [{ name: 'ner', run, concurrency: 2, ratePerSecond: 5, timeoutMs: 1000, retry: { maxAttempts: 5 } }],
+      }),
+    );
     assert.equal(c.pipelines.docs?.stages[0]?.name, 'ner');
   });
 
   it('rejects an SQL injection attempt in a table or column name before any SQL is built', () => {
-    const problems = problemsOf(withPipeline({ source: { table: 'docs; DROP TABLE sluice_results; --', key: 'id`x', columns: ['title', 'a b'] } }));
+    const problems = problemsOf(
+      withPipeline({
+        source: { table: 'docs; DROP TABLE sluice_results; --', key: 'id`x', columns: ['title', 'a b'] },
+      }),
+    );
     assert.equal(problems.length, 3);
-    assert.match(problems[0]!, /^pipelines\.docs\.source\.table: must be an SQL identifier .*got "docs; DROP TABLE sluice_results; --"/);
+    assert.match(
+      problems[0]!,
+      /^pipelines\.docs\.source\.table: must be an SQL identifier .*got "docs; DROP TABLE sluice_results; --"/,
+    );
     assert.match(problems[1]!, /^pipelines\.docs\.source\.key: must be an SQL identifier/);
     assert.match(problems[2]!, /^pipelines\.docs\.source\.columns\[1\]: must be an SQL identifier/);
     assert.throws(() => quoteIdentifier('docs`; DROP TABLE x'), TypeError);
@@ -90,7 +126,18 @@ describe('configuration', () => {
 
   it('names every bad key at once, with what is wrong', () => {
     const problems = problemsOf({
-      ...withPipeline({ topic: 'bad topic!', partitions: 0, source, stages: [{ name: 'ner', run }, { name: 'ner', run: 'not a function', concurrency: -1 }] }, 'Bad Name'),
+      ...withPipeline(
+        {
+          topic: 'bad topic!',
+          partitions: 0,
+          source,
+          stages: [
+            { name: 'ner', run },
+            { name: 'ner', run: 'not a function', concurrency: -1 },
+          ],
+        },
+        'Bad Name',
+      ),
       database: { ...defaults.database, poolSize: 0 },
       kafka: { ...defaults.kafka, brokers: ['no-port'], sasl: { mechanism: 'md5', username: 'u', password: 'p' } },
       log: { level: 'loud', pretty: 'auto' },
@@ -117,28 +164,51 @@ describe('configuration', () => {
 
   it('reports a misspelt key as unknown, listing the allowed ones', () => {
     const problems = problemsOf({ ...structuredClone(defaults), kafka: { ...defaults.kafka, broker: ['x:1'] } });
-    assert.deepEqual(problems, ['kafka.broker: unknown key (allowed: brokers, clientId, ssl, sasl, connectionTimeoutMs, requestTimeoutMs, retries, retryInitialMs, retryMaxMs)']);
+    assert.deepEqual(problems, [
+      'kafka.broker: unknown key (allowed: brokers, clientId, ssl, sasl, ' +
+        'connectionTimeoutMs, requestTimeoutMs, retries, retryInitialMs, ' +
+        'retryMaxMs)',
+    ]);
   });
 
   it('never echoes a database URL or SASL password in its messages', () => {
-    const problems = problemsOf({ ...structuredClone(defaults), database: { ...defaults.database, url: 'postgres://u:hunter2@h/db' }, kafka: { ...defaults.kafka, sasl: { mechanism: 'plain', username: 'u', password: 42 } } });
+    const problems = problemsOf({
+      ...structuredClone(defaults),
+      database: { ...defaults.database, url: 'postgres://u:hunter2@h/db' },
+      kafka: { ...defaults.kafka, sasl: { mechanism: 'plain', username: 'u', password: 42 } },
+    });
     assert.ok(problems.length >= 2);
     for (const p of problems) assert.doesNotMatch(p, /hunter2|42/);
   });
 
   it('names the environment variable when its value is malformed', async (t) => {
-    await assert.rejects(loadConfig({ cwd: configDir(t, null), env: { SLUICE_DB_POOL_SIZE: 'lots' } }), /SLUICE_DB_POOL_SIZE: must be a whole number, got "lots"/);
-    await assert.rejects(loadConfig({ cwd: configDir(t, null), env: { SLUICE_KAFKA_SSL: 'maybe' } }), /SLUICE_KAFKA_SSL: must be true or false/);
+    await assert.rejects(
+      loadConfig({ cwd: configDir(t, null), env: { SLUICE_DB_POOL_SIZE: 'lots' } }),
+      /SLUICE_DB_POOL_SIZE: must be a whole number, got "lots"/,
+    );
+    await assert.rejects(
+      loadConfig({ cwd: configDir(t, null), env: { SLUICE_KAFKA_SSL: 'maybe' } }),
+      /SLUICE_KAFKA_SSL: must be true or false/,
+    );
   });
 
   it('fails clearly when an explicit config file is missing, broken or has no default export', async (t) => {
     const dir = configDir(t, null);
-    await assert.rejects(loadConfig({ cwd: dir, env: {}, flags: { config: 'missing.ts' } }), /config file not found: missing\.ts/);
+    await assert.rejects(
+      loadConfig({ cwd: dir, env: {}, flags: { config: 'missing.ts' } }),
+      /config file not found: missing\.ts/,
+    );
     await assert.rejects(loadConfig({ cwd: dir, env: { SLUICE_CONFIG: 'missing.ts' } }), /config file not found/);
     writeFileSync(join(dir, 'broken.ts'), 'export default {{{ nope');
-    await assert.rejects(loadConfig({ cwd: dir, env: {}, flags: { config: 'broken.ts' } }), (err: unknown) => err instanceof ConfigError && /cannot load .*broken\.ts/.test(err.message));
+    await assert.rejects(
+      loadConfig({ cwd: dir, env: {}, flags: { config: 'broken.ts' } }),
+      (err: unknown) => err instanceof ConfigError && /cannot load .*broken\.ts/.test(err.message),
+    );
     writeFileSync(join(dir, 'nodefault.ts'), 'export const x = 1;');
-    await assert.rejects(loadConfig({ cwd: dir, env: {}, flags: { config: 'nodefault.ts' } }), /must `export default defineConfig/);
+    await assert.rejects(
+      loadConfig({ cwd: dir, env: {}, flags: { config: 'nodefault.ts' } }),
+      /must `export default defineConfig/,
+    );
   });
 
   it("loads the project's own sluice.config.ts", async () => {

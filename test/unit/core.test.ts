@@ -1,7 +1,17 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { coerceError, ConfigError, DatabaseError, isRetriable, KafkaError, MigrationError, NonRetriableError, SluiceError, SourceError } from '../../src/core/errors.js';
+import {
+  coerceError,
+  ConfigError,
+  DatabaseError,
+  isRetriable,
+  KafkaError,
+  MigrationError,
+  NonRetriableError,
+  SluiceError,
+  SourceError,
+} from '../../src/core/errors.js';
 import { createLogger, redactUrl } from '../../src/core/logger.js';
 import { Shutdown } from '../../src/core/shutdown.js';
 
@@ -10,7 +20,15 @@ describe('logging', () => {
     const lines: string[] = [];
     const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) });
     const log = createLogger({ level: 'info', pretty: false, isTTY: false, destination: sink });
-    log.info({ password: 'p1', url: 'mysql://u:p2@h/db', kafka: { sasl: { mechanism: 'plain', username: 'u', password: 'p3' } }, database: { url: 'mysql://u:p4@h/db' } }, 'connecting');
+    log.info(
+      {
+        password: 'p1',
+        url: 'mysql://u:p2@h/db',
+        kafka: { sasl: { mechanism: 'plain', username: 'u', password: 'p3' } },
+        database: { url: 'mysql://u:p4@h/db' },
+      },
+      'connecting',
+    );
     const out = lines.join('');
     for (const secret of ['p1', 'p2', 'p3', 'p4']) assert.doesNotMatch(out, new RegExp(secret));
     assert.match(out, /"msg":"connecting"/);
@@ -29,7 +47,11 @@ describe('errors', () => {
     assert.equal(isRetriable(new TypeError('x is undefined')), false);
     assert.equal(isRetriable(new NonRetriableError('bad input')), false);
     assert.equal(isRetriable(new SluiceError('OVERLOAD', 'flaky', { retriable: true })), true);
-    assert.equal(isRetriable(new SluiceError('DB_CONNECTION_LOST', 'gone')), true, "a code's own default when the thrower does not say");
+    assert.equal(
+      isRetriable(new SluiceError('DB_CONNECTION_LOST', 'gone')),
+      true,
+      "a code's own default when the thrower does not say",
+    );
     assert.equal(isRetriable(new SluiceError('DB_AUTH', 'refused')), false);
     assert.equal(isRetriable(Object.assign(new Error('kafkajs'), { retriable: false })), false);
     assert.equal(isRetriable(new Error('connection reset by peer')), true);

@@ -15,7 +15,10 @@ function floorPlan(): string[][] {
   const doc = readFileSync(join(ROOT, 'docs', 'architecture.md'), 'utf8');
   const block = /```floor-plan\n([\s\S]*?)```/.exec(doc);
   assert.ok(block, 'docs/architecture.md has a ```floor-plan block');
-  return block[1]!.trim().split('\n').map((l) => l.trim().split(/\s+/));
+  return block[1]!
+    .trim()
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/));
 }
 
 function sources(dir = SRC): string[] {
@@ -36,9 +39,21 @@ function importsOf(file: string): string[] {
   const sf = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true);
   const specs: string[] = [];
   const visit = (n: ts.Node): void => {
-    if ((ts.isImportDeclaration(n) || ts.isExportDeclaration(n)) && n.moduleSpecifier !== undefined && ts.isStringLiteral(n.moduleSpecifier)) specs.push(n.moduleSpecifier.text);
-    if (ts.isCallExpression(n) && n.expression.kind === ts.SyntaxKind.ImportKeyword && n.arguments[0] !== undefined && ts.isStringLiteral(n.arguments[0])) specs.push(n.arguments[0].text);
-    if (ts.isImportTypeNode(n) && ts.isLiteralTypeNode(n.argument) && ts.isStringLiteral(n.argument.literal)) specs.push(n.argument.literal.text);
+    if (
+      (ts.isImportDeclaration(n) || ts.isExportDeclaration(n)) &&
+      n.moduleSpecifier !== undefined &&
+      ts.isStringLiteral(n.moduleSpecifier)
+    )
+      specs.push(n.moduleSpecifier.text);
+    if (
+      ts.isCallExpression(n) &&
+      n.expression.kind === ts.SyntaxKind.ImportKeyword &&
+      n.arguments[0] !== undefined &&
+      ts.isStringLiteral(n.arguments[0])
+    )
+      specs.push(n.arguments[0].text);
+    if (ts.isImportTypeNode(n) && ts.isLiteralTypeNode(n.argument) && ts.isStringLiteral(n.argument.literal))
+      specs.push(n.argument.literal.text);
     ts.forEachChild(n, visit);
   };
   visit(sf);
@@ -66,7 +81,8 @@ describe('the floor plan (docs/architecture.md)', () => {
         assert.ok(existsSync(t), `${rel(file)} imports ${rel(t)}, which does not exist`);
         const from = roomOf(file);
         const to = roomOf(t);
-        if (from !== to && floor.get(to)! >= floor.get(from)!) wrong.push(`${rel(file)} -> ${rel(t)} (${from} -> ${to})`);
+        if (from !== to && floor.get(to)! >= floor.get(from)!)
+          wrong.push(`${rel(file)} -> ${rel(t)} (${from} -> ${to})`);
       }
     }
     assert.deepEqual(wrong, []);
@@ -91,15 +107,22 @@ describe('the floor plan (docs/architecture.md)', () => {
   });
 
   it('keeps core/ free of sluice: it imports nothing outside itself', () => {
-    const out = [...graph].filter(([f]) => roomOf(f) === 'core').flatMap(([f, ts]) => ts.filter((t) => roomOf(t) !== 'core').map((t) => `${rel(f)} -> ${rel(t)}`));
+    const out = [...graph]
+      .filter(([f]) => roomOf(f) === 'core')
+      .flatMap(([f, ts]) => ts.filter((t) => roomOf(t) !== 'core').map((t) => `${rel(f)} -> ${rel(t)}`));
     assert.deepEqual(out, []);
   });
 
   it('runs SQL only in the database rooms (the demo, playing the user, on its own tables)', () => {
     const DB_ROOMS = new Set(['db', 'ledger', 'user-tables']);
-    const outside = [...graph.keys()].filter((f) => !DB_ROOMS.has(roomOf(f)) && /\.(query|execute)(<[^>]*>)?\(/.test(readFileSync(f, 'utf8')));
+    const outside = [...graph.keys()].filter(
+      (f) => !DB_ROOMS.has(roomOf(f)) && /\.(query|execute)(<[^>]*>)?\(/.test(readFileSync(f, 'utf8')),
+    );
     const demoOnOwnTables = (f: string): boolean =>
-      roomOf(f) === 'demo' && [...readFileSync(f, 'utf8').matchAll(/\b(?:FROM|INTO|JOIN|UPDATE)\s+`?(\w+)/g)].every((m) => m[1]!.startsWith('sluice_demo_'));
+      roomOf(f) === 'demo' &&
+      [...readFileSync(f, 'utf8').matchAll(/\b(?:FROM|INTO|JOIN|UPDATE)\s+`?(\w+)/g)].every((m) =>
+        m[1]!.startsWith('sluice_demo_'),
+      );
     assert.deepEqual(outside.filter((f) => !demoOnOwnTables(f)).map(rel), []);
   });
 });

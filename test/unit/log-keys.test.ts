@@ -78,7 +78,9 @@ describe('log records', () => {
     const command = childLogger(log, { command: 'run' });
     const worker = childLogger(command, { component: 'worker', pipeline: 'p', workerId: 'w1' });
     childLogger(worker, { component: 'resources' }).info({ resource: 'gpu' }, 'resource share renewed');
-    childLogger(childLogger(log, { component: 'dashboard' }), { component: 'producer', pipeline: 'p' }).info('produce started');
+    childLogger(childLogger(log, { component: 'dashboard' }), { component: 'producer', pipeline: 'p' }).info(
+      'produce started',
+    );
     const [a, b] = records();
     assert.equal(a!.component, 'worker.resources');
     assert.deepEqual([a!.command, a!.pipeline, a!.workerId, a!.resource], ['run', 'p', 'w1', 'gpu']);
@@ -96,7 +98,10 @@ describe('log records', () => {
   });
 
   it('are read by a parser that refuses a key twice (the check above can fail)', () => {
-    assert.throws(() => parseStrict('{"component":"worker","level":30,"component":"resources"}'), /duplicate key "component"/);
+    assert.throws(
+      () => parseStrict('{"component":"worker","level":30,"component":"resources"}'),
+      /duplicate key "component"/,
+    );
     assert.deepEqual(parseStrict('{"a":[1,{"b":"x\\"y"}],"c":null}'), { a: [1, { b: 'x"y' }], c: null });
   });
 

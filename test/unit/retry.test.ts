@@ -15,7 +15,7 @@ const failing = (errors: unknown[]) => {
     fn: async (attempt: number) => {
       calls.push(attempt);
       const e = errors.shift();
-      if (e !== undefined) throw e;
+      if (e !== undefined) throw e as Error;
       return 'ok';
     },
   };
@@ -23,9 +23,18 @@ const failing = (errors: unknown[]) => {
 
 describe('backoffDelay', () => {
   it('doubles from the initial delay up to the cap; full jitter draws below it', () => {
-    assert.deepEqual([1, 2, 3, 4].map((a) => backoffDelay(policy, a)), [100, 200, 250, 250]);
-    assert.equal(backoffDelay({ ...policy, jitter: 'full' }, 2, () => 0.5), 100);
-    assert.equal(backoffDelay({ ...policy, jitter: 'full' }, 2, () => 0), 0);
+    assert.deepEqual(
+      [1, 2, 3, 4].map((a) => backoffDelay(policy, a)),
+      [100, 200, 250, 250],
+    );
+    assert.equal(
+      backoffDelay({ ...policy, jitter: 'full' }, 2, () => 0.5),
+      100,
+    );
+    assert.equal(
+      backoffDelay({ ...policy, jitter: 'full' }, 2, () => 0),
+      0,
+    );
   });
 });
 
@@ -59,7 +68,14 @@ describe('withRetries', () => {
     const ctl = new AbortController();
     const err = new Error('outage');
     const f = failing([err, err, err]);
-    await assert.rejects(withRetries(f.fn, { ...policy, maxAttempts: Infinity }, { clock: fakeClock(), signal: ctl.signal, onRetry: () => ctl.abort() }), err);
+    await assert.rejects(
+      withRetries(
+        f.fn,
+        { ...policy, maxAttempts: Infinity },
+        { clock: fakeClock(), signal: ctl.signal, onRetry: () => ctl.abort() },
+      ),
+      err,
+    );
     assert.deepEqual(f.calls, [1]);
   });
 });
@@ -67,7 +83,13 @@ describe('withRetries', () => {
 describe('retryable database errors', () => {
   it('one table says which driver errors can pass: connection loss, deadlock, lock wait timeout', () => {
     const at = { host: 'h', port: 3306, user: 'u', password: '', database: 'd' };
-    for (const code of ['PROTOCOL_CONNECTION_LOST', 'ECONNRESET', 'ECONNREFUSED', 'ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT']) {
+    for (const code of [
+      'PROTOCOL_CONNECTION_LOST',
+      'ECONNRESET',
+      'ECONNREFUSED',
+      'ER_LOCK_DEADLOCK',
+      'ER_LOCK_WAIT_TIMEOUT',
+    ]) {
       assert.ok(code in RETRYABLE_DB_CODES, code);
       assert.equal(toDatabaseError(Object.assign(new Error(code), { code }), at, 0).retriable, true, code);
     }
@@ -76,14 +98,24 @@ describe('retryable database errors', () => {
     }
   });
 
-  it('withDbRetries retries a deadlock, throws a refused statement as a DatabaseError, and passes a SourceError through', async () => {
-    const url = 'mysql://root@127.0.0.1:3306/x';
-    const clock = fakeClock();
-    const f = failing([Object.assign(new Error('deadlock'), { code: 'ER_LOCK_DEADLOCK' })]);
-    assert.equal(await withDbRetries(f.fn, { databaseUrl: url, clock }), 'ok');
-    assert.deepEqual(clock.sleeps, [400]);
-    await assert.rejects(withDbRetries(failing([Object.assign(new Error('syntax'), { code: 'ER_PARSE_ERROR' })]).fn, { databaseUrl: url, clock }), (e: unknown) => e instanceof DatabaseError && e.code === 'DB_ERROR');
-    const gone = new SourceError('SOURCE_GONE', 'table dropped');
-    await assert.rejects(withDbRetries(failing([gone]).fn, { databaseUrl: url, clock }), gone);
-  });
+  it(
+    'withDbRetries retries a deadlock, throws a refused statement as a ' +
+      'DatabaseError, and passes a SourceError through',
+    async () => {
+      const url = 'mysql://root@127.0.0.1:3306/x';
+      const clock = fakeClock();
+      const f = failing([Object.assign(new Error('deadlock'), { code: 'ER_LOCK_DEADLOCK' })]);
+      assert.equal(await withDbRetries(f.fn, { databaseUrl: url, clock }), 'ok');
+      assert.deepEqual(clock.sleeps, [400]);
+      await assert.rejects(
+        withDbRetries(failing([Object.assign(new Error('syntax'), { code: 'ER_PARSE_ERROR' })]).fn, {
+          databaseUrl: url,
+          clock,
+        }),
+        (e: unknown) => e instanceof DatabaseError && e.code === 'DB_ERROR',
+      );
+      const gone = new SourceError('SOURCE_GONE', 'table dropped');
+      await assert.rejects(withDbRetries(failing([gone]).fn, { databaseUrl: url, clock }), gone);
+    },
+  );
 });

@@ -19,7 +19,15 @@ function items(partition: number, from: number, n: number): SpoolItem[] {
   return Array.from({ length: n }, (_, i) => ({
     partition,
     offset: String(from + i),
-    task: { v: 1, pipeline: 'p', key: `k${from + i}`, payload: { i }, attempt: 1, runId: 'r', producedAt: '2026-11-23T00:00:00.000Z' },
+    task: {
+      v: 1,
+      pipeline: 'p',
+      key: `k${from + i}`,
+      payload: { i },
+      attempt: 1,
+      runId: 'r',
+      producedAt: '2026-11-23T00:00:00.000Z',
+    },
   }));
 }
 
@@ -47,10 +55,22 @@ describe('spool', () => {
 
   it("writes a fetched message's own bytes into the line: the same segment text as encoding the item", async (t) => {
     const tasks = [
-      { v: 1 as const, pipeline: 'p', key: 'Grüße 東京 🎉', payload: { body: 'a "quoted"\\ line\u2028' }, attempt: 1, runId: 'r', producedAt: '' },
+      {
+        v: 1 as const,
+        pipeline: 'p',
+        key: 'Grüße 東京 🎉',
+        payload: { body: 'a "quoted"\\ line\u2028' },
+        attempt: 1,
+        runId: 'r',
+        producedAt: '',
+      },
       { v: 1 as const, pipeline: 'p', key: 9007199254740991, payload: null, attempt: 2, runId: 'r', producedAt: '' },
     ];
-    const items: SpoolItem[] = tasks.map((task, i) => ({ partition: 3, offset: String(18446744073709551615n - BigInt(i)), task }));
+    const items: SpoolItem[] = tasks.map((task, i) => ({
+      partition: 3,
+      offset: String(18446744073709551615n - BigInt(i)),
+      task,
+    }));
     const lines = items.map((i) => ({ offset: i.offset, task: Buffer.from(JSON.stringify(i.task), 'utf8') }));
     assert.equal(encodeLines(3, lines, 0, 2).toString('utf8'), encodeItems(items));
     assert.deepEqual(decodeItems(encodeLines(3, lines, 1, 2).toString('utf8')), [items[1]]);
@@ -60,15 +80,21 @@ describe('spool', () => {
     const writer = new SpoolWriter(paths, 1);
     await writer.open();
     const { names } = await writer.writeLines(3, lines);
-    assert.deepEqual(names.map((n) => parseSegmentName(n)?.firstOffset), items.map((i) => i.offset));
-    assert.deepEqual(names.flatMap((n) => decodeItems(readFileSync(join(paths.ready, n), 'utf8'))), items);
+    assert.deepEqual(
+      names.map((n) => parseSegmentName(n)?.firstOffset),
+      items.map((i) => i.offset),
+    );
+    assert.deepEqual(
+      names.flatMap((n) => decodeItems(readFileSync(join(paths.ready, n), 'utf8'))),
+      items,
+    );
   });
 
   it('never lets two claimers hold the same segment (50 concurrent claims in one process)', async (t) => {
     const { paths } = await spool(t, 40, 5);
     const claimers = Array.from({ length: 5 }, (_, i) => new SpoolClaimer(paths, `w${i}`, 60_000));
     const got = await Promise.all(Array.from({ length: 50 }, (_, i) => claimers[i % 5]!.claim()));
-    const claimed = got.filter((c) => c !== null).map((c) => c!.segment);
+    const claimed = got.filter((c) => c !== null).map((c) => c.segment);
     assert.equal(claimed.length, 40);
     assert.equal(new Set(claimed).size, 40);
   });
@@ -77,13 +103,25 @@ describe('spool', () => {
     const { dir } = await spool(t, 300, 2);
     const run = promisify(execFile);
     const outs = await Promise.all(
-      ['a', 'b', 'c'].map((id) => run(process.execPath, ['--import', 'tsx', join(ROOT, 'test/helpers/claim-worker.ts'), dir, 'p', id], { cwd: ROOT })),
+      ['a', 'b', 'c'].map((id) =>
+        run(process.execPath, ['--import', 'tsx', join(ROOT, 'test/helpers/claim-worker.ts'), dir, 'p', id], {
+          cwd: ROOT,
+        }),
+      ),
     );
-    const perProcess = outs.map((o) => o.stdout.trim().split('\n').filter((l) => l.length > 0));
+    const perProcess = outs.map((o) =>
+      o.stdout
+        .trim()
+        .split('\n')
+        .filter((l) => l.length > 0),
+    );
     const all = perProcess.flat();
     assert.equal(all.length, 300, 'every segment claimed');
     assert.equal(new Set(all).size, 300, 'no segment claimed twice');
-    assert.ok(perProcess.filter((p) => p.length > 0).length >= 2, `work was shared: ${perProcess.map((p) => p.length).join('/')}`);
+    assert.ok(
+      perProcess.filter((p) => p.length > 0).length >= 2,
+      `work was shared: ${perProcess.map((p) => p.length).join('/')}`,
+    );
   });
 
   it("returns a dead worker's segment once its lease expires; the dead worker's renew then fails", async (t) => {
@@ -104,7 +142,7 @@ describe('spool', () => {
     const again = await alive.claim();
     assert.equal(again?.segment, c.segment);
     assert.equal(await dead.renew(c), false, 'the lost claim cannot be renewed');
-    assert.equal((await alive.read(again!)).length, 10);
+    assert.equal((await alive.read(again)).length, 10);
   });
 
   it('release returns only the unfinished items as a new ready segment', async (t) => {
@@ -115,7 +153,10 @@ describe('spool', () => {
     await w.release(c, all.slice(6));
     assert.deepEqual(readdirSync(paths.claimed), []);
     const c2 = (await w.claim())!;
-    assert.deepEqual((await w.read(c2)).map((i) => i.offset), ['6', '7', '8', '9']);
+    assert.deepEqual(
+      (await w.read(c2)).map((i) => i.offset),
+      ['6', '7', '8', '9'],
+    );
     assert.equal(parseSegmentName(c2.segment)?.count, 4);
     await w.complete(c2);
     assert.equal((await spoolDepth(paths)).items, 0);

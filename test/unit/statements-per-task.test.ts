@@ -31,7 +31,14 @@ import { SpoolWriter } from '../../src/spool/writer.js';
 import { LeaseKeeper } from '../../src/worker/lease-keeper.js';
 import { openWorkerParts } from '../../src/worker/worker-setup.js';
 import { inFlightLimit } from '../../src/worker/worker.js';
-import { CountingPool, freshLedger, installCountingPools, tally, type SqlCall, type Tally } from '../helpers/counting-pool.js';
+import {
+  CountingPool,
+  freshLedger,
+  installCountingPools,
+  tally,
+  type SqlCall,
+  type Tally,
+} from '../helpers/counting-pool.js';
 import { installFakeKafka } from '../helpers/fake-kafka.js';
 import { onTeardown, tempDir } from '../helpers/fixtures.js';
 
@@ -83,11 +90,22 @@ const SCHEMA = {
   tables: { docs: { id: 'int', title: 'varchar', body: 'text' }, doc_results: { doc_id: 'int', summary: 'text' } },
 };
 const noop = { name: 'noop', run: (input: unknown) => input };
-const userResults = { table: 'doc_results', key: 'doc_id', columns: ['summary'], row: (o: unknown) => ({ summary: JSON.stringify(o) }), onConflict: 'keep' as const };
+const userResults = {
+  table: 'doc_results',
+  key: 'doc_id',
+  columns: ['summary'],
+  row: (o: unknown) => ({ summary: JSON.stringify(o) }),
+  onConflict: 'keep' as const,
+};
 
 /** The defaults with one pipeline, 'docs', and a spool in `dir`; nothing listens at the URLs. */
 function configFor(dir: string, pipeline: Record<string, unknown>, over: Record<string, unknown> = {}): SluiceConfig {
-  const layers = { database: { url: 'mysql://root@127.0.0.1:3306/sluice_counting' }, kafka: { brokers: ['127.0.0.1:9092'] }, spool: { dir }, pipelines: { docs: pipeline } };
+  const layers = {
+    database: { url: 'mysql://root@127.0.0.1:3306/sluice_counting' },
+    kafka: { brokers: ['127.0.0.1:9092'] },
+    spool: { dir },
+    pipelines: { docs: pipeline },
+  };
   return validateConfig(mergeLayers(mergeLayers(structuredClone(defaults), layers), over));
 }
 
@@ -111,9 +129,14 @@ const onPath = (calls: readonly SqlCall[]): SqlCall[] => calls.filter((c) => c.k
 
 const perTask = (n: number): string => (n / TASKS).toFixed(3);
 const report = (c: Tally): string =>
-  `${c.statements} statement(s), ${perTask(c.statements)} per task, in ${c.roundTrips} round trip(s), ${perTask(c.roundTrips)} per task; by kind ${JSON.stringify(c.byKind)}`;
+  `${c.statements} statement(s), ${perTask(c.statements)} per ` +
+  `task, in ${c.roundTrips} round trip(s), ${perTask(c.roundTrips)} per ` +
+  `task; by kind ${JSON.stringify(c.byKind)}`;
 
-function assertCount(c: Tally, expected: { statements: number; roundTrips: number; kinds: Record<string, number> }): void {
+function assertCount(
+  c: Tally,
+  expected: { statements: number; roundTrips: number; kinds: Record<string, number> },
+): void {
   assert.deepEqual(c.byKind, expected.kinds, `statements by kind: ${report(c)}`);
   assert.equal(c.statements, expected.statements, `statements: ${report(c)}`);
   assert.equal(c.roundTrips, expected.roundTrips, `round trips: ${report(c)}`);
@@ -125,14 +148,27 @@ function rowsOf(calls: readonly SqlCall[], kind: string): number {
     .filter((c) => c.kind === kind)
     .reduce((n, c) => {
       const bulk = c.params.find(Array.isArray);
-      return n + (bulk !== undefined ? bulk.length : (JSON.parse(String(c.params.find((p) => typeof p === 'string' && p.startsWith('[')))) as unknown[]).length);
+      return (
+        n +
+        (bulk !== undefined
+          ? bulk.length
+          : (JSON.parse(String(c.params.find((p) => typeof p === 'string' && p.startsWith('[')))) as unknown[]).length)
+      );
     }, 0);
 }
 
 const task = (key: number): SpoolItem => ({
   partition: 0,
   offset: String(key),
-  task: { v: 1, pipeline: 'docs', key, payload: { title: `title ${key}`, body: `body ${key}` }, attempt: 1, runId: 'r', producedAt: '2026-12-01T00:00:00.000Z' },
+  task: {
+    v: 1,
+    pipeline: 'docs',
+    key,
+    payload: { title: `title ${key}`, body: `body ${key}` },
+    attempt: 1,
+    runId: 'r',
+    producedAt: '2026-12-01T00:00:00.000Z',
+  },
 });
 
 /**
@@ -169,43 +205,96 @@ async function runSegment(t: TestContext, pipeline: Record<string, unknown>): Pr
 }
 
 describe('SQL statements per task: a worker running a segment', () => {
-  it(`runs ${TASKS} tasks of one stage, results in sluice_results, in ${WORKER_STATEMENTS} statements and ${WORKER_ROUND_TRIPS} round trips: none per task`, async (t) => {
-    const calls = await runSegment(t, { source: SOURCE, stages: [noop] });
-    assertCount(tally(calls), { statements: WORKER_STATEMENTS, roundTrips: WORKER_ROUND_TRIPS, kinds: WORKER_KINDS });
-    assert.equal(rowsOf(calls, 'INSERT sluice_milestones'), TASKS, 'a milestone row per task, in bulk statements');
-    assert.equal(rowsOf(calls, 'INSERT sluice_results'), TASKS, 'a result row per task, in bulk statements');
-  });
+  it(
+    `runs ${TASKS} tasks of one stage, results in ` +
+      `sluice_results, in ${WORKER_STATEMENTS} ` +
+      `statements and ${WORKER_ROUND_TRIPS} round trips: none per task`,
+    async (t) => {
+      const calls = await runSegment(t, { source: SOURCE, stages: [noop] });
+      assertCount(tally(calls), { statements: WORKER_STATEMENTS, roundTrips: WORKER_ROUND_TRIPS, kinds: WORKER_KINDS });
+      assert.equal(rowsOf(calls, 'INSERT sluice_milestones'), TASKS, 'a milestone row per task, in bulk statements');
+      assert.equal(rowsOf(calls, 'INSERT sluice_results'), TASKS, 'a result row per task, in bulk statements');
+    },
+  );
 
-  it(`runs ${TASKS} tasks into the user's result table in ${USER_TABLE_STATEMENTS} statements and ${USER_TABLE_ROUND_TRIPS} round trips: none per task`, async (t) => {
-    const calls = await runSegment(t, { source: SOURCE, stages: [noop], results: userResults });
-    assertCount(tally(calls), { statements: USER_TABLE_STATEMENTS, roundTrips: USER_TABLE_ROUND_TRIPS, kinds: USER_TABLE_KINDS });
-    assert.equal(rowsOf(calls, 'INSERT doc_results'), TASKS, "a row of the user's table per task, in bulk statements");
-    assert.equal(rowsOf(calls, 'INSERT sluice_milestones'), TASKS, 'a milestone row per task, in bulk statements');
-  });
+  it(
+    `runs ${TASKS} tasks into the user's result ` +
+      `table in ${USER_TABLE_STATEMENTS} ` +
+      `statements and ${USER_TABLE_ROUND_TRIPS} round trips: none per task`,
+    async (t) => {
+      const calls = await runSegment(t, { source: SOURCE, stages: [noop], results: userResults });
+      assertCount(tally(calls), {
+        statements: USER_TABLE_STATEMENTS,
+        roundTrips: USER_TABLE_ROUND_TRIPS,
+        kinds: USER_TABLE_KINDS,
+      });
+      assert.equal(
+        rowsOf(calls, 'INSERT doc_results'),
+        TASKS,
+        "a row of the user's table per task, in bulk statements",
+      );
+      assert.equal(rowsOf(calls, 'INSERT sluice_milestones'), TASKS, 'a milestone row per task, in bulk statements');
+    },
+  );
 });
 
 describe('SQL statements per page: the producer', () => {
-  it(`publishes a page of ${TASKS} pending tasks and records their dispatch in ${PRODUCER_STATEMENTS} statements and ${PRODUCER_ROUND_TRIPS} round trips: none per task`, async (t) => {
-    const config = configFor(tempDir(t, 'sluice-statements-'), { source: SOURCE, stages: [noop] }, { producer: { pageSize: TASKS } });
-    const { pool, kafka } = fakeServices(t);
-    // produce() connects its Kafka producer after the start-up checks, just before the first page is read.
-    let from = -1;
-    kafka.onProducerConnect = () => (from = pool().calls.length);
-    const summary = await produce({ config, pipeline: 'docs', log: silentLogger(), count: false, progress: { tty: false, write: () => {} } });
-    assert.ok(from >= 0, 'the producer connected');
-    const calls = onPath(pool().since(from));
-    assert.deepEqual([summary.published, summary.recorded], [TASKS, TASKS], 'every pending task published and recorded: the happy path ran');
-    assertCount(tally(calls), { statements: PRODUCER_STATEMENTS, roundTrips: PRODUCER_ROUND_TRIPS, kinds: PRODUCER_KINDS });
-    assert.equal(rowsOf(calls, 'INSERT sluice_dispatches'), TASKS, 'a dispatch row per task, in bulk statements');
-    assert.deepEqual(kafka.sent.map((s) => s.messages.length), [TASKS], 'one Kafka batch');
-  });
+  it(
+    `publishes a page of ${TASKS} pending tasks and records their ` +
+      `dispatch in ${PRODUCER_STATEMENTS} ` +
+      `statements and ${PRODUCER_ROUND_TRIPS} round trips: none per task`,
+    async (t) => {
+      const config = configFor(
+        tempDir(t, 'sluice-statements-'),
+        { source: SOURCE, stages: [noop] },
+        { producer: { pageSize: TASKS } },
+      );
+      const { pool, kafka } = fakeServices(t);
+      // produce() connects its Kafka producer after the start-up checks, just before the first page is read.
+      let from = -1;
+      kafka.onProducerConnect = () => (from = pool().calls.length);
+      const summary = await produce({
+        config,
+        pipeline: 'docs',
+        log: silentLogger(),
+        count: false,
+        progress: { tty: false, write: () => {} },
+      });
+      assert.ok(from >= 0, 'the producer connected');
+      const calls = onPath(pool().since(from));
+      assert.deepEqual(
+        [summary.published, summary.recorded],
+        [TASKS, TASKS],
+        'every pending task published and recorded: the happy path ran',
+      );
+      assertCount(tally(calls), {
+        statements: PRODUCER_STATEMENTS,
+        roundTrips: PRODUCER_ROUND_TRIPS,
+        kinds: PRODUCER_KINDS,
+      });
+      assert.equal(rowsOf(calls, 'INSERT sluice_dispatches'), TASKS, 'a dispatch row per task, in bulk statements');
+      assert.deepEqual(
+        kafka.sent.map((s) => s.messages.length),
+        [TASKS],
+        'one Kafka batch',
+      );
+    },
+  );
 });
 
 describe('SQL statements per message: the fetcher', () => {
-  const message = (k: number): Buffer => Buffer.from(encodeEnvelope({ v: 1, pipeline: 'docs', key: k, payload: { k }, attempt: 1, runId: 'r', producedAt: '' }));
+  const message = (k: number): Buffer =>
+    Buffer.from(
+      encodeEnvelope({ v: 1, pipeline: 'docs', key: k, payload: { k }, attempt: 1, runId: 'r', producedAt: '' }),
+    );
   const batch = (values: Buffer[]) =>
     ({
-      batch: { topic: 'sluice.docs', partition: 0, messages: values.map((value, i) => ({ offset: String(i), key: null, value })), offsetLag: () => '0' },
+      batch: {
+        topic: 'sluice.docs',
+        partition: 0,
+        messages: values.map((value, i) => ({ offset: String(i), key: null, value })),
+        offsetLag: () => '0',
+      },
       resolveOffset: () => {},
       heartbeat: async () => {},
       isStale: () => false,
@@ -222,39 +311,70 @@ describe('SQL statements per message: the fetcher', () => {
     return { pool: pool(), eachBatch, stats: () => handle.stats() };
   }
 
-  it(`spools a batch of ${TASKS} messages in ${FETCHER_GOOD_BATCH_STATEMENTS} statements and ${FETCHER_GOOD_BATCH_ROUND_TRIPS} round trips: the database is not on its path`, async (t) => {
-    const f = await fetcher(t);
-    const from = f.pool.calls.length;
-    await f.eachBatch(batch(Array.from({ length: TASKS }, (_, i) => message(i + 1))));
-    assert.equal(f.stats().spooled, TASKS, 'every message spooled: the happy path ran');
-    assertCount(tally(onPath(f.pool.since(from))), { statements: FETCHER_GOOD_BATCH_STATEMENTS, roundTrips: FETCHER_GOOD_BATCH_ROUND_TRIPS, kinds: {} });
-  });
+  it(
+    `spools a batch of ${TASKS} ` +
+      `messages in ${FETCHER_GOOD_BATCH_STATEMENTS} ` +
+      `statements and ${FETCHER_GOOD_BATCH_ROUND_TRIPS} round trips: the ` +
+      `database is not on its path`,
+    async (t) => {
+      const f = await fetcher(t);
+      const from = f.pool.calls.length;
+      await f.eachBatch(batch(Array.from({ length: TASKS }, (_, i) => message(i + 1))));
+      assert.equal(f.stats().spooled, TASKS, 'every message spooled: the happy path ran');
+      assertCount(tally(onPath(f.pool.since(from))), {
+        statements: FETCHER_GOOD_BATCH_STATEMENTS,
+        roundTrips: FETCHER_GOOD_BATCH_ROUND_TRIPS,
+        kinds: {},
+      });
+    },
+  );
 
-  it(`records the bad messages of a batch in ${FETCHER_BAD_BATCH_STATEMENTS} statement, however many there are`, async (t) => {
-    const f = await fetcher(t);
-    const from = f.pool.calls.length;
-    const values = Array.from({ length: TASKS }, (_, i) => (i % 100 === 0 ? Buffer.from('not json') : message(i + 1)));
-    await f.eachBatch(batch(values));
-    assert.deepEqual([f.stats().spooled, f.stats().quarantined], [TASKS - 5, 5]);
-    const calls = onPath(f.pool.since(from));
-    assertCount(tally(calls), { statements: FETCHER_BAD_BATCH_STATEMENTS, roundTrips: FETCHER_BAD_BATCH_ROUND_TRIPS, kinds: { 'INSERT sluice_bad_messages': FETCHER_BAD_BATCH_STATEMENTS } });
-    assert.equal(rowsOf(calls, 'INSERT sluice_bad_messages'), 5, 'a row per bad message, in one statement');
-  });
+  it(
+    `records the bad messages of a batch in ${FETCHER_BAD_BATCH_STATEMENTS} ` + `statement, however many there are`,
+    async (t) => {
+      const f = await fetcher(t);
+      const from = f.pool.calls.length;
+      const values = Array.from({ length: TASKS }, (_, i) =>
+        i % 100 === 0 ? Buffer.from('not json') : message(i + 1),
+      );
+      await f.eachBatch(batch(values));
+      assert.deepEqual([f.stats().spooled, f.stats().quarantined], [TASKS - 5, 5]);
+      const calls = onPath(f.pool.since(from));
+      assertCount(tally(calls), {
+        statements: FETCHER_BAD_BATCH_STATEMENTS,
+        roundTrips: FETCHER_BAD_BATCH_ROUND_TRIPS,
+        kinds: { 'INSERT sluice_bad_messages': FETCHER_BAD_BATCH_STATEMENTS },
+      });
+      assert.equal(rowsOf(calls, 'INSERT sluice_bad_messages'), 5, 'a row per bad message, in one statement');
+    },
+  );
 });
 
 describe('the counting pool', () => {
-  it('counts each call as a round trip and each statement in it, BEGIN and COMMIT included, and answers in mysql2 shapes', async () => {
-    const pool = new CountingPool((sql) => (sql.includes('FROM t') ? [{ a: 1 }] : undefined));
-    const [rows] = await pool.query('SELECT a FROM t WHERE b = ?', [1]);
-    const [header] = await pool.query('INSERT INTO t (a) VALUES ?', [[[1], [2], [3]]]);
-    await pool.query("UPDATE t SET a = 'x;y'; DELETE FROM t WHERE a = 2; -- the end;\n");
-    const conn = await pool.getConnection();
-    await conn.beginTransaction();
-    await conn.execute('SELECT 1');
-    await conn.commit();
-    conn.release();
-    assert.deepEqual(rows, [{ a: 1 }]);
-    assert.equal((header as { affectedRows: number }).affectedRows, 3, 'a bulk insert is one statement of three rows');
-    assert.deepEqual(tally(pool.calls), { statements: 7, roundTrips: 6, byKind: { 'SELECT t': 1, 'INSERT t': 1, 'UPDATE t': 2, BEGIN: 1, SELECT: 1, COMMIT: 1 } });
-  });
+  it(
+    'counts each call as a round trip and each statement in it, BEGIN and ' +
+      'COMMIT included, and answers in mysql2 shapes',
+    async () => {
+      const pool = new CountingPool((sql) => (sql.includes('FROM t') ? [{ a: 1 }] : undefined));
+      const [rows] = await pool.query('SELECT a FROM t WHERE b = ?', [1]);
+      const [header] = await pool.query('INSERT INTO t (a) VALUES ?', [[[1], [2], [3]]]);
+      await pool.query("UPDATE t SET a = 'x;y'; DELETE FROM t WHERE a = 2; -- the end;\n");
+      const conn = await pool.getConnection();
+      await conn.beginTransaction();
+      await conn.execute('SELECT 1');
+      await conn.commit();
+      conn.release();
+      assert.deepEqual(rows, [{ a: 1 }]);
+      assert.equal(
+        (header as { affectedRows: number }).affectedRows,
+        3,
+        'a bulk insert is one statement of three rows',
+      );
+      assert.deepEqual(tally(pool.calls), {
+        statements: 7,
+        roundTrips: 6,
+        byKind: { 'SELECT t': 1, 'INSERT t': 1, 'UPDATE t': 2, BEGIN: 1, SELECT: 1, COMMIT: 1 },
+      });
+    },
+  );
 });

@@ -1,6 +1,6 @@
-// The shape the code promises (issue 13): no function in src/ over 100 lines; one retry loop, in
-// core/retry.ts; no hand-made timer promises beside core/sleep.ts; the configuration table (docs/configuration.md) made
-// from the schema; a produce progress bar drawn by cli-progress.
+// The shape the code promises (issue 13): no function in src/ over 100 lines; one retry loop, in core/retry.ts; no
+// hand-made timer promises beside core/sleep.ts; the configuration table (docs/configuration.md) made from the
+// schema; a produce progress bar drawn by cli-progress.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -11,10 +11,11 @@ import { silentLogger } from '../../src/core/logger.js';
 import { Progress } from '../../src/producer/progress.js';
 import { ROOT } from '../helpers/fixtures.js';
 
-function sources(dir = join(ROOT, 'src')): string[] {
+function sources(dir = join(ROOT, 'src'), pattern = /\.ts$/): string[] {
   return readdirSync(dir).flatMap((f) => {
     const p = join(dir, f);
-    return statSync(p).isDirectory() ? sources(p) : p.endsWith('.ts') ? [p] : [];
+    if (f === 'results' || f === 'node_modules') return [];
+    return statSync(p).isDirectory() ? sources(p, pattern) : pattern.test(p) ? [p] : [];
   });
 }
 
@@ -36,7 +37,19 @@ function functionLengths(file: string): Array<{ name: string; lines: number }> {
 
 describe('code structure', () => {
   it('has no function in src/ longer than 100 lines', () => {
-    const long = sources().flatMap(functionLengths).filter((f) => f.lines > 100);
+    const long = sources()
+      .flatMap(functionLengths)
+      .filter((f) => f.lines > 100);
+    assert.deepEqual(long, []);
+  });
+
+  it('has no line over 120 characters in src/, test/, bench/ or scripts/ (Prettier wraps code, not words)', () => {
+    const files = ['src', 'test', 'bench', 'scripts'].flatMap((d) => sources(join(ROOT, d), /\.(ts|mjs|js|sh)$/));
+    const long = files.flatMap((f) =>
+      readFileSync(f, 'utf8')
+        .split('\n')
+        .flatMap((l, i) => (l.length > 120 ? [`${relative(ROOT, f)}:${i + 1} (${l.length})`] : [])),
+    );
     assert.deepEqual(long, []);
   });
 
@@ -44,8 +57,10 @@ describe('code structure', () => {
     for (const file of sources()) {
       const text = readFileSync(file, 'utf8');
       const rel = relative(ROOT, file);
-      if (rel !== join('src', 'core', 'retry.ts')) assert.doesNotMatch(text, /attempt\s*\+\+|attempt\s*\+=/, `${rel} has a retry loop of its own`);
-      if (rel !== join('src', 'core', 'sleep.ts')) assert.doesNotMatch(text, /new Promise\(\(\w+\) => setTimeout\(/, `${rel} makes its own timer promise`);
+      if (rel !== join('src', 'core', 'retry.ts'))
+        assert.doesNotMatch(text, /attempt\s*\+\+|attempt\s*\+=/, `${rel} has a retry loop of its own`);
+      if (rel !== join('src', 'core', 'sleep.ts'))
+        assert.doesNotMatch(text, /new Promise\(\(\w+\) => setTimeout\(/, `${rel} makes its own timer promise`);
     }
   });
 
@@ -59,7 +74,12 @@ describe('code structure', () => {
 describe('produce progress', () => {
   it('draws a bar with count, rate and ETA on a terminal, and ends it with a newline', async () => {
     let out = '';
-    const p = new Progress({ total: 1000, sink: { tty: true, write: (s) => (out += s) }, log: silentLogger(), intervalMs: 1000 });
+    const p = new Progress({
+      total: 1000,
+      sink: { tty: true, write: (s) => (out += s) },
+      log: silentLogger(),
+      intervalMs: 1000,
+    });
     p.add(250);
     p.add(750);
     p.stop();
@@ -70,12 +90,21 @@ describe('produce progress', () => {
   it('logs a "produce progress" line instead when stderr is not a terminal', async () => {
     const lines: Array<Record<string, unknown>> = [];
     const log = silentLogger();
-    log.info = ((fields: Record<string, unknown>, msg: string) => lines.push({ ...fields, msg })) as unknown as typeof log.info;
-    const p = new Progress({ total: 10, sink: { tty: false, write: () => assert.fail('no bar outside a terminal') }, log, intervalMs: 20 });
+    log.info = ((fields: Record<string, unknown>, msg: string) =>
+      lines.push({ ...fields, msg })) as unknown as typeof log.info;
+    const p = new Progress({
+      total: 10,
+      sink: { tty: false, write: () => assert.fail('no bar outside a terminal') },
+      log,
+      intervalMs: 20,
+    });
     p.add(4);
     await new Promise<void>((resolve) => setTimeout(resolve, 70));
     p.stop();
     assert.ok(lines.length >= 1);
-    assert.deepEqual({ ...lines[0], rate: 0, etaSeconds: 0 }, { published: 4, total: 10, rate: 0, etaSeconds: 0, msg: 'produce progress' });
+    assert.deepEqual(
+      { ...lines[0], rate: 0, etaSeconds: 0 },
+      { published: 4, total: 10, rate: 0, etaSeconds: 0, msg: 'produce progress' },
+    );
   });
 });
