@@ -14,6 +14,8 @@ export default tseslint.config(
         { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['describe', 'it', 'test', 'suite', 'before', 'after'] }] },
       ],
       '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: { arguments: false, attributes: false } }],
+      // Passing on what a catch or a rejection gave (unknown) is forwarding an error, not making a new one.
+      '@typescript-eslint/prefer-promise-reject-errors': ['error', { allowThrowingUnknown: true }],
       // Unused names are tsc's job (noUnusedLocals, noUnusedParameters); `_` marks the ones kept on purpose.
       '@typescript-eslint/no-unused-vars': 'off',
     },

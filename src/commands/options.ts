@@ -1,5 +1,5 @@
 // The command line's options: each command's own, the global ones, and the configuration settings that
-// take a flag (declared in config-schema.ts, so a flag has the same bounds as the file and is named in
+// take a flag (declared in config/schema.ts, so a flag has the same bounds as the file and is named in
 // errors); and the help text made from them.
 
 import { parseArgs } from 'node:util';

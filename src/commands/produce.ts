@@ -100,15 +100,9 @@ export const produceCommand: Command = {
       count: values['no-count'] !== true,
       progress: ctx.progress,
     });
-    if (values.json === true) ctx.out(JSON.stringify(withEarlierNames(summary)));
+    if (values.json === true) ctx.out(JSON.stringify(summary));
     else report(summary, ctx.out);
     if (summary.interrupted) return EXIT_INTERRUPTED;
     return summary.skipped.tooLarge + summary.skipped.unserialisable + summary.skipped.emptyKey > 0 ? EXIT_SKIPPED : 0;
   },
 };
-
-/** The summary as JSON, with the names earlier versions gave two of its fields, for scripts that read them. */
-function withEarlierNames(s: ProduceSummary): ProduceSummary & { requeuedDead: number } {
-  const counts = s.counts === null ? null : { ...s.counts, dead: s.counts.quarantined };
-  return { ...s, counts, requeuedDead: s.requeuedQuarantined };
-}

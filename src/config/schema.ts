@@ -1,7 +1,7 @@
 // The one configuration schema (zod 4). Each setting is declared here once, with its type and bounds, its
 // default, the sentence that documents it, and the environment variable and CLI flag that may set it.
 // Everything else derives from it: the TypeScript types (config.ts), the defaults, validation with key
-// paths (config-validate.ts), the environment and flag layers (config-load.ts), `--help` and docs/configuration.md's
+// paths (validate.ts), the environment and flag layers (load.ts), `--help` and docs/configuration.md's
 // configuration table (`npm run docs:config`).
 
 import { z } from 'zod';

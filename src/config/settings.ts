@@ -1,4 +1,4 @@
-// The settings of the schema as a flat list (path, meta, default), read off config-schema.ts: what the
+// The settings of the schema as a flat list (path, meta, default), read off schema.ts: what the
 // environment and flag layers, `--help` and the configuration table (docs/configuration.md) are made from.
 
 import { z } from 'zod';

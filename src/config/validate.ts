@@ -1,11 +1,11 @@
-// Validates a merged configuration once, at start-up, against the one schema (config-schema.ts), and fills
+// Validates a merged configuration once, at start-up, against the one schema (schema.ts), and fills
 // defaults. Every problem is reported with the key it belongs to (`pipelines.demo.source.table: ...`), all
 // at once, so a user fixes a file in one pass instead of one error per run. Secrets are never echoed.
 
 import type { z } from 'zod';
 import { configSchema, PIPELINE_NAME, PIPELINE_NAME_RULE } from './schema.js';
 import { secretPaths } from './settings.js';
-import { resolveStage, stageDefaults, type PipelineConfig, type SluiceConfig } from './config.js';
+import { resolveStage, type PipelineConfig, type SluiceConfig } from './config.js';
 import { leaseFits, leaseForTimeout } from './lease-time.js';
 import { ConfigError } from '../core/errors.js';
 
@@ -100,7 +100,7 @@ function resourceChecks(c: SluiceConfig): string[] {
         return;
       }
       const lease = s.resource === undefined ? undefined : c.resources[s.resource]!.leaseMs;
-      const timeout = s.timeoutMs ?? stageDefaults.timeoutMs;
+      const timeout = resolveStage(s).timeoutMs;
       if (lease !== undefined && !leaseFits(lease, timeout)) {
         problems.push(
           `resources.${s.resource}.leaseMs: ${lease} ms leaves no room for ` +

@@ -65,22 +65,26 @@ export function createLogger(opts: LoggerOptions): Logger {
   return pino(base, pino.destination({ fd: 2, sync: true }));
 }
 
-/** A logger that drops everything (tests, library use without a logger). */
 // pino writes a child's bindings and then the call's fields as they come, so a key bound twice appears twice in
-// one JSON line (and a parser keeps only one of them). Two guards: childLogger derives every child from the
-// logger its ancestors came from, with the bindings merged (a nested component is named once, 'worker.resources');
-// and a call's field named like a binding is dropped when it says the same, or renamed `<key>2` when not.
+// one JSON line (and a parser keeps only one of them). Two guards: childLogger remembers what each child binds
+// and, when a new binding names a key already bound, derives the child from the logger its ancestors came from,
+// with the bindings merged (a nested component is named once, 'worker.resources'); and a call's field named like
+// a binding is dropped when it says the same, or renamed `<key>2` when not. A parent not made by childLogger (a
+// library user's) is taken as it is: keys it bound itself are not known here.
 const origins = new WeakMap<Logger, { base: Logger; bindings: Bindings }>();
 
 /** `parent.child(bindings)`, with each key written once: a component inside another is 'outer.inner'. */
 export function childLogger(parent: Logger, bindings: Bindings): Logger {
   const origin = origins.get(parent) ?? { base: parent, bindings: {} };
   const merged: Bindings = { ...origin.bindings };
+  let overlaps = false;
   for (const [k, v] of Object.entries(bindings)) {
     const outer = merged[k];
+    if (Object.hasOwn(merged, k)) overlaps = true;
     merged[k] = k === 'component' && typeof outer === 'string' && outer !== v ? `${outer}.${String(v)}` : v;
   }
-  const child = origin.base.child(merged);
+  // Without an overlap a plain child is the same record and cheaper: pino serialises only the new bindings.
+  const child = overlaps ? origin.base.child(merged) : parent.child(bindings);
   origins.set(child, { base: origin.base, bindings: merged });
   return child;
 }
@@ -88,12 +92,12 @@ export function childLogger(parent: Logger, bindings: Bindings): Logger {
 function withoutBoundKeys(this: Logger, args: Parameters<Logger['info']>, method: (...a: unknown[]) => void): void {
   const [first] = args as unknown[];
   if (first !== null && typeof first === 'object' && !(first instanceof Error)) {
-    const bound = origins.get(this)?.bindings ?? this.bindings();
+    const bound: Bindings = { pid: process.pid, ...(origins.get(this)?.bindings ?? this.bindings()) };
     const fields = first as Bindings;
-    if (Object.keys(fields).some((k) => k in bound || k === 'pid')) {
+    if (Object.keys(fields).some((k) => Object.hasOwn(bound, k))) {
       const clean: Bindings = {};
       for (const [k, v] of Object.entries(fields)) {
-        if (!(k in bound) && k !== 'pid') clean[k] = v;
+        if (!Object.hasOwn(bound, k)) clean[k] = v;
         else if (bound[k] !== v) clean[`${k}2`] = v;
       }
       (args as unknown[])[0] = clean;
@@ -102,6 +106,7 @@ function withoutBoundKeys(this: Logger, args: Parameters<Logger['info']>, method
   method.apply(this, args as unknown[]);
 }
 
+/** A logger that drops everything (tests, library use without a logger). */
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });
 }

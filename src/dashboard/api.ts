@@ -1,12 +1,13 @@
-// The dashboard's JSON API (documented in docs/dashboard-and-metrics.md): what the page shows, for scripts too.   GET
-// /api/pipelines                              every configured pipeline   GET  /api/pipelines/:p
-// status (counts, stages, errors, resources, processes, lag), ETA, bottleneck   GET
-// /api/pipelines/:p/stages?minutes=30         per stage: done per 30 s and latency p50/p99 over time   GET
-// /api/pipelines/:p/quarantine?key=&errorClass=&stage=&since=&until=   quarantined tasks, by filter   GET
-// /api/pipelines/:p/tasks/:key                one task's timeline (as `sluice inspect`)   POST
-// /api/pipelines/:p/requeue {filter | all, dryRun, expect}   take matching tasks out of quarantine and publish
-// them: a dry run answers {matched, hash}; the requeue carries them back as `expect` (409 if the set changed) Every
-// input is validated first (api-input.ts): a request that does not fit is a 400 naming the field.
+// The dashboard's JSON API (documented in docs/dashboard-and-metrics.md): what the page shows, for scripts too.
+//   GET  /api/pipelines                              every configured pipeline
+//   GET  /api/pipelines/:p                           status (counts, stages, errors, resources, processes, lag),
+//                                                    ETA, bottleneck
+//   GET  /api/pipelines/:p/stages?minutes=30         per stage: done per 30 s and latency p50/p99 over time
+//   GET  /api/pipelines/:p/quarantine?key=&errorClass=&stage=&since=&until=   quarantined tasks, by filter
+//   GET  /api/pipelines/:p/tasks/:key                one task's timeline (as `sluice inspect`)
+//   POST /api/pipelines/:p/requeue {filter | all, dryRun, expect}   take matching tasks out of quarantine and publish
+//        them: a dry run answers {matched, hash}; the requeue carries them back as `expect` (409 if the set changed)
+// Every input is validated first (api-input.ts): a request that does not fit is a 400 naming the field.
 
 import type { SluiceConfig } from '../config/config.js';
 import { getPipeline } from '../config/config.js';

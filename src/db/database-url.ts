@@ -1,4 +1,4 @@
-// DATABASE_URL -> driver options. The URL is validated by config-validate.ts before it gets here.
+// DATABASE_URL -> driver options. The URL is validated by config/validate.ts before it gets here.
 
 export interface ConnectionOptions {
   host: string;

@@ -156,6 +156,9 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     );
     opts.onStarted?.({ workers: all, fetcher, ner });
     const { last, completed } = await waitForTheEnd(pool, opts, ner);
+    // The learned limit is read while the workers still run (a last renewal of the leader would move it); the
+    // counts once they have stopped and written everything.
+    const { learnedLimit } = await runSummary(pool, 'demo', DEMO_RESOURCE);
     await Promise.all(all.map((w) => w.stop()));
     await fetcher.stop();
     const summary = await runSummary(pool, 'demo', DEMO_RESOURCE);
@@ -171,7 +174,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
       ner: ner.stats(),
       nerConcurrency: opts.nerConcurrency ?? null,
       workers,
-      learnedLimit: opts.nerConcurrency === undefined ? summary.learnedLimit : null,
+      learnedLimit: opts.nerConcurrency === undefined ? learnedLimit : null,
       completed,
     };
   } finally {

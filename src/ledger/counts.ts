@@ -33,6 +33,8 @@ export interface PipelineCounts {
   inFlight: number;
   /** ...of which quarantined. */
   quarantined: number;
+  /** @deprecated The name `quarantined` had before 2026-12, kept for scripts that read it. */
+  dead: number;
   /** ...the rest: what a produce run would publish (with --retry-quarantined, quarantined ones too). */
   pending: number;
   /** Results whose key has no source row: reported, never counted as done. */
@@ -100,6 +102,7 @@ export async function exactCounts(pool: Pool, src: SourceInfo, f: PendingFilter)
     missing,
     inFlight,
     quarantined,
+    dead: quarantined,
     pending: missing - inFlight - (f.includeQuarantined ? 0 : quarantined),
     orphans,
     shared,
@@ -164,6 +167,7 @@ export async function estimateCounts(
     missing,
     inFlight,
     quarantined: quarantinedN,
+    dead: quarantinedN,
     pending: Math.max(0, missing - inFlight - (f.includeQuarantined ? 0 : quarantinedN)),
     orphans: 0,
     shared: snap.shared,

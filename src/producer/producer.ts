@@ -74,6 +74,8 @@ export interface ProduceSummary {
   published: number;
   recorded: number;
   requeuedQuarantined: number;
+  /** @deprecated The name `requeuedQuarantined` had before 2026-12, kept for scripts that read it. */
+  requeuedDead: number;
   skipped: { tooLarge: number; unserialisable: number; emptyKey: number };
   /** The first skipped tasks with their reasons (all of them are also logged). */
   skippedTasks: SkippedTask[];
@@ -98,6 +100,7 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
   const finish = (): ProduceSummary => {
     summary.seconds = (performance.now() - started) / 1000;
     summary.rate = summary.seconds > 0 ? summary.published / summary.seconds : 0;
+    summary.requeuedDead = summary.requeuedQuarantined;
     return summary;
   };
   const { pool, release } = await usePool(config.database, opts.pool);
@@ -153,6 +156,7 @@ function emptySummary(runId: string, opts: ProduceOptions, topic: string): Produ
     published: 0,
     recorded: 0,
     requeuedQuarantined: 0,
+    requeuedDead: 0,
     skipped: { tooLarge: 0, unserialisable: 0, emptyKey: 0 },
     skippedTasks: [],
     batches: 0,

@@ -122,7 +122,8 @@ function withTimeout<T>(
       end();
       reason = why;
       ctl?.abort(why);
-      reject(coerceError(why));
+      // As thrown: overload detection reads the stage's own error (its code, status, cause).
+      reject(why);
     };
     const timer = setTimeout(() => fail(new StageTimeoutError(stage, timeoutMs)), timeoutMs);
     // An 'abort' listener added to a signal that already fired is never called.

@@ -21,6 +21,8 @@ import type { RejectReason } from './reject.js';
 export interface WorkStats {
   done: number;
   quarantined: number;
+  /** @deprecated The name `quarantined` had before 2026-12 (a getter of it), kept for scripts that read it. */
+  readonly dead: number;
   skipped: number;
   /** Tasks whose key has no source row: recorded as bad messages, not run. */
   rejected: number;

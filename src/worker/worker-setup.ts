@@ -69,7 +69,19 @@ async function openLedgerWriter(
 }
 
 function emptyStats(): WorkStats {
-  return { done: 0, quarantined: 0, skipped: 0, rejected: 0, returned: 0, segments: 0, inFlight: 0, seconds: 0 };
+  return {
+    done: 0,
+    quarantined: 0,
+    get dead() {
+      return this.quarantined;
+    },
+    skipped: 0,
+    rejected: 0,
+    returned: 0,
+    segments: 0,
+    inFlight: 0,
+    seconds: 0,
+  };
 }
 
 export async function openWorkerParts(

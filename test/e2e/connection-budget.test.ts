@@ -1,5 +1,5 @@
-// The connection budget (README "Connections"), counted by the server while a fleet works: every process of
-// sluice holds at most database.poolSize connections, `run`'s fetcher and worker share one pool, and the
+// The connection budget (docs/operations.md, "Connections"), counted by the server while a fleet works: every
+// process of sluice holds at most database.poolSize connections, `run`'s fetcher and worker share one pool, and the
 // dashboard under a stream of requests stays within its own. Status (here through the dashboard) says what
 // the fleet holds.
 import assert from 'node:assert/strict';

@@ -76,23 +76,29 @@ describe('npm run run -- --metrics-port', () => {
     await (await kafkaAdmin(t)).createTopics({ topics: [{ topic, numPartitions: 2 }], waitForLeaders: true });
     await publishRaw(topic, tasks(name, 60));
     const dir = tempDir(t, 'sluice-metrics-');
-    // Every 5th task fails its first attempt of `check`: 12 failures, 12 retries, 60 successes per stage.
+    // Every 5th task fails its first attempt of `check`: 12 failures, 12 retries, 60 successes. Task 1 is refused
+    // by `echo` (not retriable): quarantined, 59 results.
+    const refuse = "Object.assign(new Error('refused'), { retriable: false })";
     writeFileSync(
       join(dir, 'sluice.config.ts'),
-      `export default { fetcher: { ` +
-        `groupId: ${JSON.stringify(randomName('g'))} }, ` +
-        `spool: { dir: ${JSON.stringify(join(dir, 'spool'))} }, worker: { ` +
-        `pollMs: 20 },
-  pipelines: { ${name}: ` +
-        `{ topic: ${JSON.stringify(topic)}, partitions: 2, source: { table: ` +
-        `'unused', key: 'id', columns: [] },
-    stages: [
-      { name: ` +
-        `'check', retry: { initialDelayMs: 1, maxDelayMs: 5 }, run: ` +
-        `async (p, ctx) => { if (p.n % 5 === 0 && ctx.attempt === 1) throw new ` +
-        `Error('flaky'); return p; } },
-      { name: 'echo', run: async (p) => p },
-    ] } } };\n`,
+      [
+        'export default {',
+        `  fetcher: { groupId: ${JSON.stringify(randomName('g'))} },`,
+        `  spool: { dir: ${JSON.stringify(join(dir, 'spool'))} },`,
+        '  worker: { pollMs: 20 },',
+        `  pipelines: { ${name}: { topic: ${JSON.stringify(topic)}, partitions: 2,`,
+        "    source: { table: 'unused', key: 'id', columns: [] },",
+        '    stages: [',
+        "      { name: 'check', retry: { initialDelayMs: 1, maxDelayMs: 5 },",
+        '        run: async (p, ctx) => {',
+        "          if (p.n % 5 === 0 && ctx.attempt === 1) throw new Error('flaky');",
+        '          return p;',
+        '        } },',
+        `      { name: 'echo', run: async (p) => { if (p.n === 1) throw ${refuse}; return p; } },`,
+        '    ] } },',
+        '};',
+        '',
+      ].join('\n'),
     );
     const port = await closedPort();
     const run = spawnCli(t, ['run', '--pipeline', name, '--metrics-port', String(port)], {
@@ -107,21 +113,23 @@ describe('npm run run -- --metrics-port', () => {
     let text = '';
     try {
       await waitFor(
-        '60 results',
+        '59 results',
         async () => {
           const [rows] = await db.query<RowDataPacket[]>(
             'SELECT COUNT(*) AS n FROM sluice_results WHERE pipeline = ?',
             [name],
           );
-          return Number(rows[0]?.n) === 60;
+          return Number(rows[0]?.n) === 59;
         },
         60_000,
       );
       await waitFor(
-        'the counters to reach 60',
+        'the counters to reach 59 done and 1 quarantined',
         async () => {
           text = await scrape().catch(() => '');
-          return sample(text, `sluice_tasks_total{pipeline="${name}",outcome="done"}`) === 60;
+          const done = sample(text, `sluice_tasks_total{pipeline="${name}",outcome="done"}`);
+          // The label of a quarantine keeps its first name, 'dead' (dashboards select on it).
+          return done === 59 && sample(text, `sluice_tasks_total{pipeline="${name}",outcome="dead"}`) === 1;
         },
         10_000,
       );
@@ -131,7 +139,8 @@ describe('npm run run -- --metrics-port', () => {
     assert.equal(await run.exited, 0, run.stderr());
     const p = `pipeline="${name}"`;
     assert.equal(sample(text, `sluice_stage_processed_total{${p},stage="check"}`), 60);
-    assert.equal(sample(text, `sluice_stage_processed_total{${p},stage="echo"}`), 60);
+    assert.equal(sample(text, `sluice_stage_processed_total{${p},stage="echo"}`), 59);
+    assert.equal(sample(text, `sluice_stage_failed_total{${p},stage="echo"}`), 1);
     assert.equal(sample(text, `sluice_stage_failed_total{${p},stage="check"}`), 12);
     assert.equal(sample(text, `sluice_stage_retried_total{${p},stage="check"}`), 12);
     assert.equal(

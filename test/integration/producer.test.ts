@@ -276,14 +276,16 @@ describe('produce', () => {
     const first = await s.run();
     assert.equal(first.published, 37);
     assert.equal(first.counts?.quarantined, 3);
+    assert.equal(first.counts?.dead, 3, 'dead: the earlier name, kept');
     // Two of the tasks just published fail for good at once: quarantined, not in flight, however recent.
     await db.query(
       'INSERT INTO sluice_dead_tasks (pipeline, task_key, stage, error_class, error_message, attempts) VALUES ?',
       [[10, 11].map((k) => [s.pipeline, Buffer.from(String(k)), 'ner', 'Error', 'boom', 3])],
     );
-    const retry = await s.run({ retryQuarantined: true });
+    // retryDead: the option's earlier name, still accepted.
+    const retry = await s.run({ retryDead: true });
     assert.equal(retry.published, 5);
-    assert.equal(retry.requeuedQuarantined, 5);
+    assert.deepEqual([retry.requeuedQuarantined, retry.requeuedDead], [5, 5]);
     const retried = (await envelopes(s.topic)).filter((e) => e.runId === retry.runId).map((e) => e.key);
     assert.deepEqual(
       retried.sort((a, b) => Number(a) - Number(b)),

@@ -151,6 +151,7 @@ function runnerFor(opts: {
   const stats: WorkStats = {
     done: 0,
     quarantined: 0,
+    dead: 0,
     skipped: 0,
     rejected: 0,
     returned: 0,

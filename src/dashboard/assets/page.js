@@ -1,6 +1,12 @@
+// @ts-check
 // The dashboard page's script (served as /assets/page.js: the page has no inline script). Plain DOM and uPlot,
 // refreshed every 3 s from the JSON API; the session cookie (from /?token=) authorizes its requests.
+/** @param {string} id */
 const $ = (id) => document.getElementById(id);
+/** A form field of the page, by id. @param {string} id @returns {HTMLInputElement} */
+const field = (id) => /** @type {HTMLInputElement} */ (document.getElementById(id));
+/** A <select> of the page, by id. @param {string} id @returns {HTMLSelectElement} */
+const choice = (id) => /** @type {HTMLSelectElement} */ (document.getElementById(id));
 const esc = (s) =>
   String(s ?? '').replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
 const api = async (path, init = {}) => {
@@ -39,16 +45,16 @@ const idleNote = (idle) =>
       ')</span>';
 const fmt = (n) => (n === null || n === undefined ? '-' : Number(n).toLocaleString('en'));
 const filter = () => ({
-  key: $('q-key').value,
-  errorClass: $('q-class').value,
-  stage: $('q-stage').value,
-  since: $('q-since').value,
-  until: $('q-until').value,
+  key: field('q-key').value,
+  errorClass: choice('q-class').value,
+  stage: field('q-stage').value,
+  since: field('q-since').value,
+  until: field('q-until').value,
 });
 let charts = {};
 
 async function refresh() {
-  const p = $('pipeline').value;
+  const p = choice('pipeline').value;
   if (!p) return;
   const s = await api('/api/pipelines/' + encodeURIComponent(p));
   const frac = s.source === 0 ? 1 : s.done / s.source;
@@ -156,13 +162,15 @@ async function refresh() {
     '; at most ' +
     fmt(c.poolSize) +
     ' per process (database.poolSize)';
-  const classes = new Set([...$('q-class').options].map((o) => o.value));
-  for (const e of s.errors) if (!classes.has(e.errorClass)) $('q-class').add(new Option(e.errorClass, e.errorClass));
+  const classes = new Set([...choice('q-class').options].map((o) => o.value));
+  for (const e of s.errors)
+    if (!classes.has(e.errorClass)) choice('q-class').add(new Option(e.errorClass, e.errorClass));
   $('updated').textContent = 'updated ' + new Date().toLocaleTimeString();
   drawCharts(await api('/api/pipelines/' + encodeURIComponent(p) + '/stages'));
 }
 
 // At least the last 5 minutes on the time axis: one bucket alone would otherwise span years.
+/** The x range: at least the last 5 minutes, up to now. @returns {[number, number]} */
 const timeRange = (u, min, max) => {
   const now = Date.now() / 1000;
   return [Math.min(min ?? now, (max ?? now) - 300), Math.max(max ?? now, now)];
@@ -235,11 +243,12 @@ function drawResources(resources) {
 }
 
 // The filter the table on screen was searched with: what a requeue acts on, whatever the form says now.
+/** @type {Record<string, string>} */
 let shown = {};
 
 async function search(ev) {
   if (ev) ev.preventDefault();
-  const p = $('pipeline').value;
+  const p = choice('pipeline').value;
   shown = Object.fromEntries(Object.entries(filter()).filter(([, v]) => v));
   const r = await api('/api/pipelines/' + encodeURIComponent(p) + '/quarantine?' + new URLSearchParams(shown));
   $('quarantine').innerHTML =
@@ -257,16 +266,18 @@ async function search(ev) {
         esc(t.quarantinedAt),
       ]),
     );
-  for (const a of $('quarantine').querySelectorAll('a[data-key]'))
+  for (const a of $('quarantine').querySelectorAll('a[data-key]')) {
+    if (!(a instanceof HTMLAnchorElement)) continue;
     a.onclick = (e) => {
       e.preventDefault();
       showTask(a.dataset.key);
     };
+  }
 }
 
 async function showTask(key) {
   const t = await api(
-    '/api/pipelines/' + encodeURIComponent($('pipeline').value) + '/tasks/' + encodeURIComponent(key),
+    '/api/pipelines/' + encodeURIComponent(choice('pipeline').value) + '/tasks/' + encodeURIComponent(key),
   );
   $('timeline').hidden = false;
   $('timeline').textContent =
@@ -289,7 +300,7 @@ const post = (path, body) =>
   api(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
 async function requeue() {
-  const path = '/api/pipelines/' + encodeURIComponent($('pipeline').value) + '/requeue';
+  const path = '/api/pipelines/' + encodeURIComponent(choice('pipeline').value) + '/requeue';
   const what = Object.keys(shown).length === 0 ? { all: true } : { filter: shown };
   const preview = await post(path, { ...what, dryRun: true });
   if (!confirm('Requeue the ' + preview.matched + ' task(s) of the table on screen?')) return;
@@ -305,7 +316,7 @@ async function requeue() {
 }
 
 (async () => {
-  for (const p of await api('/api/pipelines')) $('pipeline').add(new Option(p.name, p.name));
+  for (const p of await api('/api/pipelines')) choice('pipeline').add(new Option(p.name, p.name));
   $('pipeline').onchange = () => {
     charts = {};
     $('charts').innerHTML = '';
