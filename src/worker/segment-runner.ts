@@ -18,11 +18,10 @@ import type { HeldSegment, LeaseKeeper } from './lease-keeper.js';
 import { runTask, type RunnerContext, type TaskOutcome } from './run-task.js';
 import type { RejectReason } from './reject.js';
 
-export interface WorkStats {
+/** The worker's live counters: plain data properties, updated per task. */
+export interface WorkCounters {
   done: number;
   quarantined: number;
-  /** @deprecated The name `quarantined` had before 2026-12 (a getter of it), kept for scripts that read it. */
-  readonly dead: number;
   skipped: number;
   /** Tasks whose key has no source row: recorded as bad messages, not run. */
   rejected: number;
@@ -30,6 +29,12 @@ export interface WorkStats {
   segments: number;
   inFlight: number;
   seconds: number;
+}
+
+/** What a worker reports (stats(), its heartbeat): the counters and `dead`, the earlier name of `quarantined`. */
+export interface WorkStats extends WorkCounters {
+  /** @deprecated The name `quarantined` had before 2026-12, kept for scripts that read it. */
+  readonly dead: number;
 }
 
 export interface SegmentRunnerDeps {
@@ -46,7 +51,7 @@ export interface SegmentRunnerDeps {
   reject: (items: SpoolItem[], reason: RejectReason) => Promise<void>;
   /** This deployment's ledger id: a task carrying another is never run. */
   ledger: string;
-  stats: WorkStats;
+  stats: WorkCounters;
   runTask?: typeof runTask;
   clock?: Clock;
 }

@@ -23,7 +23,7 @@ import { PACKET_HEADROOM_BYTES } from './output-limits.js';
 import { rejectItems } from './reject.js';
 import { ledgerId } from '../ledger/ledger-id.js';
 import { buildLimits, type RunnerContext } from './run-task.js';
-import { SegmentRunner, type WorkStats } from './segment-runner.js';
+import { SegmentRunner, type WorkCounters } from './segment-runner.js';
 import type { WorkOptions } from './options.js';
 
 export interface WorkerParts {
@@ -37,7 +37,7 @@ export interface WorkerParts {
   stopping: AbortController;
   /** Fires when running stages must give up. */
   abort: AbortController;
-  stats: WorkStats;
+  stats: WorkCounters;
   /** Fleet-wide resources of the pipeline's stages, when any. */
   resources: ResourceCoordinator | undefined;
   /** This process's row in the registry of live processes. */
@@ -68,13 +68,11 @@ async function openLedgerWriter(
   return { ledger, maxOutputBytes };
 }
 
-function emptyStats(): WorkStats {
+// Plain data properties only: a getter here would put the object in dictionary mode, and it is updated per task.
+function emptyStats(): WorkCounters {
   return {
     done: 0,
     quarantined: 0,
-    get dead() {
-      return this.quarantined;
-    },
     skipped: 0,
     rejected: 0,
     returned: 0,
@@ -134,7 +132,7 @@ export async function openWorkerParts(
       role: 'worker',
       pipeline: opts.pipeline,
       log,
-      info: () => ({ ...stats, spool: paths.root, resources: resources?.snapshot() ?? [] }),
+      info: () => ({ ...stats, dead: stats.quarantined, spool: paths.root, resources: resources?.snapshot() ?? [] }),
     });
     rc.resources = resources;
     resources?.start();

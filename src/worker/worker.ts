@@ -114,7 +114,8 @@ class Worker implements WorkerHandle {
   }
 
   stats(): WorkStats {
-    return { ...this.#parts.stats, seconds: (performance.now() - this.#started) / 1000 };
+    const s = this.#parts.stats;
+    return { ...s, dead: s.quarantined, seconds: (performance.now() - this.#started) / 1000 };
   }
 
   /** The first call drains (aborting after the grace period); a second call aborts at once. */

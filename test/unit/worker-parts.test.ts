@@ -13,7 +13,7 @@ import type { SpoolItem } from '../../src/spool/segment.js';
 import { ClaimLoop, type SegmentSource } from '../../src/worker/claim-loop.js';
 import { LeaseKeeper, type HeldSegment } from '../../src/worker/lease-keeper.js';
 import type { RunnerContext, TaskOutcome } from '../../src/worker/run-task.js';
-import { SegmentRunner, type WorkStats } from '../../src/worker/segment-runner.js';
+import { SegmentRunner, type WorkCounters } from '../../src/worker/segment-runner.js';
 import { fakeClock } from '../helpers/fake-clock.js';
 
 const paths = spoolPaths('/nonexistent-spool', 'p');
@@ -148,10 +148,9 @@ function runnerFor(opts: {
 }) {
   const completed: string[] = [];
   const released: Array<{ segment: string; keys: number[] }> = [];
-  const stats: WorkStats = {
+  const stats: WorkCounters = {
     done: 0,
     quarantined: 0,
-    dead: 0,
     skipped: 0,
     rejected: 0,
     returned: 0,
