@@ -1,7 +1,7 @@
 // How long a resource share's lease must be. A call starts only if it would end (its stage timeout) before
 // the lease does, judged on the holder's clock less a safety margin, and renewals come every RENEW_MS: a
-// lease that leaves no room for the longest timeout starts no call at all. (Default stage timeout, 60 s: a
-// lease of "timeout + 3 s" less its 10% margin was 3.3 s short, and a stage on a resource never ran.)
+// lease that leaves no room for the longest timeout starts no call at all, so the default lease counts the
+// margin in: "timeout + 3 s" alone, less the margin, would leave none for a 60 s timeout.
 
 export const RENEW_MS = 500;
 

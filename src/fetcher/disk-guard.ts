@@ -13,10 +13,7 @@ import { statfs } from 'node:fs/promises';
 import type { Logger } from '../core/logger.js';
 
 const CHECK_MS = 500;
-/**
- * Between two measurements the free space is the last one minus what was written since (statfs per batch cost 1-3% of
- * fetch).
- */
+/** Between two measurements the free space is the last one minus what was written since: statfs per batch costs. */
 const MEASURE_EVERY_MS = 200;
 
 export type FreeBytes = (dir: string) => Promise<number>;

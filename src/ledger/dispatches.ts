@@ -16,8 +16,7 @@ export interface Acknowledged {
 /**
  * Upserts one row per acknowledged message, with where Kafka put it. The rows travel as one JSON array
  * parameter ([key, partition, offset] each) expanded by JSON_TABLE: the same statement for any batch size, and
- * ~35% less database CPU than a multi-row VALUES list (measured: 0.42 s against 0.64 s per 200k rows on
- * MariaDB 10.11).
+ * less database CPU than a multi-row VALUES list (the server parses one parameter, not one per value).
  */
 export async function recordDispatches(
   pool: Pool,

@@ -1,8 +1,8 @@
 // The stage charts: per stage, milestones per bucket and latency p50/p99 over time.
 //
 // At scale two things matter. Each milestone's duration is read from the index (pipeline, stage, created_at,
-// duration_ms) alone: reading it from the row cost one random read per milestone (4.4 s for 100k with
-// MariaDB's default buffer pool, measured by bench:scale). And a bucket that closed more than SETTLE_S ago
+// duration_ms) alone: reading it from the row costs one random read per milestone, seconds for the milestones
+// of half an hour at scale (bench:scale). And a bucket that closed more than SETTLE_S ago
 // no longer changes, so the server keeps it: a refresh reads only the buckets since, whatever the window.
 // Percentiles come from a histogram of 8 bins per doubling (bins about 9% wide; the middle of the bin is
 // shown, clamped to the bucket's real minimum and maximum), computed in SQL by GROUP BY.

@@ -11,7 +11,7 @@ import { openPool, smallPool, type Pool } from '../db/pool.js';
 import { connectionsReport, type ConnectionsReport } from '../ledger/connections.js';
 import { STALE_AFTER_S } from '../ledger/heartbeat.js';
 import { listProcesses, type ProcessRow } from '../ledger/processes.js';
-import { resourceStatus, type ResourceStatus } from '../ledger/resources-status.js';
+import { resourceStatus, type ResourceStatus } from '../ledger/resource-reads.js';
 import { ledgerStatus, type ErrorGroup, type StageCount } from '../ledger/status-reads.js';
 import { kafkaHealth, type KafkaHealth } from '../kafka/health.js';
 import { consumerLag } from '../kafka/lag.js';

@@ -10,8 +10,8 @@
 // entry (key -> ring slot) and, per slot, the key and the time it finished (whole ms, negative for a
 // quarantine) in preallocated arrays: about 70 bytes plus the key's string, which the task held anyway. No
 // object per key. A ring, not the Map's own insertion order: taking the oldest entry of a Map whose front
-// is deleted over and over walks every deleted slot before it (V8 compacts only when the table grows), and
-// past the first 100,000 keys that cost 40 µs per task (bench:profile at 500,000 tasks).
+// is deleted over and over walks every deleted slot before it (V8 compacts only when the table grows), a cost
+// that grows with the keys seen once the window is full.
 
 import type { TaskOutcome } from './run-task.js';
 

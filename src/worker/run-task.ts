@@ -188,8 +188,8 @@ function observe(rc: RunnerContext, stage: string, outcome: 'processed' | 'faile
 
 /**
  * One task on its way through the stages. Its logger (a pino child with the key) is made when something
- * logs, not per task: at the default level a task that goes well logs nothing (bench:profile charged 7-9 µs
- * per task to two child loggers made eagerly).
+ * logs, not per task: at the default level a task that goes well logs nothing, and a child logger made per
+ * task is a cost every task pays.
  */
 class Task {
   readonly outputs: Record<string, unknown> = {};
@@ -503,8 +503,7 @@ export async function runTask(item: SpoolItem, state: TaskState, rc: RunnerConte
       result = rc.ledger.write({ kind: 'row', pipeline: rc.pipelineName, key, results: rc.results, values: mapped });
     } else {
       // With a result table of the user's, its row is the result, and the milestones (stage, attempt, duration)
-      // are sluice's bookkeeping: a sluice_results row as well would be a third write per task (bench:work
-      // measured 80% of the throughput with it, against the target of 90%).
+      // are sluice's bookkeeping: a sluice_results row as well would be a third write per task.
       result = rc.ledger.write({
         kind: 'result',
         pipeline: rc.pipelineName,

@@ -363,6 +363,7 @@ describe('produce', () => {
       missing: 3,
       inFlight: 0,
       quarantined: 0,
+      dead: 0,
       pending: 3,
       orphans: 0,
       shared: 0,
