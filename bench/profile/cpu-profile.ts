@@ -30,15 +30,18 @@ export interface CpuBreakdown {
 /** sluice's features, by the files they live in; logging and metrics by their libraries. */
 export const FEATURES: ReadonlyArray<readonly [string, RegExp]> = [
   ['spool: claim, read, complete segments', /\/src\/spool\//],
-  ['ledger snapshot read + source-membership check (task-state)', /\/src\/db\/task-state\.ts/],
-  ['ledger writes (milestones, results)', /\/src\/db\/ledger\.ts/],
+  ['ledger snapshot read + source-membership check (task-state)', /\/src\/(db|ledger)\/task-state\.ts/],
+  ['ledger writes (milestones, results)', /\/src\/db\/ledger\.ts|\/src\/ledger\/ledger-writer\.ts/],
   ['key gate', /\/src\/worker\/key-gate\.ts/],
   ['stage runner (run-task, limits, retry)', /\/src\/worker\/(run-task|limits)\.ts|\/src\/core\/retry\.ts/],
   ['resource gate', /\/src\/resources\//],
-  ['heartbeats', /\/src\/core\/heartbeat\.ts|\/src\/db\/processes\.ts/],
-  ['metrics', /\/src\/metrics\/|prom-client/],
+  ['heartbeats', /\/src\/(core|ledger)\/heartbeat\.ts|\/src\/(db|ledger)\/processes\.ts/],
+  ['metrics', /\/src\/metrics\/|\/src\/core\/metrics\.ts|prom-client/],
   ['logging (pino)', /node_modules\/pino/],
-  ['user result table (result-row, results-table)', /\/src\/worker\/result-row\.ts|\/src\/db\/results-table\.ts/],
+  [
+    'user result table (result-row, results-table)',
+    /\/src\/worker\/result-row\.ts|\/src\/(db|user-tables)\/results-table\.ts/,
+  ],
 ];
 
 function place(url: string, name: string): string {
