@@ -1,5 +1,5 @@
 // One benchmark variant in its own process (so its peak RSS is its own). Prints one JSON line.
-//   sluice   <table> <pipeline>   sluice's producer, as `npm run produce` runs it
+//   sluice   <table> <pipeline> [<key as JSON>]   sluice's producer, as `npm run produce` runs it
 //   naive    <table> <samples>    OFFSET/LIMIT pages of 1,000 with NOT IN, publishing each page
 //   antijoin <table> <pipeline>   the anti-join streamed alone, no Kafka
 //   kafka    <count> <bytes>      kafkajs sending pre-built batches alone, no database
@@ -12,7 +12,7 @@ import { validateConfig } from '../src/config/validate.js';
 import { silentLogger } from '../src/core/logger.js';
 import { produce } from '../src/producer/producer.js';
 
-const [mode, a, b] = process.argv.slice(2);
+const [mode, a, b, c] = process.argv.slice(2);
 const url = process.env.BENCH_DATABASE_URL!;
 const brokers = (process.env.SLUICE_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
 const rssMb = (): number => Math.round(process.resourceUsage().maxRSS / 1024);
@@ -29,13 +29,14 @@ async function newTopic(partitions = 6): Promise<{ kafka: Kafka; topic: string }
   return { kafka, topic };
 }
 
-async function sluice(table: string, pipeline: string): Promise<void> {
+async function sluice(table: string, pipeline: string, keyJson = '"id"'): Promise<void> {
   const topic = `sluice-bench-${randomUUID().slice(0, 8)}`;
+  const key = JSON.parse(keyJson) as string | string[];
   const config = validateConfig(
     mergeLayers(structuredClone(defaults), {
       database: { url },
       kafka: { brokers },
-      pipelines: { [pipeline]: { topic, partitions: 6, source: { table, key: 'id', columns: ['title', 'body'] } } },
+      pipelines: { [pipeline]: { topic, partitions: 6, source: { table, key, columns: ['title', 'body'] } } },
     }),
   );
   const s = await produce({ config, pipeline, log: silentLogger() });
@@ -141,7 +142,7 @@ async function kafkaOnly(count: number, bytes: number): Promise<void> {
 
 switch (mode) {
   case 'sluice':
-    await sluice(a!, b!);
+    await sluice(a!, b!, c);
     break;
   case 'naive':
     await naive(a!, Number(b));

@@ -9,6 +9,7 @@ import { checkPipelineTables } from '../user-tables/pipeline-tables.js';
 import { collisions, type Collisions } from '../user-tables/results-table.js';
 import { SourceError } from '../core/errors.js';
 import { fitMessage } from '../user-tables/key-fit.js';
+import { keyColumns } from '../user-tables/key-shape.js';
 import { ledgerId } from '../ledger/ledger-id.js';
 import { checkKafka, createKafka, kafkaFailure, quickRetry, retryKafka, type KafkaCheck } from '../kafka/client.js';
 import { replicationWarnings, seedsDown, topicReplication } from '../kafka/health.js';
@@ -43,17 +44,18 @@ export const doctorCommand: Command = {
         out(
           `ok  ` +
             `pipeline    ${name}: source ${pipeline.source.table} (` +
-            `${src.keyKind} key ${src.key}), topic ${pipeline.topic}`,
+            `${src.keyKind} key ${keyColumns(src.key).join(', ')}), topic ${pipeline.topic}`,
         );
         const r = src.results;
         if (r !== undefined) {
           const c = r.merging === null ? null : await collisions(pool, src, r);
           const today = c === null ? '' : ` (${collisionText(c)})`;
           if (r.merging !== null && (r.merging.class === 'cuts' || !r.mergeKeys)) {
+            const part = r.merging.part ?? 0;
             const { message, hint } = fitMessage(
               r.merging,
-              { table: src.table, col: src.keyColumn },
-              { table: r.table, col: r.keyColumn },
+              { table: src.table, col: src.parts[part]!.meta },
+              { table: r.table, col: r.parts[part]!.meta },
             );
             throw new SourceError(
               r.merging.class === 'merges' ? 'RESULTS_KEY_MERGES' : 'RESULTS_KEY_CUTS',
@@ -62,12 +64,12 @@ export const doctorCommand: Command = {
             );
           }
           out(
-            `ok  results     ${r.table}.${r.key} (unique, ${r.keyKind}), ` +
+            `ok  results     ${r.table}.${keyColumns(r.key).join(', ')} (unique, ${r.keyKind}), ` +
               `columns ${r.columns.join(', ')}, on conflict ${r.onConflict}`,
           );
           if (r.merging !== null)
             out(
-              `warn results    ${r.table}.${r.key} ${r.merging.why}; ` +
+              `warn results    ${r.table}.${keyColumns(r.key).join(', ')} ${r.merging.why}; ` +
                 `results.mergeKeys accepts that: source rows that share a result row ` +
                 `are done by it${today}`,
             );

@@ -28,6 +28,7 @@ export function configText(o: InitOptions): string {
   const fields = o.columns.map((c) => `  ${c}: unknown;`).join('\n');
   const first = o.columns[0];
   const use = first === undefined ? 'ctx.task.key' : `row.${first}`;
+  const columnList = o.columns.map((c) => `'${c}'`).join(', ');
   return `// sluice's configuration for this project, written by \`npx sluice init\`.
 // Settings here override sluice's defaults; environment variables (DATABASE_URL, SLUICE_KAFKA_BROKERS, ...)
 // override this file, and command-line flags override both. Every setting: docs/configuration.md
@@ -64,12 +65,18 @@ export default defineConfig({
   pipelines: {
     ${o.pipeline}: {
       // Every row of the table is a task; the key must be NOT NULL and unique.
-      source: { table: '${o.table}', key: '${o.key}', columns: [${o.columns.map((c) => `'${c}'`).join(', ')}] },
+      source: { table: '${o.table}', key: ${keyLiteral(o.key)}, columns: [${columnList}] },
       stages,
     },
   },
 });
 `;
+}
+
+/** The config's key: 'id', or ['tenant_id', 'id'] for a composite key. */
+function keyLiteral(key: string): string {
+  const cols = key.split(',');
+  return cols.length === 1 ? `'${key}'` : `[${cols.map((c) => `'${c}'`).join(', ')}]`;
 }
 
 function pascal(name: string): string {
@@ -88,8 +95,11 @@ function options(values: Record<string, unknown>): InitOptions {
       `--table must be an SQL identifier (or database.table): ${IDENTIFIER_RULE}, got '${asText(table)}'`,
     );
   const key = typeof values.key === 'string' ? values.key : 'id';
-  if (!isIdentifier(key))
-    throw new UsageError(`--key must be an SQL identifier: ${IDENTIFIER_RULE}, got '${asText(key)}'`);
+  // A composite key as its columns joined by commas, in the index's order.
+  if (!key.split(',').every(isIdentifier))
+    throw new UsageError(
+      `--key must be an SQL identifier (or a composite key's columns, a,b): ${IDENTIFIER_RULE}, got '${asText(key)}'`,
+    );
   const columns =
     typeof values.columns === 'string'
       ? values.columns
@@ -137,7 +147,7 @@ function addScripts(dir: string, pipeline: string): string[] {
 export const initCommand: Command = {
   name: 'init',
   summary: 'write a sluice.config.ts for your table in this project (never overwrites a file)',
-  usage: '--table <table> [--key <column>] [--columns a,b,c] [--pipeline <name>] [--scripts]',
+  usage: '--table <table> [--key <column>[,<column>...]] [--columns a,b,c] [--pipeline <name>] [--scripts]',
   details: ['Example: npx sluice init --table products --key id --columns name,description --scripts'],
   options: {
     table: { type: 'string' },
@@ -148,7 +158,7 @@ export const initCommand: Command = {
   },
   optionHelp: {
     table: 'the source table, one row per task (or database.table)',
-    key: 'its unique, NOT NULL key column (default id)',
+    key: 'its unique, NOT NULL key column (default id); a composite key as its columns, a,b',
     columns: 'columns copied into each task, comma-separated',
     pipeline: 'the pipeline name (default: from the table name)',
     scripts: 'also add sluice:* scripts to package.json (existing ones are kept)',

@@ -1,4 +1,5 @@
-// `sluice inspect --pipeline <name> <key>`: everything known about one task — in the source (and the
+// `sluice inspect --pipeline <name> <key>` (a composite key as one argument per part, a UUID key with or
+// without dashes): everything known about one task — in the source (and the
 // filter)?, done, pending, in flight or quarantined; its result, milestones, failed attempts, dispatch
 // record, and what this machine's spool holds for it.
 
@@ -10,6 +11,7 @@ import { keyText } from '../core/envelope.js';
 import { inspectTask, type TaskRecord } from '../ledger/inspect.js';
 import { assertMigrated } from '../db/migrate.js';
 import { checkPipelineTables } from '../user-tables/pipeline-tables.js';
+import { displayKey, typedKey } from '../user-tables/key-shape.js';
 import { openPool } from '../db/pool.js';
 import { spoolPaths, type SpoolPaths } from '../spool/layout.js';
 import { decodeItems } from '../spool/segment.js';
@@ -47,9 +49,9 @@ async function spoolHits(p: SpoolPaths, key: string): Promise<SpoolHit[]> {
   return hits;
 }
 
-function render(r: TaskRecord & { spool: SpoolHit[] }, out: (l: string) => void): void {
+function render(r: TaskRecord & { display: string; spool: SpoolHit[] }, out: (l: string) => void): void {
   out(
-    `key ${JSON.stringify(r.key)}: ${r.state}` +
+    `key ${JSON.stringify(r.display)}: ${r.state}` +
       `${r.inTable && !r.inSource ? ' (in the table, outside source.where)' : ''}`,
   );
   if (r.result !== null) out(`  result      ${JSON.stringify(r.result)}`);
@@ -102,34 +104,37 @@ function render(r: TaskRecord & { spool: SpoolHit[] }, out: (l: string) => void)
 export const inspectCommand: Command = {
   name: 'inspect',
   summary: 'everything known about one task: source, result, dispatches, quarantine, milestones, attempts, spool',
-  usage: '--pipeline <name> <key> [--json]',
+  usage: '--pipeline <name> <key> [<key part> ...] [--json]',
   options: { pipeline: { type: 'string', short: 'p' }, json: { type: 'boolean' } },
   optionHelp: { pipeline: 'the pipeline (required)', json: 'print one JSON object' },
   async run({ values, positionals, config, out }) {
     const name = values.pipeline;
     if (typeof name !== 'string') throw new UsageError('--pipeline is required', 'see: sluice inspect --help');
-    const key = positionals[0];
-    if (key === undefined || positionals.length > 1)
-      throw new UsageError('give exactly one task key (quote it for the shell)', 'see: sluice inspect --help');
+    if (positionals.length === 0)
+      throw new UsageError('give the task key (quote it for the shell)', 'see: sluice inspect --help');
     const pipeline = getPipeline(config, name);
     const pool = await openPool(config.database, { poolSize: 1 });
     let record: TaskRecord;
+    let shown: string;
     try {
       await assertMigrated(pool);
-      record = await inspectTask(
-        pool,
-        await checkPipelineTables(pool, pipeline, { refuseMisfit: false }),
-        name,
-        key,
-        config.producer.staleAfterMs,
-      );
+      const src = await checkPipelineTables(pool, pipeline, { refuseMisfit: false });
+      const typed = typedKey(src, positionals);
+      if ('error' in typed)
+        throw new UsageError(
+          `key ${JSON.stringify(positionals.join(' '))}: ${typed.error}`,
+          'see: sluice inspect --help',
+        );
+      record = await inspectTask(pool, src, name, typed.text, config.producer.staleAfterMs);
+      shown = displayKey(src, typed.text);
     } finally {
       await pool.end();
     }
     const report = {
       pipeline: name,
       ...record,
-      spool: await spoolHits(spoolPaths(resolve(config.spool.dir), name), key),
+      display: shown,
+      spool: await spoolHits(spoolPaths(resolve(config.spool.dir), name), record.key),
     };
     if (values.json === true) out(JSON.stringify(report));
     else render(report, out);

@@ -58,6 +58,23 @@ const identifier = (qualified = false) =>
     error: `must be an SQL identifier${qualified ? ' (or database.table)' : ''}: ${IDENTIFIER_RULE}`,
   });
 
+/** A key: one column, or the columns of a composite key in their index's order. */
+const keyColumnsSchema = () =>
+  z.custom<string | string[]>(
+    (v) =>
+      isIdentifier(v) ||
+      (Array.isArray(v) &&
+        v.length >= 1 &&
+        v.length <= 16 &&
+        v.every(isIdentifier) &&
+        new Set(v.map((c: string) => c.toLowerCase())).size === v.length),
+    {
+      error:
+        `must be an SQL identifier, or an array of the distinct columns of a composite key ` +
+        `(['tenant_id', 'id']): ${IDENTIFIER_RULE}`,
+    },
+  );
+
 /** A strict object whose unknown keys are reported with the allowed ones. */
 function section<S extends z.ZodRawShape>(shape: S) {
   const allowed = Object.keys(shape).join(', ');
@@ -480,8 +497,11 @@ export const resourceSchema = section({
 const sourceSchema = section({
   /** The table holding one row per task (`table` or `database.table`). */
   table: identifier(true),
-  /** Its unique, NOT NULL key column: integers or text. */
-  key: identifier(),
+  /**
+   * Its unique, NOT NULL key: one column (integer, text, BINARY/VARBINARY or UUID), or the columns of a composite
+   * primary key or unique index in the index's order.
+   */
+  key: keyColumnsSchema(),
   /** Columns copied into each task's payload. */
   columns: z.array(identifier(), { error: 'must be an array of column names' }),
   /** An SQL condition on the source table's columns (trusted configuration): only rows it selects are tasks. */
@@ -496,8 +516,11 @@ const sourceSchema = section({
 const resultsSchema = section({
   /** `table` or `database.table` on the same server. */
   table: identifier(true),
-  /** The column holding the source key: NOT NULL, with a unique index of its own. */
-  key: identifier(),
+  /**
+   * The column holding the source key (NOT NULL, with a unique index of its own); for a composite source key, one
+   * column per part in the same order, with a unique index over them.
+   */
+  key: keyColumnsSchema(),
   /** The columns `row` fills. */
   columns: z
     .array(identifier(), { error: 'must be a non-empty array of column names' })

@@ -15,8 +15,16 @@ export interface TaskEnvelope {
    * added have none and run as before; a fetcher or worker of another ledger never runs one that has it.
    */
   ledger?: string;
-  /** The source key: a number for integer keys (a string past 2^53), otherwise a string. */
+  /**
+   * The source key's canonical text: a number for integer keys (a string past 2^53), otherwise a string (the hex of
+   * a binary or UUID key; a composite key's parts joined, user-tables/key-shape.ts).
+   */
   key: string | number;
+  /**
+   * A composite key's parts, in the source key's column order (integers as numbers when exact). Optional: absent
+   * for a one-column key, and consumers that read only `key` keep working.
+   */
+  parts?: Array<string | number>;
   payload: unknown;
   /** 1 on the first publication of the task, +1 on each republication (stale or --retry-quarantined). */
   attempt: number;
@@ -40,7 +48,7 @@ export function payloadFromRow(row: Record<string, unknown>): Record<string, unk
  * as JSON (BigInt, cycles, ...).
  */
 export function encodeEnvelope(e: TaskEnvelope): string {
-  return envelopeEncoder(e)(e.key, e.payload, e.attempt);
+  return envelopeEncoder(e)(e.key, e.payload, e.attempt, e.parts);
 }
 
 export type EnvelopeFixed = Pick<TaskEnvelope, 'v' | 'pipeline' | 'ledger' | 'runId' | 'producedAt'>;
@@ -49,15 +57,23 @@ export type EnvelopeFixed = Pick<TaskEnvelope, 'v' | 'pipeline' | 'ledger' | 'ru
  * The producer's hot path: what every task of a page shares (version, pipeline, ledger, run, time) is
  * serialised once, and each task adds its key, payload and attempt. The same text as encodeEnvelope.
  */
-export function envelopeEncoder(f: EnvelopeFixed): (key: string | number, payload: unknown, attempt: number) => string {
+export function envelopeEncoder(f: EnvelopeFixed): EnvelopeEncode {
   const ledger = f.ledger === undefined ? '' : `,"ledger":${JSON.stringify(f.ledger)}`;
   const head = `{"v":${f.v},"pipeline":${JSON.stringify(f.pipeline)}${ledger},"key":`;
   const tail = `,"runId":${JSON.stringify(f.runId)},"producedAt":${JSON.stringify(f.producedAt)}}`;
-  return (key, payload, attempt) => {
+  return (key, payload, attempt, parts) => {
     const k = typeof key === 'number' ? String(key) : JSON.stringify(key);
-    return `${head}${k},"payload":${JSON.stringify(payload) ?? 'null'},"attempt":${attempt}${tail}`;
+    const p = parts === undefined ? '' : `,"parts":${JSON.stringify(parts)}`;
+    return `${head}${k}${p},"payload":${JSON.stringify(payload) ?? 'null'},"attempt":${attempt}${tail}`;
   };
 }
+
+export type EnvelopeEncode = (
+  key: string | number,
+  payload: unknown,
+  attempt: number,
+  parts?: ReadonlyArray<string | number>,
+) => string;
 
 /** The longest key sluice stores (ledger columns are VARBINARY(2048)). */
 export const MAX_KEY_BYTES = 2048;

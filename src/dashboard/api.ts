@@ -17,6 +17,7 @@ import type { Shutdown } from '../core/shutdown.js';
 import { expireDispatches, releaseQuarantined } from '../ledger/dispatches.js';
 import { inspectTask } from '../ledger/inspect.js';
 import { checkPipelineTables } from '../user-tables/pipeline-tables.js';
+import { displayKey, typedKey, type KeyShape } from '../user-tables/key-shape.js';
 import type { Pool } from '../db/pool.js';
 import type { SharedKafka } from '../kafka/lag.js';
 import { produce } from '../producer/producer.js';
@@ -94,7 +95,11 @@ const ROUTES: Array<[method: string, pattern: RegExp, handler: Handler]> = [
     /^\/api\/pipelines\/([^/]+)\/quarantine$/,
     async (ctx, [p], q) => {
       const { filter, limit } = parseQuarantineQuery(q);
-      return quarantined(ctx.pool, pipelineName(ctx, p!), filter, limit);
+      const name = pipelineName(ctx, p!);
+      const src = await checkPipelineTables(ctx.pool, getPipeline(ctx.config, name), { refuseMisfit: false });
+      if (filter.key !== undefined) filter.key = canonical(src, filter.key);
+      const found = await quarantined(ctx.pool, name, filter, limit);
+      return { ...found, tasks: found.tasks.map((t) => ({ ...t, key: displayKey(src, t.key) })) };
     },
   ],
   [
@@ -103,7 +108,10 @@ const ROUTES: Array<[method: string, pattern: RegExp, handler: Handler]> = [
     async (ctx, [p, key]) => {
       const name = pipelineName(ctx, p!);
       const src = await checkPipelineTables(ctx.pool, getPipeline(ctx.config, name), { refuseMisfit: false });
-      return inspectTask(ctx.pool, src, name, key!, ctx.config.producer.staleAfterMs);
+      const text = canonical(src, key!);
+      const record = await inspectTask(ctx.pool, src, name, text, ctx.config.producer.staleAfterMs);
+      // The page shows the key as people read it (a UUID with dashes); `keyText` is what the ledger holds.
+      return { ...record, key: displayKey(src, text), keyText: text };
     },
   ],
   ['POST', /^\/api\/pipelines\/([^/]+)\/requeue$/, requeue],
@@ -123,6 +131,17 @@ export async function handleApi(
     return handler(ctx, match.slice(1).map(pathParam), query, body);
   }
   throw new HttpError(404, `no such endpoint: ${path}`);
+}
+
+/** A key as typed in the page (a UUID with or without dashes, a composite key's parts joined) as its canonical text. */
+function canonical(shape: KeyShape, key: string): string {
+  const typed = typedKey(shape, [key]);
+  if ('error' in typed) throw new HttpError(400, `key: ${typed.error}`);
+  return typed.text;
+}
+
+async function canonicalKey(ctx: ApiContext, name: string, key: string): Promise<string> {
+  return canonical(await checkPipelineTables(ctx.pool, getPipeline(ctx.config, name), { refuseMisfit: false }), key);
 }
 
 function pipelineName(ctx: ApiContext, name: string): string {
@@ -148,6 +167,7 @@ export function overview(s: StatusReport): StatusReport & { etaSeconds: number |
 async function requeue(ctx: ApiContext, [p]: string[], _q: URLSearchParams, body: unknown): Promise<unknown> {
   const name = pipelineName(ctx, p!);
   const r = parseRequeue(body);
+  if (r.filter.key !== undefined) r.filter.key = await canonicalKey(ctx, name, r.filter.key);
   const keys = await quarantinedKeys(ctx.pool, name, r.filter);
   const hash = keySetHash(keys);
   if (r.dryRun) return { matched: keys.length, hash, requeued: 0, published: 0, dryRun: true };

@@ -63,6 +63,11 @@ export function classify(
   }
   if (typeof key === 'string' && Buffer.byteLength(key) > MAX_KEY_BYTES)
     return bad('bad-envelope', `key is longer than ${MAX_KEY_BYTES} bytes`);
+  if (
+    e.parts !== undefined &&
+    !(Array.isArray(e.parts) && e.parts.every((v) => typeof v === 'string' || Number.isSafeInteger(v)))
+  )
+    return bad('bad-envelope', 'parts must be an array of strings and safe integers');
   if (!('payload' in e)) return bad('bad-envelope', 'no payload');
   if (typeof e.attempt !== 'number' || !Number.isInteger(e.attempt) || e.attempt < 1)
     return bad('bad-envelope', 'attempt must be a positive integer');

@@ -3,7 +3,8 @@
 
 import type { RowDataPacket } from 'mysql2/promise';
 import { quoteIdentifier } from '../core/identifiers.js';
-import { INTEGER_KEY, keyTextSql, sourceFrom } from '../user-tables/key-sql.js';
+import { keyTextSql, sourceFrom } from '../user-tables/key-sql.js';
+import { keyInSql, type KeyShape } from '../user-tables/key-shape.js';
 import type { Pool } from '../db/pool.js';
 import type { SourceInfo } from '../user-tables/table-info.js';
 import { exactKeys } from '../user-tables/key-fit.js';
@@ -26,23 +27,24 @@ const plain = (r: RowDataPacket | undefined): Record<string, unknown> | null => 
   if (r === undefined) return null;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(r))
-    out[k] = Buffer.isBuffer(v) ? v.toString('utf8') : v instanceof Date ? v.toISOString() : v;
+    // Bytes as hex: a BINARY key or column read as text would show other characters than it holds.
+    out[k] = Buffer.isBuffer(v) ? v.toString('hex') : v instanceof Date ? v.toISOString() : v;
   return out;
 };
 
 async function inFrom(
   pool: Pool,
   from: string,
-  src: SourceInfo,
+  shape: KeyShape,
   key: string,
-  column = src.key,
   exact = true,
 ): Promise<RowDataPacket | undefined> {
-  if (src.keyKind === 'int' && !INTEGER_KEY.test(key)) return undefined;
+  const params: unknown[] = [];
+  const within = keyInSql(shape, [key], params);
+  if (within === 'FALSE') return undefined;
   const [rows] = await pool.query<RowDataPacket[]>(
-    `SELECT s.*, ${keyTextSql({ key: column, keyKind: src.keyKind })} AS ` +
-      `__k FROM ${from} WHERE s.${quoteIdentifier(column)} = ?`,
-    [key],
+    `SELECT s.*, ${keyTextSql(shape)} AS __k FROM ${from} WHERE ${within}`,
+    params,
   );
   // Byte for byte: a collation may return 'ABC' for 'abc'.
   const row = exact
@@ -62,6 +64,7 @@ export async function inspectTask(
   const inTable = (await inFrom(pool, sourceFrom({ table: src.table }), src, key)) !== undefined;
   const inSource =
     inTable && (src.where === undefined || (await inFrom(pool, sourceFrom(src), src, key)) !== undefined);
+  const r = src.results;
   const one = async (sql: string): Promise<RowDataPacket | undefined> =>
     (await pool.query<RowDataPacket[]>(sql, [pipeline, key]))[0][0];
   const bookkeeping = await one(
@@ -69,16 +72,7 @@ export async function inspectTask(
       'FROM sluice_results WHERE pipeline = ? AND task_key = ?',
   );
   const result =
-    src.results === undefined
-      ? bookkeeping
-      : await inFrom(
-          pool,
-          `${quoteIdentifier(src.results.table)} s`,
-          src,
-          key,
-          src.results.key,
-          exactKeys(src.results),
-        );
+    r === undefined ? bookkeeping : await inFrom(pool, `${quoteIdentifier(r.table)} s`, r, key, exactKeys(r));
   const [[dispatch]] = await pool.query<RowDataPacket[]>(
     'SELECT run_id, topic, dispatches, dispatched_at, dispatched_at > NOW(3) ' +
       '- INTERVAL ? MICROSECOND AS recent FROM sluice_dispatches WHERE pipeline ' +

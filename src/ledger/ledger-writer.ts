@@ -20,6 +20,7 @@ import { DB_OUTAGE_POLICY, withDbRetries } from '../db/db-errors.js';
 import type { RetryPolicy, Clock } from '../core/retry.js';
 import type { Pool } from '../db/pool.js';
 import type { ResultsInfo } from '../user-tables/table-info.js';
+import { keyValues } from '../user-tables/key-shape.js';
 import { keysWithResult } from './task-state.js';
 
 export type LedgerOp =
@@ -84,7 +85,12 @@ export class LedgerWriteError extends SluiceError {
  */
 export class ResultNotStoredError extends LedgerWriteError {
   constructor(r: ResultsInfo, key: string) {
-    const col = `${r.table}.${r.key} (${r.keyColumn.columnType}${r.collation === null ? '' : ` ${r.collation}`})`;
+    const col = r.parts
+      .map(
+        (p) =>
+          `${r.table}.${p.column} (${p.meta.columnType}${p.meta.collation === null ? '' : ` ${p.meta.collation}`})`,
+      )
+      .join(', ');
     super(
       'row',
       new Error(
@@ -133,8 +139,8 @@ const SQL = {
 
 /** The upsert into a user's result table: one statement shape per table and column list. */
 function rowSql({ results: r }: Extract<LedgerOp, { kind: 'row' }>): string {
-  const cols = [r.key, ...r.columns].map(quoteIdentifier);
-  const k = quoteIdentifier(r.key);
+  const cols = [...r.parts.map((p) => p.column), ...r.columns].map(quoteIdentifier);
+  const k = quoteIdentifier(r.parts[0]!.column);
   const update =
     r.onConflict === 'update'
       ? r.columns.map((c) => `${quoteIdentifier(c)} = VALUES(${quoteIdentifier(c)})`).join(', ')
@@ -190,7 +196,10 @@ function row(op: LedgerOp): unknown[] {
         wid(op.workerId),
       ];
     case 'row':
-      return [op.key, ...op.values];
+      // A one-column key of text or integers is its text; bytes and composite keys are written part by part.
+      return op.results.parts.length === 1 && op.results.keyKind !== 'binary'
+        ? [op.key, ...op.values]
+        : [...(keyValues(op.results, op.key) ?? [op.key]), ...op.values];
   }
 }
 

@@ -12,7 +12,8 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import { quoteIdentifier } from '../core/identifiers.js';
 import { envelopeKey } from '../core/envelope.js';
-import { doneJoin, INTEGER_KEY, keyTextSql, sourceFrom } from '../user-tables/key-sql.js';
+import { doneJoin, keyTextSql, sourceFrom } from '../user-tables/key-sql.js';
+import { envelopeParts, keyAfterSql, keyInSql, keyOrderSql } from '../user-tables/key-shape.js';
 import type { Pool } from '../db/pool.js';
 import type { SourceInfo } from '../user-tables/table-info.js';
 import { asText } from '../core/text.js';
@@ -38,6 +39,8 @@ export interface PendingRow {
   key: string | number;
   /** The key as stored in the ledger and sent as the Kafka message key. */
   keyText: string;
+  /** A composite key's parts (the envelope's `parts`). */
+  parts?: Array<string | number>;
   /** How many times it was published before (from sluice_dispatches). */
   previousDispatches: number;
   quarantined: boolean;
@@ -95,18 +98,14 @@ function filters(f: PendingFilter, from: From, params: unknown[]): string {
   return where;
 }
 
-/** `keys` as a condition on the source key column itself, so the primary key is read only at those keys. */
+/** `keys` as a condition on the source key columns themselves, so the index is read only at those keys. */
 function keysCondition(src: SourceInfo, keys: readonly string[] | undefined, params: unknown[]): string {
   if (keys === undefined) return '';
-  const col = `s.${quoteIdentifier(src.key)}`;
-  if (src.keyKind === 'int') {
-    const ints = keys.filter((k) => INTEGER_KEY.test(k));
-    return ints.length === 0 ? ' AND FALSE' : ` AND ${col} IN (${ints.join(', ')})`;
-  }
-  if (keys.length === 0) return ' AND FALSE';
-  // The column's collation may match more rows than asked for (case variants); the key text must be the same bytes.
-  params.push(keys, keys);
-  return ` AND ${col} IN (?) AND CAST(${keyTextSql(src)} AS BINARY) IN (?)`;
+  const within = keyInSql(src, keys, params);
+  if (within === 'FALSE' || src.parts.every((p) => p.kind !== 'string')) return ` AND ${within}`;
+  // A collation may match more rows than asked for (case variants); the key text must be the same bytes.
+  params.push(keys);
+  return ` AND ${within} AND CAST(${keyTextSql(src)} AS BINARY) IN (?)`;
 }
 
 /** Fills `hasDispatches` / `hasQuarantined` so page queries can leave out joins that cannot match. */
@@ -120,17 +119,9 @@ export async function probeLedger(pool: Pool, f: PendingFilter): Promise<Pending
   return { ...f, hasDispatches: d.length > 0, hasQuarantined: x.length > 0 };
 }
 
-/** An integer cursor goes into the SQL as a literal, so the range is on the integer key, not on a string. */
+/** Integers go into the SQL as literals, so the range is on the integer key, not on a string. */
 function cursorCondition(src: SourceInfo, after: string | undefined, params: unknown[]): string {
-  if (after === undefined) return '';
-  const col = `s.${quoteIdentifier(src.key)}`;
-  if (src.keyKind === 'int') {
-    // The cursor is a key this query returned, in keyTextSql's form; anything else is a bug here.
-    if (!INTEGER_KEY.test(after)) throw new TypeError(`integer cursor expected, got ${JSON.stringify(after)}`);
-    return ` AND ${col} > ${after}`;
-  }
-  params.push(after);
-  return ` AND ${col} > ?`;
+  return after === undefined ? '' : ` AND ${keyAfterSql(src, after, params)}`;
 }
 
 /** One page of pending tasks after `after` (a key's text form), in key order. */
@@ -151,7 +142,7 @@ export async function fetchPendingPage(
   }
   ${from.sql}
   ${where}
-  ORDER BY s.${quoteIdentifier(src.key)}
+  ORDER BY ${keyOrderSql(src)}
   LIMIT ?`;
   // Arrays, not objects: one object per row (the payload) instead of three on the producer's hot path.
   // Dates as their text: payloads keep zero dates and have no time zone drift, whatever pool this is.
@@ -161,8 +152,10 @@ export async function fetchPendingPage(
     const row: Record<string, unknown> = {};
     for (let i = 0; i < cols.length; i++) row[cols[i]!] = r[3 + i];
     const keyText = Buffer.isBuffer(r[0]) ? r[0].toString('utf8') : asText(r[0]);
+    const parts = envelopeParts(src, keyText);
     return {
       key: envelopeKey(keyText, src.keyKind === 'int'),
+      ...(parts === undefined ? {} : { parts }),
       keyText,
       previousDispatches: Number(r[1]),
       quarantined: Number(r[2]) === 1,

@@ -37,10 +37,10 @@ export async function runSummary(pool: Pool, pipeline: string, resource: string)
 export async function quarantinedUpTo(
   pool: Pool,
   pipeline: string,
-  source: { table: string; key: string },
+  source: { table: string; key: string | readonly string[] },
   upTo: number,
 ): Promise<number> {
-  const key = quoteIdentifier(source.key);
+  const key = quoteIdentifier(typeof source.key === 'string' ? source.key : source.key[0]!);
   const [[r]] = await pool.query<RowDataPacket[]>(
     `SELECT COUNT(*) AS n FROM ` +
       `sluice_dead_tasks x JOIN ${quoteIdentifier(source.table)} d ON ` +

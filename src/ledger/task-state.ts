@@ -5,7 +5,8 @@
 
 import type { RowDataPacket } from 'mysql2/promise';
 import { quoteIdentifier } from '../core/identifiers.js';
-import { INTEGER_KEY, jsonKeysTable, keyTextSql, sourceFrom } from '../user-tables/key-sql.js';
+import { jsonKeysTable, keyTextSql, sourceFrom } from '../user-tables/key-sql.js';
+import { keyInSql, type KeyShape } from '../user-tables/key-shape.js';
 import type { Pool } from '../db/pool.js';
 import type { SourceInfo } from '../user-tables/table-info.js';
 import type { ResultsInfo } from '../user-tables/table-info.js';
@@ -25,34 +26,19 @@ export interface TaskState {
 const textOf = (v: unknown): string => (Buffer.isBuffer(v) ? v.toString('utf8') : String(v));
 
 /**
- * The keys among `keys` that `from` (a FROM item with alias s, keyed by column `key`) holds. Probed by the
- * table's own key index: integer keys as literals (only canonical integers can match), text keys as one
- * list. The canonical text of each row found is compared with the key exactly, so a case-insensitive or PAD
- * SPACE collation cannot let 'ABC' or 'abc ' stand for 'abc'.
+ * The keys among `keys` that `from` (a FROM item with alias s, keyed by `shape`'s columns) holds. Probed by the
+ * table's own key index (key-shape.ts keyInSql). The canonical text of each row found is compared with the key
+ * exactly, so a case-insensitive or PAD SPACE collation cannot let 'ABC' or 'abc ' stand for 'abc'.
  */
-async function keysIn(
-  pool: Pool,
-  from: string,
-  key: string,
-  kind: SourceInfo['keyKind'],
-  keys: readonly string[],
-): Promise<Set<string>> {
+async function keysIn(pool: Pool, from: string, shape: KeyShape, keys: readonly string[]): Promise<Set<string>> {
   const found = new Set<string>();
-  const col = `s.${quoteIdentifier(key)}`;
-  const text = keyTextSql({ key, keyKind: kind });
-  let sql: string;
-  let params: unknown[];
-  if (kind === 'int') {
-    const ints = keys.filter((k) => INTEGER_KEY.test(k));
-    if (ints.length === 0) return found;
-    sql = `SELECT ${text} AS k FROM ${from} WHERE ${col} IN (${ints.join(', ')})`;
-    params = [];
-  } else {
-    if (keys.length === 0) return found;
-    sql = `SELECT ${text} AS k FROM ${from} WHERE ${col} IN (?)`;
-    params = [keys];
-  }
-  const [rows] = await pool.query<RowDataPacket[]>(sql, params);
+  const params: unknown[] = [];
+  const within = keyInSql(shape, keys, params);
+  if (within === 'FALSE') return found;
+  const [rows] = await pool.query<RowDataPacket[]>(
+    `SELECT ${keyTextSql(shape)} AS k FROM ${from} WHERE ${within}`,
+    params,
+  );
   const wanted = new Set(keys);
   for (const r of rows) {
     const k = textOf(r.k);
@@ -63,16 +49,16 @@ async function keysIn(
 
 /**
  * The keys among `keys` that have their row in the user's result table: the row of this very key, or,
- * when the user accepted merged keys (results.mergeKeys), the row its key merges with.
+ * when the user accepted merged keys (results.mergeKeys, one text column), the row its key merges with.
  */
 export async function keysWithResult(pool: Pool, r: ResultsInfo, keys: readonly string[]): Promise<Set<string>> {
-  if (exactKeys(r)) return keysIn(pool, `${quoteIdentifier(r.table)} s`, r.key, r.keyKind, keys);
+  if (exactKeys(r)) return keysIn(pool, `${quoteIdentifier(r.table)} s`, r, keys);
   const found = new Set<string>();
   if (keys.length === 0) return found;
   const [rows] = await pool.query<RowDataPacket[]>(
     `SELECT j.k FROM ${jsonKeysTable('j')} WHERE EXISTS ` +
       `(SELECT 1 FROM ${quoteIdentifier(r.table)} u ` +
-      `WHERE u.${quoteIdentifier(r.key)} = ${asResultKey(r, 'j.k')})`,
+      `WHERE u.${quoteIdentifier(r.parts[0]!.column)} = ${asResultKey(r.parts[0]!.meta, 'j.k')})`,
     [JSON.stringify(keys)],
   );
   for (const row of rows) found.add(textOf(row.k));
@@ -81,7 +67,7 @@ export async function keysWithResult(pool: Pool, r: ResultsInfo, keys: readonly 
 
 /** The keys among `keys` that have a source row the pipeline's filter selects. */
 export function keysInSource(pool: Pool, src: SourceInfo, keys: readonly string[]): Promise<Set<string>> {
-  return keysIn(pool, sourceFrom(src), src.key, src.keyKind, keys);
+  return keysIn(pool, sourceFrom(src), src, keys);
 }
 
 /**

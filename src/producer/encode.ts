@@ -3,7 +3,13 @@
 // cannot become a message (an empty or unserialisable key, a payload that cannot be serialised, a message over
 // the batch limit) is a skip with its reason, never a failed run.
 
-import { ENVELOPE_VERSION, envelopeEncoder, keyProblem, payloadFromRow } from '../core/envelope.js';
+import {
+  ENVELOPE_VERSION,
+  envelopeEncoder,
+  keyProblem,
+  payloadFromRow,
+  type EnvelopeEncode,
+} from '../core/envelope.js';
 import { coerceError } from '../core/errors.js';
 import type { PendingRow } from '../ledger/pending.js';
 import { partitionOf } from './acked-send.js';
@@ -20,7 +26,7 @@ export interface Skip {
 /** What every message of one page shares: the row's shape, the envelope's fixed parts, the limits. */
 export interface PageEncoder {
   shape: ((row: Record<string, unknown>) => unknown) | undefined;
-  envelope: (key: string | number, payload: unknown, attempt: number) => string;
+  envelope: EnvelopeEncode;
   batchLimitBytes: number;
   partitions: number;
 }
@@ -55,7 +61,7 @@ export function encodeRow(row: PendingRow, enc: PageEncoder): OutgoingMessage | 
   let value: Buffer;
   try {
     const payload = enc.shape === undefined ? payloadFromRow(row.row) : enc.shape(row.row);
-    value = Buffer.from(enc.envelope(row.key, payload, row.previousDispatches + 1), 'utf8');
+    value = Buffer.from(enc.envelope(row.key, payload, row.previousDispatches + 1, row.parts), 'utf8');
   } catch (err) {
     return {
       skip: 'unserialisable',

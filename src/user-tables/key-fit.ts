@@ -7,19 +7,9 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import { MAX_KEY_BYTES } from '../core/envelope.js';
 import type { Pool } from '../db/pool.js';
+import type { ColumnMeta, PartKind } from './key-shape.js';
 
-export interface ColumnMeta {
-  name: string;
-  type: string;
-  columnType: string;
-  nullable: boolean;
-  scale: number | null;
-  precision: number | null;
-  /** Characters a text column holds (null for numbers). */
-  chars: number | null;
-  charset: string | null;
-  collation: string | null;
-}
+export type { ColumnMeta };
 
 export function splitTable(table: string): [string | null, string] {
   const parts = table.split('.');
@@ -93,13 +83,32 @@ const isBin = (coll: string): boolean => /_bin$/.test(coll);
 const isNoPad = (coll: string): boolean => /_nopad_|_0900_/.test(coll);
 
 /** merges: accepted with results.mergeKeys; cuts: never (a cut key can land on, and overwrite, another key's row). */
-export type FitProblem = { class: 'merges' | 'cuts'; why: string };
+export type FitProblem = {
+  class: 'merges' | 'cuts';
+  why: string;
+  /** Which part of a composite key (0 for a one-column key). */
+  part?: number;
+};
+
+/** Bytes: a fixed BINARY(n) pads what is shorter with 0x00, so it holds another column's keys only at length n. */
+function bytesFit(source: ColumnMeta, result: ColumnMeta): FitProblem | null {
+  const s = source.chars ?? MAX_KEY_BYTES;
+  const r = result.chars ?? MAX_KEY_BYTES;
+  if (result.type === 'binary' && (source.type !== 'binary' || s !== r))
+    return {
+      class: 'cuts',
+      why: `is BINARY(${r}), which pads shorter keys with 0x00 (the source key is ${source.columnType})`,
+    };
+  return r < s ? { class: 'cuts', why: `holds ${r} bytes, the source key up to ${s}` } : null;
+}
 
 /**
- * How the result key column could fail to hold a source key as itself, or null when it cannot. Integers
- * with integers and text with text only (the caller refuses other pairs).
+ * How the result key column could fail to hold a source key as itself, or null when it cannot. Columns of one
+ * kind only (the caller refuses other pairs).
  */
-export function keyFit(source: ColumnMeta, result: ColumnMeta, kind: 'int' | 'string'): FitProblem | null {
+export function keyFit(source: ColumnMeta, result: ColumnMeta, kind: PartKind): FitProblem | null {
+  if (kind === 'uuid') return null;
+  if (kind === 'binary') return bytesFit(source, result);
   if (kind === 'int') {
     const [smin, smax] = intRange(source);
     const [rmin, rmax] = intRange(result);
@@ -176,5 +185,5 @@ export function asResultKey(r: { charset: string | null; collation: string | nul
  * Whether a source key is matched with its result row byte for byte; false only when the user accepted
  * merged text keys (results.mergeKeys), which are then matched under the result key's collation.
  */
-export const exactKeys = (r: { merging: FitProblem | null; mergeKeys: boolean; keyKind: 'int' | 'string' }): boolean =>
-  r.merging === null || r.merging.class !== 'merges' || !r.mergeKeys || r.keyKind === 'int';
+export const exactKeys = (r: { merging: FitProblem | null; mergeKeys: boolean; keyKind: string }): boolean =>
+  r.merging === null || r.merging.class !== 'merges' || !r.mergeKeys || r.keyKind !== 'string';

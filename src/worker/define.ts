@@ -10,7 +10,10 @@ import type { StageConfig } from '../config/config.js';
 import type { Logger } from '../core/logger.js';
 
 export interface TaskInfo {
+  /** The key's canonical text (docs/tables.md, "Key shapes"); a number for an integer key that fits exactly. */
   key: string | number;
+  /** A composite key's parts, in `source.key` order. */
+  parts?: Array<string | number>;
   payload: unknown;
   /** How many times the task was published (the envelope's attempt). */
   attempt: number;

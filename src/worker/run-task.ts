@@ -51,6 +51,8 @@ export interface RunnerContext {
   maxOutputBytes: number;
   /** The user's result table, when the pipeline has one: the result row goes there. */
   results?: ResultsInfo;
+  /** A key as logs show it (a UUID key as 8-4-4-4-12); its canonical text when not given. */
+  showKey?: (key: string) => string;
   /** Prometheus counters and histograms, when the metrics endpoint is on. */
   metrics?: StageMetrics;
   /** The fleet-wide resources the pipeline's stages use, when any. */
@@ -199,10 +201,11 @@ class Task {
     readonly item: SpoolItem,
     readonly key: string,
     readonly parent: Logger,
+    readonly show?: (key: string) => string,
   ) {}
 
   get log(): Logger {
-    return (this.#log ??= childLogger(this.parent, { key: this.key }));
+    return (this.#log ??= childLogger(this.parent, { key: this.show?.(this.key) ?? this.key }));
   }
 }
 
@@ -212,7 +215,7 @@ class Task {
  * enumerable getters, so a stage that copies its context (`{ ...ctx, extra }`) passes real values on.
  */
 function stageCall(
-  task: { key: string | number; payload: unknown; attempt: number },
+  task: { key: string | number; parts?: Array<string | number>; payload: unknown; attempt: number },
   attempt: number,
   signal: () => AbortSignal,
   stage: string,
@@ -327,7 +330,10 @@ async function runOnce(
     const output = await limits.limit(async () => {
       if (rc.stopping.aborted || rc.abort.aborted) throw new NotStarted();
       await limits.rate?.acquire(rc.abort);
-      const info = { key: task.key, payload: task.payload, attempt: task.attempt };
+      const info =
+        task.parts === undefined
+          ? { key: task.key, payload: task.payload, attempt: task.attempt }
+          : { key: task.key, parts: task.parts, payload: task.payload, attempt: task.attempt };
       const call = (): Promise<unknown> =>
         withTimeout(stage.name, timeoutMs, rc.abort, (signal) =>
           Promise.resolve(stage.run(input, stageCall(info, attempt, signal, stage.name, t))),
@@ -434,7 +440,7 @@ export async function runTask(item: SpoolItem, state: TaskState, rc: RunnerConte
   if (state.done.has(key) || state.quarantined.has(key)) return 'skipped';
   const started = new Date();
   const t0 = performance.now();
-  const t = new Task(item, key, rc.log);
+  const t = new Task(item, key, rc.log, rc.showKey);
   const stored = state.milestones.get(key);
   let input: unknown = item.task.payload;
   let totalAttempts = 1;

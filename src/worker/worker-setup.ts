@@ -12,6 +12,7 @@ import type { Logger } from '../core/logger.js';
 import { LedgerWriter } from '../ledger/ledger-writer.js';
 import { assertMigrated } from '../db/migrate.js';
 import { checkPipelineTables } from '../user-tables/pipeline-tables.js';
+import { displayKey } from '../user-tables/key-shape.js';
 import { maxAllowedPacket, usePool, type Pool } from '../db/pool.js';
 import { sourceQueryError } from '../user-tables/source.js';
 import { loadTaskState } from '../ledger/task-state.js';
@@ -111,6 +112,7 @@ export async function openWorkerParts(
       limits: buildLimits(pipeline),
       maxOutputBytes,
       results: source.results,
+      showKey: (key) => displayKey(source, key),
       metrics: opts.metrics,
       onQuarantined: async (item, stage, err, attempts) => {
         // The ledger's quarantine row is the record; a full disk skips the spool's copy (QuarantineWriter).

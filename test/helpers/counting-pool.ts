@@ -233,7 +233,11 @@ export function freshLedger(schema: FakeSchema): Answer {
         coll: null,
       }));
     }
-    if (sql.includes('information_schema.statistics')) return [{ name: 'PRIMARY', index_name: 'PRIMARY' }];
+    if (sql.includes('information_schema.statistics')) {
+      const first = Object.keys(schema.tables[String(params[1])] ?? {})[0];
+      return [{ name: 'PRIMARY', index_name: 'PRIMARY', col: first }];
+    }
+    if (sql.includes('information_schema.views')) return [];
     // A page of the pending anti-join (rowsAsArray): key text, dispatches, dead, then the selected columns.
     if (sql.includes('__sluice_key')) {
       const columns = [...(sql.split(/\bFROM\b/)[0] ?? '').matchAll(/s\.`(\w+)`/g)].map((m) => m[1]!).slice(1);

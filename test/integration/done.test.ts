@@ -122,10 +122,14 @@ describe('the canonical key text', () => {
     );
   });
 
-  it('refuses binary and fractional key columns with the config key named', async () => {
+  it('refuses fractional, floating and date key columns with the config key named', async () => {
     await assert.rejects(
-      source('id VARBINARY(16) PRIMARY KEY', []),
-      (e: unknown) => e instanceof SourceError && /source\.key.*varbinary/.test(e.message),
+      source('id DOUBLE PRIMARY KEY', []),
+      (e: unknown) => e instanceof SourceError && /source\.key.*double/.test(e.message),
+    );
+    await assert.rejects(
+      source('id DATETIME PRIMARY KEY', []),
+      (e: unknown) => e instanceof SourceError && e.code === 'SOURCE_KEY_TYPE',
     );
     await assert.rejects(
       source('id DECIMAL(10,2) PRIMARY KEY', []),
