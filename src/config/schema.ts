@@ -441,7 +441,12 @@ const dashboard = section({
 // A method's parameters are bivariant: a stage typed by pipeline() (or a row() of the user's result type) fits
 // these without `any`.
 type StageFn = { run(input: unknown, ctx: unknown): unknown }['run'];
-type RowFn = { row(output: unknown, task: { key: string | number; payload: unknown }): Record<string, unknown> }['row'];
+type RowFn = {
+  row(
+    output: unknown,
+    task: { key: string | number; parts?: Array<string | number>; payload: unknown },
+  ): Record<string, unknown>;
+}['row'];
 
 export const stageSchema = section({
   name: text().regex(PIPELINE_NAME, { error: 'must be lowercase letters, digits, - and _, starting with a letter' }),

@@ -20,7 +20,7 @@ import { DB_OUTAGE_POLICY, withDbRetries } from '../db/db-errors.js';
 import type { RetryPolicy, Clock } from '../core/retry.js';
 import type { Pool } from '../db/pool.js';
 import type { ResultsInfo } from '../user-tables/table-info.js';
-import { keyValues } from '../user-tables/key-shape.js';
+import { displayKey, keyValues } from '../user-tables/key-shape.js';
 import { keysWithResult } from './task-state.js';
 
 export type LedgerOp =
@@ -158,6 +158,13 @@ const cls = (s: string): string => cutBytes(s, COLUMN_BYTES.errorClass);
 const msg = (s: string): string => cutBytes(s, COLUMN_BYTES.text);
 const wid = (s: string): string => cutBytes(s, COLUMN_BYTES.workerId);
 
+/** A result row's key columns; a key that is no key of the shape is a bug upstream, never a short row. */
+function keyValuesOf(r: ResultsInfo, key: string): unknown[] {
+  const values = keyValues(r, key);
+  if (values === null) throw new TypeError(`key of result table '${r.table}' expected, got ${JSON.stringify(key)}`);
+  return values;
+}
+
 function row(op: LedgerOp): unknown[] {
   switch (op.kind) {
     case 'milestone':
@@ -199,7 +206,7 @@ function row(op: LedgerOp): unknown[] {
       // A one-column key of text or integers is its text; bytes and composite keys are written part by part.
       return op.results.parts.length === 1 && op.results.keyKind !== 'binary'
         ? [op.key, ...op.values]
-        : [...(keyValues(op.results, op.key) ?? [op.key]), ...op.values];
+        : [...keyValuesOf(op.results, op.key), ...op.values];
   }
 }
 
@@ -366,7 +373,7 @@ export class LedgerWriter {
       else {
         const err = new ResultNotStoredError(op.results, p.op.key);
         this.#log.warn(
-          { key: p.op.key, table: op.results.table, error: err.message },
+          { key: displayKey(op.results, p.op.key), table: op.results.table, error: err.message },
           'result row not stored for its key',
         );
         p.reject(err);

@@ -18,6 +18,7 @@ import { estimateCounts, exactCounts, type PipelineCounts } from '../ledger/coun
 import { ledgerId } from '../ledger/ledger-id.js';
 import { probeLedger, type PendingFilter } from '../ledger/pending.js';
 import { checkPipelineTables } from '../user-tables/pipeline-tables.js';
+import { displayKey } from '../user-tables/key-shape.js';
 import type { SourceInfo } from '../user-tables/table-info.js';
 import { producerDbCall, type DbCall } from './db-retry.js';
 import type { Skip } from './encode.js';
@@ -237,7 +238,8 @@ async function publish(r: Run): Promise<void> {
         shutdown: opts.shutdown,
         progress: { total: summary.counts?.pending ?? null, sink: opts.progress },
         onBatch: opts.onBatch,
-        onSkip: (skip) => recordSkip(log, summary, skip),
+        // Listed and logged as people read keys (a UUID key with dashes).
+        onSkip: (skip) => recordSkip(log, summary, { ...skip, key: displayKey(r.source, skip.key) }),
       },
       counts,
     );

@@ -38,7 +38,8 @@ export interface KeyShape {
 
 /** The canonical decimal form of an integer key part. */
 export const INTEGER_KEY = /^(0|-?[1-9]\d{0,64})$/;
-const HEX = /^(?:[0-9a-f]{2})+$/;
+// Zero bytes are a VARBINARY value too (a composite key's part may be empty; a one-column empty key is skipped).
+const HEX = /^(?:[0-9a-f]{2})*$/;
 const UUID_HEX = /^[0-9a-f]{32}$/;
 const UUID_TEXT = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
@@ -177,7 +178,9 @@ export function keyValues(shape: KeyShape, text: string): unknown[] | null {
 /** The composite key's parts as the envelope carries them (integers as numbers when exact); undefined for one. */
 export function envelopeParts(shape: KeyShape, text: string): Array<string | number> | undefined {
   if (shape.parts.length === 1) return undefined;
-  const texts = decodeKey(shape, text) ?? [];
+  const texts = decodeKey(shape, text);
+  // Every key reaching here came from keyTextSql of this very shape.
+  if (texts === null) throw new TypeError(`key of this source expected, got ${JSON.stringify(text)}`);
   return texts.map((t, i) => {
     if (shape.parts[i]!.kind !== 'int') return t;
     const n = Number(t);

@@ -9,7 +9,7 @@ import { SourceError } from '../core/errors.js';
 import type { Pool } from '../db/pool.js';
 import { columnKind, keyKindOf, type SourceInfo } from './table-info.js';
 import { keyColumns, type KeyPart } from './key-shape.js';
-import { checkView, viewOf } from './source-view.js';
+import { checkView, viewError, viewOf } from './source-view.js';
 import { quoteIdentifier } from '../core/identifiers.js';
 import { columnsOf, splitTable, type ColumnMeta } from './key-fit.js';
 
@@ -47,7 +47,10 @@ export async function checkSource(pool: Pool, source: SourceConfig, pipeline: st
     );
   }
   const parts = keys.map((k) => partOf(pipeline, source, byName.get(k.toLowerCase())!));
+  const view = await viewOf(pool, source.table);
   const nullable = parts.find((p) => p.meta.nullable);
+  if (nullable !== undefined && view !== null)
+    throw viewError(source, at, `whose key column ${nullable.column} may be NULL (sluice needs a NOT NULL key)`);
   if (nullable !== undefined) {
     // A NULL key has no text: it can be neither published nor finished, and as a page cursor it skipped rows.
     throw new SourceError(
@@ -60,7 +63,6 @@ export async function checkSource(pool: Pool, source: SourceConfig, pipeline: st
       },
     );
   }
-  const view = await viewOf(pool, source.table);
   if (view !== null) await checkView(pool, view, source, keys, at, checkUnique);
   else await checkUnique(pool, source.table, keys, at);
   if (source.where !== undefined) await checkWhere(pool, source, pipeline);

@@ -20,7 +20,12 @@ function sqlValue(v: unknown): unknown {
 export function userRow(task: TaskEnvelope, output: unknown, r: ResultsInfo): unknown[] | ResultRowError {
   let mapped: unknown;
   try {
-    mapped = r.row(output, { key: task.key, payload: task.payload });
+    mapped = r.row(
+      output,
+      task.parts === undefined
+        ? { key: task.key, payload: task.payload }
+        : { key: task.key, parts: task.parts, payload: task.payload },
+    );
   } catch (err) {
     return new ResultRowError(`results.row threw: ${coerceError(err).message}`);
   }

@@ -148,7 +148,7 @@ export class SegmentRunner {
     } catch (err) {
       // Not a ledger refusal (those quarantine the task): a bug or an unusable spool quarantine.
       rc.log.error(
-        { err: coerceError(err), key: item.task.key },
+        { err: coerceError(err), key: rc.showKey?.(keyText(item.task.key)) ?? item.task.key },
         'task failed unexpectedly; returning it to the spool',
       );
       outcome = 'aborted';

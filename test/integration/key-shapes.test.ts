@@ -269,16 +269,25 @@ describe('a view as source', () => {
     await db.query(`CREATE VIEW ${view} AS SELECT id, v FROM ${base} WHERE v > 2`);
     const src = await checkSource(pool, { table: view, key: 'id', columns: ['v'] }, 'p');
     assert.deepEqual(await allPending(src, randomName('p')), ['1', '3']);
+    // The key column named as in the view (renamed), and a table alias in the view's definition.
+    const renamed = randomName('v');
+    await db.query(`CREATE VIEW ${renamed} AS SELECT b.id AS doc, b.v FROM ${base} b WHERE b.v > 2`);
+    const r = await checkSource(pool, { table: renamed, key: 'doc', columns: ['v'] }, 'p');
+    assert.deepEqual(await allPending(r, randomName('p')), ['1', '3']);
   });
 
   it('is refused in one line, with source.where as the way and no ALTER TABLE, when it cannot be paged', async () => {
     const base = await table('id INT PRIMARY KEY, g INT NOT NULL', [[1, 1]]);
-    const other = await table('x INT', [[1]]);
+    const other = await table('x INT, n INT NULL', [[1, 1]]);
     const cases: Array<[string, RegExp]> = [
-      [`CREATE ALGORITHM=TEMPTABLE VIEW %s AS SELECT id, g FROM ${base}`, /does not merge \(algorithm TEMPTABLE\)/],
+      [`CREATE ALGORITHM=TEMPTABLE VIEW %s AS SELECT id, g FROM ${base}`, /may not merge \(algorithm TEMPTABLE\)/],
       [`CREATE VIEW %s AS SELECT b.id, b.g FROM ${base} b JOIN ${other} o ON o.x = b.g`, /more than one table/],
-      [`CREATE VIEW %s AS SELECT g AS id FROM ${base}`, /key column\(s\) id are not the table's columns/],
+      [
+        `CREATE ALGORITHM=MERGE VIEW %s AS SELECT id + 0 AS id FROM ${base}`,
+        /key column\(s\) id are not plain columns of/,
+      ],
       [`CREATE VIEW %s AS SELECT g, id FROM ${base}`, /over '.*', where its key is not unique/],
+      [`CREATE VIEW %s AS SELECT n AS id FROM ${other}`, /whose key column id may be NULL/],
     ];
     for (const [ddlOf, why] of cases) {
       const view = randomName('v');
