@@ -290,3 +290,62 @@ describe('the dashboard API', () => {
     },
   );
 });
+
+describe('the dashboard with a UUID key', () => {
+  const uuid = '0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9';
+  const hex = uuid.replaceAll('-', '');
+  const pipeline = `${name}u`;
+
+  async function uuidDashboard(t: TestContext): Promise<string> {
+    await db.query(`CREATE TABLE IF NOT EXISTS \`${pipeline}\` (id UUID PRIMARY KEY, body VARCHAR(20) NOT NULL)`);
+    await db.query(`INSERT IGNORE INTO \`${pipeline}\` VALUES (?, 'x'), (UUID(), 'y')`, [uuid]);
+    await db.query(
+      'INSERT IGNORE INTO sluice_dead_tasks (pipeline, task_key, stage, error_class, error_message, attempts, payload) ' +
+        "VALUES (?, ?, 'ner', 'TypeError', 'failed', 3, '{}')",
+      [pipeline, hex],
+    );
+    const config = validateConfig(
+      mergeLayers(
+        {
+          database: { url },
+          kafka: { brokers: BROKERS },
+          pipelines: {
+            [pipeline]: {
+              topic: `${topic}-u`,
+              source: { table: pipeline, key: 'id', columns: ['body'] },
+              stages: [{ name: 'ner', run: async () => null }],
+            },
+          },
+        },
+        { dashboard: { port: await closedPort() } },
+      ),
+    );
+    const d = await startDashboard({ config, log: silentLogger() });
+    t.after(() => d.close());
+    return d.url.replace(/\/$/, '');
+  }
+
+  it('finds a quarantined task by its UUID typed with or without dashes, and shows it with dashes', async (t) => {
+    const base = await uuidDashboard(t);
+    for (const typed of [uuid, hex, uuid.toUpperCase()]) {
+      const found = (await get(base, `/api/pipelines/${pipeline}/quarantine?key=${typed}`)).body as {
+        tasks: Array<{ key: string }>;
+      };
+      assert.deepEqual(
+        found.tasks.map((x) => x.key),
+        [uuid],
+        typed,
+      );
+    }
+    const task = (await get(base, `/api/pipelines/${pipeline}/tasks/${hex}`)).body as { key: string; state: string };
+    assert.deepEqual({ key: task.key, state: task.state }, { key: uuid, state: 'quarantined' });
+    assert.equal((await get(base, `/api/pipelines/${pipeline}/tasks/not-a-uuid`)).status, 400);
+    const dry = await post(
+      base,
+      `/api/pipelines/${pipeline}/requeue`,
+      { filter: { key: uuid }, dryRun: true },
+      { origin: base },
+    );
+    assert.equal(dry.body.matched, 1, JSON.stringify(dry.body));
+  });
+});
