@@ -79,8 +79,14 @@ function render(r: TaskRecord & { display: string; spool: SpoolHit[] }, out: (l:
     );
   for (const m of r.milestones)
     out(
-      `  milestone   ${String(m.stage)} ` +
+      `  milestone   ${String(m.stage)} version ${String(m.version)}` +
+        `${typeof m.replaced === 'string' ? ` (replaced ${m.replaced})` : ''}, ` +
         `attempt ${String(m.attempt)}, ${String(m.duration_ms)} ms, ${String(m.created_at)}`,
+    );
+  if (r.recompute !== null)
+    out(
+      `  recompute   from ${String(r.recompute.from_stage)}, asked ${String(r.recompute.requested_at)} ` +
+        `(run ${String(r.recompute.run_id)}, published ${String(r.recompute.dispatches)} time(s))`,
     );
   for (const a of r.attempts) {
     out(

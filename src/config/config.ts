@@ -12,7 +12,9 @@ type Output = z.output<typeof configSchema>;
 /** A stage as a config says it: limits it leaves out take the defaults below when the pipeline is resolved. */
 export type StageConfig = z.output<typeof stageSchema>;
 /** A stage as every component sees it: its limits filled in. */
-export interface ResolvedStage extends Omit<StageConfig, 'concurrency' | 'timeoutMs' | 'retry'> {
+export interface ResolvedStage extends Omit<StageConfig, 'concurrency' | 'timeoutMs' | 'retry' | 'version'> {
+  /** '1' when the stage does not say. */
+  version: string;
   concurrency: number;
   timeoutMs: number;
   retry: { maxAttempts: number; initialDelayMs: number; maxDelayMs: number };
@@ -55,6 +57,9 @@ export function defineConfig(config: SluiceConfigInput): SluiceConfigInput {
 /** Every setting at its default (no pipelines). */
 export const defaults: SluiceConfig = schema.parse({}) as SluiceConfig;
 
+/** The version of a stage that does not say (and of every milestone written before stages had versions). */
+export const DEFAULT_STAGE_VERSION = '1';
+
 /** Limits of a stage that does not set its own. */
 export const stageDefaults = {
   concurrency: 8,
@@ -69,6 +74,7 @@ export const CONFIG_FILES = ['sluice.config.ts', 'sluice.config.mts', 'sluice.co
 export function resolveStage(s: StageConfig): ResolvedStage {
   return {
     ...s,
+    version: s.version ?? DEFAULT_STAGE_VERSION,
     concurrency: s.concurrency ?? stageDefaults.concurrency,
     timeoutMs: s.timeoutMs ?? stageDefaults.timeoutMs,
     retry: { ...stageDefaults.retry, ...s.retry },

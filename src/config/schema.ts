@@ -448,6 +448,8 @@ type RowFn = {
   ): Record<string, unknown>;
 }['row'];
 
+const versionRule = "must be a text or a number of 1 to 64 characters, such as '2026-12-ner-large'";
+
 export const stageSchema = section({
   name: text().regex(PIPELINE_NAME, { error: 'must be lowercase letters, digits, - and _, starting with a letter' }),
   run: fn<StageFn>('must be a function (input, ctx) => output'),
@@ -469,6 +471,15 @@ export const stageSchema = section({
   /** A named resource (top-level `resources`) whose fleet-wide limit this stage's calls count against. */
   resource: text()
     .regex(PIPELINE_NAME, { error: 'must name a resource: lowercase letters, digits, - and _' })
+    .optional(),
+  /**
+   * The stage's version (default '1'): a done task whose milestone of this stage was written by another version is
+   * stale (`produce --recompute`). Compared as text; a number is its decimal text.
+   */
+  version: z
+    .union([z.string(), z.number()], { error: versionRule })
+    .transform(String)
+    .pipe(z.string().min(1, { error: versionRule }).max(64, { error: versionRule }))
     .optional(),
 });
 

@@ -20,6 +20,8 @@ export interface TaskRecord {
   dispatch: Record<string, unknown> | null;
   quarantine: Record<string, unknown> | null;
   milestones: Array<Record<string, unknown>>;
+  /** A recompute asked for and not yet carried out (produce --recompute). */
+  recompute: Record<string, unknown> | null;
   attempts: Array<Record<string, unknown>>;
 }
 
@@ -84,9 +86,12 @@ export async function inspectTask(
       'quarantined_at FROM sluice_dead_tasks WHERE pipeline = ? AND task_key = ?',
   );
   const [milestones] = await pool.query<RowDataPacket[]>(
-    'SELECT stage, attempt, duration_ms, created_at FROM sluice_milestones ' +
+    'SELECT stage, version, replaced, attempt, duration_ms, created_at FROM sluice_milestones ' +
       'WHERE pipeline = ? AND task_key = ? ORDER BY created_at, stage',
     [pipeline, key],
+  );
+  const recompute = await one(
+    'SELECT from_stage, run_id, dispatches, requested_at FROM sluice_recomputes WHERE pipeline = ? AND task_key = ?',
   );
   const [attempts] = await pool.query<RowDataPacket[]>(
     'SELECT stage, attempt, error_class, error_message, retriable, ' +
@@ -113,6 +118,7 @@ export async function inspectTask(
     dispatch: plain(dispatch),
     quarantine: plain(quarantine),
     milestones: milestones.map((m) => plain(m)!),
+    recompute: plain(recompute),
     attempts: attempts.map((a) => plain(a)!),
   };
 }

@@ -32,7 +32,28 @@ export type LedgerOp =
       output: string;
       durationMs: number;
       attempt: number;
+      /** The stage's version. */
+      version: string;
     }
+  /**
+   * A milestone written again (a recompute, or a stale milestone rerun): replaces the stored one only while it still
+   * has the version `replaced` the worker read (null: there was none), so a newer version written meanwhile stays.
+   */
+  | {
+      kind: 'restage';
+      pipeline: string;
+      key: string;
+      stage: string;
+      output: string;
+      durationMs: number;
+      attempt: number;
+      version: string;
+      replaced: string | null;
+    }
+  /** A later stage's milestone that no longer follows from its input (an earlier stage's output changed). */
+  | { kind: 'unstage'; pipeline: string; key: string; stage: string }
+  /** The recompute request of `runId` is carried out (its new result is written). */
+  | { kind: 'recomputed'; pipeline: string; key: string; runId: string }
   | {
       kind: 'result';
       pipeline: string;
@@ -43,6 +64,8 @@ export type LedgerOp =
       startedAt: Date;
       finishedAt: Date;
       durationMs: number;
+      /** A recompute: the new result replaces the old one. */
+      replace?: boolean;
     }
   | {
       kind: 'attempt';
@@ -70,7 +93,7 @@ export type LedgerOp =
    * A row of the user's result table: the key, then `values` for `columns`; read back to check it is there for this
    * key.
    */
-  | { kind: 'row'; pipeline: string; key: string; results: ResultsInfo; values: unknown[] };
+  | { kind: 'row'; pipeline: string; key: string; results: ResultsInfo; values: unknown[]; replace?: boolean };
 
 /** The database refused this row for good (its content): the task it belongs to cannot be recorded as is. */
 export class LedgerWriteError extends SluiceError {
@@ -118,13 +141,36 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
+/** Each column of a replaced milestone takes the new value only while the stored version is the one read. */
+const casSet = (col: string, value: string): string => `${col} = IF(version <=> VALUES(replaced), ${value}, ${col})`;
+
 const SQL = {
-  milestone: `INSERT INTO sluice_milestones (pipeline, task_key, stage, output, duration_ms, attempt) VALUES ?
+  milestone: `INSERT INTO sluice_milestones (pipeline, task_key, stage, output, duration_ms, attempt, version) VALUES ?
     ON DUPLICATE KEY UPDATE pipeline = pipeline`,
+  // `version` last: every other assignment compares the stored version, before it changes (left to right).
+  restage:
+    `INSERT INTO sluice_milestones (pipeline, task_key, stage, output, duration_ms, attempt, version, replaced) ` +
+    `VALUES ? ON DUPLICATE KEY UPDATE ${[
+      casSet('output', 'VALUES(output)'),
+      casSet('output_hash', 'UNHEX(MD5(VALUES(output)))'),
+      casSet('duration_ms', 'VALUES(duration_ms)'),
+      casSet('attempt', 'VALUES(attempt)'),
+      casSet('created_at', 'CURRENT_TIMESTAMP(3)'),
+      casSet('replaced', 'VALUES(replaced)'),
+      casSet('version', 'VALUES(version)'),
+    ].join(', ')}`,
+  unstage: 'DELETE FROM sluice_milestones WHERE (pipeline, task_key, stage) IN (?)',
+  recomputed: 'DELETE FROM sluice_recomputes WHERE (pipeline, task_key, run_id) IN (?)',
   result:
     `INSERT INTO sluice_results (pipeline, task_key, output, attempts, ` +
     `worker_id, started_at, finished_at, duration_ms) VALUES ?
     ON DUPLICATE KEY UPDATE pipeline = pipeline`,
+  resultReplace:
+    `INSERT INTO sluice_results (pipeline, task_key, output, attempts, ` +
+    `worker_id, started_at, finished_at, duration_ms) VALUES ?
+    ON DUPLICATE KEY UPDATE output = VALUES(output), attempts = VALUES(attempts), worker_id = VALUES(worker_id),
+      started_at = VALUES(started_at), finished_at = VALUES(finished_at), duration_ms = VALUES(duration_ms),
+      updated_at = CURRENT_TIMESTAMP(3)`,
   attempt:
     `INSERT INTO sluice_attempts (pipeline, task_key, stage, attempt, ` +
     `error_class, error_message, retriable, worker_id) VALUES ?`,
@@ -138,21 +184,27 @@ const SQL = {
 } as const;
 
 /** The upsert into a user's result table: one statement shape per table and column list. */
-function rowSql({ results: r }: Extract<LedgerOp, { kind: 'row' }>): string {
+function rowSql({ results: r, replace }: Extract<LedgerOp, { kind: 'row' }>): string {
   const cols = [...r.parts.map((p) => p.column), ...r.columns].map(quoteIdentifier);
   const k = quoteIdentifier(r.parts[0]!.column);
+  // A recompute always replaces the row; `onConflict` governs only a duplicate first result.
   const update =
-    r.onConflict === 'update'
+    (r.onConflict === 'update' || replace === true) && r.columns.length > 0
       ? r.columns.map((c) => `${quoteIdentifier(c)} = VALUES(${quoteIdentifier(c)})`).join(', ')
       : `${k} = ${k}`;
   return `INSERT INTO ${quoteIdentifier(r.table)} (${cols.join(', ')}) VALUES ? ON DUPLICATE KEY UPDATE ${update}`;
 }
 
-const sqlFor = (op: LedgerOp): string => (op.kind === 'row' ? rowSql(op) : SQL[op.kind]);
+const sqlFor = (op: LedgerOp): string =>
+  op.kind === 'row' ? rowSql(op) : op.kind === 'result' && op.replace === true ? SQL.resultReplace : SQL[op.kind];
 
-/** Ops that share a statement: one kind, and for user rows one table and column list. */
+/** Ops that share a statement: one kind (replacing or not), and for user rows one table and column list. */
 const groupOf = (op: LedgerOp): string =>
-  op.kind === 'row' ? `row\u0000${op.results.table}\u0000${op.results.columns.join(',')}` : op.kind;
+  op.kind === 'row'
+    ? `row\u0000${op.results.table}\u0000${op.results.columns.join(',')}\u0000${op.replace === true}`
+    : op.kind === 'result' && op.replace === true
+      ? 'result\u0000replace'
+      : op.kind;
 
 const cls = (s: string): string => cutBytes(s, COLUMN_BYTES.errorClass);
 const msg = (s: string): string => cutBytes(s, COLUMN_BYTES.text);
@@ -168,7 +220,13 @@ function keyValuesOf(r: ResultsInfo, key: string): unknown[] {
 function row(op: LedgerOp): unknown[] {
   switch (op.kind) {
     case 'milestone':
-      return [op.pipeline, op.key, op.stage, op.output, op.durationMs, op.attempt];
+      return [op.pipeline, op.key, op.stage, op.output, op.durationMs, op.attempt, op.version];
+    case 'restage':
+      return [op.pipeline, op.key, op.stage, op.output, op.durationMs, op.attempt, op.version, op.replaced];
+    case 'unstage':
+      return [op.pipeline, op.key, op.stage];
+    case 'recomputed':
+      return [op.pipeline, op.key, op.runId];
     case 'result':
       return [
         op.pipeline,
@@ -217,8 +275,9 @@ function rowBytes(op: LedgerOp): number {
       (n, v) => n + (typeof v === 'string' ? v.length : Buffer.isBuffer(v) ? v.length : 16),
       op.key.length + 256,
     );
+  if (op.kind === 'unstage' || op.kind === 'recomputed') return op.key.length + 128;
   const big =
-    op.kind === 'milestone' || op.kind === 'result'
+    op.kind === 'milestone' || op.kind === 'restage' || op.kind === 'result'
       ? op.output.length
       : op.kind === 'quarantined'
         ? (op.payload?.length ?? 0) + op.errorMessage.length
@@ -293,8 +352,10 @@ export class LedgerWriter {
       if (list === undefined) groups.set(g, [p]);
       else list.push(p);
     }
-    // Attempts and quarantine first, results last: a result is the task's "done" and comes after its history.
-    const order = ['attempt', 'quarantined', 'milestone', 'row', 'result'];
+    // Attempts and quarantine first, results last: a result is the task's "done" and comes after its history. Later
+    // stages' milestones go before an earlier one is replaced: a crash between leaves them missing (stale), never
+    // current on an output they did not see.
+    const order = ['attempt', 'quarantined', 'unstage', 'milestone', 'restage', 'row', 'result', 'recomputed'];
     const keys = [...groups.keys()].sort(
       (a, b) => order.indexOf(a.split('\u0000')[0]!) - order.indexOf(b.split('\u0000')[0]!),
     );

@@ -44,6 +44,8 @@ export interface PendingRow {
   /** How many times it was published before (from sluice_dispatches). */
   previousDispatches: number;
   quarantined: boolean;
+  /** A done task to recompute from this stage (produce --recompute): its request is recorded before it is sent. */
+  recomputeFrom?: string;
   row: Record<string, unknown>;
 }
 

@@ -1,7 +1,8 @@
 // What the database already knows about the tasks of a segment, read before the segment is processed (the source,
 // then the ledger's tables in one UNION ALL): which keys are in the source at all (a task for any other key is not
 // run), finished tasks are skipped (a duplicate delivery), finished stages reuse their stored output, and attempt
-// counts carry over from earlier runs and crashed workers (attempts superseded by --retry-quarantined do not).
+// counts carry over from earlier runs and crashed workers (attempts superseded by --retry-quarantined do not), and
+// done tasks that `produce --recompute` asked to run again are run, not skipped.
 
 import type { RowDataPacket } from 'mysql2/promise';
 import { quoteIdentifier } from '../core/identifiers.js';
@@ -12,18 +13,39 @@ import type { SourceInfo } from '../user-tables/table-info.js';
 import type { ResultsInfo } from '../user-tables/table-info.js';
 import { asResultKey, exactKeys } from '../user-tables/key-fit.js';
 
+/** A finished stage of a task as the ledger holds it. */
+export interface StoredMilestone {
+  /** Its output as JSON text. */
+  output: string | null;
+  /** The stage's version that wrote it. */
+  version: string;
+  /** MD5 of `output` (lowercase hex), or null for a NULL output. */
+  hash: string | null;
+}
+
+/** A recompute asked for by `produce --recompute` (sluice_recomputes): from which stage, by which run. */
+export interface RecomputeRequest {
+  fromStage: string;
+  runId: string;
+}
+
 export interface TaskState {
   /** Keys that have a source row (canonical text, compared byte for byte). */
   inSource: Set<string>;
   done: Set<string>;
   quarantined: Set<string>;
-  /** key -> stage -> stored output (JSON text). */
-  milestones: Map<string, Map<string, string | null>>;
+  /** key -> stage -> what the stage stored. */
+  milestones: Map<string, Map<string, StoredMilestone>>;
   /** `${key}\u0000${stage}` -> failures recorded so far. */
   failures: Map<string, number>;
+  /** Done tasks to run again (a missing entry: a done task is skipped). */
+  recompute: Map<string, RecomputeRequest>;
 }
 
 const textOf = (v: unknown): string => (Buffer.isBuffer(v) ? v.toString('utf8') : String(v));
+
+const jsonText = (v: unknown): string | null =>
+  v === null ? null : typeof v === 'string' ? v : Buffer.isBuffer(v) ? v.toString('utf8') : JSON.stringify(v);
 
 /**
  * The keys among `keys` that `from` (a FROM item with alias s, keyed by `shape`'s columns) holds. Probed by the
@@ -87,6 +109,7 @@ export async function loadTaskState(
     quarantined: new Set(),
     milestones: new Map(),
     failures: new Map(),
+    recompute: new Map(),
   };
   if (keys.length === 0) return state;
   state.inSource = await keysInSource(pool, src, keys);
@@ -94,15 +117,19 @@ export async function loadTaskState(
   // The keys travel as one JSON array (see key-sql.ts); a semi-join on it uses each table's primary key.
   const inKeys = `pipeline = ? AND task_key IN (SELECT j.k FROM ${jsonKeysTable('j')})`;
   const branches = [
-    `SELECT 'x' AS t, task_key, NULL AS stage, NULL AS output, 0 AS n FROM sluice_dead_tasks WHERE ${inKeys}`,
-    `SELECT 'm', task_key, stage, output, 0 FROM sluice_milestones WHERE ${inKeys}`,
-    `SELECT 'a', task_key, stage, NULL, COUNT(*) FROM sluice_attempts WHERE ` +
+    `SELECT 'x' AS t, task_key, NULL AS stage, NULL AS output, 0 AS n, NULL AS v FROM sluice_dead_tasks ` +
+      `WHERE ${inKeys}`,
+    `SELECT 'm', task_key, stage, output, 0, CONCAT(version, ' ', COALESCE(LOWER(HEX(output_hash)), '')) ` +
+      `FROM sluice_milestones WHERE ${inKeys}`,
+    `SELECT 'a', task_key, stage, NULL, COUNT(*), NULL FROM sluice_attempts WHERE ` +
       `superseded = FALSE AND ${inKeys} GROUP BY task_key, stage`,
+    `SELECT 'c', task_key, from_stage, NULL, 0, run_id FROM sluice_recomputes WHERE ${inKeys}`,
   ];
   // Done means a row in the user's result table, however it got there (an earlier offline run too).
   if (src.results === undefined)
     branches.unshift(
-      `SELECT 'r' AS t, task_key, NULL AS stage, NULL AS output, 0 AS n FROM sluice_results WHERE ${inKeys}`,
+      `SELECT 'r' AS t, task_key, NULL AS stage, NULL AS output, 0 AS n, NULL AS v FROM sluice_results ` +
+        `WHERE ${inKeys}`,
     );
   else state.done = await keysWithResult(pool, src.results, keys);
   const [rows] = await pool.query<RowDataPacket[]>(
@@ -119,20 +146,22 @@ export async function loadTaskState(
         state.quarantined.add(key);
         break;
       case 'm': {
-        const m = state.milestones.get(key) ?? new Map<string, string | null>();
-        m.set(
-          textOf(r.stage),
-          r.output === null
-            ? null
-            : typeof r.output === 'string'
-              ? r.output
-              : Buffer.isBuffer(r.output)
-                ? r.output.toString('utf8')
-                : JSON.stringify(r.output),
-        );
+        const m = state.milestones.get(key) ?? new Map<string, StoredMilestone>();
+        // Version and hash in one column of the UNION: split at the last space (a hash has none).
+        const vh = textOf(r.v);
+        const cut = vh.lastIndexOf(' ');
+        const hash = vh.slice(cut + 1);
+        m.set(textOf(r.stage), {
+          output: jsonText(r.output),
+          version: vh.slice(0, cut),
+          hash: hash === '' ? null : hash,
+        });
         state.milestones.set(key, m);
         break;
       }
+      case 'c':
+        state.recompute.set(key, { fromStage: textOf(r.stage), runId: textOf(r.v) });
+        break;
       case 'a':
         state.failures.set(`${key}\u0000${textOf(r.stage)}`, Number(r.n));
         break;

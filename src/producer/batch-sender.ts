@@ -21,6 +21,8 @@ export interface OutgoingMessage {
   size: number;
   keyText: string;
   quarantined: boolean;
+  /** A recompute (produce --recompute): from which stage. */
+  recomputeFrom?: string | undefined;
   /** Set by the producer (acked-send.ts: partitionOf), so that each partition's acknowledgement can be checked. */
   partition?: number;
 }

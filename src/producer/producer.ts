@@ -18,12 +18,24 @@ import { estimateCounts, exactCounts, type PipelineCounts } from '../ledger/coun
 import { ledgerId } from '../ledger/ledger-id.js';
 import { probeLedger, type PendingFilter } from '../ledger/pending.js';
 import { checkPipelineTables } from '../user-tables/pipeline-tables.js';
-import { displayKey } from '../user-tables/key-shape.js';
+import { displayKey, typedKey } from '../user-tables/key-shape.js';
 import type { SourceInfo } from '../user-tables/table-info.js';
 import { producerDbCall, type DbCall } from './db-retry.js';
 import type { Skip } from './encode.js';
 import type { ProgressSink } from './progress.js';
-import { publishAll, type PublishCounts } from './publish.js';
+import { publishAll, type PublishCounts, type PublishRun } from './publish.js';
+import {
+  accept,
+  countStale,
+  prepareRecompute,
+  stageVersions,
+  stalePages,
+  type RecomputeOptions,
+  type RecomputeSummary,
+  type StaleRun,
+} from './recompute.js';
+import type { StageVersionInfo } from '../ledger/stage-versions.js';
+import { UsageError } from '../core/errors.js';
 import { ownKafka, prepareTopic } from './topic.js';
 
 const KEPT_SKIPS = 100;
@@ -56,6 +68,12 @@ export interface ProduceOptions {
   pool?: Pool;
   /** The process's one Kafka client and admin (the dashboard's): kept connected. */
   kafka?: SharedKafka;
+  /** Only source rows this SQL condition selects, besides `source.where` (--where; the operator's own SQL). */
+  where?: string;
+  /** After the pending tasks, the stale done ones (--recompute). */
+  recompute?: RecomputeOptions;
+  /** Only these tasks, as a person typed their keys (--keys-file: one key a line; `label` names the file). */
+  typedKeys?: { label: string; lines: readonly string[] };
 }
 
 export interface SkippedTask {
@@ -88,6 +106,8 @@ export interface ProduceSummary {
   rate: number;
   interrupted: boolean;
   dryRun: boolean;
+  /** What --recompute found, published or accepted (absent without it). */
+  recompute?: RecomputeSummary;
 }
 
 export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
@@ -107,9 +127,24 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
   const { pool, release } = await usePool(config.database, opts.pool);
   try {
     await assertMigrated(pool);
-    const source = await checkPipelineTables(pool, pipeline);
+    const source = narrowed(await checkPipelineTables(pool, pipeline), opts.where);
+    if (opts.typedKeys !== undefined)
+      opts = { ...opts, keys: [...(opts.keys ?? []), ...typedKeys(source, opts.typedKeys)] };
     const ledger = await ledgerId(pool);
     began = true;
+    const staleRun = opts.recompute === undefined ? undefined : recomputeRun(opts, pipeline, pool, source, log);
+    if (opts.recompute?.accept !== undefined && staleRun !== undefined) {
+      summary.recompute = {
+        stale: 0,
+        groups: [],
+        checkedByIndex: false,
+        accepted: 0,
+        acceptedStage: opts.recompute.accept,
+      };
+      summary.recompute.accepted = await accept(staleRun, stageVersion(pipeline, opts.recompute.accept));
+      log.info({ stage: opts.recompute.accept, accepted: summary.recompute.accepted }, 'stage version accepted');
+      return finish();
+    }
     const filter: PendingFilter = await probeLedger(pool, {
       pipeline: opts.pipeline,
       staleAfterMs: opts.all === true ? null : (opts.staleAfterMs ?? config.producer.staleAfterMs),
@@ -126,18 +161,19 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
     );
     if (summary.counts !== null)
       log.info({ runId: summary.runId, ...summary.counts, exact: summary.countsExact }, 'pending tasks counted');
-    if (opts.dryRun !== true)
-      await publish({
-        opts,
-        pipeline,
-        log,
-        pool,
-        source,
-        filter,
-        ledger,
-        summary,
-        db: producerDbCall(config.database, log),
-      });
+    const run: Run = {
+      opts,
+      pipeline,
+      log,
+      pool,
+      source,
+      filter,
+      ledger,
+      summary,
+      db: producerDbCall(config.database, log),
+    };
+    if (staleRun !== undefined) summary.recompute = await findStale(staleRun, opts.dryRun === true);
+    if (opts.dryRun !== true) await publish(run, staleRun);
     return finish();
   } finally {
     finish();
@@ -199,7 +235,71 @@ interface Run {
   db: DbCall;
 }
 
-async function publish(r: Run): Promise<void> {
+/** The keys of a --keys-file, each as its canonical text; the first that is no key of this source is an error. */
+function typedKeys(source: SourceInfo, file: { label: string; lines: readonly string[] }): string[] {
+  const keys: string[] = [];
+  for (const [i, line] of file.lines.entries()) {
+    if (line.trim() === '') continue;
+    const typed = typedKey(source, [line]);
+    if ('error' in typed) throw new UsageError(`${file.label}:${i + 1}: key ${JSON.stringify(line)}: ${typed.error}`);
+    keys.push(typed.text);
+  }
+  return keys;
+}
+
+/** The source as this run reads it: only the rows --where selects too. */
+function narrowed(source: SourceInfo, where: string | undefined): SourceInfo {
+  if (where === undefined) return source;
+  return { ...source, where: source.where === undefined ? where : `(${source.where}) AND (${where})` };
+}
+
+function stageVersion(pipeline: PipelineConfig, name: string): StageVersionInfo {
+  const stage = pipeline.stages.find((s) => s.name === name);
+  if (stage === undefined)
+    throw new UsageError(
+      `no stage '${name}' in pipeline ${pipeline.name}`,
+      `stages: ${pipeline.stages.map((s) => s.name).join(', ')}`,
+    );
+  return { name: stage.name, version: stage.version };
+}
+
+function recomputeRun(
+  opts: ProduceOptions,
+  pipeline: PipelineConfig,
+  pool: Pool,
+  source: SourceInfo,
+  log: Logger,
+): StaleRun & { rate?: number } {
+  const r = opts.recompute!;
+  if (r.fromStage !== undefined) stageVersion(pipeline, r.fromStage);
+  return {
+    pool,
+    db: producerDbCall(opts.config.database, log),
+    source,
+    rate: r.ratePerSecond,
+    filter: {
+      pipeline: opts.pipeline,
+      stages: stageVersions(pipeline),
+      ...(r.fromStage === undefined ? {} : { fromStage: r.fromStage }),
+      includeOffline: r.includeOffline === true,
+      staleAfterMs: opts.all === true ? null : (opts.staleAfterMs ?? opts.config.producer.staleAfterMs),
+      ...(opts.keys === undefined ? {} : { keys: opts.keys }),
+    },
+  };
+}
+
+/** The first check from the indexes; on a dry run, the count per stage and version. */
+async function findStale(r: StaleRun, dryRun: boolean): Promise<RecomputeSummary> {
+  const needed = await prepareRecompute(r);
+  const summary: RecomputeSummary = { stale: 0, groups: [], checkedByIndex: !needed, accepted: 0 };
+  if (needed && dryRun) {
+    summary.groups = await countStale(r);
+    summary.stale = summary.groups.reduce((n, g) => n + g.tasks, 0);
+  }
+  return summary;
+}
+
+async function publish(r: Run, stale?: StaleRun & { rate?: number }): Promise<void> {
   const { opts, pipeline, log, summary } = r;
   const { config } = opts;
   const kafka = opts.kafka ?? (await ownKafka(config, opts.pipeline, log));
@@ -222,31 +322,58 @@ async function publish(r: Run): Promise<void> {
   await producer.connect();
   const counts: PublishCounts = { found: 0, published: 0, recorded: 0, requeuedQuarantined: 0, batches: 0 };
   try {
-    await publishAll(
-      {
-        config,
-        pipelineName: opts.pipeline,
-        log,
-        db: r.db,
-        pool: r.pool,
-        source: r.source,
-        filter: r.filter,
-        producer,
-        topic: summary.topic,
-        encoder: { ledger: r.ledger, runId: summary.runId, shape: pipeline.source.payload, ...topic },
-        limit: opts.limit ?? Number.POSITIVE_INFINITY,
-        shutdown: opts.shutdown,
-        progress: { total: summary.counts?.pending ?? null, sink: opts.progress },
-        onBatch: opts.onBatch,
-        // Listed and logged as people read keys (a UUID key with dashes).
-        onSkip: (skip) => recordSkip(log, summary, { ...skip, key: displayKey(r.source, skip.key) }),
-      },
-      counts,
-    );
+    const pass = {
+      config,
+      pipelineName: opts.pipeline,
+      log,
+      db: r.db,
+      pool: r.pool,
+      source: r.source,
+      filter: r.filter,
+      producer,
+      topic: summary.topic,
+      encoder: { ledger: r.ledger, runId: summary.runId, shape: pipeline.source.payload, ...topic },
+      limit: opts.limit ?? Number.POSITIVE_INFINITY,
+      shutdown: opts.shutdown,
+      progress: { total: summary.counts?.pending ?? null, sink: opts.progress },
+      onBatch: opts.onBatch,
+      // Listed and logged as people read keys (a UUID key with dashes).
+      onSkip: (skip: Skip) => recordSkip(log, summary, { ...skip, key: displayKey(r.source, skip.key) }),
+    };
+    // Fresh tasks first, then the stale ones (paced by --rate): a recompute never goes ahead of new work.
+    await publishAll(pass, counts);
+    if (stale !== undefined && summary.recompute?.checkedByIndex === false && opts.shutdown?.stopping.aborted !== true)
+      await publishStale(pass, stale, counts, summary.recompute, log);
     summary.interrupted = opts.shutdown?.stopping.aborted === true;
   } finally {
     Object.assign(summary, counts);
     await producer.disconnect().catch((err: unknown) => log.warn({ err }, 'producer disconnect failed'));
+  }
+}
+
+async function publishStale(
+  pass: PublishRun,
+  stale: StaleRun & { rate?: number },
+  counts: PublishCounts,
+  summary: RecomputeSummary,
+  log: Logger,
+): Promise<void> {
+  const before = counts.published;
+  const found = counts.found;
+  try {
+    await publishAll(
+      {
+        ...pass,
+        pages: () => stalePages(stale),
+        ...(stale.rate === undefined ? {} : { ratePerSecond: stale.rate }),
+        progress: { total: null, sink: pass.progress.sink },
+        limit: pass.limit - counts.published,
+      },
+      counts,
+    );
+  } finally {
+    summary.stale = counts.found - found;
+    log.info({ stale: summary.stale, published: counts.published - before }, 'stale tasks published');
   }
 }
 

@@ -10,6 +10,8 @@ import type { Logger } from '../core/logger.js';
 import type { Shutdown } from '../core/shutdown.js';
 import type { Pool } from '../db/pool.js';
 import { recordDispatches, releaseQuarantined } from '../ledger/dispatches.js';
+import { requestRecomputes } from '../ledger/stale.js';
+import { sleep } from '../core/sleep.js';
 import { fetchPendingPage, type PendingFilter, type PendingRow } from '../ledger/pending.js';
 import { sourceQueryError } from '../user-tables/source.js';
 import type { SourceInfo } from '../user-tables/table-info.js';
@@ -38,6 +40,10 @@ export interface PublishRun {
   onBatch: ((batch: { messages: number; bytes: number }) => void) | undefined;
   /** Each skipped row, as it is found. */
   onSkip: (skip: Skip) => void;
+  /** The pages to publish, when not the pending tasks (produce --recompute: the stale ones). */
+  pages?: (r: PublishRun) => AsyncGenerator<PendingRow[]>;
+  /** Tasks published per second at most (a recompute paced so that it never crowds out fresh tasks). */
+  ratePerSecond?: number;
 }
 
 /** What the loop did, counted as it goes (read after a failure too). */
@@ -49,7 +55,7 @@ export interface PublishCounts {
   batches: number;
 }
 
-async function* pages(r: PublishRun): AsyncGenerator<PendingRow[]> {
+async function* pendingPages(r: PublishRun): AsyncGenerator<PendingRow[]> {
   const size = r.config.producer.pageSize;
   const fetchPage = (after: string | undefined): Promise<PendingRow[]> =>
     r
@@ -80,6 +86,14 @@ function batchSend(r: PublishRun, counts: PublishCounts, recorder: DispatchRecor
       await r.db('releasing quarantined tasks', () => releaseQuarantined(r.pool, r.pipelineName, quarantined));
       counts.requeuedQuarantined += quarantined.length;
     }
+    // A recompute is asked for before it is sent: the worker that receives it must find the request.
+    const recomputes = batch.flatMap((m) =>
+      m.recomputeFrom === undefined ? [] : [{ keyText: m.keyText, fromStage: m.recomputeFrom }],
+    );
+    if (recomputes.length > 0)
+      await r.db('recording recompute requests', () =>
+        requestRecomputes(r.pool, r.pipelineName, r.encoder.runId, recomputes),
+      );
     let acked: Acknowledged[];
     try {
       // The batch's messages go as they are: kafkajs reads key, value and partition and ignores the rest.
@@ -137,6 +151,20 @@ async function sendFailure(
   );
 }
 
+/** Waits as long as it takes for `perSecond` calls a second at most, since the first call. */
+function pacer(perSecond: number): (signal: AbortSignal | undefined) => Promise<void> {
+  let started: number | undefined;
+  let calls = 0;
+  return async (signal) => {
+    started ??= performance.now();
+    calls++;
+    const due = started + ((calls - 1) * 1000) / perSecond;
+    const wait = due - performance.now();
+    // A stop cuts the wait short; the loop then sees it and ends.
+    if (wait > 0) await sleep(wait, signal).catch(() => {});
+  };
+}
+
 /** Publishes every pending page; returns whether a stop interrupted it. `counts` is filled as it goes. */
 export async function publishAll(r: PublishRun, counts: PublishCounts): Promise<void> {
   const progress = new Progress({
@@ -154,8 +182,9 @@ export async function publishAll(r: PublishRun, counts: PublishCounts): Promise<
     send: batchSend(r, counts, recorder, progress),
   });
   let accepted = 0;
+  const pace = r.ratePerSecond === undefined ? undefined : pacer(r.ratePerSecond);
   try {
-    outer: for await (const page of pages(r)) {
+    outer: for await (const page of (r.pages ?? pendingPages)(r)) {
       const enc = pageEncoder({ ...r.encoder, pipeline: r.pipelineName }, new Date().toISOString());
       for (const row of page) {
         if (r.shutdown?.stopping.aborted === true || accepted >= r.limit) break outer;
@@ -166,6 +195,7 @@ export async function publishAll(r: PublishRun, counts: PublishCounts): Promise<
           continue;
         }
         accepted++;
+        if (pace !== undefined) await pace(r.shutdown?.stopping);
         const closed = sender.add(msg);
         if (closed !== undefined) await closed;
       }

@@ -2,7 +2,10 @@
 // per-stage progress and recent errors, the consumer group's lag and this machine's spool.
 
 import { resolve } from 'node:path';
-import { getPipeline, type SluiceConfig } from '../config/config.js';
+import { getPipeline, type PipelineConfig, type SluiceConfig } from '../config/config.js';
+import { mayBeStale, stageMix, type StageMix } from '../ledger/stage-versions.js';
+import { countStale, stageVersions } from '../producer/recompute.js';
+import type { SourceInfo } from '../user-tables/table-info.js';
 import type { Logger } from '../core/logger.js';
 import { assertMigrated } from '../db/migrate.js';
 import { checkPipelineTables } from '../user-tables/pipeline-tables.js';
@@ -39,6 +42,13 @@ export interface StatusReport {
   countedAt: string;
   countAgeSeconds: number;
   stages: StageCount[];
+  /**
+   * Per stage: the code's version and the milestones other versions wrote (an index read). `staleTasks`: done tasks
+   * stale from it, counted exactly (absent unless asked: `--current`, or from the index when nothing is stale).
+   */
+  versions: Array<StageMix & { staleTasks?: number }>;
+  /** Done tasks stale from some stage, exactly (asked with `current`; null: not counted). */
+  staleTasks: number | null;
   throughput: { resultsPerSecond: number };
   errors: ErrorGroup[];
   badMessages: number;
@@ -62,6 +72,8 @@ export interface StatusOptions {
   exact?: boolean;
   /** The caller's pool (kept open); by default one is opened for this report and closed. */
   pool?: Pool;
+  /** Count the stale done tasks exactly (status --current): a pass over the done tasks unless the index says none. */
+  current?: boolean;
   /** The caller's lag reader (a shared, cached admin client); by default one is made for this report. */
   lag?: (topic: string, groupId: string) => Promise<Record<string, number> | null>;
 }
@@ -84,6 +96,8 @@ export async function collectStatus(
   let resources;
   let processes;
   let connections;
+  let versions: StatusReport['versions'] = [];
+  let staleTasks: number | null = null;
   const t0 = performance.now();
   let databaseMs = 0;
   try {
@@ -98,6 +112,7 @@ export async function collectStatus(
       exact,
       pipeline.stages.map((s) => s.name),
     );
+    ({ versions, staleTasks } = await stageVersionsOf(pool, src, pipeline, config.producer.staleAfterMs, opts));
     const used = [...new Set(pipeline.stages.flatMap((s) => (s.resource === undefined ? [] : [s.resource])))];
     resources = await resourceStatus(pool, config.resources, used);
     processes = (await listProcesses(pool, name)).map((p) => ({ ...p, stale: p.ageSeconds > STALE_AFTER_S }));
@@ -130,6 +145,8 @@ export async function collectStatus(
     countedAt: c.countedAt,
     countAgeSeconds: Math.round(c.countAgeSeconds),
     stages: ledger.stages,
+    versions,
+    staleTasks,
     throughput: { resultsPerSecond: ledger.resultsPerSecond },
     errors: ledger.errors,
     badMessages: ledger.badMessages,
@@ -141,6 +158,32 @@ export async function collectStatus(
     spool,
     timings: { databaseMs, kafkaMs: Math.round(performance.now() - t1) },
   };
+}
+
+async function stageVersionsOf(
+  pool: Pool,
+  src: SourceInfo,
+  pipeline: PipelineConfig,
+  staleAfterMs: number,
+  opts: StatusOptions,
+): Promise<Pick<StatusReport, 'versions' | 'staleTasks'>> {
+  const stages = stageVersions(pipeline);
+  const versions: StatusReport['versions'] = await stageMix(pool, pipeline.name, stages);
+  if (opts.current !== true) return { versions, staleTasks: null };
+  const run = {
+    pool,
+    db: <T>(_what: string, fn: () => Promise<T>): Promise<T> => fn(),
+    source: src,
+    filter: { pipeline: pipeline.name, stages, includeOffline: false, staleAfterMs },
+  };
+  const groups = (await mayBeStale(pool, pipeline.name, stages, staleAfterMs)) ? await countStale(run) : [];
+  for (const v of versions) v.staleTasks = groups.filter((g) => g.stage === v.stage).reduce((n, g) => n + g.tasks, 0);
+  return { versions, staleTasks: groups.reduce((n, g) => n + g.tasks, 0) };
+}
+
+/** The --check --current verdict: every source row has a result, and none is stale. */
+export function isCurrent(report: Pick<StatusReport, 'done' | 'source' | 'exact' | 'staleTasks'>): boolean {
+  return isComplete(report) && report.staleTasks === 0;
 }
 
 /** The --check verdict: every source row has a result. Only an exact count can pass it. */

@@ -30,6 +30,12 @@ function pausedText(i: Record<string, unknown>): string {
 }
 
 /** The human-readable table. */
+function versionMix(v: StatusReport['versions'][number]): string {
+  const others = v.others.map((o) => `${o.count} of version ${o.version}`).join(', ');
+  const tasks = v.staleTasks === undefined ? '' : `; ${v.staleTasks} done task(s) stale from here`;
+  return v.stale === 0 ? `, every milestone current${tasks}` : `; milestones of other versions: ${others}${tasks}`;
+}
+
 export function renderStatus(report: StatusReport, out: (line: string) => void): void {
   out(`pipeline ${report.pipeline}  (topic ${report.topic}, source ${report.table})`);
   const est = report.exact
@@ -60,7 +66,16 @@ export function renderStatus(report: StatusReport, out: (line: string) => void):
     out(
       `  stage ${s.stage.padEnd(16)} ${String(s.milestones).padStart(10)} done   ${s.perSecond.toFixed(1)}/s${failed}`,
     );
+    const v = report.versions.find((x) => x.stage === s.stage);
+    if (v !== undefined && (v.version !== '1' || v.stale > 0 || v.staleTasks !== undefined))
+      out(`        version ${v.version}${versionMix(v)}`);
   }
+  if (report.staleTasks !== null)
+    out(
+      report.staleTasks === 0
+        ? '  stale tasks 0: every done task is of the current stage versions'
+        : `  stale tasks ${report.staleTasks}: run produce --recompute`,
+    );
   for (const e of report.errors)
     out(`  error ${e.errorClass.padEnd(20)} x${e.count}  last ${e.lastAt}  e.g. ${e.example}`);
   for (const r of report.resources) {

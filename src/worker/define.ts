@@ -31,6 +31,8 @@ export interface StageContext<Outputs> {
 }
 
 export interface StageOptions {
+  /** Changed when the stage's code or model changes: done tasks it wrote become stale (`produce --recompute`). */
+  version?: string | number;
   /** A fleet-wide resource (config `resources`) this stage's calls count against. */
   resource?: string;
   concurrency?: number;
@@ -51,7 +53,9 @@ export class PipelineBuilder<In, Outputs extends Record<string, unknown>> {
     run: (input: In, ctx: StageContext<Outputs>) => Promise<Out> | Out,
     options: StageOptions = {},
   ): PipelineBuilder<Out, Outputs & Record<Name, Out>> {
-    return new PipelineBuilder<Out, Outputs & Record<Name, Out>>([...this.#stages, { name, run, ...options }]);
+    const { version, ...rest } = options;
+    const stage: StageConfig = { name, run, ...rest, ...(version === undefined ? {} : { version: String(version) }) };
+    return new PipelineBuilder<Out, Outputs & Record<Name, Out>>([...this.#stages, stage]);
   }
 
   build(): StageConfig[] {

@@ -11,6 +11,7 @@
 // that reason, and never counts as a failure of the stage or sends the task back to the spool to run again.
 // Only a writer closed during an outage (LedgerClosedError: the worker is stopping) gives the task back.
 
+import { createHash } from 'node:crypto';
 import type { PipelineConfig, ResolvedStage } from '../config/config.js';
 import { coerceError, isBug, isRetriable, SluiceError } from '../core/errors.js';
 import { childLogger, type Logger } from '../core/logger.js';
@@ -18,7 +19,7 @@ import type { StageMetrics } from '../core/metrics.js';
 import { keyText } from '../core/envelope.js';
 import { LedgerClosedError, LedgerWriteError, type LedgerWriter } from '../ledger/ledger-writer.js';
 import type { ResultsInfo } from '../user-tables/table-info.js';
-import type { TaskState } from '../ledger/task-state.js';
+import type { RecomputeRequest, StoredMilestone, TaskState } from '../ledger/task-state.js';
 import type { SpoolItem } from '../spool/segment.js';
 import { stageLimits, type StageLimits } from './limits.js';
 import { withRetries, type RetryPolicy } from '../core/retry.js';
@@ -195,6 +196,10 @@ function observe(rc: RunnerContext, stage: string, outcome: 'processed' | 'faile
  */
 class Task {
   readonly outputs: Record<string, unknown> = {};
+  /** The stage running, then the last one: where a failure to record is charged. */
+  stage = '';
+  /** The most attempts any stage took. */
+  attempts = 1;
   #log: Logger | undefined;
 
   constructor(
@@ -435,78 +440,143 @@ async function settleResult(result: Promise<void>, milestone: Promise<void> | un
     t.log.warn({ err: m.reason }, 'last milestone not written; the result is, so the task is done');
 }
 
+/** What the stages gave: the last output (as a value and as JSON), the most attempts any stage took. */
+interface StagesDone {
+  input: unknown;
+  json: string;
+  totalAttempts: number;
+  /** The last stage's milestone, written with the result (below), not before it: one ledger flush per task. */
+  lastMilestone: Promise<void> | undefined;
+}
+
+const md5 = (json: string): string => createHash('md5').update(json, 'utf8').digest('hex');
+
+/**
+ * The milestone of a stage that ran. A first run inserts it; one that replaces a stored milestone (a recompute, or
+ * a milestone of another version) does so only while the stored one is the version read, and when the output differs
+ * from the stored one, first deletes the later stages' milestones: they followed from the old output.
+ */
+function milestoneWrites(
+  t: Task,
+  rc: RunnerContext,
+  i: number,
+  r: Extract<StageResult, { ok: true }>,
+  previous: StoredMilestone | undefined,
+  stored: Map<string, StoredMilestone> | undefined,
+): { written: Promise<void>; changed: boolean } {
+  const stage = rc.pipeline.stages[i]!;
+  const base = { pipeline: rc.pipelineName, key: t.key, stage: stage.name, output: r.json, durationMs: r.ms };
+  if (previous === undefined && stored === undefined)
+    return {
+      written: rc.ledger.write({ kind: 'milestone', ...base, attempt: r.attempt, version: stage.version }),
+      changed: true,
+    };
+  const changed = previous === undefined || previous.hash !== md5(r.json);
+  const writes: Array<Promise<void>> = [];
+  if (changed)
+    for (const later of rc.pipeline.stages.slice(i + 1))
+      if (stored?.delete(later.name) === true)
+        writes.push(rc.ledger.write({ kind: 'unstage', pipeline: rc.pipelineName, key: t.key, stage: later.name }));
+  writes.push(
+    rc.ledger.write({
+      kind: 'restage',
+      ...base,
+      attempt: r.attempt,
+      version: stage.version,
+      replaced: previous?.version ?? null,
+    }),
+  );
+  return { written: writes.length === 1 ? writes[0]! : Promise.all(writes).then(() => {}), changed };
+}
+
+/**
+ * The stages of one task in order. A stored milestone of the stage's current version is reused, unless the task is
+ * being recomputed from this stage or an earlier stage's output just changed (early cutoff: an output that came out
+ * the same leaves the later milestones current).
+ */
+async function runStages(
+  t: Task,
+  state: TaskState,
+  rc: RunnerContext,
+  fromStage: string | undefined,
+): Promise<StagesDone | TaskOutcome> {
+  const stored = state.milestones.get(t.key);
+  const done: StagesDone = { input: t.item.task.payload, json: '', totalAttempts: 1, lastMilestone: undefined };
+  done.json = JSON.stringify(done.input) ?? 'null';
+  const debug = rc.log.isLevelEnabled('debug');
+  const stages = rc.pipeline.stages;
+  let upstreamChanged = false;
+  for (const [i, stage] of stages.entries()) {
+    t.stage = stage.name;
+    const previous = stored?.get(stage.name);
+    if (previous !== undefined && previous.version === stage.version && !upstreamChanged && fromStage !== stage.name) {
+      done.input = previous.output === null ? null : (JSON.parse(previous.output) as unknown);
+      done.json = previous.output ?? 'null';
+      t.outputs[stage.name] = done.input;
+      continue;
+    }
+    const r = await runStage(t, stage, done.input, state, rc);
+    if (!r.ok) return r.aborted ? 'aborted' : await quarantine(t, stage.name, r.err, r.attempt, rc);
+    const problem = outputProblem(stage.name, r.json, rc.maxOutputBytes);
+    if (problem !== null) {
+      await rc.ledger.write({
+        kind: 'attempt',
+        pipeline: rc.pipelineName,
+        key: t.key,
+        stage: stage.name,
+        attempt: r.attempt,
+        errorClass: problem.name,
+        errorMessage: problem.message,
+        retriable: false,
+        workerId: rc.workerId,
+      });
+      return await quarantine(t, stage.name, problem, r.attempt, rc);
+    }
+    const m = milestoneWrites(t, rc, i, r, previous, stored);
+    upstreamChanged = m.changed;
+    if (i < stages.length - 1) await m.written;
+    else {
+      // Observed by settleResult; this keeps a rejection from going unhandled on any other way out.
+      m.written.catch(() => {});
+      done.lastMilestone = m.written;
+    }
+    done.json = r.json;
+    if (debug) t.log.debug({ stage: stage.name, attempt: r.attempt, ms: r.ms }, 'stage done');
+    t.outputs[stage.name] = r.output;
+    done.input = r.output;
+    done.totalAttempts = Math.max(done.totalAttempts, r.attempt);
+    t.attempts = done.totalAttempts;
+  }
+  return done;
+}
+
 export async function runTask(item: SpoolItem, state: TaskState, rc: RunnerContext): Promise<TaskOutcome> {
   const key = keyText(item.task.key);
-  if (state.done.has(key) || state.quarantined.has(key)) return 'skipped';
+  const recompute = state.recompute.get(key);
+  if (state.quarantined.has(key) || (state.done.has(key) && recompute === undefined)) return 'skipped';
   const started = new Date();
   const t0 = performance.now();
   const t = new Task(item, key, rc.log, rc.showKey);
-  const stored = state.milestones.get(key);
-  let input: unknown = item.task.payload;
-  let totalAttempts = 1;
-  let current = rc.pipeline.stages[0]?.name ?? '';
-  const debug = rc.log.isLevelEnabled('debug');
-  const stages = rc.pipeline.stages;
-  // The last output as JSON text: stored once as the last milestone and once as the result, stringified once.
-  let json = JSON.stringify(input) ?? 'null';
-  // The last stage's milestone goes with the result (below), not before it: one ledger flush per task, not two.
-  let lastMilestone: Promise<void> | undefined;
+  t.stage = rc.pipeline.stages[0]?.name ?? '';
   try {
-    for (const [i, stage] of stages.entries()) {
-      current = stage.name;
-      const previous = stored?.get(stage.name);
-      if (previous !== undefined) {
-        input = previous === null ? null : (JSON.parse(previous) as unknown);
-        json = previous ?? 'null';
-        t.outputs[stage.name] = input;
-        continue;
-      }
-      const r = await runStage(t, stage, input, state, rc);
-      if (!r.ok) return r.aborted ? 'aborted' : await quarantine(t, stage.name, r.err, r.attempt, rc);
-      const problem = outputProblem(stage.name, r.json, rc.maxOutputBytes);
-      if (problem !== null) {
-        await rc.ledger.write({
-          kind: 'attempt',
-          pipeline: rc.pipelineName,
-          key,
-          stage: stage.name,
-          attempt: r.attempt,
-          errorClass: problem.name,
-          errorMessage: problem.message,
-          retriable: false,
-          workerId: rc.workerId,
-        });
-        return await quarantine(t, stage.name, problem, r.attempt, rc);
-      }
-      const milestone = rc.ledger.write({
-        kind: 'milestone',
-        pipeline: rc.pipelineName,
-        key,
-        stage: stage.name,
-        output: r.json,
-        durationMs: r.ms,
-        attempt: r.attempt,
-      });
-      if (i < stages.length - 1) await milestone;
-      else {
-        // Observed by settleResult; this keeps a rejection from going unhandled on any other way out.
-        milestone.catch(() => {});
-        lastMilestone = milestone;
-      }
-      json = r.json;
-      if (debug) t.log.debug({ stage: stage.name, attempt: r.attempt, ms: r.ms }, 'stage done');
-      t.outputs[stage.name] = r.output;
-      input = r.output;
-      totalAttempts = Math.max(totalAttempts, r.attempt);
-    }
+    const ran = await runStages(t, state, rc, recompute?.fromStage);
+    if (typeof ran === 'string') return ran;
+    const replace = recompute !== undefined;
     let result: Promise<void>;
     if (rc.results !== undefined) {
-      const mapped = userRow(item.task, input, rc.results);
+      const mapped = userRow(item.task, ran.input, rc.results);
       if (mapped instanceof Error) {
-        await lastMilestone;
-        return await quarantine(t, current, mapped, totalAttempts, rc);
+        await ran.lastMilestone;
+        return await quarantine(t, t.stage, mapped, ran.totalAttempts, rc);
       }
-      result = rc.ledger.write({ kind: 'row', pipeline: rc.pipelineName, key, results: rc.results, values: mapped });
+      result = rc.ledger.write({
+        kind: 'row',
+        pipeline: rc.pipelineName,
+        key,
+        results: rc.results,
+        values: mapped,
+        replace,
+      });
     } else {
       // With a result table of the user's, its row is the result, and the milestones (stage, attempt, duration)
       // are sluice's bookkeeping: a sluice_results row as well would be a third write per task.
@@ -514,19 +584,35 @@ export async function runTask(item: SpoolItem, state: TaskState, rc: RunnerConte
         kind: 'result',
         pipeline: rc.pipelineName,
         key,
-        output: json,
-        attempts: totalAttempts,
+        output: ran.json,
+        attempts: ran.totalAttempts,
         workerId: rc.workerId,
         startedAt: started,
         finishedAt: new Date(),
         durationMs: Math.round(performance.now() - t0),
+        replace,
       });
     }
-    await settleResult(result, lastMilestone, t);
+    await settleResult(result, ran.lastMilestone, t);
+    if (recompute !== undefined) await recomputed(t, rc, recompute);
     return 'done';
   } catch (err) {
     if (err instanceof LedgerClosedError) return 'aborted';
-    if (err instanceof LedgerWriteError) return quarantine(t, current, err, totalAttempts, rc);
+    if (err instanceof LedgerWriteError) return quarantine(t, t.stage, err, t.attempts, rc);
     throw err;
+  }
+}
+
+/**
+ * The recompute request is carried out: deleted after the new result is written (never with it: a result the
+ * database refused must leave the request, so that the next --recompute finds the task). A delete that fails leaves a
+ * duplicate for the next --recompute, which finds every milestone current and only rewrites the same result.
+ */
+async function recomputed(t: Task, rc: RunnerContext, req: RecomputeRequest): Promise<void> {
+  try {
+    await rc.ledger.write({ kind: 'recomputed', pipeline: rc.pipelineName, key: t.key, runId: req.runId });
+  } catch (err) {
+    if (err instanceof LedgerClosedError) return;
+    t.log.warn({ err }, 'recompute request not cleared; the next --recompute publishes the task again');
   }
 }

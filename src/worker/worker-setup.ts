@@ -12,6 +12,7 @@ import type { Logger } from '../core/logger.js';
 import { LedgerWriter } from '../ledger/ledger-writer.js';
 import { assertMigrated } from '../db/migrate.js';
 import { checkPipelineTables } from '../user-tables/pipeline-tables.js';
+import { registerStages } from '../ledger/stage-versions.js';
 import { displayKey } from '../user-tables/key-shape.js';
 import { maxAllowedPacket, usePool, type Pool } from '../db/pool.js';
 import { sourceQueryError } from '../user-tables/source.js';
@@ -95,6 +96,12 @@ export async function openWorkerParts(
   try {
     await assertMigrated(pool);
     const source = await checkPipelineTables(pool, pipeline);
+    // From now on this code's stage versions exist: a stage new here is missing from tasks done before (stale).
+    await registerStages(
+      pool,
+      pipeline.name,
+      pipeline.stages.map((s) => ({ name: s.name, version: s.version })),
+    );
     const ownLedger = await ledgerId(pool);
     const { ledger, maxOutputBytes } = await openLedgerWriter(pool, config, log);
     const quarantine = new QuarantineWriter(paths, new DiskFullNotice(log));

@@ -36,6 +36,7 @@ describe('the ledger writer on a batch with rows the database refuses', () => {
       output,
       durationMs: 1,
       attempt: 1,
+      version: '1',
     });
     const outcomes = await Promise.allSettled([
       ledger.write(op('a', '1')),

@@ -41,7 +41,16 @@ describe('LedgerWriter', () => {
     });
     await Promise.all([
       ...Array.from({ length: 50 }, (_, i) => ledger.write(result(String(i)))),
-      ledger.write({ kind: 'milestone', pipeline: 'p', key: '1', stage: 's', output: '1', durationMs: 1, attempt: 1 }),
+      ledger.write({
+        kind: 'milestone',
+        pipeline: 'p',
+        key: '1',
+        stage: 's',
+        output: '1',
+        durationMs: 1,
+        attempt: 1,
+        version: '1',
+      }),
     ]);
     assert.deepEqual(
       statements.map((s) => [s.sql.trim().split(/\s+/).slice(0, 3).join(' '), s.rows]),

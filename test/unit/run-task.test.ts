@@ -71,6 +71,7 @@ const state = (): TaskState => ({
   quarantined: new Set(),
   milestones: new Map(),
   failures: new Map(),
+  recompute: new Map(),
 });
 
 describe('runTask when the ledger refuses a write', () => {

@@ -176,6 +176,7 @@ function runnerFor(opts: {
       quarantined: new Set(),
       milestones: new Map(),
       failures: new Map(),
+      recompute: new Map(),
     }) as unknown as TaskState;
   const clock = fakeClock();
   const runner = new SegmentRunner({
