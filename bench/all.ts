@@ -1,5 +1,5 @@
-// npm run bench [-- produce fetch work e2e limits scale] — runs the benchmarks one after another, then writes
-// bench/RESULTS.md: the machine, the versions, the date, and each benchmark's table. A benchmark that fails
+// npm run bench [-- produce fetch work e2e limits scale recompute] — runs the benchmarks one after another, then
+// writes bench/RESULTS.md: the machine, the versions, the date, and each benchmark's table. A benchmark that fails
 // is reported in the file and in the exit code; the others still run. One left out this time keeps the
 // table of its last run (bench/results/<name>.md, dated in its heading).
 import { execFile, spawn } from 'node:child_process';
@@ -8,7 +8,7 @@ import { cpus, release, totalmem } from 'node:os';
 import { promisify } from 'node:util';
 import mysql, { type RowDataPacket } from 'mysql2/promise';
 
-const ALL = ['produce', 'fetch', 'work', 'e2e', 'limits', 'scale'] as const;
+const ALL = ['produce', 'fetch', 'work', 'e2e', 'limits', 'scale', 'recompute'] as const;
 const chosen = process.argv.slice(2).length > 0 ? process.argv.slice(2) : [...ALL];
 const unknown = chosen.filter((b) => !(ALL as readonly string[]).includes(b));
 if (unknown.length > 0) {

@@ -43,6 +43,47 @@ const requeueSchema = z.strictObject(
   { error: 'the body must be a JSON object' },
 );
 
+const expectSchema = z
+  .strictObject(
+    { count: z.int().min(0), hash: z.string().regex(/^[0-9a-f]{16}$/) },
+    { error: 'must be {count, hash} from a dry run' },
+  )
+  .optional();
+
+const recomputeSchema = z.strictObject(
+  {
+    filter: z
+      .strictObject(
+        {
+          fromStage: text.optional(),
+          key: text.optional(),
+          includeOffline: z.boolean({ error: 'must be true or false' }).optional(),
+        },
+        { error: 'must be an object of fromStage, key, includeOffline' },
+      )
+      .optional(),
+    dryRun: z.boolean({ error: 'must be true or false' }).optional(),
+    expect: expectSchema,
+  },
+  { error: 'the body must be a JSON object' },
+);
+
+export interface RecomputeRequest {
+  /** No field: the tasks stale by their stage versions. */
+  filter: { fromStage?: string; key?: string; includeOffline?: boolean };
+  dryRun: boolean;
+  expect?: { count: number; hash: string };
+}
+
+/** A recompute's body: filters, never SQL; a real one carries what its dry run showed. */
+export function parseRecompute(body: unknown): RecomputeRequest {
+  const r = recomputeSchema.safeParse(body);
+  if (!r.success) fail(r.error, 'body');
+  if (r.data.dryRun !== true && r.data.expect === undefined)
+    throw new HttpError(400, 'body.expect: a recompute carries the {count, hash} its dry run returned');
+  return { filter: r.data.filter ?? {}, dryRun: r.data.dryRun === true, expect: r.data.expect };
+}
+
 export interface RequeueRequest {
   filter: QuarantineFilter;
   dryRun: boolean;

@@ -7,8 +7,11 @@
 //   GET  /api/pipelines/:p/tasks/:key                one task's timeline (as `sluice inspect`)
 //   POST /api/pipelines/:p/requeue {filter | all, dryRun, expect}   take matching tasks out of quarantine and publish
 //        them: a dry run answers {matched, hash}; the requeue carries them back as `expect` (409 if the set changed)
+//   POST /api/pipelines/:p/recompute {filter: {fromStage, key, includeOffline}, dryRun, expect}   publish the stale
+//        done tasks (docs/recompute.md): a dry run answers {matched, hash, groups}; the same rules as a requeue
 // Every input is validated first (api-input.ts): a request that does not fit is a 400 naming the field.
 
+import { createHash } from 'node:crypto';
 import type { SluiceConfig } from '../config/config.js';
 import { getPipeline } from '../config/config.js';
 import { SluiceError } from '../core/errors.js';
@@ -22,7 +25,17 @@ import type { Pool } from '../db/pool.js';
 import type { SharedKafka } from '../kafka/lag.js';
 import { produce } from '../producer/producer.js';
 import { collectStatus, type StatusReport } from '../status/collect.js';
-import { intParam, keySetHash, parseQuarantineQuery, parseRequeue, pathParam, queryObject } from './api-input.js';
+import {
+  intParam,
+  keySetHash,
+  parseQuarantineQuery,
+  parseRecompute,
+  parseRequeue,
+  pathParam,
+  queryObject,
+} from './api-input.js';
+import { staleSet, stageVersions, type StaleRun } from '../producer/recompute.js';
+import { mayBeStale } from '../ledger/stage-versions.js';
 import { HttpError } from './http-error.js';
 import { quarantined, quarantinedKeys } from '../ledger/quarantine-queries.js';
 import { SeriesCache, stageSeries } from '../ledger/stage-series.js';
@@ -119,6 +132,7 @@ const ROUTES: Array<[method: string, pattern: RegExp, handler: Handler]> = [
     },
   ],
   ['POST', /^\/api\/pipelines\/([^/]+)\/requeue$/, requeue],
+  ['POST', /^\/api\/pipelines\/([^/]+)\/recompute$/, recompute],
 ];
 
 export async function handleApi(
@@ -213,3 +227,64 @@ async function requeue(ctx: ApiContext, [p]: string[], _q: URLSearchParams, body
     );
   }
 }
+
+/** The hash of an empty stale set, as staleSet computes it. */
+const NOTHING_STALE = createHash('sha256').digest('hex').slice(0, 16);
+
+async function recompute(ctx: ApiContext, [p]: string[], _q: URLSearchParams, body: unknown): Promise<unknown> {
+  const name = pipelineName(ctx, p!);
+  const r = parseRecompute(body);
+  const pipeline = getPipeline(ctx.config, name);
+  const { fromStage, includeOffline } = r.filter;
+  if (fromStage !== undefined && !pipeline.stages.some((s) => s.name === fromStage))
+    throw new HttpError(400, `body.filter.fromStage: no stage '${fromStage}' (stages: ${stageNames(pipeline)})`);
+  const src = await checkPipelineTables(ctx.pool, pipeline, { refuseMisfit: false });
+  const keys = r.filter.key === undefined ? undefined : [canonical(src, r.filter.key)];
+  const run: StaleRun = {
+    pool: ctx.pool,
+    db: (_what, fn) => fn(),
+    source: src,
+    filter: {
+      pipeline: name,
+      stages: stageVersions(pipeline),
+      ...(fromStage === undefined ? {} : { fromStage }),
+      includeOffline: includeOffline === true,
+      staleAfterMs: ctx.config.producer.staleAfterMs,
+      ...(keys === undefined ? {} : { keys }),
+    },
+  };
+  // Read only: a dry run writes nothing (not even the stage versions), in read-only mode too.
+  const needed =
+    fromStage !== undefined ||
+    includeOffline === true ||
+    (await mayBeStale(ctx.pool, name, run.filter.stages, run.filter.staleAfterMs));
+  const set = needed ? await staleSet(run) : { groups: [], count: 0, hash: NOTHING_STALE };
+  if (r.dryRun) return { matched: set.count, hash: set.hash, groups: set.groups, published: 0, dryRun: true };
+  if (ctx.readOnly) throw new HttpError(403, 'the dashboard is read-only (--read-only)');
+  if (r.expect!.count !== set.count || r.expect!.hash !== set.hash)
+    throw new HttpError(
+      409,
+      `${set.count} task(s) are stale now, not the ${r.expect!.count} confirmed: look again and confirm`,
+      { matched: set.count, hash: set.hash },
+    );
+  if (set.count === 0) return { matched: 0, hash: set.hash, published: 0 };
+  ctx.log.info({ pipeline: name, filter: r.filter, tasks: set.count }, 'recompute started from the dashboard');
+  const s = await produce({
+    config: ctx.config,
+    pipeline: name,
+    log: ctx.log,
+    shutdown: ctx.shutdown,
+    count: false,
+    pool: ctx.pool,
+    kafka: ctx.kafka,
+    ...(keys === undefined ? {} : { keys }),
+    recompute: {
+      ...(fromStage === undefined ? {} : { fromStage }),
+      includeOffline: includeOffline === true,
+      staleOnly: true,
+    },
+  });
+  return { matched: set.count, hash: set.hash, published: s.published };
+}
+
+const stageNames = (p: { stages: Array<{ name: string }> }): string => p.stages.map((s) => s.name).join(', ');

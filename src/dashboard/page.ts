@@ -2,7 +2,8 @@
 // uPlot's, so the Content-Security-Policy allows no inline script or style.
 
 export function page(opts: { readOnly: boolean }): string {
-  return HTML.replace('{{requeue}}', opts.readOnly ? 'disabled title="read-only"' : '');
+  const ro = opts.readOnly ? 'disabled title="read-only"' : '';
+  return HTML.replace('{{requeue}}', ro).replace('{{recompute}}', ro);
 }
 
 const HTML =
@@ -17,6 +18,13 @@ const HTML =
 <div id="progress"></div>
 <h2>Stages <span id="bottleneck" class="muted"></span></h2><div ` +
   `id="stages"></div><div id="charts"></div>
+<h2>Recompute</h2>
+<form id="recompute-form">from stage <select id="r-stage"><option value="">the stale ones (versions)</option></select>
+ key <input id="r-key" size="16"> <label><input type="checkbox" id="r-offline"> offline results too</label>
+ <button type="submit">count stale</button> <button type="button" ` +
+  `id="recompute" {{recompute}}>recompute</button>
+ <span id="recompute-msg"></span></form>
+<div id="recompute-groups"></div>
 <h2>Resources</h2><div id="resources"></div><div ` +
   `id="resource-charts"></div>
 <h2>Machines</h2><div id="processes"></div><p id="connections" ` +

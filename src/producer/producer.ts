@@ -341,7 +341,7 @@ async function publish(r: Run, stale?: StaleRun & { rate?: number }): Promise<vo
       onSkip: (skip: Skip) => recordSkip(log, summary, { ...skip, key: displayKey(r.source, skip.key) }),
     };
     // Fresh tasks first, then the stale ones (paced by --rate): a recompute never goes ahead of new work.
-    await publishAll(pass, counts);
+    if (opts.recompute?.staleOnly !== true) await publishAll(pass, counts);
     if (stale !== undefined && summary.recompute?.checkedByIndex === false && opts.shutdown?.stopping.aborted !== true)
       await publishStale(pass, stale, counts, summary.recompute, log);
     summary.interrupted = opts.shutdown?.stopping.aborted === true;

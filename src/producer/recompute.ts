@@ -2,6 +2,7 @@
 // stage and version for --dry-run, and --accept. The first check per stage and version (ledger/stage-versions.ts)
 // answers "nothing stale" from the indexes, so a rerun with nothing stale reads no done task.
 
+import { createHash } from 'node:crypto';
 import type { PipelineConfig } from '../config/config.js';
 import type { Pool } from '../db/pool.js';
 import type { PendingRow } from '../ledger/pending.js';
@@ -19,6 +20,8 @@ export interface RecomputeOptions {
   accept?: string;
   /** Tasks published per second at most. */
   ratePerSecond?: number;
+  /** Publish only the stale tasks, not the pending ones first (the dashboard's recompute action). */
+  staleOnly?: boolean;
 }
 
 /** Stale tasks per stage and the version they move from (null: the stage's milestone is missing). */
@@ -63,12 +66,22 @@ export async function prepareRecompute(r: StaleRun): Promise<boolean> {
   return r.db('checking for stale tasks', () => mayBeStale(pool, f.pipeline, f.stages, f.staleAfterMs));
 }
 
-/** The stale tasks, chunk by chunk of the source (a chunk may hold none). */
+/** Keys of a --keys-file looked up per query: each chunk names its keys, instead of every query naming them all. */
+const KEYS_PER_QUERY = 1000;
+
+/** The stale tasks, chunk by chunk of the source (a chunk may hold none); given keys, a slice of them at a time. */
 export async function* staleChunks(r: StaleRun): AsyncGenerator<StaleTask[]> {
+  const { keys } = r.filter;
+  if (keys === undefined) return yield* chunksOf(r, r.filter);
+  for (let i = 0; i < keys.length; i += KEYS_PER_QUERY)
+    yield* chunksOf(r, { ...r.filter, keys: keys.slice(i, i + KEYS_PER_QUERY) });
+}
+
+async function* chunksOf(r: StaleRun, filter: StaleFilter): AsyncGenerator<StaleTask[]> {
   let after: string | undefined;
   do {
     const at = after;
-    const { stale, last } = await r.db('reading stale tasks', () => scanStale(r.pool, r.source, r.filter, at, CHUNK));
+    const { stale, last } = await r.db('reading stale tasks', () => scanStale(r.pool, r.source, filter, at, CHUNK));
     if (stale.length > 0) yield stale;
     after = last;
   } while (after !== undefined);
@@ -84,17 +97,33 @@ export async function* stalePages(r: StaleRun): AsyncGenerator<PendingRow[]> {
 
 /** How many tasks are stale, per stage and old version (--dry-run). */
 export async function countStale(r: StaleRun): Promise<StaleGroup[]> {
+  return (await staleSet(r)).groups;
+}
+
+/**
+ * The stale tasks counted per stage and old version, and a hash of the set (each key and its stage, in scan order):
+ * what the dashboard's confirmation is checked against.
+ */
+export async function staleSet(r: StaleRun): Promise<{ groups: StaleGroup[]; count: number; hash: string }> {
   const to = new Map(r.filter.stages.map((s) => [s.name, s.version]));
   const groups = new Map<string, StaleGroup>();
+  const h = createHash('sha256');
+  let count = 0;
   for await (const tasks of staleChunks(r))
     for (const t of tasks) {
+      count++;
+      h.update(t.keyText).update('\u0000').update(t.fromStage).update('\u0000');
       const id = `${t.fromStage}\u0000${t.oldVersion ?? ''}`;
       const g = groups.get(id) ?? { stage: t.fromStage, from: t.oldVersion, to: to.get(t.fromStage)!, tasks: 0 };
       g.tasks++;
       groups.set(id, g);
     }
   const order = r.filter.stages.map((s) => s.name);
-  return [...groups.values()].sort((a, b) => order.indexOf(a.stage) - order.indexOf(b.stage) || b.tasks - a.tasks);
+  return {
+    groups: [...groups.values()].sort((a, b) => order.indexOf(a.stage) - order.indexOf(b.stage) || b.tasks - a.tasks),
+    count,
+    hash: h.digest('hex').slice(0, 16),
+  };
 }
 
 /** --accept: the stage's current version for the selected done tasks' milestones of it. */

@@ -65,6 +65,8 @@ export interface E2EOptions {
   brokers?: string[];
   /** Extra top-level config, merged over the harness's (JSON). */
   config?: Record<string, unknown>;
+  /** A result table of the user's: its columns (created as `e2e_results`) and the pipeline's `results` (JS source). */
+  results?: { columns: string; config: string };
 }
 
 export async function startE2E(opts: E2EOptions): Promise<E2E> {
@@ -77,6 +79,7 @@ export async function startE2E(opts: E2EOptions): Promise<E2E> {
   const db = await mysql.createConnection(opts.url);
   await db.query('CREATE TABLE e2e_source (id BIGINT PRIMARY KEY, body VARCHAR(200) NOT NULL)');
   await db.query(`INSERT INTO e2e_source SELECT seq, CONCAT('document ', seq) FROM seq_1_to_${opts.rows}`);
+  if (opts.results !== undefined) await db.query(`CREATE TABLE e2e_results (${opts.results.columns})`);
   await createTopic(topic, opts.partitions ?? 4, brokers);
   const base = {
     fetcher: { groupId: randomName('g'), statsIntervalMs: 1000, restartBackoffMs: 200, sessionTimeoutMs: 10_000 },
@@ -90,7 +93,9 @@ export async function startE2E(opts: E2EOptions): Promise<E2E> {
     configFile,
     `const base = ${JSON.stringify(base)};
 export default { ...base, pipelines: { ${name}: { topic: ${JSON.stringify(topic)}, partitions: ${opts.partitions ?? 4},
-  source: { table: 'e2e_source', key: 'id', columns: ['body'] },
+  source: { table: 'e2e_source', key: 'id', columns: ['body'] },${
+    opts.results === undefined ? '' : `\n  results: ${opts.results.config},`
+  }
   stages: ${opts.stages} } } };\n`,
   );
   const env = {

@@ -55,6 +55,7 @@ async function seed(db: Connection): Promise<void> {
 async function dashboard(
   t: TestContext,
   layer: SluiceConfigInput['dashboard'] = {},
+  version?: string,
 ): Promise<{ base: string; config: SluiceConfig }> {
   const config = validateConfig(
     mergeLayers(
@@ -66,7 +67,7 @@ async function dashboard(
             topic,
             partitions: 2,
             source: { table: name, key: 'id', columns: ['body'] },
-            stages: [{ name: 'ner', run: async () => null }],
+            stages: [{ name: 'ner', run: async () => null, version }],
           },
         },
       },
@@ -300,8 +301,8 @@ describe('the dashboard with a UUID key', () => {
     await db.query(`CREATE TABLE IF NOT EXISTS \`${pipeline}\` (id UUID PRIMARY KEY, body VARCHAR(20) NOT NULL)`);
     await db.query(`INSERT IGNORE INTO \`${pipeline}\` VALUES (?, 'x'), (UUID(), 'y')`, [uuid]);
     await db.query(
-      'INSERT IGNORE INTO sluice_dead_tasks (pipeline, task_key, stage, error_class, error_message, attempts, payload) ' +
-        "VALUES (?, ?, 'ner', 'TypeError', 'failed', 3, '{}')",
+      'INSERT IGNORE INTO sluice_dead_tasks (pipeline, task_key, stage, error_class, error_message, attempts, ' +
+        "payload) VALUES (?, ?, 'ner', 'TypeError', 'failed', 3, '{}')",
       [pipeline, hex],
     );
     const config = validateConfig(
@@ -347,5 +348,58 @@ describe('the dashboard with a UUID key', () => {
       { origin: base },
     );
     assert.equal(dry.body.matched, 1, JSON.stringify(dry.body));
+  });
+});
+
+describe('the dashboard recompute action', () => {
+  const path = `/api/pipelines/${name}/recompute`;
+
+  it('is refused when read-only, after its count', async (t) => {
+    const { base } = await dashboard(t, { readOnly: true }, '3');
+    const dry = await post(base, path, { filter: { fromStage: 'ner', key: '7' }, dryRun: true }, { origin: base });
+    assert.equal(dry.body.matched, 1);
+    const refused = await post(
+      base,
+      path,
+      { filter: { fromStage: 'ner', key: '7' }, expect: { count: 1, hash: dry.body.hash } },
+      { origin: base },
+    );
+    assert.equal(refused.status, 403);
+  });
+
+  it('counts the stale done tasks per stage and version first, then publishes exactly the confirmed set', async (t) => {
+    const { base } = await dashboard(t, {}, '2');
+    const status = (await get(base, `/api/pipelines/${name}`)).body as {
+      versions: Array<{ stage: string; version: string; others: unknown[] }>;
+    };
+    assert.deepEqual(status.versions[0], {
+      stage: 'ner',
+      version: '2',
+      others: [{ version: '1', count: 60 }],
+      stale: 60,
+    });
+    const dry = await post(base, path, { dryRun: true }, { origin: base });
+    const groups = (dry.body as unknown as { groups: unknown[] }).groups;
+    assert.deepEqual([dry.body.matched, groups], [60, [{ stage: 'ner', from: '1', to: '2', tasks: 60 }]]);
+    const stale = await post(base, path, { expect: { count: 59, hash: dry.body.hash } }, { origin: base });
+    assert.equal(stale.status, 409, 'a count that is not the one shown is refused');
+    const foreign = await post(
+      base,
+      path,
+      { expect: { count: 60, hash: dry.body.hash } },
+      { origin: 'http://x.example' },
+    );
+    assert.equal(foreign.status, 403);
+    assert.equal((await post(base, path, { filter: { sql: 'id > 0' }, dryRun: true }, { origin: base })).status, 400);
+    const done = await post(base, path, { expect: { count: 60, hash: dry.body.hash } }, { origin: base });
+    assert.equal(done.status, 200, JSON.stringify(done.body));
+    assert.equal(done.body.published, 60);
+    const [rows] = await db.query<RowDataPacket[]>(
+      "SELECT COUNT(*) AS n FROM sluice_recomputes WHERE pipeline = ? AND from_stage = 'ner'",
+      [name],
+    );
+    assert.equal(Number(rows[0]?.n), 60);
+    const again = await post(base, path, { dryRun: true }, { origin: base });
+    assert.equal(again.body.matched, 0, 'published requests are in flight');
   });
 });

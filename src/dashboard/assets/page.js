@@ -85,14 +85,21 @@ async function refresh() {
   $('bottleneck').textContent = s.bottleneck ? 'bottleneck: ' + s.bottleneck : '';
   $('stages').innerHTML =
     table(
-      ['stage', 'done', 'per second', 'failed tries (last min)', 'retry ratio'],
-      s.stages.map((x) => [
-        esc(x.stage),
-        fmt(x.milestones),
-        x.perSecond.toFixed(1),
-        fmt(x.failedLastMinute),
-        (x.retryRatio * 100).toFixed(1) + '%',
-      ]),
+      ['stage', 'done', 'per second', 'failed tries (last min)', 'retry ratio', 'version', 'other versions'],
+      s.stages.map((x) => {
+        const v = (s.versions || []).find((y) => y.stage === x.stage);
+        return [
+          esc(x.stage),
+          fmt(x.milestones),
+          x.perSecond.toFixed(1),
+          fmt(x.failedLastMinute),
+          (x.retryRatio * 100).toFixed(1) + '%',
+          esc(v ? v.version : ''),
+          v && v.others.length
+            ? v.others.map((o) => esc(o.version) + ': ' + fmt(o.count)).join(', ')
+            : '<span class="muted">none</span>',
+        ];
+      }),
     ) +
     (s.errors.length
       ? '<p>errors by class</p>' +
@@ -292,7 +299,7 @@ async function showTask(key) {
       )
       .join('\n') +
     '\n\nmilestones:\n' +
-    t.milestones.map((m) => '  ' + m.created_at + '  ' + m.stage).join('\n') +
+    t.milestones.map((m) => '  ' + m.created_at + '  ' + m.stage + '  version ' + m.version).join('\n') +
     (t.quarantine ? '\n\nquarantine: ' + JSON.stringify(t.quarantine) : '');
 }
 
@@ -315,6 +322,53 @@ async function requeue() {
   await search();
 }
 
+// What a recompute acts on: the filter its count was taken with.
+/** @type {Record<string, unknown>} */
+let counted = {};
+
+const recomputeFilter = () => {
+  /** @type {Record<string, unknown>} */
+  const f = {};
+  if (choice('r-stage').value) f.fromStage = choice('r-stage').value;
+  if (field('r-key').value) f.key = field('r-key').value;
+  if (field('r-offline').checked) f.includeOffline = true;
+  return f;
+};
+
+const recomputePath = () => '/api/pipelines/' + encodeURIComponent(choice('pipeline').value) + '/recompute';
+
+async function countStale(ev) {
+  if (ev) ev.preventDefault();
+  counted = recomputeFilter();
+  const r = await post(recomputePath(), { filter: counted, dryRun: true });
+  $('recompute-msg').textContent = r.matched + ' stale';
+  $('recompute-groups').innerHTML = table(
+    ['from stage', 'tasks', 'old version', 'new version'],
+    r.groups.map((g) => [esc(g.stage), fmt(g.tasks), esc(g.from === null ? '(no milestone)' : g.from), esc(g.to)]),
+  );
+  return r;
+}
+
+async function recompute() {
+  const preview = await countStale();
+  if (preview.matched === 0) return;
+  if (!confirm('Recompute the ' + preview.matched + ' stale task(s) counted?')) return;
+  try {
+    const r = await post(recomputePath(), { filter: counted, expect: { count: preview.matched, hash: preview.hash } });
+    $('recompute-msg').textContent = 'published ' + r.published + ' of ' + r.matched;
+  } catch (e) {
+    if (e.status !== 409) throw e;
+    $('recompute-msg').textContent = 'not published: ' + e.body.matched + ' are stale now; count again and confirm';
+  }
+}
+
+async function stageChoices() {
+  const p = (await api('/api/pipelines')).find((x) => x.name === choice('pipeline').value);
+  const select = choice('r-stage');
+  while (select.options.length > 1) select.remove(1);
+  for (const st of p ? p.stages : []) select.add(new Option(st, st));
+}
+
 (async () => {
   for (const p of await api('/api/pipelines')) choice('pipeline').add(new Option(p.name, p.name));
   $('pipeline').onchange = () => {
@@ -324,7 +378,11 @@ async function requeue() {
     $('resource-charts').innerHTML = '';
     refresh();
     search();
+    stageChoices();
   };
+  $('recompute-form').onsubmit = (ev) => void countStale(ev).catch((e) => ($('recompute-msg').textContent = e.message));
+  $('recompute').onclick = () => recompute().catch((e) => ($('recompute-msg').textContent = e.message));
+  await stageChoices().catch(() => {});
   $('search').onsubmit = search;
   $('requeue').onclick = () => requeue().catch((e) => ($('requeue-msg').textContent = e.message));
   await refresh().catch((e) => ($('updated').textContent = e.message));
