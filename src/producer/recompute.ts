@@ -72,7 +72,10 @@ const KEYS_PER_QUERY = 1000;
 /** The stale tasks, chunk by chunk of the source (a chunk may hold none); given keys, a slice of them at a time. */
 export async function* staleChunks(r: StaleRun): AsyncGenerator<StaleTask[]> {
   const { keys } = r.filter;
-  if (keys === undefined) return yield* chunksOf(r, r.filter);
+  if (keys === undefined) {
+    yield* chunksOf(r, r.filter);
+    return;
+  }
   for (let i = 0; i < keys.length; i += KEYS_PER_QUERY)
     yield* chunksOf(r, { ...r.filter, keys: keys.slice(i, i + KEYS_PER_QUERY) });
 }

@@ -112,7 +112,7 @@ export async function collectStatus(
       exact,
       pipeline.stages.map((s) => s.name),
     );
-    ({ versions, staleTasks } = await stageVersionsOf(pool, src, pipeline, config.producer.staleAfterMs, opts));
+    ({ versions, staleTasks } = await stageVersionsOf(pool, src, pipeline, opts));
     const used = [...new Set(pipeline.stages.flatMap((s) => (s.resource === undefined ? [] : [s.resource])))];
     resources = await resourceStatus(pool, config.resources, used);
     processes = (await listProcesses(pool, name)).map((p) => ({ ...p, stale: p.ageSeconds > STALE_AFTER_S }));
@@ -164,19 +164,19 @@ async function stageVersionsOf(
   pool: Pool,
   src: SourceInfo,
   pipeline: PipelineConfig,
-  staleAfterMs: number,
   opts: StatusOptions,
 ): Promise<Pick<StatusReport, 'versions' | 'staleTasks'>> {
   const stages = stageVersions(pipeline);
   const versions: StatusReport['versions'] = await stageMix(pool, pipeline.name, stages);
   if (opts.current !== true) return { versions, staleTasks: null };
+  // A task whose recompute is in flight is not current yet: every open request counts, however recent.
   const run = {
     pool,
     db: <T>(_what: string, fn: () => Promise<T>): Promise<T> => fn(),
     source: src,
-    filter: { pipeline: pipeline.name, stages, includeOffline: false, staleAfterMs },
+    filter: { pipeline: pipeline.name, stages, includeOffline: false, staleAfterMs: null },
   };
-  const groups = (await mayBeStale(pool, pipeline.name, stages, staleAfterMs)) ? await countStale(run) : [];
+  const groups = (await mayBeStale(pool, pipeline.name, stages, null)) ? await countStale(run) : [];
   for (const v of versions) v.staleTasks = groups.filter((g) => g.stage === v.stage).reduce((n, g) => n + g.tasks, 0);
   return { versions, staleTasks: groups.reduce((n, g) => n + g.tasks, 0) };
 }
