@@ -113,28 +113,29 @@ export async function loadTaskState(
   };
   if (keys.length === 0) return state;
   state.inSource = await keysInSource(pool, src, keys);
-  const list = JSON.stringify(keys);
-  // The keys travel as one JSON array (see key-sql.ts); a semi-join on it uses each table's primary key.
-  const inKeys = `pipeline = ? AND task_key IN (SELECT j.k FROM ${jsonKeysTable('j')})`;
+  const list = JSON.stringify([...new Set(keys)]);
+  // The keys travel as one JSON array (see key-sql.ts), read first (STRAIGHT_JOIN) so that each table is probed by
+  // its key at those keys. Left to itself, the planner took a ref on `pipeline` alone and filtered by the keys: every
+  // row of the pipeline read per segment, so a run got slower the more it had done (bench:recompute).
+  const from = (table: string): string =>
+    `FROM ${jsonKeysTable('j')} STRAIGHT_JOIN ${table} x ON x.pipeline = ? AND x.task_key = j.k`;
   const branches = [
-    `SELECT 'x' AS t, task_key, NULL AS stage, NULL AS output, 0 AS n, NULL AS v FROM sluice_dead_tasks ` +
-      `WHERE ${inKeys}`,
-    `SELECT 'm', task_key, stage, output, 0, CONCAT(version, ' ', COALESCE(LOWER(HEX(output_hash)), '')) ` +
-      `FROM sluice_milestones WHERE ${inKeys}`,
-    `SELECT 'a', task_key, stage, NULL, COUNT(*), NULL FROM sluice_attempts WHERE ` +
-      `superseded = FALSE AND ${inKeys} GROUP BY task_key, stage`,
-    `SELECT 'c', task_key, from_stage, NULL, 0, run_id FROM sluice_recomputes WHERE ${inKeys}`,
+    `SELECT 'x' AS t, x.task_key, NULL AS stage, NULL AS output, 0 AS n, NULL AS v ${from('sluice_dead_tasks')}`,
+    `SELECT 'm', x.task_key, x.stage, x.output, 0, CONCAT(x.version, ' ', COALESCE(LOWER(HEX(x.output_hash)), '')) ` +
+      from('sluice_milestones'),
+    `SELECT 'a', x.task_key, x.stage, NULL, COUNT(*), NULL ${from('sluice_attempts')} ` +
+      'WHERE x.superseded = FALSE GROUP BY x.task_key, x.stage',
+    `SELECT 'c', x.task_key, x.from_stage, NULL, 0, x.run_id ${from('sluice_recomputes')}`,
   ];
   // Done means a row in the user's result table, however it got there (an earlier offline run too).
   if (src.results === undefined)
     branches.unshift(
-      `SELECT 'r' AS t, task_key, NULL AS stage, NULL AS output, 0 AS n, NULL AS v FROM sluice_results ` +
-        `WHERE ${inKeys}`,
+      `SELECT 'r' AS t, x.task_key, NULL AS stage, NULL AS output, 0 AS n, NULL AS v ${from('sluice_results')}`,
     );
   else state.done = await keysWithResult(pool, src.results, keys);
   const [rows] = await pool.query<RowDataPacket[]>(
     branches.join('\nUNION ALL '),
-    branches.flatMap(() => [pipeline, list]),
+    branches.flatMap(() => [list, pipeline]),
   );
   for (const r of rows) {
     const key = textOf(r.task_key);
