@@ -65,7 +65,7 @@ export function countStatements(sql: string): number {
   return n;
 }
 
-/** "VERB table" of a statement: the table written to, or the first table read from. */
+/** "VERB table" of a statement: the table written to, or the first table read from (not a list of keys). */
 export function statementKind(sql: string): string {
   const s = sql.replace(/`/g, '').replace(/\s+/g, ' ').trim();
   const verb = (/^\w+/.exec(s)?.[0] ?? '').toUpperCase();
@@ -73,6 +73,11 @@ export function statementKind(sql: string): string {
     /^INSERT (?:IGNORE )?INTO (\S+)/i.exec(s)?.[1] ??
     /^UPDATE (\S+)/i.exec(s)?.[1] ??
     / FROM \(?(?:SELECT \* FROM )?([\w.]+)/i.exec(s)?.[1];
+  // A key list read first (FROM JSON_TABLE(...) j STRAIGHT_JOIN t): the table is the one it is joined with.
+  if (table?.toUpperCase() === 'JSON_TABLE') {
+    const joined = / (?:STRAIGHT_JOIN|JOIN) ([\w.]+)/i.exec(s)?.[1];
+    if (joined !== undefined) return `${verb} ${joined}`;
+  }
   return table === undefined ? verb : `${verb} ${table}`;
 }
 
