@@ -28,6 +28,12 @@ function recomputeOptions(values: Values): RecomputeOptions | undefined {
   }
   if (values.accept === true && typeof values.stage !== 'string')
     throw new UsageError('--accept needs --stage <name>: the stage whose current version to accept');
+  const besides = ['from-stage', 'include-offline', 'rate', 'dry-run'].filter((k) => values[k] !== undefined);
+  if (values.accept === true && besides.length > 0)
+    throw new UsageError(
+      `--accept runs nothing and publishes nothing: --${besides[0]} does not go with it`,
+      'to see what is stale first: sluice produce --pipeline <name> --recompute --dry-run',
+    );
   if (values.accept !== true && values.stage !== undefined)
     throw new UsageError('--stage goes with --accept; to recompute from a stage, give --from-stage');
   const rate = values.rate === undefined ? undefined : Number(values.rate);

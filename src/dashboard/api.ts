@@ -258,7 +258,7 @@ async function recompute(ctx: ApiContext, [p]: string[], _q: URLSearchParams, bo
     fromStage !== undefined ||
     includeOffline === true ||
     (await mayBeStale(ctx.pool, name, run.filter.stages, run.filter.staleAfterMs));
-  const set = needed ? await staleSet(run) : { groups: [], count: 0, hash: NOTHING_STALE };
+  const set = needed ? await staleSet(run, !r.dryRun) : { groups: [], count: 0, hash: NOTHING_STALE, keys: [] };
   if (r.dryRun) return { matched: set.count, hash: set.hash, groups: set.groups, published: 0, dryRun: true };
   if (ctx.readOnly) throw new HttpError(403, 'the dashboard is read-only (--read-only)');
   if (r.expect!.count !== set.count || r.expect!.hash !== set.hash)
@@ -277,7 +277,8 @@ async function recompute(ctx: ApiContext, [p]: string[], _q: URLSearchParams, bo
     count: false,
     pool: ctx.pool,
     kafka: ctx.kafka,
-    ...(keys === undefined ? {} : { keys }),
+    // Exactly the set counted and confirmed: only its keys are read again (each still stale is published).
+    keys: set.keys,
     recompute: {
       ...(fromStage === undefined ? {} : { fromStage }),
       includeOffline: includeOffline === true,

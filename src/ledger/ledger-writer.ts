@@ -34,6 +34,8 @@ export type LedgerOp =
       attempt: number;
       /** The stage's version. */
       version: string;
+      /** MD5 of `output` (16 bytes). */
+      hash: Buffer;
     }
   /**
    * A milestone written again (a recompute, or a stale milestone rerun): replaces the stored one only while it still
@@ -48,6 +50,7 @@ export type LedgerOp =
       durationMs: number;
       attempt: number;
       version: string;
+      hash: Buffer;
       replaced: string | null;
     }
   /** A later stage's milestone that no longer follows from its input (an earlier stage's output changed). */
@@ -145,14 +148,15 @@ interface Pending {
 const casSet = (col: string, value: string): string => `${col} = IF(version <=> VALUES(replaced), ${value}, ${col})`;
 
 const SQL = {
-  milestone: `INSERT INTO sluice_milestones (pipeline, task_key, stage, output, duration_ms, attempt, version) VALUES ?
-    ON DUPLICATE KEY UPDATE pipeline = pipeline`,
+  milestone:
+    'INSERT INTO sluice_milestones (pipeline, task_key, stage, output, duration_ms, attempt, version, output_hash) ' +
+    'VALUES ? ON DUPLICATE KEY UPDATE pipeline = pipeline',
   // `version` last: every other assignment compares the stored version, before it changes (left to right).
   restage:
-    `INSERT INTO sluice_milestones (pipeline, task_key, stage, output, duration_ms, attempt, version, replaced) ` +
-    `VALUES ? ON DUPLICATE KEY UPDATE ${[
+    'INSERT INTO sluice_milestones (pipeline, task_key, stage, output, duration_ms, attempt, version, output_hash, ' +
+    `replaced) VALUES ? ON DUPLICATE KEY UPDATE ${[
       casSet('output', 'VALUES(output)'),
-      casSet('output_hash', 'UNHEX(MD5(VALUES(output)))'),
+      casSet('output_hash', 'VALUES(output_hash)'),
       casSet('duration_ms', 'VALUES(duration_ms)'),
       casSet('attempt', 'VALUES(attempt)'),
       casSet('created_at', 'CURRENT_TIMESTAMP(3)'),
@@ -189,7 +193,7 @@ function rowSql({ results: r, replace }: Extract<LedgerOp, { kind: 'row' }>): st
   const k = quoteIdentifier(r.parts[0]!.column);
   // A recompute always replaces the row; `onConflict` governs only a duplicate first result.
   const update =
-    (r.onConflict === 'update' || replace === true) && r.columns.length > 0
+    r.onConflict === 'update' || replace === true
       ? r.columns.map((c) => `${quoteIdentifier(c)} = VALUES(${quoteIdentifier(c)})`).join(', ')
       : `${k} = ${k}`;
   return `INSERT INTO ${quoteIdentifier(r.table)} (${cols.join(', ')}) VALUES ? ON DUPLICATE KEY UPDATE ${update}`;
@@ -220,9 +224,9 @@ function keyValuesOf(r: ResultsInfo, key: string): unknown[] {
 function row(op: LedgerOp): unknown[] {
   switch (op.kind) {
     case 'milestone':
-      return [op.pipeline, op.key, op.stage, op.output, op.durationMs, op.attempt, op.version];
+      return [op.pipeline, op.key, op.stage, op.output, op.durationMs, op.attempt, op.version, op.hash];
     case 'restage':
-      return [op.pipeline, op.key, op.stage, op.output, op.durationMs, op.attempt, op.version, op.replaced];
+      return [op.pipeline, op.key, op.stage, op.output, op.durationMs, op.attempt, op.version, op.hash, op.replaced];
     case 'unstage':
       return [op.pipeline, op.key, op.stage];
     case 'recomputed':

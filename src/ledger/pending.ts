@@ -44,8 +44,8 @@ export interface PendingRow {
   /** How many times it was published before (from sluice_dispatches). */
   previousDispatches: number;
   quarantined: boolean;
-  /** A done task to recompute from this stage (produce --recompute): its request is recorded before it is sent. */
-  recomputeFrom?: string;
+  /** A done task to recompute (produce --recompute): its request is recorded before it is sent. */
+  recompute?: { fromStage: string; forced: boolean };
   row: Record<string, unknown>;
 }
 

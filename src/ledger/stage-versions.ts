@@ -68,9 +68,12 @@ export async function mayBeStale(
   }
   const recomputes =
     staleAfterMs === null
-      ? 'SELECT 1 FROM sluice_recomputes WHERE pipeline = ?'
-      : 'SELECT 1 FROM sluice_recomputes WHERE pipeline = ? AND requested_at <= NOW(3) - INTERVAL ? MICROSECOND';
-  if (await exists(pool, recomputes, [pipeline, (staleAfterMs ?? 0) * 1000])) return true;
+      ? ['SELECT 1 FROM sluice_recomputes WHERE pipeline = ?', [pipeline]]
+      : [
+          'SELECT 1 FROM sluice_recomputes WHERE pipeline = ? AND requested_at <= NOW(3) - INTERVAL ? MICROSECOND',
+          [pipeline, staleAfterMs * 1000],
+        ];
+  if (await exists(pool, recomputes[0] as string, recomputes[1] as unknown[])) return true;
   for (const s of stages) {
     const [rows] = await pool.query<RowDataPacket[]>(
       'SELECT MIN(first_seen_at) AS since FROM sluice_stage_versions WHERE pipeline = ? AND stage = ?',
@@ -87,4 +90,34 @@ export async function mayBeStale(
     }
   }
   return false;
+}
+
+/**
+ * Every done task has every one of these stages (a pass over them all found none stale, and no recompute is open):
+ * each stage counts as there since the pipeline's first milestone, so the added-stage check finds nothing until a
+ * stage is added again.
+ */
+export async function markStagesPresent(
+  pool: Pool,
+  pipeline: string,
+  stages: readonly StageVersionInfo[],
+): Promise<void> {
+  const [open] = await pool.query<RowDataPacket[]>('SELECT 1 FROM sluice_recomputes WHERE pipeline = ? LIMIT 1', [
+    pipeline,
+  ]);
+  if (open.length > 0) return;
+  let first: Date | null = null;
+  for (const s of stages) {
+    const [rows] = await pool.query<RowDataPacket[]>(
+      'SELECT MIN(created_at) AS first FROM sluice_milestones WHERE pipeline = ? AND stage = ?',
+      [pipeline, s.name],
+    );
+    const at = rows[0]?.first as Date | null | undefined;
+    if (at != null && (first === null || at < first)) first = at;
+  }
+  if (first === null) return;
+  await pool.query(
+    'UPDATE sluice_stage_versions SET first_seen_at = ? WHERE pipeline = ? AND stage IN (?) AND first_seen_at > ?',
+    [first, pipeline, stages.map((s) => s.name), first],
+  );
 }

@@ -36,9 +36,19 @@ export interface StaleTask {
   oldVersion: string | null;
   /** A recompute request no longer in flight is published again. */
   previousRequests: number;
+  /** The stage runs even if its milestone is current (--from-stage, or such a request not carried out). */
+  forced: boolean;
 }
 
 const text = (v: unknown): string => (Buffer.isBuffer(v) ? v.toString('utf8') : asText(v));
+
+/** Only these keys: by the key columns (so by the index), then byte for byte (a collation may match case variants). */
+function keysCondition(src: SourceInfo, keys: readonly string[], params: unknown[]): string {
+  const within = keyInSql(src, keys, params);
+  if (within === 'FALSE' || src.parts.every((p) => p.kind !== 'string')) return ` AND ${within}`;
+  params.push(keys);
+  return ` AND ${within} AND CAST(${keyTextSql(src)} AS BINARY) IN (?)`;
+}
 
 /** The first stale stage's index in SQL (NULL: current), with its parameters. */
 function staleIndex(f: StaleFilter): { sql: string; params: unknown[] } {
@@ -83,12 +93,12 @@ export async function scanStale(
     where += ' AND (c.task_key IS NULL OR c.requested_at <= NOW(3) - INTERVAL ? MICROSECOND)';
     params.push(f.staleAfterMs * 1000);
   }
-  if (f.keys !== undefined) where += ` AND ${keyInSql(src, f.keys, params)}`;
+  if (f.keys !== undefined) where += keysCondition(src, f.keys, params);
   if (after !== undefined) where += ` AND ${keyAfterSql(src, after, params)}`;
   params.push(chunk);
   const versions = f.stages.map((_, i) => `m${i}.version`).join(', ');
   const sql = `SELECT ${k} AS k, ${index.sql} AS st, c.from_stage AS c_from, COALESCE(c.dispatches, 0) AS c_n,
-    ${versions}
+    COALESCE(c.forced, FALSE) AS c_forced, ${versions}
     FROM ${sourceFrom(src)}
     ${result.sql}
     ${joins.join('\n    ')}
@@ -99,18 +109,21 @@ export async function scanStale(
   const [rows] = await pool.query<RowDataPacket[][]>({ sql, rowsAsArray: true }, params);
   const stale: StaleTask[] = [];
   const names = f.stages.map((s) => s.name);
+  const forced = f.fromStage !== undefined;
   for (const r of rows) {
     const st = r[1] === null ? -1 : Number(r[1]);
-    // An unfinished request from an earlier stage than the versions say wins: its stages are not done yet.
-    const requested = r[2] === null ? -1 : names.indexOf(text(r[2]));
+    // An unfinished request from an earlier stage than the versions say wins: its stages are not done yet. One from
+    // a stage the code no longer has starts at the first.
+    const requested = r[2] === null ? -1 : Math.max(0, names.indexOf(text(r[2])));
     const from = st < 0 ? requested : requested < 0 ? st : Math.min(st, requested);
     if (from < 0) continue;
-    const v = r[4 + from];
+    const v = r[5 + from];
     stale.push({
       keyText: text(r[0]),
       fromStage: names[from]!,
       oldVersion: v === null || v === undefined ? null : text(v),
       previousRequests: Number(r[3]),
+      forced: forced || (from === requested && Number(r[4]) === 1),
     });
   }
   const lastRow = rows[rows.length - 1];
@@ -152,7 +165,7 @@ export async function staleRows(pool: Pool, src: SourceInfo, tasks: readonly Sta
       keyText,
       previousDispatches: task.previousRequests,
       quarantined: false,
-      recomputeFrom: task.fromStage,
+      recompute: { fromStage: task.fromStage, forced: task.forced },
       row,
     });
   }
@@ -167,15 +180,16 @@ export async function requestRecomputes(
   pool: Pool,
   pipeline: string,
   runId: string,
-  tasks: ReadonlyArray<{ keyText: string; fromStage: string }>,
+  tasks: ReadonlyArray<{ keyText: string; fromStage: string; forced: boolean }>,
 ): Promise<void> {
   if (tasks.length === 0) return;
   await pool.query(
-    'INSERT INTO sluice_recomputes (pipeline, task_key, from_stage, run_id, dispatches, requested_at) ' +
-      `SELECT ?, j.k, j.s, ?, 1, NOW(3) FROM JSON_TABLE(?, '$[*]' COLUMNS (k VARCHAR(2048) CHARACTER SET utf8mb4 ` +
-      `PATH '$[0]', s VARCHAR(64) PATH '$[1]')) j ON DUPLICATE KEY UPDATE from_stage = VALUES(from_stage), ` +
-      'run_id = VALUES(run_id), dispatches = dispatches + 1, requested_at = VALUES(requested_at)',
-    [pipeline, runId, JSON.stringify(tasks.map((t) => [t.keyText, t.fromStage]))],
+    'INSERT INTO sluice_recomputes (pipeline, task_key, from_stage, forced, run_id, dispatches, requested_at) ' +
+      `SELECT ?, j.k, j.s, j.f, ?, 1, NOW(3) FROM JSON_TABLE(?, '$[*]' COLUMNS (k VARCHAR(2048) CHARACTER SET ` +
+      `utf8mb4 PATH '$[0]', s VARCHAR(64) PATH '$[1]', f INT PATH '$[2]')) j ON DUPLICATE KEY UPDATE ` +
+      'from_stage = VALUES(from_stage), forced = VALUES(forced), run_id = VALUES(run_id), ' +
+      'dispatches = dispatches + 1, requested_at = VALUES(requested_at)',
+    [pipeline, runId, JSON.stringify(tasks.map((t) => [t.keyText, t.fromStage, t.forced ? 1 : 0]))],
   );
 }
 
@@ -195,7 +209,7 @@ export async function acceptVersion(
   for (;;) {
     const params: unknown[] = [];
     let where = '';
-    if (f.keys !== undefined) where += ` AND ${keyInSql(src, f.keys, params)}`;
+    if (f.keys !== undefined) where += keysCondition(src, f.keys, params);
     if (after !== undefined) where += ` AND ${keyAfterSql(src, after, params)}`;
     params.push(chunk);
     const [keys] = await pool.query<RowDataPacket[][]>(

@@ -19,14 +19,17 @@ export interface StoredMilestone {
   output: string | null;
   /** The stage's version that wrote it. */
   version: string;
-  /** MD5 of `output` (lowercase hex), or null for a NULL output. */
+  /** MD5 of `output` (lowercase hex); null on milestones older than the column. */
   hash: string | null;
+  durationMs: number;
 }
 
 /** A recompute asked for by `produce --recompute` (sluice_recomputes): from which stage, by which run. */
 export interface RecomputeRequest {
   fromStage: string;
   runId: string;
+  /** --from-stage: `fromStage` runs even if its milestone is current. */
+  forced: boolean;
 }
 
 export interface TaskState {
@@ -121,11 +124,11 @@ export async function loadTaskState(
     `FROM ${jsonKeysTable('j')} STRAIGHT_JOIN ${table} x ON x.pipeline = ? AND x.task_key = j.k`;
   const branches = [
     `SELECT 'x' AS t, x.task_key, NULL AS stage, NULL AS output, 0 AS n, NULL AS v ${from('sluice_dead_tasks')}`,
-    `SELECT 'm', x.task_key, x.stage, x.output, 0, CONCAT(x.version, ' ', COALESCE(LOWER(HEX(x.output_hash)), '')) ` +
-      from('sluice_milestones'),
+    `SELECT 'm', x.task_key, x.stage, x.output, x.duration_ms, ` +
+      `CONCAT(x.version, ' ', COALESCE(LOWER(HEX(x.output_hash)), '')) ${from('sluice_milestones')}`,
     `SELECT 'a', x.task_key, x.stage, NULL, COUNT(*), NULL ${from('sluice_attempts')} ` +
       'WHERE x.superseded = FALSE GROUP BY x.task_key, x.stage',
-    `SELECT 'c', x.task_key, x.from_stage, NULL, 0, x.run_id ${from('sluice_recomputes')}`,
+    `SELECT 'c', x.task_key, x.from_stage, NULL, x.forced, x.run_id ${from('sluice_recomputes')}`,
   ];
   // Done means a row in the user's result table, however it got there (an earlier offline run too).
   if (src.results === undefined)
@@ -156,12 +159,13 @@ export async function loadTaskState(
           output: jsonText(r.output),
           version: vh.slice(0, cut),
           hash: hash === '' ? null : hash,
+          durationMs: Number(r.n),
         });
         state.milestones.set(key, m);
         break;
       }
       case 'c':
-        state.recompute.set(key, { fromStage: textOf(r.stage), runId: textOf(r.v) });
+        state.recompute.set(key, { fromStage: textOf(r.stage), runId: textOf(r.v), forced: Number(r.n) === 1 });
         break;
       case 'a':
         state.failures.set(`${key}\u0000${textOf(r.stage)}`, Number(r.n));

@@ -22,7 +22,7 @@ export interface OutgoingMessage {
   keyText: string;
   quarantined: boolean;
   /** A recompute (produce --recompute): from which stage. */
-  recomputeFrom?: string | undefined;
+  recompute?: { fromStage: string; forced: boolean } | undefined;
   /** Set by the producer (acked-send.ts: partitionOf), so that each partition's acknowledgement can be checked. */
   partition?: number;
 }

@@ -82,7 +82,7 @@ export function encodeRow(row: PendingRow, enc: PageEncoder): OutgoingMessage | 
     size,
     keyText: row.keyText,
     quarantined: row.quarantined,
-    recomputeFrom: row.recomputeFrom,
+    recompute: row.recompute,
     partition: partitionOf(row.keyText, enc.partitions),
   };
 }

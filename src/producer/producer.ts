@@ -34,7 +34,7 @@ import {
   type RecomputeSummary,
   type StaleRun,
 } from './recompute.js';
-import type { StageVersionInfo } from '../ledger/stage-versions.js';
+import { markStagesPresent, type StageVersionInfo } from '../ledger/stage-versions.js';
 import { UsageError } from '../core/errors.js';
 import { ownKafka, prepareTopic } from './topic.js';
 
@@ -133,6 +133,10 @@ export async function produce(opts: ProduceOptions): Promise<ProduceSummary> {
     const ledger = await ledgerId(pool);
     began = true;
     const staleRun = opts.recompute === undefined ? undefined : recomputeRun(opts, pipeline, pool, source, log);
+    if (opts.recompute?.accept !== undefined && opts.dryRun === true)
+      throw new UsageError(
+        '--accept changes the ledger; it has no dry run (--recompute --dry-run shows what is stale)',
+      );
     if (opts.recompute?.accept !== undefined && staleRun !== undefined) {
       summary.recompute = {
         stale: 0,
@@ -250,6 +254,13 @@ function typedKeys(source: SourceInfo, file: { label: string; lines: readonly st
 /** The source as this run reads it: only the rows --where selects too. */
 function narrowed(source: SourceInfo, where: string | undefined): SourceInfo {
   if (where === undefined) return source;
+  // The operator's own SQL, as trusted as source.where, held to the same rules; a `?` would take a bound value's place.
+  if (where.trim() === '' || where.includes(';') || where.includes('?'))
+    throw new UsageError(
+      `--where must be one SQL condition on ${source.table}'s columns, without ';' or '?': ` +
+        `got ${JSON.stringify(where)}`,
+      `for example: --where "created_at >= '2026-11-01'"`,
+    );
   return { ...source, where: source.where === undefined ? where : `(${source.where}) AND (${where})` };
 }
 
@@ -276,6 +287,7 @@ function recomputeRun(
     pool,
     db: producerDbCall(opts.config.database, log),
     source,
+    narrowed: opts.where !== undefined,
     rate: r.ratePerSecond,
     filter: {
       pipeline: opts.pipeline,
@@ -295,8 +307,19 @@ async function findStale(r: StaleRun, dryRun: boolean): Promise<RecomputeSummary
   if (needed && dryRun) {
     summary.groups = await countStale(r);
     summary.stale = summary.groups.reduce((n, g) => n + g.tasks, 0);
+    if (summary.stale === 0) await settleStages(r);
   }
   return summary;
+}
+
+/**
+ * After a pass over every done task that found none stale, no task lacks an added stage any more: recorded, so that the
+ * next first check answers from the indexes again (ledger/stage-versions.ts markStagesPresent).
+ */
+async function settleStages(r: StaleRun): Promise<void> {
+  const f = r.filter;
+  if (f.keys !== undefined || f.fromStage !== undefined || r.narrowed === true) return;
+  await r.db('recording that every done task has every stage', () => markStagesPresent(r.pool, f.pipeline, f.stages));
 }
 
 async function publish(r: Run, stale?: StaleRun & { rate?: number }): Promise<void> {
@@ -341,7 +364,7 @@ async function publish(r: Run, stale?: StaleRun & { rate?: number }): Promise<vo
       onSkip: (skip: Skip) => recordSkip(log, summary, { ...skip, key: displayKey(r.source, skip.key) }),
     };
     // Fresh tasks first, then the stale ones (paced by --rate): a recompute never goes ahead of new work.
-    if (opts.recompute?.staleOnly !== true) await publishAll(pass, counts);
+    if (opts.recompute?.staleOnly !== true) await publishPending(pass, counts);
     if (stale !== undefined && summary.recompute?.checkedByIndex === false && opts.shutdown?.stopping.aborted !== true)
       await publishStale(pass, stale, counts, summary.recompute, log);
     summary.interrupted = opts.shutdown?.stopping.aborted === true;
@@ -375,6 +398,17 @@ async function publishStale(
     summary.stale = counts.found - found;
     log.info({ stale: summary.stale, published: counts.published - before }, 'stale tasks published');
   }
+  if (summary.stale === 0 && pass.shutdown?.stopping.aborted !== true) await settleStages(stale);
+}
+
+/** Keys (a requeue, --keys-file) looked up per page query: each query names a slice of them, not all. */
+const KEYS_PER_QUERY = 1000;
+
+async function publishPending(pass: PublishRun, counts: PublishCounts): Promise<void> {
+  const keys = pass.filter.keys;
+  if (keys === undefined || keys.length <= KEYS_PER_QUERY) return publishAll(pass, counts);
+  for (let i = 0; i < keys.length && pass.shutdown?.stopping.aborted !== true; i += KEYS_PER_QUERY)
+    await publishAll({ ...pass, filter: { ...pass.filter, keys: keys.slice(i, i + KEYS_PER_QUERY) } }, counts);
 }
 
 function recordSkip(log: Logger, summary: ProduceSummary, s: Skip): void {

@@ -88,7 +88,7 @@ function batchSend(r: PublishRun, counts: PublishCounts, recorder: DispatchRecor
     }
     // A recompute is asked for before it is sent: the worker that receives it must find the request.
     const recomputes = batch.flatMap((m) =>
-      m.recomputeFrom === undefined ? [] : [{ keyText: m.keyText, fromStage: m.recomputeFrom }],
+      m.recompute === undefined ? [] : [{ keyText: m.keyText, ...m.recompute }],
     );
     if (recomputes.length > 0)
       await r.db('recording recompute requests', () =>
@@ -151,15 +151,15 @@ async function sendFailure(
   );
 }
 
-/** Waits as long as it takes for `perSecond` calls a second at most, since the first call. */
+/** Waits as long as it takes for `perSecond` calls a second at most. */
 function pacer(perSecond: number): (signal: AbortSignal | undefined) => Promise<void> {
-  let started: number | undefined;
-  let calls = 0;
+  let next: number | undefined;
   return async (signal) => {
-    started ??= performance.now();
-    calls++;
-    const due = started + ((calls - 1) * 1000) / perSecond;
-    const wait = due - performance.now();
+    // After a stall (Kafka, the database) the pace resumes from now: no burst to catch up.
+    const now = performance.now();
+    next = Math.max(next ?? now, now);
+    const wait = next - now;
+    next += 1000 / perSecond;
     // A stop cuts the wait short; the loop then sees it and ends.
     if (wait > 0) await sleep(wait, signal).catch(() => {});
   };

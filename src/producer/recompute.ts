@@ -55,6 +55,8 @@ export interface StaleRun {
   db: DbCall;
   source: SourceInfo;
   filter: StaleFilter;
+  /** Only some of the source's rows (--where): a pass that finds nothing says nothing of the others. */
+  narrowed?: boolean;
 }
 
 /** Registers the code's stage versions, then whether a pass over the done tasks is needed at all. */
@@ -107,7 +109,11 @@ export async function countStale(r: StaleRun): Promise<StaleGroup[]> {
  * The stale tasks counted per stage and old version, and a hash of the set (each key and its stage, in scan order):
  * what the dashboard's confirmation is checked against.
  */
-export async function staleSet(r: StaleRun): Promise<{ groups: StaleGroup[]; count: number; hash: string }> {
+export async function staleSet(
+  r: StaleRun,
+  collect = false,
+): Promise<{ groups: StaleGroup[]; count: number; hash: string; keys: string[] }> {
+  const keys: string[] = [];
   const to = new Map(r.filter.stages.map((s) => [s.name, s.version]));
   const groups = new Map<string, StaleGroup>();
   const h = createHash('sha256');
@@ -115,6 +121,7 @@ export async function staleSet(r: StaleRun): Promise<{ groups: StaleGroup[]; cou
   for await (const tasks of staleChunks(r))
     for (const t of tasks) {
       count++;
+      if (collect) keys.push(t.keyText);
       h.update(t.keyText).update('\u0000').update(t.fromStage).update('\u0000');
       const id = `${t.fromStage}\u0000${t.oldVersion ?? ''}`;
       const g = groups.get(id) ?? { stage: t.fromStage, from: t.oldVersion, to: to.get(t.fromStage)!, tasks: 0 };
@@ -126,6 +133,7 @@ export async function staleSet(r: StaleRun): Promise<{ groups: StaleGroup[]; cou
     groups: [...groups.values()].sort((a, b) => order.indexOf(a.stage) - order.indexOf(b.stage) || b.tasks - a.tasks),
     count,
     hash: h.digest('hex').slice(0, 16),
+    keys,
   };
 }
 

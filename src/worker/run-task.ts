@@ -11,7 +11,7 @@
 // that reason, and never counts as a failure of the stage or sends the task back to the spool to run again.
 // Only a writer closed during an outage (LedgerClosedError: the worker is stopping) gives the task back.
 
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { PipelineConfig, ResolvedStage } from '../config/config.js';
 import { coerceError, isBug, isRetriable, SluiceError } from '../core/errors.js';
 import { childLogger, type Logger } from '../core/logger.js';
@@ -449,7 +449,17 @@ interface StagesDone {
   lastMilestone: Promise<void> | undefined;
 }
 
-const md5 = (json: string): string => createHash('md5').update(json, 'utf8').digest('hex');
+const md5 = (json: string): Buffer => hash('md5', json, 'buffer');
+
+/** Whether a stage's new output is the one it stored before (by hash; a milestone older than the hash, by its text). */
+const sameOutput = (previous: StoredMilestone, json: string, h: Buffer): boolean =>
+  previous.hash === null ? previous.output === json : previous.hash === h.toString('hex');
+
+/** What the task's stages stored, and which of them this run deleted (they no longer followed from their input). */
+interface Stored {
+  milestones: Map<string, StoredMilestone> | undefined;
+  unstaged: Set<string>;
+}
 
 /**
  * The milestone of a stage that ran. A first run inserts it; one that replaces a stored milestone (a recompute, or
@@ -462,45 +472,63 @@ function milestoneWrites(
   i: number,
   r: Extract<StageResult, { ok: true }>,
   previous: StoredMilestone | undefined,
-  stored: Map<string, StoredMilestone> | undefined,
+  stored: Stored,
 ): { written: Promise<void>; changed: boolean } {
   const stage = rc.pipeline.stages[i]!;
-  const base = { pipeline: rc.pipelineName, key: t.key, stage: stage.name, output: r.json, durationMs: r.ms };
-  if (previous === undefined && stored === undefined)
+  const h = md5(r.json);
+  const base = { pipeline: rc.pipelineName, key: t.key, stage: stage.name, output: r.json, durationMs: r.ms, hash: h };
+  if (stored.milestones === undefined)
     return {
       written: rc.ledger.write({ kind: 'milestone', ...base, attempt: r.attempt, version: stage.version }),
       changed: true,
     };
-  const changed = previous === undefined || previous.hash !== md5(r.json);
+  const changed = previous === undefined || !sameOutput(previous, r.json, h);
   const writes: Array<Promise<void>> = [];
   if (changed)
     for (const later of rc.pipeline.stages.slice(i + 1))
-      if (stored?.delete(later.name) === true)
+      if (stored.milestones.has(later.name) && !stored.unstaged.has(later.name)) {
+        stored.unstaged.add(later.name);
         writes.push(rc.ledger.write({ kind: 'unstage', pipeline: rc.pipelineName, key: t.key, stage: later.name }));
-  writes.push(
-    rc.ledger.write({
-      kind: 'restage',
-      ...base,
-      attempt: r.attempt,
-      version: stage.version,
-      replaced: previous?.version ?? null,
-    }),
-  );
+      }
+  // A milestone this run deleted is gone: written anew, whatever the version read.
+  const replaced = stored.unstaged.delete(stage.name) ? null : (previous?.version ?? null);
+  writes.push(rc.ledger.write({ kind: 'restage', ...base, attempt: r.attempt, version: stage.version, replaced }));
   return { written: writes.length === 1 ? writes[0]! : Promise.all(writes).then(() => {}), changed };
 }
 
 /**
+ * A stored milestone reused. One this run deleted (an earlier stage's output changed, then came out as before on a
+ * stage between) is written back as it was.
+ */
+function reuse(t: Task, rc: RunnerContext, name: string, previous: StoredMilestone, stored: Stored): Promise<void> {
+  if (!stored.unstaged.delete(name)) return Promise.resolve();
+  const json = previous.output ?? 'null';
+  return rc.ledger.write({
+    kind: 'restage',
+    pipeline: rc.pipelineName,
+    key: t.key,
+    stage: name,
+    output: json,
+    durationMs: previous.durationMs,
+    attempt: 1,
+    version: previous.version,
+    hash: md5(json),
+    replaced: null,
+  });
+}
+
+/**
  * The stages of one task in order. A stored milestone of the stage's current version is reused, unless the task is
- * being recomputed from this stage or an earlier stage's output just changed (early cutoff: an output that came out
- * the same leaves the later milestones current).
+ * being recomputed from this stage (--from-stage) or an earlier stage's output just changed. Early cutoff: a stage
+ * whose output comes out as before leaves the later milestones current.
  */
 async function runStages(
   t: Task,
   state: TaskState,
   rc: RunnerContext,
-  fromStage: string | undefined,
+  forcedStage: string | undefined,
 ): Promise<StagesDone | TaskOutcome> {
-  const stored = state.milestones.get(t.key);
+  const stored: Stored = { milestones: state.milestones.get(t.key), unstaged: new Set() };
   const done: StagesDone = { input: t.item.task.payload, json: '', totalAttempts: 1, lastMilestone: undefined };
   done.json = JSON.stringify(done.input) ?? 'null';
   const debug = rc.log.isLevelEnabled('debug');
@@ -508,8 +536,16 @@ async function runStages(
   let upstreamChanged = false;
   for (const [i, stage] of stages.entries()) {
     t.stage = stage.name;
-    const previous = stored?.get(stage.name);
-    if (previous !== undefined && previous.version === stage.version && !upstreamChanged && fromStage !== stage.name) {
+    const previous = stored.milestones?.get(stage.name);
+    if (
+      previous !== undefined &&
+      previous.version === stage.version &&
+      !upstreamChanged &&
+      forcedStage !== stage.name
+    ) {
+      const restored = reuse(t, rc, stage.name, previous, stored);
+      if (i < stages.length - 1) await restored;
+      else done.lastMilestone = restored;
       done.input = previous.output === null ? null : (JSON.parse(previous.output) as unknown);
       done.json = previous.output ?? 'null';
       t.outputs[stage.name] = done.input;
@@ -553,14 +589,21 @@ async function runStages(
 export async function runTask(item: SpoolItem, state: TaskState, rc: RunnerContext): Promise<TaskOutcome> {
   const key = keyText(item.task.key);
   const recompute = state.recompute.get(key);
-  if (state.quarantined.has(key) || (state.done.has(key) && recompute === undefined)) return 'skipped';
+  if (state.quarantined.has(key) || (state.done.has(key) && recompute === undefined)) {
+    // A quarantined task is not recomputed: its request goes (a requeue and the next --recompute find it again).
+    if (recompute !== undefined) await recomputed(new Task(item, key, rc.log, rc.showKey), rc, recompute);
+    return 'skipped';
+  }
   const started = new Date();
   const t0 = performance.now();
   const t = new Task(item, key, rc.log, rc.showKey);
   t.stage = rc.pipeline.stages[0]?.name ?? '';
   try {
-    const ran = await runStages(t, state, rc, recompute?.fromStage);
-    if (typeof ran === 'string') return ran;
+    const ran = await runStages(t, state, rc, recompute?.forced === true ? recompute.fromStage : undefined);
+    if (typeof ran === 'string') {
+      if (ran === 'quarantined' && recompute !== undefined) await recomputed(t, rc, recompute);
+      return ran;
+    }
     const replace = recompute !== undefined;
     let result: Promise<void>;
     if (rc.results !== undefined) {
@@ -604,9 +647,10 @@ export async function runTask(item: SpoolItem, state: TaskState, rc: RunnerConte
 }
 
 /**
- * The recompute request is carried out: deleted after the new result is written (never with it: a result the
- * database refused must leave the request, so that the next --recompute finds the task). A delete that fails leaves a
- * duplicate for the next --recompute, which finds every milestone current and only rewrites the same result.
+ * The recompute request is carried out (or given up: the task was quarantined): deleted after the new result is
+ * written, never with it, so that a result the database refused leaves the request for the next --recompute. A delete
+ * that fails leaves a request the next --recompute publishes again: with every milestone current it reruns nothing
+ * (a --from-stage request reruns that stage) and rewrites the same result.
  */
 async function recomputed(t: Task, rc: RunnerContext, req: RecomputeRequest): Promise<void> {
   try {

@@ -37,6 +37,7 @@ describe('the ledger writer on a batch with rows the database refuses', () => {
       durationMs: 1,
       attempt: 1,
       version: '1',
+      hash: Buffer.alloc(16),
     });
     const outcomes = await Promise.allSettled([
       ledger.write(op('a', '1')),

@@ -50,6 +50,7 @@ describe('LedgerWriter', () => {
         durationMs: 1,
         attempt: 1,
         version: '1',
+        hash: Buffer.alloc(16),
       }),
     ]);
     assert.deepEqual(

@@ -48,17 +48,17 @@ function setup(versions: Record<string, string>, outputs: Record<string, unknown
 
 const stored = (version: string, output: unknown): StoredMilestone => {
   const json = JSON.stringify(output);
-  return { output: json, version, hash: md5(json) };
+  return { output: json, version, hash: md5(json), durationMs: 5 };
 };
 
-function doneState(milestones: Record<string, StoredMilestone>, recompute?: string): TaskState {
+function doneState(milestones: Record<string, StoredMilestone>, recompute?: string, forced = false): TaskState {
   return {
     inSource: new Set(['k']),
     done: new Set(['k']),
     quarantined: new Set(),
     milestones: new Map([['k', new Map(Object.entries(milestones))]]),
     failures: new Map(),
-    recompute: new Map(recompute === undefined ? [] : [['k', { fromStage: recompute, runId: 'run-1' }]]),
+    recompute: new Map(recompute === undefined ? [] : [['k', { fromStage: recompute, runId: 'run-1', forced }]]),
   };
 }
 
@@ -100,8 +100,41 @@ describe('a done task', () => {
 
   it('asked from a stage whose version is current reruns it all the same (--from-stage)', async () => {
     const { rc, calls } = setup({});
-    await runTask(item, doneState(v1, 'match'), rc);
+    await runTask(item, doneState(v1, 'match', true), rc);
     assert.deepEqual(calls, ['match']);
+  });
+
+  it('asked again after a crash, with every milestone current, reruns nothing and rewrites the result', async () => {
+    const { rc, calls, writes } = setup({ lookup: '2' });
+    const current = { ...v1, lookup: stored('2', 'lookup') };
+    assert.equal(await runTask(item, doneState(current, 'lookup'), rc), 'done');
+    assert.deepEqual(calls, []);
+    assert.deepEqual(kinds(writes), ['result', 'recomputed']);
+  });
+
+  it('keeps a later stage when one between comes out as before, and writes back what it deleted', async () => {
+    const { rc, calls, writes } = setup({ ner: '2' }, { ner: 'new ner' });
+    await runTask(item, doneState(v1, 'ner'), rc);
+    assert.deepEqual(calls, ['ner', 'lookup'], 'lookup gave its old output: match is not run');
+    assert.deepEqual(kinds(writes), [
+      'unstage:lookup',
+      'unstage:match',
+      'restage:ner',
+      'restage:lookup',
+      'restage:match',
+      'result',
+      'recomputed',
+    ]);
+    const back = writes[4] as Extract<LedgerOp, { kind: 'restage' }>;
+    assert.deepEqual([back.output, back.version, back.durationMs], ['"match"', '1', 5]);
+  });
+
+  it('quarantined, gives up its request', async () => {
+    const { rc, calls, writes } = setup({ lookup: '2' });
+    const state = doneState(v1, 'lookup');
+    state.quarantined.add('k');
+    assert.equal(await runTask(item, state, rc), 'skipped');
+    assert.deepEqual([calls, kinds(writes)], [[], ['recomputed']]);
   });
 
   it('missing a stage (added later) runs it and the stages after it', async () => {

@@ -1,6 +1,7 @@
--- AlterTable: appended columns (instant on MariaDB 10.3+ and MySQL 8); existing milestones get version '1'.
+-- AlterTable: appended columns with constant defaults, so no table copy (instant on MariaDB 10.3+ and MySQL 8);
+-- existing milestones get version '1' and no hash (the worker hashes their output when it needs to compare).
 ALTER TABLE `sluice_milestones` ADD COLUMN `version` VARCHAR(64) NOT NULL DEFAULT '1',
-    ADD COLUMN `output_hash` BINARY(16) NULL DEFAULT (unhex(md5(`output`))),
+    ADD COLUMN `output_hash` BINARY(16) NULL,
     ADD COLUMN `replaced` VARCHAR(64) NULL;
 
 -- CreateIndex
@@ -11,6 +12,7 @@ CREATE TABLE `sluice_recomputes` (
     `pipeline` VARCHAR(64) NOT NULL,
     `task_key` VARBINARY(2048) NOT NULL,
     `from_stage` VARCHAR(64) NOT NULL,
+    `forced` BOOLEAN NOT NULL DEFAULT false,
     `run_id` VARCHAR(36) NOT NULL,
     `dispatches` INTEGER NOT NULL DEFAULT 1,
     `requested_at` DATETIME(3) NOT NULL,
@@ -32,7 +34,7 @@ CREATE TABLE `sluice_stage_versions` (
 -- since then (MIN per stage reads the (pipeline, stage, created_at) index, not the rows).
 INSERT INTO `sluice_stage_versions` (`pipeline`, `stage`, `version`, `first_seen_at`)
 SELECT s.`pipeline`, s.`stage`, '1', p.`first`
-FROM (SELECT `pipeline`, `stage`, MIN(`created_at`) AS `first` FROM `sluice_milestones` GROUP BY `pipeline`, `stage`) s
+FROM (SELECT DISTINCT `pipeline`, `stage` FROM `sluice_milestones`) s
 JOIN (
     SELECT `pipeline`, MIN(`first`) AS `first` FROM (
         SELECT `pipeline`, MIN(`created_at`) AS `first` FROM `sluice_milestones` GROUP BY `pipeline`, `stage`
