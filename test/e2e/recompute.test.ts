@@ -15,6 +15,9 @@ import { produce, type ProduceOptions, type ProduceSummary } from '../../src/pro
 import { spoolDepth } from '../../src/spool/depth.js';
 import { spoolPaths } from '../../src/spool/layout.js';
 import { collectStatus, isCurrent } from '../../src/status/collect.js';
+import { inspectTask } from '../../src/ledger/inspect.js';
+import { openPool } from '../../src/db/pool.js';
+import { checkPipelineTables } from '../../src/user-tables/pipeline-tables.js';
 import { startWorker } from '../../src/worker/worker.js';
 import { dbConfig, randomName, testDatabase } from '../helpers/db.js';
 import { fileTeardown, onTeardown, tempDir } from '../helpers/fixtures.js';
@@ -48,6 +51,8 @@ interface Versions {
   lookupTag?: string;
   /** Only the first n stages (a stage added later). */
   stages?: number;
+  /** Results into sluice_results instead of the user's table. */
+  ledgerResults?: boolean;
 }
 
 interface Pipe {
@@ -80,12 +85,16 @@ async function pipe(): Promise<Pipe> {
             topic,
             partitions: 2,
             source: { table: source, key: 'id', columns: ['body'] },
-            results: {
-              table: result,
-              key: 'doc_id',
-              columns: ['label'],
-              row: (o: { label?: string; text: string }) => ({ label: o.label ?? o.text }),
-            },
+            ...(v.ledgerResults === true
+              ? {}
+              : {
+                  results: {
+                    table: result,
+                    key: 'doc_id',
+                    columns: ['label'],
+                    row: (o: { label?: string; text: string }) => ({ label: o.label ?? o.text }),
+                  },
+                }),
             stages: [
               {
                 name: 'ner',
@@ -113,18 +122,23 @@ async function pipe(): Promise<Pipe> {
 /** produce, then spool everything it published and work it off. */
 async function runOnce(p: Pipe, c: SluiceConfig, extra: Partial<ProduceOptions> = {}): Promise<ProduceSummary> {
   const s = await produce({ config: c, pipeline: p.name, log, ...extra });
-  if (s.published === 0) return s;
+  await drain(p, c, s.published);
+  return s;
+}
+
+/** Spools the `n` messages published last and works them off. */
+async function drain(p: Pipe, c: SluiceConfig, n: number): Promise<void> {
+  if (n === 0) return;
   const f = await startFetcher({ config: c, pipeline: p.name, log });
   try {
     const paths = spoolPaths(c.spool.dir, p.name);
-    await waitFor(`${s.published} spooled`, async () => (await spoolDepth(paths)).items >= s.published, 60_000);
+    await waitFor(`${n} spooled`, async () => (await spoolDepth(paths)).items >= n, 60_000);
   } finally {
     await f.stop();
   }
   await (
     await startWorker({ config: c, pipeline: p.name, log, exitWhenIdle: true })
   ).done;
-  return s;
 }
 
 const reset = (calls: Calls): void => void Object.assign(calls, { ner: 0, lookup: 0, match: 0 });
@@ -254,5 +268,62 @@ describe('produce --recompute after a stage version changed', () => {
     await runOnce(p, c, { recompute: {} });
     assert.deepEqual(p.calls, { ner: 0, lookup: 0, match: ROWS });
     assert.equal((await labels(p)).get(5), 'doc 5/1');
+  });
+
+  it("replaces the result in sluice_results when the pipeline has no result table of the user's", async () => {
+    const p = await pipe();
+    await runOnce(p, p.config({ ledgerResults: true }));
+    reset(p.calls);
+    const s = await runOnce(p, p.config({ ledgerResults: true, match: '2' }), { recompute: {} });
+    assert.equal(s.published, ROWS);
+    assert.deepEqual(p.calls, { ner: 0, lookup: 0, match: ROWS });
+    const [rows] = await db.query<RowDataPacket[]>(
+      'SELECT COUNT(*) AS n, SUM(JSON_VALUE(output, "$.label") LIKE "%/2") AS new FROM sluice_results WHERE pipeline = ?',
+      [p.name],
+    );
+    assert.deepEqual([Number(rows[0]?.n), Number(rows[0]?.new)], [ROWS, ROWS]);
+  });
+
+  it('--keys-file chooses tasks by their keys as typed, and names the line of a key that is none', async () => {
+    const p = await pipe();
+    const c = p.config({});
+    await runOnce(p, c);
+    reset(p.calls);
+    const typedKeys = { label: 'keys.txt', lines: ['3', '', '5', ''] };
+    const s = await runOnce(p, c, { recompute: { fromStage: 'lookup' }, typedKeys });
+    assert.equal(s.published, 2);
+    // lookup gives what it gave before: match stays (early cutoff).
+    assert.deepEqual(p.calls, { ner: 0, lookup: 2, match: 0 });
+    await assert.rejects(
+      produce({
+        config: c,
+        pipeline: p.name,
+        log,
+        recompute: {},
+        typedKeys: { label: 'keys.txt', lines: ['3', 'x7'] },
+      }),
+      /keys\.txt:2: key "x7"/,
+    );
+  });
+
+  it("--rate paces the stale tasks; inspect shows each milestone's version and what it replaced", async () => {
+    const p = await pipe();
+    await runOnce(p, p.config({}));
+    const c = p.config({ match: '2' });
+    const t0 = performance.now();
+    const s = await produce({ config: c, pipeline: p.name, log, recompute: { ratePerSecond: 20 } });
+    const seconds = (performance.now() - t0) / 1000;
+    assert.equal(s.published, ROWS);
+    assert.ok(seconds >= (ROWS - 1) / 20, `${ROWS} tasks at 20/s took ${seconds.toFixed(2)} s`);
+    await drain(p, c, ROWS);
+    const pool = await openPool(c.database, { poolSize: 1 });
+    onTeardown(file, () => pool.end());
+    const src = await checkPipelineTables(pool, c.pipelines[p.name]!);
+    const record = await inspectTask(pool, src, p.name, '9', c.producer.staleAfterMs);
+    assert.deepEqual(record.milestones.map((m) => [m.stage, m.version, m.replaced]).sort(), [
+      ['lookup', '1', null],
+      ['match', '2', '1'],
+      ['ner', '1', null],
+    ]);
   });
 });
