@@ -278,7 +278,8 @@ describe('produce --recompute after a stage version changed', () => {
     assert.equal(s.published, ROWS);
     assert.deepEqual(p.calls, { ner: 0, lookup: 0, match: ROWS });
     const [rows] = await db.query<RowDataPacket[]>(
-      'SELECT COUNT(*) AS n, SUM(JSON_VALUE(output, "$.label") LIKE "%/2") AS new FROM sluice_results WHERE pipeline = ?',
+      'SELECT COUNT(*) AS n, SUM(JSON_VALUE(output, "$.label") LIKE "%/2") AS new FROM sluice_results ' +
+        'WHERE pipeline = ?',
       [p.name],
     );
     assert.deepEqual([Number(rows[0]?.n), Number(rows[0]?.new)], [ROWS, ROWS]);
